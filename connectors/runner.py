@@ -1,0 +1,186 @@
+"""Runs a connector: reads files, publishes events, dead-letters bad rows,
+keeps the cursor and the metrics. The connector itself never sees Kafka."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterator
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from connectors.offsets import FileCursor, OffsetStore, fingerprint
+from connectors.sdk import Connector, RowRejected, SourceRow
+from connectors.tabular import TABULAR_SUFFIXES, FileFormatError
+from hub.domain.events import event_key
+from hub.metrics import Metrics
+from hub.serde import Serde
+from hub.settings import Settings
+from hub.topics import DEADLETTER_TOPIC, events_topic
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_ROWS = 10_000
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge every record; the cursor was not advanced."""
+
+
+@dataclass
+class RunSummary:
+    connector: str
+    file: str
+    rows_read: int = 0
+    events_published: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    already_delivered: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def line(self) -> str:
+        rejected = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
+        skipped = f", {self.already_delivered} rows already delivered" if self.already_delivered else ""
+        return (f"{self.connector} {self.file}: {self.rows_read} rows read, "
+                f"{self.events_published} events published, {self.rows_rejected} rejected "
+                f"({rejected}){skipped} in {self.elapsed_s:.2f}s")
+
+
+def producer_config(settings: Settings) -> dict[str, object]:
+    return {"bootstrap.servers": settings.broker_url, "linger.ms": 20, "acks": "all",
+            "enable.idempotence": True, "compression.type": "lz4",
+            "message.timeout.ms": 120_000}
+
+
+def dead_letter(stage: str, reason_code: str, reason: str, original: dict[str, str],
+                file: str | None = None, row: int | None = None, column: str | None = None) -> dict[str, object]:
+    return {"stage": stage, "source_file": file, "source_row": row, "column": column,
+            "reason_code": reason_code, "reason": reason, "original": original,
+            "failed_at": dt.datetime.now(dt.timezone.utc)}
+
+
+class ConnectorRunner:
+    def __init__(self, settings: Settings, connector: Connector, metrics: Metrics,
+                 serde: Serde | None = None) -> None:
+        self.settings = settings
+        self.connector = connector
+        self.metrics = metrics.connector
+        self.serde = serde or Serde(settings)
+        self.topic = events_topic(connector.agency)
+        self.producer = Producer(producer_config(settings))
+        self.offsets = OffsetStore(settings, self.serde, self.producer)
+        self._encode_event = self.serde.encoder(self.topic, "event")
+        self._encode_dead = self.serde.encoder(DEADLETTER_TOPIC, "deadletter")
+        self._errors: list[KafkaError] = []
+
+    # -- publishing -------------------------------------------------------
+    def _delivered(self, started: float, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._errors.append(err)
+        else:
+            self.metrics.publish_latency.labels(self.connector.name).observe(time.perf_counter() - started)
+
+    def _produce(self, topic: str, key: str, value: bytes) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, key=key.encode(), value=value,
+                                      on_delivery=partial(self._delivered, time.perf_counter()))
+                return
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self.producer.poll(0.1)
+
+    def _checkpoint(self, file_fp: str, path: Path, cursor: FileCursor) -> None:
+        remaining = self.producer.flush(60)
+        if remaining or self._errors:
+            errors, self._errors = self._errors, []
+            raise PublishError(f"{len(errors) + remaining} records not acknowledged "
+                               f"({errors[0] if errors else 'timeout'}); cursor kept at the last checkpoint")
+        self.offsets.put(self.connector.name, file_fp, str(path), cursor)
+        self.producer.flush(60)
+
+    def _reject(self, summary: RunSummary, code: str, reason: str, original: dict[str, str],
+                file: str, row: int | None, column: str | None) -> None:
+        summary.rejected[code] += 1
+        self.metrics.records_rejected.labels(self.connector.name, code).inc()
+        where = f"{file}" + (f", row {row}" if row else "") + (f", column {column!r}" if column else "")
+        log.warning("%s rejected %s: %s", self.connector.name, where, reason)
+        self._produce(DEADLETTER_TOPIC, self.connector.name, self._encode_dead(
+            dead_letter(self.connector.name, code, reason, original, file, row, column)))
+
+    # -- running ------------------------------------------------------------
+    def run_file(self, path: Path) -> RunSummary:
+        started = time.perf_counter()
+        name = self.connector.name
+        summary = RunSummary(name, str(path))
+        file_fp = fingerprint(path)
+        cursor = self.offsets.get(name, file_fp)
+        if cursor.complete:
+            summary.already_delivered = cursor.rows_done - 1
+            summary.elapsed_s = time.perf_counter() - started
+            return summary
+        last_row = cursor.rows_done
+        try:
+            rows: Iterator[SourceRow] = self.connector.read(path)
+            for row in rows:
+                if row.number <= cursor.rows_done:
+                    summary.already_delivered += 1
+                    continue
+                summary.rows_read += 1
+                self.metrics.records_read.labels(name).inc()
+                self._publish_row(row, summary)
+                last_row = row.number
+                if summary.rows_read % CHECKPOINT_ROWS == 0:
+                    self._checkpoint(file_fp, path, FileCursor(last_row, False))
+        except FileFormatError as exc:
+            self._reject(summary, exc.reason_code, str(exc), {}, str(path), exc.row, exc.column)
+        self._checkpoint(file_fp, path, FileCursor(max(last_row, 1), True))
+        self.metrics.last_success.labels(name).set_to_current_time()
+        summary.elapsed_s = time.perf_counter() - started
+        return summary
+
+    def _publish_row(self, row: SourceRow, summary: RunSummary) -> None:
+        received_at = dt.datetime.now(dt.timezone.utc)
+        try:
+            events = self.connector.events(row, received_at)
+            encoded = [(event_key(e), self._encode_event(e)) for e in events]
+        except RowRejected as exc:
+            self._reject(summary, exc.reason_code, str(exc), self.connector.redacted_original(row),
+                         row.file, row.number, exc.column)
+            return
+        except Exception as exc:  # a connector bug must not stop the file: dead-letter the row
+            log.exception("%s failed on %s row %s", self.connector.name, row.file, row.number)
+            self._reject(summary, "connector_error", f"{type(exc).__name__}: {exc}",
+                         self.connector.redacted_original(row), row.file, row.number, None)
+            return
+        for key, value in encoded:
+            self._produce(self.topic, key, value)
+        summary.events_published += len(encoded)
+        self.metrics.events_published.labels(self.connector.name, self.topic).inc(len(encoded))
+
+    def follow(self, folder: Path, interval_s: float = 2.0,
+               should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunSummary]:
+        """Process every export in ``folder`` and keep picking up new ones."""
+        seen: dict[Path, float] = {}
+        while not should_stop():
+            for path in sorted(folder.iterdir()):
+                if path.suffix.lower() not in TABULAR_SUFFIXES or path.name.startswith((".", "~$")):
+                    continue
+                mtime = path.stat().st_mtime
+                # a file still being written changes between polls: wait until it settles
+                if seen.get(path) == mtime:
+                    continue
+                if time.time() - mtime < interval_s:
+                    continue
+                seen[path] = mtime
+                yield self.run_file(path)
+            time.sleep(interval_s)
+
+    def close(self) -> None:
+        self.producer.flush(30)

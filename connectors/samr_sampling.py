@@ -1,0 +1,83 @@
+"""Market supervision sampling failures (不合格产品信息), the SAMR announcement layout.
+
+No USCC column: each row names two businesses, the nominal producer
+(标称生产企业) and the sampled seller (被抽样单位). Each becomes an event of
+its own (roles PRODUCER and SELLER) so each business collects its history.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from connectors.sdk import Connector, Row, RowRejected, business, parse_measure
+from hub.domain.events import Agency, BusinessRole, Event, EventKind, TestResult, make_event
+
+_ITEM_SEPARATORS = re.compile(r"[\r\n；;]+")
+_FIELD_SEPARATOR = re.compile(r"‖|\|\|")
+
+
+def parse_failures(cell: str) -> list[TestResult]:
+    """'克伦特罗‖0.52μg/kg‖不得检出；铅(以Pb计)‖0.8mg/kg‖≤0.5mg/kg' -> test results."""
+    results: list[TestResult] = []
+    for chunk in _ITEM_SEPARATORS.split(cell):
+        if not chunk.strip():
+            continue
+        parts = [p.strip() for p in _FIELD_SEPARATOR.split(chunk)]
+        if not parts[0]:
+            raise RowRejected("bad_failure_item", f"failure item without a name: {chunk!r}")
+        result = parts[1] if len(parts) > 1 and parts[1] else None
+        value, unit = parse_measure(result)
+        results.append({"item": parts[0], "result": result, "value": value, "unit": unit,
+                        "limit": parts[2] if len(parts) > 2 and parts[2] else None, "failed": True})
+    return results
+
+
+class SamrSamplingConnector(Connector):
+    name = "samr.sampling"
+    agency = Agency.SAMR
+    description = "SAMR food sampling failures (不合格产品信息); no USCC, two businesses per row"
+    columns = {
+        "序号": "seq", "抽样编号": "sample_no", "标称生产企业名称": "producer_name",
+        "标称生产企业地址": "producer_address", "被抽样单位名称": "seller_name",
+        "被抽样单位地址": "seller_address", "食品名称": "product", "规格型号": "specification",
+        "商标": "brand", "生产日期/批号": "batch", "不合格项目‖检验结果‖标准值": "failures",
+        "分类": "category", "公告号": "announcement_no", "公告日期": "announced_on",
+        "检验机构": "laboratory", "备注": "remarks",
+    }
+    optional_columns = frozenset({"序号", "备注", "规格型号", "商标"})
+
+    def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:
+        sample_no = row.required("sample_no")
+        product = row.required("product")
+        seller = row.required("seller_name")
+        try:
+            findings = parse_failures(row.required("failures"))
+        except RowRejected as exc:
+            raise RowRejected(exc.reason_code, str(exc), "不合格项目‖检验结果‖标准值") from None
+        if not findings:
+            raise RowRejected("missing_value", "no failure item", "不合格项目‖检验结果‖标准值")
+        announced_on = row.date("announced_on")
+        assert announced_on is not None
+        producer = row.text("producer_name")
+        items = "、".join(f["item"] + (f"({f['result']})" if f["result"] else "") for f in findings)
+        parties = [(BusinessRole.SELLER, seller, row.text("seller_address"), producer)]
+        if producer and producer != seller:
+            parties.append((BusinessRole.PRODUCER, producer, row.text("producer_address"), seller))
+        events = []
+        for role, name, address, counterpart in parties:
+            detail = {
+                "product": product, "specification": row.text("specification"),
+                "brand": row.text("brand"), "batch": row.text("batch"),
+                "category": row.text("category"), "announcement_no": row.text("announcement_no"),
+                "announced_on": announced_on, "laboratory": row.text("laboratory"),
+                "counterpart_name": counterpart, "remarks": row.text("remarks"),
+            }
+            events.append(make_event(
+                connector=self.name, agency=self.agency, kind=EventKind.SAMPLING_FAILURE,
+                source_record_id=sample_no, file=row.source.file, row=row.source.number,
+                occurred_on=announced_on, received_at=received_at,
+                business=business(name, address=address, role=role), adverse=True,
+                summary=f"抽检不合格: {product} {items}", findings=findings,
+                detail=("cn.supervision.hub.SamplingFailureDetail", detail),
+                id_suffix=f":{role.value.lower()}"))
+        return events

@@ -1,0 +1,227 @@
+"""The connector base an agency builds on.
+
+A connector declares its export layout (Chinese column -> canonical field),
+which fields are required and which hold personal data, and turns one
+validated row into canonical events. Reading files, cursors, producing,
+dead-lettering and metrics belong to ``connectors.runner``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import ClassVar, Iterator, Mapping
+
+from connectors.tabular import FileFormatError, normalise_header, read_rows
+from hub.domain.events import Agency, Business, BusinessRole, Event
+from hub.domain.identifiers import (InvalidIdentifier, uscc_region, validate_licence,
+                                    validate_registration_number, validate_uscc)
+from hub.domain.pii import PersonalDataHasher, scrub, split_people
+
+
+class RowRejected(ValueError):
+    """A row that cannot be accepted; it goes to the dead-letter topic."""
+
+    def __init__(self, reason_code: str, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.reason_code, self.column = reason_code, column
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    file: str
+    number: int  # 1-based record number, header is 1
+    cells: Mapping[str, str]  # canonical field -> cell text
+    original: Mapping[str, str]  # Chinese header -> cell text, for dead letters
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日")
+_MEASURE = re.compile(r"^\s*(?:[<>≤≥＜＞]=?)?\s*(-?\d+(?:\.\d+)?)\s*(.*?)\s*$")
+_EMPTY = {"", "/", "-", "—", "无", "null", "NULL"}
+
+
+class Row:
+    """Typed access to one row's cells; every failure names the column."""
+
+    def __init__(self, source: SourceRow, headers: Mapping[str, str]) -> None:
+        self.source = source
+        self._headers = headers  # canonical field -> Chinese header
+
+    def _column(self, field: str) -> str:
+        return self._headers.get(field, field)
+
+    def text(self, field: str) -> str | None:
+        value = self.source.cells.get(field, "").strip()
+        return None if value in _EMPTY else value
+
+    def required(self, field: str) -> str:
+        value = self.text(field)
+        if value is None:
+            raise RowRejected("missing_value", f"required value is empty", self._column(field))
+        return value
+
+    def date(self, field: str, required: bool = True) -> dt.date | None:
+        value = self.required(field) if required else self.text(field)
+        if value is None:
+            return None
+        head = value.split(" ")[0].split("T")[0]
+        for fmt in _DATE_FORMATS:
+            try:
+                return dt.datetime.strptime(head, fmt).date()
+            except ValueError:
+                continue
+        raise RowRejected("bad_date", f"{value!r} is not a date", self._column(field))
+
+    def decimal(self, field: str, scale: int = 1) -> Decimal | None:
+        """A number, multiplied by ``scale`` (10 000 for amounts in 万元)."""
+        value = self.text(field)
+        if value is None:
+            return None
+        cleaned = value.replace(",", "").replace("，", "").removesuffix("元").removesuffix("万")
+        try:
+            number = Decimal(cleaned) * scale
+        except InvalidOperation:
+            raise RowRejected("bad_number", f"{value!r} is not a number", self._column(field)) from None
+        if number < 0:
+            raise RowRejected("bad_number", f"{value!r} is negative", self._column(field))
+        return number.quantize(Decimal("0.01"))
+
+    def choice(self, field: str, choices: Mapping[str, str], required: bool = True) -> str | None:
+        value = self.required(field) if required else self.text(field)
+        if value is None:
+            return None
+        if value not in choices:
+            raise RowRejected("unknown_value", f"{value!r} is not one of {'/'.join(choices)}",
+                              self._column(field))
+        return choices[value]
+
+    def uscc(self, field: str) -> str | None:
+        value = self.text(field)
+        if value is None:
+            return None
+        try:
+            return validate_uscc(value)
+        except InvalidIdentifier as exc:
+            raise RowRejected("invalid_business_id", str(exc), self._column(field)) from None
+
+    def licence(self, field: str) -> str | None:
+        value = self.text(field)
+        if value is None:
+            return None
+        try:
+            return validate_licence(value)
+        except InvalidIdentifier as exc:
+            raise RowRejected("invalid_licence", str(exc), self._column(field)) from None
+
+    def registration_number(self, field: str) -> str | None:
+        value = self.text(field)
+        if value is None:
+            return None
+        try:
+            return validate_registration_number(value)
+        except InvalidIdentifier as exc:
+            raise RowRejected("invalid_registration_number", str(exc), self._column(field)) from None
+
+
+def parse_measure(text: str | None) -> tuple[float | None, str | None]:
+    """'0.52μg/kg' -> (0.52, 'μg/kg'); '未检出' -> (None, None)."""
+    if not text:
+        return None, None
+    match = _MEASURE.match(text)
+    if not match:
+        return None, None
+    return float(match.group(1)), (match.group(2) or None)
+
+
+def business(name: str, *, business_id: str | None = None, address: str | None = None,
+             licence_number: str | None = None, registration_number: str | None = None,
+             role: BusinessRole = BusinessRole.SUBJECT) -> Business:
+    return {
+        "business_id": business_id,
+        "name": name,
+        "address": address,
+        "region_code": uscc_region(business_id) if business_id else None,
+        "licence_number": licence_number,
+        "registration_number": registration_number,
+        "role": role.value,
+    }
+
+
+class Connector(ABC):
+    """Subclass, declare the layout, implement ``to_events``."""
+
+    name: ClassVar[str]
+    agency: ClassVar[Agency]
+    description: ClassVar[str] = ""
+    #: Chinese column header -> canonical field name.
+    columns: ClassVar[Mapping[str, str]]
+    #: Headers that an export may leave out.
+    optional_columns: ClassVar[frozenset[str]] = frozenset()
+    #: Canonical fields that hold personal names or ID numbers.
+    personal_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, hasher: PersonalDataHasher) -> None:
+        self.hasher = hasher
+        self._by_header = {normalise_header(h): f for h, f in self.columns.items()}
+        self._headers = {f: h for h, f in self.columns.items()}
+
+    def read(self, path: Path) -> Iterator[SourceRow]:
+        """Rows as canonical cells. A header that is missing or unknown is a
+        file-level error naming the column."""
+        rows = read_rows(path)
+        header = next(rows, None)
+        if header is None:
+            raise FileFormatError(str(path), "the file is empty", reason_code="empty_file")
+        fields: list[str | None] = []
+        for raw in header:
+            norm = normalise_header(raw)
+            if not norm:
+                fields.append(None)  # Excel's trailing blank columns
+                continue
+            if norm not in self._by_header:
+                raise FileFormatError(str(path), f"unknown column for {self.name}", row=1,
+                                      column=raw, reason_code="unknown_column")
+            fields.append(self._by_header[norm])
+        present = {f for f in fields if f}
+        for header_name, field in self.columns.items():
+            if field not in present and header_name not in self.optional_columns:
+                raise FileFormatError(str(path), f"required column is missing for {self.name}",
+                                      row=1, column=header_name, reason_code="missing_column")
+        for number, cells in enumerate(rows, start=2):
+            if not any(cells):
+                continue
+            values = {f: (cells[i] if i < len(cells) else "") for i, f in enumerate(fields) if f}
+            original = {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(header) if h}
+            yield SourceRow(str(path), number, values, original)
+
+    def people(self, row: SourceRow) -> list[str]:
+        """The personal values in the row (names, ID numbers), to hash and mask."""
+        return [p for f in self.personal_fields for p in personal_values(row.cells.get(f, ""))]
+
+    def redacted_original(self, row: SourceRow) -> dict[str, str]:
+        """The row for a dead letter: personal columns hashed, free text scrubbed."""
+        people = self.people(row)
+        personal = {normalise_header(self._headers[f]) for f in self.personal_fields}
+        out: dict[str, str] = {}
+        for header, value in row.original.items():
+            if normalise_header(header) in personal:
+                out[header] = ";".join(self.hasher.ref(p) for p in personal_values(value))
+            else:
+                out[header] = scrub(value, people) or ""
+        return out
+
+    def events(self, source: SourceRow, received_at: dt.datetime) -> list[Event]:
+        """Validate one row and turn it into events; raises RowRejected."""
+        return self.to_events(Row(source, self._headers), received_at)
+
+    @abstractmethod
+    def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:
+        ...
+
+
+def personal_values(cell: str) -> list[str]:
+    """Names or ID numbers in one cell; several are separated by 、 , ; etc."""
+    return [p for p in split_people(cell) if p not in _EMPTY]

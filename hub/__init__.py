@@ -1,0 +1,1 @@
+"""supervision-hub: a Kafka-native integration hub for supervision agencies."""

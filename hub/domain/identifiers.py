@@ -1,0 +1,111 @@
+"""Business and licence identifiers.
+
+The USCC (统一社会信用代码, GB 32100-2015) checksum is python-stdnum's; this
+module adds what stdnum does not check: the registering-authority and
+entity-type codes (GB 32100-2015 appendix A) and a real administrative-division
+code (GB/T 2260, stdnum's ``cn/loc`` table).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from stdnum import numdb
+from stdnum.cn import uscc
+from stdnum.exceptions import ValidationError
+
+# Registering authority (登记管理部门) -> the entity types (机构类别) it issues.
+_AUTHORITY_TYPES: dict[str, str] = {
+    "1": "1239",   # 机构编制
+    "2": "19",     # 外交
+    "3": "123459", # 司法行政
+    "4": "19",     # 文化
+    "5": "1239",   # 民政
+    "6": "129",    # 旅游
+    "7": "129",    # 宗教
+    "8": "19",     # 工会
+    "9": "123",    # 市场监督管理 (工商): 1 企业, 2 个体工商户, 3 农民专业合作社
+    "A": "19",     # 中央军委改革和编制办公室
+    "N": "1239",   # 农业
+    "Y": "1",      # 其他
+}
+
+_LICENCE = re.compile(r"^(SC|JY)\d{14}$")
+_REGISTRATION = re.compile(r"^\d{15}$")
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier failed validation; the message says which check."""
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    name: str
+
+
+@lru_cache(maxsize=4096)
+def region(code: str) -> Region | None:
+    """The GB/T 2260 division named by a 6-digit code, or None if there is none.
+
+    A province-level code (``xx0000``) or prefecture (``xxxx00``) is accepted as
+    well as a county."""
+    if not re.fullmatch(r"\d{6}", code):
+        return None
+    parts = numdb.get("cn/loc").info(code)
+    if len(parts) < 2 or not parts[0][1] or not parts[1][1]:
+        return None
+    province = parts[0][1]["province"]
+    county = _current_name(parts[1][1]["county"])
+    prefecture = ""
+    if code[4:] != "00":
+        pref = numdb.get("cn/loc").info(code[:4] + "00")
+        if len(pref) >= 2 and pref[1][1]:
+            prefecture = _current_name(pref[1][1]["county"])
+    if code[2:] == "0000":
+        return Region(code, province)
+    names = [province] + ([prefecture] if prefecture and prefecture not in {"市辖区", "县"} else []) + [county]
+    return Region(code, "".join(dict.fromkeys(names)))
+
+
+def _current_name(entry: str) -> str:
+    """The latest of the dated names stdnum lists, e.g. '[1983-2019]桥东区,[2020-]襄都区'."""
+    return re.sub(r"^\[[^\]]*\]", "", entry.split(",")[-1])
+
+
+def validate_uscc(raw: str) -> str:
+    """The compact, validated USCC; raises InvalidIdentifier saying what is wrong."""
+    try:
+        number = uscc.validate(raw)
+    except ValidationError as exc:
+        raise InvalidIdentifier(f"{raw!r} is not a valid USCC: {exc}") from exc
+    authority, kind = number[0], number[1]
+    types = _AUTHORITY_TYPES.get(authority)
+    if types is None:
+        raise InvalidIdentifier(f"{raw!r}: unknown registering-authority code {authority!r}")
+    if kind not in types:
+        raise InvalidIdentifier(f"{raw!r}: entity type {kind!r} is not issued by authority {authority!r}")
+    if region(number[2:8]) is None:
+        raise InvalidIdentifier(f"{raw!r}: {number[2:8]} is not an administrative-division code")
+    return number
+
+
+def uscc_region(number: str) -> str:
+    return number[2:8]
+
+
+def validate_licence(raw: str) -> str:
+    """A food production (SC) or business (JY) licence number."""
+    number = re.sub(r"\s", "", raw).upper()
+    if not _LICENCE.match(number):
+        raise InvalidIdentifier(f"{raw!r} is not a food licence number (SC or JY followed by 14 digits)")
+    return number
+
+
+def validate_registration_number(raw: str) -> str:
+    """The pre-2015 15-digit business registration number (工商注册号)."""
+    number = re.sub(r"\s", "", raw)
+    if not _REGISTRATION.match(number):
+        raise InvalidIdentifier(f"{raw!r} is not a 15-digit business registration number")
+    return number

@@ -1,0 +1,60 @@
+"""Prometheus metrics. Names follow Prometheus conventions: ``hub_`` prefix,
+base units (seconds), ``_total`` counters. Label values are connectors,
+agencies, rules and reasons: never a business ID or a person."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class ConnectorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.records_read = Counter("hub_connector_records_read_total",
+                                    "Source rows read by a connector", ["connector"], registry=registry)
+        self.events_published = Counter("hub_connector_events_published_total",
+                                        "Events published by a connector", ["connector", "topic"],
+                                        registry=registry)
+        self.records_rejected = Counter("hub_connector_records_rejected_total",
+                                        "Rows sent to the dead-letter topic, by reason",
+                                        ["connector", "reason"], registry=registry)
+        self.last_success = Gauge("hub_connector_last_success_timestamp_seconds",
+                                  "When a connector last finished a file without error",
+                                  ["connector"], registry=registry)
+        self.publish_latency = Histogram("hub_connector_publish_latency_seconds",
+                                         "From produce() to the broker's acknowledgement",
+                                         ["connector"], buckets=LATENCY_BUCKETS, registry=registry)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events_processed = Counter("hub_worker_events_processed_total",
+                                        "Events processed by the workers", ["agency"], registry=registry)
+        self.duplicates = Counter("hub_worker_duplicates_suppressed_total",
+                                  "Events already seen (same agency and source record)",
+                                  ["agency"], registry=registry)
+        self.dead_letters = Counter("hub_worker_dead_letters_total",
+                                    "Events the worker could not process", ["reason"], registry=registry)
+        self.leads_published = Counter("hub_worker_leads_published_total",
+                                       "Lead versions published, by rule family", ["rule"],
+                                       registry=registry)
+        self.event_to_lead = Histogram("hub_worker_event_to_lead_latency_seconds",
+                                       "From an event's arrival at the hub to the lead it updated",
+                                       buckets=LATENCY_BUCKETS, registry=registry)
+        self.table_entries = Gauge("hub_worker_table_entries",
+                                   "Entries in the worker's state tables on this worker", ["table"],
+                                   registry=registry)
+
+
+class Metrics:
+    """All of a process's metrics in one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connector = ConnectorMetrics(self.registry)
+        self.worker = WorkerMetrics(self.registry)
+
+    def serve(self, host: str, port: int) -> int:
+        """Expose /metrics; returns the port (0 picks a free one)."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_port)

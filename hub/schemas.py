@@ -1,0 +1,109 @@
+"""Avro contracts: the local registry in ``schemas/`` and compatibility checks.
+
+``schemas/registry.json`` lists every contract's released versions with a
+stable schema ID and the fingerprint (SHA-256 of the Parsing Canonical Form) of
+the file it was released from. With no schema registry URL configured, these
+IDs are the ones written into the Confluent wire format.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.utils import generate_many
+
+REGISTRY_FILE = "registry.json"
+
+
+class SchemaCheckError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    contract: str
+    version: int
+    schema_id: int
+    file: Path
+    fingerprint: str
+
+    @cached_property
+    def raw(self) -> dict[str, Any]:
+        return json.loads(self.file.read_text(encoding="utf-8"))
+
+    @cached_property
+    def parsed(self) -> Any:
+        return fastavro.parse_schema(self.raw)
+
+    def current_fingerprint(self) -> str:
+        return fingerprint(to_parsing_canonical_form(self.parsed), "SHA-256")
+
+
+class LocalRegistry:
+    """``schemas/`` read as a schema registry."""
+
+    def __init__(self, schema_dir: Path) -> None:
+        self.schema_dir = schema_dir
+        manifest = json.loads((schema_dir / REGISTRY_FILE).read_text(encoding="utf-8"))
+        self.versions: dict[str, list[SchemaVersion]] = {
+            name: [SchemaVersion(name, int(v["version"]), int(v["id"]), schema_dir / v["file"],
+                                 v.get("fingerprint", "")) for v in entries]
+            for name, entries in manifest["contracts"].items()
+        }
+        self.by_id = {v.schema_id: v for vs in self.versions.values() for v in vs}
+
+    def latest(self, contract: str) -> SchemaVersion:
+        return self.versions[contract][-1]
+
+
+def _backward_compatible(reader: Any, writer: Any, samples: int = 50) -> str | None:
+    """None if data written with ``writer`` can be read with ``reader``; else why not.
+
+    fastavro's schema resolution decides: we write generated records with the
+    old schema and read them with the new one."""
+    import io
+
+    for record in generate_many(writer, samples):
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, writer, record)
+        buf.seek(0)
+        try:
+            fastavro.schemaless_reader(buf, writer, reader)
+        except Exception as exc:  # SchemaResolutionError and friends
+            return str(exc)
+    return None
+
+
+def check(schema_dir: Path) -> list[str]:
+    """Every problem with the contracts in ``schema_dir``; empty when all is well."""
+    problems: list[str] = []
+    registry = LocalRegistry(schema_dir)
+    ids: dict[int, str] = {}
+    for contract, versions in registry.versions.items():
+        previous: SchemaVersion | None = None
+        for v in versions:
+            label = f"{contract} v{v.version} ({v.file.name})"
+            if v.schema_id in ids:
+                problems.append(f"{label}: schema id {v.schema_id} already used by {ids[v.schema_id]}")
+            ids[v.schema_id] = label
+            try:
+                v.parsed
+            except Exception as exc:
+                problems.append(f"{label}: does not parse: {exc}")
+                continue
+            if v.fingerprint and v.fingerprint != v.current_fingerprint():
+                problems.append(f"{label}: the released schema was edited; released versions are "
+                                f"immutable, add a new version instead")
+            if not v.fingerprint:
+                problems.append(f"{label}: no fingerprint recorded in {REGISTRY_FILE}")
+            if previous is not None:
+                why = _backward_compatible(v.parsed, previous.parsed)
+                if why:
+                    problems.append(f"{label}: not backward compatible with v{previous.version}: {why}")
+            previous = v
+    return problems

@@ -1,0 +1,115 @@
+"""One settings object for every hub command.
+
+Precedence, lowest first: built-in defaults (which work on the embedded
+broker), a TOML config file (``--config`` or ``HUB_CONFIG``), environment
+variables (``HUB_<FIELD>`` upper-cased), then explicit overrides from the CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEV_PII_KEY = "supervision-hub-development-key"
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Parameters of the lead rules (see ``hub.domain.rules``)."""
+
+    cross_agency_window_days: int = 90
+    cross_agency_min_agencies: int = 2
+    repeat_offender_window_days: int = 180
+    repeat_offender_min_findings: int = 2
+    counterfeit_threshold_yuan: int = 50_000
+    # Non-food substances (Criminal Law art. 144) and banned pesticides:
+    # any detection is a criminal referral whatever the amount.
+    non_food_substances: tuple[str, ...] = (
+        "克伦特罗", "盐酸克伦特罗", "莱克多巴胺", "沙丁胺醇", "三聚氰胺", "苏丹红",
+        "孔雀石绿", "隐色孔雀石绿", "硝基呋喃", "呋喃唑酮", "呋喃西林", "硼砂", "硼酸",
+        "吊白块", "甲醛次硫酸氢钠", "罂粟壳", "西地那非",
+    )
+    banned_pesticides: tuple[str, ...] = (
+        "克百威", "甲拌磷", "氧乐果", "甲胺磷", "对硫磷", "甲基对硫磷", "久效磷",
+        "磷胺", "水胺硫磷", "灭线磷", "涕灭威", "灭多威", "氟虫腈", "毒死蜱",
+        "治螟磷", "内吸磷", "特丁硫磷", "甲基异柳磷",
+    )
+    # History kept per business: older events than this are forgotten.
+    history_days: int = 400
+    history_max_events: int = 200
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Broker: empty means "start the embedded Tansu broker".
+    broker_url: str = ""
+    schema_registry_url: str = ""
+    schema_dir: Path = REPO_ROOT / "schemas"
+    state_dir: Path = Path(".hub-state")
+    topic_partitions: int = 4
+    replication_factor: int = 1
+    # Tansu holds a group join for half the session timeout; real Kafka needs >= 6 s.
+    session_timeout_s: float = 2.0
+    heartbeat_interval_s: float = 0.5
+    app_id: str = "supervision-hub"
+    pii_key: str = DEV_PII_KEY
+    metrics_port: int = 9400
+    metrics_host: str = "127.0.0.1"
+    worker_batch_size: int = 500
+    worker_batch_within_s: float = 0.05
+    rules: RuleSettings = field(default_factory=RuleSettings)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **_coerce(Settings, clean))
+
+
+def _coerce(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn strings from env/TOML into the field's declared type."""
+    out: dict[str, Any] = {}
+    by_name = {f.name: f for f in fields(cls)}
+    for name, raw in values.items():
+        if name not in by_name:
+            raise ValueError(f"unknown setting {name!r} (known: {', '.join(sorted(by_name))})")
+        default = getattr(cls(), name)
+        if isinstance(default, RuleSettings):
+            if isinstance(raw, RuleSettings):
+                out[name] = raw
+            else:
+                out[name] = RuleSettings(**_coerce(RuleSettings, raw))
+        elif isinstance(default, bool):
+            out[name] = raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
+        elif isinstance(default, Path):
+            out[name] = Path(raw)
+        elif isinstance(default, tuple):
+            out[name] = tuple(raw.split(",")) if isinstance(raw, str) else tuple(raw)
+        else:
+            out[name] = type(default)(raw)
+    return out
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get("HUB_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            values.update(tomllib.load(fh))
+    for f in fields(Settings):
+        key = "HUB_" + f.name.upper()
+        if key in env and f.name != "rules":
+            values[f.name] = env[key]
+    rule_env = {f.name: env["HUB_RULES_" + f.name.upper()]
+                for f in fields(RuleSettings) if "HUB_RULES_" + f.name.upper() in env}
+    if rule_env:
+        values["rules"] = {**values.get("rules", {}), **rule_env}
+    return Settings(**_coerce(Settings, values))

@@ -1,0 +1,77 @@
+"""The topics the hub owns, their contracts and partition counts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from hub.domain.events import Agency
+from hub.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    contract: str  # the schema in schemas/registry.json that its values follow
+    keyed_by: str
+    partitioned: bool = True  # False: a single partition, e.g. for ordered state
+    description: str = ""
+
+    def partitions(self, settings: Settings) -> int:
+        return settings.topic_partitions if self.partitioned else 1
+
+
+def events_topic(agency: Agency) -> str:
+    return f"hub.events.{agency.value.lower()}"
+
+
+DEADLETTER_TOPIC = "hub.deadletter"
+LEADS_TOPIC = "hub.leads"
+CONNECTOR_OFFSETS_TOPIC = "hub.connector-offsets"
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    *(TopicSpec(events_topic(a), "event", "business key",
+                description=f"validated {a.value} case and inspection events") for a in Agency),
+    TopicSpec(DEADLETTER_TOPIC, "deadletter", "connector",
+              description="rejected rows and undecodable events, with the reason"),
+    TopicSpec(LEADS_TOPIC, "lead", "lead_id", description="shared enforcement leads"),
+    TopicSpec(CONNECTOR_OFFSETS_TOPIC, "connector_offset", "connector + file fingerprint",
+              partitioned=False, description="connector cursors (rows delivered per file)"),
+)
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.broker_url})
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] = CATALOGUE,
+                  extra: dict[str, int] | None = None) -> dict[str, str]:
+    """Create topics with explicit partition counts; existing ones are left as they are.
+
+    Returns ``{topic: "created" | "exists"}``. Idempotent: Tansu auto-creates
+    topics with 4 partitions, so the hub never relies on auto-creation.
+    """
+    wanted = {s.name: s.partitions(settings) for s in specs}
+    wanted.update(extra or {})
+    client = admin(settings)
+    futures = client.create_topics(
+        [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor)
+         for name, n in wanted.items()], operation_timeout=10)
+    result: dict[str, str] = {}
+    for name, fut in futures.items():
+        try:
+            fut.result()
+            result[name] = "created"
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+            result[name] = "exists"
+    return result
+
+
+def list_topics(settings: Settings) -> dict[str, int]:
+    """Every topic on the broker with its partition count."""
+    md = admin(settings).list_topics(timeout=10)
+    return {name: len(t.partitions) for name, t in sorted(md.topics.items())
+            if not name.startswith("__")}
