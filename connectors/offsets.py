@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import CONNECTOR_OFFSETS_TOPIC
+from hub.topics import CONNECTOR_OFFSETS_TOPIC, read_to_end
 
 
 @dataclass(frozen=True)
@@ -47,27 +46,11 @@ class OffsetStore:
         return f"{connector}|{file_fingerprint}"
 
     def _load(self) -> dict[str, FileCursor]:
-        consumer = Consumer({"bootstrap.servers": self._settings.broker_url,
-                             "group.id": f"hub-offsets-reader-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "enable.partition.eof": True})
         cursors: dict[str, FileCursor] = {}
-        try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(CONNECTOR_OFFSETS_TOPIC, 0), timeout=10)
-            if high > low:
-                consumer.assign([TopicPartition(CONNECTOR_OFFSETS_TOPIC, 0, OFFSET_BEGINNING)])
-                position = low
-                while position < high:
-                    msg = consumer.poll(5)
-                    if msg is None:
-                        raise RuntimeError(f"could not read {CONNECTOR_OFFSETS_TOPIC} to its end")
-                    if msg.error():
-                        continue
-                    position = msg.offset() + 1
-                    record = self._decode(msg.value())
-                    cursors[self._key(record["connector"], record["file_fingerprint"])] = FileCursor(
-                        record["rows_done"], record["complete"])
-        finally:
-            consumer.close()
+        for msg in read_to_end(self._settings, CONNECTOR_OFFSETS_TOPIC):
+            record = self._decode(msg.value())
+            cursors[self._key(record["connector"], record["file_fingerprint"])] = FileCursor(
+                record["rows_done"], record["complete"])
         return cursors
 
     def get(self, connector: str, file_fingerprint: str) -> FileCursor:

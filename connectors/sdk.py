@@ -199,7 +199,8 @@ class Connector(ABC):
 
     def people(self, row: SourceRow) -> list[str]:
         """The personal values in the row (names, ID numbers), to hash and mask."""
-        return [p for f in self.personal_fields for p in personal_values(row.cells.get(f, ""))]
+        return [p for f in self.columns.values() if f in self.personal_fields
+                for p in personal_values(row.cells.get(f, ""))]
 
     def redacted_original(self, row: SourceRow) -> dict[str, str]:
         """The row for a dead letter: personal columns hashed, free text scrubbed."""

@@ -1,9 +1,10 @@
 """The topics the hub owns, their contracts and partition counts."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.domain.events import Agency
@@ -75,3 +76,34 @@ def list_topics(settings: Settings) -> dict[str, int]:
     md = admin(settings).list_topics(timeout=10)
     return {name: len(t.partitions) for name, t in sorted(md.topics.items())
             if not name.startswith("__")}
+
+
+def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[Message]:
+    """Every message now on ``topic`` (all partitions, from the beginning), read
+    without joining a consumer group."""
+    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": "hub-reader",
+                         "enable.auto.commit": False, "log_level": 3})
+    try:
+        md = consumer.list_topics(topic, timeout=10).topics[topic]
+        if md.error is not None:
+            raise KafkaException(md.error)
+        ends: dict[int, int] = {}
+        for p in md.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                messages.append(msg)
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+        if ends:
+            raise TimeoutError(f"could not read {topic} to its end within {timeout_s}s")
+        return messages
+    finally:
+        consumer.close()

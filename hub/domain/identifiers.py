@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from stdnum import numdb
 from stdnum.cn import uscc
-from stdnum.exceptions import ValidationError
+from stdnum.exceptions import InvalidChecksum, InvalidFormat, ValidationError
 
 # Registering authority (登记管理部门) -> the entity types (机构类别) it issues.
 _AUTHORITY_TYPES: dict[str, str] = {
@@ -76,8 +76,17 @@ def _current_name(entry: str) -> str:
 
 def validate_uscc(raw: str) -> str:
     """The compact, validated USCC; raises InvalidIdentifier saying what is wrong."""
+    number = uscc.compact(raw)
     try:
-        number = uscc.validate(raw)
+        if number[:1].isalpha() and number[1:8].isdigit():
+            # stdnum wants 8 leading digits, but GB 32100 also issues codes from
+            # authorities A, N and Y: check the rest with stdnum's own pieces.
+            if len(number) != 18 or any(c not in uscc._alphabet for c in number):
+                raise InvalidFormat()
+            if number[-1] != uscc.calc_check_digit(number):
+                raise InvalidChecksum()
+        else:
+            number = uscc.validate(number)
     except ValidationError as exc:
         raise InvalidIdentifier(f"{raw!r} is not a valid USCC: {exc}") from exc
     authority, kind = number[0], number[1]

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from hub.broker import EmbeddedBroker
+from hub.domain.pii import PersonalDataHasher
+from hub.settings import Settings, load_settings
+from hub.topics import create_topics
+
+TEST_PII_KEY = "test-pii-key"
+
+
+@pytest.fixture
+def hasher() -> PersonalDataHasher:
+    return PersonalDataHasher(TEST_PII_KEY)
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[EmbeddedBroker]:
+    """A fresh embedded Tansu per test module: it keeps everything in memory."""
+    with EmbeddedBroker().start() as running:
+        yield running
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    """Settings on the module's broker, with topics under a per-test prefix-free
+    namespace: each test gets fresh topics by using a fresh app id and files."""
+    s = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, state_dir=tmp_path / "state",
+                                                 pii_key=TEST_PII_KEY, metrics_port=0)
+    create_topics(s)
+    return s

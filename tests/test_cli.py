@@ -1,0 +1,90 @@
+"""The hub command as a user runs it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hub.samples import write_scenario
+
+pytestmark = pytest.mark.broker
+
+
+def hub(*args: str, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HUB_METRICS_PORT": "0", **(env or {})})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead too
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    for args in (["--help"], ["broker", "--help"], ["topics", "--help"], ["topics", "create", "--help"],
+                 ["schemas", "check", "--help"], ["connector", "run", "--help"], ["connector", "list", "--help"]):
+        result = hub(*args, cwd=tmp_path)
+        assert result.returncode == 0 and "Usage:" in result.stdout, args
+
+
+def test_connector_run_on_a_gbk_file_prints_a_summary(tmp_path: Path) -> None:
+    files = write_scenario(tmp_path)
+    result = hub("connector", "run", "samr.penalty", "--path", str(files["samr.penalty"]), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 rows read, 2 events published, 1 rejected (invalid_business_id=1)" in result.stdout
+    assert "metrics: http://127.0.0.1:" in result.stdout
+
+
+def test_unknown_connector_is_a_usage_error(tmp_path: Path) -> None:
+    result = hub("connector", "run", "samr.nope", "--path", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "no connector 'samr.nope'" in result.stderr
+
+
+def _start_shared_broker(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "broker"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    marker = tmp_path / ".hub-state" / "embedded-broker.json"
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "no marker"
+    return proc, json.loads(marker.read_text())["pid"]
+
+
+def test_shared_broker_serves_later_commands_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    files = write_scenario(tmp_path)
+    proc, tansu_pid = _start_shared_broker(tmp_path)
+    try:
+        run = hub("connector", "run", "police.case", "--path", str(files["police.case"]), cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        listing = hub("topics", cwd=tmp_path)
+        assert "private embedded broker" not in listing.stdout
+        assert "hub.events.police" in listing.stdout and "4 partitions" in listing.stdout
+        again = hub("connector", "run", "police.case", "--path", str(files["police.case"]), cwd=tmp_path)
+        assert "0 rows read, 0 events published" in again.stdout and "2 rows already delivered" in again.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+    assert not _alive(tansu_pid)
+    assert not (tmp_path / ".hub-state" / "embedded-broker.json").exists()
+
+
+def test_killed_hub_leaves_no_orphan_broker(tmp_path: Path) -> None:
+    proc, tansu_pid = _start_shared_broker(tmp_path)
+    assert _alive(tansu_pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(tansu_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(tansu_pid)

@@ -1,0 +1,142 @@
+"""Parsers and validators of the five connectors, on rows as agencies write them."""
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from connectors.agri_sampling import AgriSamplingConnector
+from connectors.police_case import PoliceCaseConnector
+from connectors.samr_inspection import SamrInspectionConnector
+from connectors.samr_penalty import SamrPenaltyConnector
+from connectors.samr_sampling import SamrSamplingConnector, parse_failures
+from connectors.sdk import Connector, RowRejected
+from hub.domain.events import event_key
+from hub.samples import (CONDIMENT, FUSHUN, LEGAL_REP, LEGAL_REP_ID, LIQUOR, PORK, SUSPECT2_ID,
+                         SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, agri_rows, inspection_rows,
+                         penalty_rows, police_rows, sampling_rows, write_csv)
+
+NOW = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+
+def _rows(connector: Connector, tmp_path: Path, rows: list[list[str]]):
+    path = write_csv(tmp_path / f"{connector.name}.csv", list(connector.columns), rows, "gbk")
+    return list(connector.read(path))
+
+
+def _parse(connector: Connector, tmp_path: Path, rows: list[list[str]]):
+    out = []
+    for row in _rows(connector, tmp_path, rows):
+        try:
+            out.append(connector.events(row, NOW))
+        except RowRejected as exc:
+            out.append(exc)
+    return out
+
+
+def test_failure_column_packs_item_result_and_limit() -> None:
+    found = parse_failures("克伦特罗‖0.52μg/kg‖不得检出；铅(以Pb计)‖0.8mg/kg‖≤0.5mg/kg\n苯甲酸‖1.2g/kg‖不得使用")
+    assert [f["item"] for f in found] == ["克伦特罗", "铅(以Pb计)", "苯甲酸"]
+    assert found[0]["value"] == 0.52 and found[0]["unit"] == "μg/kg" and found[0]["limit"] == "不得检出"
+    assert found[1]["limit"] == "≤0.5mg/kg"
+    assert all(f["failed"] for f in found)
+
+
+def test_sampling_row_gives_one_event_per_business(tmp_path: Path, hasher) -> None:
+    pork, soy, bad = _parse(SamrSamplingConnector(hasher), tmp_path, sampling_rows())
+    seller, producer = pork
+    assert seller["business"]["role"] == "SELLER" and producer["business"]["role"] == "PRODUCER"
+    assert producer["business"]["name"] == PORK.name and producer["business"]["business_id"] is None
+    assert producer["event_id"] == "samr.sampling:GC26410500410230101:producer"
+    assert producer["findings"][0]["item"] == "克伦特罗"
+    assert producer["occurred_on"] == dt.date(2026, 7, 10)
+    assert event_key(producer).startswith("unresolved::")
+    assert soy[0]["business"]["name"] == CONDIMENT.name and len(soy[0]["findings"]) == 2
+    assert isinstance(bad, RowRejected) and bad.reason_code == "missing_value" and bad.column == "公告日期"
+
+
+def test_penalty_amounts_are_in_wan_and_people_are_hashed(tmp_path: Path, hasher) -> None:
+    fushun, condiment, bad = _parse(SamrPenaltyConnector(hasher), tmp_path, penalty_rows())
+    event = fushun[0]
+    assert event["business"]["business_id"] == FUSHUN.uscc
+    assert event["business"]["region_code"] == "140702"
+    detail = event["detail"][1]
+    assert detail["fine_yuan"] == Decimal("25000.00") and detail["confiscated_yuan"] == Decimal("3600.00")
+    assert event["value_yuan"] == Decimal("28600.00")
+    assert event["person_refs"] == [hasher.ref(LEGAL_REP), hasher.ref(LEGAL_REP_ID)]
+    assert LEGAL_REP not in repr(event) and LEGAL_REP_ID not in repr(event)
+    assert isinstance(bad, RowRejected) and bad.reason_code == "invalid_business_id"
+    assert bad.column == "行政相对人代码_1(统一社会信用代码)"
+
+
+def test_penalty_on_a_natural_person_hides_the_name(tmp_path: Path, hasher) -> None:
+    row = penalty_rows()[0]
+    header = list(SamrPenaltyConnector.columns)
+    row[header.index("行政相对人名称")] = "孙小明"
+    row[header.index("行政相对人类别")] = "自然人"
+    row[header.index("行政相对人代码_1(统一社会信用代码)")] = ""
+    [[event]] = _parse(SamrPenaltyConnector(hasher), tmp_path, [row])
+    assert "孙小明" not in repr(event)
+    assert event["business"]["name"] == f"自然人 {hasher.ref('孙小明')}"
+
+
+def test_penalty_bad_amount_names_the_column(tmp_path: Path, hasher) -> None:
+    row = penalty_rows()[0]
+    row[list(SamrPenaltyConnector.columns).index("罚款金额(万元)")] = "两万"
+    [bad] = _parse(SamrPenaltyConnector(hasher), tmp_path, [row])
+    assert bad.reason_code == "bad_number" and bad.column == "罚款金额(万元)"
+
+
+def test_inspection_results(tmp_path: Path, hasher) -> None:
+    first, second, noodle, pork, bad = _parse(SamrInspectionConnector(hasher), tmp_path, inspection_rows())
+    assert first[0]["adverse"] and first[0]["detail"][1]["result"] == "NON_COMPLIANT"
+    assert first[0]["detail"][1]["handling"] == "RECTIFY_BY_DEADLINE"
+    assert first[0]["detail"][1]["rectify_by"] == dt.date(2026, 4, 30)
+    assert first[0]["business"]["licence_number"] == CONDIMENT.licence
+    assert not pork[0]["adverse"]
+    assert "刘洋" not in repr(first)
+    assert isinstance(bad, RowRejected) and bad.reason_code == "unknown_value" and bad.column == "检查结果"
+
+
+def test_police_case_masks_suspects_everywhere(tmp_path: Path, hasher) -> None:
+    fushun, liquor = _parse(PoliceCaseConnector(hasher), tmp_path, police_rows())
+    event = liquor[0]
+    assert event["event_id"] == "police.case:A1407032026080031:FILED"
+    assert event["business"]["business_id"] == LIQUOR.uscc
+    assert event["value_yuan"] == Decimal("86500.00")
+    assert event["occurred_on"] == dt.date(2026, 8, 15)
+    text = repr(fushun) + repr(liquor)
+    for secret in (SUSPECT_NAME, SUSPECT_ID, SUSPECT2_NAME, SUSPECT2_ID):
+        assert secret not in text
+    assert event["detail"][1]["case_name"] == "＊＊等生产、销售伪劣产品案"
+    assert set(event["person_refs"]) == {hasher.ref(v) for v in (SUSPECT_NAME, SUSPECT2_NAME, SUSPECT_ID, SUSPECT2_ID)}
+
+
+def test_withdrawn_case_is_not_adverse(tmp_path: Path, hasher) -> None:
+    row = police_rows()[0]
+    row[list(PoliceCaseConnector.columns).index("案件状态")] = "撤案"
+    [[event]] = _parse(PoliceCaseConnector(hasher), tmp_path, [row])
+    assert not event["adverse"] and event["event_id"].endswith(":WITHDRAWN")
+
+
+def test_agri_sampling(tmp_path: Path, hasher) -> None:
+    carbofuran, procymidone, pork, bad = _parse(AgriSamplingConnector(hasher), tmp_path, agri_rows())
+    event = carbofuran[0]
+    assert event["adverse"] and event["business"]["business_id"] == VEG_BASE.uscc
+    assert event["findings"] == [{"item": "克百威", "result": "0.12mg/kg", "value": 0.12, "unit": "mg/kg",
+                                  "limit": "0.02mg/kg", "failed": True}]
+    assert event["event_id"] == "agri.sampling:NY2026-AY-0087:克百威"
+    assert not procymidone[0]["adverse"]
+    assert pork[0]["business"]["business_id"] == PORK.uscc
+    assert isinstance(bad, RowRejected) and bad.reason_code == "bad_date" and bad.column == "抽样日期"
+
+
+def test_dead_letter_copy_of_a_row_hides_people(tmp_path: Path, hasher) -> None:
+    connector = PoliceCaseConnector(hasher)
+    row = _rows(connector, tmp_path, police_rows())[1]
+    redacted = connector.redacted_original(row)
+    text = repr(redacted)
+    for secret in (SUSPECT_NAME, SUSPECT_ID, SUSPECT2_NAME, SUSPECT2_ID):
+        assert secret not in text
+    assert redacted["犯罪嫌疑人姓名"] == f"{hasher.ref(SUSPECT_NAME)};{hasher.ref(SUSPECT2_NAME)}"
+    assert redacted["案件名称"] == "＊＊等生产、销售伪劣产品案"

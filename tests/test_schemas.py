@@ -1,0 +1,85 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hub.schemas import LocalRegistry, check
+from hub.serde import DecodeError, Serde
+from hub.settings import REPO_ROOT, load_settings
+
+SCHEMAS = REPO_ROOT / "schemas"
+
+
+def test_shipped_contracts_pass() -> None:
+    assert check(SCHEMAS) == []
+
+
+def _with_v2(tmp_path: Path, mutate) -> Path:
+    folder = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, folder)
+    raw = json.loads((folder / "lead.v1.avsc").read_text())
+    mutate(raw)
+    (folder / "lead.v2.avsc").write_text(json.dumps(raw))
+    registry = json.loads((folder / "registry.json").read_text())
+    registry["contracts"]["lead"].append({"version": 2, "id": 99, "file": "lead.v2.avsc"})
+    (folder / "registry.json").write_text(json.dumps(registry))
+    from hub.schemas import SchemaVersion
+
+    v2 = SchemaVersion("lead", 2, 99, folder / "lead.v2.avsc", "")
+    registry["contracts"]["lead"][-1]["fingerprint"] = v2.current_fingerprint()
+    (folder / "registry.json").write_text(json.dumps(registry))
+    return folder
+
+
+def test_new_optional_field_is_backward_compatible(tmp_path: Path) -> None:
+    folder = _with_v2(tmp_path, lambda s: s["fields"].append(
+        {"name": "team", "type": ["null", "string"], "default": None}))
+    assert check(folder) == []
+
+
+def test_new_required_field_is_not(tmp_path: Path) -> None:
+    folder = _with_v2(tmp_path, lambda s: s["fields"].append({"name": "team", "type": "string"}))
+    [problem] = check(folder)
+    assert "lead v2" in problem and "not backward compatible" in problem
+
+
+def test_removed_enum_symbol_is_not(tmp_path: Path) -> None:
+    def drop_low(s: dict) -> None:
+        severity = next(f for f in s["fields"] if f["name"] == "severity")
+        severity["type"]["symbols"].remove("LOW")
+    folder = _with_v2(tmp_path, drop_low)
+    assert any("not backward compatible" in p for p in check(folder))
+
+
+def test_editing_a_released_version_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, folder)
+    raw = json.loads((folder / "deadletter.v1.avsc").read_text())
+    raw["fields"].append({"name": "extra", "type": ["null", "string"], "default": None})
+    (folder / "deadletter.v1.avsc").write_text(json.dumps(raw))
+    assert any("released schema was edited" in p for p in check(folder))
+
+
+def test_unparseable_schema_is_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, folder)
+    (folder / "lead.v1.avsc").write_text('{"type": "record", "name": "Lead", "fields": [{"name": "x", "type": "nope"}]}')
+    assert any("does not parse" in p for p in check(folder))
+
+
+def test_confluent_wire_format_round_trip() -> None:
+    serde = Serde(load_settings(environ={}))
+    encode = serde.encoder("hub.deadletter", "deadletter")
+    import datetime as dt
+
+    record = {"stage": "samr.penalty", "source_file": "a.csv", "source_row": 3, "column": None,
+              "reason_code": "bad_date", "reason": "x", "original": {"列": "值"},
+              "failed_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}
+    data = encode(record)
+    assert data[0] == 0 and int.from_bytes(data[1:5], "big") == LocalRegistry(SCHEMAS).latest("deadletter").schema_id
+    assert serde.decoder("deadletter")(data) == record
+    with pytest.raises(DecodeError, match="magic byte"):
+        serde.decoder("deadletter")(b"{}")
+    with pytest.raises(DecodeError, match="unknown schema id"):
+        serde.decoder("deadletter")(b"\x00\x00\x00\x03\xe7" + data[5:])

@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+
+from hub.settings import load_settings
+
+
+def test_defaults_work_on_the_embedded_broker() -> None:
+    s = load_settings(environ={})
+    assert s.embedded and s.session_timeout_s == 2.0 and s.rules.cross_agency_window_days == 90
+
+
+def test_file_then_env_then_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('broker_url = "kafka1:9092"\ntopic_partitions = 12\n[rules]\nrepeat_offender_window_days = 120\n')
+    s = load_settings(config, environ={"HUB_TOPIC_PARTITIONS": "24", "HUB_RULES_CROSS_AGENCY_WINDOW_DAYS": "60"})
+    assert s.broker_url == "kafka1:9092" and not s.embedded
+    assert s.topic_partitions == 24
+    assert s.rules.repeat_offender_window_days == 120 and s.rules.cross_agency_window_days == 60
+    assert s.with_overrides(broker_url="other:9092", topic_partitions=None).broker_url == "other:9092"
+
+
+def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text("brokr_url = 'x'\n")
+    with pytest.raises(ValueError, match="brokr_url"):
+        load_settings(config, environ={})
