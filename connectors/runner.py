@@ -54,8 +54,11 @@ class RunSummary:
 
 
 def producer_config(settings: Settings) -> dict[str, object]:
+    # murmur2: the Java client's partitioner, which the workers' Faust (aiokafka)
+    # producer uses too; the workers rely on a key mapping to one partition everywhere.
     return {"bootstrap.servers": settings.broker_url, "linger.ms": 20, "acks": "all",
-            "enable.idempotence": True, "compression.type": "lz4",
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
             "message.timeout.ms": 120_000}
 
 

@@ -201,6 +201,27 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
             runner.close()
 
 
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a stream-processing worker: deduplicate, join by business ID, publish leads.
+
+    Start several to share the partitions; each serves Prometheus metrics."""
+    from hub.broker import broker_for
+    from hub.metrics import Metrics
+    from hub.topics import create_topics
+    from hub.worker import run_worker
+
+    with broker_for(_settings(ctx)) as (settings, _):
+        if _settings(ctx).embedded:
+            create_topics(settings)
+        metrics = Metrics()
+        port = _serve_metrics(metrics, settings)
+        click.echo(f"worker on {settings.broker_url}; metrics: http://{settings.metrics_host}:{port}/metrics",
+                   err=True)
+        run_worker(settings, metrics)
+
+
 def _serve_metrics(metrics: Any, settings: Settings) -> int:
     try:
         return int(metrics.serve(settings.metrics_host, settings.metrics_port))

@@ -59,8 +59,12 @@ class Settings:
     pii_key: str = DEV_PII_KEY
     metrics_port: int = 9400
     metrics_host: str = "127.0.0.1"
-    worker_batch_size: int = 500
+    worker_batch_size: int = 1000
     worker_batch_within_s: float = 0.05
+    commit_interval_s: float = 1.0
+    # Faust table store: memory:// rebuilds from the changelog on start;
+    # rocksdb:// (needs faust-streaming[rocksdb]) keeps a local copy.
+    table_store: str = "memory://"
     rules: RuleSettings = field(default_factory=RuleSettings)
 
     @property

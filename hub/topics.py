@@ -42,19 +42,26 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 )
 
 
+BUSINESS_TABLE = "businesses"
+
+
+def changelog_topic(settings: Settings) -> str:
+    """The workers' state changelog (Faust's naming), co-partitioned with the events."""
+    return f"{settings.app_id}-{BUSINESS_TABLE}-changelog"
+
+
 def admin(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.broker_url})
 
 
-def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] = CATALOGUE,
-                  extra: dict[str, int] | None = None) -> dict[str, str]:
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] = CATALOGUE) -> dict[str, str]:
     """Create topics with explicit partition counts; existing ones are left as they are.
 
     Returns ``{topic: "created" | "exists"}``. Idempotent: Tansu auto-creates
     topics with 4 partitions, so the hub never relies on auto-creation.
     """
     wanted = {s.name: s.partitions(settings) for s in specs}
-    wanted.update(extra or {})
+    wanted[changelog_topic(settings)] = settings.topic_partitions
     client = admin(settings)
     futures = client.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor)

@@ -1,0 +1,180 @@
+"""The lead rules (线索规则): plain functions over one business's history.
+
+Three families, parameters in ``RuleSettings``:
+
+- ``criminal_referral`` (行刑衔接): a non-food substance or banned pesticide
+  found, or a counterfeit/substandard case worth the threshold or more.
+- ``cross_agency``: adverse events from at least two agencies within the window.
+- ``repeat_offender``: at least N adverse findings (failed samples, 不符合
+  inspections, penalties) within the window.
+
+Windows run on the events' own dates, never on arrival time, so a backfill
+gives the leads live traffic gave. A rule's hits that chain (each within the
+window of the one before) form one lead: its window starts at its earliest
+evidence, and that start, with the business and the rule, is its identity.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from hub.domain.events import Event, EventKind
+from hub.settings import RuleSettings
+
+
+class RuleFamily(str, enum.Enum):
+    CRIMINAL_REFERRAL = "CRIMINAL_REFERRAL"
+    CROSS_AGENCY = "CROSS_AGENCY"
+    REPEAT_OFFENDER = "REPEAT_OFFENDER"
+
+
+class Severity(str, enum.Enum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+SEVERITY = {RuleFamily.CRIMINAL_REFERRAL: Severity.CRITICAL, RuleFamily.CROSS_AGENCY: Severity.HIGH,
+            RuleFamily.REPEAT_OFFENDER: Severity.MEDIUM}
+
+RECOMMENDED_ACTION = {
+    RuleFamily.CRIMINAL_REFERRAL: "移送公安机关 (行刑衔接): transfer the case to the police; a crime is never "
+                                  "settled with a fine alone (绝不能以罚代刑)",
+    RuleFamily.CROSS_AGENCY: "联合执法: joint inspection by the agencies involved, share case files (避免各自为战)",
+    RuleFamily.REPEAT_OFFENDER: "重点监管: put under intensified supervision, re-inspect and consider licence action",
+}
+
+_COUNTERFEIT = re.compile(r"伪劣|假冒|以假充真|以次充好|以不合格产品冒充合格产品|不符合安全标准")
+
+# Kinds whose adverse events count as findings for repeat_offender (police cases do not).
+_FINDING_KINDS = {EventKind.SAMPLING_FAILURE.value, EventKind.INSPECTION.value,
+                  EventKind.PENALTY.value, EventKind.FARM_SAMPLING.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What the rules keep of one event: small, so a business's history is cheap to store."""
+
+    event_id: str
+    agency: str
+    kind: str
+    occurred_on: dt.date
+    adverse: bool
+    criminal: str  # why it is a criminal referral, or ""
+    summary: str
+    source_record_id: str
+    received_ms: int
+
+    def to_json(self) -> list[object]:
+        return [self.event_id, self.agency, self.kind, self.occurred_on.toordinal(), self.adverse,
+                self.criminal, self.summary, self.source_record_id, self.received_ms]
+
+    @classmethod
+    def from_json(cls, raw: Sequence[object]) -> "Fact":
+        eid, agency, kind, day, adverse, criminal, summary, srid, received = raw
+        return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),  # type: ignore[arg-type]
+                   bool(adverse), str(criminal), str(summary), str(srid), int(received))  # type: ignore[arg-type]
+
+
+def criminal_reason(event: Event, rules: RuleSettings) -> str:
+    """Why this single event calls for transfer to the police, or ""."""
+    if not event["adverse"]:
+        return ""
+    for finding in event["findings"]:
+        if not finding["failed"]:
+            continue
+        for substance in rules.non_food_substances:
+            if substance in finding["item"]:
+                return f"非食用物质 {finding['item']} (刑法第144条)"
+        for pesticide in rules.banned_pesticides:
+            if pesticide in finding["item"]:
+                return f"禁用农药 {finding['item']}"
+    value = event["value_yuan"]
+    offence = event["offence"] or ""
+    if value is not None and value >= rules.counterfeit_threshold_yuan and _COUNTERFEIT.search(offence):
+        return f"{offence} 涉案金额{value}元 ≥ {rules.counterfeit_threshold_yuan}元 (刑法第140条)"
+    return ""
+
+
+def to_fact(event: Event, rules: RuleSettings) -> Fact:
+    received: dt.datetime = event["received_at"]
+    return Fact(event["event_id"], event["agency"], event["kind"], event["occurred_on"],
+                event["adverse"], criminal_reason(event, rules), event["summary"],
+                event["source_record_id"], int(received.timestamp() * 1000))
+
+
+@dataclass(frozen=True)
+class LeadDraft:
+    """A lead as the rules see it: identity, rule and evidence."""
+
+    lead_id: str
+    rule: RuleFamily
+    window_start: dt.date
+    window_end: dt.date
+    evidence: tuple[Fact, ...]
+
+    @property
+    def severity(self) -> Severity:
+        return SEVERITY[self.rule]
+
+    @property
+    def agencies(self) -> list[str]:
+        return sorted({f.agency for f in self.evidence})
+
+    def fingerprint(self) -> str:
+        """Changes exactly when the lead's substance changes."""
+        return hashlib.sha1("|".join(sorted(f.event_id for f in self.evidence)).encode()).hexdigest()[:16]
+
+
+def lead_id(business_key: str, rule: RuleFamily, window_start: dt.date) -> str:
+    digest = hashlib.sha1(f"{business_key}|{rule.value}|{window_start.isoformat()}".encode()).hexdigest()
+    return f"lead-{digest[:20]}"
+
+
+def _chains(facts: list[Fact], window_days: int,
+            qualifies: Callable[[list[Fact]], bool]) -> list[list[Fact]]:
+    """Slide a window of ``window_days`` ending at each fact; every window that
+    qualifies is a hit; hits that chain (the next starts within the window of
+    the previous one's last fact) merge into one group of evidence."""
+    groups: list[list[Fact]] = []
+    last_end: dt.date | None = None
+    start = 0
+    for i, fact in enumerate(facts):
+        while (fact.occurred_on - facts[start].occurred_on).days >= window_days:
+            start += 1
+        window = facts[start:i + 1]
+        if not qualifies(window):
+            continue
+        if groups and last_end is not None and (window[0].occurred_on - last_end).days < window_days:
+            seen = {f.event_id for f in groups[-1]}
+            groups[-1].extend(f for f in window if f.event_id not in seen)
+        else:
+            groups.append(list(window))
+        last_end = fact.occurred_on
+    return groups
+
+
+def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> list[LeadDraft]:
+    """Every lead the history implies. Deterministic in the set of facts,
+    whatever order they arrived in."""
+    adverse = sorted((f for f in facts if f.adverse), key=lambda f: (f.occurred_on, f.event_id))
+    families: list[tuple[RuleFamily, list[Fact], int, Callable[[list[Fact]], bool]]] = [
+        (RuleFamily.CRIMINAL_REFERRAL, [f for f in adverse if f.criminal],
+         rules.cross_agency_window_days, lambda w: True),
+        (RuleFamily.CROSS_AGENCY, adverse, rules.cross_agency_window_days,
+         lambda w: len({f.agency for f in w}) >= rules.cross_agency_min_agencies),
+        (RuleFamily.REPEAT_OFFENDER, [f for f in adverse if f.kind in _FINDING_KINDS],
+         rules.repeat_offender_window_days, lambda w: len(w) >= rules.repeat_offender_min_findings),
+    ]
+    drafts = []
+    for family, candidates, window_days, qualifies in families:
+        for group in _chains(candidates, window_days, qualifies):
+            group.sort(key=lambda f: (f.occurred_on, f.event_id))
+            start, end = group[0].occurred_on, group[-1].occurred_on
+            drafts.append(LeadDraft(lead_id(business_key, family, start), family, start, end, tuple(group)))
+    return drafts

@@ -1,0 +1,90 @@
+"""The Faust app: events in, leads out. Built by ``create_app`` from
+settings; nothing connects at import time.
+
+Per-event cost in Faust decides throughput, so the agent takes events in
+batches, decodes Avro with fastavro itself (raw serializers in Faust), loads
+each business's state once per batch and writes it back once.
+
+At-least-once, made idempotent: for each batch the leads are published and
+acknowledged first, then the changed states are written to the table's
+changelog and flushed, and only then does ``take()`` ack the events. A crash
+at any point replays events that the state either already holds (duplicates,
+no new lead) or does not (the same leads, same IDs, are published again).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+
+from hub.domain.events import Agency
+from hub.domain.leads import BusinessState
+from hub.metrics import Metrics
+from hub.processing import LeadProcessor
+from hub.serde import Serde
+from hub.settings import Settings
+from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, LEADS_TOPIC, events_topic
+
+log = logging.getLogger(__name__)
+
+def create_app(settings: Settings, metrics: Metrics) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.broker_url}",
+        store=settings.table_store,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=False,  # `hub topics create` owns topic creation
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        producer_linger_ms=5,
+    )
+    serde = Serde(settings)
+    processor = LeadProcessor(settings, serde.decoder("event"), metrics.worker)
+    encode_lead = serde.encoder(LEADS_TOPIC, "lead")
+    encode_dead = serde.encoder(DEADLETTER_TOPIC, "deadletter")
+    sources = app.topic(*(events_topic(a) for a in Agency), key_type=bytes, value_type=bytes)
+    leads = app.topic(LEADS_TOPIC, key_type=bytes, value_type=bytes)
+    dead = app.topic(DEADLETTER_TOPIC, key_type=bytes, value_type=bytes)
+    # use_partitioner: the changelog partition comes from the key's murmur2
+    # hash, the same hash the connectors' producers use for the events, so a
+    # business's state lives in the partition its events do even though a
+    # batch mixes partitions.
+    businesses = app.Table(BUSINESS_TABLE, key_type=bytes, value_type=bytes, use_partitioner=True,
+                           partitions=settings.topic_partitions)
+
+    def load(key: bytes) -> BusinessState:
+        raw = businesses.get(key)
+        return BusinessState.from_bytes(raw) if raw is not None else BusinessState()
+
+    @app.agent(sources, name="leads")
+    async def process(stream: faust.StreamT[Any]) -> None:
+        async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
+            result = processor.process(((e.key, e.value) for e in batch), load)
+            pending = [await leads.send(key=lead["lead_id"].encode(), value=encode_lead(lead))
+                       for lead in result.leads]
+            pending += [await dead.send(key=b"worker", value=encode_dead(d)) for d in result.dead_letters]
+            if pending:
+                await asyncio.gather(*pending)
+            for key, state in result.states.items():
+                businesses[key] = state.to_bytes()
+            await app.producer.flush()
+            metrics.worker.table_entries.labels(BUSINESS_TABLE).set(len(businesses))
+
+    return app
+
+
+def run_worker(settings: Settings, metrics: Metrics, loglevel: str = "WARN") -> None:
+    """Run one worker until SIGINT/SIGTERM; the consumer group shares the
+    partitions among however many workers run."""
+    app = create_app(settings, metrics)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker.execute_from_commandline()
