@@ -85,11 +85,20 @@ def list_topics(settings: Settings) -> dict[str, int]:
             if not name.startswith("__")}
 
 
-def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[Message]:
-    """Every message now on ``topic`` (all partitions, from the beginning), read
-    without joining a consumer group."""
-    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": "hub-reader",
-                         "enable.auto.commit": False, "log_level": 3})
+def _reader(settings: Settings) -> Consumer:
+    return Consumer({"bootstrap.servers": settings.broker_url, "group.id": "hub-reader",
+                     "enable.auto.commit": False, "log_level": 3, "fetch.wait.max.ms": 20,
+                     "fetch.error.backoff.ms": 20})
+
+
+def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None) -> dict[int, int]:
+    """The offset after the last message of each non-empty partition.
+
+    Not simply the high watermark: Tansu 0.6.0 reports the base offset of the
+    last record batch plus one, so the last batch is read to find its end (on
+    Kafka that reads one message per partition)."""
+    own = consumer is None
+    consumer = consumer or _reader(settings)
     try:
         md = consumer.list_topics(topic, timeout=10).topics[topic]
         if md.error is not None:
@@ -99,16 +108,46 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
                 ends[p] = high
+        if ends:
+            consumer.assign([TopicPartition(topic, p, high - 1) for p, high in ends.items()])
+            unseen = set(ends)  # each partition has a message at high - 1: wait for it
+            deadline = time.monotonic() + 30
+            quiet_since = time.monotonic()
+            while time.monotonic() < deadline:
+                # consume() waits its whole timeout unless the batch fills up: keep it short
+                batch = consumer.consume(1000, 0.02)
+                if batch:
+                    quiet_since = time.monotonic()
+                elif not unseen and time.monotonic() - quiet_since > 0.1:
+                    break
+                for msg in batch:
+                    if not msg.error():
+                        unseen.discard(msg.partition())
+                        ends[msg.partition()] = max(ends[msg.partition()], msg.offset() + 1)
+            consumer.unassign()
+        return ends
+    finally:
+        if own:
+            consumer.close()
+
+
+def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[Message]:
+    """Every message now on ``topic`` (all partitions, from the beginning), read
+    without joining a consumer group."""
+    consumer = _reader(settings)
+    try:
+        ends = end_offsets(settings, topic, consumer)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         messages: list[Message] = []
         deadline = time.monotonic() + timeout_s
         while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error():
+            for msg in consumer.consume(1000, 0.02):
+                if msg.error() or msg.partition() not in ends:
                     continue
-                messages.append(msg)
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    ends.pop(msg.partition(), None)
+                if msg.offset() < ends[msg.partition()]:
+                    messages.append(msg)
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    ends.pop(msg.partition())
         if ends:
             raise TimeoutError(f"could not read {topic} to its end within {timeout_s}s")
         return messages

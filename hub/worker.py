@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import faust
@@ -29,7 +30,7 @@ from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, LEADS_TOPIC, events_top
 
 log = logging.getLogger(__name__)
 
-def create_app(settings: Settings, metrics: Metrics) -> faust.App:
+def create_app(settings: Settings, metrics: Metrics, started: threading.Event | None = None) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.broker_url}",
@@ -79,12 +80,23 @@ def create_app(settings: Settings, metrics: Metrics) -> faust.App:
             await app.producer.flush()
             metrics.worker.table_entries.labels(BUSINESS_TABLE).set(len(businesses))
 
+    if started is not None:
+        @app.task
+        async def announce_start() -> None:
+            started.set()
+
     return app
 
 
-def run_worker(settings: Settings, metrics: Metrics, loglevel: str = "WARN") -> None:
-    """Run one worker until SIGINT/SIGTERM; the consumer group shares the
-    partitions among however many workers run."""
-    app = create_app(settings, metrics)
+def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | None = None,
+               loglevel: str = "WARN") -> None:
+    """Run one worker in this thread until SIGINT/SIGTERM; the consumer group
+    shares the partitions among however many workers run."""
+    app = create_app(settings, metrics, started)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    worker.execute_from_commandline()
+    worker.spinner = None  # its escape codes mangle the leads printed beside it
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:  # mode always ends with SystemExit; only failures matter
+        if exc.code not in (0, None):
+            raise

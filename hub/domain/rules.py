@@ -97,7 +97,7 @@ def criminal_reason(event: Event, rules: RuleSettings) -> str:
     value = event["value_yuan"]
     offence = event["offence"] or ""
     if value is not None and value >= rules.counterfeit_threshold_yuan and _COUNTERFEIT.search(offence):
-        return f"{offence} 涉案金额{value}元 ≥ {rules.counterfeit_threshold_yuan}元 (刑法第140条)"
+        return f"伪劣产品 涉案金额{value}元 ≥ {rules.counterfeit_threshold_yuan}元 (刑法第140条)"
     return ""
 
 

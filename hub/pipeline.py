@@ -1,0 +1,143 @@
+"""The whole pipeline in one process: connectors over files, a worker until
+the events are all processed. ``hub backfill`` and ``hub demo`` use it."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.discovery import load
+from connectors.runner import ConnectorRunner, RunSummary
+from hub.domain.events import Agency
+from hub.domain.pii import PersonalDataHasher
+from hub.metrics import Metrics
+from hub.serde import Serde
+from hub.settings import Settings
+from hub.topics import LEADS_TOPIC, end_offsets, events_topic, read_to_end
+from hub.worker import run_worker
+
+
+@dataclass
+class PipelineSummary:
+    runs: list[RunSummary] = field(default_factory=list)
+    events_processed: int = 0
+    duplicates: int = 0
+    leads: dict[str, dict[str, Any]] = field(default_factory=dict)  # final state per lead_id
+
+    def lines(self) -> list[str]:
+        rejected: Counter[str] = Counter()
+        for run in self.runs:
+            rejected.update(run.rejected)
+        read = sum(r.rows_read for r in self.runs)
+        open_leads = [lead for lead in self.leads.values() if lead["status"] == "OPEN"]
+        by_rule = Counter(rule for lead in open_leads for rule in lead["rules"])
+        return [run.line() for run in self.runs] + [
+            f"records: {read} read, {read - sum(rejected.values())} accepted, {sum(rejected.values())} rejected"
+            + (f" ({', '.join(f'{k}={v}' for k, v in sorted(rejected.items()))})" if rejected else ""),
+            f"events: {sum(r.events_published for r in self.runs)} published, {self.events_processed} processed, "
+            f"{self.duplicates} duplicates suppressed",
+            f"leads: {len(open_leads)} open ("
+            + ", ".join(f"{k}={by_rule[k]}" for k in ("CRIMINAL_REFERRAL", "CROSS_AGENCY", "REPEAT_OFFENDER"))
+            + f"), {len(self.leads) - len(open_leads)} superseded",
+        ]
+
+
+def run_connectors(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
+    runs = []
+    hasher = PersonalDataHasher(settings.pii_key)
+    for name, path in sources:
+        runner = ConnectorRunner(settings, load(name)(hasher), metrics)
+        try:
+            runs.append(runner.run_file(path))
+        finally:
+            runner.close()
+    return runs
+
+
+def wait_until_processed(settings: Settings, timeout_s: float) -> None:
+    """Block until the workers' consumer group has committed every event now on
+    the event topics, which it does only after publishing their leads."""
+    ends = {TopicPartition(events_topic(a), p): end
+            for a in Agency for p, end in end_offsets(settings, events_topic(a)).items()}
+    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id,
+                         "enable.auto.commit": False, "log_level": 3})
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            committed = consumer.committed(list(ends), timeout=10)
+            if all(tp.offset >= ends[TopicPartition(tp.topic, tp.partition)] for tp in committed):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"the workers did not process every event within {timeout_s}s")
+    finally:
+        consumer.close()
+
+
+def final_leads(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The latest record of every lead on the lead topic."""
+    decode = Serde(settings).decoder("lead")
+    leads: dict[str, dict[str, Any]] = {}
+    for message in read_to_end(settings, LEADS_TOPIC):
+        lead = decode(message.value())
+        leads[lead["lead_id"]] = lead
+    return leads
+
+
+def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics,
+                 timeout_s: float = 900.0, stop_when_done: bool = True,
+                 on_done: Callable[[PipelineSummary], None] | None = None) -> PipelineSummary:
+    """Connectors in a thread, the Faust worker in this one (it needs the main
+    thread for its signal handlers). When every event is processed the feeder
+    sends this process SIGTERM, which Faust takes as a graceful stop."""
+    summary = PipelineSummary()
+    failure: list[BaseException] = []
+    started = threading.Event()
+
+    def feed() -> None:
+        try:
+            started.wait(120)
+            summary.runs = run_connectors(settings, sources, metrics)
+            wait_until_processed(settings, timeout_s)
+            if on_done is not None:
+                on_done(summary)
+        except BaseException as exc:  # reported by the main thread after the worker stops
+            failure.append(exc)
+        finally:
+            if stop_when_done or failure:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=feed, name="hub-feeder", daemon=True).start()
+    run_worker(settings, metrics, started)
+    if failure:
+        raise failure[0]
+    registry = metrics.registry
+    summary.events_processed = int(_total(registry, "hub_worker_events_processed_total"))
+    summary.duplicates = int(_total(registry, "hub_worker_duplicates_suppressed_total"))
+    summary.leads = final_leads(settings)
+    return summary
+
+
+def _total(registry: Any, name: str) -> float:
+    return sum(s.value for metric in registry.collect() for s in metric.samples if s.name == name)
+
+
+def to_json_ready(value: Any) -> Any:
+    """Avro values as JSON: dates and times in ISO 8601, decimals as strings."""
+    if isinstance(value, dict):
+        return {k: to_json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_ready(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
