@@ -41,6 +41,9 @@ class WorkerMetrics:
         self.event_to_lead = Histogram("hub_worker_event_to_lead_latency_seconds",
                                        "From an event's arrival at the hub to the lead it updated",
                                        buckets=LATENCY_BUCKETS, registry=registry)
+        self.commit_stalls_healed = Counter("hub_worker_commit_stalls_healed_total",
+                                            "Partitions replayed from their committed offset after "
+                                            "Faust's commits stalled behind a gap", registry=registry)
         self.table_entries = Gauge("hub_worker_table_entries",
                                    "Entries in the worker's state tables on this worker", ["table"],
                                    registry=registry)

@@ -223,9 +223,9 @@ def write_scenario(folder: Path) -> dict[str, Path]:
 
 
 def synthetic_penalties(path: Path, rows: int, businesses: int = 5000, seed: int = 7,
-                        encoding: str = "gbk") -> Path:
+                        encoding: str = "gbk", span_days: int = 360) -> Path:
     """A large 双公示 penalty export for benchmarks: ``rows`` valid rows over a
-    pool of ``businesses`` businesses."""
+    pool of ``businesses`` businesses, dated over ``span_days``."""
     rng = random.Random(seed)
     alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
     divisions = ["410502", "410503", "410505", "410523", "140702", "140703", "110105", "440106"]
@@ -244,7 +244,7 @@ def synthetic_penalties(path: Path, rows: int, businesses: int = 5000, seed: int
             "处罚依据": "《中华人民共和国食品安全法》第一百二十四条", "处罚类别": "罚款",
             "处罚内容": "罚款", "罚款金额(万元)": f"{rng.randint(1, 50) / 10}",
             "没收违法所得、没收非法财物的金额(万元)": "", "暂扣或吊销证照名称及编号": "",
-            "处罚决定日期": (start + dt.timedelta(days=rng.randrange(600))).isoformat(),
+            "处罚决定日期": (start + dt.timedelta(days=rng.randrange(span_days))).isoformat(),
             "处罚机关": "测试市市场监督管理局", "处罚机关统一社会信用代码": "", "数据来源单位": "", "备注": "",
         }
         out.append([values[c] for c in h])

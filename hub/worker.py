@@ -47,12 +47,14 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         value_serializer="raw",
         web_enabled=False,
         producer_linger_ms=5,
+        producer_max_batch_size=settings.worker_producer_batch_bytes,
     )
     serde = Serde(settings)
     processor = LeadProcessor(settings, serde.decoder("event"), metrics.worker)
     encode_lead = serde.encoder(LEADS_TOPIC, "lead")
     encode_dead = serde.encoder(DEADLETTER_TOPIC, "deadletter")
-    sources = app.topic(*(events_topic(a) for a in Agency), key_type=bytes, value_type=bytes)
+    source_names = {events_topic(a) for a in Agency}
+    sources = app.topic(*sorted(source_names), key_type=bytes, value_type=bytes)
     leads = app.topic(LEADS_TOPIC, key_type=bytes, value_type=bytes)
     dead = app.topic(DEADLETTER_TOPIC, key_type=bytes, value_type=bytes)
     # use_partitioner: the changelog partition comes from the key's murmur2
@@ -80,12 +82,72 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
             await app.producer.flush()
             metrics.worker.table_entries.labels(BUSINESS_TABLE).set(len(businesses))
 
+    _strict_commits(app.consumer)
+    stalled_since: dict[Any, tuple[int, float]] = {}
+
+    @app.timer(min(1.0, settings.commit_stall_heal_s / 2))
+    async def heal_stalled_commits() -> None:
+        """faust-streaming issue #596: a recovery race can drop fetched events
+        from the stream queues unacked; with strict commits the partition then
+        waits at the gap. One that waits ``commit_stall_heal_s`` is sought back
+        to its committed offset; the replayed events that were processed are
+        duplicates the table suppresses, the dropped ones get processed."""
+        consumer = app.consumer
+        now = asyncio.get_running_loop().time()
+        for tp in consumer.assignment():
+            acked, committed = consumer._acked.get(tp), consumer._committed_offset.get(tp)
+            if tp.topic not in source_names or not acked or committed is None or min(acked) <= committed:
+                stalled_since.pop(tp, None)
+                continue
+            first = stalled_since.setdefault(tp, (committed, now))
+            if first[0] != committed:
+                stalled_since[tp] = (committed, now)
+            elif now - first[1] >= settings.commit_stall_heal_s:
+                log.warning("commits on %s wait at %s behind a gap; replaying from there", tp, committed)
+                acked.clear()
+                consumer._acked_index[tp].clear()
+                await consumer.seek(tp, committed)
+                stalled_since.pop(tp, None)
+                metrics.worker.commit_stalls_healed.inc()
+
     if started is not None:
         @app.task
         async def announce_start() -> None:
             started.set()
 
     return app
+
+
+def _strict_commits(consumer: Any) -> None:
+    """Commit only what was processed: the run of acked offsets that starts
+    exactly at the committed offset.
+
+    Replaces Faust's ``Consumer._new_offset`` on this consumer: it commits over
+    a one-offset gap at the head (faust-streaming issue #606, open), which loses
+    an event that the recovery race (#596) dropped; and offsets its gap
+    tracker filled in can be acked twice, so duplicates in the acked list make
+    commits crawl one offset per interval. The event topics are not compacted
+    and carry no transaction markers, so a gap in them is always an event not
+    yet processed."""
+    def new_offset(tp: Any) -> int | None:
+        acked = consumer._acked[tp]
+        if not acked:
+            return None
+        committed = consumer._committed_offset[tp]
+        clean = sorted({o for o in acked if committed is None or o >= committed})
+        acked[:] = clean
+        consumer._acked_index[tp] = set(clean)
+        if not clean or (committed is not None and clean[0] != committed):
+            return None
+        end = 0
+        while end + 1 < len(clean) and clean[end + 1] == clean[end] + 1:
+            end += 1
+        done = clean[:end + 1]
+        del acked[:end + 1]
+        consumer._acked_index[tp].difference_update(done)
+        return done[-1] + 1
+
+    consumer._new_offset = new_offset
 
 
 def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | None = None,

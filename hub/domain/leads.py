@@ -21,6 +21,7 @@ class LeadMark:
     fingerprint: str
     rule: str
     window_start: dt.date
+    evidence: tuple[str, ...] = ()
     status: str = "OPEN"
 
 
@@ -33,6 +34,8 @@ class BusinessState:
     region_code: str | None = None
     facts: dict[str, Fact] = field(default_factory=dict)
     leads: dict[str, LeadMark] = field(default_factory=dict)
+    # Facts on or before this date were dropped from the history.
+    pruned_through: dt.date | None = None
 
     def accept(self, event: Event, rules: RuleSettings) -> str:
         """'new', 'duplicate' (same agency and source record seen before) or
@@ -59,6 +62,8 @@ class BusinessState:
         kept = sorted((f for f in self.facts.values() if f.occurred_on >= horizon),
                       key=lambda f: (f.occurred_on, f.event_id))[-rules.history_max_events:]
         if len(kept) != len(self.facts):
+            dropped = max(f.occurred_on for f in self.facts.values() if f.event_id not in {k.event_id for k in kept})
+            self.pruned_through = max(dropped, self.pruned_through or dropped)
             self.facts = {f.event_id: f for f in kept}
         self.leads = {k: m for k, m in self.leads.items() if m.window_start >= horizon}
 
@@ -67,6 +72,12 @@ class BusinessState:
         """Lead records to publish: new leads, leads with new evidence, and leads
         a late older event superseded. Marks them published."""
         drafts = evaluate(business_key, self.facts.values(), rules)
+        if self.pruned_through is not None:
+            # A window that could reach back to forgotten facts would be re-drawn
+            # from part of its evidence: leads there are final as published.
+            settled = self.pruned_through + dt.timedelta(
+                days=max(rules.cross_agency_window_days, rules.repeat_offender_window_days))
+            drafts = [d for d in drafts if d.window_start > settled]
         out: list[dict[str, Any]] = []
         current = {d.lead_id for d in drafts}
         for draft in drafts:
@@ -75,25 +86,33 @@ class BusinessState:
             if mark is not None and mark.fingerprint == fingerprint and mark.status == "OPEN":
                 continue
             first_seen = mark.first_seen_ms if mark else now_ms
-            self.leads[draft.lead_id] = LeadMark(first_seen, fingerprint, draft.rule.value, draft.window_start)
+            self.leads[draft.lead_id] = LeadMark(first_seen, fingerprint, draft.rule.value, draft.window_start,
+                                                 tuple(f.event_id for f in draft.evidence))
             out.append(self._record(business_key, draft, first_seen, now_ms, "OPEN", None))
         for old_id, mark in list(self.leads.items()):
             if old_id in current or mark.status != "OPEN":
                 continue
-            successor = next((d for d in drafts if d.rule.value == mark.rule
-                              and d.window_start <= mark.window_start <= d.window_end), None)
+            if self.pruned_through is not None and mark.window_start <= settled:
+                continue
+            # A late, older event re-drew this lead's window: say so on the
+            # topic, pointing at the lead that now holds its evidence.
             mark.status = "SUPERSEDED"
-            if successor is not None:
-                out.append(self._record(business_key, successor, mark.first_seen_ms, now_ms, "SUPERSEDED",
-                                        successor.lead_id, lead_id=old_id))
+            successor = next((d for d in drafts if d.rule.value == mark.rule
+                              and set(mark.evidence) & {f.event_id for f in d.evidence}), None)
+            kept = tuple(self.facts[e] for e in mark.evidence if e in self.facts)
+            if not kept:
+                continue
+            old = LeadDraft(old_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
+            out.append(self._record(business_key, old, mark.first_seen_ms, now_ms, "SUPERSEDED",
+                                    successor.lead_id if successor else None))
         return out
 
     def _record(self, business_key: str, draft: LeadDraft, first_seen_ms: int, now_ms: int, status: str,
-                superseded_by: str | None, lead_id: str | None = None) -> dict[str, Any]:
+                superseded_by: str | None) -> dict[str, Any]:
         code = self.region_code
         place = region(code) if code else None
         return {
-            "lead_id": lead_id or draft.lead_id,
+            "lead_id": draft.lead_id,
             "business_id": self.business_id,
             "business_key": business_key,
             "business_name": self.name,
@@ -119,9 +138,10 @@ class BusinessState:
     def to_bytes(self) -> bytes:
         return json.dumps({
             "n": self.name, "b": self.business_id, "r": self.region_code,
+            "p": self.pruned_through.toordinal() if self.pruned_through else None,
             "f": [f.to_json() for f in self.facts.values()],
-            "l": {k: [m.first_seen_ms, m.fingerprint, m.rule, m.window_start.toordinal(), m.status]
-                  for k, m in self.leads.items()},
+            "l": {k: [m.first_seen_ms, m.fingerprint, m.rule, m.window_start.toordinal(), list(m.evidence),
+                      m.status] for k, m in self.leads.items()},
         }, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
@@ -129,8 +149,9 @@ class BusinessState:
         raw = json.loads(data)
         facts = [Fact.from_json(f) for f in raw["f"]]
         return cls(raw["n"], raw["b"], raw["r"], {f.event_id: f for f in facts},
-                   {k: LeadMark(int(v[0]), v[1], v[2], dt.date.fromordinal(int(v[3])), v[4])
-                    for k, v in raw["l"].items()})
+                   {k: LeadMark(int(v[0]), v[1], v[2], dt.date.fromordinal(int(v[3])), tuple(v[4]), v[5])
+                    for k, v in raw["l"].items()},
+                   dt.date.fromordinal(raw["p"]) if raw.get("p") else None)
 
 
 def _from_ms(ms: int) -> dt.datetime:
