@@ -82,13 +82,17 @@ class ConnectorRunner:
         self._encode_event = self.serde.encoder(self.topic, "event")
         self._encode_dead = self.serde.encoder(DEADLETTER_TOPIC, "deadletter")
         self._errors: list[KafkaError] = []
+        name = connector.name
+        self._read = self.metrics.records_read.labels(name)
+        self._published = self.metrics.events_published.labels(name, self.topic)
+        self._latency = self.metrics.publish_latency.labels(name)
 
     # -- publishing -------------------------------------------------------
     def _delivered(self, started: float, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             self._errors.append(err)
         else:
-            self.metrics.publish_latency.labels(self.connector.name).observe(time.perf_counter() - started)
+            self._latency.observe(time.perf_counter() - started)
 
     def _produce(self, topic: str, key: str, value: bytes) -> None:
         while True:
@@ -136,7 +140,7 @@ class ConnectorRunner:
                     summary.already_delivered += 1
                     continue
                 summary.rows_read += 1
-                self.metrics.records_read.labels(name).inc()
+                self._read.inc()
                 self._publish_row(row, summary)
                 last_row = row.number
                 if summary.rows_read % CHECKPOINT_ROWS == 0:
@@ -165,7 +169,7 @@ class ConnectorRunner:
         for key, value in encoded:
             self._produce(self.topic, key, value)
         summary.events_published += len(encoded)
-        self.metrics.events_published.labels(self.connector.name, self.topic).inc(len(encoded))
+        self._published.inc(len(encoded))
 
     def follow(self, folder: Path, interval_s: float = 2.0,
                should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunSummary]:

@@ -68,6 +68,10 @@ class Row:
         if value is None:
             return None
         head = value.split(" ")[0].split("T")[0]
+        try:
+            return dt.date.fromisoformat(head)  # the common case, ten times faster than strptime
+        except ValueError:
+            pass
         for fmt in _DATE_FORMATS:
             try:
                 return dt.datetime.strptime(head, fmt).date()

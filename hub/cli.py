@@ -320,6 +320,30 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
         click.echo(line)
 
 
+@main.command()
+@click.option("--events", default=100_000, show_default=True, help="Synthetic penalty rows to push through.")
+@click.option("--businesses", default=20_000, show_default=True, help="Distinct businesses among them.")
+@click.pass_context
+def bench(ctx: click.Context, events: int, businesses: int) -> None:
+    """Benchmark on a private embedded broker: connector rows/s, end-to-end
+    events/s, event-to-lead latency and peak memory, beside a plain
+    confluent-kafka consume/json/produce loop on the same broker."""
+    from hub.bench import run_benchmark
+    from hub.broker import EmbeddedBroker
+    from hub.topics import create_topics
+
+    settings = _settings(ctx)
+    if not settings.embedded:
+        raise click.UsageError("hub bench runs on its own embedded broker; unset the broker URL")
+    with EmbeddedBroker().start(log_dir=settings.state_dir) as embedded:
+        on_broker = settings.with_overrides(broker_url=embedded.bootstrap, metrics_port=0)
+        create_topics(on_broker)
+        pid = embedded.process.pid if embedded.process else None
+        result = run_benchmark(on_broker, events, businesses, pid)
+    for line in result.lines():
+        click.echo(line)
+
+
 @main.group()
 def leads() -> None:
     """Shared enforcement leads."""

@@ -32,6 +32,7 @@ class PipelineSummary:
     events_processed: int = 0
     duplicates: int = 0
     leads: dict[str, dict[str, Any]] = field(default_factory=dict)  # final state per lead_id
+    elapsed_s: float = 0.0  # from the first connector starting to every event processed
 
     def lines(self) -> list[str]:
         rejected: Counter[str] = Counter()
@@ -105,8 +106,10 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
     def feed() -> None:
         try:
             started.wait(120)
+            t0 = time.perf_counter()
             summary.runs = run_connectors(settings, sources, metrics)
             wait_until_processed(settings, timeout_s)
+            summary.elapsed_s = time.perf_counter() - t0
             if on_done is not None:
                 on_done(summary)
         except BaseException as exc:  # reported by the main thread after the worker stops

@@ -64,11 +64,8 @@ class Settings:
     commit_interval_s: float = 1.0
     # See hub.worker.heal_stalled_commits (faust-streaming issue #596).
     commit_stall_heal_s: float = 5.0
-    # Bytes per batch of the workers' producer. 1 puts every record in a batch
-    # of its own: Tansu 0.6 reports a partition's high watermark as the last
-    # batch's base offset + 1, and Faust stops restoring a table's changelog at
-    # the high watermark. On Kafka set 65536 or more.
-    worker_producer_batch_bytes: int = 1
+    # Tansu 0.6 workaround (see hub.worker.SENTINEL_KEY); false on Kafka.
+    changelog_sentinels: bool = True
     # Faust table store: memory:// rebuilds from the changelog on start;
     # rocksdb:// (needs faust-streaming[rocksdb]) keeps a local copy.
     table_store: str = "memory://"

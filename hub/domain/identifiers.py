@@ -74,8 +74,11 @@ def _current_name(entry: str) -> str:
     return re.sub(r"^\[[^\]]*\]", "", entry.split(",")[-1])
 
 
+@lru_cache(maxsize=65536)
 def validate_uscc(raw: str) -> str:
-    """The compact, validated USCC; raises InvalidIdentifier saying what is wrong."""
+    """The compact, validated USCC; raises InvalidIdentifier saying what is wrong.
+
+    Cached: exports name the same businesses over and over."""
     number = uscc.compact(raw)
     try:
         if number[:1].isalpha() and number[1:8].isdigit():
