@@ -1,9 +1,19 @@
-"""``hub bench``: end-to-end throughput and latency on the embedded broker,
-against a plain confluent-kafka consume/json/produce loop on the same broker."""
+"""``hub bench``: throughput and latency on the embedded broker, beside a plain
+confluent-kafka consume/json/produce loop on the same broker.
+
+Phases, each on its own synthetic penalty rows:
+1. the plain loop;
+2. the connector alone (parse, validate, hash, Avro, publish);
+3. the worker alone, over events already on the broker;
+4. the pipeline as deployed: connector in its own process, worker in this one;
+5. paced load, well below capacity, for event-to-lead latency without a backlog.
+"""
 from __future__ import annotations
 
 import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -12,35 +22,40 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
+from connectors.runner import RunSummary
 from hub.metrics import Metrics
-from hub.pipeline import run_pipeline
+from hub.pipeline import run_connectors, run_pipeline
 from hub.samples import synthetic_penalties
-from hub.settings import Settings
-from hub.topics import admin, read_to_end, LEADS_TOPIC
 from hub.serde import Serde
+from hub.settings import Settings
+from hub.topics import LEADS_TOPIC, admin, read_to_end
 
 
 @dataclass
 class BenchResult:
     events: int
-    connector_rows_per_s: float
-    end_to_end_events_per_s: float
-    baseline_events_per_s: float
+    plain_per_s: float
+    connector_per_s: float
+    worker_per_s: float
+    pipeline_per_s: float
+    lead_records: int
+    paced_rate: float
     latency_p50_s: float
     latency_p99_s: float
-    lead_records: int
     peak_rss_mib: float
     broker_peak_rss_mib: float
 
     def lines(self) -> list[str]:
         return [
-            f"events:                      {self.events}",
-            f"connector (parse+publish):   {self.connector_rows_per_s:,.0f} rows/s",
-            f"end to end (connector+worker): {self.end_to_end_events_per_s:,.0f} events/s",
-            f"plain consume/json/produce:  {self.baseline_events_per_s:,.0f} events/s",
-            f"ratio hub / plain loop:      {self.end_to_end_events_per_s / self.baseline_events_per_s:.3f}",
-            f"event-to-lead latency:       p50 {self.latency_p50_s:.2f}s  p99 {self.latency_p99_s:.2f}s "
-            f"over {self.lead_records} lead records",
+            f"events per phase:                 {self.events}",
+            f"plain consume/json/produce loop:  {self.plain_per_s:10,.0f} events/s",
+            f"connector alone:                  {self.connector_per_s:10,.0f} rows/s",
+            f"worker alone:                     {self.worker_per_s:10,.0f} events/s "
+            f"({self.lead_records} lead records)",
+            f"pipeline end to end:              {self.pipeline_per_s:10,.0f} events/s "
+            f"(ratio to plain loop {self.pipeline_per_s / self.plain_per_s:.3f})",
+            f"event-to-lead latency at {self.paced_rate:,.0f}/s: p50 {self.latency_p50_s * 1000:.0f} ms, "
+            f"p99 {self.latency_p99_s * 1000:.0f} ms",
             f"peak RSS: hub process {self.peak_rss_mib:.0f} MiB, broker {self.broker_peak_rss_mib:.0f} MiB",
         ]
 
@@ -77,6 +92,29 @@ def plain_loop_rate(settings: Settings, n: int) -> float:
     return seen / (time.perf_counter() - (started or time.perf_counter()))
 
 
+def _in_subprocess(settings: Settings, sources: list[tuple[str, Path]], _: Metrics) -> list[RunSummary]:
+    """Connectors as deployed: a process of their own, not sharing the worker's GIL."""
+    runs = []
+    for name, path in sources:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "hub.cli", "--broker", settings.broker_url, "connector", "run",
+                        name, "--path", str(path)], check=True, capture_output=True,
+                       env={"HUB_METRICS_PORT": "0", "PATH": ""})
+        runs.append(RunSummary(name, str(path), elapsed_s=time.perf_counter() - started))
+    return runs
+
+
+def _paced(rate: float, chunk: int) -> object:
+    def feed(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
+        runs = []
+        for name, path in sources:
+            started = time.perf_counter()
+            runs += run_connectors(settings, [(name, path)], metrics)
+            time.sleep(max(0.0, chunk / rate - (time.perf_counter() - started)))
+        return runs
+    return feed
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
@@ -91,25 +129,42 @@ def _broker_hwm_mib(pid: int | None) -> float:
     return 0.0
 
 
-def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: int | None) -> BenchResult:
-    baseline = plain_loop_rate(settings, events)
+def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: int | None,
+                  paced_rate: float = 500.0, paced_events: int = 5000) -> BenchResult:
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    path = synthetic_penalties(folder / "penalties.csv", rows=events, businesses=businesses)
-    summary = run_pipeline(settings, [("samr.penalty", path)], Metrics(), timeout_s=1800)
+    plain = plain_loop_rate(settings, events)
+
+    alone = synthetic_penalties(folder / "alone.csv", rows=events, businesses=businesses)
+    [connector_run] = run_connectors(settings, [("samr.penalty", alone)], Metrics())
+    # the file is already delivered, so the pipeline's connector skips it: the worker alone
+    worker_only = run_pipeline(settings, [("samr.penalty", alone)], Metrics())
+
+    both = synthetic_penalties(folder / "both.csv", rows=events, businesses=businesses, seed=8, first_row=events)
+    pipeline = run_pipeline(settings, [("samr.penalty", both)], Metrics(), feeder=_in_subprocess)
+
+    chunk = 250
+    paced_files = [("samr.penalty", synthetic_penalties(folder / f"paced-{i}.csv", rows=chunk,
+                                                        businesses=businesses, seed=100 + i,
+                                                        first_row=2 * events + i * chunk))
+                   for i in range(paced_events // chunk)]
+    paced_started = time.time()
+    run_pipeline(settings, paced_files, Metrics(), feeder=_paced(paced_rate, chunk))  # type: ignore[arg-type]
     decode = Serde(settings).decoder("lead")
     latencies = []
     for msg in read_to_end(settings, LEADS_TOPIC):
         lead = decode(msg.value())
-        latencies.append((lead["updated_at"] - lead["triggered_by_received_at"]).total_seconds())
-    run = summary.runs[0]
+        if lead["triggered_by_received_at"].timestamp() >= paced_started:
+            latencies.append((lead["updated_at"] - lead["triggered_by_received_at"]).total_seconds())
     return BenchResult(
         events=events,
-        connector_rows_per_s=run.rows_read / run.elapsed_s,
-        end_to_end_events_per_s=summary.events_processed / summary.elapsed_s,
-        baseline_events_per_s=baseline,
+        plain_per_s=plain,
+        connector_per_s=connector_run.rows_read / connector_run.elapsed_s,
+        worker_per_s=worker_only.events_processed / worker_only.elapsed_s,
+        pipeline_per_s=events / pipeline.elapsed_s,
+        lead_records=len(worker_only.leads),
+        paced_rate=paced_rate,
         latency_p50_s=_percentile(latencies, 0.50),
         latency_p99_s=_percentile(latencies, 0.99),
-        lead_records=len(latencies),
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         broker_peak_rss_mib=_broker_hwm_mib(broker_pid),
     )

@@ -41,6 +41,16 @@ def main(ctx: click.Context, config: str | None, broker_url: str | None, verbose
     ctx.ensure_object(dict)["settings"] = settings
 
 
+def _require_pii_key(settings: Settings) -> None:
+    """The development key is public: on a real broker it would make the
+    hashes of ID numbers reversible by brute force."""
+    from hub.settings import DEV_PII_KEY
+
+    if not settings.embedded and settings.pii_key == DEV_PII_KEY:
+        raise click.UsageError("HUB_PII_KEY is the development key; set a secret key before "
+                               "publishing to a configured broker")
+
+
 def _stop_on_sigterm() -> None:
     """Turn SIGTERM into KeyboardInterrupt so context managers (the embedded
     broker above all) are unwound as on Ctrl-C."""
@@ -176,6 +186,7 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
         connector_cls = load(name)
     except UnknownConnector as exc:
         raise click.UsageError(str(exc)) from exc
+    _require_pii_key(_settings(ctx))
     if follow and not path.is_dir():
         raise click.UsageError("--follow needs a folder as --path")
     if not follow and path.is_dir():
@@ -258,6 +269,7 @@ def backfill(ctx: click.Context, sources: tuple[str, ...], leads_out: Path, time
     from hub.pipeline import run_pipeline, to_json_ready
     from hub.topics import create_topics
 
+    _require_pii_key(_settings(ctx))
     parsed = _parse_sources(sources)
     with broker_for(_settings(ctx)) as (settings, _):
         create_topics(settings)

@@ -93,9 +93,13 @@ def final_leads(settings: Settings) -> dict[str, dict[str, Any]]:
     return leads
 
 
+Feeder = Callable[[Settings, list[tuple[str, Path]], Metrics], list[RunSummary]]
+
+
 def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics,
                  timeout_s: float = 900.0, stop_when_done: bool = True,
-                 on_done: Callable[[PipelineSummary], None] | None = None) -> PipelineSummary:
+                 on_done: Callable[[PipelineSummary], None] | None = None,
+                 feeder: Feeder = run_connectors) -> PipelineSummary:
     """Connectors in a thread, the Faust worker in this one (it needs the main
     thread for its signal handlers). When every event is processed the feeder
     sends this process SIGTERM, which Faust takes as a graceful stop."""
@@ -107,7 +111,7 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
         try:
             started.wait(120)
             t0 = time.perf_counter()
-            summary.runs = run_connectors(settings, sources, metrics)
+            summary.runs = feeder(settings, sources, metrics)
             wait_until_processed(settings, timeout_s)
             summary.elapsed_s = time.perf_counter() - t0
             if on_done is not None:

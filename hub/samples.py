@@ -223,7 +223,7 @@ def write_scenario(folder: Path) -> dict[str, Path]:
 
 
 def synthetic_penalties(path: Path, rows: int, businesses: int = 5000, seed: int = 7,
-                        encoding: str = "gbk", span_days: int = 360) -> Path:
+                        encoding: str = "gbk", span_days: int = 360, first_row: int = 0) -> Path:
     """A large 双公示 penalty export for benchmarks: ``rows`` valid rows over a
     pool of ``businesses`` businesses, dated over ``span_days``."""
     rng = random.Random(seed)
@@ -234,7 +234,7 @@ def synthetic_penalties(path: Path, rows: int, businesses: int = 5000, seed: int
     h = _headers(SamrPenaltyConnector)
     start = dt.date(2025, 1, 1)
     out = []
-    for i in range(rows):
+    for i in range(first_row, first_row + rows):
         code = pool[rng.randrange(businesses)]
         values = {
             "行政相对人名称": f"测试食品经营部{code[-6:]}", "行政相对人类别": "法人及非法人组织",

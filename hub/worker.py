@@ -167,6 +167,8 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
                loglevel: str = "WARN") -> None:
     """Run one worker in this thread until SIGINT/SIGTERM; the consumer group
     shares the partitions among however many workers run."""
+    # Faust closes its loop on shutdown: a fresh one lets a process run a worker again.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, metrics, started)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
     worker.spinner = None  # its escape codes mangle the leads printed beside it

@@ -88,3 +88,10 @@ def test_killed_hub_leaves_no_orphan_broker(tmp_path: Path) -> None:
     while _alive(tansu_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(tansu_pid)
+
+
+def test_development_pii_key_is_refused_on_a_configured_broker(tmp_path: Path) -> None:
+    files = write_scenario(tmp_path)
+    result = hub("--broker", "127.0.0.1:1", "connector", "run", "samr.penalty", "--path",
+                 str(files["samr.penalty"]), cwd=tmp_path)
+    assert result.returncode == 2 and "HUB_PII_KEY" in result.stderr
