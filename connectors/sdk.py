@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import ClassVar, Iterator, Mapping
+from typing import Callable, ClassVar, Iterator, Mapping
 
 from connectors.tabular import FileFormatError, normalise_header, read_rows
 from hub.domain.events import Agency, Business, BusinessRole, Event
@@ -102,32 +102,23 @@ class Row:
                               self._column(field))
         return choices[value]
 
-    def uscc(self, field: str) -> str | None:
+    def _identifier(self, field: str, validate: Callable[[str], str], reason_code: str) -> str | None:
         value = self.text(field)
         if value is None:
             return None
         try:
-            return validate_uscc(value)
+            return validate(value)
         except InvalidIdentifier as exc:
-            raise RowRejected("invalid_business_id", str(exc), self._column(field)) from None
+            raise RowRejected(reason_code, str(exc), self._column(field)) from None
+
+    def uscc(self, field: str) -> str | None:
+        return self._identifier(field, validate_uscc, "invalid_business_id")
 
     def licence(self, field: str) -> str | None:
-        value = self.text(field)
-        if value is None:
-            return None
-        try:
-            return validate_licence(value)
-        except InvalidIdentifier as exc:
-            raise RowRejected("invalid_licence", str(exc), self._column(field)) from None
+        return self._identifier(field, validate_licence, "invalid_licence")
 
     def registration_number(self, field: str) -> str | None:
-        value = self.text(field)
-        if value is None:
-            return None
-        try:
-            return validate_registration_number(value)
-        except InvalidIdentifier as exc:
-            raise RowRejected("invalid_registration_number", str(exc), self._column(field)) from None
+        return self._identifier(field, validate_registration_number, "invalid_registration_number")
 
 
 def parse_measure(text: str | None) -> tuple[float | None, str | None]:

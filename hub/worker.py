@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # restoring a table at the high watermark. No business key starts with NUL.
 SENTINEL_KEY = b"\x00hub:changelog-sentinel"
 
+
 def create_app(settings: Settings, metrics: Metrics, started: threading.Event | None = None) -> faust.App:
     app = faust.App(
         settings.app_id,
@@ -66,7 +67,6 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     # batch mixes partitions.
     businesses = app.Table(BUSINESS_TABLE, key_type=bytes, value_type=bytes, use_partitioner=True,
                            partitions=settings.topic_partitions)
-
     changelog = changelog_topic(settings)
 
     def load(key: bytes) -> BusinessState:
@@ -77,7 +77,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     async def process(stream: faust.StreamT[Any]) -> None:
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
             result = processor.process(((e.key, e.value) for e in batch), load)
-            # The producer directly: Faust's Topic.send costs ~100 µs a message more.
+            # The producer directly: Faust's Topic.send measured ~30 µs a message more.
             send = app.producer.send
             pending = [await send(LEADS_TOPIC, lead["lead_id"].encode(), encode_lead(lead), partition=None,
                                   timestamp=None, headers=None) for lead in result.leads]

@@ -95,3 +95,58 @@ def test_development_pii_key_is_refused_on_a_configured_broker(tmp_path: Path) -
     result = hub("--broker", "127.0.0.1:1", "connector", "run", "samr.penalty", "--path",
                  str(files["samr.penalty"]), cwd=tmp_path)
     assert result.returncode == 2 and "HUB_PII_KEY" in result.stderr
+
+
+def test_demo_shows_leads_of_all_three_rules(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = hub("demo", "--data-dir", str(tmp_path / "exports"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 60
+    for rule in ("CRIMINAL_REFERRAL", "CROSS_AGENCY", "REPEAT_OFFENDER"):
+        assert rule in result.stdout
+    assert "metrics: http://127.0.0.1:" in result.stdout
+    assert "2 duplicates suppressed" in result.stdout
+    assert "invalid_business_id=2" in result.stdout
+
+
+def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from confluent_kafka import Producer
+
+    from hub.serde import Serde
+    from hub.settings import load_settings
+
+    proc, _ = _start_shared_broker(tmp_path)
+    try:
+        bootstrap = json.loads((tmp_path / ".hub-state" / "embedded-broker.json").read_text())["bootstrap"]
+        settings = load_settings(environ={}).with_overrides(broker_url=bootstrap)
+        encode = Serde(settings).encoder("hub.leads", "lead")
+        now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+        day = dt.date(2026, 10, 1)
+
+        def lead(lead_id: str, code: str, severity: str) -> bytes:
+            return encode({
+                "lead_id": lead_id, "business_id": None, "business_key": "k", "business_name": "某公司",
+                "region": {"code": code, "name": None}, "rules": ["REPEAT_OFFENDER"], "severity": severity,
+                "agencies": ["SAMR"], "evidence": [{"agency": "SAMR", "kind": "PENALTY", "event_id": "e",
+                                                    "source_record_id": "s", "occurred_on": day, "finding": "f"}],
+                "recommended_action": "a", "status": "OPEN", "superseded_by": None, "window_start": day,
+                "window_end": day, "first_seen": now, "updated_at": now, "triggered_by_received_at": now})
+
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for lead_id, code, severity in [("lead-a", "410502", "CRITICAL"), ("lead-b", "140702", "CRITICAL"),
+                                        ("lead-c", "410503", "MEDIUM")]:
+            producer.produce("hub.leads", key=lead_id.encode(), value=lead(lead_id, code, severity))
+        producer.flush()
+        tail = subprocess.Popen([sys.executable, "-m", "hub.cli", "leads", "tail", "--from-beginning", "--json",
+                                 "--region", "4105", "--severity", "high"], cwd=tmp_path, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(6)
+        tail.send_signal(signal.SIGTERM)
+        out, _ = tail.communicate(timeout=15)
+        shown = [json.loads(line)["lead_id"] for line in out.splitlines() if line.startswith("{")]
+        assert shown == ["lead-a"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
