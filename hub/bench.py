@@ -11,6 +11,7 @@ Phases, each on its own synthetic penalty rows:
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
-from connectors.runner import RunSummary
+from connectors.discovery import load
+from connectors.runner import ConnectorRunner, RunSummary
+from hub.domain.pii import PersonalDataHasher
 from hub.metrics import Metrics
 from hub.pipeline import run_connectors, run_pipeline
 from hub.samples import synthetic_penalties
@@ -99,18 +102,23 @@ def _in_subprocess(settings: Settings, sources: list[tuple[str, Path]], _: Metri
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "hub.cli", "--broker", settings.broker_url, "connector", "run",
                         name, "--path", str(path)], check=True, capture_output=True,
-                       env={"HUB_METRICS_PORT": "0", "PATH": ""})
+                       env={**os.environ, "HUB_METRICS_PORT": "0", "HUB_PII_KEY": "hub-bench-only-key"})
         runs.append(RunSummary(name, str(path), elapsed_s=time.perf_counter() - started))
     return runs
 
 
 def _paced(rate: float, chunk: int) -> object:
+    """One long-lived connector (as with --follow) fed a file of ``chunk`` rows at a time."""
     def feed(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
+        runner = ConnectorRunner(settings, load(sources[0][0])(PersonalDataHasher(settings.pii_key)), metrics)
         runs = []
-        for name, path in sources:
-            started = time.perf_counter()
-            runs += run_connectors(settings, [(name, path)], metrics)
-            time.sleep(max(0.0, chunk / rate - (time.perf_counter() - started)))
+        try:
+            for _, path in sources:
+                started = time.perf_counter()
+                runs.append(runner.run_file(path))
+                time.sleep(max(0.0, chunk / rate - (time.perf_counter() - started)))
+        finally:
+            runner.close()
         return runs
     return feed
 

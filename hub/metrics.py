@@ -41,6 +41,12 @@ class WorkerMetrics:
         self.event_to_lead = Histogram("hub_worker_event_to_lead_latency_seconds",
                                        "From an event's arrival at the hub to the lead it updated",
                                        buckets=LATENCY_BUCKETS, registry=registry)
+        self.lag_seconds = Gauge("hub_worker_consumer_lag_seconds",
+                                 "Age (since arrival at the hub) of the oldest event in the batch being "
+                                 "processed; 0 when caught up", registry=registry)
+        self.lag_messages = Gauge("hub_worker_consumer_lag_messages",
+                                  "Events on the partitions this worker owns that it has not read yet",
+                                  ["topic", "partition"], registry=registry)
         self.commit_stalls_healed = Counter("hub_worker_commit_stalls_healed_total",
                                             "Partitions replayed from their committed offset after "
                                             "Faust's commits stalled behind a gap", registry=registry)

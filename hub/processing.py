@@ -19,6 +19,7 @@ class BatchResult:
     states: dict[bytes, BusinessState] = field(default_factory=dict)  # changed states only
     leads: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    oldest_received_at: float | None = None  # epoch seconds, of the batch's oldest event
 
 
 class LeadProcessor:
@@ -40,6 +41,9 @@ class LeadProcessor:
                 result.dead_letters.append(_dead_letter("undecodable_event", str(exc), key, value))
                 self.metrics.dead_letters.labels("undecodable_event").inc()
                 continue
+            received = event["received_at"].timestamp()
+            if result.oldest_received_at is None or received < result.oldest_received_at:
+                result.oldest_received_at = received
             if key is None:  # a producer that did not key by business: still joinable
                 key = event_key(event).encode()
             state = seen.get(key)
@@ -52,6 +56,8 @@ class LeadProcessor:
             elif outcome == "new":
                 result.states[key] = state
         now = self.clock()
+        if result.oldest_received_at is not None:
+            self.metrics.lag_seconds.set(max(0.0, now - result.oldest_received_at))
         for key, state in result.states.items():
             for lead in state.lead_updates(key.decode(), self.rules, int(now * 1000)):
                 result.leads.append(lead)

@@ -123,6 +123,24 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                 stalled_since.pop(tp, None)
                 metrics.worker.commit_stalls_healed.inc()
 
+    @app.timer(2.0)
+    async def report_lag() -> None:
+        """Consumer lag in messages per owned partition. On Tansu the high
+        watermark can trail the last batch (see hub.topics.end_offsets), so
+        the figure there is a lower bound."""
+        consumer = app.consumer
+        total = 0
+        for tp in consumer.assignment():
+            if tp.topic not in source_names:
+                continue
+            highwater = consumer.highwater(tp)
+            read = consumer._read_offset.get(tp)
+            lag = max(0, (highwater or 0) - ((read + 1) if read is not None else 0)) if highwater else 0
+            metrics.worker.lag_messages.labels(tp.topic, str(tp.partition)).set(lag)
+            total += lag
+        if total == 0 and not consumer._unacked_messages:
+            metrics.worker.lag_seconds.set(0)
+
     if started is not None:
         @app.task
         async def announce_start() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from hub.domain.events import Agency
+from hub.domain.leads import BusinessState
 from hub.serde import Serde
 from hub.settings import Settings
 from hub.topics import CATALOGUE, DEADLETTER_TOPIC, events_topic, read_to_end
@@ -26,3 +27,28 @@ def raw_bytes_by_topic(settings: Settings, extra_topics: tuple[str, ...] = ()) -
         for m in read_to_end(settings, name):
             out[name] += (m.key() or b"") + b"\n" + (m.value() or b"") + b"\n"
     return out
+
+
+def expected_leads(settings) -> dict[str, frozenset[str]]:
+    """What the rules imply for every event on the broker, computed without Faust."""
+    decode = Serde(settings).decoder("event")
+    states: dict[bytes, BusinessState] = {}
+    for agency in Agency:
+        for message in read_to_end(settings, events_topic(agency)):
+            states.setdefault(message.key(), BusinessState()).accept(decode(message.value()), settings.rules)
+    expected = {}
+    for key, state in states.items():
+        for lead in state.lead_updates(key.decode(), settings.rules, 0):
+            expected[lead["lead_id"]] = frozenset(e["event_id"] for e in lead["evidence"])
+    return expected
+
+
+def committed_total(settings) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id, "log_level": 3})
+    try:
+        tps = [TopicPartition(events_topic(Agency.SAMR), p) for p in range(settings.topic_partitions)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+    finally:
+        consumer.close()

@@ -3,23 +3,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from hub.domain.events import Agency
-from hub.domain.leads import BusinessState
-from hub.pipeline import final_leads, wait_until_processed
 from hub.samples import (CONDIMENT, FUSHUN, LEGAL_REP, LEGAL_REP_ID, LIQUOR, PORK, SUSPECT2_ID, SUSPECT2_NAME,
                          SUSPECT_ID, SUSPECT_NAME, VEG_BASE, synthetic_penalties, write_scenario)
-from hub.serde import Serde
-from hub.topics import changelog_topic, create_topics, events_topic, read_to_end
 from tests.conftest import TEST_PII_KEY
-from tests.helpers import raw_bytes_by_topic
 
 pytestmark = pytest.mark.broker
 
@@ -105,79 +97,3 @@ def test_the_same_files_twice_and_a_resend_give_the_same_leads(scenario_backfill
 def test_bad_source_argument_is_a_usage_error(tmp_path: Path) -> None:
     result = hub("backfill", "--source", "samr.penalty", "--leads-out", str(tmp_path / "x"), cwd=tmp_path)
     assert result.returncode == 2 and "KIND=PATH" in result.stderr
-
-
-# -- a worker killed mid-stream ----------------------------------------------------
-
-def _expected_leads(settings) -> dict[str, frozenset[str]]:
-    """What the rules imply for every event on the broker, computed without Faust."""
-    decode = Serde(settings).decoder("event")
-    states: dict[bytes, BusinessState] = {}
-    for agency in Agency:
-        for message in read_to_end(settings, events_topic(agency)):
-            states.setdefault(message.key(), BusinessState()).accept(decode(message.value()), settings.rules)
-    expected = {}
-    for key, state in states.items():
-        for lead in state.lead_updates(key.decode(), settings.rules, 0):
-            expected[lead["lead_id"]] = frozenset(e["event_id"] for e in lead["evidence"])
-    return expected
-
-
-def _committed_total(settings) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id, "log_level": 3})
-    try:
-        tps = [TopicPartition(events_topic(Agency.SAMR), p) for p in range(settings.topic_partitions)]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
-    finally:
-        consumer.close()
-
-
-def test_a_killed_worker_restarted_loses_and_duplicates_nothing(broker, tmp_path: Path) -> None:
-    from connectors.runner import ConnectorRunner
-    from connectors.samr_penalty import SamrPenaltyConnector
-    from hub.domain.pii import PersonalDataHasher
-    from hub.metrics import Metrics
-    from hub.settings import load_settings
-
-    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, app_id="hub-kill-test",
-                                                        pii_key=TEST_PII_KEY)
-    create_topics(settings)
-    path = synthetic_penalties(tmp_path / "penalties.csv", rows=6000, businesses=1500)
-    runner = ConnectorRunner(settings, SamrPenaltyConnector(PersonalDataHasher(TEST_PII_KEY)), Metrics())
-    assert runner.run_file(path).events_published == 6000
-    runner.close()
-    expected = _expected_leads(settings)
-    assert len(expected) > 300
-
-    env = {**os.environ, "HUB_BROKER_URL": broker.bootstrap, "HUB_APP_ID": settings.app_id,
-           "HUB_METRICS_PORT": "0", "HUB_WORKER_BATCH_SIZE": "20", "HUB_COMMIT_INTERVAL_S": "0.2"}
-
-    def start_worker() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    first = start_worker()
-    deadline = time.monotonic() + 120
-    while _committed_total(settings) < 1500 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    first.kill()  # SIGKILL: no graceful anything
-    first.wait()
-    done_before_kill = _committed_total(settings)
-    assert 0 < done_before_kill < 6000, "the kill should land mid-stream"
-
-    second = start_worker()
-    try:
-        wait_until_processed(settings, timeout_s=240)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(30)
-
-    leads = final_leads(settings)
-    got = {lid: frozenset(e["event_id"] for e in lead["evidence"])
-           for lid, lead in leads.items() if lead["status"] == "OPEN"}
-    assert got == expected
-    assert all(len(lead["evidence"]) == len({e["event_id"] for e in lead["evidence"]}) for lead in leads.values())
-    # the state survived in the changelog: it holds every business that has events
-    assert len(read_to_end(settings, changelog_topic(settings))) > 0

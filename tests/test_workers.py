@@ -1,0 +1,117 @@
+"""Workers on the embedded broker: killed and restarted, and two sharing the load."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from connectors.runner import ConnectorRunner
+from connectors.samr_penalty import SamrPenaltyConnector
+from hub.domain.pii import PersonalDataHasher
+from hub.metrics import Metrics
+from hub.pipeline import final_leads, wait_until_processed
+from hub.samples import synthetic_penalties
+from hub.settings import Settings, load_settings
+from hub.topics import changelog_topic, create_topics, read_to_end
+from tests.conftest import TEST_PII_KEY
+from tests.helpers import committed_total, expected_leads
+
+pytestmark = pytest.mark.broker
+
+ROWS = 6000
+
+
+def _published(broker, tmp_path: Path, app_id: str, seed: int) -> Settings:
+    """A fresh consumer group, and ROWS more penalty events on the broker."""
+    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, app_id=app_id,
+                                                        pii_key=TEST_PII_KEY)
+    create_topics(settings)
+    path = synthetic_penalties(tmp_path / f"{app_id}.csv", rows=ROWS, businesses=1500, seed=seed,
+                               first_row=seed * ROWS)
+    runner = ConnectorRunner(settings, SamrPenaltyConnector(PersonalDataHasher(TEST_PII_KEY)), Metrics())
+    assert runner.run_file(path).events_published == ROWS
+    runner.close()
+    return settings
+
+
+def _worker(settings: Settings, cwd: Path, batch_size: int = 20) -> subprocess.Popen[str]:
+    env = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
+           "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WORKER_BATCH_SIZE": str(batch_size),
+           "HUB_COMMIT_INTERVAL_S": "0.2"}
+    return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _metrics_port(worker: subprocess.Popen[str]) -> int:
+    assert worker.stderr is not None
+    line = worker.stderr.readline()
+    found = re.search(r"metrics: http://127\.0\.0\.1:(\d+)/metrics", line)
+    assert found, line
+    return int(found.group(1))
+
+
+def _processed(port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(m) for m in re.findall(r'^hub_worker_events_processed_total\{[^}]*\} (\S+)$', text, re.M))
+
+
+def _wait_for_progress(settings: Settings, at_least: int) -> None:
+    deadline = time.monotonic() + 120
+    while committed_total(settings) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _open_leads(settings: Settings) -> dict[str, frozenset[str]]:
+    leads = final_leads(settings)
+    assert all(len(l["evidence"]) == len({e["event_id"] for e in l["evidence"]}) for l in leads.values())
+    return {lid: frozenset(e["event_id"] for e in lead["evidence"])
+            for lid, lead in leads.items() if lead["status"] == "OPEN"}
+
+
+def test_a_killed_worker_restarted_loses_and_duplicates_nothing(broker, tmp_path: Path) -> None:
+    settings = _published(broker, tmp_path, "hub-kill-test", seed=1)
+    expected = expected_leads(settings)
+    assert len(expected) > 300
+
+    first = _worker(settings, tmp_path)
+    _wait_for_progress(settings, ROWS // 4)
+    first.kill()  # SIGKILL: no graceful anything
+    first.wait()
+    assert 0 < committed_total(settings) < ROWS, "the kill should land mid-stream"
+
+    second = _worker(settings, tmp_path)
+    try:
+        wait_until_processed(settings, timeout_s=240)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    assert _open_leads(settings) == expected
+    assert len(read_to_end(settings, changelog_topic(settings))) > 0
+
+
+def test_two_workers_share_the_load_and_hand_over_without_loss(broker, tmp_path: Path) -> None:
+    settings = _published(broker, tmp_path, "hub-two-workers", seed=2)
+    expected = expected_leads(settings)
+
+    one, two = _worker(settings, tmp_path), _worker(settings, tmp_path)
+    ports = [_metrics_port(one), _metrics_port(two)]
+    try:
+        _wait_for_progress(settings, ROWS // 3)
+        shares = [_processed(port) for port in ports]
+        one.send_signal(signal.SIGTERM)  # a graceful stop: its partitions go to the other
+        one.wait(30)
+        wait_until_processed(settings, timeout_s=240)
+    finally:
+        for worker in (one, two):
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(30)
+    assert all(share > 0 for share in shares), shares
+    assert _open_leads(settings) == expected
