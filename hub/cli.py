@@ -147,6 +147,26 @@ def schemas_check(ctx: click.Context) -> None:
         click.echo(f"ok {contract}: v{versions[-1].version} (id {versions[-1].schema_id})")
 
 
+@schemas.command("register")
+@click.pass_context
+def schemas_register(ctx: click.Context) -> None:
+    """Register schemas/ with the configured schema registry (HUB_SCHEMA_REGISTRY_URL),
+    subject <topic>-value per topic; refuses a version the registry finds incompatible."""
+    from hub.schemas import IncompatibleSchema, register
+    from hub.topics import CATALOGUE
+
+    settings = _settings(ctx)
+    if not settings.schema_registry_url:
+        raise click.UsageError("no schema registry configured (HUB_SCHEMA_REGISTRY_URL); "
+                               "without one, schemas/registry.json is the registry")
+    try:
+        for line in register(settings.schema_dir, settings.schema_registry_url,
+                             {f"{t.name}-value": t.contract for t in CATALOGUE}):
+            click.echo(line)
+    except IncompatibleSchema as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 # -- connectors -------------------------------------------------------------
 
 @main.group()

@@ -107,3 +107,37 @@ def check(schema_dir: Path) -> list[str]:
                     problems.append(f"{label}: not backward compatible with v{previous.version}: {why}")
             previous = v
     return problems
+
+
+class IncompatibleSchema(Exception):
+    pass
+
+
+def register(schema_dir: Path, registry_url: str, subjects: dict[str, str]) -> list[str]:
+    """Register every released version of each subject's contract, oldest
+    first, with a Confluent-compatible registry; ``subjects`` maps subject to
+    contract. A version the registry already has is left alone; one it finds
+    incompatible with what it holds stops the run before anything later is
+    registered. Returns one line per subject."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    client = SchemaRegistryClient({"url": registry_url})
+    local = LocalRegistry(schema_dir)
+    report = []
+    for subject, contract in subjects.items():
+        for version in local.versions[contract]:
+            schema = Schema(json.dumps(version.raw), "AVRO")
+            try:
+                found = client.lookup_schema(subject, schema)
+                report_line = f"{subject}: {contract} v{version.version} already registered (id {found.schema_id})"
+            except SchemaRegistryError as exc:
+                if exc.http_status_code != 404:
+                    raise
+                if subject in client.get_subjects() and not client.test_compatibility(subject, schema):
+                    raise IncompatibleSchema(f"{subject}: the registry refuses {contract} v{version.version} "
+                                             f"({version.file.name}) as incompatible with what it holds") from None
+                schema_id = client.register_schema(subject, schema)
+                report_line = f"{subject}: registered {contract} v{version.version} as id {schema_id}"
+        report.append(report_line)
+    return report

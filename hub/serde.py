@@ -69,10 +69,11 @@ class Serde:
     def _writer_schema(self, schema_id: int) -> Any:
         schema = self._writers.get(schema_id)
         if schema is None:
-            if schema_id in self.local.by_id:
-                schema = self.local.by_id[schema_id].parsed
-            elif self._remote is not None:
+            # IDs mean the configured registry's IDs, or else schemas/registry.json's: never a mix
+            if self._remote is not None:
                 schema = fastavro.parse_schema(json.loads(self._remote.get_schema(schema_id).schema_str))
+            elif schema_id in self.local.by_id:
+                schema = self.local.by_id[schema_id].parsed
             else:
                 raise DecodeError(f"unknown schema id {schema_id}")
             self._writers[schema_id] = schema

@@ -145,3 +145,33 @@ def test_real_prometheus_scrapes_a_worker_and_a_connector(broker, tmp_path: Path
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def test_every_dashboard_panel_queries_metrics_the_hub_exports() -> None:
+    exported = _exported_metric_names() | {"up"}
+    dashboards = list((OPS / "grafana" / "dashboards").glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        dashboard = json.loads(path.read_text())
+        assert dashboard["uid"] and dashboard["panels"]
+        for panel in dashboard["panels"]:
+            assert panel["targets"], panel["title"]
+            for target in panel["targets"]:
+                names = re.findall(r"\b(hub_[a-z_]+|up)\b", target["expr"])
+                assert names, (panel["title"], target["expr"])
+                for name in names:
+                    assert name in exported, (path.name, panel["title"], name)
+            # the provisioned datasource is the one the panels name
+            assert panel["datasource"]["uid"] == "prometheus"
+    datasource = yaml.safe_load((OPS / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    assert datasource["datasources"][0]["uid"] == "prometheus"
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each panel's query as a recording rule."""
+    rules = [{"record": f"hub:panel_{i}", "expr": target["expr"]}
+             for i, target in enumerate(t for p in json.loads((OPS / "grafana" / "dashboards" / "hub.json")
+                                                                .read_text())["panels"] for t in p["targets"])]
+    (tmp_path / "panels.yml").write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    result = promtool("check", "rules", str(tmp_path / "panels.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
