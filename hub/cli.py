@@ -353,6 +353,22 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
 
 
 @main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Broker, topics and partitions, worker lag per event topic, connectors' last
+    success, dead-letter counts and open leads, at a glance."""
+    from hub.broker import broker_for
+    from hub.status import collect
+
+    with broker_for(_settings(ctx)) as (settings, private):
+        if private:
+            click.echo("no broker configured and no `hub broker` running: nothing to report", err=True)
+            sys.exit(1)
+        for line in collect(settings).lines():
+            click.echo(line)
+
+
+@main.command()
 @click.option("--events", default=100_000, show_default=True, help="Synthetic penalty rows to push through.")
 @click.option("--businesses", default=20_000, show_default=True, help="Distinct businesses among them.")
 @click.pass_context

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -97,3 +98,23 @@ def test_the_same_files_twice_and_a_resend_give_the_same_leads(scenario_backfill
 def test_bad_source_argument_is_a_usage_error(tmp_path: Path) -> None:
     result = hub("backfill", "--source", "samr.penalty", "--leads-out", str(tmp_path / "x"), cwd=tmp_path)
     assert result.returncode == 2 and "KIND=PATH" in result.stderr
+
+
+def test_status_reports_what_a_backfill_left_on_a_broker(broker, tmp_path: Path) -> None:
+    files = write_scenario(tmp_path / "exports")
+    sources = [f"--source={kind}={path}" for kind, path in files.items()]
+    env = {"HUB_APP_ID": "hub-status-test"}
+    done = hub("--broker", broker.bootstrap, "backfill", *sources, "--leads-out", str(tmp_path / "l.jsonl"),
+               cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    result = hub("--broker", broker.bootstrap, "status", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"broker      {broker.bootstrap} (1 broker)" in out
+    assert "hub.events.samr                            4 partitions" in out
+    for topic in ("hub.events.samr", "hub.events.police", "hub.events.agri"):
+        assert re.search(rf"^  {re.escape(topic)}\s+0$", out, re.M), out  # all processed
+    for connector in ("samr.sampling", "samr.penalty", "samr.inspection", "police.case", "agri.sampling"):
+        assert re.search(rf"^  {re.escape(connector)}\s+20\d\d-", out, re.M), out
+    assert "dead letters (4)" in out and re.search(r"samr\.penalty\s+invalid_business_id\s+1", out)
+    assert "open leads (6)" in out and re.search(r"CRITICAL\s+CRIMINAL_REFERRAL\s+4", out)

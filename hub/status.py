@@ -1,0 +1,82 @@
+"""``hub status``: what an operator checks first, read from the broker itself."""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, TopicPartition
+
+from hub.domain.events import Agency
+from hub.serde import Serde
+from hub.settings import Settings
+from hub.topics import (CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, LEADS_TOPIC, admin, end_offsets, events_topic,
+                        read_to_end)
+
+
+@dataclass
+class Status:
+    broker: str
+    brokers: int
+    topics: dict[str, int]
+    lag: dict[str, int]  # event topic -> events the worker group has not committed
+    connectors: dict[str, dt.datetime]  # connector -> last file completed
+    dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)  # (stage, reason) -> count
+    open_leads: Counter[tuple[str, str]] = field(default_factory=Counter)  # (severity, rule) -> count
+
+    def lines(self) -> list[str]:
+        out = [f"broker      {self.broker} ({self.brokers} broker{'s' if self.brokers != 1 else ''})", "topics"]
+        out += [f"  {name:<40} {n:>3} partitions" for name, n in self.topics.items()]
+        out.append("worker lag (events not yet processed)")
+        out += [f"  {topic:<40} {lag:>8}" for topic, lag in self.lag.items()]
+        out.append("connectors (last file completed)")
+        out += [f"  {name:<18} {when:%Y-%m-%d %H:%M:%S %Z}" for name, when in sorted(self.connectors.items())] \
+            or ["  none yet"]
+        out.append(f"dead letters ({sum(self.dead_letters.values())})")
+        out += [f"  {stage:<18} {reason:<28} {n:>6}" for (stage, reason), n in sorted(self.dead_letters.items())]
+        out.append(f"open leads ({sum(self.open_leads.values())})")
+        out += [f"  {severity:<9} {rule:<18} {n:>6}" for (severity, rule), n in sorted(self.open_leads.items())]
+        return out
+
+
+def _group_lag(settings: Settings) -> dict[str, int]:
+    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id,
+                         "enable.auto.commit": False, "log_level": 3})
+    try:
+        lag: dict[str, int] = {}
+        for agency in Agency:
+            topic = events_topic(agency)
+            ends = end_offsets(settings, topic)
+            committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+            lag[topic] = sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
+        return lag
+    finally:
+        consumer.close()
+
+
+def collect(settings: Settings) -> Status:
+    metadata = admin(settings).list_topics(timeout=10)
+    serde = Serde(settings)
+    status = Status(
+        broker=settings.broker_url, brokers=len(metadata.brokers),
+        topics={name: len(t.partitions) for name, t in sorted(metadata.topics.items()) if not name.startswith("__")},
+        lag=_group_lag(settings), connectors={})
+    decode_offset = serde.decoder("connector_offset")
+    for message in read_to_end(settings, CONNECTOR_OFFSETS_TOPIC):
+        cursor = decode_offset(message.value())
+        if cursor["complete"]:
+            previous = status.connectors.get(cursor["connector"])
+            status.connectors[cursor["connector"]] = max(cursor["updated_at"], previous or cursor["updated_at"])
+    decode_dead = serde.decoder("deadletter")
+    for message in read_to_end(settings, DEADLETTER_TOPIC):
+        letter = decode_dead(message.value())
+        status.dead_letters[(letter["stage"], letter["reason_code"])] += 1
+    decode_lead = serde.decoder("lead")
+    latest = {}
+    for message in read_to_end(settings, LEADS_TOPIC):
+        lead = decode_lead(message.value())
+        latest[lead["lead_id"]] = lead
+    for lead in latest.values():
+        if lead["status"] == "OPEN":
+            status.open_leads[(lead["severity"], lead["rules"][0])] += 1
+    return status
