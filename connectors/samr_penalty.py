@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 from connectors.sdk import Connector, Row, RowRejected, business
 from hub.domain.events import Agency, Event, EventKind, make_event
@@ -51,7 +52,7 @@ class SamrPenaltyConnector(Connector):
         assert decided_on is not None
         fine = row.decimal("fine_wan", TEN_THOUSAND)
         confiscated = row.decimal("confiscated_wan", TEN_THOUSAND)
-        value = None if fine is None and confiscated is None else (fine or 0) + (confiscated or 0)
+        value = None if fine is None and confiscated is None else (fine or Decimal(0)) + (confiscated or Decimal(0))
         licence_action = row.text("licence_action")
         licence = _LICENCE_IN_TEXT.search(licence_action or "")
         violation = row.text("violation_type")

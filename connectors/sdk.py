@@ -60,7 +60,7 @@ class Row:
     def required(self, field: str) -> str:
         value = self.text(field)
         if value is None:
-            raise RowRejected("missing_value", f"required value is empty", self._column(field))
+            raise RowRejected("missing_value", "required value is empty", self._column(field))
         return value
 
     def date(self, field: str, required: bool = True) -> dt.date | None:

@@ -20,6 +20,7 @@ from connectors.police_case import PoliceCaseConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector
+from connectors.sdk import Connector
 
 
 def make_uscc(authority_type: str, division: str, org: str) -> str:
@@ -63,7 +64,7 @@ LEGAL_REP = "赵志强"
 LEGAL_REP_ID = make_resident_id("140702", dt.date(1970, 1, 9), "215")
 
 
-def _headers(connector: type) -> list[str]:
+def _headers(connector: type[Connector]) -> list[str]:
     return list(connector.columns)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import fastavro
 
@@ -89,8 +89,8 @@ class Serde:
             _, schema_id = _HEADER.unpack_from(data)
             writer = self._writer_schema(schema_id)
             try:
-                return read(io.BytesIO(data[5:]), writer, None if writer is reader else reader,
-                            return_record_name=True)
+                return cast(dict[str, Any], read(io.BytesIO(data[5:]), writer,
+                                                 None if writer is reader else reader, return_record_name=True))
             except Exception as exc:
                 raise DecodeError(f"Avro body does not match schema id {schema_id}: {exc}") from exc
 

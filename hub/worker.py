@@ -74,7 +74,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         return BusinessState.from_bytes(raw) if raw is not None else BusinessState()
 
     @app.agent(sources, name="leads")
-    async def process(stream: faust.StreamT[Any]) -> None:
+    async def process(stream: Any) -> None:  # a faust Stream: take_events is not on StreamT
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
             result = processor.process(((e.key, e.value) for e in batch), load)
             # The producer directly: Faust's Topic.send measured ~30 µs a message more.
@@ -105,7 +105,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         waits at the gap. One that waits ``commit_stall_heal_s`` is sought back
         to its committed offset; the replayed events that were processed are
         duplicates the table suppresses, the dropped ones get processed."""
-        consumer = app.consumer
+        consumer: Any = app.consumer  # Faust's private bookkeeping, see _strict_commits
         now = asyncio.get_running_loop().time()
         for tp in consumer.assignment():
             acked, committed = consumer._acked.get(tp), consumer._committed_offset.get(tp)
@@ -128,7 +128,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         """Consumer lag in messages per owned partition. On Tansu the high
         watermark can trail the last batch (see hub.topics.end_offsets), so
         the figure there is a lower bound."""
-        consumer = app.consumer
+        consumer: Any = app.consumer
         total = 0
         for tp in consumer.assignment():
             if tp.topic not in source_names:

@@ -1,7 +1,11 @@
 """Shared helpers for broker tests."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
@@ -52,3 +56,10 @@ def committed_total(settings) -> int:
         return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
     finally:
         consumer.close()
+
+
+def hub(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The hub command as a user runs it, metrics on a free port."""
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HUB_METRICS_PORT": "0", **(env or {})})

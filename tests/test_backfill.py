@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import json
 import re
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hub.samples import (CONDIMENT, FUSHUN, LEGAL_REP, LEGAL_REP_ID, LIQUOR, PORK, SUSPECT2_ID, SUSPECT2_NAME,
-                         SUSPECT_ID, SUSPECT_NAME, VEG_BASE, synthetic_penalties, write_scenario)
+                         SUSPECT_ID, SUSPECT_NAME, VEG_BASE, write_scenario)
 from tests.conftest import TEST_PII_KEY
+from tests.helpers import hub as run_hub
 
 pytestmark = pytest.mark.broker
 
@@ -27,10 +26,8 @@ EXPECTED = {
 }
 
 
-def hub(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HUB_METRICS_PORT": "0", "HUB_PII_KEY": TEST_PII_KEY,
-                                                **(env or {})})
+def hub(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_hub(*args, cwd=cwd, env={"HUB_PII_KEY": TEST_PII_KEY, **(env or {})})
 
 
 def read_leads_file(path: Path) -> dict[tuple[str, str], dict]:

@@ -12,13 +12,9 @@ from pathlib import Path
 import pytest
 
 from hub.samples import write_scenario
+from tests.helpers import hub
 
 pytestmark = pytest.mark.broker
-
-
-def hub(*args: str, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HUB_METRICS_PORT": "0", **(env or {})})
 
 
 def _alive(pid: int) -> bool:

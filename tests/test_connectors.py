@@ -3,7 +3,6 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 
 from connectors.agri_sampling import AgriSamplingConnector
 from connectors.police_case import PoliceCaseConnector

@@ -20,7 +20,7 @@ import enum
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from hub.domain.events import Event, EventKind
 from hub.settings import RuleSettings
@@ -75,10 +75,10 @@ class Fact:
                 self.criminal, self.summary, self.source_record_id, self.received_ms]
 
     @classmethod
-    def from_json(cls, raw: Sequence[object]) -> "Fact":
+    def from_json(cls, raw: Sequence[Any]) -> "Fact":
         eid, agency, kind, day, adverse, criminal, summary, srid, received = raw
-        return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),  # type: ignore[arg-type]
-                   bool(adverse), str(criminal), str(summary), str(srid), int(received))  # type: ignore[arg-type]
+        return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
+                   bool(adverse), str(criminal), str(summary), str(srid), int(received))
 
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
