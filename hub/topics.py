@@ -18,6 +18,7 @@ class TopicSpec:
     keyed_by: str
     partitioned: bool = True  # False: a single partition, e.g. for ordered state
     description: str = ""
+    compacted: bool = False  # the latest record per key is the state: Kafka may compact the rest
 
     def partitions(self, settings: Settings) -> int:
         return settings.topic_partitions if self.partitioned else 1
@@ -36,9 +37,9 @@ CATALOGUE: tuple[TopicSpec, ...] = (
                 description=f"validated {a.value} case and inspection events") for a in Agency),
     TopicSpec(DEADLETTER_TOPIC, "deadletter", "connector",
               description="rejected rows and undecodable events, with the reason"),
-    TopicSpec(LEADS_TOPIC, "lead", "lead_id", description="shared enforcement leads"),
+    TopicSpec(LEADS_TOPIC, "lead", "lead_id", description="shared enforcement leads", compacted=True),
     TopicSpec(CONNECTOR_OFFSETS_TOPIC, "connector_offset", "connector + file fingerprint",
-              partitioned=False, description="connector cursors (rows delivered per file)"),
+              partitioned=False, description="connector cursors (rows delivered per file)", compacted=True),
 )
 
 
@@ -60,12 +61,13 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicS
     Returns ``{topic: "created" | "exists"}``. Idempotent: Tansu auto-creates
     topics with 4 partitions, so the hub never relies on auto-creation.
     """
-    wanted = {s.name: s.partitions(settings) for s in specs}
-    wanted[changelog_topic(settings)] = settings.topic_partitions
+    wanted = {s.name: (s.partitions(settings), s.compacted) for s in specs}
+    wanted[changelog_topic(settings)] = (settings.topic_partitions, True)
     client = admin(settings)
     futures = client.create_topics(
-        [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor)
-         for name, n in wanted.items()], operation_timeout=10)
+        [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
+                  config={"cleanup.policy": "compact"} if compacted else {})
+         for name, (n, compacted) in wanted.items()], operation_timeout=10)
     result: dict[str, str] = {}
     for name, fut in futures.items():
         try:

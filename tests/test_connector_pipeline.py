@@ -156,3 +156,20 @@ def test_a_file_with_a_missing_column_is_dead_lettered_whole(settings, tmp_path)
     assert summary.rejected == {"missing_column": 1}
     [letter] = [d for d in dead_letters(settings) if d["source_file"] == str(path)]
     assert letter["column"] == "检查结果" and letter["source_row"] == 1
+
+
+def test_state_topics_are_compacted_and_event_topics_are_not(settings) -> None:
+    from confluent_kafka.admin import ConfigResource
+
+    from hub.topics import admin, changelog_topic
+
+    client = admin(settings)
+
+    def policy(topic: str) -> str | None:
+        [future] = client.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+        entry = future.result().get("cleanup.policy")
+        return entry.value if entry else None
+
+    for topic in ("hub.leads", "hub.connector-offsets", changelog_topic(settings)):
+        assert policy(topic) == "compact", topic
+    assert policy("hub.events.samr") != "compact"
