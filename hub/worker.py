@@ -38,35 +38,18 @@ log = logging.getLogger(__name__)
 SENTINEL_KEY = b"\x00hub:changelog-sentinel"
 
 
+def _ignore(self: Monitor, *args: Any, **kwargs: Any) -> None:
+    return None
+
+
 class QuietMonitor(Monitor):
     """Faust's Monitor keeps per-event statistics for its web views, which the
     hub turns off; the hub's Prometheus metrics take their place. Skipping the
     per-event hooks saves about 15 µs an event (a bare take() loop went from
     8.1k to 9.2k events/s on the embedded broker)."""
 
-    def on_message_in(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_message_out(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_stream_event_in(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_stream_event_out(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_send_initiated(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_send_completed(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_table_get(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def on_table_set(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    on_message_in = on_message_out = on_stream_event_in = on_stream_event_out = _ignore
+    on_send_initiated = on_send_completed = on_table_get = on_table_set = _ignore
 
 
 def create_app(settings: Settings, metrics: Metrics, started: threading.Event | None = None) -> faust.App:
