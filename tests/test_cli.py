@@ -146,3 +146,35 @@ def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_schemas_check_passes_on_the_shipped_contracts(tmp_path: Path) -> None:
+    result = hub("schemas", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ok event: v1 (id 1)" in result.stdout and "ok lead: v1 (id 3)" in result.stdout
+
+
+def test_schemas_check_fails_on_an_edited_release(tmp_path: Path) -> None:
+    import shutil
+
+    from hub.settings import REPO_ROOT
+
+    shutil.copytree(REPO_ROOT / "schemas", tmp_path / "schemas")
+    lead = tmp_path / "schemas" / "lead.v1.avsc"
+    lead.write_text(lead.read_text().replace('"OPEN", "SUPERSEDED"', '"OPEN", "SUPERSEDED", "CLOSED"'))
+    result = hub("schemas", "check", cwd=tmp_path, env={"HUB_SCHEMA_DIR": str(tmp_path / "schemas")})
+    assert result.returncode == 1 and "FAIL lead v1" in result.stderr and "edited" in result.stderr
+
+
+def test_topics_create_is_idempotent(tmp_path: Path) -> None:
+    proc, _ = _start_shared_broker(tmp_path)
+    try:
+        first = hub("topics", "create", cwd=tmp_path)  # `hub broker` created them already
+        assert first.returncode == 0, first.stderr
+        assert all(line.split()[-1] == "exists" for line in first.stdout.splitlines()), first.stdout
+        listing = hub("topics", "list", cwd=tmp_path)
+        assert "hub.connector-offsets                      1 partitions" in listing.stdout
+        assert "supervision-hub-businesses-changelog       4 partitions" in listing.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
