@@ -25,6 +25,9 @@ from hub.topics import DEADLETTER_TOPIC, events_topic
 log = logging.getLogger(__name__)
 
 CHECKPOINT_ROWS = 10_000
+# A broken export can reject every row: the log shows the first ones, the
+# dead-letter topic and the run's summary have them all.
+LOGGED_REJECTS_PER_FILE = 20
 
 
 class PublishError(RuntimeError):
@@ -117,7 +120,11 @@ class ConnectorRunner:
         summary.rejected[code] += 1
         self.metrics.records_rejected.labels(self.connector.name, code).inc()
         where = f"{file}" + (f", row {row}" if row else "") + (f", column {column!r}" if column else "")
-        log.warning("%s rejected %s: %s", self.connector.name, where, reason)
+        if summary.rows_rejected <= LOGGED_REJECTS_PER_FILE:
+            log.warning("%s rejected %s: %s", self.connector.name, where, reason)
+        elif summary.rows_rejected == LOGGED_REJECTS_PER_FILE + 1:
+            log.warning("%s: more rows of %s rejected; the dead-letter topic and the summary have them all",
+                        self.connector.name, file)
         self._produce(DEADLETTER_TOPIC, self.connector.name, self._encode_dead(
             dead_letter(self.connector.name, code, reason, original, file, row, column)))
 

@@ -173,3 +173,17 @@ def test_state_topics_are_compacted_and_event_topics_are_not(settings) -> None:
     for topic in ("hub.leads", "hub.connector-offsets", changelog_topic(settings)):
         assert policy(topic) == "compact", topic
     assert policy("hub.events.samr") != "compact"
+
+
+def test_a_file_of_bad_rows_logs_the_first_few_and_dead_letters_all(settings, tmp_path, caplog) -> None:
+    rows = inspection_rows()[:1] * 30
+    for i, row in enumerate(rows):
+        row[0] = f"BAD-{i}"
+        row[list(SamrInspectionConnector.columns).index("检查日期")] = "not a date"
+    path = write_csv(tmp_path / "bad.csv", list(SamrInspectionConnector.columns), rows, "utf-8")
+    with caplog.at_level("WARNING", logger="connectors.runner"):
+        summary = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)),
+                                  Metrics()).run_file(path)
+    assert summary.rejected == {"bad_date": 30}
+    assert len(caplog.records) == runner_module.LOGGED_REJECTS_PER_FILE + 1
+    assert len([d for d in dead_letters(settings) if d["source_file"] == str(path)]) == 30
