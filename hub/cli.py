@@ -41,6 +41,21 @@ def main(ctx: click.Context, config: str | None, broker_url: str | None, verbose
     ctx.ensure_object(dict)["settings"] = settings
 
 
+def _existing_broker(ctx: click.Context, doing: str) -> Settings:
+    """Settings on a broker that already holds data: the configured one, or the
+    embedded one `hub broker` keeps up. A private broker would be empty."""
+    from hub.broker import running_embedded_broker
+
+    settings = _settings(ctx)
+    if not settings.embedded:
+        return settings
+    shared = running_embedded_broker(settings)
+    if shared is None:
+        click.echo(f"no broker configured and no `hub broker` running: nothing to {doing}", err=True)
+        sys.exit(1)
+    return settings.with_overrides(broker_url=shared)
+
+
 def _require_pii_key(settings: Settings) -> None:
     """The development key is public: on a real broker it would make the
     hashes of ID numbers reversible by brute force."""
@@ -357,15 +372,10 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
 def status(ctx: click.Context) -> None:
     """Broker, topics and partitions, worker lag per event topic, connectors' last
     success, dead-letter counts and open leads, at a glance."""
-    from hub.broker import broker_for
     from hub.status import collect
 
-    with broker_for(_settings(ctx)) as (settings, private):
-        if private:
-            click.echo("no broker configured and no `hub broker` running: nothing to report", err=True)
-            sys.exit(1)
-        for line in collect(settings).lines():
-            click.echo(line)
+    for line in collect(_existing_broker(ctx, "report")).lines():
+        click.echo(line)
 
 
 @main.command()
@@ -409,22 +419,17 @@ def leads_tail(ctx: click.Context, region_prefix: str | None, severity: str | No
     """Print leads as they arrive on the lead topic (Ctrl-C stops)."""
     import json
 
-    from hub.broker import broker_for
     from hub.leadview import follow_leads, matches, render
     from hub.pipeline import to_json_ready
 
+    settings = _existing_broker(ctx, "follow")
     _stop_on_sigterm()
-    with broker_for(_settings(ctx)) as (settings, private):
-        if private:
-            click.echo("no broker configured and no `hub broker` running: nothing to follow", err=True)
-            sys.exit(1)
-        try:
-            for lead in follow_leads(settings, from_beginning):
-                if matches(lead, region_prefix, severity.upper() if severity else None):
-                    click.echo(json.dumps(to_json_ready(lead), ensure_ascii=False) if as_json
-                               else render(lead) + "\n", nl=True)
-        except KeyboardInterrupt:
-            pass
+    try:
+        for lead in follow_leads(settings, from_beginning):
+            if matches(lead, region_prefix, severity.upper() if severity else None):
+                click.echo(json.dumps(to_json_ready(lead), ensure_ascii=False) if as_json else render(lead) + "\n")
+    except KeyboardInterrupt:
+        pass
 
 
 def _serve_metrics(metrics: Any, settings: Settings) -> int:

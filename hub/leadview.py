@@ -8,7 +8,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartiti
 
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import LEADS_TOPIC
+from hub.topics import LEADS_TOPIC, read_to_end
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 _MARK = {"CRITICAL": "!!!", "HIGH": "!! ", "MEDIUM": "!  ", "LOW": "   "}
@@ -56,3 +56,13 @@ def follow_leads(settings: Settings, from_beginning: bool,
             time.sleep(0)
     finally:
         consumer.close()
+
+
+def final_leads(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The latest record of every lead on the lead topic."""
+    decode = Serde(settings).decoder("lead")
+    leads: dict[str, dict[str, Any]] = {}
+    for message in read_to_end(settings, LEADS_TOPIC):
+        lead = decode(message.value())
+        leads[lead["lead_id"]] = lead
+    return leads

@@ -13,16 +13,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from connectors.discovery import load
 from connectors.runner import ConnectorRunner, RunSummary
-from hub.domain.events import Agency
 from hub.domain.pii import PersonalDataHasher
 from hub.metrics import Metrics
-from hub.serde import Serde
+from hub.leadview import final_leads
 from hub.settings import Settings
-from hub.topics import LEADS_TOPIC, end_offsets, events_topic, read_to_end
+from hub.topics import event_ends, worker_lag
 from hub.worker import run_worker
 
 
@@ -67,30 +66,18 @@ def run_connectors(settings: Settings, sources: list[tuple[str, Path]], metrics:
 def wait_until_processed(settings: Settings, timeout_s: float) -> None:
     """Block until the workers' consumer group has committed every event now on
     the event topics, which it does only after publishing their leads."""
-    ends = {TopicPartition(events_topic(a), p): end
-            for a in Agency for p, end in end_offsets(settings, events_topic(a)).items()}
+    ends = event_ends(settings)
     consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id,
                          "enable.auto.commit": False, "log_level": 3})
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            committed = consumer.committed(list(ends), timeout=10)
-            if all(tp.offset >= ends[TopicPartition(tp.topic, tp.partition)] for tp in committed):
+            if not any(worker_lag(settings, ends, consumer).values()):
                 return
             time.sleep(0.2)
         raise TimeoutError(f"the workers did not process every event within {timeout_s}s")
     finally:
         consumer.close()
-
-
-def final_leads(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The latest record of every lead on the lead topic."""
-    decode = Serde(settings).decoder("lead")
-    leads: dict[str, dict[str, Any]] = {}
-    for message in read_to_end(settings, LEADS_TOPIC):
-        lead = decode(message.value())
-        leads[lead["lead_id"]] = lead
-    return leads
 
 
 Feeder = Callable[[Settings, list[tuple[str, Path]], Metrics], list[RunSummary]]

@@ -20,10 +20,6 @@ from fastavro.utils import generate_many
 REGISTRY_FILE = "registry.json"
 
 
-class SchemaCheckError(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class SchemaVersion:
     contract: str

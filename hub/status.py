@@ -5,13 +5,11 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, TopicPartition
-
 from hub.domain.events import Agency
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import (CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, LEADS_TOPIC, admin, end_offsets, events_topic,
-                        read_to_end)
+from hub.leadview import final_leads
+from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, admin, event_ends, events_topic, read_to_end, worker_lag
 
 
 @dataclass
@@ -40,18 +38,10 @@ class Status:
 
 
 def _group_lag(settings: Settings) -> dict[str, int]:
-    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id,
-                         "enable.auto.commit": False, "log_level": 3})
-    try:
-        lag: dict[str, int] = {}
-        for agency in Agency:
-            topic = events_topic(agency)
-            ends = end_offsets(settings, topic)
-            committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-            lag[topic] = sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
-        return lag
-    finally:
-        consumer.close()
+    lag = {events_topic(agency): 0 for agency in Agency}
+    for tp, behind in worker_lag(settings, event_ends(settings)).items():
+        lag[tp.topic] += behind
+    return lag
 
 
 def collect(settings: Settings) -> Status:
@@ -71,12 +61,7 @@ def collect(settings: Settings) -> Status:
     for message in read_to_end(settings, DEADLETTER_TOPIC):
         letter = decode_dead(message.value())
         status.dead_letters[(letter["stage"], letter["reason_code"])] += 1
-    decode_lead = serde.decoder("lead")
-    latest = {}
-    for message in read_to_end(settings, LEADS_TOPIC):
-        lead = decode_lead(message.value())
-        latest[lead["lead_id"]] = lead
-    for lead in latest.values():
+    for lead in final_leads(settings).values():
         if lead["status"] == "OPEN":
             status.open_leads[(lead["severity"], lead["rules"][0])] += 1
     return status

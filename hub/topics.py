@@ -15,7 +15,6 @@ from hub.settings import Settings
 class TopicSpec:
     name: str
     contract: str  # the schema in schemas/registry.json that its values follow
-    keyed_by: str
     partitioned: bool = True  # False: a single partition, e.g. for ordered state
     description: str = ""
     compacted: bool = False  # the latest record per key is the state: Kafka may compact the rest
@@ -33,13 +32,12 @@ LEADS_TOPIC = "hub.leads"
 CONNECTOR_OFFSETS_TOPIC = "hub.connector-offsets"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
-    *(TopicSpec(events_topic(a), "event", "business key",
-                description=f"validated {a.value} case and inspection events") for a in Agency),
-    TopicSpec(DEADLETTER_TOPIC, "deadletter", "connector",
-              description="rejected rows and undecodable events, with the reason"),
-    TopicSpec(LEADS_TOPIC, "lead", "lead_id", description="shared enforcement leads", compacted=True),
-    TopicSpec(CONNECTOR_OFFSETS_TOPIC, "connector_offset", "connector + file fingerprint",
-              partitioned=False, description="connector cursors (rows delivered per file)", compacted=True),
+    *(TopicSpec(events_topic(a), "event", description=f"validated {a.value} case and inspection events")
+      for a in Agency),
+    TopicSpec(DEADLETTER_TOPIC, "deadletter", description="rejected rows and undecodable events, with the reason"),
+    TopicSpec(LEADS_TOPIC, "lead", description="shared enforcement leads", compacted=True),
+    TopicSpec(CONNECTOR_OFFSETS_TOPIC, "connector_offset", partitioned=False,
+              description="connector cursors (rows delivered per file)", compacted=True),
 )
 
 
@@ -155,3 +153,23 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list
         return messages
     finally:
         consumer.close()
+
+
+def event_ends(settings: Settings) -> dict[TopicPartition, int]:
+    """The end offset of every non-empty event partition."""
+    return {TopicPartition(events_topic(a), p): end
+            for a in Agency for p, end in end_offsets(settings, events_topic(a)).items()}
+
+
+def worker_lag(settings: Settings, ends: dict[TopicPartition, int],
+               consumer: Consumer | None = None) -> dict[TopicPartition, int]:
+    """Events up to ``ends`` that the workers' consumer group has not committed."""
+    own = consumer is None
+    consumer = consumer or Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id,
+                                     "enable.auto.commit": False, "log_level": 3})
+    try:
+        committed = consumer.committed(list(ends), timeout=10)
+        return {tp: ends[TopicPartition(tp.topic, tp.partition)] - max(tp.offset, 0) for tp in committed}
+    finally:
+        if own:
+            consumer.close()

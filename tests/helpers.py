@@ -11,7 +11,7 @@ from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import CATALOGUE, DEADLETTER_TOPIC, events_topic, read_to_end
+from hub.topics import CATALOGUE, DEADLETTER_TOPIC, event_ends, events_topic, read_to_end, worker_lag
 
 
 def events_on_broker(settings: Settings) -> list[dict]:
@@ -48,14 +48,9 @@ def expected_leads(settings) -> dict[str, frozenset[str]]:
 
 
 def committed_total(settings) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id, "log_level": 3})
-    try:
-        tps = [TopicPartition(events_topic(Agency.SAMR), p) for p in range(settings.topic_partitions)]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
-    finally:
-        consumer.close()
+    """Events the workers' consumer group has committed, over all event partitions."""
+    ends = event_ends(settings)
+    return sum(ends.values()) - sum(worker_lag(settings, ends).values())
 
 
 def hub(*args: str, cwd: Path, env: dict[str, str] | None = None,

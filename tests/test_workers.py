@@ -16,7 +16,8 @@ from connectors.runner import ConnectorRunner
 from connectors.samr_penalty import SamrPenaltyConnector
 from hub.domain.pii import PersonalDataHasher
 from hub.metrics import Metrics
-from hub.pipeline import final_leads, wait_until_processed
+from hub.leadview import final_leads
+from hub.pipeline import wait_until_processed
 from hub.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
 from hub.topics import changelog_topic, create_topics, read_to_end

@@ -73,9 +73,6 @@ def event_key(event: Event) -> str:
     return business_key(event["business"])
 
 
-def failed_items(event: Event) -> list[str]:
-    return [f["item"] for f in event["findings"] if f["failed"]]
-
 
 def make_event(*, connector: str, agency: Agency, kind: EventKind, source_record_id: str,
                file: str, row: int, occurred_on: dt.date, received_at: dt.datetime,

@@ -59,10 +59,12 @@ class BusinessState:
 
     def _prune(self, rules: RuleSettings) -> None:
         horizon = self._horizon(rules)
-        kept = sorted((f for f in self.facts.values() if f.occurred_on >= horizon),
-                      key=lambda f: (f.occurred_on, f.event_id))[-rules.history_max_events:]
-        if len(kept) != len(self.facts):
-            dropped = max(f.occurred_on for f in self.facts.values() if f.event_id not in {k.event_id for k in kept})
+        # accept() runs this per event: sort only when something has to go
+        if len(self.facts) > rules.history_max_events or any(f.occurred_on < horizon for f in self.facts.values()):
+            kept = sorted((f for f in self.facts.values() if f.occurred_on >= horizon),
+                          key=lambda f: (f.occurred_on, f.event_id))[-rules.history_max_events:]
+            kept_ids = {f.event_id for f in kept}
+            dropped = max(f.occurred_on for f in self.facts.values() if f.event_id not in kept_ids)
             self.pruned_through = max(dropped, self.pruned_through or dropped)
             self.facts = {f.event_id: f for f in kept}
         self.leads = {k: m for k, m in self.leads.items() if m.window_start >= horizon}
