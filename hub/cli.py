@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -168,7 +168,7 @@ def schemas_register(ctx: click.Context) -> None:
     """Register schemas/ with the configured schema registry (HUB_SCHEMA_REGISTRY_URL),
     subject <topic>-value per topic; refuses a version the registry finds incompatible."""
     from hub.schemas import IncompatibleSchema, register
-    from hub.topics import CATALOGUE
+    from hub.topics import CATALOGUE, team_topics
 
     settings = _settings(ctx)
     if not settings.schema_registry_url:
@@ -176,7 +176,7 @@ def schemas_register(ctx: click.Context) -> None:
                                "without one, schemas/registry.json is the registry")
     try:
         for line in register(settings.schema_dir, settings.schema_registry_url,
-                             {f"{t.name}-value": t.contract for t in CATALOGUE}):
+                             {f"{t.name}-value": t.contract for t in [*CATALOGUE, *team_topics(settings)]}):
             click.echo(line)
     except IncompatibleSchema as exc:
         raise click.ClickException(str(exc)) from exc
@@ -266,7 +266,11 @@ def worker(ctx: click.Context) -> None:
         port = _serve_metrics(metrics, settings)
         click.echo(f"worker on {settings.broker_url}; metrics: http://{settings.metrics_host}:{port}/metrics",
                    err=True)
-        run_worker(settings, metrics)
+        stop_board = _serve_board(metrics, settings)
+        try:
+            run_worker(settings, metrics)
+        finally:
+            stop_board()
 
 
 def _parse_sources(values: tuple[str, ...]) -> list[tuple[str, Path]]:
@@ -413,23 +417,97 @@ def leads() -> None:
               help="Only leads of this severity or higher.")
 @click.option("--from-beginning", is_flag=True, help="Replay the leads already published first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per lead instead of text.")
+@click.option("--team", metavar="NAME", help="Follow this team's topic (its leads, redacted to its clearance).")
 @click.pass_context
 def leads_tail(ctx: click.Context, region_prefix: str | None, severity: str | None, from_beginning: bool,
-               as_json: bool) -> None:
-    """Print leads as they arrive on the lead topic (Ctrl-C stops)."""
+               as_json: bool, team: str | None) -> None:
+    """Print leads as they arrive on the lead topic, or a team's (Ctrl-C stops)."""
     import json
 
     from hub.leadview import follow_leads, matches, render
     from hub.pipeline import to_json_ready
+    from hub.topics import LEADS_TOPIC
 
+    topic = LEADS_TOPIC
+    if team is not None:
+        teams = _teams(_settings(ctx))
+        if team not in teams:
+            raise click.BadParameter(f"no team {team!r} (known: {', '.join(sorted(teams)) or 'none'})",
+                                     param_hint="--team")
+        topic = teams[team].topic
     settings = _existing_broker(ctx, "follow")
     _stop_on_sigterm()
     try:
-        for lead in follow_leads(settings, from_beginning):
+        for lead in follow_leads(settings, from_beginning, topic=topic):
             if matches(lead, region_prefix, severity.upper() if severity else None):
                 click.echo(json.dumps(to_json_ready(lead), ensure_ascii=False) if as_json else render(lead) + "\n")
     except KeyboardInterrupt:
         pass
+
+
+def _serve_board(metrics: Any, settings: Settings) -> Callable[[], None]:
+    """The read-only lead board and the open/overdue gauges, when teams are configured."""
+    import threading
+
+    from hub.board import BoardCollector, LeadBoard, follow_into, serve_board
+
+    teams = _teams(settings)
+    if settings.web_port <= 0 or not teams:
+        return lambda: None
+    board = LeadBoard(teams)
+    metrics.registry.register(BoardCollector(board))
+    stop = threading.Event()
+    follow_into(board, settings, stop)
+    try:
+        server = serve_board(board, settings.web_host, settings.web_port)
+    except OSError:
+        server = serve_board(board, settings.web_host, 0)
+        log.warning("lead board port %s is taken; serving on %s", settings.web_port, server.server_port)
+    click.echo(f"lead board: http://{settings.web_host}:{server.server_port}/", err=True)
+
+    def close() -> None:
+        stop.set()
+        server.shutdown()
+
+    return close
+
+
+def _teams(settings: Settings) -> dict[str, Any]:
+    from hub.domain.teams import TeamConfigError, load_teams
+
+    try:
+        return load_teams(settings.teams_file)
+    except TeamConfigError as exc:
+        raise click.ClickException(f"teams configuration: {exc}") from exc
+
+
+@main.command("teams")
+@click.option("--acls", is_flag=True, help="Print the Kafka ACLs that give each team its topic and nothing else.")
+@click.pass_context
+def teams_command(ctx: click.Context, acls: bool) -> None:
+    """List the joint-enforcement teams (HUB_TEAMS_FILE) and what each receives."""
+    from hub.domain.teams import describe
+    from hub.topics import FEEDBACK_TOPIC, LEADS_TOPIC
+
+    settings = _settings(ctx)
+    teams = _teams(settings)
+    if not teams:
+        click.echo(f"no teams configured ({settings.teams_file} is missing or empty)")
+        return
+    if not acls:
+        click.echo(f"{len(teams)} teams from {settings.teams_file}; operators read {LEADS_TOPIC} in full\n")
+        click.echo("\n".join(line for team in teams.values() for line in describe(team)))
+        return
+    server = "--bootstrap-server \"$KAFKA\" --command-config \"$ADMIN_CONFIG\""
+    click.echo("# team principals User:team-<name>; operators User:hub-operator; workers User:hub-worker")
+    click.echo(f"kafka-acls.sh {server} --add --allow-principal User:hub-operator --operation Read "
+               f"--topic {LEADS_TOPIC} --group hub-")
+    for team in teams.values():
+        principal = f"User:team-{team.name}"
+        click.echo(f"kafka-acls.sh {server} --add --allow-principal {principal} --operation Read "
+                   f"--operation Describe --topic {team.topic} --group team-{team.name} --resource-pattern-type prefixed")
+        click.echo(f"kafka-acls.sh {server} --add --allow-principal {principal} --operation Write "
+                   f"--topic {FEEDBACK_TOPIC}")
 
 
 def _serve_metrics(metrics: Any, settings: Settings) -> int:
@@ -439,6 +517,62 @@ def _serve_metrics(metrics: Any, settings: Settings) -> int:
         port = int(metrics.serve(settings.metrics_host, 0))
         log.warning("metrics port %s is taken; serving on %s", settings.metrics_port, port)
         return port
+
+
+def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
+    """``hub leads <verb> LEAD_ID --team NAME [...]``: one status change onto the feedback topic."""
+
+    @click.option("--team", required=True, metavar="NAME", help="The team answering (it must receive the lead).")
+    @click.option("--by", metavar="DESK", help="Who answers, as a desk or role (never a person's name).")
+    @click.argument("lead_id")
+    @click.pass_context
+    def command(ctx: click.Context, lead_id: str, team: str, by: str | None, note: str | None = None) -> None:
+        from hub.domain.lifecycle import FeedbackRejected, LeadMark, apply_feedback
+        from hub.domain.teams import route
+        from hub.feedback import feedback, publish_feedback
+        from hub.leadview import final_leads
+
+        settings = _existing_broker(ctx, verb)
+        teams = _teams(settings)
+        lead = final_leads(settings).get(lead_id)
+        if lead is None:
+            raise click.ClickException(f"no lead {lead_id} on the lead topic")
+        if team not in {t.name for t, _ in route(lead, teams)}:
+            raise click.ClickException(f"team {team!r} does not receive lead {lead_id}")
+        try:  # the worker checks again; this gives the user the answer now
+            apply_feedback(LeadMark(0, "", lead["rules"][0], lead["window_start"], status=lead["status"]),
+                           action, team, note, 0)
+        except FeedbackRejected as exc:
+            raise click.ClickException(str(exc)) from exc
+        publish_feedback(settings, feedback(lead, action, team, note, by, time.time()))
+        click.echo(f"{lead_id}: {action} by {team} sent; the workers apply it and republish the lead")
+
+    if note_label is not None:
+        required = action in ("CLOSED", "REJECTED")
+        command = click.option(note_label, "note", required=required, help=f"The {note_label.strip('-')}.")(command)
+    leads.command(verb, help=f"Mark a lead {action} (onto the feedback topic).")(command)
+
+
+_feedback_command("ACKNOWLEDGED", "ack", None)
+_feedback_command("INVESTIGATING", "investigate", "--note")
+_feedback_command("TRANSFERRED", "transfer", "--note")
+_feedback_command("CLOSED", "close", "--outcome")
+_feedback_command("REJECTED", "reject", "--reason")
+
+
+@leads.command("tick")
+@click.option("--at", "at", metavar="ISO-TIME", help="Check deadlines as of this time (default: now).")
+@click.pass_context
+def leads_tick(ctx: click.Context, at: str | None) -> None:
+    """Make the workers check lead deadlines now, or as of another time (drills, tests)."""
+    import datetime as dt
+
+    from hub.feedback import publish_ticks
+
+    settings = _existing_broker(ctx, "tick")
+    when = dt.datetime.fromisoformat(at).timestamp() if at else time.time()
+    n = publish_ticks(settings, when)
+    click.echo(f"tick at {dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat()} on {n} partitions")
 
 
 if __name__ == "__main__":

@@ -20,11 +20,15 @@ def render(lead: dict[str, Any]) -> str:
     who = lead["business_id"] or "not identified yet"
     lines = [
         f"{_MARK[lead['severity']]} {lead['severity']:<8} {' + '.join(lead['rules'])}  {lead['lead_id']}"
-        + ("" if lead["status"] == "OPEN" else f"  [{lead['status']} by {lead['superseded_by']}]"),
+        + {"OPEN": "", "SUPERSEDED": f"  [SUPERSEDED by {lead['superseded_by']}]"}.get(
+            lead["status"], f"  [{lead['status']}]")
+        + (f"  ESCALATED: {lead['escalation']}" if lead.get("escalation") else "")
+        + (f"  reopened x{lead['reopened']}" if lead.get("reopened") else ""),
         f"    {lead['business_name']}  [{who}]  {where}",
         f"    agencies: {', '.join(lead['agencies'])}   window: {lead['window_start']} .. {lead['window_end']}",
         "    evidence:",
-        *(f"      {e['occurred_on']}  {e['agency']:<6} {e['finding']}" for e in lead["evidence"]),
+        *(f"      {e['occurred_on']}  {e['agency']:<6} {e['finding'] or e['kind'] + ' (details withheld)'}"
+          for e in lead["evidence"]),
         f"    action: {lead['recommended_action']}",
     ]
     return "\n".join(lines)
@@ -38,24 +42,35 @@ def matches(lead: dict[str, Any], region_prefix: str | None, min_severity: str |
     return True
 
 
-def follow_leads(settings: Settings, from_beginning: bool,
-                 should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
-    """Every lead record arriving on the lead topic; read without a consumer
-    group, so any number of subscribers see every lead."""
+def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
+                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every lead record arriving on these lead topics, with its topic; read
+    without a consumer group, so any number of subscribers see every lead."""
     decode = Serde(settings).decoder("lead")
     consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": "hub-leads-tail",
                          "enable.auto.commit": False, "log_level": 3})
     try:
-        partitions = consumer.list_topics(LEADS_TOPIC, timeout=10).topics[LEADS_TOPIC].partitions
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(LEADS_TOPIC, p, start) for p in partitions])
+        assignment = []
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            if metadata.error is not None:
+                raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
+            assignment += [TopicPartition(topic, p, start) for p in metadata.partitions]
+        consumer.assign(assignment)
         while not should_stop():
             for message in consumer.consume(500, 0.2):
                 if not message.error():
-                    yield decode(message.value())
+                    yield message.topic(), decode(message.value())
             time.sleep(0)
     finally:
         consumer.close()
+
+
+def follow_leads(settings: Settings, from_beginning: bool, should_stop: Callable[[], bool] = lambda: False,
+                 topic: str = LEADS_TOPIC) -> Iterator[dict[str, Any]]:
+    for _, lead in follow_topics(settings, [topic], from_beginning, should_stop):
+        yield lead
 
 
 def final_leads(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+# Leads are answered in hours and closed in days.
+LIFECYCLE_BUCKETS = tuple(h * 3600 for h in (1, 4, 12, 24, 48, 72, 168, 360, 720, 1440, 2160))
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -50,6 +52,17 @@ class WorkerMetrics:
         self.commit_stalls_healed = Counter("hub_worker_commit_stalls_healed_total",
                                             "Partitions replayed from their committed offset after "
                                             "Faust's commits stalled behind a gap", registry=registry)
+        self.leads_reopened = Counter("hub_worker_leads_reopened_total",
+                                      "Closed leads reopened by new adverse evidence", registry=registry)
+        self.escalations = Counter("hub_worker_lead_escalations_total",
+                                   "Overdue leads escalated to their team and its parent jurisdiction, and "
+                                   "re-checks (回头看) falling due", ["level"], registry=registry)
+        self.time_to_acknowledge = Histogram("hub_lead_time_to_acknowledge_seconds",
+                                             "From a lead's (re)opening to its team's first answer",
+                                             ["severity"], buckets=LIFECYCLE_BUCKETS, registry=registry)
+        self.time_to_close = Histogram("hub_lead_time_to_close_seconds",
+                                       "From a lead's (re)opening to its closure", ["severity"],
+                                       buckets=LIFECYCLE_BUCKETS, registry=registry)
         self.table_entries = Gauge("hub_worker_table_entries",
                                    "Entries in the worker's state tables on this worker", ["table"],
                                    registry=registry)

@@ -141,16 +141,25 @@ def penalty_rows() -> list[list[str]]:
     ]
 
 
+def _inspection_row(no: str, b: SampleBusiness, date: str, result: str, handling: str, problems: str,
+                    deadline: str = "") -> list[str]:
+    values = {"检查编号": no, "被检查单位名称": b.name, "统一社会信用代码": b.uscc,
+              "许可证编号": b.licence, "检查日期": date, "检查人员": "刘洋、陈静",
+              "检查结果": result, "结果处理": handling, "发现问题": problems, "整改期限": deadline}
+    return [values[c] for c in _headers(SamrInspectionConnector)]
+
+
+def write_recheck_failure(folder: Path) -> Path:
+    """A 回头看 re-check inspection that finds the liquor maker at it again:
+    new adverse evidence after its criminal-referral lead was closed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_csv(folder / "日常监督检查-回头看.csv", _headers(SamrInspectionConnector), [
+        _inspection_row("JC2026-1120-003", LIQUOR, "2026-11-20", "不符合", "立即停止食品生产经营活动",
+                        "回头看: 仍在使用无标签散装基酒勾兑白酒")])
+
+
 def inspection_rows() -> list[list[str]]:
-    h = _headers(SamrInspectionConnector)
-
-    def row(no: str, b: SampleBusiness, date: str, result: str, handling: str, problems: str,
-            deadline: str = "") -> list[str]:
-        values = {"检查编号": no, "被检查单位名称": b.name, "统一社会信用代码": b.uscc,
-                  "许可证编号": b.licence, "检查日期": date, "检查人员": "刘洋、陈静",
-                  "检查结果": result, "结果处理": handling, "发现问题": problems, "整改期限": deadline}
-        return [values[c] for c in h]
-
+    row = _inspection_row
     return [
         row("JC2026-0412-001", CONDIMENT, "2026-04-12", "不符合", "书面限期整改",
             "散装调味品未标注生产日期", "2026-04-30"),

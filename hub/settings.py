@@ -44,6 +44,32 @@ class RuleSettings:
 
 
 @dataclass(frozen=True)
+class LifecycleSettings:
+    """Deadlines per severity (RASFF-style: 24 h for the most serious), and
+    the 回头看 re-check after closure. Hours, so a test can use small ones."""
+
+    acknowledge_hours_critical: float = 24
+    acknowledge_hours_high: float = 48
+    acknowledge_hours_medium: float = 72
+    acknowledge_hours_low: float = 168
+    close_hours_critical: float = 15 * 24
+    close_hours_high: float = 30 * 24
+    close_hours_medium: float = 60 * 24
+    close_hours_low: float = 90 * 24
+    recheck_hours: float = 30 * 24
+
+    def acknowledge_ms(self, severity: str) -> int:
+        return int(getattr(self, f"acknowledge_hours_{severity.lower()}") * 3_600_000)
+
+    def close_ms(self, severity: str) -> int:
+        return int(getattr(self, f"close_hours_{severity.lower()}") * 3_600_000)
+
+    @property
+    def recheck_ms(self) -> int:
+        return int(self.recheck_hours * 3_600_000)
+
+
+@dataclass(frozen=True)
 class Settings:
     # Broker: empty means "start the embedded Tansu broker".
     broker_url: str = ""
@@ -69,7 +95,15 @@ class Settings:
     # Faust table store: memory:// rebuilds from the changelog on start;
     # rocksdb:// (needs faust-streaming[rocksdb]) keeps a local copy.
     table_store: str = "memory://"
+    # Joint-enforcement teams: who receives which leads, cleared for what.
+    teams_file: Path = REPO_ROOT / "ops" / "teams.toml"
+    # The read-only lead board each worker serves (0: off).
+    web_port: int = 9410
+    web_host: str = "127.0.0.1"
+    # How often a worker checks its leads' deadlines (0: only on ticks others send).
+    lifecycle_tick_s: float = 10.0
     rules: RuleSettings = field(default_factory=RuleSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
 
     @property
     def embedded(self) -> bool:
@@ -80,6 +114,9 @@ class Settings:
         return dataclasses.replace(self, **_coerce(Settings, clean))
 
 
+_SECTIONS = (RuleSettings, LifecycleSettings)
+
+
 def _coerce(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     """Turn strings from env/TOML into the field's declared type."""
     out: dict[str, Any] = {}
@@ -88,11 +125,9 @@ def _coerce(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
         if name not in by_name:
             raise ValueError(f"unknown setting {name!r} (known: {', '.join(sorted(by_name))})")
         default = getattr(cls(), name)
-        if isinstance(default, RuleSettings):
-            if isinstance(raw, RuleSettings):
-                out[name] = raw
-            else:
-                out[name] = RuleSettings(**_coerce(RuleSettings, raw))
+        if isinstance(default, _SECTIONS):
+            section = type(default)
+            out[name] = raw if isinstance(raw, section) else section(**_coerce(section, raw))
         elif isinstance(default, bool):
             out[name] = raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
         elif isinstance(default, Path):
@@ -114,10 +149,11 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
             values.update(tomllib.load(fh))
     for f in fields(Settings):
         key = "HUB_" + f.name.upper()
-        if key in env and f.name != "rules":
+        if key in env and f.name not in ("rules", "lifecycle"):
             values[f.name] = env[key]
-    rule_env = {f.name: env["HUB_RULES_" + f.name.upper()]
-                for f in fields(RuleSettings) if "HUB_RULES_" + f.name.upper() in env}
-    if rule_env:
-        values["rules"] = {**values.get("rules", {}), **rule_env}
+    for section, cls in (("rules", RuleSettings), ("lifecycle", LifecycleSettings)):
+        prefix = f"HUB_{section.upper()}_"
+        section_env = {f.name: env[prefix + f.name.upper()] for f in fields(cls) if prefix + f.name.upper() in env}
+        if section_env:
+            values[section] = {**values.get(section, {}), **section_env}
     return Settings(**_coerce(Settings, values))

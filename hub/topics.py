@@ -27,15 +27,26 @@ def events_topic(agency: Agency) -> str:
     return f"hub.events.{agency.value.lower()}"
 
 
+def outcomes_topic(agency: str) -> str:
+    """Where the outcome of a lead goes back to an agency whose evidence raised it."""
+    return f"hub.outcomes.{agency.lower()}"
+
+
 DEADLETTER_TOPIC = "hub.deadletter"
 LEADS_TOPIC = "hub.leads"
+FEEDBACK_TOPIC = "hub.feedback"
 CONNECTOR_OFFSETS_TOPIC = "hub.connector-offsets"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     *(TopicSpec(events_topic(a), "event", description=f"validated {a.value} case and inspection events")
       for a in Agency),
     TopicSpec(DEADLETTER_TOPIC, "deadletter", description="rejected rows and undecodable events, with the reason"),
-    TopicSpec(LEADS_TOPIC, "lead", description="shared enforcement leads", compacted=True),
+    TopicSpec(LEADS_TOPIC, "lead", description="every lead in full detail: the hub's operators only",
+              compacted=True),
+    TopicSpec(FEEDBACK_TOPIC, "feedback", description="teams' status changes on leads, and the hub's clock ticks; "
+              "keyed by business, co-partitioned with the events"),
+    *(TopicSpec(outcomes_topic(a.value), "feedback", description=f"outcomes of leads {a.value}'s evidence raised")
+      for a in Agency),
     TopicSpec(CONNECTOR_OFFSETS_TOPIC, "connector_offset", partitioned=False,
               description="connector cursors (rows delivered per file)", compacted=True),
 )
@@ -53,12 +64,22 @@ def admin(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.broker_url})
 
 
-def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] = CATALOGUE) -> dict[str, str]:
+def team_topics(settings: Settings) -> list[TopicSpec]:
+    """One compacted topic per configured team: its leads, redacted to its clearance."""
+    from hub.domain.teams import load_teams
+
+    return [TopicSpec(t.topic, "lead", description=f"leads for team {t.name}", compacted=True)
+            for t in load_teams(settings.teams_file).values()]
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] | None = None) -> dict[str, str]:
     """Create topics with explicit partition counts; existing ones are left as they are.
 
     Returns ``{topic: "created" | "exists"}``. Idempotent: Tansu auto-creates
     topics with 4 partitions, so the hub never relies on auto-creation.
     """
+    if specs is None:
+        specs = [*CATALOGUE, *team_topics(settings)]
     wanted = {s.name: (s.partitions(settings), s.compacted) for s in specs}
     wanted[changelog_topic(settings)] = (settings.topic_partitions, True)
     client = admin(settings)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import faust
@@ -23,11 +24,13 @@ from faust.sensors.monitor import Monitor
 
 from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
+from hub.domain.teams import load_teams, route
+from hub.feedback import TICK_KEY, tick
 from hub.metrics import Metrics
 from hub.processing import LeadProcessor
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, LEADS_TOPIC, changelog_topic, events_topic
+from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, changelog_topic, events_topic
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +75,15 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         producer_linger_ms=5,
     )
     serde = Serde(settings)
-    processor = LeadProcessor(settings, serde.decoder("event"), metrics.worker)
-    encode_lead = serde.encoder(LEADS_TOPIC, "lead")
+    processor = LeadProcessor(settings, serde.decoder("event"), serde.decoder("feedback"), metrics.worker)
+    teams = load_teams(settings.teams_file)
+    encoders = {topic: serde.encoder(topic, "lead") for topic in [LEADS_TOPIC, *(t.topic for t in teams.values())]}
     encode_dead = serde.encoder(DEADLETTER_TOPIC, "deadletter")
+    encode_feedback: dict[str, Any] = {}
     source_names = {events_topic(a) for a in Agency}
-    sources = app.topic(*sorted(source_names), key_type=bytes, value_type=bytes)
+    # Feedback and clock ticks are keyed by business like the events: one
+    # agent, one state per business, no cross-partition coordination.
+    sources = app.topic(*sorted(source_names), FEEDBACK_TOPIC, key_type=bytes, value_type=bytes)
     # use_partitioner: the changelog partition comes from the key's murmur2
     # hash, the same hash the connectors' producers use for the events, so a
     # business's state lives in the partition its events do even though a
@@ -89,14 +96,33 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         raw = businesses.get(key)
         return BusinessState.from_bytes(raw) if raw is not None else BusinessState()
 
+    def stored() -> Any:
+        return ((k, v) for k, v in businesses.items() if k != SENTINEL_KEY)
+
+    def owned_partitions() -> frozenset[int]:
+        return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == FEEDBACK_TOPIC)
+
+    def partition_for(key: bytes) -> int:
+        return int(app.producer.key_partition(changelog, key).partition)
+
+    def lead_copies(lead: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The operators' full copy, and each receiving team's redacted one."""
+        return [(LEADS_TOPIC, lead), *((team.topic, copy) for team, copy in route(lead, teams))]
+
     @app.agent(sources, name="leads")
     async def process(stream: Any) -> None:  # a faust Stream: take_events is not on StreamT
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
-            result = processor.process(((e.key, e.value) for e in batch), load)
+            result = processor.process(((e.message.topic, e.message.partition, e.key, e.value) for e in batch),
+                                       load, stored, owned_partitions(), partition_for)
             # The producer directly: Faust's Topic.send measured ~30 µs a message more.
             send = app.producer.send
-            pending = [await send(LEADS_TOPIC, lead["lead_id"].encode(), encode_lead(lead), partition=None,
-                                  timestamp=None, headers=None) for lead in result.leads]
+            pending = [await send(topic, lead["lead_id"].encode(), encoders[topic](copy), partition=None,
+                                  timestamp=None, headers=None)
+                       for lead in result.leads for topic, copy in lead_copies(lead)]
+            for topic, feedback in result.outcomes:
+                encode = encode_feedback.setdefault(topic, serde.encoder(topic, "feedback"))
+                pending.append(await send(topic, feedback["lead_id"].encode(), encode(feedback), partition=None,
+                                          timestamp=None, headers=None))
             pending += [await send(DEADLETTER_TOPIC, b"worker", encode_dead(d), partition=None,
                                    timestamp=None, headers=None) for d in result.dead_letters]
             if pending:
@@ -156,6 +182,18 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
             total += lag
         if total == 0 and not consumer._unacked_messages:
             metrics.worker.lag_seconds.set(0)
+
+    if settings.lifecycle_tick_s > 0:
+        encode_tick = serde.encoder(FEEDBACK_TOPIC, "feedback")
+
+        @app.timer(settings.lifecycle_tick_s)
+        async def clock_tick() -> None:
+            """The lifecycle's clock: a tick on each owned partition of the
+            feedback topic, behind which that partition's deadlines are checked."""
+            value = encode_tick(tick(time.time()))
+            for partition in sorted(owned_partitions()):
+                await app.producer.send(FEEDBACK_TOPIC, TICK_KEY, value, partition=partition, timestamp=None,
+                                        headers=None)
 
     if started is not None:
         @app.task

@@ -151,7 +151,7 @@ def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
 def test_schemas_check_passes_on_the_shipped_contracts(tmp_path: Path) -> None:
     result = hub("schemas", "check", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "ok event: v1 (id 1)" in result.stdout and "ok lead: v1 (id 3)" in result.stdout
+    assert "ok event: v1 (id 1)" in result.stdout and "ok lead: v2 (id 5)" in result.stdout
 
 
 def test_schemas_check_fails_on_an_edited_release(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from hub.schemas import IncompatibleSchema, register
+from hub.schemas import LocalRegistry, IncompatibleSchema, register
 from hub.serde import Serde
 from hub.settings import REPO_ROOT, load_settings
 from hub.topics import CATALOGUE
@@ -95,7 +95,9 @@ def test_register_every_topic_then_nothing_twice(registry) -> None:
     assert all("registered" in line and "already" not in line for line in first)
     again = register(REPO_ROOT / "schemas", url, SUBJECTS)
     assert all("already registered" in line for line in again)
-    assert sum(len(ids) for ids in state.subjects.values()) == len(SUBJECTS)
+    versions = LocalRegistry(REPO_ROOT / "schemas").versions
+    assert {subject: len(ids) for subject, ids in state.subjects.items()} == \
+        {subject: len(versions[contract]) for subject, contract in SUBJECTS.items()}
 
 
 def test_a_version_the_registry_refuses_is_not_registered(registry, tmp_path: Path) -> None:
@@ -103,19 +105,19 @@ def test_a_version_the_registry_refuses_is_not_registered(registry, tmp_path: Pa
     register(REPO_ROOT / "schemas", url, SUBJECTS)
     folder = tmp_path / "schemas"
     shutil.copytree(REPO_ROOT / "schemas", folder)
-    raw = json.loads((folder / "lead.v1.avsc").read_text())
-    raw["fields"].append({"name": "team", "type": ["null", "string"], "default": None})
-    (folder / "lead.v2.avsc").write_text(json.dumps(raw))
+    raw = json.loads((folder / "deadletter.v1.avsc").read_text())
+    raw["fields"].append({"name": "extra_note", "type": ["null", "string"], "default": None})
+    (folder / "deadletter.v2.avsc").write_text(json.dumps(raw))
     manifest = json.loads((folder / "registry.json").read_text())
-    manifest["contracts"]["lead"].append({"version": 2, "id": 50, "file": "lead.v2.avsc"})
+    manifest["contracts"]["deadletter"].append({"version": 2, "id": 50, "file": "deadletter.v2.avsc"})
     (folder / "registry.json").write_text(json.dumps(manifest))
     state.compatible = False
-    with pytest.raises(IncompatibleSchema, match="lead v2"):
-        register(folder, url, {"hub.leads-value": "lead"})
-    assert len(state.subjects["hub.leads-value"]) == 1
+    with pytest.raises(IncompatibleSchema, match="deadletter v2"):
+        register(folder, url, {"hub.deadletter-value": "deadletter"})
+    assert len(state.subjects["hub.deadletter-value"]) == 1
     state.compatible = True
-    [line] = register(folder, url, {"hub.leads-value": "lead"})
-    assert "registered lead v2" in line and len(state.subjects["hub.leads-value"]) == 2
+    [line] = register(folder, url, {"hub.deadletter-value": "deadletter"})
+    assert "registered deadletter v2" in line and len(state.subjects["hub.deadletter-value"]) == 2
 
 
 def test_serde_uses_the_registry_ids(registry) -> None:

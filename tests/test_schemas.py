@@ -15,40 +15,43 @@ def test_shipped_contracts_pass() -> None:
     assert check(SCHEMAS) == []
 
 
-def _with_v2(tmp_path: Path, mutate) -> Path:
-    folder = tmp_path / "schemas"
-    shutil.copytree(SCHEMAS, folder)
-    raw = json.loads((folder / "lead.v1.avsc").read_text())
-    mutate(raw)
-    (folder / "lead.v2.avsc").write_text(json.dumps(raw))
-    registry = json.loads((folder / "registry.json").read_text())
-    registry["contracts"]["lead"].append({"version": 2, "id": 99, "file": "lead.v2.avsc"})
-    (folder / "registry.json").write_text(json.dumps(registry))
+def _with_next(tmp_path: Path, mutate, contract: str = "lead") -> tuple[Path, str]:
+    """A copy of schemas/ with a next version of ``contract``: the latest one, mutated."""
     from hub.schemas import SchemaVersion
 
-    v2 = SchemaVersion("lead", 2, 99, folder / "lead.v2.avsc", "")
-    registry["contracts"]["lead"][-1]["fingerprint"] = v2.current_fingerprint()
+    folder = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, folder)
+    latest = LocalRegistry(folder).latest(contract)
+    raw = json.loads(latest.file.read_text())
+    mutate(raw)
+    version = latest.version + 1
+    name = f"{contract}.v{version}.avsc"
+    (folder / name).write_text(json.dumps(raw))
+    registry = json.loads((folder / "registry.json").read_text())
+    new = SchemaVersion(contract, version, 99, folder / name, "")
+    registry["contracts"][contract].append({"version": version, "id": 99, "file": name,
+                                            "fingerprint": new.current_fingerprint()})
     (folder / "registry.json").write_text(json.dumps(registry))
-    return folder
+    return folder, f"{contract} v{version}"
 
 
 def test_new_optional_field_is_backward_compatible(tmp_path: Path) -> None:
-    folder = _with_v2(tmp_path, lambda s: s["fields"].append(
-        {"name": "team", "type": ["null", "string"], "default": None}))
+    folder, _ = _with_next(tmp_path, lambda s: s["fields"].append(
+        {"name": "extra_note", "type": ["null", "string"], "default": None}))
     assert check(folder) == []
 
 
 def test_new_required_field_is_not(tmp_path: Path) -> None:
-    folder = _with_v2(tmp_path, lambda s: s["fields"].append({"name": "team", "type": "string"}))
+    folder, label = _with_next(tmp_path, lambda s: s["fields"].append({"name": "extra_note", "type": "string"}))
     [problem] = check(folder)
-    assert "lead v2" in problem and "not backward compatible" in problem
+    assert label in problem and "not backward compatible" in problem
 
 
 def test_removed_enum_symbol_is_not(tmp_path: Path) -> None:
     def drop_low(s: dict) -> None:
         severity = next(f for f in s["fields"] if f["name"] == "severity")
         severity["type"]["symbols"].remove("LOW")
-    folder = _with_v2(tmp_path, drop_low)
+    folder, _ = _with_next(tmp_path, drop_low)
     assert any("not backward compatible" in p for p in check(folder))
 
 

@@ -7,22 +7,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.domain import lifecycle
 from hub.domain.events import Event
 from hub.domain.identifiers import region
+from hub.domain.lifecycle import ACTIVE, FeedbackRejected, LeadMark
 from hub.domain.rules import RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate, to_fact
-from hub.settings import RuleSettings
-
-
-@dataclass
-class LeadMark:
-    """What the hub remembers of a lead it published."""
-
-    first_seen_ms: int
-    fingerprint: str
-    rule: str
-    window_start: dt.date
-    evidence: tuple[str, ...] = ()
-    status: str = "OPEN"
+from hub.settings import LifecycleSettings, RuleSettings
 
 
 @dataclass
@@ -46,6 +36,8 @@ class BusinessState:
         if self.facts and fact.occurred_on < self._horizon(rules):
             return "expired"
         self.facts[fact.event_id] = fact
+        if fact.adverse:
+            self._reopen_latest_closed(fact)
         business = event["business"]
         self.name = business["name"]
         self.business_id = self.business_id or business["business_id"]
@@ -69,50 +61,89 @@ class BusinessState:
             self.facts = {f.event_id: f for f in kept}
         self.leads = {k: m for k, m in self.leads.items() if m.window_start >= horizon}
 
+    def _reopen_latest_closed(self, fact: Fact) -> None:
+        """回头看: adverse news after closure reopens the business's most recently closed lead."""
+        closed = [m for m in self.leads.values() if m.status == "CLOSED"]
+        if closed:
+            lifecycle.reopen(max(closed, key=lambda m: m.closed_ms or 0), fact.event_id, fact.received_ms)
+
+    # -- lifecycle --------------------------------------------------------
+    def apply_feedback(self, lead_id: str, action: str, team: str | None, note: str | None,
+                       at_ms: int) -> LeadMark:
+        mark = self.leads.get(lead_id)
+        if mark is None:
+            raise FeedbackRejected("unknown_lead", f"no lead {lead_id} on this business (or it aged out)")
+        lifecycle.apply_feedback(mark, action, team, note, at_ms)
+        return mark
+
+    def escalate_due(self, settings: LifecycleSettings, now_ms: int) -> list[str]:
+        return [level for m in self.leads.values() if (level := lifecycle.escalate_if_due(m, settings, now_ms))]
+
+    def next_deadline(self, settings: LifecycleSettings) -> int | None:
+        due = [d for m in self.leads.values() if (d := lifecycle.pending_deadline(m, settings)) is not None]
+        return min(due) if due else None
+
     # -- leads ------------------------------------------------------------
-    def lead_updates(self, business_key: str, rules: RuleSettings, now_ms: int) -> list[dict[str, Any]]:
-        """Lead records to publish: new leads, leads with new evidence, and leads
-        a late older event superseded. Marks them published."""
+    def lead_updates(self, business_key: str, rules: RuleSettings, now_ms: int,
+                     deadlines: LifecycleSettings = LifecycleSettings()) -> list[dict[str, Any]]:
+        """Lead records to publish: new leads, leads with new evidence or a new
+        status, and leads a late older event superseded. Marks them published."""
         drafts = evaluate(business_key, self.facts.values(), rules)
+        settled: dt.date | None = None
         if self.pruned_through is not None:
             # A window that could reach back to forgotten facts would be re-drawn
             # from part of its evidence: leads there are final as published.
             settled = self.pruned_through + dt.timedelta(
                 days=max(rules.cross_agency_window_days, rules.repeat_offender_window_days))
             drafts = [d for d in drafts if d.window_start > settled]
-        out: list[dict[str, Any]] = []
-        current = {d.lead_id for d in drafts}
+        by_id = {d.lead_id: d for d in drafts}
         for draft in drafts:
             mark = self.leads.get(draft.lead_id)
             fingerprint = draft.fingerprint()
-            if mark is not None and mark.fingerprint == fingerprint and mark.status == "OPEN":
+            evidence = tuple(f.event_id for f in draft.evidence)
+            if mark is None:
+                mark = self.leads[draft.lead_id] = LeadMark(now_ms, fingerprint, draft.rule.value,
+                                                            draft.window_start, evidence, opened_ms=now_ms)
+                mark.note(now_ms, "OPEN")
+            elif mark.fingerprint != fingerprint or mark.status == "SUPERSEDED":
+                if mark.status == "SUPERSEDED":
+                    mark.status = "OPEN"
+                    mark.note(now_ms, "OPEN", None, "its window holds evidence again")
+                mark.fingerprint, mark.evidence, mark.dirty = fingerprint, evidence, True
+        for old_id, mark in self.leads.items():
+            if old_id in by_id or mark.status not in ACTIVE:
                 continue
-            first_seen = mark.first_seen_ms if mark else now_ms
-            self.leads[draft.lead_id] = LeadMark(first_seen, fingerprint, draft.rule.value, draft.window_start,
-                                                 tuple(f.event_id for f in draft.evidence))
-            out.append(self._record(business_key, draft, first_seen, now_ms, "OPEN", None))
-        for old_id, mark in list(self.leads.items()):
-            if old_id in current or mark.status != "OPEN":
-                continue
-            if self.pruned_through is not None and mark.window_start <= settled:
+            if settled is not None and mark.window_start <= settled:
                 continue
             # A late, older event re-drew this lead's window: say so on the
             # topic, pointing at the lead that now holds its evidence.
-            mark.status = "SUPERSEDED"
             successor = next((d for d in drafts if d.rule.value == mark.rule
                               and set(mark.evidence) & {f.event_id for f in d.evidence}), None)
-            kept = tuple(self.facts[e] for e in mark.evidence if e in self.facts)
-            if not kept:
+            mark.status = "SUPERSEDED"
+            mark.note(now_ms, "SUPERSEDED", None, successor.lead_id if successor else None)
+        out = []
+        for lead_id, mark in self.leads.items():
+            if not mark.dirty:
                 continue
-            old = LeadDraft(old_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
-            out.append(self._record(business_key, old, mark.first_seen_ms, now_ms, "SUPERSEDED",
-                                    successor.lead_id if successor else None))
+            draft = by_id.get(lead_id)
+            if draft is None:  # superseded, or in the settled zone: what is left of its evidence
+                kept = tuple(self.facts[e] for e in mark.evidence if e in self.facts)
+                if not kept:
+                    mark.dirty = False
+                    continue
+                draft = LeadDraft(lead_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
+            out.append(self._record(business_key, draft, mark, now_ms, deadlines))
+            mark.dirty, mark.escalation = False, None
         return out
 
-    def _record(self, business_key: str, draft: LeadDraft, first_seen_ms: int, now_ms: int, status: str,
-                superseded_by: str | None) -> dict[str, Any]:
+    def _record(self, business_key: str, draft: LeadDraft, mark: LeadMark, now_ms: int,
+                deadlines: LifecycleSettings) -> dict[str, Any]:
         code = self.region_code
         place = region(code) if code else None
+        in_draft = {f.event_id for f in draft.evidence}
+        chained = [self.facts[e] for e in mark.chained if e in self.facts and e not in in_draft]
+        evidence = sorted((*draft.evidence, *chained), key=lambda f: (f.occurred_on, f.event_id))
+        due = lifecycle.deadlines(mark, deadlines)
         return {
             "lead_id": draft.lead_id,
             "business_id": self.business_id,
@@ -124,16 +155,28 @@ class BusinessState:
             "agencies": draft.agencies,
             "evidence": [{"agency": f.agency, "kind": f.kind, "event_id": f.event_id,
                           "source_record_id": f.source_record_id, "occurred_on": f.occurred_on,
-                          "finding": f"{f.summary}; {f.criminal}" if f.criminal else f.summary}
-                         for f in draft.evidence],
+                          "finding": f"{f.summary}; {f.criminal}" if f.criminal else f.summary,
+                          "also_reported_as": [], "resolution": None, "category": f.category or None,
+                          "chained": f.event_id in mark.chained}
+                         for f in evidence],
             "recommended_action": RECOMMENDED_ACTION[RuleFamily(draft.rule)],
-            "status": status,
-            "superseded_by": superseded_by,
+            "status": mark.status,
+            "superseded_by": mark.history[-1][3] if mark.status == "SUPERSEDED" else None,
+            "categories": sorted({f.category for f in evidence if f.category}),
+            "history": [{"at": _from_ms(at), "status": status, "team": team, "note": note}
+                        for at, status, team, note in mark.history],
+            "acknowledge_by": _maybe_ms(due.get(lifecycle.ACKNOWLEDGE_OVERDUE)),
+            "close_by": _maybe_ms(due.get(lifecycle.CLOSE_OVERDUE)),
+            "recheck_on": _maybe_ms(due.get(lifecycle.RECHECK_DUE)),
+            "escalation": mark.escalation,
+            "reopened": mark.reopened,
+            "team": None,
+            "withheld": [],
             "window_start": draft.window_start,
             "window_end": draft.window_end,
-            "first_seen": _from_ms(first_seen_ms),
+            "first_seen": _from_ms(mark.first_seen_ms),
             "updated_at": _from_ms(now_ms),
-            "triggered_by_received_at": _from_ms(max(f.received_ms for f in draft.evidence)),
+            "triggered_by_received_at": _from_ms(max(f.received_ms for f in evidence)),
         }
 
     # -- storage ----------------------------------------------------------
@@ -142,8 +185,7 @@ class BusinessState:
             "n": self.name, "b": self.business_id, "r": self.region_code,
             "p": self.pruned_through.toordinal() if self.pruned_through else None,
             "f": [f.to_json() for f in self.facts.values()],
-            "l": {k: [m.first_seen_ms, m.fingerprint, m.rule, m.window_start.toordinal(), list(m.evidence),
-                      m.status] for k, m in self.leads.items()},
+            "l": {k: m.to_json() for k, m in self.leads.items()},
         }, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
@@ -151,9 +193,12 @@ class BusinessState:
         raw = json.loads(data)
         facts = [Fact.from_json(f) for f in raw["f"]]
         return cls(raw["n"], raw["b"], raw["r"], {f.event_id: f for f in facts},
-                   {k: LeadMark(int(v[0]), v[1], v[2], dt.date.fromordinal(int(v[3])), tuple(v[4]), v[5])
-                    for k, v in raw["l"].items()},
+                   {k: LeadMark.from_json(v) for k, v in raw["l"].items()},
                    dt.date.fromordinal(raw["p"]) if raw.get("p") else None)
+
+
+def _maybe_ms(ms: int | None) -> dt.datetime | None:
+    return None if ms is None else _from_ms(ms)
 
 
 def _from_ms(ms: int) -> dt.datetime:

@@ -69,16 +69,17 @@ class Fact:
     summary: str
     source_record_id: str
     received_ms: int
+    category: str = ""  # product category or sample name (teams subscribe by theme)
 
     def to_json(self) -> list[object]:
         return [self.event_id, self.agency, self.kind, self.occurred_on.toordinal(), self.adverse,
-                self.criminal, self.summary, self.source_record_id, self.received_ms]
+                self.criminal, self.summary, self.source_record_id, self.received_ms, self.category]
 
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> "Fact":
-        eid, agency, kind, day, adverse, criminal, summary, srid, received = raw
+        eid, agency, kind, day, adverse, criminal, summary, srid, received, category = raw
         return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
-                   bool(adverse), str(criminal), str(summary), str(srid), int(received))
+                   bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category))
 
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
@@ -101,11 +102,18 @@ def criminal_reason(event: Event, rules: RuleSettings) -> str:
     return ""
 
 
+def category(event: Event) -> str:
+    """The sampled product's category (分类) or, for farm samples, the sample (样品名称)."""
+    detail = event["detail"]
+    body = detail[1] if isinstance(detail, tuple) else detail
+    return str(body.get("category") or body.get("sample_name") or "")
+
+
 def to_fact(event: Event, rules: RuleSettings) -> Fact:
     received: dt.datetime = event["received_at"]
     return Fact(event["event_id"], event["agency"], event["kind"], event["occurred_on"],
                 event["adverse"], criminal_reason(event, rules), event["summary"],
-                event["source_record_id"], int(received.timestamp() * 1000))
+                event["source_record_id"], int(received.timestamp() * 1000), category(event))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,156 @@
+"""Joint-enforcement teams (联合执法组): who receives which lead, and what of
+it each may see.
+
+A team is a jurisdiction (division-code prefixes), themes (rule families,
+product categories), a minimum severity and a clearance: the agencies whose
+evidence details it may read and which detail fields. Police evidence is not
+for every market-supervision desk: evidence from an agency a team is not
+cleared for reaches it as "there is POLICE evidence of this kind on this
+date", with the details withheld. Plain functions, no Kafka.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from hub.domain.events import Agency
+from hub.domain.rules import RuleFamily, Severity
+
+SEVERITIES = [s.value for s in Severity]
+# Evidence fields that carry an agency's details; agency, kind and date always travel.
+DETAIL_FIELDS = ("event_id", "source_record_id", "finding", "resolution", "also_reported_as")
+NOTES = "notes"  # status-change notes written by teams of an agency
+CLEARABLE = (*DETAIL_FIELDS, NOTES)
+UNLOCATED = "unlocated"  # a jurisdiction for leads on businesses whose region is not known yet
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+@dataclass(frozen=True)
+class Team:
+    name: str
+    agency: str
+    description: str = ""
+    jurisdiction: tuple[str, ...] = ()  # division-code prefixes, or UNLOCATED; empty: everywhere
+    rules: tuple[str, ...] = ()  # rule families; empty: all
+    categories: tuple[str, ...] = ()  # product themes, e.g. 肉制品; empty: all
+    min_severity: str = "LOW"
+    cleared_agencies: tuple[str, ...] = ()  # besides its own agency
+    cleared_fields: tuple[str, ...] = CLEARABLE
+    parent: str | None = None  # the jurisdiction above, which receives escalations
+
+    @property
+    def topic(self) -> str:
+        return f"hub.team.{self.name}"
+
+    def cleared_for(self, agency: str) -> bool:
+        return agency == self.agency or agency in self.cleared_agencies
+
+    def receives(self, lead: dict[str, Any]) -> bool:
+        code = lead["region"]["code"]
+        if self.jurisdiction and not any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction):
+            return False
+        if self.rules and not set(self.rules) & set(lead["rules"]):
+            return False
+        if self.categories and not any(theme in c for theme in self.categories for c in lead["categories"]):
+            return False
+        return SEVERITIES.index(lead["severity"]) >= SEVERITIES.index(self.min_severity)
+
+
+class TeamConfigError(ValueError):
+    pass
+
+
+def parse_teams(raw: dict[str, Any]) -> dict[str, Team]:
+    teams: dict[str, Team] = {}
+    agencies = {a.value for a in Agency}
+    for entry in raw.get("teams", []):
+        name = str(entry.get("name", ""))
+        if not _NAME.fullmatch(name):
+            raise TeamConfigError(f"team name {name!r}: lower-case letters, digits and '-' only (it names a topic)")
+        if name in teams:
+            raise TeamConfigError(f"team {name!r} is defined twice")
+        unknown = set(entry) - {f for f in Team.__dataclass_fields__}
+        if unknown:
+            raise TeamConfigError(f"team {name!r}: unknown keys {sorted(unknown)}")
+        team = Team(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
+        problems = [
+            *(f"agency {a!r}" for a in (team.agency, *team.cleared_agencies) if a not in agencies),
+            *(f"rule {r!r}" for r in team.rules if r not in {f.value for f in RuleFamily}),
+            *(f"clearance field {c!r}" for c in team.cleared_fields if c not in CLEARABLE),
+            *(f"jurisdiction {j!r}" for j in team.jurisdiction if not re.fullmatch(r"\d{1,6}", j) and j != UNLOCATED),
+            *([f"min_severity {team.min_severity!r}"] if team.min_severity not in SEVERITIES else []),
+        ]
+        if problems:
+            raise TeamConfigError(f"team {name!r}: unknown {', '.join(problems)}")
+        teams[name] = team
+    for team in teams.values():
+        seen = {team.name}
+        parent = team.parent
+        while parent is not None:
+            if parent not in teams:
+                raise TeamConfigError(f"team {team.name!r}: parent {parent!r} is not a team")
+            if parent in seen:
+                raise TeamConfigError(f"team {team.name!r}: parents form a cycle")
+            seen.add(parent)
+            parent = teams[parent].parent
+    return teams
+
+
+def load_teams(path: Path) -> dict[str, Team]:
+    if not path.exists():
+        return {}
+    with open(path, "rb") as fh:
+        try:
+            return parse_teams(tomllib.load(fh))
+        except (TypeError, tomllib.TOMLDecodeError) as exc:
+            raise TeamConfigError(f"{path}: {exc}") from exc
+
+
+def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
+    """The copy of a lead that ``team`` may read."""
+    out = copy.deepcopy(lead)
+    withheld: set[str] = set()
+    for item in out["evidence"]:
+        for name in DETAIL_FIELDS:
+            if team.cleared_for(item["agency"]) and name in team.cleared_fields:
+                continue
+            if item.get(name):
+                withheld.add(f"{item['agency']} evidence {name}")
+            item[name] = [] if name == "also_reported_as" else None
+    for change in out["history"]:
+        author = teams.get(change["team"] or "")
+        if change["note"] and author is not None and not (
+                NOTES in team.cleared_fields and team.cleared_for(author.agency)):
+            change["note"] = None
+            withheld.add(f"{author.agency} notes")
+    out["team"] = team.name
+    out["withheld"] = sorted(withheld)
+    return out
+
+
+def route(lead: dict[str, Any], teams: dict[str, Team]) -> list[tuple[Team, dict[str, Any]]]:
+    """Every team that receives the lead, with its redacted copy. An
+    escalation also goes to the parent jurisdiction of each such team."""
+    targets = [t for t in teams.values() if t.receives(lead)]
+    if lead.get("escalation"):
+        targets += [teams[t.parent] for t in list(targets) if t.parent]
+    unique = {t.name: t for t in targets}
+    return [(t, redact(lead, t, teams)) for t in unique.values()]
+
+
+def describe(team: Team) -> Iterable[str]:
+    yield f"{team.name}  ({team.agency})  -> {team.topic}" + (f"  parent: {team.parent}" if team.parent else "")
+    if team.description:
+        yield f"    {team.description}"
+    yield f"    jurisdiction: {', '.join(team.jurisdiction) or 'everywhere'}"
+    yield (f"    receives: {', '.join(team.rules) or 'all rules'}; "
+           f"{'themes ' + ', '.join(team.categories) if team.categories else 'all themes'}; "
+           f"severity {team.min_severity} and above")
+    cleared = sorted({team.agency, *team.cleared_agencies})
+    hidden = sorted({a.value for a in Agency} - set(cleared))
+    yield (f"    sees details of: {', '.join(cleared)} evidence ({', '.join(team.cleared_fields) or 'no fields'})"
+           + (f"; {', '.join(hidden)} evidence arrives without details" if hidden else ""))
