@@ -452,7 +452,7 @@ def _serve_board(metrics: Any, settings: Settings) -> Callable[[], None]:
     from hub.board import BoardCollector, LeadBoard, follow_into, serve_board
 
     teams = _teams(settings)
-    if settings.web_port <= 0 or not teams:
+    if settings.web_port < 0 or not teams:
         return lambda: None
     board = LeadBoard(teams)
     metrics.registry.register(BoardCollector(board))

@@ -73,11 +73,11 @@ def follow_leads(settings: Settings, from_beginning: bool, should_stop: Callable
         yield lead
 
 
-def final_leads(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The latest record of every lead on the lead topic."""
+def final_leads(settings: Settings, topic: str = LEADS_TOPIC) -> dict[str, dict[str, Any]]:
+    """The latest record of every lead on the lead topic (or a team's)."""
     decode = Serde(settings).decoder("lead")
     leads: dict[str, dict[str, Any]] = {}
-    for message in read_to_end(settings, LEADS_TOPIC):
+    for message in read_to_end(settings, topic):
         lead = decode(message.value())
         leads[lead["lead_id"]] = lead
     return leads

@@ -97,7 +97,7 @@ class Settings:
     table_store: str = "memory://"
     # Joint-enforcement teams: who receives which leads, cleared for what.
     teams_file: Path = REPO_ROOT / "ops" / "teams.toml"
-    # The read-only lead board each worker serves (0: off).
+    # The read-only lead board each worker serves (0: a free port; -1: off).
     web_port: int = 9410
     web_host: str = "127.0.0.1"
     # How often a worker checks its leads' deadlines (0: only on ticks others send).

@@ -1,0 +1,224 @@
+"""Routing, feedback, escalation and reopening on the embedded broker, with a
+real `hub worker`, the `hub leads` CLI, and the lead board in headless
+Chromium. Time reaches the lifecycle only through clock ticks, which the
+test publishes (`hub leads tick --at`), so it runs days ahead in seconds."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from hub.domain.teams import load_teams
+from hub.feedback import feedback, publish_feedback
+from hub.leadview import final_leads
+from hub.metrics import Metrics
+from hub.pipeline import run_connectors
+from hub.samples import FUSHUN, LIQUOR, write_recheck_failure, write_scenario
+from hub.serde import Serde
+from hub.settings import Settings, load_settings
+from hub.topics import LEADS_TOPIC, create_topics, read_to_end
+from tests.conftest import TEST_PII_KEY
+from tests.helpers import dead_letters, hub
+
+pytestmark = pytest.mark.broker
+
+POLICE_TEAM, COUNTY_TEAM = "police-jinzhong-food-crime", "samr-taigu"
+CASE_NO = "A1407032026080031"  # the liquor maker's police case: police details
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _team_topic(team: str) -> str:
+    return f"hub.team.{team}"
+
+
+def _copies(settings: Settings, lead_id: str) -> dict[str, dict]:
+    """The latest record of a lead on the operators' topic and on every team topic."""
+    topics = [LEADS_TOPIC, *(t.topic for t in load_teams(settings.teams_file).values())]
+    return {topic: leads[lead_id] for topic in topics if lead_id in (leads := final_leads(settings, topic))}
+
+
+def _copies_once(settings: Settings, lead_id: str, what: str, ok: Callable[[dict[str, dict]], bool]) -> dict:
+    return _wait_for(what, lambda: copies if ok(copies := _copies(settings, lead_id)) else None)
+
+
+@pytest.fixture(scope="module")
+def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, int, Path]]:
+    """The scenario's events on the broker and a worker with its metrics and board ports."""
+    tmp = tmp_path_factory.mktemp("lifecycle")
+    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, app_id="hub-lifecycle",
+                                                        pii_key=TEST_PII_KEY, lifecycle_tick_s=0)
+    create_topics(settings)
+    run_connectors(settings, list(write_scenario(tmp / "data").items()), Metrics())
+    env = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
+           "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "0", "HUB_LIFECYCLE_TICK_S": "0",
+           "HUB_COMMIT_INTERVAL_S": "0.2"}
+    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp, env=env, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert worker.stderr is not None
+    ports = {}
+    for _ in range(2):
+        line = worker.stderr.readline()
+        if found := re.search(r"(metrics|lead board): http://127\.0\.0\.1:(\d+)", line):
+            ports[found.group(1)] = int(found.group(2))
+    assert set(ports) == {"metrics", "lead board"}, ports
+    try:
+        yield settings, ports["metrics"], ports["lead board"], tmp
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _hub(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return hub(*args, cwd=cwd, env={"HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY})
+
+
+def _lead_of(settings: Settings, uscc: str, rule: str) -> dict:
+    return _wait_for(f"the {rule} lead on {uscc}", lambda: next(
+        (l for l in final_leads(settings).values() if l["business_id"] == uscc and l["rules"] == [rule]), None))
+
+
+def _metric(port: int, name: str, labels: str = "") -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    found = re.search(rf"^{re.escape(name)}{re.escape('{' + labels + '}') if labels else ''} (\S+)$", text, re.M)
+    assert found, f"{name}{{{labels}}} not exported"
+    return float(found.group(1))
+
+
+def _row(driver: webdriver.Chrome, lead_id: str, status: str) -> Any:
+    return WebDriverWait(driver, 30).until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, f'tr[data-lead-id="{lead_id}"][data-status="{status}"]'))[0]
+
+
+def test_criminal_referral_reaches_police_in_full_and_the_county_without_police_details(running) -> None:
+    settings, *_ = running
+    lead = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")
+    copies = _copies_once(settings, lead["lead_id"], "every team's copy", lambda c: len(c) == 5)
+    assert set(copies) == {LEADS_TOPIC, *(_team_topic(t) for t in (POLICE_TEAM, COUNTY_TEAM, "samr-jinzhong",
+                                                                   "police-shanxi-food-crime"))}
+    [police] = copies[_team_topic(POLICE_TEAM)]["evidence"]
+    assert police["source_record_id"] == CASE_NO and "伪劣产品" in police["finding"]
+    [county] = copies[_team_topic(COUNTY_TEAM)]["evidence"]
+    assert county == {**police, "event_id": None, "source_record_id": None, "finding": None}
+    assert copies[_team_topic(COUNTY_TEAM)]["withheld"] == ["POLICE evidence event_id", "POLICE evidence finding",
+                                                            "POLICE evidence source_record_id"]
+    raw = b"".join(m.value() for m in read_to_end(settings, _team_topic(COUNTY_TEAM)))
+    assert CASE_NO.encode() not in raw and "伪劣".encode() not in raw
+
+
+def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, browser) -> None:
+    settings, metrics_port, board_port, tmp = running
+    lead_id = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
+    browser.get(f"http://127.0.0.1:{board_port}/teams/{COUNTY_TEAM}")
+    row = _row(browser, lead_id, "OPEN")
+    assert "details withheld" in row.text and CASE_NO not in browser.page_source
+
+    ack = _hub(settings, tmp, "leads", "ack", lead_id, "--team", POLICE_TEAM, "--by", "太谷分局食药环侦大队")
+    assert ack.returncode == 0, ack.stderr
+    _wait_for("ACKNOWLEDGED everywhere", lambda: all(
+        c["status"] == "ACKNOWLEDGED" for c in _copies(settings, lead_id).values()))
+    _row(browser, lead_id, "ACKNOWLEDGED")  # the open page follows without a reload
+
+    close = _hub(settings, tmp, "leads", "close", lead_id, "--team", POLICE_TEAM, "--outcome", "已立案侦查，移送审查起诉")
+    assert close.returncode == 0, close.stderr
+    copies = _copies_once(settings, lead_id, "CLOSED everywhere",
+                          lambda c: all(x["status"] == "CLOSED" for x in c.values()))
+    history = copies[LEADS_TOPIC]["history"]
+    assert [(h["status"], h["team"]) for h in history] == [("OPEN", None), ("ACKNOWLEDGED", POLICE_TEAM),
+                                                           ("CLOSED", POLICE_TEAM)]
+    # The county desk sees that the police closed it, not the police's note.
+    assert copies[_team_topic(COUNTY_TEAM)]["history"][-1]["note"] is None
+    assert copies[_team_topic("samr-jinzhong")]["history"][-1]["status"] == "CLOSED"
+    _wait_for("the lead to leave the board's open list", lambda: not browser.find_elements(
+        By.CSS_SELECTOR, f'tr[data-lead-id="{lead_id}"]'))
+
+    # The outcome goes back to the agency whose evidence raised the lead.
+    decode = Serde(settings).decoder("feedback")
+    outcomes = [decode(m.value()) for m in read_to_end(settings, "hub.outcomes.police")]
+    assert [(o["lead_id"], o["action"]) for o in outcomes] == [(lead_id, "ACKNOWLEDGED"), (lead_id, "CLOSED")]
+    assert read_to_end(settings, "hub.outcomes.samr") == []
+
+    again = _hub(settings, tmp, "leads", "close", lead_id, "--team", POLICE_TEAM, "--outcome", "x")
+    assert again.returncode == 1 and "cannot become CLOSED" in again.stderr
+    stranger = _hub(settings, tmp, "leads", "ack", lead_id, "--team", "samr-anyang")
+    assert stranger.returncode == 1 and "does not receive" in stranger.stderr
+    _wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_acknowledge_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
+    _wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_close_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
+
+
+def test_feedback_the_hub_cannot_apply_goes_to_the_dead_letters(running) -> None:
+    settings, *_ = running
+    lead = {"lead_id": "lead-does-not-exist", "business_key": FUSHUN.uscc}
+    publish_feedback(settings, feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None, time.time()))
+    dead = _wait_for("the dead letter", lambda: [d for d in dead_letters(settings) if d["reason_code"] == "unknown_lead"])
+    assert "lead-does-not-exist" in dead[0]["reason"]
+
+
+def test_overdue_leads_escalate_to_the_parent_and_closed_leads_fall_due_for_recheck(running) -> None:
+    settings, metrics_port, _, tmp = running
+    cross = _lead_of(settings, FUSHUN.uscc, "CROSS_AGENCY")
+    assert "police-shanxi-food-crime" not in {t for t in _copies(settings, cross["lead_id"])}
+    in_49_hours = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=49)  # HIGH: acknowledge within 48 h
+    assert _hub(settings, tmp, "leads", "tick", "--at", in_49_hours.isoformat()).returncode == 0
+    copies = _copies_once(settings, cross["lead_id"], "the escalation",
+                          lambda c: _team_topic("police-shanxi-food-crime") in c)
+    assert {c["escalation"] for c in copies.values()} == {"ACKNOWLEDGE_OVERDUE"}
+    _wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_overdue", 'team="samr-yuci"') == 1, timeout=20)
+    _wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_open", 'severity="HIGH",team="samr-yuci"') == 1, timeout=20)
+
+    liquor = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
+    in_31_days = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)  # re-check 30 days after closure
+    assert _hub(settings, tmp, "leads", "tick", "--at", in_31_days.isoformat()).returncode == 0
+    due = _copies_once(settings, liquor, "the re-check",
+                       lambda c: c[LEADS_TOPIC]["escalation"] == "RECHECK_DUE")[LEADS_TOPIC]
+    assert due["status"] == "CLOSED" and due["history"][-1]["status"] == "ESCALATED_RECHECK_DUE"
+
+
+def test_a_new_failure_after_closure_reopens_the_lead_with_the_evidence_chained(running) -> None:
+    settings, metrics_port, _, tmp = running
+    lead_id = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
+    _wait_for("the closure", lambda: final_leads(settings)[lead_id]["status"] == "CLOSED")
+    run_connectors(settings, [("samr.inspection", write_recheck_failure(tmp / "recheck"))], Metrics())
+    copies = _copies_once(settings, lead_id, "the reopening", lambda c: all(x["status"] == "OPEN" for x in c.values()))
+    full = copies[LEADS_TOPIC]
+    assert full["reopened"] == 1 and full["history"][-1]["status"] == "REOPENED"
+    assert [(e["source_record_id"], e["chained"]) for e in full["evidence"]] == [(CASE_NO, False),
+                                                                                 ("JC2026-1120-003", True)]
+    county = copies[_team_topic(COUNTY_TEAM)]["evidence"]
+    assert county[1]["source_record_id"] == "JC2026-1120-003" and county[0]["source_record_id"] is None
+    _wait_for("the metric", lambda: _metric(metrics_port, "hub_worker_leads_reopened_total") == 1, timeout=20)
