@@ -178,3 +178,17 @@ def test_topics_create_is_idempotent(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_teams_lists_what_each_team_receives_and_prints_acls(tmp_path: Path) -> None:
+    listed = hub("teams", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "samr-taigu  (SAMR)  -> hub.team.samr-taigu  parent: samr-jinzhong" in listed.stdout
+    assert "POLICE evidence arrives without details" in listed.stdout
+    acls = hub("teams", "--acls", cwd=tmp_path)
+    assert "--allow-principal User:team-samr-taigu --operation Read --operation Describe --topic hub.team.samr-taigu" \
+        in acls.stdout
+    bad = tmp_path / "teams.toml"
+    bad.write_text('[[teams]]\nname = "x"\nagency = "SAMR"\nparent = "nobody"\n')
+    refused = hub("teams", cwd=tmp_path, env={"HUB_TEAMS_FILE": str(bad)})
+    assert refused.returncode == 1 and "parent 'nobody' is not a team" in refused.stderr

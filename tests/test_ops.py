@@ -38,8 +38,14 @@ def _rules() -> list[dict]:
 
 
 def _exported_metric_names() -> set[str]:
+    """What a worker serves: its metrics and its lead board's gauges."""
+    from hub.board import BoardCollector, LeadBoard
+    from hub.domain.teams import load_teams
+
+    registry = Metrics().registry
+    registry.register(BoardCollector(LeadBoard(load_teams(OPS / "teams.toml"))))
     names = set()
-    for metric in Metrics().registry.collect():
+    for metric in registry.collect():
         for sample in metric.samples:
             names.add(sample.name)
         names.add(metric.name)
