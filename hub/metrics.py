@@ -35,6 +35,9 @@ class WorkerMetrics:
         self.duplicates = Counter("hub_worker_duplicates_suppressed_total",
                                   "Events already seen (same agency and source record)",
                                   ["agency"], registry=registry)
+        self.near_duplicates = Counter("hub_worker_near_duplicates_merged_total",
+                                       "Reports of a finding already held under another source ID (county and "
+                                       "city systems), merged into it", ["agency"], registry=registry)
         self.dead_letters = Counter("hub_worker_dead_letters_total",
                                     "Events the worker could not process", ["reason"], registry=registry)
         self.leads_published = Counter("hub_worker_leads_published_total",

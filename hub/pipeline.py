@@ -17,6 +17,7 @@ from confluent_kafka import Consumer
 
 from connectors.discovery import load
 from connectors.runner import ConnectorRunner, RunSummary
+from hub.domain.lifecycle import ACTIVE
 from hub.domain.pii import PersonalDataHasher
 from hub.metrics import Metrics
 from hub.leadview import final_leads
@@ -30,6 +31,7 @@ class PipelineSummary:
     runs: list[RunSummary] = field(default_factory=list)
     events_processed: int = 0
     duplicates: int = 0
+    near_duplicates: int = 0
     leads: dict[str, dict[str, Any]] = field(default_factory=dict)  # final state per lead_id
     elapsed_s: float = 0.0  # from the first connector starting to every event processed
 
@@ -38,16 +40,17 @@ class PipelineSummary:
         for run in self.runs:
             rejected.update(run.rejected)
         read = sum(r.rows_read for r in self.runs)
-        open_leads = [lead for lead in self.leads.values() if lead["status"] == "OPEN"]
+        open_leads = [lead for lead in self.leads.values() if lead["status"] in ACTIVE]
+        superseded = sum(lead["status"] == "SUPERSEDED" for lead in self.leads.values())
         by_rule = Counter(rule for lead in open_leads for rule in lead["rules"])
         return [run.line() for run in self.runs] + [
             f"records: {read} read, {read - sum(rejected.values())} accepted, {sum(rejected.values())} rejected"
             + (f" ({', '.join(f'{k}={v}' for k, v in sorted(rejected.items()))})" if rejected else ""),
             f"events: {sum(r.events_published for r in self.runs)} published, {self.events_processed} processed, "
-            f"{self.duplicates} duplicates suppressed",
+            f"{self.duplicates} duplicates suppressed, {self.near_duplicates} near-duplicate reports merged",
             f"leads: {len(open_leads)} open ("
             + ", ".join(f"{k}={by_rule[k]}" for k in ("CRIMINAL_REFERRAL", "CROSS_AGENCY", "REPEAT_OFFENDER"))
-            + f"), {len(self.leads) - len(open_leads)} superseded",
+            + f"), {superseded} superseded",
         ]
 
 
@@ -116,6 +119,7 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
     registry = metrics.registry
     summary.events_processed = int(_total(registry, "hub_worker_events_processed_total"))
     summary.duplicates = int(_total(registry, "hub_worker_duplicates_suppressed_total"))
+    summary.near_duplicates = int(_total(registry, "hub_worker_near_duplicates_merged_total"))
     summary.leads = final_leads(settings)
     return summary
 

@@ -88,6 +88,9 @@ class LeadProcessor:
             self.metrics.events_processed.labels(event["agency"]).inc()
             if outcome == "duplicate":
                 self.metrics.duplicates.labels(event["agency"]).inc()
+            elif outcome == "near_duplicate":
+                self.metrics.near_duplicates.labels(event["agency"]).inc()
+                result.states[key] = state
             elif outcome == "new":
                 result.states[key] = state
                 if _reopened(state) > reopened_before:

@@ -111,6 +111,17 @@ def sampling_rows() -> list[list[str]]:
     return [[r[c] for c in h] for r in rows]
 
 
+def write_city_double_report(folder: Path) -> Path:
+    """The city system's report of the county's two sampling failures: same
+    samples, the city's own sampling numbers, announced three days later."""
+    h = _headers(SamrSamplingConnector)
+    rows = [dict(zip(h, r)) for r in sampling_rows()[:2]]
+    for row, city_no in zip(rows, ("SC2026-AY-0031", "SC2026-AY-0032")):
+        row.update({"抽样编号": city_no, "公告号": "安阳市市场监管局2026年第7期", "公告日期": "2026-07-13"})
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_csv(folder / "不合格产品信息-市级.csv", h, [[r[c] for c in h] for r in rows], "utf-8-sig")
+
+
 def penalty_rows() -> list[list[str]]:
     h = _headers(SamrPenaltyConnector)
 

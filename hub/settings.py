@@ -38,6 +38,9 @@ class RuleSettings:
         "磷胺", "水胺硫磷", "灭线磷", "涕灭威", "灭多威", "氟虫腈", "毒死蜱",
         "治螟磷", "内吸磷", "特丁硫磷", "甲基异柳磷",
     )
+    # The same finding reported twice (county and city systems) within this
+    # many days counts once; see hub.domain.rules.finding_identity.
+    near_duplicate_days: int = 14
     # History kept per business: older events than this are forgotten.
     history_days: int = 400
     history_max_events: int = 200

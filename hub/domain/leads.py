@@ -2,6 +2,7 @@
 the lead records (执法线索) that state implies."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -28,13 +29,26 @@ class BusinessState:
     pruned_through: dt.date | None = None
 
     def accept(self, event: Event, rules: RuleSettings) -> str:
-        """'new', 'duplicate' (same agency and source record seen before) or
-        'expired' (older than the history kept, so it can change no lead)."""
-        if event["event_id"] in self.facts:
+        """'new', 'duplicate' (same agency and source record seen before),
+        'near_duplicate' (the same finding under another source ID: merged
+        into it) or 'expired' (older than the history kept, so it can change
+        no lead)."""
+        event_id = event["event_id"]
+        if event_id in self.facts or any(event_id == e for f in self.facts.values() for e, _ in f.also_reported):
             return "duplicate"
         fact = to_fact(event, rules)
         if self.facts and fact.occurred_on < self._horizon(rules):
             return "expired"
+        twin = next((f for f in self.facts.values() if fact.identity and f.identity == fact.identity
+                     and abs((f.occurred_on - fact.occurred_on).days) <= rules.near_duplicate_days), None)
+        if twin is not None:
+            # One finding, reported twice: the report with the smaller event ID
+            # stands for it, so arrival order cannot change the lead.
+            primary, other = sorted((twin, fact), key=lambda f: f.event_id)
+            reports = {*twin.also_reported, *fact.also_reported, (other.event_id, other.source_record_id)}
+            del self.facts[twin.event_id]
+            self.facts[primary.event_id] = dataclasses.replace(primary, also_reported=tuple(sorted(reports)))
+            return "near_duplicate"
         self.facts[fact.event_id] = fact
         if fact.adverse:
             self._reopen_latest_closed(fact)
@@ -156,7 +170,7 @@ class BusinessState:
             "evidence": [{"agency": f.agency, "kind": f.kind, "event_id": f.event_id,
                           "source_record_id": f.source_record_id, "occurred_on": f.occurred_on,
                           "finding": f"{f.summary}; {f.criminal}" if f.criminal else f.summary,
-                          "also_reported_as": [], "resolution": None, "category": f.category or None,
+                          "also_reported_as": [srid for _, srid in f.also_reported], "resolution": None, "category": f.category or None,
                           "chained": f.event_id in mark.chained}
                          for f in evidence],
             "recommended_action": RECOMMENDED_ACTION[RuleFamily(draft.rule)],

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from hub.domain.events import Event, EventKind
+from hub.domain.names import normalise_name
 from hub.settings import RuleSettings
 
 
@@ -70,16 +71,21 @@ class Fact:
     source_record_id: str
     received_ms: int
     category: str = ""  # product category or sample name (teams subscribe by theme)
+    identity: str = ""  # what makes the finding the same finding (see finding_identity)
+    # Near-duplicate reports of this finding merged into it: (event_id, source_record_id).
+    also_reported: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> list[object]:
         return [self.event_id, self.agency, self.kind, self.occurred_on.toordinal(), self.adverse,
-                self.criminal, self.summary, self.source_record_id, self.received_ms, self.category]
+                self.criminal, self.summary, self.source_record_id, self.received_ms, self.category,
+                self.identity, [list(r) for r in self.also_reported]]
 
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> "Fact":
-        eid, agency, kind, day, adverse, criminal, summary, srid, received, category = raw
+        eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also = raw
         return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
-                   bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category))
+                   bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category),
+                   str(identity), tuple((str(e), str(s)) for e, s in also))
 
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
@@ -109,11 +115,31 @@ def category(event: Event) -> str:
     return str(body.get("category") or body.get("sample_name") or "")
 
 
+def finding_identity(event: Event) -> str:
+    """What makes two sampling reports one finding, whatever their source IDs:
+    the kind, the product (normalised name), the batch or production date
+    (for farm samples, which have none, the sampling date) and the failed
+    items with their results. The business is the state's own. "" for
+    records that are not sample findings: those have their own IDs."""
+    if event["kind"] not in (EventKind.SAMPLING_FAILURE.value, EventKind.FARM_SAMPLING.value) or not event["adverse"]:
+        return ""
+    detail = event["detail"]
+    body = detail[1] if isinstance(detail, tuple) else detail
+    product = normalise_name(str(body.get("product") or body.get("sample_name") or ""))
+    batch = body.get("batch") if event["kind"] == EventKind.SAMPLING_FAILURE.value else event["occurred_on"].isoformat()
+    items = sorted(f"{normalise_name(f['item'])}={normalise_name(f['result'] or '')}"
+                   for f in event["findings"] if f["failed"])
+    if not product or not items:  # too little to call two reports the same finding
+        return ""
+    return "|".join([event["kind"], product, normalise_name(str(batch or "")), *items])
+
+
 def to_fact(event: Event, rules: RuleSettings) -> Fact:
     received: dt.datetime = event["received_at"]
     return Fact(event["event_id"], event["agency"], event["kind"], event["occurred_on"],
                 event["adverse"], criminal_reason(event, rules), event["summary"],
-                event["source_record_id"], int(received.timestamp() * 1000), category(event))
+                event["source_record_id"], int(received.timestamp() * 1000), category(event),
+                finding_identity(event))
 
 
 @dataclass(frozen=True)
@@ -136,7 +162,8 @@ class LeadDraft:
 
     def fingerprint(self) -> str:
         """Changes exactly when the lead's substance changes."""
-        return hashlib.sha1("|".join(sorted(f.event_id for f in self.evidence)).encode()).hexdigest()[:16]
+        ids = sorted(f"{f.event_id}+{','.join(e for e, _ in f.also_reported)}" for f in self.evidence)
+        return hashlib.sha1("|".join(ids).encode()).hexdigest()[:16]
 
 
 def lead_id(business_key: str, rule: RuleFamily, window_start: dt.date) -> str:

@@ -1,0 +1,89 @@
+"""The same finding reported twice (county and city systems) counts once."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from hub.domain.events import Agency, EventKind
+from hub.domain.leads import BusinessState
+from hub.samples import CONDIMENT, PORK, write_city_double_report, write_scenario
+from tests.conftest import TEST_PII_KEY
+from tests.helpers import hub
+from tests.test_rules import KEY, RULES, days, event
+
+SAMPLING = ("cn.supervision.hub.SamplingFailureDetail", {"product": "酱油", "batch": "2026-04-11", "category": "调味品"})
+
+
+def report(source_id: str, day: dt.date, batch: str = "2026-04-11", result: str = "0.35g/100mL") -> dict:
+    e = event(source_id, day, kind=EventKind.SAMPLING_FAILURE, items=("氨基酸态氮",))
+    e["detail"] = (SAMPLING[0], {**SAMPLING[1], "batch": batch})
+    e["findings"][0]["result"] = result
+    return e
+
+
+def _leads(*events: dict) -> dict[str, list[tuple[str, list[str]]]]:
+    state = BusinessState()
+    outcomes = [state.accept(e, RULES) for e in events]
+    assert outcomes.count("new") + outcomes.count("near_duplicate") == len(events)
+    return {l["rules"][0]: [(e["source_record_id"], e["also_reported_as"]) for e in l["evidence"]]
+            for l in state.lead_updates(KEY, RULES, 0) if l["status"] == "OPEN"}
+
+
+def test_a_county_and_a_city_report_of_one_sample_are_one_finding() -> None:
+    assert _leads(report("GC-county", days(0)), report("SC-city", days(3))) == {}  # not a repeat offender
+
+
+def test_two_findings_still_make_a_repeat_offender() -> None:
+    leads = _leads(report("GC-1", days(0)), report("GC-2", days(30), batch="2026-05-20"))
+    assert leads == {"REPEAT_OFFENDER": [("GC-1", []), ("GC-2", [])]}
+
+
+def test_different_results_or_far_apart_reports_are_different_findings() -> None:
+    assert "REPEAT_OFFENDER" in _leads(report("GC-1", days(0)), report("SC-1", days(2), result="0.30g/100mL"))
+    assert "REPEAT_OFFENDER" in _leads(report("GC-1", days(0)), report("SC-1", days(RULES.near_duplicate_days + 1)))
+
+
+@given(st.permutations(["GC-county", "SC-city", "XZ-province", "GC-later"]))
+def test_the_merged_finding_is_the_same_whatever_the_arrival_order(order: list[str]) -> None:
+    dates = {"GC-county": days(0), "SC-city": days(3), "XZ-province": days(5), "GC-later": days(40)}
+    batches = {"GC-later": "2026-05-30"}
+    events = [report(s, dates[s], batch=batches.get(s, "2026-04-11")) for s in order]
+    assert _leads(*events) == {"REPEAT_OFFENDER": [("GC-county", ["SC-city", "XZ-province"]), ("GC-later", [])]}
+
+
+def test_a_replayed_merged_report_is_an_exact_duplicate() -> None:
+    state = BusinessState()
+    state.accept(report("GC-county", days(0)), RULES)
+    assert state.accept(report("SC-city", days(3)), RULES) == "near_duplicate"
+    assert state.accept(report("SC-city", days(3)), RULES) == "duplicate"
+    assert BusinessState.from_bytes(state.to_bytes()) == state
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("city_first", [False, True])
+def test_county_and_city_double_reports_on_the_broker(broker, tmp_path: Path, city_first: bool) -> None:
+    files = write_scenario(tmp_path / "data")
+    city = write_city_double_report(tmp_path / "data")
+    sources = [f"--source={kind}={path}" for kind, path in files.items()]
+    county = sources.pop(0)
+    assert county.startswith("--source=samr.sampling=")
+    sources = ([f"--source=samr.sampling={city}", county] if city_first else [county, f"--source=samr.sampling={city}"]) \
+        + sources
+    out = tmp_path / "leads.jsonl"
+    result = hub("--broker", broker.bootstrap, "backfill", *sources, "--leads-out", str(out), cwd=tmp_path,
+                 env={"HUB_PII_KEY": TEST_PII_KEY, "HUB_APP_ID": f"hub-near-dup-{city_first}"})
+    assert result.returncode == 0, result.stderr
+    assert "4 near-duplicate reports merged" in result.stdout  # two samples, each for seller and producer
+    leads = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    pork = next(l for l in leads if l["business_name"] == PORK.name and l["status"] == "OPEN")
+    assert [(e["source_record_id"], e["also_reported_as"]) for e in pork["evidence"]] == [
+        ("GC26410500410230101", ["SC2026-AY-0031"])]
+    # The condiment shop's one minor failure, reported twice, is still one finding: no lead.
+    assert not [l for l in leads if CONDIMENT.name == l["business_name"] and l["rules"] == ["REPEAT_OFFENDER"]
+                and any(e["kind"] == "SAMPLING_FAILURE" and not e["also_reported_as"] for e in l["evidence"])
+                and len([e for e in l["evidence"] if e["kind"] == "SAMPLING_FAILURE"]) > 1]
