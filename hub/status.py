@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from hub.domain.events import Agency
 from hub.serde import Serde
 from hub.settings import Settings
+from hub.domain.lifecycle import ACTIVE
 from hub.leadview import final_leads
 from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, admin, event_ends, events_topic, read_to_end, worker_lag
 
@@ -62,6 +63,6 @@ def collect(settings: Settings) -> Status:
         letter = decode_dead(message.value())
         status.dead_letters[(letter["stage"], letter["reason_code"])] += 1
     for lead in final_leads(settings).values():
-        if lead["status"] == "OPEN":
+        if lead["status"] in ACTIVE:  # open, acknowledged, investigating or transferred
             status.open_leads[(lead["severity"], lead["rules"][0])] += 1
     return status

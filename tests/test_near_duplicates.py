@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
 
-from hub.domain.events import Agency, EventKind
+from hub.domain.events import EventKind
 from hub.domain.leads import BusinessState
 from hub.samples import CONDIMENT, PORK, write_city_double_report, write_scenario
 from tests.conftest import TEST_PII_KEY

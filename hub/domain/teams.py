@@ -76,7 +76,8 @@ def parse_teams(raw: dict[str, Any]) -> dict[str, Team]:
         unknown = set(entry) - {f for f in Team.__dataclass_fields__}
         if unknown:
             raise TeamConfigError(f"team {name!r}: unknown keys {sorted(unknown)}")
-        team = Team(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
+        team = Team(**values)
         problems = [
             *(f"agency {a!r}" for a in (team.agency, *team.cleared_agencies) if a not in agencies),
             *(f"rule {r!r}" for r in team.rules if r not in {f.value for f in RuleFamily}),
