@@ -83,7 +83,6 @@ class LeadProcessor:
             if key is None:  # a producer that did not key by business: still joinable
                 key = event_key(event).encode()
             state = state_of(key, partition)
-            reopened_before = _reopened(state)
             outcome = state.accept(event, self.rules)
             self.metrics.events_processed.labels(event["agency"]).inc()
             if outcome == "duplicate":
@@ -91,9 +90,9 @@ class LeadProcessor:
             elif outcome == "near_duplicate":
                 self.metrics.near_duplicates.labels(event["agency"]).inc()
                 result.states[key] = state
-            elif outcome == "new":
+            elif outcome in ("new", "reopened"):
                 result.states[key] = state
-                if _reopened(state) > reopened_before:
+                if outcome == "reopened":
                     self.metrics.leads_reopened.inc()
         now = self.clock()
         if result.oldest_received_at is not None:
@@ -166,10 +165,6 @@ class LeadProcessor:
     def _dead(self, result: BatchResult, code: str, reason: str, key: bytes | None, value: bytes) -> None:
         result.dead_letters.append(_dead_letter(code, reason, key, value))
         self.metrics.dead_letters.labels(code).inc()
-
-
-def _reopened(state: BusinessState) -> int:
-    return sum(m.reopened for m in state.leads.values())
 
 
 def _dead_letter(code: str, reason: str, key: bytes | None, value: bytes) -> dict[str, Any]:

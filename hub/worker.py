@@ -30,7 +30,8 @@ from hub.metrics import Metrics
 from hub.processing import LeadProcessor
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, changelog_topic, events_topic
+from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, changelog_topic, events_topic, \
+    outcomes_topic
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     teams = load_teams(settings.teams_file)
     encoders = {topic: serde.encoder(topic, "lead") for topic in [LEADS_TOPIC, *(t.topic for t in teams.values())]}
     encode_dead = serde.encoder(DEADLETTER_TOPIC, "deadletter")
-    encode_feedback: dict[str, Any] = {}
+    encode_outcome = {outcomes_topic(a.value): serde.encoder(outcomes_topic(a.value), "feedback") for a in Agency}
     source_names = {events_topic(a) for a in Agency}
     # Feedback and clock ticks are keyed by business like the events: one
     # agent, one state per business, no cross-partition coordination.
@@ -120,8 +121,8 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                                   timestamp=None, headers=None)
                        for lead in result.leads for topic, copy in lead_copies(lead)]
             for topic, feedback in result.outcomes:
-                encode = encode_feedback.setdefault(topic, serde.encoder(topic, "feedback"))
-                pending.append(await send(topic, feedback["lead_id"].encode(), encode(feedback), partition=None,
+                pending.append(await send(topic, feedback["lead_id"].encode(), encode_outcome[topic](feedback),
+                                          partition=None,
                                           timestamp=None, headers=None))
             pending += [await send(DEADLETTER_TOPIC, b"worker", encode_dead(d), partition=None,
                                    timestamp=None, headers=None) for d in result.dead_letters]

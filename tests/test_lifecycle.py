@@ -92,7 +92,7 @@ def test_a_closed_lead_falls_due_for_its_recheck_then_new_evidence_reopens_it() 
     assert state.escalate_due(LIFE, 731 * H) == ["RECHECK_DUE"]
     [due] = _publish(state, 731 * H)
     assert due["status"] == "CLOSED" and due["escalation"] == "RECHECK_DUE" and not is_overdue(due)
-    state.accept(event("m3", days(300)), RULES)  # a failure at the re-check, outside the lead's window
+    assert state.accept(event("m3", days(300)), RULES) == "reopened"  # a failure at the re-check
     updates = {u["lead_id"]: u for u in _publish(state, 800 * H)}
     reopened = updates[lead["lead_id"]]
     assert reopened["status"] == "OPEN" and reopened["reopened"] == 1
@@ -108,3 +108,4 @@ def test_lifecycle_survives_the_state_round_trip() -> None:
     _publish(state, 250 * H)
     again = BusinessState.from_bytes(state.to_bytes())
     assert again == state and again.next_deadline(LIFE) == state.next_deadline(LIFE)
+

@@ -29,10 +29,10 @@ class BusinessState:
     pruned_through: dt.date | None = None
 
     def accept(self, event: Event, rules: RuleSettings) -> str:
-        """'new', 'duplicate' (same agency and source record seen before),
-        'near_duplicate' (the same finding under another source ID: merged
-        into it) or 'expired' (older than the history kept, so it can change
-        no lead)."""
+        """'new', 'reopened' (new, and it reopened a closed lead), 'duplicate'
+        (same agency and source record seen before), 'near_duplicate' (the
+        same finding under another source ID: merged into it) or 'expired'
+        (older than the history kept, so it can change no lead)."""
         event_id = event["event_id"]
         if event_id in self.facts or any(event_id == e for f in self.facts.values() for e, _ in f.also_reported):
             return "duplicate"
@@ -50,14 +50,13 @@ class BusinessState:
             self.facts[primary.event_id] = dataclasses.replace(primary, also_reported=tuple(sorted(reports)))
             return "near_duplicate"
         self.facts[fact.event_id] = fact
-        if fact.adverse:
-            self._reopen_latest_closed(fact)
+        reopened = fact.adverse and self._reopen_latest_closed(fact)
         business = event["business"]
         self.name = business["name"]
         self.business_id = self.business_id or business["business_id"]
         self.region_code = self.region_code or business["region_code"]
         self._prune(rules)
-        return "new"
+        return "reopened" if reopened else "new"
 
     def _horizon(self, rules: RuleSettings) -> dt.date:
         newest = max(f.occurred_on for f in self.facts.values())
@@ -75,11 +74,12 @@ class BusinessState:
             self.facts = {f.event_id: f for f in kept}
         self.leads = {k: m for k, m in self.leads.items() if m.window_start >= horizon}
 
-    def _reopen_latest_closed(self, fact: Fact) -> None:
+    def _reopen_latest_closed(self, fact: Fact) -> bool:
         """回头看: adverse news after closure reopens the business's most recently closed lead."""
         closed = [m for m in self.leads.values() if m.status == "CLOSED"]
         if closed:
             lifecycle.reopen(max(closed, key=lambda m: m.closed_ms or 0), fact.event_id, fact.received_ms)
+        return bool(closed)
 
     # -- lifecycle --------------------------------------------------------
     def apply_feedback(self, lead_id: str, action: str, team: str | None, note: str | None,

@@ -10,7 +10,6 @@ date", with the details withheld. Plain functions, no Kafka.
 """
 from __future__ import annotations
 
-import copy
 import re
 import tomllib
 from dataclasses import dataclass
@@ -113,7 +112,8 @@ def load_teams(path: Path) -> dict[str, Team]:
 
 def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
     """The copy of a lead that ``team`` may read."""
-    out = copy.deepcopy(lead)
+    # Only evidence items and history entries are edited: copy those, share the rest.
+    out = {**lead, "evidence": [dict(e) for e in lead["evidence"]], "history": [dict(h) for h in lead["history"]]}
     withheld: set[str] = set()
     for item in out["evidence"]:
         for name in DETAIL_FIELDS:
