@@ -109,3 +109,15 @@ def test_lifecycle_survives_the_state_round_trip() -> None:
     again = BusinessState.from_bytes(state.to_bytes())
     assert again == state and again.next_deadline(LIFE) == state.next_deadline(LIFE)
 
+
+def test_state_written_before_the_lifecycle_still_loads() -> None:
+    """A worker upgraded onto an existing changelog reads the older records."""
+    old = (b'{"n":"x","b":null,"r":"410502","p":null,'
+           b'"f":[["test:m1","SAMR","INSPECTION",739311,true,"","finding m1","m1",5],'
+           b'["test:m2","SAMR","INSPECTION",739316,true,"","finding m2","m2",6]],'
+           b'"l":{"lead-1":[1000,"fp","REPEAT_OFFENDER",739311,["test:m1","test:m2"],"OPEN"]}}')
+    state = BusinessState.from_bytes(old)
+    assert state.facts["test:m1"].category == "" and state.facts["test:m1"].also_reported == ()
+    mark = state.leads["lead-1"]
+    assert (mark.status, mark.opened_ms, mark.history, mark.reopened) == ("OPEN", 1000, [], 0)
+    assert state.next_deadline(LIFE) == 1000 + 72 * H

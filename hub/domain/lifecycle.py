@@ -68,6 +68,8 @@ class LeadMark:
 
     @classmethod
     def from_json(cls, raw: list[object]) -> "LeadMark":
+        if len(raw) == 6:  # written before the lifecycle: open since first seen, no history yet
+            raw = [*raw, raw[0], [], [], [], 0, None]
         first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed = raw
         return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)),  # type: ignore
                    tuple(evidence), str(status),  # type: ignore

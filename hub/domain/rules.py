@@ -82,7 +82,9 @@ class Fact:
 
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> "Fact":
-        eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also = raw
+        # State written before category and near-duplicates (9 fields) reads with their defaults.
+        eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also = \
+            (*raw, "", "", [])[:12]
         return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
                    bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category),
                    str(identity), tuple((str(e), str(s)) for e, s in also))
