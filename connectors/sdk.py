@@ -17,7 +17,7 @@ from typing import Callable, ClassVar, Iterator, Mapping
 
 from connectors.tabular import FileFormatError, normalise_header, read_rows
 from hub.domain.events import Agency, Business, BusinessRole, Event
-from hub.domain.identifiers import (InvalidIdentifier, uscc_region, validate_licence,
+from hub.domain.identifiers import (InvalidIdentifier, region_of_address, uscc_region, validate_licence,
                                     validate_registration_number, validate_uscc)
 from hub.domain.pii import PersonalDataHasher, scrub, split_people
 
@@ -138,7 +138,9 @@ def business(name: str, *, business_id: str | None = None, address: str | None =
         "business_id": business_id,
         "name": name,
         "address": address,
-        "region_code": uscc_region(business_id) if business_id else None,
+        # Without a USCC the address tells the region (or the name, which often starts with it).
+        "region_code": uscc_region(business_id) if business_id else
+        region_of_address(address or "") or region_of_address(name),
         "licence_number": licence_number,
         "registration_number": registration_number,
         "role": role.value,

@@ -66,6 +66,17 @@ class WorkerMetrics:
         self.time_to_close = Histogram("hub_lead_time_to_close_seconds",
                                        "From a lead's (re)opening to its closure", ["severity"],
                                        buckets=LIFECYCLE_BUCKETS, registry=registry)
+        self.resolved = Counter("hub_resolver_resolved_total",
+                                "Records without a USCC tied to a business, by method (a record that moves "
+                                "again when a new candidate changes the answer counts again)", ["method"],
+                                registry=registry)
+        self.unresolved = Gauge("hub_resolver_unresolved_records",
+                                "Records without a USCC not tied to a business, on the partitions this worker "
+                                "owns: parked (no candidate yet) or ambiguous (several)", ["state"],
+                                registry=registry)
+        self.oldest_parked_age = Gauge("hub_resolver_oldest_parked_age_seconds",
+                                       "Age of the oldest unresolved record on the partitions this worker owns; "
+                                       "0 when there is none", registry=registry)
         self.table_entries = Gauge("hub_worker_table_entries",
                                    "Entries in the worker's state tables on this worker", ["table"],
                                    registry=registry)

@@ -68,7 +68,9 @@ def run_connectors(settings: Settings, sources: list[tuple[str, Path]], metrics:
 
 def wait_until_processed(settings: Settings, timeout_s: float) -> None:
     """Block until the workers' consumer group has committed every event now on
-    the event topics, which it does only after publishing their leads."""
+    the event topics, which it does only after publishing their leads, and
+    every message entity resolution sent meanwhile (each can send more: the
+    ends are read again until they stay put)."""
     ends = event_ends(settings)
     consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id,
                          "enable.auto.commit": False, "log_level": 3})
@@ -76,7 +78,11 @@ def wait_until_processed(settings: Settings, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not any(worker_lag(settings, ends, consumer).values()):
-                return
+                now = event_ends(settings)
+                if now == ends:
+                    return
+                ends = now
+                continue
             time.sleep(0.2)
         raise TimeoutError(f"the workers did not process every event within {timeout_s}s")
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 from stdnum.cn import ric, uscc
 
 from connectors.agri_sampling import AgriSamplingConnector
+from connectors.business_registry import BusinessRegistryConnector
 from connectors.police_case import PoliceCaseConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_penalty import SamrPenaltyConnector
@@ -54,6 +55,11 @@ NOODLE = SampleBusiness("安阳市殷都区好味道面馆", make_uscc("92", "41
                         "河南省安阳市殷都区铁西路5号", "JY24105050001234")
 VEG_BASE = SampleBusiness("汤阴县绿野蔬菜种植专业合作社", make_uscc("93", "410523", "MA44G0W7M"),
                           "河南省安阳市汤阴县城关镇东关村", "")
+# Registered (in its penalty) with half-width brackets; the sampling
+# announcement writes the name with full-width ones and gives no USCC.
+BAKERY = SampleBusiness("香满园食品(安阳)有限公司", make_uscc("91", "410505", "MA46PX2K7"),
+                        "河南省安阳市殷都区铁西路18号", "SC12441050500321")
+BAKERY_AS_SAMPLED = "香满园食品（安阳）有限公司"
 LIQUOR = SampleBusiness("晋中市太谷区晋韵酒业有限公司", make_uscc("91", "140703", "MA0LQ2R5E"),
                         "山西省晋中市太谷区明星镇", "SC11514070300777")
 SUSPECT_NAME = "王建国"
@@ -103,8 +109,13 @@ def sampling_rows() -> list[list[str]]:
                      CONDIMENT.name, CONDIMENT.address, "酱油", "500mL/瓶", "豫香", "2026-04-11",
                      "氨基酸态氮(以氮计)‖0.35g/100mL‖≥0.4g/100mL；菌落总数‖8.2×10^4CFU/mL‖≤3×10^4CFU/mL",
                      "调味品", "2026年第18号", "2026-07-10", "安阳市食品检验检测中心", ""])),
+        # A cake from the bakery, named with full-width brackets: resolved to its USCC by name in region.
+        dict(zip(h, ["3", "GC26410500410230171", BAKERY_AS_SAMPLED, BAKERY.address, "安阳市殷都区便民超市",
+                     "河南省安阳市殷都区铁西路20号", "蛋糕", "400g/盒", "香满园", "2026-06-20",
+                     "菌落总数‖5.2×10^5CFU/g‖≤10^5CFU/g", "糕点", "2026年第18号", "2026-07-10",
+                     "安阳市食品检验检测中心", ""])),
         # Bad row: no announcement date.
-        dict(zip(h, ["3", "GC26410500410230190", "某某食品厂", "", "某某超市", "", "饼干", "", "",
+        dict(zip(h, ["4", "GC26410500410230190", "某某食品厂", "", "某某超市", "", "饼干", "", "",
                      "", "铝的残留量‖210mg/kg‖≤100mg/kg", "糕点", "2026年第18号", "",
                      "安阳市食品检验检测中心", ""])),
     ]
@@ -146,6 +157,8 @@ def penalty_rows() -> list[list[str]]:
             "2026-08-20", "晋中市榆次区市场监督管理局"),
         row(CONDIMENT, "安北市监罚〔2026〕112号", "经营超过保质期的食品", "当事人经营超过保质期的酱油",
             "0.5", "0.02", "2026-09-03", "安阳市北关区市场监督管理局"),
+        row(BAKERY, "安殷市监罚〔2026〕27号", "生产经营不符合食品安全标准的食品", "当事人生产的面包霉菌超标",
+            "1.2", "0.08", "2026-05-18", "安阳市殷都区市场监督管理局"),
         # Bad row: USCC with a wrong check character.
         row(NOODLE, "安殷市监罚〔2026〕31号", "未按规定公示食品经营许可证", "", "0.1", "",
             "2026-05-06", "安阳市殷都区市场监督管理局", uscc_value=NOODLE.uscc[:-1] + ("0" if NOODLE.uscc[-1] != "0" else "1")),
@@ -228,6 +241,19 @@ def agri_rows() -> list[list[str]]:
     ]
 
 
+def write_registry(path: Path, entries: list[tuple[str, str, str, str]]) -> Path:
+    """A registry reference list: (USCC, name, address, licences) per business."""
+    h = _headers(BusinessRegistryConnector)
+    rows = [{"统一社会信用代码": uscc, "企业名称": name, "住所": address, "许可证编号": licences, "注册号": "",
+             "成立日期": "", "登记机关": ""} for uscc, name, address, licences in entries]
+    return write_csv(path, h, [[r[c] for c in h] for r in rows], "utf-8-sig")
+
+
+# The registry list of the scenario: the soy-sauce maker no enforcement record identifies.
+YUXIANG = SampleBusiness("河南省豫香酿造有限公司", make_uscc("91", "410725", "MA40YX8N2"), "河南省新乡市原阳县",
+                         "SC10341072500088")
+
+
 def write_scenario(folder: Path) -> dict[str, Path]:
     """The demo scenario: one file per connector, each in a typical encoding,
     plus a city-system resend of the penalty file. Returns {connector: path}."""
@@ -240,6 +266,8 @@ def write_scenario(folder: Path) -> dict[str, Path]:
                                      inspection_rows(), "utf-8"),
         "police.case": write_csv(folder / "刑事案件.csv", _headers(PoliceCaseConnector), police_rows(), "utf-8-sig"),
         "agri.sampling": write_xlsx(folder / "农产品抽检.xlsx", _headers(AgriSamplingConnector), agri_rows()),
+        "registry.business": write_registry(folder / "企业登记信息.csv", [
+            (YUXIANG.uscc, YUXIANG.name, YUXIANG.address, YUXIANG.licence)]),
     }
 
 

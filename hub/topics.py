@@ -36,6 +36,7 @@ DEADLETTER_TOPIC = "hub.deadletter"
 LEADS_TOPIC = "hub.leads"
 FEEDBACK_TOPIC = "hub.feedback"
 CONNECTOR_OFFSETS_TOPIC = "hub.connector-offsets"
+RESOLUTION_TOPIC = "hub.resolution"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     *(TopicSpec(events_topic(a), "event", description=f"validated {a.value} case and inspection events")
@@ -47,17 +48,20 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               "keyed by business, co-partitioned with the events"),
     *(TopicSpec(outcomes_topic(a.value), "feedback", description=f"outcomes of leads {a.value}'s evidence raised")
       for a in Agency),
+    TopicSpec(RESOLUTION_TOPIC, "resolution", description="entity resolution: registry knowledge and parked "
+              "records keyed by lookup key, resolved records keyed by business; co-partitioned with the events"),
     TopicSpec(CONNECTOR_OFFSETS_TOPIC, "connector_offset", partitioned=False,
               description="connector cursors (rows delivered per file)", compacted=True),
 )
 
 
 BUSINESS_TABLE = "businesses"
+RESOLVER_TABLE = "resolver"
 
 
-def changelog_topic(settings: Settings) -> str:
-    """The workers' state changelog (Faust's naming), co-partitioned with the events."""
-    return f"{settings.app_id}-{BUSINESS_TABLE}-changelog"
+def changelog_topic(settings: Settings, table: str = BUSINESS_TABLE) -> str:
+    """A state table's changelog (Faust's naming), co-partitioned with the events."""
+    return f"{settings.app_id}-{table}-changelog"
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -81,7 +85,8 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicS
     if specs is None:
         specs = [*CATALOGUE, *team_topics(settings)]
     wanted = {s.name: (s.partitions(settings), s.compacted) for s in specs}
-    wanted[changelog_topic(settings)] = (settings.topic_partitions, True)
+    for table in (BUSINESS_TABLE, RESOLVER_TABLE):
+        wanted[changelog_topic(settings, table)] = (settings.topic_partitions, True)
     client = admin(settings)
     futures = client.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
@@ -177,9 +182,10 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list
 
 
 def event_ends(settings: Settings) -> dict[TopicPartition, int]:
-    """The end offset of every non-empty event partition."""
-    return {TopicPartition(events_topic(a), p): end
-            for a in Agency for p, end in end_offsets(settings, events_topic(a)).items()}
+    """The end offset of every non-empty partition of the workers' input
+    topics: the events, and resolution's traffic (resolved records among it)."""
+    return {TopicPartition(topic, p): end for topic in [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC]
+            for p, end in end_offsets(settings, topic).items()}
 
 
 def worker_lag(settings: Settings, ends: dict[TopicPartition, int],

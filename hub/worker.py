@@ -14,6 +14,7 @@ no new lead) or does not (the same leads, same IDs, are published again).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -30,8 +31,9 @@ from hub.metrics import Metrics
 from hub.processing import LeadProcessor
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, changelog_topic, events_topic, \
-    outcomes_topic
+from hub.domain.resolution import ResolverState
+from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, \
+    changelog_topic, events_topic, outcomes_topic
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +78,15 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         producer_linger_ms=5,
     )
     serde = Serde(settings)
-    processor = LeadProcessor(settings, serde.decoder("event"), serde.decoder("feedback"), metrics.worker)
+    processor = LeadProcessor(settings, serde.decoder, functools.cache(serde.encoder), metrics.worker)
     teams = load_teams(settings.teams_file)
     encoders = {topic: serde.encoder(topic, "lead") for topic in [LEADS_TOPIC, *(t.topic for t in teams.values())]}
     encode_dead = serde.encoder(DEADLETTER_TOPIC, "deadletter")
     encode_outcome = {outcomes_topic(a.value): serde.encoder(outcomes_topic(a.value), "feedback") for a in Agency}
-    source_names = {events_topic(a) for a in Agency}
+    encode_resolution = serde.encoder(RESOLUTION_TOPIC, "resolution")
+    # Resolution's traffic is keyed like the events (by business, or by lookup
+    # key) and replayed like them: strict commits and stall healing apply.
+    source_names = {*(events_topic(a) for a in Agency), RESOLUTION_TOPIC}
     # Feedback and clock ticks are keyed by business like the events: one
     # agent, one state per business, no cross-partition coordination.
     sources = app.topic(*sorted(source_names), FEEDBACK_TOPIC, key_type=bytes, value_type=bytes)
@@ -91,14 +96,24 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     # batch mixes partitions.
     businesses = app.Table(BUSINESS_TABLE, key_type=bytes, value_type=bytes, use_partitioner=True,
                            partitions=settings.topic_partitions)
-    changelog = changelog_topic(settings)
+    resolver = app.Table(RESOLVER_TABLE, key_type=bytes, value_type=bytes, use_partitioner=True,
+                         partitions=settings.topic_partitions)
+    changelogs = {BUSINESS_TABLE: changelog_topic(settings), RESOLVER_TABLE: changelog_topic(settings, RESOLVER_TABLE)}
+    changelog = changelogs[BUSINESS_TABLE]
 
     def load(key: bytes) -> BusinessState:
         raw = businesses.get(key)
         return BusinessState.from_bytes(raw) if raw is not None else BusinessState()
 
+    def load_resolver(key: bytes) -> ResolverState:
+        raw = resolver.get(key)
+        return ResolverState.from_bytes(raw) if raw is not None else ResolverState()
+
     def stored() -> Any:
         return ((k, v) for k, v in businesses.items() if k != SENTINEL_KEY)
+
+    def stored_resolvers() -> Any:
+        return ((k, v) for k, v in resolver.items() if k != SENTINEL_KEY)
 
     def owned_partitions() -> frozenset[int]:
         return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == FEEDBACK_TOPIC)
@@ -114,7 +129,8 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     async def process(stream: Any) -> None:  # a faust Stream: take_events is not on StreamT
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
             result = processor.process(((e.message.topic, e.message.partition, e.key, e.value) for e in batch),
-                                       load, stored, owned_partitions(), partition_for)
+                                       load, stored, owned_partitions(), partition_for, load_resolver,
+                                       stored_resolvers)
             # The producer directly: Faust's Topic.send measured ~30 µs a message more.
             send = app.producer.send
             pending = [await send(topic, lead["lead_id"].encode(), encoders[topic](copy), partition=None,
@@ -126,17 +142,24 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                                           timestamp=None, headers=None))
             pending += [await send(DEADLETTER_TOPIC, b"worker", encode_dead(d), partition=None,
                                    timestamp=None, headers=None) for d in result.dead_letters]
+            pending += [await send(RESOLUTION_TOPIC, key.encode(), encode_resolution(message), partition=None,
+                                   timestamp=None, headers=None) for key, message in result.resolution]
             if pending:
                 await asyncio.gather(*pending)
             for key, state in result.states.items():
                 businesses[key] = state.to_bytes()
+            for key, resolver_state in result.resolvers.items():
+                resolver[key] = resolver_state.to_bytes()
             await app.producer.flush()
-            if settings.changelog_sentinels and result.states:
-                partitions = {app.producer.key_partition(changelog, k).partition for k in result.states}
-                sentinels = [await app.producer.send(changelog, SENTINEL_KEY, b"", partition=p, timestamp=None,
-                                                     headers=None) for p in partitions]
-                await asyncio.gather(*sentinels)
-            metrics.worker.table_entries.labels(BUSINESS_TABLE).set(len(businesses) - (SENTINEL_KEY in businesses))
+            written = {BUSINESS_TABLE: result.states, RESOLVER_TABLE: result.resolvers}
+            for table_name, table in ((BUSINESS_TABLE, businesses), (RESOLVER_TABLE, resolver)):
+                topic = changelogs[table_name]
+                if settings.changelog_sentinels and written[table_name]:
+                    partitions = {app.producer.key_partition(topic, k).partition for k in written[table_name]}
+                    sentinels = [await app.producer.send(topic, SENTINEL_KEY, b"", partition=p, timestamp=None,
+                                                         headers=None) for p in partitions]
+                    await asyncio.gather(*sentinels)
+                metrics.worker.table_entries.labels(table_name).set(len(table) - (SENTINEL_KEY in table))
 
     _strict_commits(app.consumer)
     stalled_since: dict[Any, tuple[int, float]] = {}
@@ -183,6 +206,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
             total += lag
         if total == 0 and not consumer._unacked_messages:
             metrics.worker.lag_seconds.set(0)
+        processor.report_unresolved()  # the oldest parked record ages between batches too
 
     if settings.lifecycle_tick_s > 0:
         encode_tick = serde.encoder(FEEDBACK_TOPIC, "feedback")

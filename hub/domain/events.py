@@ -27,6 +27,7 @@ class EventKind(str, enum.Enum):
     PENALTY = "PENALTY"                    # 行政处罚
     POLICE_CASE = "POLICE_CASE"            # 刑事案件
     FARM_SAMPLING = "FARM_SAMPLING"        # 农产品质量安全监督抽查
+    REGISTRATION = "REGISTRATION"          # 登记信息: a registry entry, teaches the hub a business; no lead
 
 
 class BusinessRole(str, enum.Enum):
@@ -96,4 +97,5 @@ def make_event(*, connector: str, agency: Agency, kind: EventKind, source_record
         "value_yuan": value_yuan,
         "person_refs": person_refs or [],
         "detail": detail,
+        "resolution": None,  # only the hub's resolver sets it
     }

@@ -121,3 +121,67 @@ def validate_registration_number(raw: str) -> str:
     if not _REGISTRATION.match(number):
         raise InvalidIdentifier(f"{raw!r} is not a 15-digit business registration number")
     return number
+
+
+@dataclass(frozen=True)
+class _Division:
+    code: str
+    name: str
+    parent: str  # the code of the division above, "" for a province
+
+
+@lru_cache(maxsize=1)
+def _divisions() -> tuple[tuple[_Division, ...], dict[str, int]]:
+    """Every current GB/T 2260 division (abolished names left out), from
+    stdnum's table, and how many divisions carry each name."""
+    found = []
+    for _, province_code, _, province, prefix_rows in numdb.get("cn/loc").prefixes:
+        found.append(_Division(f"{province_code}0000", province["province"], ""))
+        prefectures = set()
+        for _, rest, _, county, _ in prefix_rows:
+            latest = county["county"].split(",")[-1]
+            name = _current_name(latest)
+            if re.match(r"^\[\d*-\d+\]", latest) or rest == "0000" or name in _NOT_PLACES:
+                continue  # abolished, the province itself, or a grouping with no name of its own
+            code = province_code + rest
+            if rest.endswith("00"):
+                prefectures.add(code)
+            # A county under a 市辖区/县 grouping hangs directly under its province.
+            parent = f"{code[:4]}00" if not rest.endswith("00") and f"{code[:4]}00" in prefectures \
+                else f"{province_code}0000"
+            found.append(_Division(code, name, parent))
+    counts: dict[str, int] = {}
+    for d in found:
+        counts[d.name] = counts.get(d.name, 0) + 1
+    return tuple(found), counts
+
+
+_NOT_PLACES = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
+
+
+def region_of_address(text: str) -> str | None:
+    """The most specific GB/T 2260 division an address (or a name that starts
+    with one) names unambiguously, as a 6-digit code, or None.
+
+    '河南省安阳市文峰区中华路88号' -> '410502'. A county name that several
+    prefectures share (鼓楼区) counts only under a prefecture or province the
+    text also names; otherwise the answer stops at the level that is certain."""
+    divisions, counts = _divisions()
+    named = [d for d in divisions if d.name in text]
+    codes = {d.code for d in named}
+    supported = [d for d in named if d.parent in codes or counts[d.name] == 1]
+    for level in (lambda c: c[4:] != "00", lambda c: c[2:4] != "00" and c[4:] == "00", lambda c: c[2:] == "0000"):
+        hits = {d.code for d in supported if level(d.code)}
+        if len(hits) == 1:
+            return hits.pop()
+        if len(hits) > 1:
+            parents = {h[:4] for h in hits}
+            return f"{parents.pop()}00" if len(parents) == 1 else None
+    return None
+
+
+def within(code: str, region_code: str) -> bool:
+    """Whether division ``code`` lies inside ``region_code`` (a county, prefecture or province)."""
+    prefix = region_code[:2] if region_code[2:] == "0000" else region_code[:4] if region_code[4:] == "00" \
+        else region_code
+    return code.startswith(prefix)

@@ -10,8 +10,10 @@ from typing import Any
 
 from hub.domain import lifecycle
 from hub.domain.events import Event
-from hub.domain.identifiers import region
+from hub.domain.identifiers import region, uscc_region
 from hub.domain.lifecycle import ACTIVE, FeedbackRejected, LeadMark
+from hub.domain.names import normalise_name
+from hub.domain.resolution import Candidate
 from hub.domain.rules import RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate, to_fact
 from hub.settings import LifecycleSettings, RuleSettings
 
@@ -27,19 +29,27 @@ class BusinessState:
     leads: dict[str, LeadMark] = field(default_factory=dict)
     # Facts on or before this date were dropped from the history.
     pruned_through: dt.date | None = None
+    registered: Candidate | None = None  # what its identified records taught the registry
 
-    def accept(self, event: Event, rules: RuleSettings) -> str:
+    def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> str:
         """'new', 'reopened' (new, and it reopened a closed lead), 'duplicate'
         (same agency and source record seen before), 'near_duplicate' (the
         same finding under another source ID: merged into it) or 'expired'
-        (older than the history kept, so it can change no lead)."""
+        (older than the history kept, so it can change no lead).
+
+        ``restore``: the event comes from resolution, which may bring back a
+        record it had moved off this business before."""
         event_id = event["event_id"]
-        if event_id in self.facts or any(event_id == e for f in self.facts.values() for e, _ in f.also_reported):
+        known = self.facts.get(event_id)
+        if known is not None and not (restore and known.moved_to):
+            return "duplicate"
+        if any(event_id == e for f in self.facts.values() for e, _ in f.also_reported):
             return "duplicate"
         fact = to_fact(event, rules)
         if self.facts and fact.occurred_on < self._horizon(rules):
             return "expired"
         twin = next((f for f in self.facts.values() if fact.identity and f.identity == fact.identity
+                     and not f.moved_to and f.event_id != event_id
                      and abs((f.occurred_on - fact.occurred_on).days) <= rules.near_duplicate_days), None)
         if twin is not None:
             # One finding, reported twice: the report with the smaller event ID
@@ -52,11 +62,41 @@ class BusinessState:
         self.facts[fact.event_id] = fact
         reopened = fact.adverse and self._reopen_latest_closed(fact)
         business = event["business"]
-        self.name = business["name"]
+        if not self.name or not event.get("resolution"):  # a resolved record's spelling is not the register's
+            self.name = business["name"]
         self.business_id = self.business_id or business["business_id"]
         self.region_code = self.region_code or business["region_code"]
         self._prune(rules)
         return "reopened" if reopened else "new"
+
+    def learn(self, event: Event) -> Candidate | None:
+        """What a record that carries its USCC teaches the registry: the
+        business's knowledge, when it grew (else None). A record tied to its
+        business by resolution teaches nothing: inferences must not breed."""
+        business = event["business"]
+        if not business["business_id"] or event.get("resolution"):
+            return None
+        learned = Candidate(
+            business["business_id"], business["name"], business["region_code"] or uscc_region(business["business_id"]),
+            frozenset({normalise_name(business["name"])}),
+            frozenset({normalise_name(business["address"])} if business["address"] else ()),
+            frozenset(filter(None, [business["licence_number"], *_registered_licences(event)])),
+            frozenset({business["registration_number"]} if business["registration_number"] else ()),
+            event["event_id"])
+        merged = self.registered.merge(learned) if self.registered else learned
+        if merged == self.registered:
+            return None
+        self.registered = merged
+        return merged
+
+    def move(self, event_id: str, to: str) -> bool:
+        """Resolution moved a record off this business (``to``: where it went),
+        or back onto it (``to`` = ""). True when that changed anything."""
+        fact = self.facts.get(event_id)
+        if fact is None or fact.moved_to == to:
+            return False
+        self.facts[event_id] = dataclasses.replace(fact, moved_to=to)
+        return True
 
     def _horizon(self, rules: RuleSettings) -> dt.date:
         newest = max(f.occurred_on for f in self.facts.values())
@@ -134,7 +174,9 @@ class BusinessState:
             successor = next((d for d in drafts if d.rule.value == mark.rule
                               and set(mark.evidence) & {f.event_id for f in d.evidence}), None)
             mark.status = "SUPERSEDED"
-            mark.note(now_ms, "SUPERSEDED", None, successor.lead_id if successor else None)
+            moved = {self.facts[e].moved_to for e in mark.evidence if e in self.facts} - {""}
+            mark.note(now_ms, "SUPERSEDED", None, successor.lead_id if successor else
+                      f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else None)
         out = []
         for lead_id, mark in self.leads.items():
             if not mark.dirty:
@@ -170,12 +212,13 @@ class BusinessState:
             "evidence": [{"agency": f.agency, "kind": f.kind, "event_id": f.event_id,
                           "source_record_id": f.source_record_id, "occurred_on": f.occurred_on,
                           "finding": f"{f.summary}; {f.criminal}" if f.criminal else f.summary,
-                          "also_reported_as": [srid for _, srid in f.also_reported], "resolution": None, "category": f.category or None,
+                          "also_reported_as": [srid for _, srid in f.also_reported],
+                          "resolution": f.resolution or None, "category": f.category or None,
                           "chained": f.event_id in mark.chained}
                          for f in evidence],
             "recommended_action": RECOMMENDED_ACTION[RuleFamily(draft.rule)],
             "status": mark.status,
-            "superseded_by": mark.history[-1][3] if mark.status == "SUPERSEDED" else None,
+            "superseded_by": _successor(mark),
             "categories": sorted({f.category for f in evidence if f.category}),
             "history": [{"at": _from_ms(at), "status": status, "team": team, "note": note}
                         for at, status, team, note in mark.history],
@@ -200,6 +243,7 @@ class BusinessState:
             "p": self.pruned_through.toordinal() if self.pruned_through else None,
             "f": [f.to_json() for f in self.facts.values()],
             "l": {k: m.to_json() for k, m in self.leads.items()},
+            "k": self.registered.to_json() if self.registered else None,
         }, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
@@ -208,7 +252,23 @@ class BusinessState:
         facts = [Fact.from_json(f) for f in raw["f"]]
         return cls(raw["n"], raw["b"], raw["r"], {f.event_id: f for f in facts},
                    {k: LeadMark.from_json(v) for k, v in raw["l"].items()},
-                   dt.date.fromordinal(raw["p"]) if raw.get("p") else None)
+                   dt.date.fromordinal(raw["p"]) if raw.get("p") else None,
+                   Candidate.from_json(raw["k"]) if raw.get("k") else None)
+
+
+def _registered_licences(event: Event) -> list[str]:
+    detail = event["detail"]
+    body = detail[1] if isinstance(detail, tuple) else detail
+    return list(body.get("licences") or []) if event["kind"] == "REGISTRATION" else []
+
+
+MOVED_NOTE = "its evidence was resolved to "
+
+
+def _successor(mark: LeadMark) -> str | None:
+    """The lead that took over a superseded one's evidence, if one did."""
+    note = mark.history[-1][3] if mark.status == "SUPERSEDED" else None
+    return note if note and not note.startswith(MOVED_NOTE) else None
 
 
 def _maybe_ms(ms: int | None) -> dt.datetime | None:

@@ -74,20 +74,25 @@ class Fact:
     identity: str = ""  # what makes the finding the same finding (see finding_identity)
     # Near-duplicate reports of this finding merged into it: (event_id, source_record_id).
     also_reported: tuple[tuple[str, str], ...] = ()
+    resolution: str = ""  # how a record without a USCC was tied to this business
+    # Where the record went when resolution moved it off this key ("" = it is here):
+    # kept so the superseded lead can still show what it held.
+    moved_to: str = ""
 
     def to_json(self) -> list[object]:
         return [self.event_id, self.agency, self.kind, self.occurred_on.toordinal(), self.adverse,
                 self.criminal, self.summary, self.source_record_id, self.received_ms, self.category,
-                self.identity, [list(r) for r in self.also_reported]]
+                self.identity, [list(r) for r in self.also_reported], self.resolution, self.moved_to]
 
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> "Fact":
-        # State written before category and near-duplicates (9 fields) reads with their defaults.
-        eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also = \
-            (*raw, "", "", [])[:12]
+        # State written by earlier releases (9 or 12 fields) reads with defaults.
+        defaults: tuple[Any, ...] = ("", "", [], "", "")
+        eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also, \
+            resolution, moved_to = (*raw, *defaults[len(raw) - 9:])
         return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
                    bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category),
-                   str(identity), tuple((str(e), str(s)) for e, s in also))
+                   str(identity), tuple((str(e), str(s)) for e, s in also), str(resolution), str(moved_to))
 
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
@@ -141,7 +146,7 @@ def to_fact(event: Event, rules: RuleSettings) -> Fact:
     return Fact(event["event_id"], event["agency"], event["kind"], event["occurred_on"],
                 event["adverse"], criminal_reason(event, rules), event["summary"],
                 event["source_record_id"], int(received.timestamp() * 1000), category(event),
-                finding_identity(event))
+                finding_identity(event), resolution=event.get("resolution") or "")
 
 
 @dataclass(frozen=True)
@@ -198,8 +203,8 @@ def _chains(facts: list[Fact], window_days: int,
 
 def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> list[LeadDraft]:
     """Every lead the history implies. Deterministic in the set of facts,
-    whatever order they arrived in."""
-    adverse = sorted((f for f in facts if f.adverse), key=lambda f: (f.occurred_on, f.event_id))
+    whatever order they arrived in. Facts resolution moved elsewhere do not count."""
+    adverse = sorted((f for f in facts if f.adverse and not f.moved_to), key=lambda f: (f.occurred_on, f.event_id))
     families: list[tuple[RuleFamily, list[Fact], int, Callable[[list[Fact]], bool]]] = [
         (RuleFamily.CRIMINAL_REFERRAL, [f for f in adverse if f.criminal],
          rules.cross_agency_window_days, lambda w: True),

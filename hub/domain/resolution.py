@@ -1,0 +1,264 @@
+"""Entity resolution (主体识别): tying a record without a USCC to its business.
+
+The hub learns its business registry from its own traffic: every record that
+carries a USCC teaches the business's names, licence numbers (SC/JY) and old
+15-digit registration numbers; the registry connector adds addresses. What it
+knows of one business is a ``Candidate``.
+
+A record without a USCC is *parked* at its home lookup key: its licence
+number if it has one, else its registration number, else its normalised name
+(``lookup_keys``). The home key's ``ResolverState`` collects every candidate
+registered under any of the record's lookup keys (it *watches* the other
+keys, which relay their candidates to it), and ``decide`` picks the business
+from that set alone. A decision therefore depends only on which candidates
+exist, never on the order records and candidates arrived in: when a new
+candidate changes it (a registry record arriving late, or a second business
+of the same name making a match ambiguous), the record moves.
+
+No Kafka here: ``hub.processing`` carries these states and messages.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable
+
+from hub.domain.identifiers import region, within
+
+NAME, LICENCE, REGISTRATION = "name:", "licence:", "reg:"
+LOOKUP_PREFIXES = (NAME, LICENCE, REGISTRATION)
+
+# How a record was tied to its business, strongest first.
+BY_LICENCE = "licence"
+BY_REGISTRATION_NUMBER = "registration_number"
+BY_NAME_IN_REGION = "name_in_region"
+BY_NAME_AND_ADDRESS = "name_and_address"
+METHODS = (BY_LICENCE, BY_REGISTRATION_NUMBER, BY_NAME_IN_REGION, BY_NAME_AND_ADDRESS)
+
+
+def is_lookup_key(key: str) -> bool:
+    return key.startswith(LOOKUP_PREFIXES)
+
+
+def _keys(names: Iterable[str], licences: Iterable[str], registrations: Iterable[str]) -> list[str]:
+    return [*(LICENCE + x for x in licences), *(REGISTRATION + x for x in registrations), *(NAME + x for x in names)]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the hub knows of one registered business (登记主体). Every field
+    only grows, so merging two views of a business is a union."""
+
+    business_id: str
+    name: str  # as last written, for people
+    region_code: str
+    names: frozenset[str] = frozenset()  # normalised
+    addresses: frozenset[str] = frozenset()  # normalised
+    licences: frozenset[str] = frozenset()
+    registration_numbers: frozenset[str] = frozenset()
+    learned_from: str = ""  # the event that first taught the hub this business
+
+    def lookup_keys(self) -> list[str]:
+        return _keys(sorted(self.names), sorted(self.licences), sorted(self.registration_numbers))
+
+    def merge(self, other: "Candidate") -> "Candidate":
+        return replace(self, names=self.names | other.names, addresses=self.addresses | other.addresses,
+                       licences=self.licences | other.licences,
+                       registration_numbers=self.registration_numbers | other.registration_numbers,
+                       learned_from=min(filter(None, (self.learned_from, other.learned_from)), default=""))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"business_id": self.business_id, "name": self.name, "region_code": self.region_code,
+                "names": sorted(self.names), "addresses": sorted(self.addresses),
+                "licences": sorted(self.licences), "registration_numbers": sorted(self.registration_numbers),
+                "learned_from": self.learned_from}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "Candidate":
+        return cls(raw["business_id"], raw["name"], raw["region_code"], frozenset(raw["names"]),
+                   frozenset(raw["addresses"]), frozenset(raw["licences"]),
+                   frozenset(raw["registration_numbers"]), raw["learned_from"] or "")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one record: a business and how it was found, or why not."""
+
+    business_id: str | None = None
+    method: str = ""
+    matched: str = ""  # the value that matched
+    reason: str = ""  # why it is not resolved
+    candidates: tuple[str, ...] = ()  # the businesses it could be, when more than one
+
+    @property
+    def ambiguous(self) -> bool:
+        return self.business_id is None and len(self.candidates) > 1
+
+    def explain(self, candidate: Candidate) -> str:
+        return f"{self.method}: {self.matched} -> {candidate.business_id} {candidate.name} " \
+               f"(learned from {candidate.learned_from})"
+
+    def to_json(self) -> list[Any]:
+        return [self.business_id, self.method, self.matched, self.reason, list(self.candidates)]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> "Decision":
+        return cls(raw[0], raw[1], raw[2], raw[3], tuple(raw[4]))
+
+
+@dataclass(frozen=True)
+class ParkedRecord:
+    """A record without a USCC, waiting at its home key (待识别记录)."""
+
+    event_id: str
+    provisional_key: str  # where its events sit until resolved
+    topic: str  # the event topic it came from
+    event: bytes  # the event as received (Confluent wire format)
+    name: str  # normalised
+    display_name: str
+    region_code: str | None  # from its address
+    address: str | None  # normalised
+    licence: str | None
+    registration_number: str | None
+    parked_ms: int
+    decision: Decision = Decision()
+
+    def lookup_keys(self) -> list[str]:
+        return _keys([self.name], [self.licence] if self.licence else [],
+                     [self.registration_number] if self.registration_number else [])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "provisional_key": self.provisional_key, "topic": self.topic,
+                "event": base64.b64encode(self.event).decode(), "name": self.name,
+                "display_name": self.display_name, "region_code": self.region_code, "address": self.address,
+                "licence": self.licence, "registration_number": self.registration_number,
+                "parked_ms": self.parked_ms, "decision": self.decision.to_json()}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "ParkedRecord":
+        return cls(raw["event_id"], raw["provisional_key"], raw["topic"], base64.b64decode(raw["event"]),
+                   raw["name"], raw["display_name"], raw["region_code"], raw["address"], raw["licence"],
+                   raw["registration_number"], raw["parked_ms"], Decision.from_json(raw["decision"]))
+
+
+def _overlap(a: str, b: str) -> bool:
+    """One division contains the other (a USCC issued by a city, an address in one of its districts)."""
+    return within(a, b) or within(b, a)
+
+
+def _region_name(code: str) -> str:
+    place = region(code)
+    return f"{code} {place.name}" if place else code
+
+
+def decide(record: ParkedRecord, candidates: Iterable[Candidate]) -> Decision:
+    """Licence number, then registration number, then the normalised name within
+    the record's region, then name plus address. A function of the set of
+    candidates only."""
+    pool = sorted(candidates, key=lambda c: c.business_id)
+    for method, value, holds in ((BY_LICENCE, record.licence, lambda c: record.licence in c.licences),
+                                 (BY_REGISTRATION_NUMBER, record.registration_number,
+                                  lambda c: record.registration_number in c.registration_numbers)):
+        if value:
+            hits = [c.business_id for c in pool if holds(c)]
+            if len(hits) == 1:
+                return Decision(hits[0], method, value)
+            if hits:  # one number, several licensees: the registry is wrong, a person must look
+                return Decision(reason=f"{method} {value} is registered to {len(hits)} businesses",
+                                candidates=tuple(hits))
+    named = [c for c in pool if record.name in c.names]
+    if not named:
+        return Decision(reason="no registered business has this name (yet)")
+    regional = [c for c in named if record.region_code and _overlap(c.region_code, record.region_code)]
+    if len(regional) == 1:
+        return Decision(regional[0].business_id, BY_NAME_IN_REGION,
+                        f"{record.name} in {_region_name(record.region_code or '')}")
+    by_address = [c for c in named if record.address and record.address in c.addresses]
+    if len(by_address) == 1:
+        return Decision(by_address[0].business_id, BY_NAME_AND_ADDRESS, f"{record.name} at {record.address}")
+    ids = tuple(c.business_id for c in (regional or named))
+    if len(regional) > 1:
+        return Decision(reason=f"{len(regional)} registered businesses share this name in "
+                               f"{_region_name(record.region_code or '')} and the address tells them apart "
+                               "from none", candidates=ids)
+    if not record.region_code:
+        return Decision(reason="the record's address names no region and matches no registered address",
+                        candidates=ids)
+    return Decision(reason=f"registered under this name only outside {_region_name(record.region_code)}",
+                    candidates=ids)
+
+
+@dataclass(frozen=True)
+class Move:
+    """A decision changed: the record leaves ``old`` (a business ID, or None
+    for its provisional key) for ``new``."""
+
+    record: ParkedRecord
+    old: Decision
+    new: Decision
+    candidate: Candidate | None  # the business it now belongs to
+
+
+@dataclass
+class ResolverState:
+    """One lookup key's state: the candidates registered under it (``own``),
+    those relayed from the other keys of records parked here, who watches
+    this key, and the records whose home it is."""
+
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    own: set[str] = field(default_factory=set)
+    watchers: set[str] = field(default_factory=set)
+    records: dict[str, ParkedRecord] = field(default_factory=dict)
+
+    def register(self, candidate: Candidate, relayed: bool) -> list[Move]:
+        known = self.candidates.get(candidate.business_id)
+        merged = known.merge(candidate) if known else candidate
+        if not relayed:
+            self.own.add(candidate.business_id)
+        if merged == known:
+            return []
+        self.candidates[candidate.business_id] = merged
+        return self._redecide()
+
+    def relay_to(self) -> list[str]:
+        """The watchers an own candidate's change must be relayed to."""
+        return sorted(self.watchers)
+
+    def park(self, record: ParkedRecord) -> tuple[list[str], list[Move]]:
+        """The keys to watch for this record, and its move if it resolves now."""
+        if record.event_id in self.records:
+            return [], []  # a replay: parked already
+        self.records[record.event_id] = record
+        return record.lookup_keys()[1:], self._redecide()
+
+    def watch(self, watcher: str) -> list[Candidate]:
+        """Register a watcher; the own candidates it must be told of now."""
+        self.watchers.add(watcher)
+        return [self.candidates[b] for b in sorted(self.own)]
+
+    def _redecide(self) -> list[Move]:
+        moves = []
+        for event_id, record in sorted(self.records.items()):
+            decision = decide(record, self.candidates.values())
+            if decision != record.decision:
+                self.records[event_id] = replace(record, decision=decision)
+                moves.append(Move(record, record.decision, decision,
+                                  self.candidates.get(decision.business_id or "")))
+        return moves
+
+    def unresolved(self) -> list[ParkedRecord]:
+        return [r for r in self.records.values() if r.decision.business_id is None]
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"c": [c.to_json() for c in self.candidates.values()], "o": sorted(self.own),
+                           "w": sorted(self.watchers), "r": [r.to_json() for r in self.records.values()]},
+                          ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "ResolverState":
+        raw = json.loads(data)
+        candidates = [Candidate.from_json(c) for c in raw["c"]]
+        records = [ParkedRecord.from_json(r) for r in raw["r"]]
+        return cls({c.business_id: c for c in candidates}, set(raw["o"]), set(raw["w"]),
+                   {r.event_id: r for r in records})
