@@ -383,6 +383,24 @@ def status(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per record.")
+@click.pass_context
+def unresolved(ctx: click.Context, as_json: bool) -> None:
+    """Records without a USCC not tied to a business: parked (no registered
+    business matches yet) or ambiguous (several do), with why, the candidates
+    and how long they have waited."""
+    import dataclasses
+    import json
+
+    from hub.unresolved import collect_unresolved, report
+
+    records = collect_unresolved(_existing_broker(ctx, "report"))
+    for line in ([json.dumps(dataclasses.asdict(r), ensure_ascii=False) for r in records] if as_json
+                 else report(records)):
+        click.echo(line)
+
+
+@main.command()
 @click.option("--events", default=100_000, show_default=True, help="Synthetic penalty rows to push through.")
 @click.option("--businesses", default=20_000, show_default=True, help="Distinct businesses among them.")
 @click.pass_context

@@ -42,20 +42,22 @@ def test_failure_column_packs_item_result_and_limit() -> None:
 
 
 def test_sampling_row_gives_one_event_per_business(tmp_path: Path, hasher) -> None:
-    pork, soy, bad = _parse(SamrSamplingConnector(hasher), tmp_path, sampling_rows())
+    pork, soy, cake, bad = _parse(SamrSamplingConnector(hasher), tmp_path, sampling_rows())
     seller, producer = pork
     assert seller["business"]["role"] == "SELLER" and producer["business"]["role"] == "PRODUCER"
     assert producer["business"]["name"] == PORK.name and producer["business"]["business_id"] is None
     assert producer["event_id"] == "samr.sampling:GC26410500410230101:producer"
     assert producer["findings"][0]["item"] == "克伦特罗"
     assert producer["occurred_on"] == dt.date(2026, 7, 10)
-    assert event_key(producer).startswith("unresolved::")
+    # No USCC: the provisional key carries the region the address names.
+    assert event_key(producer) == f"unresolved:410502:{PORK.name}"
+    assert cake[1]["business"]["region_code"] == "410505" and cake[1]["business"]["name"] == "香满园食品（安阳）有限公司"
     assert soy[0]["business"]["name"] == CONDIMENT.name and len(soy[0]["findings"]) == 2
     assert isinstance(bad, RowRejected) and bad.reason_code == "missing_value" and bad.column == "公告日期"
 
 
 def test_penalty_amounts_are_in_wan_and_people_are_hashed(tmp_path: Path, hasher) -> None:
-    fushun, condiment, bad = _parse(SamrPenaltyConnector(hasher), tmp_path, penalty_rows())
+    fushun, condiment, bakery, bad = _parse(SamrPenaltyConnector(hasher), tmp_path, penalty_rows())
     event = fushun[0]
     assert event["business"]["business_id"] == FUSHUN.uscc
     assert event["business"]["region_code"] == "140702"

@@ -32,7 +32,7 @@ def test_every_format_gives_the_same_rows(tmp_path: Path, hasher, fmt: str) -> N
     else:
         path = write_csv(tmp_path / "p.csv", header, penalty_rows(), fmt)
     rows = list(SamrPenaltyConnector(hasher).read(path))
-    assert [r.number for r in rows] == [2, 3, 4]
+    assert [r.number for r in rows] == [2, 3, 4, 5]
     assert rows[0].cells["fine_wan"] == "2.5"
     assert rows[0].cells["decided_on"] == "2026-08-20"
     assert rows[0].cells["decision_no"] == "晋榆市监罚〔2026〕58号"

@@ -1,0 +1,63 @@
+"""``hub unresolved``: records without a USCC the hub could not tie to a
+business yet, read from the resolver's state changelog."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from hub.domain.resolution import ResolverState
+from hub.settings import Settings
+from hub.topics import RESOLVER_TABLE, changelog_topic, read_to_end
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    event_id: str
+    name: str  # as the record wrote it
+    region_code: str | None
+    lookup_key: str  # where it is parked
+    provisional_key: str  # where its evidence counts meanwhile
+    ambiguous: bool
+    reason: str
+    candidates: tuple[str, ...]
+    age_s: float
+
+    def lines(self) -> list[str]:
+        state = "AMBIGUOUS" if self.ambiguous else "PARKED"
+        out = [f"{state:<9}  {_age(self.age_s):>6}  {self.event_id}  {self.name}  region {self.region_code or '?'}",
+               f"           why: {self.reason}"]
+        if self.candidates:
+            out.append(f"           candidates: {', '.join(self.candidates)}")
+        out.append(f"           parked at {self.lookup_key}; counts meanwhile under {self.provisional_key}")
+        return out
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def collect_unresolved(settings: Settings, now: float | None = None) -> list[Unresolved]:
+    """Every unresolved record, oldest first. The changelog holds every
+    version of a state (Tansu does not compact): the last one per key counts."""
+    latest: dict[bytes, bytes | None] = {}
+    for message in read_to_end(settings, changelog_topic(settings, RESOLVER_TABLE)):
+        key = message.key()
+        if key is not None and not key.startswith(b"\x00"):  # the worker's changelog sentinels
+            latest[key] = message.value()
+    now = time.time() if now is None else now
+    found = [Unresolved(r.event_id, r.display_name, r.region_code, key.decode(), r.provisional_key,
+                        r.decision.ambiguous, r.decision.reason, r.decision.candidates,
+                        max(0.0, now - r.parked_ms / 1000))
+             for key, raw in latest.items() if raw for r in ResolverState.from_bytes(raw).unresolved()]
+    return sorted(found, key=lambda u: (-u.age_s, u.event_id))
+
+
+def report(records: list[Unresolved]) -> list[str]:
+    ambiguous = sum(r.ambiguous for r in records)
+    head = f"{len(records)} unresolved records ({len(records) - ambiguous} parked, {ambiguous} ambiguous)"
+    if records:
+        head += f"; oldest {_age(records[0].age_s)}"
+    return [head, *(line for r in records for line in r.lines())]
