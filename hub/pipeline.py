@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from connectors.discovery import load
 from connectors.runner import ConnectorRunner, RunSummary
@@ -76,15 +76,20 @@ def wait_until_processed(settings: Settings, timeout_s: float) -> None:
                          "enable.auto.commit": False, "log_level": 3})
     try:
         deadline = time.monotonic() + timeout_s
+        behind: dict[TopicPartition, int] = {}
         while time.monotonic() < deadline:
-            if not any(worker_lag(settings, ends, consumer).values()):
+            # Negative: the workers committed past ``ends`` (new messages since they were read).
+            behind = {tp: n for tp, n in worker_lag(settings, ends, consumer).items() if n > 0}
+            if not behind:
                 now = event_ends(settings)
                 if now == ends:
                     return
                 ends = now
                 continue
             time.sleep(0.2)
-        raise TimeoutError(f"the workers did not process every event within {timeout_s}s")
+        waiting = ", ".join(f"{tp.topic}[{tp.partition}] {n}"
+                            for tp, n in sorted(behind.items(), key=lambda i: (i[0].topic, i[0].partition)))
+        raise TimeoutError(f"the workers did not process every event within {timeout_s}s; uncommitted: {waiting}")
     finally:
         consumer.close()
 

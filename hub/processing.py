@@ -139,7 +139,8 @@ class LeadProcessor:
         received = event["received_at"].timestamp()
         if result.oldest_received_at is None or received < result.oldest_received_at:
             result.oldest_received_at = received
-        self.metrics.events_processed.labels(event["agency"]).inc()
+        if not restore:  # a resolved record coming back to its business was counted when it arrived
+            self.metrics.events_processed.labels(event["agency"]).inc()
         # A registry entry teaches the registry and is no evidence of anything.
         outcome = "registered" if event["kind"] == EventKind.REGISTRATION.value else \
             state.accept(event, self.rules, restore)
@@ -148,7 +149,7 @@ class LeadProcessor:
         elif outcome == "near_duplicate":
             self.metrics.near_duplicates.labels(event["agency"]).inc()
             result.states[key] = state
-        elif outcome in ("new", "reopened"):
+        elif outcome in ("new", "reopened", "explained", "remerged"):
             result.states[key] = state
             if outcome == "reopened":
                 self.metrics.leads_reopened.inc()
@@ -212,24 +213,24 @@ class LeadProcessor:
             self._move(move, result)
 
     def _move(self, move: Move, result: BatchResult) -> None:
-        """Publish a changed decision: the record leaves where it was and reaches where it now belongs."""
+        """Publish a changed decision: the record leaves where it was and reaches
+        where it now belongs, or, still on the same business, is sent there
+        again with the new explanation."""
         record, old, new = move.record, move.old.business_id, move.new.business_id
-        if new is not None:
-            self.metrics.resolved.labels(move.new.method).inc()
-        if old == new:
-            return
-        if old is not None:
+        if old is not None and old != new:
             result.resolution.append((old, _message("MOVED", event_id=record.event_id,
                                                     moved_to=record.provisional_key)))
         if new is not None and move.candidate is not None:
+            if old != new:
+                self.metrics.resolved.labels(move.new.method).inc()
+                result.resolution.append((record.provisional_key, _message("MOVED", event_id=record.event_id,
+                                                                           moved_to=new)))
             event = self.decode_event(record.event)
             event["business"] = {**event["business"], "business_id": new,
                                  "region_code": move.candidate.region_code}
-            event["resolution"] = move.new.explain(move.candidate)
-            result.resolution += [
-                (new, _message("EVENT", event=self.encoder(record.topic, "event")(event))),
-                (record.provisional_key, _message("MOVED", event_id=record.event_id, moved_to=new))]
-        else:
+            event["resolution"] = move.new.explanation
+            result.resolution.append((new, _message("EVENT", event=self.encoder(record.topic, "event")(event))))
+        elif old is not None:
             result.resolution.append((record.provisional_key, _message("MOVED", event_id=record.event_id,
                                                                        moved_to="")))
 

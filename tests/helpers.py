@@ -11,7 +11,7 @@ from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import CATALOGUE, DEADLETTER_TOPIC, event_ends, events_topic, read_to_end, worker_lag
+from hub.topics import CATALOGUE, DEADLETTER_TOPIC, RESOLUTION_TOPIC, event_ends, events_topic, read_to_end, worker_lag
 
 
 def events_on_broker(settings: Settings) -> list[dict]:
@@ -48,8 +48,9 @@ def expected_leads(settings) -> dict[str, frozenset[str]]:
 
 
 def committed_total(settings) -> int:
-    """Events the workers' consumer group has committed, over all event partitions."""
-    ends = event_ends(settings)
+    """Events the workers' consumer group has committed, over all event partitions
+    (not entity resolution's own messages)."""
+    ends = {tp: end for tp, end in event_ends(settings).items() if tp.topic != RESOLUTION_TOPIC}
     return sum(ends.values()) - sum(worker_lag(settings, ends).values())
 
 

@@ -8,22 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from hub.samples import (CONDIMENT, FUSHUN, LEGAL_REP, LEGAL_REP_ID, LIQUOR, PORK, SUSPECT2_ID, SUSPECT2_NAME,
+from hub.samples import (FUSHUN, LEGAL_REP, LEGAL_REP_ID, SUSPECT2_ID, SUSPECT2_NAME,
                          SUSPECT_ID, SUSPECT_NAME, VEG_BASE, write_scenario)
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub as run_hub
+from tests.scenario import A, B, EXPECTED, RESOLUTIONS, ambiguity_files, resolutions
 
 pytestmark = pytest.mark.broker
 
-EXPECTED = {
-    (CONDIMENT.uscc, "REPEAT_OFFENDER"): {"samr.inspection:JC2026-0412-001", "samr.inspection:JC2026-0615-007",
-                                          "samr.penalty:安北市监罚〔2026〕112号"},
-    (FUSHUN.uscc, "CROSS_AGENCY"): {"samr.penalty:晋榆市监罚〔2026〕58号", "police.case:A1407022026090012:FILED"},
-    (VEG_BASE.uscc, "CRIMINAL_REFERRAL"): {"agri.sampling:NY2026-AY-0087:克百威"},
-    (LIQUOR.uscc, "CRIMINAL_REFERRAL"): {"police.case:A1407032026080031:FILED"},
-    (f"unresolved::{PORK.name}", "CRIMINAL_REFERRAL"): {"samr.sampling:GC26410500410230101:producer"},
-    ("unresolved::安阳市文峰区惠民生鲜超市", "CRIMINAL_REFERRAL"): {"samr.sampling:GC26410500410230101:seller"},
-}
 
 
 def hub(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,14 +42,35 @@ def test_backfill_yields_exactly_the_expected_leads(scenario_backfill) -> None:
     assert result.returncode == 0, result.stderr
     leads = read_leads_file(out)
     assert {k: {e["event_id"] for e in l["evidence"]} for k, l in leads.items()} == EXPECTED
+    assert resolutions(leads.values()) == RESOLUTIONS
     cross = leads[(FUSHUN.uscc, "CROSS_AGENCY")]
     assert cross["severity"] == "HIGH" and cross["agencies"] == ["POLICE", "SAMR"]
     assert cross["region"] == {"code": "140702", "name": "山西省晋中市榆次区"}
     assert cross["window_start"] == "2026-08-20" and cross["window_end"] == "2026-09-05"
     assert leads[(VEG_BASE.uscc, "CRIMINAL_REFERRAL")]["recommended_action"].startswith("移送公安机关")
-    assert "leads: 6 open (CRIMINAL_REFERRAL=4, CROSS_AGENCY=1, REPEAT_OFFENDER=1)" in result.stdout
-    assert "records: 17 read, 13 accepted, 4 rejected (bad_date=1, invalid_business_id=1, missing_value=1, " \
+    assert "leads: 9 open (CRIMINAL_REFERRAL=4, CROSS_AGENCY=2, REPEAT_OFFENDER=3)" in result.stdout
+    assert "records: 20 read, 16 accepted, 4 rejected (bad_date=1, invalid_business_id=1, missing_value=1, " \
            "unknown_value=1)" in result.stdout
+
+
+@pytest.mark.parametrize("order", [
+    ["registry.business", "agri.sampling", "police.case", "samr.inspection", "samr.penalty", "samr.sampling"],
+    ["samr.penalty", "samr.inspection", "police.case", "samr.sampling", "agri.sampling", "registry.business"],
+], ids=["reversed", "registry-last"])
+def test_the_order_of_the_files_does_not_change_the_leads(scenario_backfill, tmp_path: Path, order: list[str]) -> None:
+    """The bakery's sampling failure names it by a bracket variant; its USCC comes
+    with a penalty from another file, before or after; the pork producer's comes
+    with an agriculture sample and, last of all here, the registry."""
+    once, _, _ = scenario_backfill
+    files = write_scenario(tmp_path / "exports")
+    out = tmp_path / "leads.jsonl"
+    result = hub("backfill", *[f"--source={kind}={files[kind]}" for kind in order], "--leads-out", str(out),
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    leads, first = read_leads_file(out), read_leads_file(once)
+    assert {k: {e["event_id"] for e in l["evidence"]} for k, l in leads.items()} == EXPECTED
+    assert {l["lead_id"] for l in leads.values()} == {l["lead_id"] for l in first.values()}
+    assert resolutions(leads.values()) == RESOLUTIONS
 
 
 def test_lone_minor_failures_make_no_lead(scenario_backfill) -> None:
@@ -84,7 +97,7 @@ def test_the_same_files_twice_and_a_resend_give_the_same_leads(scenario_backfill
     out = tmp_path / "leads.jsonl"
     result = hub("backfill", *sources, "--leads-out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "2 duplicates suppressed" in result.stdout
+    assert "3 duplicates suppressed" in result.stdout, result.stdout  # the resent penalties
     twice = read_leads_file(out)
     first = read_leads_file(once)
     assert {k: [e["event_id"] for e in v["evidence"]] for k, v in twice.items()} == \
@@ -111,7 +124,36 @@ def test_status_reports_what_a_backfill_left_on_a_broker(broker, tmp_path: Path)
     assert "hub.events.samr                            4 partitions" in out
     for topic in ("hub.events.samr", "hub.events.police", "hub.events.agri"):
         assert re.search(rf"^  {re.escape(topic)}\s+0$", out, re.M), out  # all processed
-    for connector in ("samr.sampling", "samr.penalty", "samr.inspection", "police.case", "agri.sampling"):
+    for connector in ("samr.sampling", "samr.penalty", "samr.inspection", "police.case", "agri.sampling",
+                      "registry.business"):
         assert re.search(rf"^  {re.escape(connector)}\s+20\d\d-", out, re.M), out
     assert "dead letters (4)" in out and re.search(r"samr\.penalty\s+invalid_business_id\s+1", out)
-    assert "open leads (6)" in out and re.search(r"CRITICAL\s+CRIMINAL_REFERRAL\s+4", out)
+    assert "open leads (9)" in out and re.search(r"CRITICAL\s+CRIMINAL_REFERRAL\s+4", out)
+
+
+def test_an_ambiguous_record_stays_unresolved_and_hub_unresolved_lists_it(broker, tmp_path: Path) -> None:
+    """The sampling file first: its records resolve to the only 好运来饭店 registered so far (A),
+    then B's registration makes one ambiguous (it is taken back) and tells the other apart by address."""
+    files = ambiguity_files(tmp_path / "exports")
+    env = {"HUB_APP_ID": "hub-ambiguity-test"}
+    sources = [f"--source={kind.split('#')[0]}={files[kind]}"
+               for kind in ("samr.sampling#ambiguity", "registry.business", "registry.business#b")]
+    done = hub("--broker", broker.bootstrap, "backfill", *sources, "--leads-out", str(tmp_path / "l.jsonl"),
+               cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    result = hub("--broker", broker.bootstrap, "unresolved", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("1 unresolved records (0 parked, 1 ambiguous); oldest ")
+    assert re.match(r"AMBIGUOUS\s+\d+s\s+samr\.sampling:GC-AMBIG-1:seller  安阳市文峰区好运来饭店  region 410502$",
+                    lines[1]), lines
+    assert lines[2:] == [
+        "           why: 2 registered businesses share this name in 410502 河南省安阳市文峰区 and the address "
+        "tells them apart from none",
+        f"           candidates: {A}, {B}",
+        "           parked at name:安阳市文峰区好运来饭店; counts meanwhile under unresolved:410502:安阳市文峰区好运来饭店"]
+    as_json = hub("--broker", broker.bootstrap, "unresolved", "--json", cwd=tmp_path, env=env)
+    [record] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert (record["ambiguous"], record["candidates"], record["event_id"]) == \
+        (True, [A, B], "samr.sampling:GC-AMBIG-1:seller")
+    assert 0 <= record["age_s"] < 600

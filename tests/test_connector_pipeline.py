@@ -12,7 +12,7 @@ from connectors.samr_inspection import SamrInspectionConnector
 from hub.domain.pii import PersonalDataHasher
 from hub.metrics import Metrics
 from hub.samples import (LEGAL_REP, LEGAL_REP_ID, SUSPECT2_ID, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME,
-                         inspection_rows, write_csv, write_scenario)
+                         YUXIANG, inspection_rows, write_csv, write_scenario)
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import dead_letters, events_on_broker, raw_bytes_by_topic
 
@@ -21,12 +21,13 @@ pytestmark = pytest.mark.broker
 EXPECTED_EVENT_IDS = {
     "samr.sampling:GC26410500410230101:seller", "samr.sampling:GC26410500410230101:producer",
     "samr.sampling:GC26410500410230155:seller", "samr.sampling:GC26410500410230155:producer",
-    "samr.penalty:晋榆市监罚〔2026〕58号", "samr.penalty:安北市监罚〔2026〕112号",
+    "samr.sampling:GC26410500410230171:seller", "samr.sampling:GC26410500410230171:producer",
+    "samr.penalty:晋榆市监罚〔2026〕58号", "samr.penalty:安北市监罚〔2026〕112号", "samr.penalty:安殷市监罚〔2026〕27号",
     "samr.inspection:JC2026-0412-001", "samr.inspection:JC2026-0615-007",
     "samr.inspection:JC2026-0702-013", "samr.inspection:JC2026-0703-002",
     "police.case:A1407022026090012:FILED", "police.case:A1407032026080031:FILED",
     "agri.sampling:NY2026-AY-0087:克百威", "agri.sampling:NY2026-AY-0087:腐霉利",
-    "agri.sampling:NY2026-AY-0102:磺胺类(总量)",
+    "agri.sampling:NY2026-AY-0102:磺胺类(总量)", f"registry.business:{YUXIANG.uscc}",
 }
 
 
@@ -41,7 +42,7 @@ def _run_all(settings, files: dict[str, Path], metrics: Metrics) -> dict[str, ru
 
 @pytest.fixture(scope="module")
 def scenario(broker, tmp_path_factory):
-    """All five connectors over the scenario files, once per module (fresh broker)."""
+    """All six connectors over the scenario files, once per module (fresh broker)."""
     from hub.settings import load_settings
     from hub.topics import create_topics
 
@@ -59,7 +60,7 @@ def test_connectors_publish_exactly_the_expected_events(scenario) -> None:
     settings, _, _, summaries = scenario
     events = events_on_broker(settings)
     assert sorted(e["event_id"] for e in events) == sorted(EXPECTED_EVENT_IDS)
-    assert summaries["samr.penalty"].events_published == 2
+    assert summaries["samr.penalty"].events_published == 3
     assert summaries["samr.penalty"].rejected == {"invalid_business_id": 1}
 
 
@@ -78,8 +79,8 @@ def test_events_are_keyed_by_business(scenario) -> None:
 def test_bad_rows_land_in_the_dead_letter_topic(scenario) -> None:
     settings, files, _, summaries = scenario
     letters = {(d["stage"], d["source_row"]): d for d in dead_letters(settings)}
-    assert set(letters) == {("samr.sampling", 4), ("samr.penalty", 4), ("samr.inspection", 6), ("agri.sampling", 5)}
-    bad_uscc = letters[("samr.penalty", 4)]
+    assert set(letters) == {("samr.sampling", 5), ("samr.penalty", 5), ("samr.inspection", 6), ("agri.sampling", 5)}
+    bad_uscc = letters[("samr.penalty", 5)]
     assert bad_uscc["reason_code"] == "invalid_business_id"
     assert bad_uscc["column"] == "行政相对人代码_1(统一社会信用代码)"
     assert bad_uscc["source_file"] == str(files["samr.penalty"])
@@ -116,7 +117,7 @@ def test_metrics_count_the_run(scenario) -> None:
     sample = metrics.registry.get_sample_value
     assert sample("hub_connector_records_read_total", {"connector": "samr.inspection"}) == 5
     assert sample("hub_connector_events_published_total",
-                  {"connector": "samr.sampling", "topic": "hub.events.samr"}) == 4
+                  {"connector": "samr.sampling", "topic": "hub.events.samr"}) == 6
     assert sample("hub_connector_records_rejected_total", {"connector": "agri.sampling", "reason": "bad_date"}) == 1
     assert sample("hub_connector_last_success_timestamp_seconds", {"connector": "police.case"}) > 0
     assert sample("hub_connector_publish_latency_seconds_count", {"connector": "police.case"}) == 2

@@ -5,6 +5,7 @@ from pathlib import Path
 
 
 from connectors.agri_sampling import AgriSamplingConnector
+from connectors.business_registry import BusinessRegistryConnector
 from connectors.police_case import PoliceCaseConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_penalty import SamrPenaltyConnector
@@ -141,3 +142,20 @@ def test_dead_letter_copy_of_a_row_hides_people(tmp_path: Path, hasher) -> None:
         assert secret not in text
     assert redacted["犯罪嫌疑人姓名"] == f"{hasher.ref(SUSPECT_NAME)};{hasher.ref(SUSPECT2_NAME)}"
     assert redacted["案件名称"] == "＊＊等生产、销售伪劣产品案"
+
+
+def test_registry_entries_teach_names_licences_and_old_numbers(tmp_path: Path, hasher) -> None:
+    rows = [[CONDIMENT.uscc, CONDIMENT.name, CONDIMENT.address, f"{CONDIMENT.licence}； jy14105030012345",
+             "410503000012345", "2015-03-02", "安阳市北关区市场监督管理局"],
+            ["", "无代码饭店", "", "", "", "", ""],
+            [PORK.uscc, PORK.name, "", "SC123", "", "", ""]]
+    condiment, no_uscc, bad_licence = _parse(BusinessRegistryConnector(hasher), tmp_path, rows)
+    [entry] = condiment
+    assert entry["kind"] == "REGISTRATION" and entry["adverse"] is False and entry["findings"] == []
+    assert entry["business"]["business_id"] == CONDIMENT.uscc and entry["business"]["region_code"] == "410503"
+    assert entry["business"]["registration_number"] == "410503000012345"
+    assert entry["detail"][1]["licences"] == [CONDIMENT.licence, "JY14105030012345"]  # (record name, fields)
+    assert entry["occurred_on"] == dt.date(2015, 3, 2)
+    assert isinstance(no_uscc, RowRejected) and no_uscc.reason_code == "missing_value"
+    assert isinstance(bad_licence, RowRejected) and bad_licence.reason_code == "invalid_licence" \
+        and bad_licence.column == "许可证编号"

@@ -133,12 +133,12 @@ def test_real_prometheus_scrapes_a_worker_and_a_connector(broker, tmp_path: Path
                 processed = _query(prom_port, 'sum(hub_worker_events_processed_total{job="hub-worker"})')
             except OSError:
                 read = processed = []
-            if read and processed and float(processed[0]["value"][1]) >= 2:
+            if read and processed and float(processed[0]["value"][1]) >= 3:
                 break
             time.sleep(1)
         logs = {name: (tmp_path / name).read_text()[-2000:] for name in ("worker.log", "connector.log")}
-        assert read and float(read[0]["value"][1]) == 3, (read, logs)
-        assert processed and float(processed[0]["value"][1]) == 2, processed
+        assert read and float(read[0]["value"][1]) == 4, (read, logs)
+        assert processed and float(processed[0]["value"][1]) == 3, processed
         up = {r["metric"]["job"]: r["value"][1] for r in _query(prom_port, "up")}
         assert up == {"hub-worker": "1", "hub-connector": "1"}
         rejected = _query(prom_port, 'hub_connector_records_rejected_total{reason="invalid_business_id"}')

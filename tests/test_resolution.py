@@ -2,8 +2,10 @@
 in-memory bus under many arrival orders and interleavings (no broker)."""
 from __future__ import annotations
 
+import functools
 import itertools
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,32 +15,11 @@ from hub.domain.leads import BusinessState
 from hub.domain.names import normalise_name
 from hub.domain.resolution import (BY_LICENCE, BY_NAME_AND_ADDRESS, BY_NAME_IN_REGION, Candidate, Decision,
                                    ParkedRecord, ResolverState, decide)
-from hub.samples import (BAKERY, CONDIMENT, FUSHUN, LIQUOR, PORK, VEG_BASE, YUXIANG, _headers, make_uscc, write_csv,
+from hub.samples import (BAKERY, CONDIMENT, PORK, _headers, write_city_double_report, write_csv,
                          write_registry, write_scenario)
-from connectors.samr_sampling import SamrSamplingConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from tests.bus import Bus
-
-SELLER = "unresolved:410502:安阳市文峰区惠民生鲜超市"
-PORK_SAMPLE = "samr.sampling:GC26410500410230101"
-
-# Every open lead of the scenario once resolution has run: the order of files
-# and of messages must not change it.
-EXPECTED = {
-    (CONDIMENT.uscc, "REPEAT_OFFENDER"): {"samr.inspection:JC2026-0412-001", "samr.inspection:JC2026-0615-007",
-                                          "samr.penalty:安北市监罚〔2026〕112号",
-                                          "samr.sampling:GC26410500410230155:seller"},
-    (FUSHUN.uscc, "CROSS_AGENCY"): {"samr.penalty:晋榆市监罚〔2026〕58号", "police.case:A1407022026090012:FILED"},
-    (VEG_BASE.uscc, "CRIMINAL_REFERRAL"): {"agri.sampling:NY2026-AY-0087:克百威"},
-    (LIQUOR.uscc, "CRIMINAL_REFERRAL"): {"police.case:A1407032026080031:FILED"},
-    (PORK.uscc, "CRIMINAL_REFERRAL"): {f"{PORK_SAMPLE}:producer"},
-    (PORK.uscc, "CROSS_AGENCY"): {f"{PORK_SAMPLE}:producer", "agri.sampling:NY2026-AY-0102:磺胺类(总量)"},
-    (PORK.uscc, "REPEAT_OFFENDER"): {f"{PORK_SAMPLE}:producer", "agri.sampling:NY2026-AY-0102:磺胺类(总量)"},
-    (BAKERY.uscc, "REPEAT_OFFENDER"): {"samr.penalty:安殷市监罚〔2026〕27号",
-                                       "samr.sampling:GC26410500410230171:producer"},
-    (SELLER, "CRIMINAL_REFERRAL"): {f"{PORK_SAMPLE}:seller"},  # nobody registers the supermarket
-}
-
+from tests.scenario import A, B, CITY, ELSEWHERE, EXPECTED, RESOLUTIONS, ambiguity_files, resolutions
 
 def candidate(uscc: str, name: str, address: str | None = None, licences: tuple[str, ...] = ()) -> Candidate:
     return Candidate(uscc, name, uscc[2:8], frozenset({normalise_name(name)}),
@@ -49,12 +30,6 @@ def record(name: str, region: str | None = "410502", address: str | None = None,
            licence: str | None = None) -> ParkedRecord:
     return ParkedRecord("e1", "unresolved:x", "t", b"", normalise_name(name), name, region,
                         normalise_name(address) if address else None, licence, None, 0)
-
-
-A = make_uscc("92", "410502", "MA4AAAAA1")
-B = make_uscc("92", "410502", "MA4BBBBB2")
-ELSEWHERE = make_uscc("92", "140702", "MA0CCCCC3")
-CITY = make_uscc("91", "410500", "MA4DDDDD4")  # registered by the city: its USCC names the prefecture
 
 
 def test_a_bracket_variant_name_resolves_within_its_region() -> None:
@@ -93,6 +68,27 @@ def test_a_branch_is_not_its_parent() -> None:
     assert decide(record("鑫源肉类加工有限公司文峰分公司"), [candidate(A, "鑫源肉类加工有限公司")]).business_id is None
 
 
+_spelling = st.sampled_from(["老街调味品店", "老街调味品店(北关)", "老街調味品店"])
+
+
+@given(st.dictionaries(st.sampled_from(["samr.penalty:1", "samr.inspection:2", "agri.sampling:3"]),
+                       st.tuples(_spelling, st.sets(st.sampled_from(["JY14105030009876", "SC10441050200123"]))),
+                       min_size=1),
+       st.randoms())
+def test_what_the_registry_learns_of_a_business_does_not_depend_on_the_order(
+        teachings: dict[str, tuple[str, set[str]]], rng: random.Random) -> None:
+    """Each record (by event ID) teaches a spelling and licences; any order of learning gives one candidate."""
+    views = [replace(candidate(A, name, licences=tuple(licences)), learned_from=teacher)
+             for teacher, (name, licences) in teachings.items()]
+    merged = functools.reduce(Candidate.merge, views)
+    assert functools.reduce(Candidate.merge, rng.sample(views, len(views))) == merged
+    first = min(views, key=lambda c: c.learned_from)
+    assert (merged.name, merged.learned_from) == (first.name, first.learned_from)
+    # ...so the explanation a resolved record carries does not either
+    found = decide(record(views[-1].name, "410502"), [merged])
+    assert found.explanation.endswith(f"{A} {first.name} (learned from {first.learned_from})")
+
+
 def test_resolver_state_round_trips_and_ignores_a_replayed_park() -> None:
     state = ResolverState()
     state.register(candidate(A, "好运来饭店", "某地"), relayed=False)
@@ -116,49 +112,33 @@ SCENARIO_FILES = ["samr.sampling", "samr.penalty", "samr.inspection", "police.ca
                   "registry.business"]
 
 
-@hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(order=st.permutations(SCENARIO_FILES), seed=st.integers(0, 2**32))
-def test_the_scenario_gives_the_same_leads_whatever_the_order(tmp_path: Path, order: list[str], seed: int) -> None:
-    bus = _run(tmp_path, order, seed)
+CITY_REPORTS = {"GC26410500410230101": ["SC2026-AY-0031"], "GC26410500410230155": ["SC2026-AY-0032"]}
+
+
+@hsettings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.booleans().flatmap(lambda city: st.permutations(SCENARIO_FILES + ["samr.sampling#city"] * city)),
+       seed=st.integers(0, 2**32))
+def test_the_scenario_gives_the_same_leads_whatever_the_order(tmp_path: Path, files: list[str], seed: int) -> None:
+    """With or without the city system's second report of two samples."""
+    bus = _run(tmp_path, files, seed, {"samr.sampling#city": write_city_double_report(tmp_path)})
     assert {k: set(v) for k, v in bus.open_leads().items()} == EXPECTED
     assert bus.dead_letters == []
-    [bakery] = [l for l in bus.leads.values() if l["business_key"] == BAKERY.uscc and l["status"] == "OPEN"]
-    sampled = next(e for e in bakery["evidence"] if e["kind"] == "SAMPLING_FAILURE")
-    assert sampled["resolution"] == (f"name_in_region: {normalise_name(BAKERY.name)} in 410505 河南省安阳市殷都区 -> "
-                                     f"{BAKERY.uscc} {BAKERY.name} (learned from samr.penalty:安殷市监罚〔2026〕27号)")
-    # The record counted under its provisional key while it waited: that lead is superseded.
+    assert resolutions(bus.leads.values()) == RESOLUTIONS  # the explanations do not depend on the order either
+    reported = {e["source_record_id"]: e["also_reported_as"] for l in bus.leads.values() if l["status"] == "OPEN"
+                for e in l["evidence"] if e["source_record_id"] in CITY_REPORTS}
+    assert reported == ({**CITY_REPORTS} if "samr.sampling#city" in files else dict.fromkeys(CITY_REPORTS, []))
+    # What was counted under the provisional key while the record waited is superseded: by a
+    # lead that took its evidence, or, the last of them, by the move to the business.
     provisional = [l for l in bus.leads.values() if l["business_key"].startswith("unresolved:410502:安阳市文峰区鑫源")]
-    assert all(l["status"] == "SUPERSEDED" and l["superseded_by"] is None for l in provisional)
-
-
-def _ambiguity_files(folder: Path) -> dict[str, Path]:
-    """Two registered 好运来饭店 in 文峰区, a third elsewhere; three sampling failures."""
-    folder.mkdir(parents=True, exist_ok=True)
-    registry = write_registry(folder / "registry-a.csv", [(A, "安阳市文峰区好运来饭店", "河南省安阳市文峰区人民大道1号", "")])
-    registry_b = write_registry(folder / "registry-b.csv", [
-        (B, "安阳市文峰区好运来饭店", "河南省安阳市文峰区东风路9号", ""),
-        (ELSEWHERE, "安阳市文峰区好运来饭店", "山西省晋中市榆次区", "")])
-    h = _headers(SamrSamplingConnector)
-
-    def row(no: str, address: str, day: str) -> list[str]:
-        values = {"序号": "1", "抽样编号": no, "标称生产企业名称": "", "标称生产企业地址": "",
-                  "被抽样单位名称": "安阳市文峰区好运来饭店", "被抽样单位地址": address, "食品名称": "凉皮",
-                  "规格型号": "", "商标": "", "生产日期/批号": day, "不合格项目‖检验结果‖标准值":
-                  "苯甲酸及其钠盐(以苯甲酸计)‖1.2g/kg‖不得使用", "分类": "餐饮食品", "公告号": "2026年第20号",
-                  "公告日期": day, "检验机构": "安阳市食品检验检测中心", "备注": ""}
-        return [values[c] for c in h]
-
-    sampling = write_csv(folder / "sampling.csv", h, [
-        row("GC-AMBIG-1", "河南省安阳市文峰区光明路3号", "2026-08-01"),  # matches neither address
-        row("GC-ADDR-2", "河南省安阳市文峰区东风路9号", "2026-08-05"),   # B's address
-    ])
-    return {"registry.business": registry, "registry.business#b": registry_b, "samr.sampling#ambiguity": sampling}
+    assert provisional and all(l["status"] == "SUPERSEDED" for l in provisional)
+    assert {l["history"][-1]["note"] for l in provisional if l["superseded_by"] is None} == \
+        {f"its evidence was resolved to {PORK.uscc}"}
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(["registry.business", "registry.business#b",
                                                                 "samr.sampling#ambiguity"])))
 def test_ambiguity_in_every_order(tmp_path: Path, order: tuple[str, ...]) -> None:
-    extra = _ambiguity_files(tmp_path / "ambiguity")
+    extra = ambiguity_files(tmp_path / "ambiguity")
     bus = Bus()
     for name in order:
         bus.publish_file(name.split("#")[0], extra[name])

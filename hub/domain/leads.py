@@ -34,13 +34,19 @@ class BusinessState:
     def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> str:
         """'new', 'reopened' (new, and it reopened a closed lead), 'duplicate'
         (same agency and source record seen before), 'near_duplicate' (the
-        same finding under another source ID: merged into it) or 'expired'
-        (older than the history kept, so it can change no lead).
+        same finding under another source ID: merged into it), 'remerged' (a
+        near-duplicate of a report resolved here before it, both merged
+        already under their provisional key), 'explained'
+        (a resolved record again, with a new explanation) or 'expired' (older
+        than the history kept, so it can change no lead).
 
         ``restore``: the event comes from resolution, which may bring back a
-        record it had moved off this business before."""
+        record it had moved off this business before, or explain it anew."""
         event_id = event["event_id"]
         known = self.facts.get(event_id)
+        if known is not None and restore and not known.moved_to and known.resolution != (event["resolution"] or ""):
+            self.facts[event_id] = dataclasses.replace(known, resolution=event["resolution"] or "")
+            return "explained"
         if known is not None and not (restore and known.moved_to):
             return "duplicate"
         if any(event_id == e for f in self.facts.values() for e, _ in f.also_reported):
@@ -58,7 +64,7 @@ class BusinessState:
             reports = {*twin.also_reported, *fact.also_reported, (other.event_id, other.source_record_id)}
             del self.facts[twin.event_id]
             self.facts[primary.event_id] = dataclasses.replace(primary, also_reported=tuple(sorted(reports)))
-            return "near_duplicate"
+            return "remerged" if restore and twin.resolution else "near_duplicate"
         self.facts[fact.event_id] = fact
         reopened = fact.adverse and self._reopen_latest_closed(fact)
         business = event["business"]
@@ -151,6 +157,8 @@ class BusinessState:
                 days=max(rules.cross_agency_window_days, rules.repeat_offender_window_days))
             drafts = [d for d in drafts if d.window_start > settled]
         by_id = {d.lead_id: d for d in drafts}
+        # A report merged into its near-duplicate twin lives on in the twin.
+        holder = {**{e: f for f in self.facts.values() for e, _ in f.also_reported}, **self.facts}
         for draft in drafts:
             mark = self.leads.get(draft.lead_id)
             fingerprint = draft.fingerprint()
@@ -171,10 +179,11 @@ class BusinessState:
                 continue
             # A late, older event re-drew this lead's window: say so on the
             # topic, pointing at the lead that now holds its evidence.
+            held = {holder[e].event_id for e in mark.evidence if e in holder}
             successor = next((d for d in drafts if d.rule.value == mark.rule
-                              and set(mark.evidence) & {f.event_id for f in d.evidence}), None)
+                              and held & {f.event_id for f in d.evidence}), None)
             mark.status = "SUPERSEDED"
-            moved = {self.facts[e].moved_to for e in mark.evidence if e in self.facts} - {""}
+            moved = {holder[e].moved_to for e in mark.evidence if e in holder} - {""}
             mark.note(now_ms, "SUPERSEDED", None, successor.lead_id if successor else
                       f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else None)
         out = []
@@ -183,7 +192,7 @@ class BusinessState:
                 continue
             draft = by_id.get(lead_id)
             if draft is None:  # superseded, or in the settled zone: what is left of its evidence
-                kept = tuple(self.facts[e] for e in mark.evidence if e in self.facts)
+                kept = tuple({holder[e].event_id: holder[e] for e in mark.evidence if e in holder}.values())
                 if not kept:
                     mark.dirty = False
                     continue

@@ -51,7 +51,7 @@ class Candidate:
     only grows, so merging two views of a business is a union."""
 
     business_id: str
-    name: str  # as last written, for people
+    name: str  # as the record it was learned from wrote it, for people
     region_code: str
     names: frozenset[str] = frozenset()  # normalised
     addresses: frozenset[str] = frozenset()  # normalised
@@ -63,10 +63,12 @@ class Candidate:
         return _keys(sorted(self.names), sorted(self.licences), sorted(self.registration_numbers))
 
     def merge(self, other: "Candidate") -> "Candidate":
-        return replace(self, names=self.names | other.names, addresses=self.addresses | other.addresses,
+        # The name and region shown are those of the first record by event ID,
+        # not the latest to arrive, so the merge is the same in any order.
+        first = min((self, other), key=lambda c: (not c.learned_from, c.learned_from))
+        return replace(first, names=self.names | other.names, addresses=self.addresses | other.addresses,
                        licences=self.licences | other.licences,
-                       registration_numbers=self.registration_numbers | other.registration_numbers,
-                       learned_from=min(filter(None, (self.learned_from, other.learned_from)), default=""))
+                       registration_numbers=self.registration_numbers | other.registration_numbers)
 
     def to_json(self) -> dict[str, Any]:
         return {"business_id": self.business_id, "name": self.name, "region_code": self.region_code,
@@ -90,21 +92,25 @@ class Decision:
     matched: str = ""  # the value that matched
     reason: str = ""  # why it is not resolved
     candidates: tuple[str, ...] = ()  # the businesses it could be, when more than one
+    # How, for the lead's evidence: a new spelling or teacher of the same
+    # business changes it too, and the record is sent again with it.
+    explanation: str = ""
 
     @property
     def ambiguous(self) -> bool:
         return self.business_id is None and len(self.candidates) > 1
 
-    def explain(self, candidate: Candidate) -> str:
-        return f"{self.method}: {self.matched} -> {candidate.business_id} {candidate.name} " \
-               f"(learned from {candidate.learned_from})"
-
     def to_json(self) -> list[Any]:
-        return [self.business_id, self.method, self.matched, self.reason, list(self.candidates)]
+        return [self.business_id, self.method, self.matched, self.reason, list(self.candidates), self.explanation]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> "Decision":
-        return cls(raw[0], raw[1], raw[2], raw[3], tuple(raw[4]))
+        return cls(raw[0], raw[1], raw[2], raw[3], tuple(raw[4]), raw[5])
+
+
+def _resolved(candidate: Candidate, method: str, matched: str) -> Decision:
+    return Decision(candidate.business_id, method, matched, explanation=(
+        f"{method}: {matched} -> {candidate.business_id} {candidate.name} (learned from {candidate.learned_from})"))
 
 
 @dataclass(frozen=True)
@@ -161,22 +167,21 @@ def decide(record: ParkedRecord, candidates: Iterable[Candidate]) -> Decision:
                                  (BY_REGISTRATION_NUMBER, record.registration_number,
                                   lambda c: record.registration_number in c.registration_numbers)):
         if value:
-            hits = [c.business_id for c in pool if holds(c)]
+            hits = [c for c in pool if holds(c)]
             if len(hits) == 1:
-                return Decision(hits[0], method, value)
+                return _resolved(hits[0], method, value)
             if hits:  # one number, several licensees: the registry is wrong, a person must look
                 return Decision(reason=f"{method} {value} is registered to {len(hits)} businesses",
-                                candidates=tuple(hits))
+                                candidates=tuple(c.business_id for c in hits))
     named = [c for c in pool if record.name in c.names]
     if not named:
         return Decision(reason="no registered business has this name (yet)")
     regional = [c for c in named if record.region_code and _overlap(c.region_code, record.region_code)]
     if len(regional) == 1:
-        return Decision(regional[0].business_id, BY_NAME_IN_REGION,
-                        f"{record.name} in {_region_name(record.region_code or '')}")
+        return _resolved(regional[0], BY_NAME_IN_REGION, f"{record.name} in {_region_name(record.region_code or '')}")
     by_address = [c for c in named if record.address and record.address in c.addresses]
     if len(by_address) == 1:
-        return Decision(by_address[0].business_id, BY_NAME_AND_ADDRESS, f"{record.name} at {record.address}")
+        return _resolved(by_address[0], BY_NAME_AND_ADDRESS, f"{record.name} at {record.address}")
     ids = tuple(c.business_id for c in (regional or named))
     if len(regional) > 1:
         return Decision(reason=f"{len(regional)} registered businesses share this name in "

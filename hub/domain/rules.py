@@ -168,8 +168,11 @@ class LeadDraft:
         return sorted({f.agency for f in self.evidence})
 
     def fingerprint(self) -> str:
-        """Changes exactly when the lead's substance changes."""
-        ids = sorted(f"{f.event_id}+{','.join(e for e, _ in f.also_reported)}" for f in self.evidence)
+        """Changes exactly when the lead's substance changes: its evidence, the
+        reports merged into each finding, how each was resolved. (Unresolved
+        facts hash as they did before resolution existed: no republishing.)"""
+        ids = sorted(f"{f.event_id}+{','.join(e for e, _ in f.also_reported)}"
+                     + (f"~{f.resolution}" if f.resolution else "") for f in self.evidence)
         return hashlib.sha1("|".join(ids).encode()).hexdigest()[:16]
 
 
