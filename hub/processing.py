@@ -177,6 +177,9 @@ class LeadProcessor:
             self._dead(result, "unkeyed_resolution", "a resolution message needs its key", key, value)
             return
         kind = message["kind"]
+        if kind in ("EVENT", "PARK") and event is None:
+            self._dead(result, "incomplete_resolution", f"a {kind} message needs its event", key, value)
+            return
         if kind == "EVENT" and event is not None:  # a resolved record reaches its business
             self._event(RESOLUTION_TOPIC, partition, key, value, event, state_of(key, partition), result, True)
             return

@@ -18,7 +18,7 @@ import functools
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Collection
 
 import faust
 from faust.sensors.monitor import Monitor
@@ -151,11 +151,12 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
             for key, resolver_state in result.resolvers.items():
                 resolver[key] = resolver_state.to_bytes()
             await app.producer.flush()
-            written = {BUSINESS_TABLE: result.states, RESOLVER_TABLE: result.resolvers}
-            for table_name, table in ((BUSINESS_TABLE, businesses), (RESOLVER_TABLE, resolver)):
+            written: list[tuple[str, Any, Collection[bytes]]] = [
+                (BUSINESS_TABLE, businesses, result.states.keys()), (RESOLVER_TABLE, resolver, result.resolvers.keys())]
+            for table_name, table, keys in written:
                 topic = changelogs[table_name]
-                if settings.changelog_sentinels and written[table_name]:
-                    partitions = {app.producer.key_partition(topic, k).partition for k in written[table_name]}
+                if settings.changelog_sentinels and keys:
+                    partitions = {app.producer.key_partition(topic, k).partition for k in keys}
                     sentinels = [await app.producer.send(topic, SENTINEL_KEY, b"", partition=p, timestamp=None,
                                                          headers=None) for p in partitions]
                     await asyncio.gather(*sentinels)

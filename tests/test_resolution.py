@@ -18,6 +18,7 @@ from hub.domain.resolution import (BY_LICENCE, BY_NAME_AND_ADDRESS, BY_NAME_IN_R
 from hub.samples import (BAKERY, CONDIMENT, PORK, _headers, write_city_double_report, write_csv,
                          write_registry, write_scenario)
 from connectors.samr_inspection import SamrInspectionConnector
+from hub.processing import _message
 from tests.bus import Bus
 from tests.scenario import A, B, CITY, ELSEWHERE, EXPECTED, RESOLUTIONS, ambiguity_files, resolutions
 
@@ -181,3 +182,19 @@ def test_a_licence_resolves_a_record_that_names_the_business_differently(tmp_pat
         fact = state.facts["samr.inspection:JC-LIC-1"]
         assert fact.resolution.startswith(f"licence: {CONDIMENT.licence} -> {CONDIMENT.uscc}")
         assert bus.metrics.worker.resolved.labels("licence")._value.get() == 1
+
+
+def test_bad_resolution_messages_are_dead_letters_with_the_reason() -> None:
+    bus = Bus()
+    encode = bus.encode_resolution
+    register = encode(_message("REGISTER", candidate=candidate(A, "好运来饭店").to_json()))
+    result = bus.processor.process(
+        [("hub.resolution", 0, b"name:x", b"\x00\x00\x00\x00\x08garbage"),
+         ("hub.resolution", 0, None, register),
+         ("hub.resolution", 0, A.encode(), register),  # a registration sent to a business, not a lookup key
+         ("hub.resolution", 0, b"name:x", encode(_message("PARK", event_topic="hub.events.samr",
+                                                          provisional_key="unresolved::x")))],
+        lambda k: BusinessState(), load_resolver=lambda k: ResolverState())
+    assert [d["reason_code"] for d in result.dead_letters] == [
+        "undecodable_resolution", "unkeyed_resolution", "misrouted_resolution", "incomplete_resolution"]
+    assert result.resolvers == {} and result.resolution == []
