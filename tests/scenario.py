@@ -30,22 +30,18 @@ EXPECTED = {
 }
 
 
-def _by_name(business: SampleBusiness, region: str, teacher: str) -> str:
-    return (f"name_in_region: {normalise_name(business.name)} in {region} -> {business.uscc} {business.name} "
-            f"(learned from {teacher})")
+def _by_name(business: SampleBusiness, region: str) -> str:
+    return f"name_in_region: {normalise_name(business.name)} in {region} -> {business.uscc} {business.name}"
 
 
 # How the bracket-variant sampling record (香满园食品（安阳）有限公司) found the
-# bakery: the penalty, in another file, named it with its USCC.
-BAKERY_RESOLUTION = _by_name(BAKERY, "410505 河南省安阳市殷都区", "samr.penalty:安殷市监罚〔2026〕27号")
+# bakery, whose USCC came with a penalty in another file.
+BAKERY_RESOLUTION = _by_name(BAKERY, "410505 河南省安阳市殷都区")
 
-# Every resolved record's explanation. The pork producer is taught by an
-# inspection and a farm sample: the one with the smaller event ID is named,
-# whichever came first.
+# Every resolved record's explanation.
 RESOLUTIONS = {
-    f"{PORK_SAMPLE}:producer": _by_name(PORK, "410502 河南省安阳市文峰区", "agri.sampling:NY2026-AY-0102:磺胺类(总量)"),
-    "samr.sampling:GC26410500410230155:seller": _by_name(CONDIMENT, "410503 河南省安阳市北关区",
-                                                         "samr.inspection:JC2026-0412-001"),
+    f"{PORK_SAMPLE}:producer": _by_name(PORK, "410502 河南省安阳市文峰区"),
+    "samr.sampling:GC26410500410230155:seller": _by_name(CONDIMENT, "410503 河南省安阳市北关区"),
     "samr.sampling:GC26410500410230171:producer": BAKERY_RESOLUTION,
 }
 

@@ -87,8 +87,7 @@ class BusinessState:
             frozenset({normalise_name(business["name"])}),
             frozenset({normalise_name(business["address"])} if business["address"] else ()),
             frozenset(filter(None, [business["licence_number"], *_registered_licences(event)])),
-            frozenset({business["registration_number"]} if business["registration_number"] else ()),
-            event["event_id"])
+            frozenset({business["registration_number"]} if business["registration_number"] else ()))
         merged = self.registered.merge(learned) if self.registered else learned
         if merged == self.registered:
             return None

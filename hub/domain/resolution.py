@@ -51,36 +51,34 @@ class Candidate:
     only grows, so merging two views of a business is a union."""
 
     business_id: str
-    name: str  # as the record it was learned from wrote it, for people
+    # For people: of the spellings seen, the one that sorts first, so that the
+    # merge is the same in any order and changes only with a new spelling.
+    name: str
     region_code: str
     names: frozenset[str] = frozenset()  # normalised
     addresses: frozenset[str] = frozenset()  # normalised
     licences: frozenset[str] = frozenset()
     registration_numbers: frozenset[str] = frozenset()
-    learned_from: str = ""  # the event that first taught the hub this business
 
     def lookup_keys(self) -> list[str]:
         return _keys(sorted(self.names), sorted(self.licences), sorted(self.registration_numbers))
 
     def merge(self, other: "Candidate") -> "Candidate":
-        # The name and region shown are those of the first record by event ID,
-        # not the latest to arrive, so the merge is the same in any order.
-        first = min((self, other), key=lambda c: (not c.learned_from, c.learned_from))
-        return replace(first, names=self.names | other.names, addresses=self.addresses | other.addresses,
+        return replace(self, name=min(self.name, other.name), region_code=min(self.region_code, other.region_code),
+                       names=self.names | other.names, addresses=self.addresses | other.addresses,
                        licences=self.licences | other.licences,
                        registration_numbers=self.registration_numbers | other.registration_numbers)
 
     def to_json(self) -> dict[str, Any]:
         return {"business_id": self.business_id, "name": self.name, "region_code": self.region_code,
                 "names": sorted(self.names), "addresses": sorted(self.addresses),
-                "licences": sorted(self.licences), "registration_numbers": sorted(self.registration_numbers),
-                "learned_from": self.learned_from}
+                "licences": sorted(self.licences), "registration_numbers": sorted(self.registration_numbers)}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "Candidate":
         return cls(raw["business_id"], raw["name"], raw["region_code"], frozenset(raw["names"]),
                    frozenset(raw["addresses"]), frozenset(raw["licences"]),
-                   frozenset(raw["registration_numbers"]), raw["learned_from"] or "")
+                   frozenset(raw["registration_numbers"]))
 
 
 @dataclass(frozen=True)
@@ -92,8 +90,8 @@ class Decision:
     matched: str = ""  # the value that matched
     reason: str = ""  # why it is not resolved
     candidates: tuple[str, ...] = ()  # the businesses it could be, when more than one
-    # How, for the lead's evidence: a new spelling or teacher of the same
-    # business changes it too, and the record is sent again with it.
+    # How, for the lead's evidence: a new spelling of the same business
+    # changes it too, and the record is sent to the business again with it.
     explanation: str = ""
 
     @property
@@ -110,7 +108,7 @@ class Decision:
 
 def _resolved(candidate: Candidate, method: str, matched: str) -> Decision:
     return Decision(candidate.business_id, method, matched, explanation=(
-        f"{method}: {matched} -> {candidate.business_id} {candidate.name} (learned from {candidate.learned_from})"))
+        f"{method}: {matched} -> {candidate.business_id} {candidate.name}"))
 
 
 @dataclass(frozen=True)
