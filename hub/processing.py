@@ -67,7 +67,8 @@ class LeadProcessor:
         # partition -> business key -> its earliest pending deadline (epoch ms)
         self.deadlines: dict[int, dict[bytes, int]] = {}
         self._indexed_for: frozenset[int] | None = None
-        # lookup key -> (parked, ambiguous, oldest parked ms) on the owned partitions
+        # lookup key -> (parked, ambiguous, oldest parked ms), on the owned
+        # partitions, for keys with records waiting only: the gauges sum it per batch.
         self.unresolved: dict[bytes, tuple[int, int, int]] = {}
         self._unresolved_for: frozenset[int] | None = None
 
@@ -86,8 +87,10 @@ class LeadProcessor:
         partition_of: dict[bytes, int] = {}
         resolvers: dict[bytes, ResolverState] = {}
         if self._unresolved_for != assignment:
-            self.unresolved = {k: _unresolved_summary(ResolverState.from_bytes(v)) for k, v in stored_resolvers()
-                               if partition_for(k) in assignment}
+            self.unresolved = {}
+            for k, v in stored_resolvers():
+                if partition_for(k) in assignment:
+                    self._summarise_unresolved(k, ResolverState.from_bytes(v))
             self._unresolved_for = assignment
 
         def state_of(key: bytes, partition: int) -> BusinessState:
@@ -130,7 +133,7 @@ class LeadProcessor:
                     self.metrics.event_to_lead.observe(max(0.0, now - triggered))  # new evidence, not feedback
             self._index(key, state, partition_of[key])
         for key, resolver in result.resolvers.items():
-            self.unresolved[key] = _unresolved_summary(resolver)
+            self._summarise_unresolved(key, resolver)
         self.report_unresolved()
         return result
 
@@ -237,10 +240,18 @@ class LeadProcessor:
             result.resolution.append((record.provisional_key, _message("MOVED", event_id=record.event_id,
                                                                        moved_to="")))
 
+    def _summarise_unresolved(self, key: bytes, state: ResolverState) -> None:
+        waiting = state.unresolved()
+        if not waiting:
+            self.unresolved.pop(key, None)
+            return
+        ambiguous = sum(r.decision.ambiguous for r in waiting)
+        self.unresolved[key] = (len(waiting) - ambiguous, ambiguous, min(r.parked_ms for r in waiting))
+
     def report_unresolved(self) -> None:
         parked = sum(p for p, _, _ in self.unresolved.values())
         ambiguous = sum(a for _, a, _ in self.unresolved.values())
-        oldest = min((o for p, a, o in self.unresolved.values() if p + a), default=None)
+        oldest = min((o for _, _, o in self.unresolved.values()), default=None)
         self.metrics.unresolved.labels("parked").set(parked)
         self.metrics.unresolved.labels("ambiguous").set(ambiguous)
         self.metrics.oldest_parked_age.set(0 if oldest is None else max(0.0, self.clock() - oldest / 1000))
@@ -311,12 +322,6 @@ def _parked(event: Event, provisional_key: str, topic: str, value: bytes, now_ms
                         business["name"], business["region_code"],
                         normalise_name(business["address"]) if business["address"] else None,
                         business["licence_number"], business["registration_number"], now_ms)
-
-
-def _unresolved_summary(state: ResolverState) -> tuple[int, int, int]:
-    waiting = state.unresolved()
-    ambiguous = sum(r.decision.ambiguous for r in waiting)
-    return len(waiting) - ambiguous, ambiguous, min((r.parked_ms for r in waiting), default=0)
 
 
 def _dead_letter(code: str, reason: str, key: bytes | None, value: bytes) -> dict[str, Any]:
