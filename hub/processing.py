@@ -25,7 +25,7 @@ from hub.domain.events import Event, EventKind, event_key
 from hub.domain.leads import BusinessState
 from hub.domain.lifecycle import FeedbackRejected
 from hub.domain.names import normalise_name
-from hub.domain.resolution import Candidate, Move, ParkedRecord, ResolverState, is_lookup_key
+from hub.domain.resolution import Candidate, Move, ParkedRecord, ResolverState, is_lookup_key, record_keys
 from hub.metrics import WorkerMetrics
 from hub.serde import DecodeError
 from hub.settings import Settings
@@ -163,7 +163,9 @@ class LeadProcessor:
                                   for k in learned.lookup_keys()]
         if outcome in ("new", "near_duplicate", "reopened") and not event["business"]["business_id"] and not restore:
             # No USCC: the rules see it under its provisional key, and it waits for its business.
-            home = _parked(event, key.decode(), topic, value, 0).lookup_keys()[0]
+            business = event["business"]
+            home = record_keys(normalise_name(business["name"]), business["licence_number"],
+                               business["registration_number"])[0]
             result.resolution.append((home, _message("PARK", event=value, event_topic=topic,
                                                      provisional_key=key.decode())))
 

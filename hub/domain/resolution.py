@@ -45,6 +45,12 @@ def _keys(names: Iterable[str], licences: Iterable[str], registrations: Iterable
     return [*(LICENCE + x for x in licences), *(REGISTRATION + x for x in registrations), *(NAME + x for x in names)]
 
 
+def record_keys(name: str, licence: str | None, registration_number: str | None) -> list[str]:
+    """A record's lookup keys, its home (where it is parked) first: licence,
+    else registration number, else normalised name."""
+    return _keys([name], [licence] if licence else [], [registration_number] if registration_number else [])
+
+
 @dataclass(frozen=True)
 class Candidate:
     """What the hub knows of one registered business (登记主体). Every field
@@ -129,8 +135,7 @@ class ParkedRecord:
     decision: Decision = Decision()
 
     def lookup_keys(self) -> list[str]:
-        return _keys([self.name], [self.licence] if self.licence else [],
-                     [self.registration_number] if self.registration_number else [])
+        return record_keys(self.name, self.licence, self.registration_number)
 
     def to_json(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "provisional_key": self.provisional_key, "topic": self.topic,
