@@ -5,12 +5,12 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from hub.domain.events import Agency
 from hub.serde import Serde
 from hub.settings import Settings
 from hub.domain.lifecycle import ACTIVE
 from hub.leadview import final_leads
-from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, RESOLUTION_TOPIC, admin, event_ends, events_topic, read_to_end, worker_lag
+from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, admin, event_ends, read_to_end, source_topics, \
+    worker_lag
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Status:
 
 
 def _group_lag(settings: Settings) -> dict[str, int]:
-    lag = {**{events_topic(agency): 0 for agency in Agency}, RESOLUTION_TOPIC: 0}
+    lag = dict.fromkeys(source_topics(), 0)
     for tp, behind in worker_lag(settings, event_ends(settings)).items():
         lag[tp.topic] += behind
     return lag

@@ -181,10 +181,15 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list
         consumer.close()
 
 
+def source_topics() -> list[str]:
+    """What the workers process and commit strictly: the events, and
+    resolution's traffic (resolved records among it). Feedback aside."""
+    return [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC]
+
+
 def event_ends(settings: Settings) -> dict[TopicPartition, int]:
-    """The end offset of every non-empty partition of the workers' input
-    topics: the events, and resolution's traffic (resolved records among it)."""
-    return {TopicPartition(topic, p): end for topic in [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC]
+    """The end offset of every non-empty partition of the source topics."""
+    return {TopicPartition(topic, p): end for topic in source_topics()
             for p, end in end_offsets(settings, topic).items()}
 
 

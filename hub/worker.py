@@ -33,7 +33,7 @@ from hub.serde import Serde
 from hub.settings import Settings
 from hub.domain.resolution import ResolverState
 from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, \
-    changelog_topic, events_topic, outcomes_topic
+    changelog_topic, outcomes_topic, source_topics
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     encode_resolution = serde.encoder(RESOLUTION_TOPIC, "resolution")
     # Resolution's traffic is keyed like the events (by business, or by lookup
     # key) and replayed like them: strict commits and stall healing apply.
-    source_names = {*(events_topic(a) for a in Agency), RESOLUTION_TOPIC}
+    source_names = set(source_topics())
     # Feedback and clock ticks are keyed by business like the events: one
     # agent, one state per business, no cross-partition coordination.
     sources = app.topic(*sorted(source_names), FEEDBACK_TOPIC, key_type=bytes, value_type=bytes)
