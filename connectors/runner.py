@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import stat
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from connectors.offsets import FileCursor, OffsetStore, fingerprint
 from connectors.sdk import Connector, RowRejected, SourceRow
 from connectors.tabular import TABULAR_SUFFIXES, FileFormatError
 from hub.domain.events import event_key
+from hub.domain.validation import Invalid, check_record, latest_date
 from hub.metrics import Metrics
 from hub.serde import Serde
 from hub.settings import Settings
@@ -133,6 +136,12 @@ class ConnectorRunner:
         started = time.perf_counter()
         name = self.connector.name
         summary = RunSummary(name, str(path))
+        refused = self._refusal(path)
+        if refused is not None:
+            self._reject(summary, refused.reason_code, refused.detail, {}, str(path), None, None)
+            self.producer.flush(60)
+            summary.elapsed_s = time.perf_counter() - started
+            return summary
         file_fp = fingerprint(path)
         cursor = self.offsets.get(name, file_fp)
         if cursor.complete:
@@ -141,8 +150,7 @@ class ConnectorRunner:
             return summary
         last_row = cursor.rows_done
         try:
-            rows: Iterator[SourceRow] = self.connector.read(path)
-            for row in rows:
+            for row in self._rows(path):
                 if row.number <= cursor.rows_done:
                     summary.already_delivered += 1
                     continue
@@ -153,17 +161,58 @@ class ConnectorRunner:
                 if summary.rows_read % CHECKPOINT_ROWS == 0:
                     self._checkpoint(file_fp, path, FileCursor(last_row, False))
         except FileFormatError as exc:
-            self._reject(summary, exc.reason_code, str(exc), {}, str(path), exc.row, exc.column)
+            self._reject(summary, exc.reason_code, exc.detail, {}, str(path), exc.row, exc.column)
         self._checkpoint(file_fp, path, FileCursor(max(last_row, 1), True))
         self.metrics.last_success.labels(name).set_to_current_time()
         summary.elapsed_s = time.perf_counter() - started
         return summary
 
+    def _rows(self, path: Path) -> Iterator[SourceRow]:
+        """The connector's rows; a reader that fails unforeseen fails the file
+        from there on (what was read stands), never the process. Publishing
+        errors are not the reader's and are not caught here."""
+        try:
+            yield from self.connector.read(path)
+        except FileFormatError:
+            raise
+        except Exception as exc:
+            log.exception("%s: reading %s failed", self.connector.name, path)
+            raise FileFormatError(str(path), f"reading stopped ({type(exc).__name__})",
+                                  reason_code="unreadable_file") from exc
+
+    def _refusal(self, path: Path) -> FileFormatError | None:
+        """Why the file is not read at all, if it is not: a link could point
+        anywhere (its target is not an export of this folder), and a device
+        or a pipe never ends."""
+        try:
+            info = os.lstat(path)
+        except OSError as exc:
+            return FileFormatError(str(path), f"cannot be read ({type(exc).__name__})", reason_code="unreadable_file")
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+            return FileFormatError(str(path), f"{kind}: refused", reason_code="not_regular_file")
+        limit = self.settings.validation.max_file_bytes
+        if info.st_size > limit:
+            return FileFormatError(str(path), f"{info.st_size} bytes, more than {limit}", reason_code="oversized_file")
+        return None
+
     def _publish_row(self, row: SourceRow, summary: RunSummary) -> None:
         received_at = dt.datetime.now(dt.timezone.utc)
+        limits = self.settings.validation
         try:
             events = self.connector.events(row, received_at)
+            latest = latest_date(received_at, limits)
+            for event in events:
+                check_record(event, limits, latest)
             encoded = [(event_key(e), self._encode_event(e)) for e in events]
+            for _, value in encoded:
+                if len(value) > limits.max_event_bytes:
+                    raise RowRejected("oversized_event", f"the event is {len(value)} bytes, "
+                                                         f"more than {limits.max_event_bytes}")
+        except Invalid as exc:  # the connector's own checks missed it: the event's field is named
+            self._reject(summary, exc.reason_code, str(exc), self.connector.redacted_original(row),
+                         row.file, row.number, exc.field)
+            return
         except RowRejected as exc:
             self._reject(summary, exc.reason_code, str(exc), self.connector.redacted_original(row),
                          row.file, row.number, exc.column)
@@ -186,7 +235,10 @@ class ConnectorRunner:
             for path in sorted(folder.iterdir()):
                 if path.suffix.lower() not in TABULAR_SUFFIXES or path.name.startswith((".", "~$")):
                     continue
-                mtime = path.stat().st_mtime
+                try:
+                    mtime = os.lstat(path).st_mtime  # a link's own time: its target is never read
+                except OSError:  # gone since the listing
+                    continue
                 # a file still being written changes between polls: wait until it settles
                 if seen.get(path) == mtime:
                     continue

@@ -15,11 +15,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, ClassVar, Iterator, Mapping
 
-from connectors.tabular import FileFormatError, normalise_header, read_rows
+from connectors.tabular import BadRecord, FileFormatError, clip, normalise_header, read_rows
 from hub.domain.events import Agency, Business, BusinessRole, Event
 from hub.domain.identifiers import (InvalidIdentifier, region_of_address, uscc_region, validate_licence,
                                     validate_registration_number, validate_uscc)
 from hub.domain.pii import PersonalDataHasher, scrub, split_people
+from hub.domain.validation import Invalid, check_amount, check_date, check_text, latest_date
+from hub.settings import ValidationSettings
 
 
 class RowRejected(ValueError):
@@ -36,6 +38,7 @@ class SourceRow:
     number: int  # 1-based record number, header is 1
     cells: Mapping[str, str]  # canonical field -> cell text
     original: Mapping[str, str]  # Chinese header -> cell text, for dead letters
+    rejected: RowRejected | None = None  # why the reader could not accept the row as it stands
 
 
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日")
@@ -46,9 +49,11 @@ _EMPTY = {"", "/", "-", "—", "无", "null", "NULL"}
 class Row:
     """Typed access to one row's cells; every failure names the column."""
 
-    def __init__(self, source: SourceRow, headers: Mapping[str, str]) -> None:
+    def __init__(self, source: SourceRow, headers: Mapping[str, str], limits: ValidationSettings,
+                 latest: dt.date) -> None:
         self.source = source
         self._headers = headers  # canonical field -> Chinese header
+        self._limits, self._latest = limits, latest  # latest: the last plausible date
 
     def _column(self, field: str) -> str:
         return self._headers.get(field, field)
@@ -67,17 +72,14 @@ class Row:
         value = self.required(field) if required else self.text(field)
         if value is None:
             return None
-        head = value.split(" ")[0].split("T")[0]
+        date = _parse_date(value)
+        if date is None:
+            raise RowRejected("bad_date", f"{value!r} is not a date", self._column(field))
         try:
-            return dt.date.fromisoformat(head)  # the common case, ten times faster than strptime
-        except ValueError:
-            pass
-        for fmt in _DATE_FORMATS:
-            try:
-                return dt.datetime.strptime(head, fmt).date()
-            except ValueError:
-                continue
-        raise RowRejected("bad_date", f"{value!r} is not a date", self._column(field))
+            check_date(date, self._column(field), self._limits, self._latest)
+        except Invalid as exc:
+            raise RowRejected(exc.reason_code, exc.detail, self._column(field)) from None
+        return date
 
     def decimal(self, field: str, scale: int = 1) -> Decimal | None:
         """A number, multiplied by ``scale`` (10 000 for amounts in 万元)."""
@@ -88,9 +90,15 @@ class Row:
         try:
             number = Decimal(cleaned) * scale
         except InvalidOperation:
-            raise RowRejected("bad_number", f"{value!r} is not a number", self._column(field)) from None
+            raise RowRejected("bad_number", f"{clip(value, 40)!r} is not a number", self._column(field)) from None
+        if not number.is_finite():  # NaN, Infinity: Decimal reads them, no export means them
+            raise RowRejected("bad_number", "not a finite number", self._column(field))
         if number < 0:
             raise RowRejected("bad_number", f"{value!r} is negative", self._column(field))
+        try:
+            check_amount(number, self._column(field), self._limits)
+        except Invalid as exc:
+            raise RowRejected(exc.reason_code, exc.detail, self._column(field)) from None
         return number.quantize(Decimal("0.01"))
 
     def choice(self, field: str, choices: Mapping[str, str], required: bool = True) -> str | None:
@@ -119,6 +127,20 @@ class Row:
 
     def registration_number(self, field: str) -> str | None:
         return self._identifier(field, validate_registration_number, "invalid_registration_number")
+
+
+def _parse_date(value: str) -> dt.date | None:
+    head = value.split(" ")[0].split("T")[0]
+    try:
+        return dt.date.fromisoformat(head)  # the common case, ten times faster than strptime
+    except ValueError:
+        pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(head, fmt).date()
+        except ValueError:
+            continue
+    return None
 
 
 def parse_measure(text: str | None) -> tuple[float | None, str | None]:
@@ -160,18 +182,22 @@ class Connector(ABC):
     #: Canonical fields that hold personal names or ID numbers.
     personal_fields: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, hasher: PersonalDataHasher) -> None:
+    def __init__(self, hasher: PersonalDataHasher, limits: ValidationSettings | None = None) -> None:
         self.hasher = hasher
+        self.limits = limits or ValidationSettings()
         self._by_header = {normalise_header(h): f for h, f in self.columns.items()}
         self._headers = {f: h for h, f in self.columns.items()}
 
     def read(self, path: Path) -> Iterator[SourceRow]:
-        """Rows as canonical cells. A header that is missing or unknown is a
-        file-level error naming the column."""
-        rows = read_rows(path)
+        """Rows as canonical cells. A header that is missing, unknown or
+        repeated is a file-level error naming the column; a row the reader
+        cannot accept comes with ``rejected`` set, and the file goes on."""
+        rows = read_rows(path, self.limits.max_file_bytes)
         header = next(rows, None)
         if header is None:
             raise FileFormatError(str(path), "the file is empty", reason_code="empty_file")
+        if isinstance(header, BadRecord):
+            raise FileFormatError(str(path), header.message, row=1, reason_code=header.reason_code)
         fields: list[str | None] = []
         for raw in header:
             norm = normalise_header(raw)
@@ -181,18 +207,37 @@ class Connector(ABC):
             if norm not in self._by_header:
                 raise FileFormatError(str(path), f"unknown column for {self.name}", row=1,
                                       column=raw, reason_code="unknown_column")
+            if self._by_header[norm] in fields:  # which of the two holds the value? Neither may win.
+                raise FileFormatError(str(path), "the column appears twice", row=1, column=raw,
+                                      reason_code="duplicate_column")
             fields.append(self._by_header[norm])
         present = {f for f in fields if f}
         for header_name, field in self.columns.items():
             if field not in present and header_name not in self.optional_columns:
                 raise FileFormatError(str(path), f"required column is missing for {self.name}",
                                       row=1, column=header_name, reason_code="missing_column")
+        normalised = [normalise_header(h) for h in header]
         for number, cells in enumerate(rows, start=2):
+            if isinstance(cells, BadRecord):
+                yield SourceRow(str(path), number, {}, {}, RowRejected(cells.reason_code, cells.message))
+                continue
             if not any(cells):
                 continue
             values = {f: (cells[i] if i < len(cells) else "") for i, f in enumerate(fields) if f}
             original = {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(header) if h}
-            yield SourceRow(str(path), number, values, original)
+            yield SourceRow(str(path), number, values, original, self._check_cells(cells, header, normalised))
+
+    def _check_cells(self, cells: list[str], header: list[str], normalised: list[str]) -> RowRejected | None:
+        if any(cells[len(header):]):
+            return RowRejected("extra_cells", f"{len(cells)} cells, the header has {len(header)}")
+        if [normalise_header(c) for c in cells[:len(header)]] == normalised:
+            return RowRejected("repeated_header", "the header again, in mid-file")
+        for column, cell in zip(header, cells):
+            try:
+                check_text(cell, column, self.limits)
+            except Invalid as exc:
+                return RowRejected(exc.reason_code, exc.detail, clip(column))
+        return None
 
     def people(self, row: SourceRow) -> list[str]:
         """The personal values in the row (names, ID numbers), to hash and mask."""
@@ -206,14 +251,17 @@ class Connector(ABC):
         out: dict[str, str] = {}
         for header, value in row.original.items():
             if normalise_header(header) in personal:
-                out[header] = ";".join(self.hasher.ref(p) for p in personal_values(value))
+                out[clip(header)] = clip(";".join(self.hasher.ref(p) for p in personal_values(value)))
             else:
-                out[header] = scrub(value, people) or ""
+                out[clip(header)] = clip(scrub(value, people) or "")
         return out
 
     def events(self, source: SourceRow, received_at: dt.datetime) -> list[Event]:
         """Validate one row and turn it into events; raises RowRejected."""
-        return self.to_events(Row(source, self._headers), received_at)
+        if source.rejected is not None:
+            raise source.rejected
+        return self.to_events(Row(source, self._headers, self.limits, latest_date(received_at, self.limits)),
+                              received_at)
 
     @abstractmethod
     def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:

@@ -6,8 +6,10 @@ import csv
 import datetime as dt
 import io
 import unicodedata
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 TABULAR_SUFFIXES = {".csv", ".xlsx"}
 
@@ -17,9 +19,26 @@ class FileFormatError(ValueError):
 
     def __init__(self, file: str, message: str, row: int | None = None, column: str | None = None,
                  reason_code: str = "unreadable_file") -> None:
+        column = clip(column) if column is not None else None
         where = f"{file}" + (f", row {row}" if row else "") + (f", column {column!r}" if column else "")
         super().__init__(f"{where}: {message}")
-        self.file, self.row, self.column, self.reason_code = file, row, column, reason_code
+        self.file, self.row, self.column, self.reason_code, self.detail = file, row, column, reason_code, message
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record the reader could not turn into cells (a line in another
+    encoding, a malformed CSV line): a dead letter of its own, while the rest
+    of the file goes on."""
+
+    line: int
+    reason_code: str
+    message: str
+
+
+# Stands for an undecodable line in the text handed to the CSV parser; a
+# private-use character, so no export holds it.
+_BAD_LINE = "\ue000"
 
 
 def decode_csv_bytes(data: bytes, file: str) -> tuple[str, str]:
@@ -39,6 +58,91 @@ def decode_csv_bytes(data: bytes, file: str) -> tuple[str, str]:
                               reason_code="bad_encoding") from exc
 
 
+def _decode_lines(data: bytes, file: str) -> tuple[Iterable[str], set[int]]:
+    """The file's lines as text, and the numbers (1-based) of the lines that
+    are not in the file's encoding: one GBK row pasted into a UTF-8 export
+    must cost that row, not the file. The encoding is the one most lines
+    that need one decode in."""
+    try:
+        text, _ = decode_csv_bytes(data, file)
+        return io.StringIO(text, newline=""), set()  # lines end at \n, \r or \r\n, as in CSV
+    except FileFormatError:
+        pass
+    raw = data.splitlines(keepends=True)  # \n and \r never occur inside a GBK or UTF-8 character
+    wide = [line for line in raw if not line.isascii()]
+    utf8 = sum(_decodes(line, "utf-8") for line in wide)
+    encoding = "utf-8" if utf8 * 2 >= len(wide) else "gb18030"
+    lines, bad = [], set()
+    for number, line in enumerate(raw, start=1):
+        if _decodes(line, encoding):
+            lines.append(line.decode(encoding))
+        else:
+            bad.add(number)
+            lines.append(f"{_BAD_LINE}{number}\n")
+    if len(bad) == len(raw):
+        raise FileFormatError(file, "neither UTF-8 nor GBK text", reason_code="bad_encoding")
+    return lines, bad
+
+
+def _decodes(line: bytes, encoding: str) -> bool:
+    try:
+        line.decode(encoding)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _csv_rows(path: Path, max_bytes: int) -> Iterator[list[str] | BadRecord]:
+    lines, bad = _decode_lines(path.read_bytes(), str(path))
+    # The limit is the parser's, per field (128 KiB by default, an exception
+    # that ends the file); cells are held to the hub's own, smaller limit per
+    # row, so no field may end the reading.
+    csv.field_size_limit(max(max_bytes, csv.field_size_limit()))
+    reader = csv.reader(lines)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield BadRecord(reader.line_num, "malformed_row", f"line {reader.line_num}: {exc}")
+            continue
+        if bad and any(_BAD_LINE in cell for cell in row):
+            yield BadRecord(reader.line_num, "bad_encoding",
+                            f"line {reader.line_num}: not in the file's encoding (UTF-8 or GBK)")
+            continue
+        yield [c.strip() for c in row]
+
+
+def _xlsx_rows(path: Path, max_bytes: int) -> Iterator[list[str] | BadRecord]:
+    from openpyxl import load_workbook
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileFormatError(str(path), f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
+    if inflated > max_bytes:  # decided from the zip directory, before anything is inflated
+        raise FileFormatError(str(path), f"inflates to {inflated} bytes, more than {max_bytes}",
+                              reason_code="oversized_file")
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise FileFormatError(str(path), f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
+    try:
+        for row in book.worksheets[0].iter_rows(values_only=True):
+            yield [_cell_text(c) for c in row]
+    except Exception as exc:  # a corrupt sheet part: what was read stands, the rest cannot be
+        raise FileFormatError(str(path), f"the workbook breaks off ({type(exc).__name__})") from exc
+    finally:
+        book.close()
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """A cell for a dead letter or a log line: never more than ``limit`` characters."""
+    return text if len(text) <= limit else f"{text[:limit]}…(+{len(text) - limit} characters)"
+
+
 def normalise_header(name: str) -> str:
     """Full-width brackets, stray spaces: '罚款金额(万元) ' == '罚款金额（万元）'."""
     return "".join(unicodedata.normalize("NFKC", name).split())
@@ -56,25 +160,15 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def read_rows(path: Path) -> Iterator[list[str]]:
-    """Every row of the file as strings, header first."""
+def read_rows(path: Path, max_bytes: int) -> Iterator[list[str] | BadRecord]:
+    """Every row of the file as strings, header first; a row that cannot be
+    read is a ``BadRecord`` in its place. ``max_bytes`` bounds the file (an
+    .xlsx by its inflated size)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        text, _ = decode_csv_bytes(path.read_bytes(), str(path))
-        for row in csv.reader(io.StringIO(text, newline="")):
-            yield [c.strip() for c in row]
+        yield from _csv_rows(path, max_bytes)
     elif suffix == ".xlsx":
-        from openpyxl import load_workbook
-
-        try:
-            book = load_workbook(path, read_only=True, data_only=True)
-        except Exception as exc:
-            raise FileFormatError(str(path), f"not a readable .xlsx workbook: {exc}") from exc
-        try:
-            for row in book.worksheets[0].iter_rows(values_only=True):
-                yield [_cell_text(c) for c in row]
-        finally:
-            book.close()
+        yield from _xlsx_rows(path, max_bytes)
     else:
         raise FileFormatError(str(path), f"unsupported file type {suffix!r} (expected .csv or .xlsx)",
                               reason_code="unsupported_file")

@@ -110,7 +110,8 @@ def _in_subprocess(settings: Settings, sources: list[tuple[str, Path]], _: Metri
 def _paced(rate: float, chunk: int) -> object:
     """One long-lived connector (as with --follow) fed a file of ``chunk`` rows at a time."""
     def feed(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
-        runner = ConnectorRunner(settings, load(sources[0][0])(PersonalDataHasher(settings.pii_key)), metrics)
+        connector = load(sources[0][0])(PersonalDataHasher(settings.pii_key), settings.validation)
+        runner = ConnectorRunner(settings, connector, metrics)
         runs = []
         try:
             for _, path in sources:

@@ -209,7 +209,8 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
     """Publish an agency export through connector NAME; print a summary.
 
     Bad rows go to the dead-letter topic with the reason; a restarted run does
-    not resend rows already delivered."""
+    not resend rows already delivered. Exit status: 0 every row published,
+    3 finished with rows (or the file) rejected, 1 failed."""
     from connectors.discovery import UnknownConnector, load
     from connectors.runner import ConnectorRunner, PublishError
     from hub.broker import broker_for
@@ -232,20 +233,28 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
             create_topics(settings)
         metrics = Metrics()
         port = _serve_metrics(metrics, settings)
-        runner = ConnectorRunner(settings, connector_cls(PersonalDataHasher(settings.pii_key)), metrics)
+        connector = connector_cls(PersonalDataHasher(settings.pii_key), settings.validation)
+        runner = ConnectorRunner(settings, connector, metrics)
         click.echo(f"metrics: http://{settings.metrics_host}:{port}/metrics")
         try:
             if follow:
                 for summary in runner.follow(path, interval):
                     click.echo(summary.line())
             else:
-                click.echo(runner.run_file(path).line())
+                summary = runner.run_file(path)
+                click.echo(summary.line())
+                if summary.rows_rejected:
+                    ctx.exit(EXIT_REJECTED)
         except PublishError as exc:
             raise click.ClickException(str(exc)) from exc
         except KeyboardInterrupt:
             click.echo("stopped")
         finally:
             runner.close()
+
+
+# `hub connector run`: the run finished, but rejected rows (or the file).
+EXIT_REJECTED = 3
 
 
 @main.command()
@@ -342,6 +351,8 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     from hub.samples import write_scenario
     from hub.topics import create_topics
 
+    if not _settings(ctx).embedded:  # sample CRITICAL leads, the development key: never on a real cluster
+        raise click.UsageError("hub demo runs on its own embedded broker; unset the broker URL")
     folder = data_dir or Path(tempfile.mkdtemp(prefix="hub-demo-"))
     files = write_scenario(folder)
     sources = list(files.items()) + [("samr.penalty", files["samr.penalty"].with_name("行政处罚-市级重报.csv"))]

@@ -20,7 +20,7 @@ def render(lead: dict[str, Any]) -> str:
     who = lead["business_id"] or "not identified yet"
     lines = [
         f"{_MARK[lead['severity']]} {lead['severity']:<8} {' + '.join(lead['rules'])}  {lead['lead_id']}"
-        + {"OPEN": "", "SUPERSEDED": f"  [SUPERSEDED by {lead['superseded_by']}]"}.get(
+        + {"OPEN": "", "SUPERSEDED": f"  [SUPERSEDED {_why_superseded(lead)}]"}.get(
             lead["status"], f"  [{lead['status']}]")
         + (f"  ESCALATED: {lead['escalation']}" if lead.get("escalation") else "")
         + (f"  reopened x{lead['reopened']}" if lead.get("reopened") else ""),
@@ -32,6 +32,14 @@ def render(lead: dict[str, Any]) -> str:
         f"    action: {lead['recommended_action']}",
     ]
     return "\n".join(lines)
+
+
+def _why_superseded(lead: dict[str, Any]) -> str:
+    """The lead that replaced it, or the note saying why none did."""
+    if lead["superseded_by"]:
+        return f"by {lead['superseded_by']}"
+    note = next((h["note"] for h in reversed(lead["history"]) if h["status"] == "SUPERSEDED"), None)
+    return f"({note})" if note else "(its evidence no longer makes a lead)"
 
 
 def matches(lead: dict[str, Any], region_prefix: str | None, min_severity: str | None) -> bool:

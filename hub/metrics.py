@@ -77,6 +77,13 @@ class WorkerMetrics:
         self.oldest_parked_age = Gauge("hub_resolver_oldest_parked_age_seconds",
                                        "Age of the oldest unresolved record on the partitions this worker owns; "
                                        "0 when there is none", registry=registry)
+        self.infrastructure_failures = Counter(
+            "hub_worker_infrastructure_failures_total",
+            "Attempts at a batch that the infrastructure failed (schema registry, broker, state write), by "
+            "stage; the batch is retried, never acknowledged", ["stage"], registry=registry)
+        self.infrastructure_failing = Gauge(
+            "hub_worker_infrastructure_failing",
+            "1 while this worker retries a batch the infrastructure failed, else 0", registry=registry)
         self.table_entries = Gauge("hub_worker_table_entries",
                                    "Entries in the worker's state tables on this worker", ["table"],
                                    registry=registry)

@@ -58,7 +58,7 @@ def run_connectors(settings: Settings, sources: list[tuple[str, Path]], metrics:
     runs = []
     hasher = PersonalDataHasher(settings.pii_key)
     for name, path in sources:
-        runner = ConnectorRunner(settings, load(name)(hasher), metrics)
+        runner = ConnectorRunner(settings, load(name)(hasher, settings.validation), metrics)
         try:
             runs.append(runner.run_file(path))
         finally:

@@ -17,17 +17,20 @@ business, MOVED to the key it leaves). See ``hub.domain.resolution``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from hub.domain.events import Event, EventKind, event_key
 from hub.domain.leads import BusinessState
 from hub.domain.lifecycle import FeedbackRejected
 from hub.domain.names import normalise_name
 from hub.domain.resolution import Candidate, Move, ParkedRecord, ResolverState, is_lookup_key, record_keys
+from hub.domain.validation import Invalid, check_record, latest_date
 from hub.metrics import WorkerMetrics
-from hub.serde import DecodeError
+from hub.serde import DecodeError, RegistryUnavailable
 from hub.settings import Settings
 from hub.topics import FEEDBACK_TOPIC, RESOLUTION_TOPIC, outcomes_topic
 
@@ -43,7 +46,35 @@ class BatchResult:
     resolution: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, message) to send
 
 
-Message = tuple[str, int, "bytes | None", bytes]  # topic, partition, key, value
+class Message(NamedTuple):
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None  # None: a tombstone, which no hub topic should carry
+    offset: int = -1  # where it sits on its topic, for the dead letter
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """How far a batch's result had got before a message: what to cut back to."""
+
+    dead_letters: int
+    outcomes: int
+    resolution: int
+    oldest_received_at: float | None
+
+    @classmethod
+    def of(cls, result: BatchResult) -> "_Marks":
+        return cls(len(result.dead_letters), len(result.outcomes), len(result.resolution),
+                   result.oldest_received_at)
+
+    def restore(self, result: BatchResult) -> None:
+        del result.dead_letters[self.dead_letters:], result.outcomes[self.outcomes:]
+        del result.resolution[self.resolution:]
+        result.oldest_received_at = self.oldest_received_at
+
+
+log = logging.getLogger(__name__)
 Codec = Callable[[str, str], Callable[[Any], Any]]  # (topic, contract) -> encoder
 
 
@@ -58,6 +89,7 @@ class LeadProcessor:
         """``decoder(contract)`` and ``encoder(topic, contract)``: the Avro codecs (``hub.serde.Serde``)."""
         self.rules = settings.rules
         self.lifecycle = settings.lifecycle
+        self.limits = settings.validation
         self.decode_event = decoder("event")
         self.decode_feedback = decoder("feedback")
         self.decode_resolution = decoder("resolution")
@@ -72,7 +104,7 @@ class LeadProcessor:
         self.unresolved: dict[bytes, tuple[int, int, int]] = {}
         self._unresolved_for: frozenset[int] | None = None
 
-    def process(self, batch: Iterable[Message], load: Callable[[bytes], BusinessState],
+    def process(self, batch: Iterable[Message | tuple[Any, ...]], load: Callable[[bytes], BusinessState],
                 stored: Callable[[], Iterable[tuple[bytes, bytes]]] = lambda: (),
                 assignment: frozenset[int] = frozenset(),
                 partition_for: Callable[[bytes], int] = lambda key: 0,
@@ -81,7 +113,13 @@ class LeadProcessor:
         """``stored``, ``assignment`` and ``partition_for`` rebuild the deadline
         index after a restart or rebalance: every stored state, the
         partitions this worker owns, and the partition of a business key;
-        ``stored_resolvers`` likewise the count of unresolved records."""
+        ``stored_resolvers`` likewise the count of unresolved records.
+
+        Each message is applied on its own: one that cannot be decoded,
+        validated or processed becomes a dead letter, its changes are rolled
+        back, and its batch-mates go on. Only ``RegistryUnavailable`` (the
+        infrastructure, not the record) escapes, so the caller retries the
+        whole batch without acknowledging it."""
         result = BatchResult()
         seen: dict[bytes, BusinessState] = {}
         partition_of: dict[bytes, int] = {}
@@ -92,9 +130,19 @@ class LeadProcessor:
                 if partition_for(k) in assignment:
                     self._summarise_unresolved(k, ResolverState.from_bytes(v))
             self._unresolved_for = assignment
+        # What the message being applied touched, to roll it back if it fails:
+        # a key first loaded by it is simply forgotten; one an earlier message
+        # of the batch changed is restored from its bytes.
+        undo: dict[bytes, bytes | None] = {}
+        undo_resolvers: dict[bytes, bytes | None] = {}
+        applied: dict[bytes, list[Message]] = {}  # business key -> the messages applied to it
+        current: list[Message] = []
 
         def state_of(key: bytes, partition: int) -> BusinessState:
             state = seen.get(key)
+            if key not in undo:  # the first touch by this message
+                undo[key] = None if state is None else state.to_bytes()
+                applied.setdefault(key, []).append(current[0])
             if state is None:
                 state = seen[key] = load(key)
                 partition_of[key] = partition
@@ -102,30 +150,62 @@ class LeadProcessor:
 
         def resolver_of(key: bytes) -> ResolverState:
             state = resolvers.get(key)
+            if key not in undo_resolvers:
+                undo_resolvers[key] = None if state is None else state.to_bytes()
             if state is None:
                 state = resolvers[key] = load_resolver(key)
             return state
 
-        for topic, partition, key, value in batch:
-            if topic == FEEDBACK_TOPIC:
-                self._feedback(partition, key, value, state_of, result, stored, assignment, partition_for)
-                continue
-            if topic == RESOLUTION_TOPIC:
-                self._resolution(partition, key, value, state_of, resolver_of, result)
-                continue
+        def roll_back(before: _Marks) -> None:
+            for key, raw in undo.items():
+                applied[key].pop()
+                if raw is None:
+                    del seen[key]
+                    result.states.pop(key, None)
+                else:
+                    seen[key] = BusinessState.from_bytes(raw)
+                    if key in result.states:
+                        result.states[key] = seen[key]
+            for key, raw in undo_resolvers.items():
+                if raw is None:
+                    del resolvers[key]
+                    result.resolvers.pop(key, None)
+                else:
+                    resolvers[key] = ResolverState.from_bytes(raw)
+                    if key in result.resolvers:
+                        result.resolvers[key] = resolvers[key]
+            before.restore(result)
+
+        for raw in batch:
+            message = Message(*raw)
+            current[:] = [message]
+            undo.clear()
+            undo_resolvers.clear()
+            before = _Marks.of(result)
             try:
-                event = self.decode_event(value)
-            except DecodeError as exc:
-                self._dead(result, "undecodable_event", str(exc), key, value)
-                continue
-            if key is None:  # a producer that did not key by business: still joinable
-                key = event_key(event).encode()
-            self._event(topic, partition, key, value, event, state_of(key, partition), result)
+                self._apply(message, state_of, resolver_of, result, stored, assignment, partition_for)
+            except RegistryUnavailable:
+                raise
+            except Exception as exc:  # a bug or a record nobody foresaw: it alone fails
+                roll_back(before)
+                log.warning("%s[%s]@%s failed: %s", message.topic, message.partition, message.offset,
+                            type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+                self._dead(result, "processing_error", f"processing failed: {type(exc).__name__}", message)
         now = self.clock()
         if result.oldest_received_at is not None:
             self.metrics.lag_seconds.set(max(0.0, now - result.oldest_received_at))
-        for key, state in result.states.items():
-            for lead in state.lead_updates(key.decode(), self.rules, int(now * 1000), self.lifecycle):
+        for key, state in list(result.states.items()):
+            try:
+                leads = state.lead_updates(key.decode(), self.rules, int(now * 1000), self.lifecycle)
+            except Exception as exc:
+                # The business's leads cannot be drawn: none of this batch's
+                # changes to it are kept, and every message that made them is
+                # a dead letter (replaying them would fail the same way).
+                del result.states[key]
+                for message in applied.get(key, []):
+                    self._dead(result, "processing_error", f"drawing leads failed: {type(exc).__name__}", message)
+                continue
+            for lead in leads:
                 result.leads.append(lead)
                 self.metrics.leads_published.labels(lead["rules"][0]).inc()
                 triggered = lead["triggered_by_received_at"].timestamp()
@@ -136,6 +216,45 @@ class LeadProcessor:
             self._summarise_unresolved(key, resolver)
         self.report_unresolved()
         return result
+
+    def _apply(self, message: Message, state_of: Callable[[bytes, int], BusinessState],
+               resolver_of: Callable[[bytes], ResolverState], result: BatchResult,
+               stored: Callable[[], Iterable[tuple[bytes, bytes]]], assignment: frozenset[int],
+               partition_for: Callable[[bytes], int]) -> None:
+        topic, partition, key, value = message.topic, message.partition, message.key, message.value
+        if value is None:
+            self._dead(result, "tombstone", "a null value (tombstone): the hub's topics carry none", message)
+            return
+        limit = self.limits.max_event_bytes * (4 if topic == RESOLUTION_TOPIC else 1)
+        if len(value) > limit:
+            self._dead(result, "oversized_message", f"{len(value)} bytes, more than {limit}", message)
+            return
+        if topic == FEEDBACK_TOPIC:
+            self._feedback(message, state_of, result, stored, assignment, partition_for)
+            return
+        if topic == RESOLUTION_TOPIC:
+            self._resolution(message, state_of, resolver_of, result)
+            return
+        event = self._decoded_event(value, message, result)
+        if event is None:
+            return
+        if key is None:  # a producer that did not key by business: still joinable
+            key = event_key(event).encode()
+        self._event(topic, partition, key, value, event, state_of(key, partition), result)
+
+    def _decoded_event(self, value: bytes, message: Message, result: BatchResult,
+                       code: str = "undecodable_event") -> Event | None:
+        """The event, decoded and checked; None (and a dead letter) if it is bad."""
+        try:
+            event = self.decode_event(value)
+            check_record(event, self.limits, latest_date(self.clock(), self.limits))
+        except DecodeError as exc:
+            self._dead(result, exc.reason_code or code, str(exc), message)
+            return None
+        except Invalid as exc:
+            self._dead(result, exc.reason_code, str(exc), message)
+            return None
+        return event
 
     def _event(self, topic: str, partition: int, key: bytes, value: bytes, event: Event, state: BusinessState,
                result: BatchResult, restore: bool = False) -> None:
@@ -169,21 +288,26 @@ class LeadProcessor:
             result.resolution.append((home, _message("PARK", event=value, event_topic=topic,
                                                      provisional_key=key.decode())))
 
-    def _resolution(self, partition: int, key: bytes | None, value: bytes,
-                    state_of: Callable[[bytes, int], BusinessState], resolver_of: Callable[[bytes], ResolverState],
-                    result: BatchResult) -> None:
+    def _resolution(self, raw: Message, state_of: Callable[[bytes, int], BusinessState],
+                    resolver_of: Callable[[bytes], ResolverState], result: BatchResult) -> None:
+        partition, key, value = raw.partition, raw.key, raw.value
+        assert value is not None
         try:
             message = self.decode_resolution(value)
-            event = self.decode_event(message["event"]) if message["event"] is not None else None
         except DecodeError as exc:
-            self._dead(result, "undecodable_resolution", str(exc), key, value)
+            self._dead(result, exc.reason_code or "undecodable_resolution", str(exc), raw)
             return
+        event = None
+        if message["event"] is not None:
+            event = self._decoded_event(message["event"], raw, result, "undecodable_resolution")
+            if event is None:
+                return
         if key is None:
-            self._dead(result, "unkeyed_resolution", "a resolution message needs its key", key, value)
+            self._dead(result, "unkeyed_resolution", "a resolution message needs its key", raw)
             return
         kind = message["kind"]
         if kind in ("EVENT", "PARK") and event is None:
-            self._dead(result, "incomplete_resolution", f"a {kind} message needs its event", key, value)
+            self._dead(result, "incomplete_resolution", f"a {kind} message needs its event", raw)
             return
         if kind == "EVENT" and event is not None:  # a resolved record reaches its business
             self._event(RESOLUTION_TOPIC, partition, key, value, event, state_of(key, partition), result, True)
@@ -195,7 +319,7 @@ class LeadProcessor:
             return
         text = key.decode()
         if not is_lookup_key(text):
-            self._dead(result, "misrouted_resolution", f"{kind} for {text!r}, which is no lookup key", key, value)
+            self._dead(result, "misrouted_resolution", f"{kind} sent to a key that is no lookup key", raw)
             return
         resolver = resolver_of(key)
         moves: list[Move] = []
@@ -258,14 +382,21 @@ class LeadProcessor:
         self.metrics.unresolved.labels("ambiguous").set(ambiguous)
         self.metrics.oldest_parked_age.set(0 if oldest is None else max(0.0, self.clock() - oldest / 1000))
 
-    def _feedback(self, partition: int, key: bytes | None, value: bytes,
-                  state_of: Callable[[bytes, int], BusinessState], result: BatchResult,
+    def _feedback(self, raw: Message, state_of: Callable[[bytes, int], BusinessState], result: BatchResult,
                   stored: Callable[[], Iterable[tuple[bytes, bytes]]], assignment: frozenset[int],
                   partition_for: Callable[[bytes], int]) -> None:
+        partition = raw.partition
+        assert raw.value is not None
         try:
-            feedback = self.decode_feedback(value)
+            feedback = self.decode_feedback(raw.value)
+            ahead = self.limits.max_tick_ahead_days if feedback["action"] == "TICK" else 0
+            check_record(feedback, self.limits,
+                         latest_date(self.clock(), self.limits) + dt.timedelta(days=ahead))
         except DecodeError as exc:
-            self._dead(result, "undecodable_feedback", str(exc), key, value)
+            self._dead(result, exc.reason_code or "undecodable_feedback", str(exc), raw)
+            return
+        except Invalid as exc:
+            self._dead(result, exc.reason_code, str(exc), raw)
             return
         at_ms = int(feedback["at"].timestamp() * 1000)
         if feedback["action"] == "TICK":
@@ -284,7 +415,7 @@ class LeadProcessor:
             mark = state.apply_feedback(feedback["lead_id"], feedback["action"], feedback["team"],
                                         feedback["note"], at_ms)
         except FeedbackRejected as exc:
-            self._dead(result, exc.code, f"feedback on {feedback['lead_id']}: {exc}", key, value)
+            self._dead(result, exc.code, f"feedback on {feedback['lead_id']}: {exc}", raw)
             return
         result.states[business] = state
         waited = max(0.0, (at_ms - mark.opened_ms) / 1000)
@@ -313,8 +444,8 @@ class LeadProcessor:
                 self._index(key, BusinessState.from_bytes(raw), partition)
         self._indexed_for = assignment
 
-    def _dead(self, result: BatchResult, code: str, reason: str, key: bytes | None, value: bytes) -> None:
-        result.dead_letters.append(_dead_letter(code, reason, key, value))
+    def _dead(self, result: BatchResult, code: str, reason: str, message: Message) -> None:
+        result.dead_letters.append(_dead_letter(code, reason, message))
         self.metrics.dead_letters.labels(code).inc()
 
 
@@ -326,8 +457,15 @@ def _parked(event: Event, provisional_key: str, topic: str, value: bytes, now_ms
                         business["licence_number"], business["registration_number"], now_ms)
 
 
-def _dead_letter(code: str, reason: str, key: bytes | None, value: bytes) -> dict[str, Any]:
+def _dead_letter(code: str, reason: str, message: Message) -> dict[str, Any]:
+    """Where the record is and what it was, never what it said: a forged or
+    mistyped record may carry personal data in any byte. ``offset`` finds it
+    on its topic; the digests tell two dead letters of the same bytes apart."""
+    key, value = message.key, message.value
+    original = {"topic": message.topic, "partition": str(message.partition), "offset": str(message.offset),
+                "key_sha256": hashlib.sha256(key).hexdigest() if key is not None else "none",
+                "value_bytes": str(len(value)) if value is not None else "none",
+                "value_sha256": hashlib.sha256(value).hexdigest() if value is not None else "none"}
     return {"stage": "worker", "source_file": None, "source_row": None, "column": None,
-            "reason_code": code, "reason": reason,
-            "original": {"key": (key or b"").decode("utf-8", "replace"), "value_hex": value[:512].hex()},
+            "reason_code": code, "reason": reason, "original": original,
             "failed_at": dt.datetime.now(dt.timezone.utc)}

@@ -25,7 +25,16 @@ _HEADER = struct.Struct(">bI")
 
 
 class DecodeError(ValueError):
-    pass
+    """The bytes are not a record of the contract: the record's own fault, a dead letter."""
+
+    def __init__(self, message: str, reason_code: str | None = None) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+class RegistryUnavailable(RuntimeError):
+    """The schema registry did not answer: the infrastructure's fault, never
+    the record's. Retried; the record is not acknowledged meanwhile."""
 
 
 class Serde:
@@ -35,7 +44,10 @@ class Serde:
         if settings.schema_registry_url:
             from confluent_kafka.schema_registry import SchemaRegistryClient
 
-            self._remote = SchemaRegistryClient({"url": settings.schema_registry_url})
+            # Calls block the worker's event loop (and its heartbeats): fail
+            # fast and let the worker's own backoff retry the batch.
+            self._remote = SchemaRegistryClient({"url": settings.schema_registry_url, "timeout": 2,
+                                                 "max.retries": 0})
         self._writers: dict[int, Any] = {}
 
     def schema_id(self, topic: str, contract: str) -> int:
@@ -71,13 +83,30 @@ class Serde:
         if schema is None:
             # IDs mean the configured registry's IDs, or else schemas/registry.json's: never a mix
             if self._remote is not None:
-                schema = fastavro.parse_schema(json.loads(self._remote.get_schema(schema_id).schema_str))
+                schema = self._remote_schema(schema_id)
             elif schema_id in self.local.by_id:
                 schema = self.local.by_id[schema_id].parsed
             else:
-                raise DecodeError(f"unknown schema id {schema_id}")
+                raise DecodeError(f"unknown schema id {schema_id}", "unknown_schema")
             self._writers[schema_id] = schema
         return schema
+
+    def _remote_schema(self, schema_id: int) -> Any:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        assert self._remote is not None
+        try:
+            text = self._remote.get_schema(schema_id).schema_str
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise DecodeError(f"unknown schema id {schema_id}", "unknown_schema") from None
+            raise RegistryUnavailable(f"schema registry: HTTP {exc.http_status_code}") from exc
+        except Exception as exc:  # connection refused, timeout, TLS: the registry, not the record
+            raise RegistryUnavailable(f"schema registry unreachable: {type(exc).__name__}") from exc
+        try:
+            return fastavro.parse_schema(json.loads(text or ""))
+        except Exception as exc:
+            raise DecodeError(f"schema id {schema_id} is not a usable Avro schema", "unknown_schema") from exc
 
     def decoder(self, contract: str) -> Callable[[bytes], dict[str, Any]]:
         reader = self.local.latest(contract).parsed
@@ -91,7 +120,8 @@ class Serde:
             try:
                 return cast(dict[str, Any], read(io.BytesIO(data[5:]), writer,
                                                  None if writer is reader else reader, return_record_name=True))
-            except Exception as exc:
-                raise DecodeError(f"Avro body does not match schema id {schema_id}: {exc}") from exc
+            except Exception as exc:  # the message names the exception only: the bytes may be personal data
+                raise DecodeError(f"Avro body does not match schema id {schema_id} ({type(exc).__name__})") \
+                    from exc
 
         return decode

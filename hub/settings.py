@@ -7,6 +7,7 @@ variables (``HUB_<FIELD>`` upper-cased), then explicit overrides from the CLI.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -73,6 +74,26 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True)
+class ValidationSettings:
+    """What a plausible record is, checked by connectors before publishing
+    and by workers after decoding (``hub.domain.validation``)."""
+
+    earliest_date: dt.date = dt.date(1949, 1, 1)
+    # A record dated more than this after the day it is received is a typo
+    # (2062 for 2026), never a business's "now".
+    future_tolerance_days: int = 2
+    # Ticks may run ahead (tests, drills) but not to the end of the calendar.
+    max_tick_ahead_days: int = 3660
+    max_amount_yuan: int = 10_000_000_000  # 一百亿元
+    max_measure: float = 1e12
+    # Per string field or cell; a whole event and a whole file. Both well
+    # below the broker's 1 MB message limit, so what is accepted can be sent.
+    max_text_chars: int = 4000
+    max_event_bytes: int = 64 * 1024
+    max_file_bytes: int = 256 * 1024 * 1024  # a CSV, or an .xlsx uncompressed
+
+
+@dataclass(frozen=True)
 class Settings:
     # Broker: empty means "start the embedded Tansu broker".
     broker_url: str = ""
@@ -107,6 +128,13 @@ class Settings:
     lifecycle_tick_s: float = 10.0
     rules: RuleSettings = field(default_factory=RuleSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    # Infrastructure failures (registry down, a send refused, a changelog
+    # write failing): a batch is retried with exponential backoff this many
+    # times, never acknowledged, then the worker exits non-zero.
+    retry_attempts: int = 8
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 30.0
 
     @property
     def embedded(self) -> bool:
@@ -117,7 +145,8 @@ class Settings:
         return dataclasses.replace(self, **_coerce(Settings, clean))
 
 
-_SECTIONS = (RuleSettings, LifecycleSettings)
+_SECTION_NAMES = {"rules": RuleSettings, "lifecycle": LifecycleSettings, "validation": ValidationSettings}
+_SECTIONS = tuple(_SECTION_NAMES.values())
 
 
 def _coerce(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,6 +162,8 @@ def _coerce(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = raw if isinstance(raw, section) else section(**_coerce(section, raw))
         elif isinstance(default, bool):
             out[name] = raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
+        elif isinstance(default, dt.date):
+            out[name] = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
         elif isinstance(default, Path):
             out[name] = Path(raw)
         elif isinstance(default, tuple):
@@ -152,9 +183,9 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
             values.update(tomllib.load(fh))
     for f in fields(Settings):
         key = "HUB_" + f.name.upper()
-        if key in env and f.name not in ("rules", "lifecycle"):
+        if key in env and f.name not in _SECTION_NAMES:
             values[f.name] = env[key]
-    for section, cls in (("rules", RuleSettings), ("lifecycle", LifecycleSettings)):
+    for section, cls in _SECTION_NAMES.items():
         prefix = f"HUB_{section.upper()}_"
         section_env = {f.name: env[prefix + f.name.upper()] for f in fields(cls) if prefix + f.name.upper() in env}
         if section_env:

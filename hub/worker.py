@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import threading
 import time
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 import faust
 from faust.sensors.monitor import Monitor
@@ -28,7 +29,8 @@ from hub.domain.leads import BusinessState
 from hub.domain.teams import load_teams, route
 from hub.feedback import TICK_KEY, tick
 from hub.metrics import Metrics
-from hub.processing import LeadProcessor
+from hub.processing import BatchResult, LeadProcessor, Message
+from hub.retry import Backoff, GaveUp, retried
 from hub.serde import Serde
 from hub.settings import Settings
 from hub.domain.resolution import ResolverState
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 # high watermark as its last batch's base offset + 1, and Faust stops
 # restoring a table at the high watermark. No business key starts with NUL.
 SENTINEL_KEY = b"\x00hub:changelog-sentinel"
+# EX_TEMPFAIL: the infrastructure failed a batch ``retry_attempts`` times; a
+# restart replays it.
+EXIT_INFRASTRUCTURE = 75
 
 
 def _ignore(self: Monitor, *args: Any, **kwargs: Any) -> None:
@@ -125,42 +130,78 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         """The operators' full copy, and each receiving team's redacted one."""
         return [(LEADS_TOPIC, lead), *((team.topic, copy) for team, copy in route(lead, teams))]
 
+    backoff = Backoff(settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
+
+    async def process_and_publish(messages: list[Message]) -> BatchResult:
+        """Run again whole on a retry: the tables are not written yet, so the
+        batch meets the same states."""
+        result = processor.process(messages, load, stored, owned_partitions(), partition_for, load_resolver,
+                                   stored_resolvers)
+        # The producer directly: Faust's Topic.send measured ~30 µs a message more.
+        send = app.producer.send
+        pending = [await send(topic, lead["lead_id"].encode(), encoders[topic](copy), partition=None,
+                              timestamp=None, headers=None)
+                   for lead in result.leads for topic, copy in lead_copies(lead)]
+        for topic, feedback in result.outcomes:
+            pending.append(await send(topic, feedback["lead_id"].encode(), encode_outcome[topic](feedback),
+                                      partition=None, timestamp=None, headers=None))
+        pending += [await send(DEADLETTER_TOPIC, b"worker", encode_dead(d), partition=None,
+                               timestamp=None, headers=None) for d in result.dead_letters]
+        pending += [await send(RESOLUTION_TOPIC, key.encode(), encode_resolution(message), partition=None,
+                               timestamp=None, headers=None) for key, message in result.resolution]
+        if pending:
+            await asyncio.gather(*pending)
+        return result
+
+    async def write_states(result: BatchResult) -> None:
+        """Idempotent: a retry writes the same states again."""
+        for key, state in result.states.items():
+            businesses[key] = state.to_bytes()
+        for key, resolver_state in result.resolvers.items():
+            resolver[key] = resolver_state.to_bytes()
+        await app.producer.flush()
+        written: list[tuple[str, Any, Collection[bytes]]] = [
+            (BUSINESS_TABLE, businesses, result.states.keys()), (RESOLVER_TABLE, resolver, result.resolvers.keys())]
+        for table_name, table, keys in written:
+            topic = changelogs[table_name]
+            if settings.changelog_sentinels and keys:
+                partitions = {app.producer.key_partition(topic, k).partition for k in keys}
+                sentinels = [await app.producer.send(topic, SENTINEL_KEY, b"", partition=p, timestamp=None,
+                                                     headers=None) for p in partitions]
+                await asyncio.gather(*sentinels)
+            metrics.worker.table_entries.labels(table_name).set(len(table) - (SENTINEL_KEY in table))
+
+    def failed(stage: str) -> Callable[[int, Exception], None]:
+        def report(failures: int, exc: Exception) -> None:
+            metrics.worker.infrastructure_failures.labels(stage).inc()
+            metrics.worker.infrastructure_failing.set(1)
+            log.warning("%s failed (%d of %d in a row), batch not acknowledged: %s: %s", stage, failures,
+                        backoff.attempts, type(exc).__name__, exc)
+        return report
+
     @app.agent(sources, name="leads")
     async def process(stream: Any) -> None:  # a faust Stream: take_events is not on StreamT
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
-            result = processor.process(((e.message.topic, e.message.partition, e.key, e.value) for e in batch),
-                                       load, stored, owned_partitions(), partition_for, load_resolver,
-                                       stored_resolvers)
-            # The producer directly: Faust's Topic.send measured ~30 µs a message more.
-            send = app.producer.send
-            pending = [await send(topic, lead["lead_id"].encode(), encoders[topic](copy), partition=None,
-                                  timestamp=None, headers=None)
-                       for lead in result.leads for topic, copy in lead_copies(lead)]
-            for topic, feedback in result.outcomes:
-                pending.append(await send(topic, feedback["lead_id"].encode(), encode_outcome[topic](feedback),
-                                          partition=None,
-                                          timestamp=None, headers=None))
-            pending += [await send(DEADLETTER_TOPIC, b"worker", encode_dead(d), partition=None,
-                                   timestamp=None, headers=None) for d in result.dead_letters]
-            pending += [await send(RESOLUTION_TOPIC, key.encode(), encode_resolution(message), partition=None,
-                                   timestamp=None, headers=None) for key, message in result.resolution]
-            if pending:
-                await asyncio.gather(*pending)
-            for key, state in result.states.items():
-                businesses[key] = state.to_bytes()
-            for key, resolver_state in result.resolvers.items():
-                resolver[key] = resolver_state.to_bytes()
-            await app.producer.flush()
-            written: list[tuple[str, Any, Collection[bytes]]] = [
-                (BUSINESS_TABLE, businesses, result.states.keys()), (RESOLVER_TABLE, resolver, result.resolvers.keys())]
-            for table_name, table, keys in written:
-                topic = changelogs[table_name]
-                if settings.changelog_sentinels and keys:
-                    partitions = {app.producer.key_partition(topic, k).partition for k in keys}
-                    sentinels = [await app.producer.send(topic, SENTINEL_KEY, b"", partition=p, timestamp=None,
-                                                         headers=None) for p in partitions]
-                    await asyncio.gather(*sentinels)
-                metrics.worker.table_entries.labels(table_name).set(len(table) - (SENTINEL_KEY in table))
+            messages = [Message(e.message.topic, e.message.partition, e.key, e.value, e.message.offset)
+                        for e in batch]
+            try:
+                result = await retried(lambda: process_and_publish(messages), backoff, failed("publish"))
+                await retried(lambda: write_states(result), backoff, failed("state"))
+            except GaveUp as exc:
+                # Returning or raising would run take_events' ``finally``,
+                # which acknowledges the batch: leave without it, and let the
+                # supervisor restart the worker, which replays the batch.
+                log.critical("giving up on a batch of %d messages, unacknowledged: %s", len(messages), exc)
+                logging.shutdown()
+                os._exit(EXIT_INFRASTRUCTURE)
+            except asyncio.CancelledError:
+                # Stopped mid-batch: take_events' ``finally`` would acknowledge
+                # work not done. Marking the messages acked keeps Faust from
+                # recording them, so the strict commits stop before them.
+                for event in batch:
+                    event.message.acked = True
+                raise
+            metrics.worker.infrastructure_failing.set(0)
 
     _strict_commits(app.consumer)
     stalled_since: dict[Any, tuple[int, float]] = {}

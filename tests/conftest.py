@@ -9,6 +9,7 @@ from hub.broker import EmbeddedBroker
 from hub.domain.pii import PersonalDataHasher
 from hub.settings import Settings, load_settings
 from hub.topics import create_topics
+from tests.registry import Registry, serve
 
 TEST_PII_KEY = "test-pii-key"
 
@@ -33,3 +34,10 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
                                                  pii_key=TEST_PII_KEY, metrics_port=0)
     create_topics(s)
     return s
+
+
+@pytest.fixture
+def registry() -> Iterator[tuple[Registry, str]]:
+    """A schema registry on loopback (see tests.registry) and its URL."""
+    with serve() as running:
+        yield running

@@ -36,7 +36,7 @@ def test_every_command_has_help(tmp_path: Path) -> None:
 def test_connector_run_on_a_gbk_file_prints_a_summary(tmp_path: Path) -> None:
     files = write_scenario(tmp_path)
     result = hub("connector", "run", "samr.penalty", "--path", str(files["samr.penalty"]), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # finished, with a row rejected: scripts can tell
     assert "4 rows read, 3 events published, 1 rejected (invalid_business_id=1)" in result.stdout
     assert "metrics: http://127.0.0.1:" in result.stdout
 
@@ -93,11 +93,19 @@ def test_development_pii_key_is_refused_on_a_configured_broker(tmp_path: Path) -
     assert result.returncode == 2 and "HUB_PII_KEY" in result.stderr
 
 
+def test_demo_refuses_a_configured_broker(tmp_path: Path) -> None:
+    """Its sample CRITICAL leads and development key never reach a real cluster."""
+    result = hub("--broker", "127.0.0.1:1", "demo", cwd=tmp_path, env={"HUB_PII_KEY": "a-real-secret"})
+    assert result.returncode == 2 and "its own embedded broker" in result.stderr
+
+
 def test_demo_shows_leads_of_all_three_rules(tmp_path: Path) -> None:
     result = hub("demo", "--data-dir", str(tmp_path / "exports"), cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     for rule in ("CRIMINAL_REFERRAL", "CROSS_AGENCY", "REPEAT_OFFENDER"):
         assert rule in result.stdout
+    superseded = [line for line in result.stdout.splitlines() if "[SUPERSEDED" in line]
+    assert superseded and not any("None" in line for line in superseded), superseded
     assert "metrics: http://127.0.0.1:" in result.stdout
     assert "3 duplicates suppressed" in result.stdout  # the resent penalty file
     assert "invalid_business_id=2" in result.stdout

@@ -10,83 +10,15 @@ verdict is whatever the test tells the server to answer.
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 
 from hub.schemas import LocalRegistry, IncompatibleSchema, register
-from hub.serde import Serde
+from hub.serde import DecodeError, RegistryUnavailable, Serde
 from hub.settings import REPO_ROOT, load_settings
-from hub.topics import CATALOGUE
-
-SUBJECTS = {f"{t.name}-value": t.contract for t in CATALOGUE}
-
-
-class Registry:
-    def __init__(self) -> None:
-        self.schemas: list[str] = []  # id - 1 -> schema text
-        self.subjects: dict[str, list[int]] = {}
-        self.compatible = True
-        self.calls: list[str] = []
-
-    def handle(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        self.calls.append(f"{method} {path}")
-        path = path.split("?")[0]
-        if method == "GET" and path == "/subjects":
-            return 200, list(self.subjects)
-        if method == "GET" and (m := re.fullmatch(r"/schemas/ids/(\d+)", path)):
-            return 200, {"schema": self.schemas[int(m.group(1)) - 1]}
-        if method == "POST" and (m := re.fullmatch(r"/compatibility/subjects/([^/]+)/versions/latest", path)):
-            return 200, {"is_compatible": self.compatible}
-        if method == "POST" and (m := re.fullmatch(r"/subjects/([^/]+)/versions", path)):
-            text = body["schema"]
-            if text not in self.schemas:
-                self.schemas.append(text)
-            schema_id = self.schemas.index(text) + 1
-            self.subjects.setdefault(m.group(1), []).append(schema_id)
-            return 200, {"id": schema_id}
-        if method == "POST" and (m := re.fullmatch(r"/subjects/([^/]+)", path)):
-            subject, text = m.group(1), body["schema"]
-            ids = self.subjects.get(subject, [])
-            if text in self.schemas and self.schemas.index(text) + 1 in ids:
-                schema_id = self.schemas.index(text) + 1
-                return 200, {"subject": subject, "id": schema_id, "version": ids.index(schema_id) + 1,
-                             "schema": text}
-            return 404, {"error_code": 40403, "message": "Schema not found"}
-        return 404, {"error_code": 404, "message": f"no route {method} {path}"}
-
-
-@pytest.fixture
-def registry() -> Iterator[tuple[Registry, str]]:
-    state = Registry()
-
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else {}
-            status, payload = state.handle(self.command, self.path, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _serve
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
+from tests.registry import SUBJECTS
 
 def test_register_every_topic_then_nothing_twice(registry) -> None:
     state, url = registry
@@ -138,3 +70,19 @@ def test_serde_uses_the_registry_ids(registry) -> None:
     assert int.from_bytes(data[1:5], "big") == 1
     # a reader that only knows the registry resolves the writer schema by id
     assert Serde(settings).decoder("deadletter")(data) == record
+
+
+def test_an_unknown_id_is_the_records_fault_an_unreachable_registry_is_not(registry) -> None:
+    state, url = registry
+    settings = load_settings(environ={"HUB_SCHEMA_REGISTRY_URL": url})
+    register(REPO_ROOT / "schemas", url, {"hub.deadletter-value": "deadletter"})
+    decode = Serde(settings).decoder("deadletter")
+    with pytest.raises(DecodeError) as unknown:
+        decode(b"\x00\x00\x00\x00\x63rest")
+    assert unknown.value.reason_code == "unknown_schema"
+    state.down = True
+    with pytest.raises(RegistryUnavailable, match="HTTP 503"):
+        decode(b"\x00\x00\x00\x00\x01rest")
+    refused = load_settings(environ={"HUB_SCHEMA_REGISTRY_URL": "http://127.0.0.1:9"})
+    with pytest.raises(RegistryUnavailable, match="unreachable"):
+        Serde(refused).decoder("deadletter")(b"\x00\x00\x00\x00\x01rest")

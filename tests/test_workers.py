@@ -1,11 +1,9 @@
 """Workers on the embedded broker: killed and restarted, and two sharing the load."""
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +20,7 @@ from hub.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
 from hub.topics import changelog_topic, create_topics, read_to_end
 from tests.conftest import TEST_PII_KEY
-from tests.helpers import committed_total, expected_leads
+from tests.helpers import committed_total, expected_leads, start_worker
 
 pytestmark = pytest.mark.broker
 
@@ -43,11 +41,7 @@ def _published(broker, tmp_path: Path, app_id: str, seed: int) -> Settings:
 
 
 def _worker(settings: Settings, cwd: Path, batch_size: int = 20) -> subprocess.Popen[str]:
-    env = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
-           "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WORKER_BATCH_SIZE": str(batch_size),
-           "HUB_COMMIT_INTERVAL_S": "0.2"}
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return start_worker(settings, cwd, HUB_WORKER_BATCH_SIZE=str(batch_size))
 
 
 def _metrics_port(worker: subprocess.Popen[str]) -> int:

@@ -219,7 +219,7 @@ class BusinessState:
             "agencies": draft.agencies,
             "evidence": [{"agency": f.agency, "kind": f.kind, "event_id": f.event_id,
                           "source_record_id": f.source_record_id, "occurred_on": f.occurred_on,
-                          "finding": f"{f.summary}; {f.criminal}" if f.criminal else f.summary,
+                          "finding": _finding(f),
                           "also_reported_as": [srid for _, srid in f.also_reported],
                           "resolution": f.resolution or None, "category": f.category or None,
                           "chained": f.event_id in mark.chained}
@@ -271,6 +271,14 @@ def _registered_licences(event: Event) -> list[str]:
 
 
 MOVED_NOTE = "its evidence was resolved to "
+# A lead holds up to history_max_events findings: each is clipped so that the
+# lead record stays far below the broker's message limit.
+FINDING_CHARS = 500
+
+
+def _finding(fact: Fact) -> str:
+    text = f"{fact.summary}; {fact.criminal}" if fact.criminal else fact.summary
+    return text if len(text) <= FINDING_CHARS else text[:FINDING_CHARS - 1] + "…"
 
 
 def _successor(mark: LeadMark) -> str | None:

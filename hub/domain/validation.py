@@ -1,0 +1,86 @@
+"""Plausibility checks on decoded records, the same at both edges.
+
+A record can be well-formed Avro and still be poison: a clerk's typo that
+dates a penalty in 2062 would become its business's "now" and age every real
+event out of the rules; a NUL byte in an ID, an amount of 1e30 or a 10 MB
+text field break whatever reads them later. Connectors check each event
+before publishing it and workers check each record after decoding it, so a
+record produced straight onto a topic gets no further than one from a file.
+
+The check walks the record generically (every string, date, amount and
+measurement, wherever it sits), so a new field is covered the day it is added.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from decimal import Decimal
+from typing import Any
+
+from hub.settings import ValidationSettings
+
+# C0 controls and DEL, except tab and line breaks, which free text may hold.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class Invalid(ValueError):
+    """A value outside what the hub accepts. ``field`` names where it sits (a
+    dotted path in the record, or the export's column); the message never
+    holds the value itself, which may be personal data."""
+
+    def __init__(self, reason_code: str, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.reason_code, self.field, self.detail = reason_code, field, message
+
+
+def check_text(value: str, field: str, limits: ValidationSettings) -> None:
+    if len(value) > limits.max_text_chars:
+        raise Invalid("oversized_field", field, f"{len(value)} characters, more than {limits.max_text_chars}")
+    if _CONTROL.search(value):
+        raise Invalid("control_character", field, "holds a control character (NUL or similar)")
+
+
+def check_date(value: dt.date, field: str, limits: ValidationSettings, latest: dt.date) -> None:
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if value < limits.earliest_date:
+        raise Invalid("date_out_of_range", field, f"dated before {limits.earliest_date.isoformat()}")
+    if value > latest:
+        raise Invalid("date_out_of_range", field, f"dated after {latest.isoformat()}, in the future")
+
+
+def check_amount(value: Decimal, field: str, limits: ValidationSettings) -> None:
+    if not value.is_finite():
+        raise Invalid("amount_out_of_range", field, "not a finite number")
+    if value < 0 or value > limits.max_amount_yuan:
+        raise Invalid("amount_out_of_range", field, f"outside 0 .. {limits.max_amount_yuan} yuan")
+
+
+def check_record(record: Any, limits: ValidationSettings, latest: dt.date, field: str = "") -> None:
+    """Raise ``Invalid`` for the first implausible value anywhere in ``record``
+    (a decoded Avro record: dicts, lists, (name, record) union pairs and
+    scalars). ``latest``: the last date a record may carry."""
+    if isinstance(record, str):
+        check_text(record, field, limits)
+    elif isinstance(record, dict):
+        for name, value in record.items():
+            check_record(value, limits, latest, f"{field}.{name}" if field else name)
+    elif isinstance(record, tuple):  # a union branch read with its record name
+        check_record(record[1], limits, latest, field)
+    elif isinstance(record, list):
+        for i, value in enumerate(record):
+            check_record(value, limits, latest, f"{field}[{i}]")
+    elif isinstance(record, dt.date):  # datetimes included
+        check_date(record, field, limits, latest)
+    elif isinstance(record, Decimal):
+        check_amount(record, field, limits)
+    elif isinstance(record, float) and (not math.isfinite(record) or abs(record) > limits.max_measure):
+        raise Invalid("number_out_of_range", field, f"not a finite number within ±{limits.max_measure:g}")
+
+
+def latest_date(now: dt.datetime | float, limits: ValidationSettings) -> dt.date:
+    """The last date a record received at ``now`` may carry."""
+    if isinstance(now, (int, float)):
+        now = dt.datetime.fromtimestamp(now, tz=dt.timezone.utc)
+    return now.date() + dt.timedelta(days=limits.future_tolerance_days)

@@ -1,0 +1,180 @@
+"""The worker's flow under poison: each bad message is a dead letter with a
+reason, never the fate of the genuine CRITICAL event beside it (no broker)."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.domain.events import event_key
+from hub.domain.leads import BusinessState
+from hub.feedback import TICK_KEY, feedback, tick
+from hub.processing import BatchResult
+from hub.serde import RegistryUnavailable
+from hub.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC
+from tests.bus import RECEIVED, Bus
+from tests.poison import BAD_EVENT_CODES, SECRET, bad_events, critical_event, encoded, spoiled
+
+TOPIC = "hub.events.samr"
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> dict[str, Any]:
+    return critical_event(tmp_path, RECEIVED)
+
+
+def _run(bus: Bus, messages: list[tuple[str, bytes | None, bytes | None]]) -> BatchResult:
+    """One batch on one partition, in this order, against the bus's stored states."""
+    batch = [(topic, 0, key, value, offset) for offset, (topic, key, value) in enumerate(messages)]
+    result = bus.processor.process(
+        batch, lambda k: BusinessState.from_bytes(bus.businesses[k]) if k in bus.businesses else BusinessState(),
+        lambda: list(bus.businesses.items()), frozenset({0}))
+    for key, state in result.states.items():
+        bus.businesses[key] = state.to_bytes()
+    return result
+
+
+def _criticals(result: BatchResult) -> list[dict[str, Any]]:
+    return [l for l in result.leads if l["severity"] == "CRITICAL" and l["status"] == "OPEN"]
+
+
+def _no_secret_in_dead_letters(bus: Bus, result: BatchResult) -> None:
+    encode = bus.serde.encoder(DEADLETTER_TOPIC, "deadletter")
+    for dead in result.dead_letters:
+        raw = encode(dead)
+        assert SECRET.encode() not in raw and "王建国".encode() not in raw, dead
+
+
+RAW_POISON = {
+    "tombstone": (None, "tombstone"),
+    "garbage": (b"\x00\x00\x00\x00\x01\xff\xff\xff garbage " + SECRET.encode(), "undecodable_event"),
+    "no_magic_byte": (SECRET.encode(), "undecodable_event"),
+    "unknown_schema_id": (b"\x00\x00\x00\x7f\xff" + SECRET.encode(), "unknown_schema"),
+    "1.8_MB": (b"\x00\x00\x00\x00\x01" + b"x" * 1_800_000, "oversized_message"),
+    "10_MB": (b"\x00\x00\x00\x00\x01" + b"x" * 10_000_000, "oversized_message"),
+}
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["bad-first", "good-first"])
+@pytest.mark.parametrize("kind", sorted(RAW_POISON))
+def test_a_bad_message_beside_a_critical_event_is_a_dead_letter(good, kind: str, first: bool) -> None:
+    bus = Bus()
+    value, code = RAW_POISON[kind]
+    key = event_key(good).encode()
+    bad = (TOPIC, key, value)
+    genuine = (TOPIC, key, encoded(bus.settings, good))
+    result = _run(bus, [bad, genuine] if first else [genuine, bad])
+    [lead] = _criticals(result)
+    assert lead["rules"] == ["CRIMINAL_REFERRAL"] and [e["event_id"] for e in lead["evidence"]] == [good["event_id"]]
+    [dead] = result.dead_letters
+    assert dead["reason_code"] == code
+    assert dead["original"]["offset"] == ("0" if first else "1") and dead["original"]["topic"] == TOPIC
+    _no_secret_in_dead_letters(bus, result)
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_EVENT_CODES))
+def test_implausible_events_are_dead_letters_and_never_a_business_now(good, kind: str) -> None:
+    bus = Bus()
+    bad = bad_events(good)[kind]
+    key = event_key(good).encode()
+    result = _run(bus, [(TOPIC, key, encoded(bus.settings, bad)), (TOPIC, key, encoded(bus.settings, good))])
+    assert [d["reason_code"] for d in result.dead_letters] == [BAD_EVENT_CODES[kind]]
+    assert len(_criticals(result)) == 1
+    state = BusinessState.from_bytes(bus.businesses[key])
+    assert set(state.facts) == {good["event_id"]}
+    _no_secret_in_dead_letters(bus, result)
+
+
+def test_a_clerks_2062_typo_does_not_blind_the_business(good, tmp_path: Path) -> None:
+    """The typo first, alone; then genuine events on the business make leads,
+    and a team's feedback on them is applied."""
+    bus = Bus()
+    key = event_key(good).encode()
+    typo = spoiled(good, "typo", occurred_on=dt.date(2062, 10, 20))
+    first = _run(bus, [(TOPIC, key, encoded(bus.settings, typo))])
+    assert [d["reason_code"] for d in first.dead_letters] == ["date_out_of_range"] and not first.leads
+    later = critical_event(tmp_path, RECEIVED, "晋太市监罚〔2026〕10号")
+    second = _run(bus, [(TOPIC, key, encoded(bus.settings, good)), (TOPIC, key, encoded(bus.settings, later))])
+    [lead] = _criticals(second)
+    assert {e["event_id"] for e in lead["evidence"]} >= {good["event_id"]}
+    ack = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")(
+        feedback(lead, "ACKNOWLEDGED", "police-jinzhong-food-crime", None, None, RECEIVED.timestamp()))
+    third = _run(bus, [(FEEDBACK_TOPIC, key, ack)])
+    assert not third.dead_letters and third.leads[0]["status"] == "ACKNOWLEDGED"
+
+
+def test_feedback_and_ticks_from_the_end_of_the_calendar_are_dead_letters(good) -> None:
+    bus = Bus()
+    key = event_key(good).encode()
+    encode = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")
+    far = dt.datetime(9999, 12, 31, tzinfo=dt.timezone.utc).timestamp()
+    opened = _run(bus, [(TOPIC, key, encoded(bus.settings, good))])
+    [lead] = _criticals(opened)
+    result = _run(bus, [
+        (FEEDBACK_TOPIC, key, encode(feedback(lead, "ACKNOWLEDGED", "police-jinzhong-food-crime", None, None, far))),
+        (FEEDBACK_TOPIC, TICK_KEY, encode(tick(far))),
+        # a tick days ahead is a drill, and allowed
+        (FEEDBACK_TOPIC, TICK_KEY, encode(tick(RECEIVED.timestamp() + 49 * 3600))),
+    ])
+    assert [d["reason_code"] for d in result.dead_letters] == ["date_out_of_range", "date_out_of_range"]
+    assert result.leads and result.leads[0]["escalation"] == "ACKNOWLEDGE_OVERDUE"
+
+
+def test_an_unexpected_exception_fails_its_message_alone_and_rolls_it_back(good, monkeypatch) -> None:
+    """The failure strikes after the bad event changed the state: that change
+    is undone, the genuine event before and after it stand."""
+    bus = Bus()
+    key = event_key(good).encode()
+    prune = BusinessState._prune
+
+    def exploding(self: BusinessState, rules: Any) -> None:
+        if "samr.penalty:boom" in self.facts:
+            raise KeyError("boom")
+        prune(self, rules)
+
+    monkeypatch.setattr(BusinessState, "_prune", exploding)
+    boom = spoiled(good, "boom")
+    after = spoiled(good, "after")
+    after["summary"] = good["summary"]
+    result = _run(bus, [(TOPIC, key, encoded(bus.settings, good)), (TOPIC, key, encoded(bus.settings, boom)),
+                        (TOPIC, key, encoded(bus.settings, after))])
+    [dead] = result.dead_letters
+    assert dead["reason_code"] == "processing_error" and dead["reason"] == "processing failed: KeyError"
+    assert dead["original"]["offset"] == "1"
+    state = BusinessState.from_bytes(bus.businesses[key])
+    assert set(state.facts) == {good["event_id"], after["event_id"]}
+    assert {e["event_id"] for l in _criticals(result) for e in l["evidence"]} == set(state.facts)
+
+
+def test_a_business_whose_leads_cannot_be_drawn_fails_alone(good, tmp_path: Path, monkeypatch) -> None:
+    bus = Bus()
+    other = spoiled(good, "other", business_id="91140702MA0KD7H3X4")
+    other["summary"] = good["summary"]
+    doomed = event_key(good).encode()
+    draw = BusinessState.lead_updates
+
+    def failing(self: BusinessState, business_key: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if business_key == doomed.decode():
+            raise ValueError("cannot draw")
+        return draw(self, business_key, *args, **kwargs)
+
+    monkeypatch.setattr(BusinessState, "lead_updates", failing)
+    result = _run(bus, [(TOPIC, doomed, encoded(bus.settings, good)),
+                        (TOPIC, event_key(other).encode(), encoded(bus.settings, other))])
+    assert [(d["reason_code"], d["original"]["offset"]) for d in result.dead_letters] == [("processing_error", "0")]
+    assert doomed not in result.states and {l["business_key"] for l in result.leads} == {event_key(other)}
+
+
+def test_an_unreachable_registry_fails_the_whole_batch_for_a_retry(good) -> None:
+    """Not a dead letter: the record is fine, the infrastructure is not."""
+    bus = Bus()
+
+    def down(data: bytes) -> dict[str, Any]:
+        raise RegistryUnavailable("schema registry unreachable: ConnectError")
+
+    bus.processor.decode_event = down
+    with pytest.raises(RegistryUnavailable):
+        _run(bus, [(TOPIC, event_key(good).encode(), encoded(bus.settings, good))])
+    assert bus.businesses == {}
