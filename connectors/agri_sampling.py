@@ -41,7 +41,7 @@ class AgriSamplingConnector(Connector):
             connector=self.name, agency=self.agency, kind=EventKind.FARM_SAMPLING,
             source_record_id=sample_no, file=row.source.file, row=row.source.number,
             occurred_on=sampled_on, received_at=received_at,
-            business=business(row.required("name"), business_id=row.uscc("uscc")),
+            business=business(row.business_name("name"), business_id=row.uscc("uscc")),
             adverse=failed,
             summary=f"农产品抽检{verdict}: {sample_name} {item}" + (f" {result}" if result else "")
                     + (f" (限量{limit})" if limit else ""),

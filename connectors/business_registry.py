@@ -37,7 +37,7 @@ class BusinessRegistryConnector(Connector):
                     licences.append(validate_licence(raw))
                 except InvalidIdentifier as exc:
                     raise RowRejected("invalid_licence", str(exc), "许可证编号") from None
-        name = row.required("name")
+        name = row.business_name("name")
         return [make_event(
             connector=self.name, agency=self.agency, kind=EventKind.REGISTRATION,
             source_record_id=uscc, file=row.source.file, row=row.source.number,

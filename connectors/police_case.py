@@ -1,20 +1,45 @@
 """Police food and drug criminal cases (食药环侦 刑事案件).
 
 The most sensitive feed on the bus: suspects' names and ID numbers become
-keyed hashes here and are masked out of the case name. Each status change
+keyed hashes here and tokens wherever they recur in the row's text (案由,
+案件名称, 办案单位, 线索来源); an informant named in 线索来源 keeps only the
+kind of source (群众举报, …). Each status change
 (受案, 立案, ...) is an event of its own, so the status is part of its identity.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from connectors.sdk import Connector, Row, business
+from hub.domain.pii import PersonalDataHasher, is_token
 from hub.domain.events import Agency, Event, EventKind, make_event
-from hub.domain.pii import scrub
 
 STATUSES = {"受案": "ACCEPTED", "立案": "FILED", "侦查终结": "INVESTIGATION_CLOSED",
             "移送审查起诉": "REFERRED_FOR_PROSECUTION", "移送起诉": "REFERRED_FOR_PROSECUTION",
             "撤案": "WITHDRAWN"}
+
+
+# How a case came to the police (线索来源). Around the kind, a clerk may
+# write an informant's name or number: personal, so it becomes a token; an
+# agency named before the kind stays.
+CLUE_SOURCES = ("群众举报", "举报投诉", "举报", "上级交办", "行政执法移送", "移送",
+                "自行发现", "侦查发现", "网络巡查", "工作中发现", "报案", "自首", "其他")
+_AGENCY = re.compile(r"[\u4e00-\u9fff]*(?:局|部门|机关|中心|委员会|政府|检察院|法院)")
+_EDGES = " ：:，,。;；()（）[]【】"
+
+
+def clue_source(text: str | None, hasher: PersonalDataHasher) -> str | None:
+    """The kind of source (and an agency before it); a token for anything else the clerk wrote."""
+    if not text:
+        return text
+    found = [(text.find(k), k) for k in CLUE_SOURCES if k in text]
+    if not found:
+        return hasher.token(text)
+    start, kind = min(found, key=lambda f: (f[0], -len(f[1])))
+    before, after = text[:start].strip(_EDGES), text[start + len(kind):].strip(_EDGES)
+    keep = before if _AGENCY.fullmatch(before) or is_token(before) else hasher.token(before) if before else ""
+    return keep + kind + (hasher.token(after) if after and not is_token(after) else after)
 
 
 class PoliceCaseConnector(Connector):
@@ -40,18 +65,18 @@ class PoliceCaseConnector(Connector):
         filed_on = row.date("filed_on", required=False)
         assert accepted_on is not None
         cause = row.required("cause")
-        case_name = scrub(row.text("case_name") or cause, people) or cause
+        case_name = row.text("case_name") or cause
         amount = row.decimal("amount")
         summary = f"公安{row.required('status')}: {cause}" + (f", 涉案金额{amount}元" if amount else "")
         return [make_event(
             connector=self.name, agency=self.agency, kind=EventKind.POLICE_CASE,
             source_record_id=case_no, file=row.source.file, row=row.source.number,
             occurred_on=filed_on or accepted_on, received_at=received_at,
-            business=business(row.required("name"), business_id=row.uscc("uscc")),
+            business=business(row.business_name("name"), business_id=row.uscc("uscc")),
             adverse=status != "WITHDRAWN", summary=summary, offence=cause, value_yuan=amount,
             person_refs=[self.hasher.ref(p) for p in people],
             detail=("cn.supervision.hub.PoliceCaseDetail",
                     {"case_name": case_name, "status": status, "accepted_on": accepted_on,
                      "filed_on": filed_on, "handling_unit": row.text("unit"),
-                     "clue_source": row.text("clue_source")}),
+                     "clue_source": clue_source(row.text("clue_source"), self.hasher)}),
             id_suffix=f":{status}")]

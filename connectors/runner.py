@@ -19,6 +19,7 @@ from connectors.offsets import FileCursor, OffsetStore, fingerprint
 from connectors.sdk import Connector, RowRejected, SourceRow
 from connectors.tabular import TABULAR_SUFFIXES, FileFormatError
 from hub.domain.events import event_key
+from hub.domain.pii import describe
 from hub.domain.validation import Invalid, check_record, latest_date
 from hub.metrics import Metrics
 from hub.serde import Serde
@@ -176,7 +177,7 @@ class ConnectorRunner:
         except FileFormatError:
             raise
         except Exception as exc:
-            log.exception("%s: reading %s failed", self.connector.name, path)
+            log.error("%s: reading %s failed: %s", self.connector.name, path, describe(exc))
             raise FileFormatError(str(path), f"reading stopped ({type(exc).__name__})",
                                   reason_code="unreadable_file") from exc
 
@@ -218,8 +219,8 @@ class ConnectorRunner:
                          row.file, row.number, exc.column)
             return
         except Exception as exc:  # a connector bug must not stop the file: dead-letter the row
-            log.exception("%s failed on %s row %s", self.connector.name, row.file, row.number)
-            self._reject(summary, "connector_error", f"{type(exc).__name__}: {exc}",
+            log.error("%s failed on %s row %s: %s", self.connector.name, row.file, row.number, describe(exc))
+            self._reject(summary, "connector_error", f"the connector failed: {type(exc).__name__}",
                          self.connector.redacted_original(row), row.file, row.number, None)
             return
         for key, value in encoded:

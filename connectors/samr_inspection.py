@@ -39,7 +39,7 @@ class SamrInspectionConnector(Connector):
             connector=self.name, agency=self.agency, kind=EventKind.INSPECTION,
             source_record_id=inspection_no, file=row.source.file, row=row.source.number,
             occurred_on=inspected_on, received_at=received_at,
-            business=business(row.required("name"), business_id=row.uscc("uscc"),
+            business=business(row.business_name("name"), business_id=row.uscc("uscc"),
                               licence_number=row.licence("licence")),
             adverse=result == "NON_COMPLIANT", summary=summary, offence=problems,
             detail=("cn.supervision.hub.InspectionDetail",

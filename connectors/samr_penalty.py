@@ -10,9 +10,8 @@ import datetime as dt
 import re
 from decimal import Decimal
 
-from connectors.sdk import Connector, Row, RowRejected, business
+from connectors.sdk import Connector, Row, RowRejected, SourceRow, business
 from hub.domain.events import Agency, Event, EventKind, make_event
-from hub.domain.pii import scrub
 
 _LICENCE_IN_TEXT = re.compile(r"(?:SC|JY)\d{14}")
 _SPLIT_KINDS = re.compile(r"[;；、,，]+")
@@ -37,15 +36,17 @@ class SamrPenaltyConnector(Connector):
     optional_columns = frozenset({"备注", "数据来源单位", "处罚机关统一社会信用代码"})
     personal_fields = frozenset({"legal_rep", "legal_rep_id"})
 
+    def people(self, row: SourceRow) -> list[str]:
+        """A natural person penalised is a person: their name is personal wherever it recurs."""
+        party = [row.cells.get("subject_name", "").strip()] if _natural_person(row) else []
+        return [*super().people(row), *filter(None, party)]
+
     def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:
         people = self.people(row.source)
         decision_no = row.required("decision_no")
         category = row.text("subject_category")
-        name = row.required("subject_name")
-        natural_person = bool(category and "自然人" in category)
-        if natural_person:
-            people.append(name)
-            name = f"自然人 {self.hasher.ref(name)}"
+        natural_person = _natural_person(row.source)
+        name = f"自然人 {row.ref('subject_name')}" if natural_person else row.business_name("subject_name")
         uscc = row.uscc("uscc")
         registration_no = row.registration_number("registration_no")
         decided_on = row.date("decided_on")
@@ -56,7 +57,7 @@ class SamrPenaltyConnector(Connector):
         licence_action = row.text("licence_action")
         licence = _LICENCE_IN_TEXT.search(licence_action or "")
         violation = row.text("violation_type")
-        facts = scrub(row.text("facts"), people)
+        facts = row.text("facts")
         kinds = [k for k in _SPLIT_KINDS.split(row.text("penalty_kinds") or "") if k]
         if not kinds:
             raise RowRejected("missing_value", "required value is empty", "处罚类别")
@@ -64,10 +65,10 @@ class SamrPenaltyConnector(Connector):
         detail = {
             "subject_category": category, "violation_facts": facts,
             "legal_basis": row.text("legal_basis"), "penalty_kinds": kinds,
-            "penalty_content": scrub(row.text("penalty_content"), people),
+            "penalty_content": row.text("penalty_content"),
             "fine_yuan": fine, "confiscated_yuan": confiscated, "licence_action": licence_action,
             "authority": row.required("authority"), "authority_id": row.text("authority_id"),
-            "data_source": row.text("data_source"), "remarks": scrub(row.text("remarks"), people),
+            "data_source": row.text("data_source"), "remarks": row.text("remarks"),
         }
         return [make_event(
             connector=self.name, agency=self.agency, kind=EventKind.PENALTY,
@@ -79,3 +80,7 @@ class SamrPenaltyConnector(Connector):
             offence=violation or facts, value_yuan=value,
             person_refs=[self.hasher.ref(p) for p in people],
             detail=("cn.supervision.hub.PenaltyDetail", detail))]
+
+
+def _natural_person(row: SourceRow) -> bool:
+    return "自然人" in row.cells.get("subject_category", "")

@@ -24,7 +24,7 @@ def parse_failures(cell: str) -> list[TestResult]:
             continue
         parts = [p.strip() for p in _FIELD_SEPARATOR.split(chunk)]
         if not parts[0]:
-            raise RowRejected("bad_failure_item", f"failure item without a name: {chunk!r}")
+            raise RowRejected("bad_failure_item", "a failure item without its name")
         result = parts[1] if len(parts) > 1 and parts[1] else None
         value, unit = parse_measure(result)
         results.append({"item": parts[0], "result": result, "value": value, "unit": unit,
@@ -49,7 +49,7 @@ class SamrSamplingConnector(Connector):
     def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:
         sample_no = row.required("sample_no")
         product = row.required("product")
-        seller = row.required("seller_name")
+        seller = row.business_name("seller_name")
         try:
             findings = parse_failures(row.required("failures"))
         except RowRejected as exc:
@@ -58,7 +58,7 @@ class SamrSamplingConnector(Connector):
             raise RowRejected("missing_value", "no failure item", "不合格项目‖检验结果‖标准值")
         announced_on = row.date("announced_on")
         assert announced_on is not None
-        producer = row.text("producer_name")
+        producer = row.business_name("producer_name", required=False)
         items = "、".join(f["item"] + (f"({f['result']})" if f["result"] else "") for f in findings)
         parties = [(BusinessRole.SELLER, seller, row.text("seller_address"), producer)]
         if producer and producer != seller:

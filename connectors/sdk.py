@@ -13,13 +13,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator, Mapping
+from typing import Callable, ClassVar, Iterator, Literal, Mapping, overload
 
 from connectors.tabular import BadRecord, FileFormatError, clip, normalise_header, read_rows
 from hub.domain.events import Agency, Business, BusinessRole, Event
 from hub.domain.identifiers import (InvalidIdentifier, region_of_address, uscc_region, validate_licence,
                                     validate_registration_number, validate_uscc)
-from hub.domain.pii import PersonalDataHasher, scrub, split_people
+from hub.domain.pii import PersonalDataHasher, split_people
 from hub.domain.validation import Invalid, check_amount, check_date, check_text, latest_date
 from hub.settings import ValidationSettings
 
@@ -47,34 +47,64 @@ _EMPTY = {"", "/", "-", "—", "无", "null", "NULL"}
 
 
 class Row:
-    """Typed access to one row's cells; every failure names the column."""
+    """Typed access to one row's cells; every failure names the column and
+    never the cell's value (it may be personal data).
+
+    Text comes out scrubbed (``text``, ``required``): the row's people and
+    anything ID- or phone-like are keyed tokens, in every field of every
+    connector unless it asks for something else. Dates, numbers, choices and
+    identifiers are read from the cell as it is and validated."""
 
     def __init__(self, source: SourceRow, headers: Mapping[str, str], limits: ValidationSettings,
-                 latest: dt.date) -> None:
+                 latest: dt.date, hasher: PersonalDataHasher, people: list[str]) -> None:
         self.source = source
         self._headers = headers  # canonical field -> Chinese header
         self._limits, self._latest = limits, latest  # latest: the last plausible date
+        self._hasher, self._people = hasher, people
 
     def _column(self, field: str) -> str:
         return self._headers.get(field, field)
 
-    def text(self, field: str) -> str | None:
+    def _cell(self, field: str) -> str | None:
         value = self.source.cells.get(field, "").strip()
         return None if value in _EMPTY else value
 
-    def required(self, field: str) -> str:
-        value = self.text(field)
+    def _required_cell(self, field: str) -> str:
+        value = self._cell(field)
         if value is None:
             raise RowRejected("missing_value", "required value is empty", self._column(field))
         return value
 
+    def text(self, field: str) -> str | None:
+        return self._hasher.scrub(self._cell(field), self._people)
+
+    def required(self, field: str) -> str:
+        return self._hasher.scrub(self._required_cell(field), self._people) or ""
+
+    @overload
+    def business_name(self, field: str, required: Literal[True] = True) -> str: ...
+
+    @overload
+    def business_name(self, field: str, required: bool) -> str | None: ...
+
+    def business_name(self, field: str, required: bool = True) -> str | None:
+        """A business's name: its identity on the register, which entity
+        resolution matches across agencies, so the people's names are left in
+        it (a 个体工商户 is often named after its operator); ID and telephone
+        numbers are not."""
+        return self._hasher.scrub(self._required_cell(field) if required else self._cell(field))
+
+    def ref(self, field: str) -> str:
+        """The keyed reference of a cell that is personal as a whole."""
+        return self._hasher.ref(self._required_cell(field))
+
     def date(self, field: str, required: bool = True) -> dt.date | None:
-        value = self.required(field) if required else self.text(field)
+        value = self._required_cell(field) if required else self._cell(field)
         if value is None:
             return None
         date = _parse_date(value)
         if date is None:
-            raise RowRejected("bad_date", f"{value!r} is not a date", self._column(field))
+            raise RowRejected("bad_date", "not a date", self._column(field))
         try:
             check_date(date, self._column(field), self._limits, self._latest)
         except Invalid as exc:
@@ -83,18 +113,18 @@ class Row:
 
     def decimal(self, field: str, scale: int = 1) -> Decimal | None:
         """A number, multiplied by ``scale`` (10 000 for amounts in 万元)."""
-        value = self.text(field)
+        value = self._cell(field)
         if value is None:
             return None
         cleaned = value.replace(",", "").replace("，", "").removesuffix("元").removesuffix("万")
         try:
             number = Decimal(cleaned) * scale
         except InvalidOperation:
-            raise RowRejected("bad_number", f"{clip(value, 40)!r} is not a number", self._column(field)) from None
+            raise RowRejected("bad_number", "not a number", self._column(field)) from None
         if not number.is_finite():  # NaN, Infinity: Decimal reads them, no export means them
             raise RowRejected("bad_number", "not a finite number", self._column(field))
         if number < 0:
-            raise RowRejected("bad_number", f"{value!r} is negative", self._column(field))
+            raise RowRejected("bad_number", "a negative amount", self._column(field))
         try:
             check_amount(number, self._column(field), self._limits)
         except Invalid as exc:
@@ -102,16 +132,15 @@ class Row:
         return number.quantize(Decimal("0.01"))
 
     def choice(self, field: str, choices: Mapping[str, str], required: bool = True) -> str | None:
-        value = self.required(field) if required else self.text(field)
+        value = self._required_cell(field) if required else self._cell(field)
         if value is None:
             return None
         if value not in choices:
-            raise RowRejected("unknown_value", f"{value!r} is not one of {'/'.join(choices)}",
-                              self._column(field))
+            raise RowRejected("unknown_value", f"not one of {'/'.join(choices)}", self._column(field))
         return choices[value]
 
     def _identifier(self, field: str, validate: Callable[[str], str], reason_code: str) -> str | None:
-        value = self.text(field)
+        value = self._cell(field)
         if value is None:
             return None
         try:
@@ -240,7 +269,8 @@ class Connector(ABC):
         return None
 
     def people(self, row: SourceRow) -> list[str]:
-        """The personal values in the row (names, ID numbers), to hash and mask."""
+        """The personal values in the row (names, ID numbers), to hash and mask;
+        a connector adds those its layout holds outside its personal columns."""
         return [p for f in self.columns.values() if f in self.personal_fields
                 for p in personal_values(row.cells.get(f, ""))]
 
@@ -253,15 +283,16 @@ class Connector(ABC):
             if normalise_header(header) in personal:
                 out[clip(header)] = clip(";".join(self.hasher.ref(p) for p in personal_values(value)))
             else:
-                out[clip(header)] = clip(scrub(value, people) or "")
+                out[clip(header)] = clip(self.hasher.scrub(value, people) or "")
         return out
 
     def events(self, source: SourceRow, received_at: dt.datetime) -> list[Event]:
         """Validate one row and turn it into events; raises RowRejected."""
         if source.rejected is not None:
             raise source.rejected
-        return self.to_events(Row(source, self._headers, self.limits, latest_date(received_at, self.limits)),
-                              received_at)
+        row = Row(source, self._headers, self.limits, latest_date(received_at, self.limits), self.hasher,
+                  self.people(source))
+        return self.to_events(row, received_at)
 
     @abstractmethod
     def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:

@@ -552,15 +552,17 @@ def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
     """``hub leads <verb> LEAD_ID --team NAME [...]``: one status change onto the feedback topic."""
 
     @click.option("--team", required=True, metavar="NAME", help="The team answering (it must receive the lead).")
-    @click.option("--by", metavar="DESK", help="Who answers, as a desk or role (never a person's name).")
+    @click.option("--by", metavar="DESK", help="Who answers, as a desk or role; kept as a keyed token.")
     @click.argument("lead_id")
     @click.pass_context
     def command(ctx: click.Context, lead_id: str, team: str, by: str | None, note: str | None = None) -> None:
         from hub.domain.lifecycle import FeedbackRejected, LeadMark, apply_feedback
+        from hub.domain.pii import PersonalDataHasher
         from hub.domain.teams import route
         from hub.feedback import feedback, publish_feedback
         from hub.leadview import final_leads
 
+        _require_pii_key(_settings(ctx))
         settings = _existing_broker(ctx, verb)
         teams = _teams(settings)
         lead = final_leads(settings).get(lead_id)
@@ -573,7 +575,11 @@ def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
                            action, team, note, 0)
         except FeedbackRejected as exc:
             raise click.ClickException(str(exc)) from exc
-        publish_feedback(settings, feedback(lead, action, team, note, by, time.time()))
+        # Never onto the topic in clear: the lead's people (by their tokens)
+        # and ID or phone numbers in the note; who answered, as a token.
+        hasher = PersonalDataHasher(settings.pii_key)
+        note = hasher.scrub_feedback(note, frozenset(lead.get("person_refs") or ()))
+        publish_feedback(settings, feedback(lead, action, team, note, hasher.desk(by), time.time()))
         click.echo(f"{lead_id}: {action} by {team} sent; the workers apply it and republish the lead")
 
     if note_label is not None:

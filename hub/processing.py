@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
@@ -27,6 +28,7 @@ from hub.domain.events import Event, EventKind, event_key
 from hub.domain.leads import BusinessState
 from hub.domain.lifecycle import FeedbackRejected
 from hub.domain.names import normalise_name
+from hub.domain.pii import PersonalDataHasher, describe
 from hub.domain.resolution import Candidate, Move, ParkedRecord, ResolverState, is_lookup_key, record_keys
 from hub.domain.validation import Invalid, check_record, latest_date
 from hub.metrics import WorkerMetrics
@@ -75,6 +77,7 @@ class _Marks:
 
 
 log = logging.getLogger(__name__)
+LEAD_ID = re.compile(r"lead-[0-9a-f]{20}")
 Codec = Callable[[str, str], Callable[[Any], Any]]  # (topic, contract) -> encoder
 
 
@@ -90,6 +93,7 @@ class LeadProcessor:
         self.rules = settings.rules
         self.lifecycle = settings.lifecycle
         self.limits = settings.validation
+        self.hasher = PersonalDataHasher(settings.pii_key)
         self.decode_event = decoder("event")
         self.decode_feedback = decoder("feedback")
         self.decode_resolution = decoder("resolution")
@@ -188,8 +192,7 @@ class LeadProcessor:
                 raise
             except Exception as exc:  # a bug or a record nobody foresaw: it alone fails
                 roll_back(before)
-                log.warning("%s[%s]@%s failed: %s", message.topic, message.partition, message.offset,
-                            type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+                log.warning("%s[%s]@%s failed: %s", message.topic, message.partition, message.offset, describe(exc))
                 self._dead(result, "processing_error", f"processing failed: {type(exc).__name__}", message)
         now = self.clock()
         if result.oldest_received_at is not None:
@@ -409,8 +412,14 @@ class LeadProcessor:
                     result.states[business] = state
                 self._index(business, state, partition)
             return
+        if not LEAD_ID.fullmatch(feedback["lead_id"]):  # a forged field could hold anything: never echo it
+            self._dead(result, "unknown_lead", "feedback on something that is no lead ID", raw)
+            return
         business = feedback["business_key"].encode()
         state = state_of(business, partition)
+        # Scrubbed before anything is kept or sent on, whoever produced it.
+        feedback = {**feedback, "note": self.hasher.scrub_feedback(feedback["note"], state.persons),
+                    "by": self.hasher.desk(feedback["by"])}
         try:
             mark = state.apply_feedback(feedback["lead_id"], feedback["action"], feedback["team"],
                                         feedback["note"], at_ms)

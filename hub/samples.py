@@ -32,8 +32,10 @@ def make_uscc(authority_type: str, division: str, org: str) -> str:
 
 
 def make_resident_id(division: str, born: dt.date, seq: str) -> str:
+    """A resident ID number that validates (stdnum's calc_check_digit reads
+    a number with its check digit in place: a placeholder stands in for it)."""
     body = f"{division}{born:%Y%m%d}{seq}"
-    return body + ric.calc_check_digit(body)
+    return body + ric.calc_check_digit(body + "0")
 
 
 @dataclass(frozen=True)

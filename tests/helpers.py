@@ -54,13 +54,15 @@ def committed_total(settings) -> int:
     return sum(ends.values()) - sum(worker_lag(settings, ends).values())
 
 
-def start_worker(settings: Settings, cwd: Path, **env: str) -> subprocess.Popen[str]:
-    """`hub worker` on the settings' broker and consumer group; ``env``: more HUB_* settings."""
+def start_worker(settings: Settings, cwd: Path, *options: str, log: Path | None = None,
+                 **env: str) -> subprocess.Popen[str]:
+    """`hub [OPTIONS] worker` on the settings' broker and consumer group; ``env``:
+    more HUB_* settings; ``log``: a file for its stderr instead of a pipe."""
     full = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
             "HUB_PII_KEY": settings.pii_key, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1",
             "HUB_COMMIT_INTERVAL_S": "0.2", **env}
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=cwd, env=full, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "hub.cli", *options, "worker"], cwd=cwd, env=full, text=True,
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w") if log else subprocess.PIPE)
 
 
 def hub(*args: str, cwd: Path, env: dict[str, str] | None = None,

@@ -183,10 +183,10 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
 
 def test_feedback_the_hub_cannot_apply_goes_to_the_dead_letters(running) -> None:
     settings, *_ = running
-    lead = {"lead_id": "lead-does-not-exist", "business_key": FUSHUN.uscc}
+    lead = {"lead_id": "lead-00000000000000000000", "business_key": FUSHUN.uscc}
     publish_feedback(settings, feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None, time.time()))
     dead = _wait_for("the dead letter", lambda: [d for d in dead_letters(settings) if d["reason_code"] == "unknown_lead"])
-    assert "lead-does-not-exist" in dead[0]["reason"]
+    assert "lead-00000000000000000000" in dead[0]["reason"]
 
 
 def test_overdue_leads_escalate_to_the_parent_and_closed_leads_fall_due_for_recheck(running) -> None:

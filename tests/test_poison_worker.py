@@ -178,3 +178,14 @@ def test_an_unreachable_registry_fails_the_whole_batch_for_a_retry(good) -> None
     with pytest.raises(RegistryUnavailable):
         _run(bus, [(TOPIC, event_key(good).encode(), encoded(bus.settings, good))])
     assert bus.businesses == {}
+
+
+def test_forged_feedback_fields_are_never_echoed(good) -> None:
+    bus = Bus()
+    key = event_key(good).encode()
+    forged = {"lead_id": f"lead-{SECRET}", "business_key": key.decode()}
+    value = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")(
+        feedback(forged, "ACKNOWLEDGED", "police-jinzhong-food-crime", SECRET, SECRET, RECEIVED.timestamp()))
+    result = _run(bus, [(FEEDBACK_TOPIC, key, value)])
+    assert [d["reason_code"] for d in result.dead_letters] == ["unknown_lead"]
+    _no_secret_in_dead_letters(bus, result)

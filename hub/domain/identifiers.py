@@ -36,7 +36,8 @@ _REGISTRATION = re.compile(r"^\d{15}$")
 
 
 class InvalidIdentifier(ValueError):
-    """An identifier failed validation; the message says which check."""
+    """An identifier failed validation; the message says which check, never
+    the value (it may be an ID number typed into the wrong column)."""
 
 
 @dataclass(frozen=True)
@@ -91,15 +92,15 @@ def validate_uscc(raw: str) -> str:
         else:
             number = uscc.validate(number)
     except ValidationError as exc:
-        raise InvalidIdentifier(f"{raw!r} is not a valid USCC: {exc}") from exc
+        raise InvalidIdentifier(f"not a valid USCC: {exc}") from exc
     authority, kind = number[0], number[1]
     types = _AUTHORITY_TYPES.get(authority)
     if types is None:
-        raise InvalidIdentifier(f"{raw!r}: unknown registering-authority code {authority!r}")
+        raise InvalidIdentifier(f"not a valid USCC: unknown registering-authority code {authority!r}")
     if kind not in types:
-        raise InvalidIdentifier(f"{raw!r}: entity type {kind!r} is not issued by authority {authority!r}")
+        raise InvalidIdentifier(f"not a valid USCC: entity type {kind!r} is not issued by authority {authority!r}")
     if region(number[2:8]) is None:
-        raise InvalidIdentifier(f"{raw!r}: {number[2:8]} is not an administrative-division code")
+        raise InvalidIdentifier("not a valid USCC: no such administrative-division code")
     return number
 
 
@@ -111,7 +112,7 @@ def validate_licence(raw: str) -> str:
     """A food production (SC) or business (JY) licence number."""
     number = re.sub(r"\s", "", raw).upper()
     if not _LICENCE.match(number):
-        raise InvalidIdentifier(f"{raw!r} is not a food licence number (SC or JY followed by 14 digits)")
+        raise InvalidIdentifier("not a food licence number (SC or JY followed by 14 digits)")
     return number
 
 
@@ -119,7 +120,7 @@ def validate_registration_number(raw: str) -> str:
     """The pre-2015 15-digit business registration number (工商注册号)."""
     number = re.sub(r"\s", "", raw)
     if not _REGISTRATION.match(number):
-        raise InvalidIdentifier(f"{raw!r} is not a 15-digit business registration number")
+        raise InvalidIdentifier("not a 15-digit business registration number")
     return number
 
 

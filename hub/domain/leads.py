@@ -30,6 +30,9 @@ class BusinessState:
     # Facts on or before this date were dropped from the history.
     pruned_through: dt.date | None = None
     registered: Candidate | None = None  # what its identified records taught the registry
+    # Keyed tokens (pii:…) of the people its records named: feedback on its
+    # leads is scrubbed of their names without any name in clear.
+    persons: set[str] = field(default_factory=set)
 
     def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> str:
         """'new', 'reopened' (new, and it reopened a closed lead), 'duplicate'
@@ -66,6 +69,10 @@ class BusinessState:
             self.facts[primary.event_id] = dataclasses.replace(primary, also_reported=tuple(sorted(reports)))
             return "remerged" if restore and twin.resolution else "near_duplicate"
         self.facts[fact.event_id] = fact
+        if not self.persons.issuperset(event["person_refs"]):
+            self.persons.update(event["person_refs"])
+            for mark in self.leads.values():  # their records carry the persons: republish them
+                mark.dirty = mark.dirty or mark.status in ACTIVE
         reopened = fact.adverse and self._reopen_latest_closed(fact)
         business = event["business"]
         if not self.name or not event.get("resolution"):  # a resolved record's spelling is not the register's
@@ -237,6 +244,7 @@ class BusinessState:
             "reopened": mark.reopened,
             "team": None,
             "withheld": [],
+            "person_refs": sorted(self.persons),
             "window_start": draft.window_start,
             "window_end": draft.window_end,
             "first_seen": _from_ms(mark.first_seen_ms),
@@ -252,6 +260,7 @@ class BusinessState:
             "f": [f.to_json() for f in self.facts.values()],
             "l": {k: m.to_json() for k, m in self.leads.items()},
             "k": self.registered.to_json() if self.registered else None,
+            "q": sorted(self.persons),
         }, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
@@ -261,7 +270,7 @@ class BusinessState:
         return cls(raw["n"], raw["b"], raw["r"], {f.event_id: f for f in facts},
                    {k: LeadMark.from_json(v) for k, v in raw["l"].items()},
                    dt.date.fromordinal(raw["p"]) if raw.get("p") else None,
-                   Candidate.from_json(raw["k"]) if raw.get("k") else None)
+                   Candidate.from_json(raw["k"]) if raw.get("k") else None, set(raw.get("q") or ()))
 
 
 def _registered_licences(event: Event) -> list[str]:

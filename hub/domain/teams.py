@@ -130,6 +130,7 @@ def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str
             withheld.add(f"{author.agency} notes")
     out["team"] = team.name
     out["withheld"] = sorted(withheld)
+    out["person_refs"] = []  # the operators' alone: for scrubbing feedback, no team needs them
     return out
 
 
