@@ -57,7 +57,7 @@ class PoliceCaseConnector(Connector):
     personal_fields = frozenset({"suspects", "suspect_ids"})
 
     def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:
-        people = self.people(row.source)
+        people = row.people
         case_no = row.required("case_no")
         status = row.choice("status", STATUSES)
         assert status is not None

@@ -28,14 +28,20 @@ from hub.topics import DEADLETTER_TOPIC, events_topic
 
 log = logging.getLogger(__name__)
 
+# A cursor is written after this many rows or seconds, whichever comes
+# first: a killed run re-sends at most that much (the workers deduplicate).
 CHECKPOINT_ROWS = 10_000
+CHECKPOINT_S = 2.0
 # A broken export can reject every row: the log shows the first ones, the
 # dead-letter topic and the run's summary have them all.
 LOGGED_REJECTS_PER_FILE = 20
 
 
 class PublishError(RuntimeError):
-    """The broker did not acknowledge every record; the cursor was not advanced."""
+    """The broker did not acknowledge every record; the cursor was not advanced.
+    ``summary``: how far the run had got."""
+
+    summary: "RunSummary | None" = None
 
 
 @dataclass
@@ -149,7 +155,19 @@ class ConnectorRunner:
             summary.already_delivered = cursor.rows_done - 1
             summary.elapsed_s = time.perf_counter() - started
             return summary
+        try:
+            self._read_file(path, file_fp, cursor, summary)
+        except PublishError as exc:
+            summary.elapsed_s = time.perf_counter() - started
+            exc.summary = summary
+            raise
+        self.metrics.last_success.labels(name).set_to_current_time()
+        summary.elapsed_s = time.perf_counter() - started
+        return summary
+
+    def _read_file(self, path: Path, file_fp: str, cursor: FileCursor, summary: RunSummary) -> None:
         last_row = cursor.rows_done
+        checkpointed = time.monotonic()
         try:
             for row in self._rows(path):
                 if row.number <= cursor.rows_done:
@@ -159,14 +177,12 @@ class ConnectorRunner:
                 self._read.inc()
                 self._publish_row(row, summary)
                 last_row = row.number
-                if summary.rows_read % CHECKPOINT_ROWS == 0:
+                if summary.rows_read % CHECKPOINT_ROWS == 0 or time.monotonic() - checkpointed >= CHECKPOINT_S:
                     self._checkpoint(file_fp, path, FileCursor(last_row, False))
+                    checkpointed = time.monotonic()
         except FileFormatError as exc:
             self._reject(summary, exc.reason_code, exc.detail, {}, str(path), exc.row, exc.column)
         self._checkpoint(file_fp, path, FileCursor(max(last_row, 1), True))
-        self.metrics.last_success.labels(name).set_to_current_time()
-        summary.elapsed_s = time.perf_counter() - started
-        return summary
 
     def _rows(self, path: Path) -> Iterator[SourceRow]:
         """The connector's rows; a reader that fails unforeseen fails the file

@@ -42,7 +42,7 @@ class SamrPenaltyConnector(Connector):
         return [*super().people(row), *filter(None, party)]
 
     def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:
-        people = self.people(row.source)
+        people = row.people
         decision_no = row.required("decision_no")
         category = row.text("subject_category")
         natural_person = _natural_person(row.source)

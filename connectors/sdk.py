@@ -20,7 +20,7 @@ from hub.domain.events import Agency, Business, BusinessRole, Event
 from hub.domain.identifiers import (InvalidIdentifier, region_of_address, uscc_region, validate_licence,
                                     validate_registration_number, validate_uscc)
 from hub.domain.pii import PersonalDataHasher, split_people
-from hub.domain.validation import Invalid, check_amount, check_date, check_text, latest_date
+from hub.domain.validation import Invalid, check_amount, check_date, check_text, has_control_character, latest_date
 from hub.settings import ValidationSettings
 
 
@@ -60,7 +60,8 @@ class Row:
         self.source = source
         self._headers = headers  # canonical field -> Chinese header
         self._limits, self._latest = limits, latest  # latest: the last plausible date
-        self._hasher, self._people = hasher, people
+        self._hasher = hasher
+        self.people = people  # the row's personal values (Connector.people)
 
     def _column(self, field: str) -> str:
         return self._headers.get(field, field)
@@ -76,10 +77,10 @@ class Row:
         return value
 
     def text(self, field: str) -> str | None:
-        return self._hasher.scrub(self._cell(field), self._people)
+        return self._hasher.scrub(self._cell(field), self.people)
 
     def required(self, field: str) -> str:
-        return self._hasher.scrub(self._required_cell(field), self._people) or ""
+        return self._hasher.scrub(self._required_cell(field), self.people) or ""
 
     @overload
     def business_name(self, field: str, required: Literal[True] = True) -> str: ...
@@ -259,8 +260,11 @@ class Connector(ABC):
     def _check_cells(self, cells: list[str], header: list[str], normalised: list[str]) -> RowRejected | None:
         if any(cells[len(header):]):
             return RowRejected("extra_cells", f"{len(cells)} cells, the header has {len(header)}")
-        if [normalise_header(c) for c in cells[:len(header)]] == normalised:
+        if cells and normalise_header(cells[0]) == normalised[0] and \
+                [normalise_header(c) for c in cells[:len(header)]] == normalised:
             return RowRejected("repeated_header", "the header again, in mid-file")
+        if max(map(len, cells)) <= self.limits.max_text_chars and not has_control_character("".join(cells)):
+            return None  # the common case, in one pass: which cell is to blame is asked only of bad rows
         for column, cell in zip(header, cells):
             try:
                 check_text(cell, column, self.limits)

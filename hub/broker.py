@@ -93,6 +93,15 @@ class EmbeddedBroker:
         log.info("embedded Tansu broker up at %s (pid %s)", self.bootstrap, self.process.pid)
         return self
 
+    def exited(self, timeout_s: float) -> int | None:
+        """Wait up to ``timeout_s`` for Tansu to end by itself: its exit status, or None while it runs."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> None:
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:

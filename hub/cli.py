@@ -93,7 +93,10 @@ def broker(ctx: click.Context, port: int) -> None:
         try:
             create_topics(settings.with_overrides(broker_url=embedded.bootstrap))
             click.echo(f"embedded broker at {embedded.bootstrap} (memory only); Ctrl-C stops it")
-            signal.pause()
+            while (status := embedded.exited(0.5)) is None:
+                pass
+            # Its data went with it: clients must not carry on as if it were there.
+            raise click.ClickException(f"the embedded broker died (exit status {status}); its data is gone")
         except KeyboardInterrupt:
             pass
         finally:
@@ -246,6 +249,8 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
                 if summary.rows_rejected:
                     ctx.exit(EXIT_REJECTED)
         except PublishError as exc:
+            if exc.summary is not None:  # how far it got: the cursor says where a rerun resumes
+                click.echo(exc.summary.line())
             raise click.ClickException(str(exc)) from exc
         except KeyboardInterrupt:
             click.echo("stopped")

@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, TypeVar
 
 from hub.domain.events import Event, EventKind, event_key
 from hub.domain.leads import BusinessState
@@ -161,23 +161,10 @@ class LeadProcessor:
             return state
 
         def roll_back(before: _Marks) -> None:
-            for key, raw in undo.items():
+            for key in undo:
                 applied[key].pop()
-                if raw is None:
-                    del seen[key]
-                    result.states.pop(key, None)
-                else:
-                    seen[key] = BusinessState.from_bytes(raw)
-                    if key in result.states:
-                        result.states[key] = seen[key]
-            for key, raw in undo_resolvers.items():
-                if raw is None:
-                    del resolvers[key]
-                    result.resolvers.pop(key, None)
-                else:
-                    resolvers[key] = ResolverState.from_bytes(raw)
-                    if key in result.resolvers:
-                        result.resolvers[key] = resolvers[key]
+            _restore(undo, seen, result.states, BusinessState.from_bytes)
+            _restore(undo_resolvers, resolvers, result.resolvers, ResolverState.from_bytes)
             before.restore(result)
 
         for raw in batch:
@@ -456,6 +443,24 @@ class LeadProcessor:
     def _dead(self, result: BatchResult, code: str, reason: str, message: Message) -> None:
         result.dead_letters.append(_dead_letter(code, reason, message))
         self.metrics.dead_letters.labels(code).inc()
+
+
+S = TypeVar("S")
+
+
+def _restore(undo: dict[bytes, bytes | None], loaded: dict[bytes, S], changed: dict[bytes, S],
+             parse: Callable[[bytes], S]) -> None:
+    """Put back the states a failed message touched: one it loaded first is
+    forgotten (the next touch loads it again), one changed earlier in the
+    batch gets its bytes from before the message."""
+    for key, raw in undo.items():
+        if raw is None:
+            del loaded[key]
+            changed.pop(key, None)
+        else:
+            loaded[key] = parse(raw)
+            if key in changed:
+                changed[key] = loaded[key]
 
 
 def _parked(event: Event, provisional_key: str, topic: str, value: bytes, now_ms: int) -> ParkedRecord:

@@ -10,6 +10,12 @@ acknowledged first, then the changed states are written to the table's
 changelog and flushed, and only then does ``take()`` ack the events. A crash
 at any point replays events that the state either already holds (duplicates,
 no new lead) or does not (the same leads, same IDs, are published again).
+
+A bad message is the processor's to dead-letter (``hub.processing``); a
+failure of the infrastructure (registry, broker, changelog) is retried here
+with backoff and never acknowledged, and after ``retry_attempts`` the
+process exits (``EXIT_INFRASTRUCTURE``) without letting Faust acknowledge the
+batch, so that its supervisor's restart replays it.
 """
 from __future__ import annotations
 
@@ -92,6 +98,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     # Resolution's traffic is keyed like the events (by business, or by lookup
     # key) and replayed like them: strict commits and stall healing apply.
     source_names = set(source_topics())
+    consumed = {*source_names, FEEDBACK_TOPIC}
     # Feedback and clock ticks are keyed by business like the events: one
     # agent, one state per business, no cross-partition coordination.
     sources = app.topic(*sorted(source_names), FEEDBACK_TOPIC, key_type=bytes, value_type=bytes)
@@ -203,7 +210,10 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                 raise
             metrics.worker.infrastructure_failing.set(0)
 
-    _strict_commits(app.consumer)
+    # Where each partition's log starts: the first commit of a partition must
+    # start there (see _strict_commits).
+    log_start: dict[Any, int] = {}
+    _strict_commits(app.consumer, log_start)
     stalled_since: dict[Any, tuple[int, float]] = {}
 
     @app.timer(min(1.0, settings.commit_stall_heal_s / 2))
@@ -215,19 +225,25 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         duplicates the table suppresses, the dropped ones get processed."""
         consumer: Any = app.consumer  # Faust's private bookkeeping, see _strict_commits
         now = asyncio.get_running_loop().time()
+        unknown = [tp for tp in consumer.assignment() if tp.topic in consumed and tp not in log_start]
+        if unknown:
+            log_start.update(await consumer.earliest_offsets(*unknown))
         for tp in consumer.assignment():
-            acked, committed = consumer._acked.get(tp), consumer._committed_offset.get(tp)
-            if tp.topic not in source_names or not acked or committed is None or min(acked) <= committed:
+            acked, start = consumer._acked.get(tp), commit_start(consumer, tp, log_start)
+            if tp.topic not in source_names or not acked or start is None or min(acked) <= start:
                 stalled_since.pop(tp, None)
                 continue
-            first = stalled_since.setdefault(tp, (committed, now))
-            if first[0] != committed:
-                stalled_since[tp] = (committed, now)
+            first = stalled_since.setdefault(tp, (start, now))
+            if first[0] != start:
+                stalled_since[tp] = (start, now)
             elif now - first[1] >= settings.commit_stall_heal_s:
-                log.warning("commits on %s wait at %s behind a gap; replaying from there", tp, committed)
+                if consumer._committed_offset.get(tp) is None:  # retention may have moved the start since
+                    log_start.update(await consumer.earliest_offsets(tp))
+                    start = log_start[tp]
+                log.warning("commits on %s wait at %s behind a gap; replaying from there", tp, start)
                 acked.clear()
                 consumer._acked_index[tp].clear()
-                await consumer.seek(tp, committed)
+                await consumer.seek(tp, start)
                 stalled_since.pop(tp, None)
                 metrics.worker.commit_stalls_healed.inc()
 
@@ -270,9 +286,18 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     return app
 
 
-def _strict_commits(consumer: Any) -> None:
+def commit_start(consumer: Any, tp: Any, log_start: dict[Any, int]) -> int | None:
+    """The offset a partition's next commit must start from: its committed
+    offset, or where its log starts when it has none (Faust keeps "never
+    committed" and "committed at 0" alike as None); None while unknown."""
+    committed = consumer._committed_offset.get(tp)
+    return committed if committed is not None else log_start.get(tp)
+
+
+def _strict_commits(consumer: Any, log_start: dict[Any, int]) -> None:
     """Commit only what was processed: the run of acked offsets that starts
-    exactly at the committed offset.
+    exactly at the committed offset, or for a partition never committed, at
+    the start of its log.
 
     Replaces Faust's ``Consumer._new_offset`` on this consumer: it commits over
     a one-offset gap at the head (faust-streaming issue #606, open), which loses
@@ -280,16 +305,19 @@ def _strict_commits(consumer: Any) -> None:
     tracker filled in can be acked twice, so duplicates in the acked list make
     commits crawl one offset per interval. The event topics are not compacted
     and carry no transaction markers, so a gap in them is always an event not
-    yet processed."""
+    yet processed. Without a committed offset, any run would do for Faust: a
+    partition whose first events the race dropped was committed past them."""
     def new_offset(tp: Any) -> int | None:
         acked = consumer._acked[tp]
         if not acked:
             return None
-        committed = consumer._committed_offset[tp]
-        clean = sorted({o for o in acked if committed is None or o >= committed})
+        start = commit_start(consumer, tp, log_start)
+        if start is None:  # not known yet: commit nothing rather than guess
+            return None
+        clean = sorted({o for o in acked if o >= start})
         acked[:] = clean
         consumer._acked_index[tp] = set(clean)
-        if not clean or (committed is not None and clean[0] != committed):
+        if not clean or clean[0] != start:
             return None
         end = 0
         while end + 1 < len(clean) and clean[end + 1] == clean[end] + 1:

@@ -75,6 +75,14 @@ def test_shared_broker_serves_later_commands_and_stops_on_ctrl_c(tmp_path: Path)
     assert not (tmp_path / ".hub-state" / "embedded-broker.json").exists()
 
 
+def test_hub_broker_exits_when_its_tansu_dies(tmp_path: Path) -> None:
+    proc, tansu_pid = _start_shared_broker(tmp_path)
+    os.kill(tansu_pid, signal.SIGKILL)
+    assert proc.wait(timeout=15) == 1
+    assert "the embedded broker died" in (proc.stderr.read() if proc.stderr else "")
+    assert not (tmp_path / ".hub-state" / "embedded-broker.json").exists()
+
+
 def test_killed_hub_leaves_no_orphan_broker(tmp_path: Path) -> None:
     proc, tansu_pid = _start_shared_broker(tmp_path)
     assert _alive(tansu_pid)

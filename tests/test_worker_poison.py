@@ -27,7 +27,7 @@ from tests.bus import RECEIVED
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import committed_total, dead_letters, start_worker
 from tests.poison import critical_event, encoded, spoiled
-from tests.registry import register_all
+from tests.registry import Registry, register_all
 
 pytestmark = pytest.mark.broker
 
@@ -89,16 +89,23 @@ def test_a_bad_record_and_a_critical_event_in_one_batch(own_settings: Settings, 
     assert letters == [("0", "tombstone"), ("2", "undecodable_event"), ("3", "date_out_of_range")]
 
 
+def _registry_down(registry: tuple[Registry, str], settings: Settings, tmp_path: Path,
+                   **env: str) -> tuple[Settings, subprocess.Popen[str]]:
+    """Schemas registered, then the registry down, and a worker started against it."""
+    state, url = registry
+    register_all(settings, url)
+    state.down = True
+    settings = settings.with_overrides(schema_registry_url=url)
+    return settings, start_worker(settings, tmp_path, HUB_SCHEMA_REGISTRY_URL=url, HUB_LIFECYCLE_TICK_S="0",
+                                  HUB_RETRY_BACKOFF_S="0.1", **env)
+
+
 def test_nothing_is_acknowledged_while_the_registry_is_down(registry, own_settings: Settings,
                                                             tmp_path: Path) -> None:
-    state, url = registry
-    register_all(own_settings, url)
-    settings = own_settings.with_overrides(schema_registry_url=url)
     good = critical_event(tmp_path, RECEIVED.now(RECEIVED.tzinfo))
     second = critical_event(tmp_path, RECEIVED.now(RECEIVED.tzinfo), "晋太市监罚〔2026〕77号")
-    state.down = True
-    worker = start_worker(settings, tmp_path, HUB_SCHEMA_REGISTRY_URL=url, HUB_LIFECYCLE_TICK_S="0",
-                          HUB_RETRY_ATTEMPTS="1000", HUB_RETRY_BACKOFF_S="0.1", HUB_RETRY_BACKOFF_MAX_S="0.5")
+    settings, worker = _registry_down(registry, own_settings, tmp_path, HUB_RETRY_ATTEMPTS="1000",
+                                      HUB_RETRY_BACKOFF_MAX_S="0.5")
     port = _port(worker)
     try:
         encode = Serde(settings).encoder(TOPIC, "event")  # the registry's IDs: the worker must ask for them
@@ -109,7 +116,7 @@ def test_nothing_is_acknowledged_while_the_registry_is_down(registry, own_settin
         time.sleep(1.0)  # several commit intervals
         assert _metric(port, "hub_worker_infrastructure_failing") == 1
         assert committed_total(settings) == 0 and not read_to_end(settings, "hub.leads")
-        state.down = False
+        registry[0].down = False
         wait_until_processed(settings, timeout_s=120)
         assert _metric(port, "hub_worker_infrastructure_failing") == 0
     except Exception:
@@ -124,21 +131,17 @@ def test_nothing_is_acknowledged_while_the_registry_is_down(registry, own_settin
 
 def test_a_worker_that_gives_up_exits_without_acknowledging(registry, own_settings: Settings,
                                                             tmp_path: Path) -> None:
-    state, url = registry
-    register_all(own_settings, url)
-    settings = own_settings.with_overrides(schema_registry_url=url)
     good = critical_event(tmp_path, RECEIVED.now(RECEIVED.tzinfo))
-    state.down = True
-    worker = start_worker(settings, tmp_path, HUB_SCHEMA_REGISTRY_URL=url, HUB_LIFECYCLE_TICK_S="0",
-                          HUB_RETRY_ATTEMPTS="3", HUB_RETRY_BACKOFF_S="0.1")
+    settings, worker = _registry_down(registry, own_settings, tmp_path, HUB_RETRY_ATTEMPTS="3")
     try:
         _produce(settings, [(event_key(good).encode(), Serde(settings).encoder(TOPIC, "event")(good))])
         assert worker.wait(120) == EXIT_INFRASTRUCTURE
     finally:
         _stop(worker)
     assert committed_total(settings) == 0
-    state.down = False
-    again = start_worker(settings, tmp_path, HUB_SCHEMA_REGISTRY_URL=url, HUB_LIFECYCLE_TICK_S="0")
+    registry[0].down = False
+    again = start_worker(settings, tmp_path, HUB_SCHEMA_REGISTRY_URL=settings.schema_registry_url,
+                         HUB_LIFECYCLE_TICK_S="0")
     try:
         wait_until_processed(settings, timeout_s=120)
     finally:

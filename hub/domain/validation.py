@@ -30,8 +30,20 @@ class Invalid(ValueError):
     holds the value itself, which may be personal data."""
 
     def __init__(self, reason_code: str, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(message)
         self.reason_code, self.field, self.detail = reason_code, field, message
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.detail}"
+
+    def inside(self, name: str) -> "Invalid":
+        """The same problem, one level up: ``name`` is where the value sat."""
+        self.field = f"{name}{'' if not self.field or self.field.startswith('[') else '.'}{self.field}"
+        return self
+
+
+def has_control_character(text: str) -> bool:
+    return bool(_CONTROL.search(text))
 
 
 def check_text(value: str, field: str, limits: ValidationSettings) -> None:
@@ -57,26 +69,48 @@ def check_amount(value: Decimal, field: str, limits: ValidationSettings) -> None
         raise Invalid("amount_out_of_range", field, f"outside 0 .. {limits.max_amount_yuan} yuan")
 
 
-def check_record(record: Any, limits: ValidationSettings, latest: dt.date, field: str = "") -> None:
+def check_record(record: Any, limits: ValidationSettings, latest: dt.date) -> None:
     """Raise ``Invalid`` for the first implausible value anywhere in ``record``
     (a decoded Avro record: dicts, lists, (name, record) union pairs and
-    scalars). ``latest``: the last date a record may carry."""
-    if isinstance(record, str):
-        check_text(record, field, limits)
-    elif isinstance(record, dict):
+    scalars). ``latest``: the last date a record may carry.
+
+    It runs on every event at both edges: the path to a value is built only
+    when a value fails, on the way out."""
+    kind = type(record)
+    if kind is str:
+        check_text(record, "", limits)
+    elif kind is dict:
         for name, value in record.items():
-            check_record(value, limits, latest, f"{field}.{name}" if field else name)
-    elif isinstance(record, tuple):  # a union branch read with its record name
-        check_record(record[1], limits, latest, field)
-    elif isinstance(record, list):
+            if not _plainly_fine(value, limits):
+                try:
+                    check_record(value, limits, latest)
+                except Invalid as exc:
+                    raise exc.inside(name) from None
+    elif kind is list:
         for i, value in enumerate(record):
-            check_record(value, limits, latest, f"{field}[{i}]")
+            if not _plainly_fine(value, limits):
+                try:
+                    check_record(value, limits, latest)
+                except Invalid as exc:
+                    raise exc.inside(f"[{i}]") from None
+    elif kind is tuple:  # a union branch read with its record name
+        check_record(record[1], limits, latest)
+    elif kind is float:
+        if not math.isfinite(record) or abs(record) > limits.max_measure:
+            raise Invalid("number_out_of_range", "", f"not a finite number within ±{limits.max_measure:g}")
     elif isinstance(record, dt.date):  # datetimes included
-        check_date(record, field, limits, latest)
+        check_date(record, "", limits, latest)
     elif isinstance(record, Decimal):
-        check_amount(record, field, limits)
-    elif isinstance(record, float) and (not math.isfinite(record) or abs(record) > limits.max_measure):
-        raise Invalid("number_out_of_range", field, f"not a finite number within ±{limits.max_measure:g}")
+        check_amount(record, "", limits)
+
+
+def _plainly_fine(value: Any, limits: ValidationSettings) -> bool:
+    """Most of a record's values, settled without a call: nulls, flags,
+    counts, and short text with no control character."""
+    kind = type(value)
+    if kind is str:
+        return len(value) <= limits.max_text_chars and not _CONTROL.search(value)
+    return value is None or kind is bool or kind is int
 
 
 def latest_date(now: dt.datetime | float, limits: ValidationSettings) -> dt.date:
