@@ -225,14 +225,18 @@ def _board_port(log: Path) -> int | None:
 
 
 def _tail(cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "leads", "tail", "--from-beginning"], cwd=cwd,
-                            env={**os.environ, "HUB_METRICS_PORT": "0", **env}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    time.sleep(4)
-    proc.terminate()
-    out, _ = proc.communicate(timeout=30)
-    assert "CRIMINAL_REFERRAL" in out, out
-    return out
+    """What `hub leads tail --from-beginning` prints once it has printed the leads."""
+    out = cwd / "tail.out"
+    with open(out, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "leads", "tail", "--from-beginning"], cwd=cwd,
+                                env={**os.environ, "HUB_METRICS_PORT": "0", **env}, stdout=sink,
+                                stderr=subprocess.STDOUT)
+        try:
+            _wait_for("the leads printed", lambda: "CRIMINAL_REFERRAL" in out.read_text(errors="replace"))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return out.read_text(errors="replace")
 
 
 def _all_topics(settings: Settings) -> list[str]:
