@@ -84,6 +84,9 @@ class WorkerMetrics:
         self.infrastructure_failing = Gauge(
             "hub_worker_infrastructure_failing",
             "1 while this worker retries a batch the infrastructure failed, else 0", registry=registry)
+        self.broker_reachable = Gauge(
+            "hub_worker_broker_reachable",
+            "1 when this worker's last metadata request to the broker was answered, else 0", registry=registry)
         self.table_entries = Gauge("hub_worker_table_entries",
                                    "Entries in the worker's state tables on this worker", ["table"],
                                    registry=registry)

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple, TypeVar
 
@@ -94,6 +95,8 @@ class LeadProcessor:
         self.lifecycle = settings.lifecycle
         self.limits = settings.validation
         self.hasher = PersonalDataHasher(settings.pii_key)
+        # Who writes the states this processor changes: see BusinessState.resume.
+        self.incarnation = uuid.uuid4().hex
         self.decode_event = decoder("event")
         self.decode_feedback = decoder("feedback")
         self.decode_resolution = decoder("resolution")
@@ -150,6 +153,8 @@ class LeadProcessor:
             if state is None:
                 state = seen[key] = load(key)
                 partition_of[key] = partition
+                if state.resume(self.incarnation):
+                    result.states[key] = state
             return state
 
         def resolver_of(key: bytes) -> ResolverState:
@@ -201,6 +206,7 @@ class LeadProcessor:
                 triggered = lead["triggered_by_received_at"].timestamp()
                 if result.oldest_received_at is not None and triggered >= result.oldest_received_at:
                     self.metrics.event_to_lead.observe(max(0.0, now - triggered))  # new evidence, not feedback
+            state.writer = self.incarnation
             self._index(key, state, partition_of[key])
         for key, resolver in result.resolvers.items():
             self._summarise_unresolved(key, resolver)

@@ -132,6 +132,9 @@ class Settings:
     # Infrastructure failures (registry down, a send refused, a changelog
     # write failing): a batch is retried with exponential backoff this many
     # times, never acknowledged, then the worker exits non-zero.
+    # How often a worker asks the broker who it is: unreachable sets a gauge;
+    # another cluster (a restarted in-memory Tansu, a rebuilt cluster) stops it.
+    broker_check_s: float = 5.0
     retry_attempts: int = 8
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 30.0

@@ -5,11 +5,16 @@ Per-event cost in Faust decides throughput, so the agent takes events in
 batches, decodes Avro with fastavro itself (raw serializers in Faust), loads
 each business's state once per batch and writes it back once.
 
-At-least-once, made idempotent: for each batch the leads are published and
-acknowledged first, then the changed states are written to the table's
-changelog and flushed, and only then does ``take()`` ack the events. A crash
-at any point replays events that the state either already holds (duplicates,
-no new lead) or does not (the same leads, same IDs, are published again).
+At-least-once, made idempotent: for each batch, what a replay would derive
+again (resolution's messages, outcomes, dead letters) is published first,
+then the changed states, which record every lead about to be published, are
+written to the table's changelog and flushed, then the leads are published,
+and only then does ``take()`` ack the events. A crash before the state write
+replays events the state does not hold (the same records again); a crash
+after it replays duplicates, and the next worker to load such a state
+publishes the leads its last write owed (``BusinessState.resume``). So no
+lead reaches the topics that its business's state does not know, and none
+is lost.
 
 A bad message is the processor's to dead-letter (``hub.processing``); a
 failure of the infrastructure (registry, broker, changelog) is retried here
@@ -41,7 +46,7 @@ from hub.serde import Serde
 from hub.settings import Settings
 from hub.domain.resolution import ResolverState
 from hub.topics import BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, \
-    changelog_topic, outcomes_topic, source_topics
+    admin, changelog_topic, outcomes_topic, source_topics
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ SENTINEL_KEY = b"\x00hub:changelog-sentinel"
 # EX_TEMPFAIL: the infrastructure failed a batch ``retry_attempts`` times; a
 # restart replays it.
 EXIT_INFRASTRUCTURE = 75
+# The broker answers as another cluster: the data this worker's state and
+# offsets came from is gone, and nothing it holds may be written there.
+EXIT_BROKER_LOST = 76
 
 
 def _ignore(self: Monitor, *args: Any, **kwargs: Any) -> None:
@@ -141,14 +149,14 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
 
     async def process_and_publish(messages: list[Message]) -> BatchResult:
         """Run again whole on a retry: the tables are not written yet, so the
-        batch meets the same states."""
+        batch meets the same states. Publishes what a replay would derive
+        again (resolution's messages, outcomes, dead letters); the leads wait
+        until the states that record them are written."""
         result = processor.process(messages, load, stored, owned_partitions(), partition_for, load_resolver,
                                    stored_resolvers)
         # The producer directly: Faust's Topic.send measured ~30 µs a message more.
         send = app.producer.send
-        pending = [await send(topic, lead["lead_id"].encode(), encoders[topic](copy), partition=None,
-                              timestamp=None, headers=None)
-                   for lead in result.leads for topic, copy in lead_copies(lead)]
+        pending = []
         for topic, feedback in result.outcomes:
             pending.append(await send(topic, feedback["lead_id"].encode(), encode_outcome[topic](feedback),
                                       partition=None, timestamp=None, headers=None))
@@ -159,6 +167,19 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         if pending:
             await asyncio.gather(*pending)
         return result
+
+    async def publish_leads(result: BatchResult) -> None:
+        """After the states are written: every lead on the topics is one its
+        business's state knows, so a replay that draws another window
+        supersedes it; a worker that dies before this point leaves the leads
+        to the next one's ``BusinessState.resume``. Idempotent: a retry sends
+        the same records."""
+        send = app.producer.send
+        pending = [await send(topic, lead["lead_id"].encode(), encoders[topic](copy), partition=None,
+                              timestamp=None, headers=None)
+                   for lead in result.leads for topic, copy in lead_copies(lead)]
+        if pending:
+            await asyncio.gather(*pending)
 
     async def write_states(result: BatchResult) -> None:
         """Idempotent: a retry writes the same states again."""
@@ -194,6 +215,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
             try:
                 result = await retried(lambda: process_and_publish(messages), backoff, failed("publish"))
                 await retried(lambda: write_states(result), backoff, failed("state"))
+                await retried(lambda: publish_leads(result), backoff, failed("leads"))
             except GaveUp as exc:
                 # Returning or raising would run take_events' ``finally``,
                 # which acknowledges the batch: leave without it, and let the
@@ -246,6 +268,31 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                 await consumer.seek(tp, start)
                 stalled_since.pop(tp, None)
                 metrics.worker.commit_stalls_healed.inc()
+
+    broker_admin: Any = admin(settings)  # confluent-kafka's stubs lack list_topics' result
+    started_on: list[str] = []  # the cluster ID the worker first saw
+
+    @app.timer(settings.broker_check_s)
+    async def watch_broker() -> None:
+        """Whether the broker answers, and whether it is still the cluster this
+        worker started on: an in-memory Tansu that restarted, or a cluster
+        rebuilt from nothing, has lost what the worker's tables and offsets
+        describe. Writing them into it would pass off stale state as current."""
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: broker_admin.list_topics(timeout=settings.broker_check_s).cluster_id)
+        except Exception as exc:
+            metrics.worker.broker_reachable.set(0)
+            log.warning("the broker does not answer: %s", type(exc).__name__)
+            return
+        metrics.worker.broker_reachable.set(1)
+        if not started_on:
+            started_on.append(found)
+        if found != started_on[0]:
+            log.critical("the broker is another cluster now (%s, was %s): its data is gone; stopping without "
+                         "writing this worker's state into it", found, started_on[0])
+            logging.shutdown()
+            os._exit(EXIT_BROKER_LOST)
 
     @app.timer(2.0)
     async def report_lag() -> None:

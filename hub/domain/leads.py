@@ -33,6 +33,11 @@ class BusinessState:
     # Keyed tokens (pii:…) of the people its records named: feedback on its
     # leads is scrubbed of their names without any name in clear.
     persons: set[str] = field(default_factory=set)
+    # The leads whose records the last write owed the topics, and which
+    # incarnation of a worker wrote it: a worker that died between writing
+    # the state and publishing leaves them to the next (see ``resume``).
+    outbox: set[str] = field(default_factory=set)
+    writer: str = ""
 
     def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> str:
         """'new', 'reopened' (new, and it reopened a closed lead), 'duplicate'
@@ -133,6 +138,17 @@ class BusinessState:
             lifecycle.reopen(max(closed, key=lambda m: m.closed_ms or 0), fact.event_id, fact.received_ms)
         return bool(closed)
 
+    def resume(self, incarnation: str) -> bool:
+        """Loaded by ``incarnation``: if another wrote this state last, the
+        leads its write owed may never have reached the topics (it may have
+        died in between), so they are marked to be published again. Whether
+        any were."""
+        if self.writer == incarnation or not self.outbox:
+            return False
+        for lead_id in self.outbox & self.leads.keys():
+            self.leads[lead_id].dirty = True
+        return True
+
     # -- lifecycle --------------------------------------------------------
     def apply_feedback(self, lead_id: str, action: str, team: str | None, note: str | None,
                        at_ms: int) -> LeadMark:
@@ -205,6 +221,7 @@ class BusinessState:
                 draft = LeadDraft(lead_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
             out.append(self._record(business_key, draft, mark, now_ms, deadlines))
             mark.dirty, mark.escalation = False, None
+        self.outbox = {lead["lead_id"] for lead in out}
         return out
 
     def _record(self, business_key: str, draft: LeadDraft, mark: LeadMark, now_ms: int,
@@ -261,6 +278,7 @@ class BusinessState:
             "l": {k: m.to_json() for k, m in self.leads.items()},
             "k": self.registered.to_json() if self.registered else None,
             "q": sorted(self.persons),
+            "o": sorted(self.outbox), "w": self.writer,
         }, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
@@ -270,7 +288,8 @@ class BusinessState:
         return cls(raw["n"], raw["b"], raw["r"], {f.event_id: f for f in facts},
                    {k: LeadMark.from_json(v) for k, v in raw["l"].items()},
                    dt.date.fromordinal(raw["p"]) if raw.get("p") else None,
-                   Candidate.from_json(raw["k"]) if raw.get("k") else None, set(raw.get("q") or ()))
+                   Candidate.from_json(raw["k"]) if raw.get("k") else None, set(raw.get("q") or ()),
+                   set(raw.get("o") or ()), raw.get("w") or "")
 
 
 def _registered_licences(event: Event) -> list[str]:

@@ -1,0 +1,79 @@
+"""No lead on the topics that its business's state does not know, and none
+lost, wherever a worker dies (no broker): the state that records a lead is
+written before the lead is published, and the next worker to load a state
+whose writer may have died before publishing publishes what it owed."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from pathlib import Path
+from typing import Any
+
+from hub.domain.events import event_key
+from hub.domain.leads import BusinessState
+from hub.metrics import Metrics
+from hub.processing import BatchResult, LeadProcessor
+from tests.bus import RECEIVED, Bus
+from tests.poison import critical_event, encoded, spoiled
+
+TOPIC = "hub.events.samr"
+
+
+def _worker(bus: Bus) -> LeadProcessor:
+    """Another incarnation of a worker, on the same stored states."""
+    return LeadProcessor(bus.settings, bus.serde.decoder, functools.cache(bus.serde.encoder), Metrics().worker,
+                         clock=lambda: RECEIVED.timestamp())
+
+
+def _batch(bus: Bus, processor: LeadProcessor, events: list[dict[str, Any]], write: bool = True) -> BatchResult:
+    messages = [(TOPIC, 0, event_key(e).encode(), encoded(bus.settings, e), i) for i, e in enumerate(events)]
+    result = processor.process(
+        messages, lambda k: BusinessState.from_bytes(bus.businesses[k]) if k in bus.businesses else BusinessState())
+    if write:
+        for key, state in result.states.items():
+            bus.businesses[key] = state.to_bytes()
+    return result
+
+
+def _repeat_offender(result: BatchResult) -> dict[str, str]:
+    return {l["lead_id"]: l["status"] for l in result.leads if l["rules"] == ["REPEAT_OFFENDER"]}
+
+
+def _penalties(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    good = critical_event(tmp_path, RECEIVED)
+    first = spoiled(good, "o1", occurred_on=dt.date(2026, 10, 1))
+    second = spoiled(good, "o2", occurred_on=dt.date(2026, 10, 5))
+    earlier = spoiled(good, "o0", occurred_on=dt.date(2026, 9, 20))
+    for event in (first, second, earlier):
+        event["summary"] = good["summary"]
+    return first, second, earlier
+
+
+def test_a_worker_that_died_before_publishing_leaves_its_leads_to_the_next(tmp_path: Path) -> None:
+    bus = Bus()
+    first, second, _ = _penalties(tmp_path)
+    died = _batch(bus, bus.processor, [first, second])  # states written, then the worker died: nothing published
+    [lead_id] = _repeat_offender(died)
+    replay = _batch(bus, _worker(bus), [first, second])  # the same events again, all duplicates
+    assert _repeat_offender(replay) == {lead_id: "OPEN"}
+    assert {l["lead_id"] for l in replay.leads} == {l["lead_id"] for l in died.leads}
+
+
+def test_a_worker_publishes_what_it_wrote_once(tmp_path: Path) -> None:
+    bus = Bus()
+    first, second, _ = _penalties(tmp_path)
+    _batch(bus, bus.processor, [first, second])
+    assert _batch(bus, bus.processor, [first, second]).leads == []  # its own write: published already
+
+
+def test_a_replay_that_draws_another_window_supersedes_what_was_published(tmp_path: Path) -> None:
+    """The lead published before the crash is in the state, so when the replay
+    also brings an earlier finding, the old window's lead is superseded
+    instead of staying open beside the new one."""
+    bus = Bus()
+    first, second, earlier = _penalties(tmp_path)
+    published = _repeat_offender(_batch(bus, bus.processor, [first, second]))
+    [old] = published
+    replay = _batch(bus, _worker(bus), [first, second, earlier])
+    statuses = _repeat_offender(replay)
+    assert statuses.pop(old) == "SUPERSEDED" and list(statuses.values()) == ["OPEN"]
