@@ -110,6 +110,7 @@ class LeadProcessor:
         # partitions, for keys with records waiting only: the gauges sum it per batch.
         self.unresolved: dict[bytes, tuple[int, int, int]] = {}
         self._unresolved_for: frozenset[int] | None = None
+        self._latest = latest_date(clock(), self.limits)  # the last date a record may carry, per batch
 
     def process(self, batch: Iterable[Message | tuple[Any, ...]], load: Callable[[bytes], BusinessState],
                 stored: Callable[[], Iterable[tuple[bytes, bytes]]] = lambda: (),
@@ -128,6 +129,7 @@ class LeadProcessor:
         infrastructure, not the record) escapes, so the caller retries the
         whole batch without acknowledging it."""
         result = BatchResult()
+        self._latest = latest_date(self.clock(), self.limits)  # one clock reading for the batch
         seen: dict[bytes, BusinessState] = {}
         partition_of: dict[bytes, int] = {}
         resolvers: dict[bytes, ResolverState] = {}
@@ -243,7 +245,7 @@ class LeadProcessor:
         """The event, decoded and checked; None (and a dead letter) if it is bad."""
         try:
             event = self.decode_event(value)
-            check_record(event, self.limits, latest_date(self.clock(), self.limits))
+            check_record(event, self.limits, self._latest)
         except DecodeError as exc:
             self._dead(result, exc.reason_code or code, str(exc), message)
             return None
@@ -387,7 +389,7 @@ class LeadProcessor:
             feedback = self.decode_feedback(raw.value)
             ahead = self.limits.max_tick_ahead_days if feedback["action"] == "TICK" else 0
             check_record(feedback, self.limits,
-                         latest_date(self.clock(), self.limits) + dt.timedelta(days=ahead))
+                         self._latest + dt.timedelta(days=ahead))
         except DecodeError as exc:
             self._dead(result, exc.reason_code or "undecodable_feedback", str(exc), raw)
             return

@@ -109,7 +109,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     consumed = {*source_names, FEEDBACK_TOPIC}
     # Feedback and clock ticks are keyed by business like the events: one
     # agent, one state per business, no cross-partition coordination.
-    sources = app.topic(*sorted(source_names), FEEDBACK_TOPIC, key_type=bytes, value_type=bytes)
+    sources = app.topic(*sorted(consumed), key_type=bytes, value_type=bytes)
     # use_partitioner: the changelog partition comes from the key's murmur2
     # hash, the same hash the connectors' producers use for the events, so a
     # business's state lives in the partition its events do even though a

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
+from typing import Any, Callable
 
 from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
@@ -52,6 +56,28 @@ def committed_total(settings) -> int:
     (not entity resolution's own messages)."""
     ends = {tp: end for tp, end in event_ends(settings).items() if tp.topic != RESOLUTION_TOPIC}
     return sum(ends.values()) - sum(worker_lag(settings, ends).values())
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    """``check()``'s first truthy answer, asked every 0.2 s until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def metric(port: int, name: str) -> float | None:
+    """A metric of a process's /metrics, summed over its label sets; None
+    when the process does not answer or does not export it."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    values = re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    return sum(float(v) for v in values) if values else None
 
 
 def start_worker(settings: Settings, cwd: Path, *options: str, log: Path | None = None,

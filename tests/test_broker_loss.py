@@ -4,8 +4,6 @@ broker that lost the data that state came from."""
 from __future__ import annotations
 
 import re
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,25 +13,9 @@ from hub.settings import load_settings
 from hub.topics import create_topics
 from hub.worker import EXIT_BROKER_LOST
 from tests.conftest import TEST_PII_KEY
-from tests.helpers import start_worker
+from tests.helpers import metric, start_worker, wait_for
 
 pytestmark = pytest.mark.broker
-
-
-def _gauge(port: int, name: str) -> float | None:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    except OSError:
-        return None
-    found = re.search(rf"^{name} (\S+)$", text, re.M)
-    return float(found.group(1)) if found else None
-
-
-def _wait(what: str, check, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def test_a_worker_stops_when_its_broker_comes_back_empty(tmp_path: Path) -> None:
@@ -44,11 +26,11 @@ def test_a_worker_stops_when_its_broker_comes_back_empty(tmp_path: Path) -> None
     worker = start_worker(settings, tmp_path, log=log, HUB_BROKER_CHECK_S="1", HUB_LIFECYCLE_TICK_S="0")
     second = None
     try:
-        _wait("the metrics line", lambda: "metrics: http" in log.read_text())
+        wait_for("the metrics line", lambda: "metrics: http" in log.read_text())
         port = int(re.search(r"metrics: http://127\.0\.0\.1:(\d+)", log.read_text()).group(1))
-        _wait("the broker seen", lambda: _gauge(port, "hub_worker_broker_reachable") == 1)
+        wait_for("the broker seen", lambda: metric(port, "hub_worker_broker_reachable") == 1)
         first.stop()
-        _wait("the broker missed", lambda: _gauge(port, "hub_worker_broker_reachable") == 0)
+        wait_for("the broker missed", lambda: metric(port, "hub_worker_broker_reachable") == 0)
         assert worker.poll() is None  # down is not lost: it waits
         second = EmbeddedBroker(port=first.port).start()  # same address, a new (empty) cluster
         assert worker.wait(90) == EXIT_BROKER_LOST

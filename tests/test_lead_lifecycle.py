@@ -30,22 +30,12 @@ from hub.serde import Serde
 from hub.settings import Settings, load_settings
 from hub.topics import LEADS_TOPIC, create_topics, read_to_end
 from tests.conftest import TEST_PII_KEY
-from tests.helpers import dead_letters, hub
+from tests.helpers import dead_letters, hub, wait_for
 
 pytestmark = pytest.mark.broker
 
 POLICE_TEAM, COUNTY_TEAM = "police-jinzhong-food-crime", "samr-taigu"
 CASE_NO = "A1407032026080031"  # the liquor maker's police case: police details
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _team_topic(team: str) -> str:
@@ -59,7 +49,7 @@ def _copies(settings: Settings, lead_id: str) -> dict[str, dict]:
 
 
 def _copies_once(settings: Settings, lead_id: str, what: str, ok: Callable[[dict[str, dict]], bool]) -> dict:
-    return _wait_for(what, lambda: copies if ok(copies := _copies(settings, lead_id)) else None)
+    return wait_for(what, lambda: copies if ok(copies := _copies(settings, lead_id)) else None)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +99,7 @@ def _hub(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProce
 
 
 def _lead_of(settings: Settings, uscc: str, rule: str) -> dict:
-    return _wait_for(f"the {rule} lead on {uscc}", lambda: next(
+    return wait_for(f"the {rule} lead on {uscc}", lambda: next(
         (l for l in final_leads(settings).values() if l["business_id"] == uscc and l["rules"] == [rule]), None))
 
 
@@ -150,7 +140,7 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
 
     ack = _hub(settings, tmp, "leads", "ack", lead_id, "--team", POLICE_TEAM, "--by", "太谷分局食药环侦大队")
     assert ack.returncode == 0, ack.stderr
-    _wait_for("ACKNOWLEDGED everywhere", lambda: all(
+    wait_for("ACKNOWLEDGED everywhere", lambda: all(
         c["status"] == "ACKNOWLEDGED" for c in _copies(settings, lead_id).values()))
     _row(browser, lead_id, "ACKNOWLEDGED")  # the open page follows without a reload
 
@@ -164,7 +154,7 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     # The county desk sees that the police closed it, not the police's note.
     assert copies[_team_topic(COUNTY_TEAM)]["history"][-1]["note"] is None
     assert copies[_team_topic("samr-jinzhong")]["history"][-1]["status"] == "CLOSED"
-    _wait_for("the lead to leave the board's open list", lambda: not browser.find_elements(
+    wait_for("the lead to leave the board's open list", lambda: not browser.find_elements(
         By.CSS_SELECTOR, f'tr[data-lead-id="{lead_id}"]'))
 
     # The outcome goes back to the agency whose evidence raised the lead.
@@ -177,15 +167,15 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert again.returncode == 1 and "cannot become CLOSED" in again.stderr
     stranger = _hub(settings, tmp, "leads", "ack", lead_id, "--team", "samr-anyang")
     assert stranger.returncode == 1 and "does not receive" in stranger.stderr
-    _wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_acknowledge_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
-    _wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_close_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
+    wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_acknowledge_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
+    wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_close_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
 
 
 def test_feedback_the_hub_cannot_apply_goes_to_the_dead_letters(running) -> None:
     settings, *_ = running
     lead = {"lead_id": "lead-00000000000000000000", "business_key": FUSHUN.uscc}
     publish_feedback(settings, feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None, time.time()))
-    dead = _wait_for("the dead letter", lambda: [d for d in dead_letters(settings) if d["reason_code"] == "unknown_lead"])
+    dead = wait_for("the dead letter", lambda: [d for d in dead_letters(settings) if d["reason_code"] == "unknown_lead"])
     assert "lead-00000000000000000000" in dead[0]["reason"]
 
 
@@ -198,8 +188,8 @@ def test_overdue_leads_escalate_to_the_parent_and_closed_leads_fall_due_for_rech
     copies = _copies_once(settings, cross["lead_id"], "the escalation",
                           lambda c: _team_topic("police-shanxi-food-crime") in c)
     assert {c["escalation"] for c in copies.values()} == {"ACKNOWLEDGE_OVERDUE"}
-    _wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_overdue", 'team="samr-yuci"') == 1, timeout=20)
-    _wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_open", 'severity="HIGH",team="samr-yuci"') == 1, timeout=20)
+    wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_overdue", 'team="samr-yuci"') == 1, timeout=20)
+    wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_open", 'severity="HIGH",team="samr-yuci"') == 1, timeout=20)
 
     liquor = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
     in_31_days = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)  # re-check 30 days after closure
@@ -212,7 +202,7 @@ def test_overdue_leads_escalate_to_the_parent_and_closed_leads_fall_due_for_rech
 def test_a_new_failure_after_closure_reopens_the_lead_with_the_evidence_chained(running) -> None:
     settings, metrics_port, _, tmp = running
     lead_id = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
-    _wait_for("the closure", lambda: final_leads(settings)[lead_id]["status"] == "CLOSED")
+    wait_for("the closure", lambda: final_leads(settings)[lead_id]["status"] == "CLOSED")
     run_connectors(settings, [("samr.inspection", write_recheck_failure(tmp / "recheck"))], Metrics())
     copies = _copies_once(settings, lead_id, "the reopening", lambda c: all(x["status"] == "OPEN" for x in c.values()))
     full = copies[LEADS_TOPIC]
@@ -221,4 +211,4 @@ def test_a_new_failure_after_closure_reopens_the_lead_with_the_evidence_chained(
                                                                                  ("JC2026-1120-003", True)]
     county = copies[_team_topic(COUNTY_TEAM)]["evidence"]
     assert county[1]["source_record_id"] == "JC2026-1120-003" and county[0]["source_record_id"] is None
-    _wait_for("the metric", lambda: _metric(metrics_port, "hub_worker_leads_reopened_total") == 1, timeout=20)
+    wait_for("the metric", lambda: _metric(metrics_port, "hub_worker_leads_reopened_total") == 1, timeout=20)

@@ -16,7 +16,7 @@ import time
 import unicodedata
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -36,7 +36,7 @@ from hub.samples import (FUSHUN, LIQUOR, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME
 from hub.settings import Settings, load_settings
 from hub.topics import FEEDBACK_TOPIC, create_topics, read_to_end
 from tests.conftest import TEST_PII_KEY
-from tests.helpers import hub, start_worker
+from tests.helpers import hub, start_worker, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -135,15 +135,6 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def own_broker() -> Iterator[str]:
     with EmbeddedBroker().start() as running:
@@ -163,7 +154,7 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
     log_file = tmp_path / "worker.log"
     worker = start_worker(settings, tmp_path, "-vv", log=log_file, HUB_WEB_PORT="0", HUB_LIFECYCLE_TICK_S="0")
     try:
-        board_port = _wait_for("the lead board", lambda: _board_port(log_file))
+        board_port = wait_for("the lead board", lambda: _board_port(log_file), timeout=90)
         sources = [*write_scenario(tmp_path / "scenario").items(), *planted(tmp_path / "planted")]
         for kind, path in sources:
             run = hub("connector", "run", kind, "--path", str(path), cwd=tmp_path, env=env)
@@ -178,13 +169,14 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
         foreign = feedback(lead, "INVESTIGATING", team, f"嫌疑人{SUSPECT_NAME}（{SUSPECT_ID}）已到案，{MOBILE}",
                            SUSPECT2_NAME, time.time())
         publish_feedback(settings, foreign)
-        _wait_for("the foreign feedback", lambda: final_leads(settings)[lead["lead_id"]]["status"] == "INVESTIGATING")
+        wait_for("the foreign feedback",
+                 lambda: final_leads(settings)[lead["lead_id"]]["status"] == "INVESTIGATING", timeout=90)
         close = hub("leads", "close", lead["lead_id"], "--team", team, "--by", SUSPECT_NAME, "--outcome",
                     f"已立案，{SUSPECT_NAME} {SUSPECT_ID} 移送审查起诉；{SUSPECT2_NAME}取保候审，电话{MOBILE_DASHED}",
                     cwd=tmp_path, env=env)
         assert close.returncode == 0, close.stderr
         outputs["leads close"] = close.stdout + close.stderr
-        _wait_for("the closure", lambda: final_leads(settings)[lead["lead_id"]]["status"] == "CLOSED")
+        wait_for("the closure", lambda: final_leads(settings)[lead["lead_id"]]["status"] == "CLOSED", timeout=90)
         for name in load_teams(settings.teams_file):
             for page in (f"/teams/{name}", f"/teams/{name}/leads.json"):
                 with urllib.request.urlopen(f"http://127.0.0.1:{board_port}{page}", timeout=10) as response:
@@ -232,7 +224,7 @@ def _tail(cwd: Path, env: dict[str, str]) -> str:
                                 env={**os.environ, "HUB_METRICS_PORT": "0", **env}, stdout=sink,
                                 stderr=subprocess.STDOUT)
         try:
-            _wait_for("the leads printed", lambda: "CRIMINAL_REFERRAL" in out.read_text(errors="replace"))
+            wait_for("the leads printed", lambda: "CRIMINAL_REFERRAL" in out.read_text(errors="replace"), timeout=90)
         finally:
             proc.terminate()
             proc.wait(30)

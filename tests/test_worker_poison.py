@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -25,7 +24,7 @@ from hub.topics import create_topics, read_to_end
 from hub.worker import EXIT_INFRASTRUCTURE
 from tests.bus import RECEIVED
 from tests.conftest import TEST_PII_KEY
-from tests.helpers import committed_total, dead_letters, start_worker
+from tests.helpers import committed_total, dead_letters, metric, start_worker
 from tests.poison import critical_event, encoded, spoiled
 from tests.registry import Registry, register_all
 
@@ -56,11 +55,6 @@ def _stop(worker: subprocess.Popen[str]) -> None:
     if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
-
-
-def _metric(port: int, name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
 def _port(worker: subprocess.Popen[str]) -> int:
@@ -111,14 +105,14 @@ def test_nothing_is_acknowledged_while_the_registry_is_down(registry, own_settin
         encode = Serde(settings).encoder(TOPIC, "event")  # the registry's IDs: the worker must ask for them
         _produce(settings, [(event_key(e).encode(), encode(e)) for e in (good, second)])
         deadline = time.monotonic() + 60
-        while _metric(port, "hub_worker_infrastructure_failures_total") < 5 and time.monotonic() < deadline:
+        while (metric(port, "hub_worker_infrastructure_failures_total") or 0) < 5 and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)  # several commit intervals
-        assert _metric(port, "hub_worker_infrastructure_failing") == 1
+        assert metric(port, "hub_worker_infrastructure_failing") == 1
         assert committed_total(settings) == 0 and not read_to_end(settings, "hub.leads")
         registry[0].down = False
         wait_until_processed(settings, timeout_s=120)
-        assert _metric(port, "hub_worker_infrastructure_failing") == 0
+        assert metric(port, "hub_worker_infrastructure_failing") == 0
     except Exception:
         _stop(worker)
         raise AssertionError(worker.stderr.read() if worker.stderr else "") from None
