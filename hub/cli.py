@@ -89,9 +89,10 @@ def broker(ctx: click.Context, port: int) -> None:
     settings = _settings(ctx)
     _stop_on_sigterm()
     with EmbeddedBroker(port=port).start(log_dir=settings.state_dir) as embedded:
-        record_running_broker(settings, embedded)
         try:
             create_topics(settings.with_overrides(broker_url=embedded.bootstrap))
+            # Only a broker with its topics is offered to later commands.
+            record_running_broker(settings, embedded)
             click.echo(f"embedded broker at {embedded.bootstrap} (memory only); Ctrl-C stops it")
             while (status := embedded.exited(0.5)) is None:
                 pass

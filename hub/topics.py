@@ -91,7 +91,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicS
     futures = client.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
                   config={"cleanup.policy": "compact"} if compacted else {})
-         for name, (n, compacted) in wanted.items()], operation_timeout=10)
+         for name, (n, compacted) in wanted.items()], operation_timeout=10, request_timeout=15)
     result: dict[str, str] = {}
     for name, fut in futures.items():
         try:
