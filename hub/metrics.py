@@ -52,6 +52,10 @@ class WorkerMetrics:
         self.lag_messages = Gauge("hub_worker_consumer_lag_messages",
                                   "Events on the partitions this worker owns that it has not read yet",
                                   ["topic", "partition"], registry=registry)
+        self.fenced_batches = Counter("hub_worker_fenced_batches_total",
+                                      "Batches dropped unwritten because this worker no longer owned their "
+                                      "partitions (a rebalance, or a pause beyond the session timeout)",
+                                      registry=registry)
         self.commit_stalls_healed = Counter("hub_worker_commit_stalls_healed_total",
                                             "Partitions replayed from their committed offset after "
                                             "Faust's commits stalled behind a gap", registry=registry)

@@ -30,9 +30,11 @@ import logging
 import os
 import threading
 import time
+import uuid
 from typing import Any, Callable, Collection
 
 import faust
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from faust.sensors.monitor import Monitor
 
 from hub.domain.events import Agency
@@ -61,6 +63,12 @@ EXIT_INFRASTRUCTURE = 75
 # The broker answers as another cluster: the data this worker's state and
 # offsets came from is gone, and nothing it holds may be written there.
 EXIT_BROKER_LOST = 76
+# A stop on SIGTERM/SIGINT that did not finish within ``shutdown_grace_s``.
+EXIT_STOP_CUT_SHORT = 77
+
+
+class Fenced(Exception):
+    """This worker no longer owns the partitions of the batch in hand."""
 
 
 def _ignore(self: Monitor, *args: Any, **kwargs: Any) -> None:
@@ -95,6 +103,13 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         web_enabled=False,
         Monitor=QuietMonitor,
         producer_linger_ms=5,
+        # Faust stops recovery when a table's persisted offset passes the
+        # changelog's high watermark, taking it for a topic emptied under
+        # the store. Tansu 0.6 reports the watermark short of its last batch,
+        # so the check fired on healthy rebalances and crashed the worker
+        # (issue 12). Lost data is detected by ``watch_broker`` instead: the
+        # cluster ID and the topics' IDs it started on.
+        recovery_consistency_check=False,
     )
     serde = Serde(settings)
     processor = LeadProcessor(settings, serde.decoder, functools.cache(serde.encoder), metrics.worker)
@@ -207,15 +222,47 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                         backoff.attempts, type(exc).__name__, exc)
         return report
 
+    async def fence(generation: int, stage: str) -> None:
+        """Raise ``Fenced`` unless this worker is still a member of the group
+        generation that gave it the batch's partitions. Asked of the group
+        coordinator (a heartbeat) right before each write, because a worker
+        that was paused beyond the session timeout has not heard yet that its
+        partitions went to another, and would write stale state over theirs."""
+        thread: Any = app.consumer._thread  # type: ignore[attr-defined]  # Faust's consumer thread
+        coordinator = thread._ensure_consumer()._coordinator
+        member = app.consumer_generation_id == generation and \
+            await thread.call_thread(coordinator._do_heartbeat) and coordinator.generation == generation
+        if not member or app.consumer_generation_id != generation:
+            raise Fenced(f"generation {generation} ended before the {stage} step")
+
     @app.agent(sources, name="leads")
     async def process(stream: Any) -> None:  # a faust Stream: take_events is not on StreamT
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
             messages = [Message(e.message.topic, e.message.partition, e.key, e.value, e.message.offset)
                         for e in batch]
+            generation = app.consumer_generation_id
             try:
+                if any(e.message.generation_id != generation for e in batch):
+                    raise Fenced("the batch spans a rebalance")
+                await fence(generation, "publish")
                 result = await retried(lambda: process_and_publish(messages), backoff, failed("publish"))
+                await fence(generation, "state")
                 await retried(lambda: write_states(result), backoff, failed("state"))
+                await fence(generation, "leads")
                 await retried(lambda: publish_leads(result), backoff, failed("leads"))
+            except Fenced as exc:
+                # Whoever owns the partitions now replays these messages from
+                # the committed offset; acknowledging them here would commit
+                # work this worker did not write. A batch fenced after its
+                # state write leaves its leads to the owner's ``resume``.
+                log.warning("dropping a batch of %d messages unwritten: %s", len(messages), exc)
+                metrics.worker.fenced_batches.inc()
+                # States this worker wrote may owe leads it did not publish: as
+                # another incarnation, it republishes them when it meets them.
+                processor.incarnation = uuid.uuid4().hex
+                for event in batch:
+                    event.message.acked = True
+                continue
             except GaveUp as exc:
                 # Returning or raising would run take_events' ``finally``,
                 # which acknowledges the batch: leave without it, and let the
@@ -270,27 +317,43 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                 metrics.worker.commit_stalls_healed.inc()
 
     broker_admin: Any = admin(settings)  # confluent-kafka's stubs lack list_topics' result
-    started_on: list[str] = []  # the cluster ID the worker first saw
+    watched = sorted({*consumed, *changelogs.values()})
+    started_on: dict[str, str] = {}  # the cluster's ID and its topics' IDs as the worker first saw them
+
+    def identities() -> dict[str, str]:
+        """The cluster's ID and each watched topic's; a topic that is gone has none."""
+        found = {"": broker_admin.list_topics(timeout=settings.broker_check_s).cluster_id}
+        described = broker_admin.describe_topics(TopicCollection(watched), request_timeout=settings.broker_check_s)
+        for name, future in described.items():
+            try:
+                found[name] = str(future.result().topic_id)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                found[name] = "gone"
+        return found
 
     @app.timer(settings.broker_check_s)
     async def watch_broker() -> None:
-        """Whether the broker answers, and whether it is still the cluster this
-        worker started on: an in-memory Tansu that restarted, or a cluster
-        rebuilt from nothing, has lost what the worker's tables and offsets
-        describe. Writing them into it would pass off stale state as current."""
+        """Whether the broker answers, and whether it still holds the data this
+        worker started on: an in-memory Tansu that restarted, a cluster
+        rebuilt from nothing or a topic deleted and created again has lost
+        what the worker's tables and offsets describe. Writing them into it
+        would pass off stale state as current."""
         try:
-            found = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: broker_admin.list_topics(timeout=settings.broker_check_s).cluster_id)
+            found = await asyncio.get_running_loop().run_in_executor(None, identities)
         except Exception as exc:
             metrics.worker.broker_reachable.set(0)
             log.warning("the broker does not answer: %s", type(exc).__name__)
             return
         metrics.worker.broker_reachable.set(1)
         if not started_on:
-            started_on.append(found)
-        if found != started_on[0]:
-            log.critical("the broker is another cluster now (%s, was %s): its data is gone; stopping without "
-                         "writing this worker's state into it", found, started_on[0])
+            started_on.update(found)
+        changed = ["the cluster"] if found[""] != started_on[""] else \
+            [name for name, identity in found.items() if started_on[name] != identity]
+        if changed:
+            log.critical("the broker lost the data this worker started from (%s: another ID now); stopping "
+                         "without writing this worker's state into it", ", ".join(changed))
             logging.shutdown()
             os._exit(EXIT_BROKER_LOST)
 
@@ -377,6 +440,39 @@ def _strict_commits(consumer: Any, log_start: dict[Any, int]) -> None:
     consumer._new_offset = new_offset
 
 
+class _Worker(faust.Worker):
+    """A Faust worker whose stop on a signal cannot hang.
+
+    Faust's graceful stop commits offsets, flushes the producer and leaves
+    the group: with the broker down each of those waits out its own timeout,
+    a minute and more. Nothing is lost by leaving without them: what was not
+    committed is replayed by the next worker, and a state written without its
+    leads owes them to the next one (``BusinessState.resume``). So a stop with
+    the broker unreachable is immediate, and any stop is cut short after
+    ``grace_s``."""
+
+    broker_down: Callable[[], bool] = staticmethod(lambda: False)
+    grace_s: float = 30.0
+
+    def _schedule_shutdown(self, signal_: Any) -> None:
+        if self.broker_down():
+            log.warning("stopping at once: the broker does not answer, so there is nothing to commit or flush; "
+                        "what this worker did not commit is replayed")
+            logging.shutdown()
+            os._exit(0)
+        if not self._signal_stop_time:
+            watchdog = threading.Timer(self.grace_s, self._cut_short)
+            watchdog.daemon = True
+            watchdog.start()
+        super()._schedule_shutdown(signal_)
+
+    def _cut_short(self) -> None:
+        log.error("a graceful stop took longer than %.0fs; leaving without it (nothing uncommitted is lost)",
+                  self.grace_s)
+        logging.shutdown()
+        os._exit(EXIT_STOP_CUT_SHORT)
+
+
 def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | None = None,
                loglevel: str = "WARN") -> None:
     """Run one worker in this thread until SIGINT/SIGTERM; the consumer group
@@ -384,7 +480,9 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
     # Faust closes its loop on shutdown: a fresh one lets a process run a worker again.
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, metrics, started)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker = _Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker.broker_down = lambda: metrics.worker.broker_reachable._value.get() == 0
+    worker.grace_s = settings.shutdown_grace_s
     worker.spinner = None  # its escape codes mangle the leads printed beside it
     try:
         worker.execute_from_commandline()

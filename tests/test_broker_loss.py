@@ -4,13 +4,16 @@ broker that lost the data that state came from."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from hub.broker import EmbeddedBroker
-from hub.settings import load_settings
-from hub.topics import create_topics
+from hub.settings import Settings, load_settings
+from hub.topics import FEEDBACK_TOPIC, admin, create_topics
 from hub.worker import EXIT_BROKER_LOST
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import metric, start_worker, wait_for
@@ -18,23 +21,28 @@ from tests.helpers import metric, start_worker, wait_for
 pytestmark = pytest.mark.broker
 
 
+def _worker_seeing(settings: Settings, tmp_path: Path) -> tuple[subprocess.Popen[str], Path, int]:
+    log = tmp_path / "worker.log"
+    worker = start_worker(settings, tmp_path, log=log, HUB_BROKER_CHECK_S="1", HUB_LIFECYCLE_TICK_S="0")
+    wait_for("the metrics line", lambda: "metrics: http" in log.read_text())
+    port = int(re.search(r"metrics: http://127\.0\.0\.1:(\d+)", log.read_text()).group(1))
+    wait_for("the broker seen", lambda: metric(port, "hub_worker_broker_reachable") == 1)
+    return worker, log, port
+
+
 def test_a_worker_stops_when_its_broker_comes_back_empty(tmp_path: Path) -> None:
     first = EmbeddedBroker().start()
     settings = load_settings(environ={}).with_overrides(broker_url=first.bootstrap, pii_key=TEST_PII_KEY)
     create_topics(settings)
-    log = tmp_path / "worker.log"
-    worker = start_worker(settings, tmp_path, log=log, HUB_BROKER_CHECK_S="1", HUB_LIFECYCLE_TICK_S="0")
+    worker, log, port = _worker_seeing(settings, tmp_path)
     second = None
     try:
-        wait_for("the metrics line", lambda: "metrics: http" in log.read_text())
-        port = int(re.search(r"metrics: http://127\.0\.0\.1:(\d+)", log.read_text()).group(1))
-        wait_for("the broker seen", lambda: metric(port, "hub_worker_broker_reachable") == 1)
         first.stop()
         wait_for("the broker missed", lambda: metric(port, "hub_worker_broker_reachable") == 0)
         assert worker.poll() is None  # down is not lost: it waits
         second = EmbeddedBroker(port=first.port).start()  # same address, a new (empty) cluster
         assert worker.wait(90) == EXIT_BROKER_LOST
-        assert "the broker is another cluster now" in log.read_text()
+        assert "the broker lost the data this worker started from (the cluster" in log.read_text()
     finally:
         if worker.poll() is None:
             worker.kill()
@@ -42,3 +50,37 @@ def test_a_worker_stops_when_its_broker_comes_back_empty(tmp_path: Path) -> None
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_worker_stops_when_a_topic_it_reads_is_created_anew(broker, tmp_path: Path) -> None:
+    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, pii_key=TEST_PII_KEY,
+                                                        app_id="hub-topic-loss")
+    create_topics(settings)
+    worker, log, _ = _worker_seeing(settings, tmp_path)
+    try:
+        client = admin(settings)
+        client.delete_topics([FEEDBACK_TOPIC])[FEEDBACK_TOPIC].result(10)
+        create_topics(settings)  # the same name, an empty log: the worker's offsets and state describe the old one
+        assert worker.wait(60) == EXIT_BROKER_LOST
+        assert f"the broker lost the data this worker started from ({FEEDBACK_TOPIC}" in log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def test_sigterm_stops_a_worker_promptly_while_its_broker_is_down(tmp_path: Path) -> None:
+    with EmbeddedBroker() as gone:
+        settings = load_settings(environ={}).with_overrides(broker_url=gone.bootstrap, pii_key=TEST_PII_KEY)
+        create_topics(settings)
+        worker, log, port = _worker_seeing(settings, tmp_path)
+    try:
+        wait_for("the broker missed", lambda: metric(port, "hub_worker_broker_reachable") == 0)
+        stopping = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        print(f"stopped {time.monotonic() - stopping:.1f}s after SIGTERM")
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

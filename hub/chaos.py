@@ -1,0 +1,409 @@
+"""Jepsen-style crash tests of the whole hub: the same exports through a clean
+run and through a storm (workers SIGKILLed and restarted, one SIGSTOPped
+beyond the session timeout, a connector killed mid-file and rerun), each on
+a fresh embedded broker; then the two runs' outcomes are compared.
+
+An outcome is what a user relies on: the open leads field by field (times
+left out: they record when, not what), how many times each event was
+applied to a business's state (exactly once is the claim), and which
+rejected rows reached the dead letters. ``hub chaos`` runs many storms and
+reports how many came out identical to the clean run.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from connectors.agri_sampling import AgriSamplingConnector
+from connectors.business_registry import BusinessRegistryConnector
+from connectors.police_case import PoliceCaseConnector
+from connectors.samr_penalty import SamrPenaltyConnector
+from connectors.samr_sampling import SamrSamplingConnector
+from hub.broker import EmbeddedBroker
+from hub.domain.events import Agency, EventKind
+from hub.domain.leads import BusinessState
+from hub.leadview import final_leads
+from hub.pipeline import wait_until_processed
+from hub.samples import make_uscc, write_csv
+from hub.serde import Serde
+from hub.settings import Settings, load_settings
+from hub.topics import DEADLETTER_TOPIC, changelog_topic, create_topics, events_topic, read_to_end
+
+# Fields of a lead that record when something happened rather than what:
+# they differ between any two runs.
+TIMES = frozenset({"first_seen", "updated_at", "triggered_by_received_at", "acknowledge_by", "close_by",
+                   "recheck_on", "history"})
+# Connectors in the order a clean run feeds them; the storm feeds them in the same order.
+ORDER = ("registry.business", "samr.penalty", "police.case", "agri.sampling", "samr.sampling")
+CHAOS_PII_KEY = "chaos-test-key-not-for-production"
+
+_DIVISIONS = ("410502", "410503", "410505", "410523", "140702", "140703")
+_PLACES = {"4105": "河南省安阳市", "1407": "山西省晋中市"}
+_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+@dataclass(frozen=True)
+class _Business:
+    uscc: str
+    name: str
+    address: str
+
+
+def _row(columns: dict[str, str], values: dict[str, str]) -> list[str]:
+    return [values.get(c, "") for c in columns]
+
+
+def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 600,
+                  parts: int = 6) -> list[tuple[str, Path]]:
+    """Exports over a pool of businesses, ``rows`` rows per connector (the
+    registry lists the pool) in ``parts`` files each, about 2% of rows bad.
+    Sampling announcements name businesses without a USCC, so entity
+    resolution joins them; their sellers are in no registry (placeholder
+    keys). Returns (connector, file) in feeding order: part by part."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = []
+    for i in range(businesses):
+        division = rng.choice(_DIVISIONS)
+        code = make_uscc(rng.choice(["91", "92"]), division, "".join(rng.choice(_ALPHABET) for _ in range(9)))
+        place = _PLACES[division[:4]]
+        pool.append(_Business(code, f"{place[3:]}第{i}号食品有限公司", f"{place}中心路{i}号"))
+    sellers = {prefix: [f"{place[3:]}{n}号便民超市" for n in range(8)] for prefix, place in _PLACES.items()}
+    start = dt.date(2026, 1, 5)
+
+    def day() -> str:
+        return (start + dt.timedelta(days=rng.randrange(300))).isoformat()
+
+    def uscc(b: _Business) -> str:
+        return b.uscc[:-1] + ("0" if b.uscc[-1] != "0" else "1") if rng.random() < 0.02 else b.uscc
+
+    def penalty(i: int, b: _Business) -> dict[str, str]:
+        counterfeit = rng.random() < 0.1
+        return {"行政相对人名称": b.name, "行政相对人类别": "法人及非法人组织", "行政相对人代码_1(统一社会信用代码)": uscc(b),
+                "法定代表人": "张三", "处罚决定书文号": f"混市监罚〔2026〕{i}号",
+                "违法行为类型": "生产销售伪劣产品" if counterfeit else "经营超过保质期的食品",
+                "违法事实": "以次充好" if counterfeit else "经营超过保质期的食品",
+                "处罚依据": "《中华人民共和国食品安全法》第一百二十四条", "处罚类别": "罚款", "处罚内容": "罚款",
+                "罚款金额(万元)": str(rng.randint(50, 90) / 10 if counterfeit else rng.randint(1, 30) / 10),
+                "处罚决定日期": day(), "处罚机关": "测试市市场监督管理局"}
+
+    def case(i: int, b: _Business) -> dict[str, str]:
+        accepted = day()
+        return {"案件编号": f"A{b.uscc[2:8]}2026{i:06d}", "案件名称": "生产、销售伪劣产品案", "案由": "生产、销售伪劣产品罪",
+                "受案时间": accepted, "立案时间": accepted, "案件状态": "立案", "涉案单位名称": b.name,
+                "涉案单位统一社会信用代码": uscc(b), "涉案金额(元)": str(rng.randint(1000, 90000)),
+                "办案单位": "测试市公安局食药环侦大队", "线索来源": "群众举报"}
+
+    def farm_sample(i: int, b: _Business) -> dict[str, str]:
+        failed = rng.random() < 0.3
+        return {"样品编号": f"NY2026-{i:05d}", "样品名称": "韭菜", "受检单位名称": b.name, "统一社会信用代码": uscc(b),
+                "抽样地点": "基地", "抽样日期": day(), "检测项目": "克百威" if failed else "腐霉利",
+                "检测值": "0.12" if failed else "0.05", "限量值": "0.02" if failed else "0.2", "单位": "mg/kg",
+                "判定结果": "不合格" if failed else "合格", "检测机构": "测试市农产品质量安全检测中心"}
+
+    def notice(i: int, b: _Business) -> dict[str, str]:
+        return {"序号": str(i), "抽样编号": f"GC2026{i:06d}", "标称生产企业名称": b.name, "标称生产企业地址": b.address,
+                "被抽样单位名称": rng.choice(sellers[b.uscc[2:6]]), "被抽样单位地址": b.address[:6], "食品名称": "酱油",
+                "生产日期/批号": f"2026{i:06d}", "不合格项目‖检验结果‖标准值": "菌落总数‖8.2×10^4CFU/mL‖≤3×10^4CFU/mL",
+                "分类": "调味品", "公告号": "2026年第18号", "公告日期": "" if rng.random() < 0.02 else day(),
+                "检验机构": "测试市食品检验检测中心"}
+
+    def notices(subjects: list[_Business], base: int) -> list[dict[str, str]]:
+        """One in ten is reported again by the city system: another sample
+        number, announced three days later (a near-duplicate)."""
+        out = []
+        for i, b in enumerate(subjects):
+            out.append(notice(base + i, b))
+            if rng.random() < 0.1 and out[-1]["公告日期"]:
+                again = dict(out[-1], 抽样编号=f"SC2026-{base + i:06d}")
+                again["公告日期"] = (dt.date.fromisoformat(again["公告日期"]) + dt.timedelta(days=3)).isoformat()
+                out.append(again)
+        return out
+
+    def registered(i: int, b: _Business) -> dict[str, str]:
+        return {"统一社会信用代码": b.uscc, "企业名称": b.name, "住所": b.address}
+
+    kinds: dict[str, tuple[Any, Callable[[int, _Business], dict[str, str]], str]] = {
+        "registry.business": (BusinessRegistryConnector, registered, "utf-8-sig"),
+        "samr.penalty": (SamrPenaltyConnector, penalty, "gbk"),
+        "police.case": (PoliceCaseConnector, case, "utf-8"),
+        "agri.sampling": (AgriSamplingConnector, farm_sample, "utf-8"),
+        "samr.sampling": (SamrSamplingConnector, notice, "utf-8"),
+    }
+    out = []
+    for part in range(parts):
+        for name in ORDER:
+            connector, make, encoding = kinds[name]
+            subjects = pool[part::parts] if name == "registry.business" else [rng.choice(pool) for _ in range(rows // parts)]
+            base = part * len(subjects)
+            records = notices(subjects, base) if name == "samr.sampling" else \
+                [make(base + i, b) for i, b in enumerate(subjects)]
+            out.append((name, write_csv(folder / f"{name}-{part}.csv", list(connector.columns),
+                                        [_row(connector.columns, r) for r in records], encoding)))
+    return out
+
+
+@dataclass
+class Outcome:
+    """What a run left on the broker that a user relies on."""
+
+    open_leads: dict[str, dict[str, Any]]
+    applied: Counter[str]  # event ID -> how many business states hold it
+    events: set[str]  # event IDs on the event topics
+    rejected_rows: set[tuple[str, int]]  # (file, row) in the connectors' dead letters
+    worker_dead_letters: int
+
+    def faults(self) -> list[str]:
+        """What breaks the run's own guarantees, whatever the clean run did."""
+        twice = sorted(e for e, n in self.applied.items() if n > 1)
+        missing = sorted(self.events - self.applied.keys())
+        return ([f"{len(twice)} events applied more than once, e.g. {twice[:3]}"] if twice else []) + \
+            ([f"{len(missing)} events applied to no state, e.g. {missing[:3]}"] if missing else []) + \
+            ([f"{self.worker_dead_letters} worker dead letters"] if self.worker_dead_letters else [])
+
+
+@dataclass
+class Difference:
+    lost: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.lost or self.extra or self.changed or self.other)
+
+    def line(self) -> str:
+        if not self:
+            return "identical"
+        return (f"lost {len(self.lost)} / extra {len(self.extra)} / changed {len(self.changed)} open leads"
+                + "".join(f"; {o}" for o in self.other)
+                + (f" (e.g. {(self.lost + self.extra + self.changed)[0]})" if self.lost or self.extra or self.changed
+                   else ""))
+
+
+def compare(clean: Outcome, run: Outcome) -> Difference:
+    diff = Difference(
+        lost=sorted(clean.open_leads.keys() - run.open_leads.keys()),
+        extra=sorted(run.open_leads.keys() - clean.open_leads.keys()),
+        changed=sorted(k for k in clean.open_leads.keys() & run.open_leads.keys()
+                       if clean.open_leads[k] != run.open_leads[k]))
+    diff.other += run.faults()
+    if run.events != clean.events:
+        diff.other.append(f"events on the topics differ ({len(run.events)} against {len(clean.events)})")
+    if run.rejected_rows != clean.rejected_rows:
+        diff.other.append(f"rejected rows in the dead letters differ ({len(run.rejected_rows)} against "
+                          f"{len(clean.rejected_rows)})")
+    return diff
+
+
+def outcome(settings: Settings) -> Outcome:
+    leads = {lead_id: {k: v for k, v in lead.items() if k not in TIMES}
+             for lead_id, lead in final_leads(settings).items() if lead["status"] == "OPEN"}
+    latest: dict[bytes, bytes] = {}
+    for message in read_to_end(settings, changelog_topic(settings)):
+        key, value = message.key(), message.value()
+        if key is not None and not key.startswith(b"\x00"):
+            latest[key] = value
+    applied: Counter[str] = Counter()
+    for raw in latest.values():
+        if raw is None:
+            continue
+        for fact in BusinessState.from_bytes(raw).facts.values():
+            if not fact.moved_to:
+                applied.update([fact.event_id, *(e for e, _ in fact.also_reported)])
+    serde = Serde(settings)
+    decode_event, decode_dead = serde.decoder("event"), serde.decoder("deadletter")
+    # A registry entry teaches entity resolution and changes no business's history.
+    events = {event["event_id"] for a in Agency for m in read_to_end(settings, events_topic(a))
+              if (event := decode_event(m.value()))["kind"] != EventKind.REGISTRATION.value}
+    dead = [decode_dead(m.value()) for m in read_to_end(settings, DEADLETTER_TOPIC)]
+    return Outcome(leads, applied, events,
+                   {(d["source_file"], d["source_row"]) for d in dead if d["stage"] != "worker"},
+                   sum(d["stage"] == "worker" for d in dead))
+
+
+class Fleet:
+    """Workers and connectors as the processes a supervisor would run."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings, self.workdir = settings, workdir
+        self.env = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
+                    "HUB_PII_KEY": settings.pii_key, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1",
+                    "HUB_STATE_DIR": str(workdir / "state"), "HUB_COMMIT_INTERVAL_S": "0.2"}
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.log = open(workdir / "processes.log", "ab")
+
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], cwd=self.workdir, env=self.env,
+                                stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+
+    def start_worker(self, slot: int | None = None) -> None:
+        worker = self._spawn("worker")
+        if slot is None:
+            self.workers.append(worker)
+        else:
+            self.workers[slot] = worker
+
+    def connector(self, name: str, path: Path) -> subprocess.Popen[bytes]:
+        return self._spawn("connector", "run", name, "--path", str(path))
+
+    def supervise(self) -> None:
+        """A worker that exited by itself is restarted, as systemd or compose would."""
+        for slot, worker in enumerate(self.workers):
+            if worker.poll() is not None:
+                self.start_worker(slot)
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGCONT)
+                worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        self.log.close()
+
+
+@dataclass
+class Storm:
+    """What a storm does: ``kills`` SIGKILLs of a random worker every 2-9 s,
+    each restarted 1-3 s later; ``pauses`` SIGSTOPs of 8-15 s (beyond the
+    session timeout); a connector killed ``connector_kill_s`` into its file."""
+
+    kills: int = 8
+    pauses: int = 1
+    connector_kill_s: float | None = 0.8
+    seed: int = 0
+
+
+
+def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill: tuple[int, float] | None,
+          problems: list[str]) -> None:
+    """Each export through its connector, one after another, ``gap_s`` apart;
+    ``kill``: (which export, after how many seconds) to SIGKILL and rerun."""
+    for index, (name, path) in enumerate(sources):
+        run = fleet.connector(name, path)
+        if kill is not None and kill[0] == index:
+            time.sleep(kill[1])
+            run.kill()
+            run.wait()
+            run = fleet.connector(name, path)
+        if run.wait() not in (0, 3):  # 3: finished with rows rejected
+            problems.append(f"connector {name} on {path.name} ended with status {run.returncode}")
+        time.sleep(gap_s)
+
+
+def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
+        say: Callable[[str], None] = lambda line: None, timeout_s: float = 600) -> tuple[Outcome, list[str]]:
+    """The exports through two workers on a fresh embedded broker, under
+    ``storm`` (None: a clean run). The outcome, and what went wrong on the
+    way (connectors that failed)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(storm.seed if storm else 0)
+    problems: list[str] = []
+    with EmbeddedBroker().start(log_dir=workdir) as broker:
+        settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, app_id="hub-chaos",
+                                                            pii_key=CHAOS_PII_KEY)
+        create_topics(settings)
+        fleet = Fleet(settings, workdir)
+        try:
+            fleet.start_worker()
+            fleet.start_worker()
+            actions = _actions(storm, rng)
+            span = sum(a[1] + a[2] for a in actions)
+            kill = (rng.randrange(len(sources)), storm.connector_kill_s) \
+                if storm and storm.connector_kill_s is not None else None
+            feeder = threading.Thread(target=_feed, args=(fleet, sources, span / len(sources) if storm else 0,
+                                                          kill, problems), daemon=True)
+            feeder.start()
+            for what, before, during in actions:
+                _sleep_supervising(fleet, before)
+                slot = rng.randrange(len(fleet.workers))
+                worker = fleet.workers[slot]
+                say(f"  {what} worker {slot} (pid {worker.pid}) for {during:.1f}s")
+                if what == "kill":
+                    worker.kill()
+                    worker.wait()
+                    time.sleep(during)
+                    fleet.start_worker(slot)
+                else:
+                    worker.send_signal(signal.SIGSTOP)
+                    time.sleep(during)
+                    worker.send_signal(signal.SIGCONT)
+            while feeder.is_alive():
+                _sleep_supervising(fleet, 0.5)
+            _wait_supervising(fleet, settings, timeout_s)
+        finally:
+            fleet.stop()
+        return outcome(settings), problems
+
+
+def _actions(storm: Storm | None, rng: random.Random) -> list[tuple[str, float, float]]:
+    """(kill | pause, seconds before it, seconds it lasts), in order."""
+    if storm is None:
+        return []
+    actions = [("kill", rng.uniform(2, 9), rng.uniform(1, 3)) for _ in range(storm.kills)]
+    for _ in range(storm.pauses):
+        actions.insert(rng.randrange(len(actions) + 1), ("pause", rng.uniform(2, 9), rng.uniform(8, 15)))
+    return actions
+
+
+def _sleep_supervising(fleet: Fleet, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        fleet.supervise()
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _wait_supervising(fleet: Fleet, settings: Settings, timeout_s: float) -> None:
+    done: list[BaseException | None] = []
+
+    def wait() -> None:
+        try:
+            wait_until_processed(settings, timeout_s)
+            done.append(None)
+        except BaseException as exc:
+            done.append(exc)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    while waiter.is_alive():
+        _sleep_supervising(fleet, 0.5)
+    if done and done[0] is not None:
+        raise done[0]
+
+
+def storms(workdir: Path, count: int, storm: Storm, rows: int, seed: int,
+           say: Callable[[str], None]) -> int:
+    """A clean run, then ``count`` storms against it: how many came out identical."""
+    sources = write_dataset(workdir / "exports", seed, rows=rows)
+    t0 = time.monotonic()
+    clean, problems = run(sources, workdir / "clean", None)
+    say(f"clean run: {len(clean.open_leads)} open leads, {len(clean.events)} events, "
+        f"{len(clean.rejected_rows)} rows rejected, in {time.monotonic() - t0:.0f}s")
+    for fault in clean.faults() + problems:
+        say(f"  clean run fault: {fault}")
+    identical = 0
+    for n in range(count):
+        t0 = time.monotonic()
+        result, problems = run(sources, workdir / f"storm-{n}", Storm(storm.kills, storm.pauses,
+                                                                        storm.connector_kill_s, seed * 1000 + n), say)
+        diff = compare(clean, result)
+        diff.other += problems
+        identical += not diff
+        say(f"storm {n + 1}: {diff.line()} in {time.monotonic() - t0:.0f}s")
+    say(f"{identical} of {count} storms identical to the clean run")
+    return identical
