@@ -23,6 +23,9 @@ from hub.topics import CONNECTOR_OFFSETS_TOPIC, read_to_end
 class FileCursor:
     rows_done: int = 0
     complete: bool = False
+    # Rows above ``rows_done`` up to this one may have been sent by the run
+    # that wrote the cursor: if it did not finish, a rerun sends them again.
+    rows_claimed: int = 0
 
 
 def fingerprint(path: Path) -> str:
@@ -50,7 +53,7 @@ class OffsetStore:
         for msg in read_to_end(self._settings, CONNECTOR_OFFSETS_TOPIC):
             record = self._decode(msg.value())
             cursors[self._key(record["connector"], record["file_fingerprint"])] = FileCursor(
-                record["rows_done"], record["complete"])
+                record["rows_done"], record["complete"], record["rows_claimed"])
         return cursors
 
     def get(self, connector: str, file_fingerprint: str) -> FileCursor:
@@ -66,5 +69,5 @@ class OffsetStore:
         self._cursors[key] = cursor
         self._producer.produce(CONNECTOR_OFFSETS_TOPIC, key=key.encode(), value=self._encode({
             "connector": connector, "file_fingerprint": file_fingerprint, "file": file,
-            "rows_done": cursor.rows_done, "complete": cursor.complete,
+            "rows_done": cursor.rows_done, "complete": cursor.complete, "rows_claimed": cursor.rows_claimed,
             "updated_at": dt.datetime.now(dt.timezone.utc)}))

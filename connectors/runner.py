@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 # A cursor is written after this many rows or seconds, whichever comes
 # first: a killed run re-sends at most that much (the workers deduplicate).
-CHECKPOINT_ROWS = 10_000
+# Each cursor claims the rows up to the next one before they are sent, so a
+# rerun can say how many it sent again.
+CHECKPOINT_ROWS = 1000
 CHECKPOINT_S = 2.0
 # A broken export can reject every row: the log shows the first ones, the
 # dead-letter topic and the run's summary have them all.
@@ -52,6 +54,7 @@ class RunSummary:
     events_published: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     already_delivered: int = 0
+    resent: int = 0  # rows an interrupted run had claimed, sent again
     elapsed_s: float = 0.0
 
     @property
@@ -61,9 +64,11 @@ class RunSummary:
     def line(self) -> str:
         rejected = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
         skipped = f", {self.already_delivered} rows already delivered" if self.already_delivered else ""
+        resent = (f", {self.resent} rows sent again that an interrupted run may have sent (the workers drop "
+                  f"what arrives twice)") if self.resent else ""
         return (f"{self.connector} {self.file}: {self.rows_read} rows read, "
                 f"{self.events_published} events published, {self.rows_rejected} rejected "
-                f"({rejected}){skipped} in {self.elapsed_s:.2f}s")
+                f"({rejected}){skipped}{resent} in {self.elapsed_s:.2f}s")
 
 
 def producer_config(settings: Settings) -> dict[str, object]:
@@ -166,20 +171,23 @@ class ConnectorRunner:
         return summary
 
     def _read_file(self, path: Path, file_fp: str, cursor: FileCursor, summary: RunSummary) -> None:
-        last_row = cursor.rows_done
+        last_row = claimed = cursor.rows_done
         checkpointed = time.monotonic()
         try:
             for row in self._rows(path):
                 if row.number <= cursor.rows_done:
                     summary.already_delivered += 1
                     continue
+                if row.number > claimed or time.monotonic() - checkpointed >= CHECKPOINT_S:
+                    # Delivered so far, and claimed before any of it is sent: the rows up to the next cursor.
+                    claimed = row.number + CHECKPOINT_ROWS - 1
+                    self._checkpoint(file_fp, path, FileCursor(last_row, False, claimed))
+                    checkpointed = time.monotonic()
+                summary.resent += row.number <= cursor.rows_claimed
                 summary.rows_read += 1
                 self._read.inc()
                 self._publish_row(row, summary)
                 last_row = row.number
-                if summary.rows_read % CHECKPOINT_ROWS == 0 or time.monotonic() - checkpointed >= CHECKPOINT_S:
-                    self._checkpoint(file_fp, path, FileCursor(last_row, False))
-                    checkpointed = time.monotonic()
         except FileFormatError as exc:
             self._reject(summary, exc.reason_code, exc.detail, {}, str(path), exc.row, exc.column)
         self._checkpoint(file_fp, path, FileCursor(max(last_row, 1), True))

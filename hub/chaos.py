@@ -11,6 +11,7 @@ reports how many came out identical to the clean run.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -45,6 +46,7 @@ TIMES = frozenset({"first_seen", "updated_at", "triggered_by_received_at", "ackn
                    "recheck_on", "history"})
 # Connectors in the order a clean run feeds them; the storm feeds them in the same order.
 ORDER = ("registry.business", "samr.penalty", "police.case", "agri.sampling", "samr.sampling")
+BIG_FILE = "samr.penalty-big.csv"
 CHAOS_PII_KEY = "chaos-test-key-not-for-production"
 
 _DIVISIONS = ("410502", "410503", "410505", "410523", "140702", "140703")
@@ -63,13 +65,15 @@ def _row(columns: dict[str, str], values: dict[str, str]) -> list[str]:
     return [values.get(c, "") for c in columns]
 
 
-def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 600,
-                  parts: int = 6) -> list[tuple[str, Path]]:
+def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 600, parts: int = 6,
+                  big_file_rows: int = 3000) -> list[tuple[str, Path]]:
     """Exports over a pool of businesses, ``rows`` rows per connector (the
-    registry lists the pool) in ``parts`` files each, about 2% of rows bad.
-    Sampling announcements name businesses without a USCC, so entity
-    resolution joins them; their sellers are in no registry (placeholder
-    keys). Returns (connector, file) in feeding order: part by part."""
+    registry lists the pool) in ``parts`` files each, about 2% of rows bad,
+    and halfway through one penalty file of ``big_file_rows`` rows (long
+    enough to kill its connector mid-file: ``BIG_FILE``). Sampling
+    announcements name businesses without a USCC, so entity resolution joins
+    them; their sellers are in no registry (placeholder keys). Returns
+    (connector, file) in feeding order: part by part."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     pool = []
@@ -150,6 +154,10 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
                 [make(base + i, b) for i, b in enumerate(subjects)]
             out.append((name, write_csv(folder / f"{name}-{part}.csv", list(connector.columns),
                                         [_row(connector.columns, r) for r in records], encoding)))
+        if part == parts // 2:
+            records = [penalty(10**6 + i, rng.choice(pool)) for i in range(big_file_rows)]
+            out.append(("samr.penalty", write_csv(folder / BIG_FILE, list(SamrPenaltyConnector.columns),
+                                                  [_row(SamrPenaltyConnector.columns, r) for r in records], "gbk")))
     return out
 
 
@@ -209,15 +217,13 @@ def compare(clean: Outcome, run: Outcome) -> Difference:
 def outcome(settings: Settings) -> Outcome:
     leads = {lead_id: {k: v for k, v in lead.items() if k not in TIMES}
              for lead_id, lead in final_leads(settings).items() if lead["status"] == "OPEN"}
-    latest: dict[bytes, bytes] = {}
+    latest: dict[bytes, bytes | None] = {}
     for message in read_to_end(settings, changelog_topic(settings)):
-        key, value = message.key(), message.value()
-        if key is not None and not key.startswith(b"\x00"):
-            latest[key] = value
+        key = message.key()
+        if key is not None and not key.startswith(b"\x00"):  # not a sentinel
+            latest[key] = message.value()
     applied: Counter[str] = Counter()
-    for raw in latest.values():
-        if raw is None:
-            continue
+    for raw in filter(None, latest.values()):
         for fact in BusinessState.from_bytes(raw).facts.values():
             if not fact.moved_to:
                 applied.update([fact.event_id, *(e for e, _ in fact.also_reported)])
@@ -225,8 +231,8 @@ def outcome(settings: Settings) -> Outcome:
     decode_event, decode_dead = serde.decoder("event"), serde.decoder("deadletter")
     # A registry entry teaches entity resolution and changes no business's history.
     events = {event["event_id"] for a in Agency for m in read_to_end(settings, events_topic(a))
-              if (event := decode_event(m.value()))["kind"] != EventKind.REGISTRATION.value}
-    dead = [decode_dead(m.value()) for m in read_to_end(settings, DEADLETTER_TOPIC)]
+              if (event := decode_event(m.value() or b""))["kind"] != EventKind.REGISTRATION.value}
+    dead = [decode_dead(m.value() or b"") for m in read_to_end(settings, DEADLETTER_TOPIC)]
     return Outcome(leads, applied, events,
                    {(d["source_file"], d["source_row"]) for d in dead if d["stage"] != "worker"},
                    sum(d["stage"] == "worker" for d in dead))
@@ -243,9 +249,9 @@ class Fleet:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.log = open(workdir / "processes.log", "ab")
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, *args: str, stdout: Any = None) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], cwd=self.workdir, env=self.env,
-                                stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+                                stdout=stdout or self.log, stderr=self.log, stdin=subprocess.DEVNULL)
 
     def start_worker(self, slot: int | None = None) -> None:
         worker = self._spawn("worker")
@@ -254,8 +260,8 @@ class Fleet:
         else:
             self.workers[slot] = worker
 
-    def connector(self, name: str, path: Path) -> subprocess.Popen[bytes]:
-        return self._spawn("connector", "run", name, "--path", str(path))
+    def connector(self, name: str, path: Path, stdout: Any = None) -> subprocess.Popen[bytes]:
+        return self._spawn("connector", "run", name, "--path", str(path), stdout=stdout)
 
     def supervise(self) -> None:
         """A worker that exited by itself is restarted, as systemd or compose would."""
@@ -281,25 +287,33 @@ class Fleet:
 class Storm:
     """What a storm does: ``kills`` SIGKILLs of a random worker every 2-9 s,
     each restarted 1-3 s later; ``pauses`` SIGSTOPs of 8-15 s (beyond the
-    session timeout); a connector killed ``connector_kill_s`` into its file."""
+    session timeout); the connector of ``BIG_FILE`` killed up to
+    ``connector_kill_s`` into it (None: not killed)."""
 
     kills: int = 8
     pauses: int = 1
-    connector_kill_s: float | None = 0.8
+    connector_kill_s: float | None = 0.4
     seed: int = 0
 
 
 
-def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill: tuple[int, float] | None,
-          problems: list[str]) -> None:
+def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_after_s: float | None,
+          problems: list[str], say: Callable[[str], None]) -> None:
     """Each export through its connector, one after another, ``gap_s`` apart;
-    ``kill``: (which export, after how many seconds) to SIGKILL and rerun."""
-    for index, (name, path) in enumerate(sources):
-        run = fleet.connector(name, path)
-        if kill is not None and kill[0] == index:
-            time.sleep(kill[1])
+    the connector of ``BIG_FILE`` SIGKILLed ``kill_after_s`` after it starts
+    publishing, and run again."""
+    for name, path in sources:
+        if kill_after_s is not None and path.name == BIG_FILE:
+            run = fleet.connector(name, path, stdout=subprocess.PIPE)
+            assert run.stdout is not None
+            run.stdout.readline()  # "metrics: …": it is connected, and about to read the file
+            time.sleep(kill_after_s)
             run.kill()
             run.wait()
+            run = fleet.connector(name, path, stdout=subprocess.PIPE)
+            rerun = run.communicate()[0].decode()
+            say(f"  connector killed {kill_after_s:.2f}s into {BIG_FILE}; its rerun: {rerun.splitlines()[-1]}")
+        else:
             run = fleet.connector(name, path)
         if run.wait() not in (0, 3):  # 3: finished with rows rejected
             problems.append(f"connector {name} on {path.name} ended with status {run.returncode}")
@@ -324,10 +338,9 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
             fleet.start_worker()
             actions = _actions(storm, rng)
             span = sum(a[1] + a[2] for a in actions)
-            kill = (rng.randrange(len(sources)), storm.connector_kill_s) \
-                if storm and storm.connector_kill_s is not None else None
+            kill_after_s = rng.uniform(0.05, storm.connector_kill_s) if storm and storm.connector_kill_s else None
             feeder = threading.Thread(target=_feed, args=(fleet, sources, span / len(sources) if storm else 0,
-                                                          kill, problems), daemon=True)
+                                                          kill_after_s, problems, say), daemon=True)
             feeder.start()
             for what, before, during in actions:
                 _sleep_supervising(fleet, before)
@@ -399,8 +412,8 @@ def storms(workdir: Path, count: int, storm: Storm, rows: int, seed: int,
     identical = 0
     for n in range(count):
         t0 = time.monotonic()
-        result, problems = run(sources, workdir / f"storm-{n}", Storm(storm.kills, storm.pauses,
-                                                                        storm.connector_kill_s, seed * 1000 + n), say)
+        result, problems = run(sources, workdir / f"storm-{n}", dataclasses.replace(storm, seed=seed * 1000 + n),
+                               say)
         diff = compare(clean, result)
         diff.other += problems
         identical += not diff

@@ -110,6 +110,12 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         # (issue 12). Lost data is detected by ``watch_broker`` instead: the
         # cluster ID and the topics' IDs it started on.
         recovery_consistency_check=False,
+        # Standby copies of other workers' tables: with the memory store a
+        # worker restores a partition from its changelog when it gets it
+        # anyway, and Faust's standby recovery seeks to negative offsets on
+        # partitions it has not read yet (ValueError; the worker crashed in
+        # rebalances, issue 12).
+        table_standby_replicas=0,
     )
     serde = Serde(settings)
     processor = LeadProcessor(settings, serde.decoder, functools.cache(serde.encoder), metrics.worker)

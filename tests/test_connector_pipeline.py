@@ -145,6 +145,11 @@ def test_a_connector_restarted_mid_file_resumes_after_its_checkpoint(settings, t
     summary = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)),
                               Metrics()).run_file(path)
     assert summary.already_delivered == 2 and summary.rows_read == 2
+    # The crashed run had claimed rows 4 and 5 (the next checkpoint's worth) before it died on row 4.
+    assert summary.resent == 2 and "2 rows sent again that an interrupted run may have sent" in summary.line()
+    finished = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)),
+                               Metrics()).run_file(path)
+    assert finished.already_delivered == 4 and finished.resent == 0
     ids = [e["event_id"] for e in events_on_broker(settings) if "RESTART" in e["event_id"]]
     assert sorted(ids) == [f"samr.inspection:RESTART-{i}" for i in range(4)]
 
