@@ -38,7 +38,7 @@ from hub.pipeline import wait_until_processed
 from hub.samples import make_uscc, write_csv
 from hub.serde import Serde
 from hub.settings import Settings, load_settings
-from hub.topics import DEADLETTER_TOPIC, changelog_topic, create_topics, events_topic, read_to_end
+from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, changelog_topic, create_topics, events_topic, read_to_end
 
 # Fields of a lead that record when something happened rather than what:
 # they differ between any two runs.
@@ -288,13 +288,24 @@ class Storm:
     """What a storm does: ``kills`` SIGKILLs of a random worker every 2-9 s,
     each restarted 1-3 s later; ``pauses`` SIGSTOPs of 8-15 s (beyond the
     session timeout); the connector of ``BIG_FILE`` killed up to
-    ``connector_kill_s`` into it (None: not killed)."""
+    ``connector_kill_s`` after its first checkpoint with rows delivered (None:
+    not killed)."""
 
     kills: int = 8
     pauses: int = 1
-    connector_kill_s: float | None = 0.4
+    connector_kill_s: float | None = 0.2
     seed: int = 0
 
+
+
+def _wait_for_a_checkpoint(settings: Settings, run: subprocess.Popen[bytes]) -> None:
+    """Until the connector has recorded delivered rows of ``BIG_FILE`` (or ended)."""
+    decode = Serde(settings).decoder("connector_offset")
+    while run.poll() is None:
+        cursors = [decode(m.value() or b"") for m in read_to_end(settings, CONNECTOR_OFFSETS_TOPIC)]
+        if any(c["file"].endswith(BIG_FILE) and c["rows_done"] > 0 for c in cursors):
+            return
+        time.sleep(0.02)
 
 
 def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_after_s: float | None,
@@ -305,8 +316,7 @@ def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_afte
     for name, path in sources:
         if kill_after_s is not None and path.name == BIG_FILE:
             run = fleet.connector(name, path, stdout=subprocess.PIPE)
-            assert run.stdout is not None
-            run.stdout.readline()  # "metrics: …": it is connected, and about to read the file
+            _wait_for_a_checkpoint(fleet.settings, run)  # so the kill lands mid-file, not before it
             time.sleep(kill_after_s)
             run.kill()
             run.wait()
@@ -338,7 +348,7 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
             fleet.start_worker()
             actions = _actions(storm, rng)
             span = sum(a[1] + a[2] for a in actions)
-            kill_after_s = rng.uniform(0.05, storm.connector_kill_s) if storm and storm.connector_kill_s else None
+            kill_after_s = rng.uniform(0, storm.connector_kill_s) if storm and storm.connector_kill_s else None
             feeder = threading.Thread(target=_feed, args=(fleet, sources, span / len(sources) if storm else 0,
                                                           kill_after_s, problems, say), daemon=True)
             feeder.start()

@@ -106,6 +106,7 @@ class LeadProcessor:
         # partition -> business key -> its earliest pending deadline (epoch ms)
         self.deadlines: dict[int, dict[bytes, int]] = {}
         self._indexed_for: frozenset[int] | None = None
+        self._resumed_for: tuple[str, frozenset[int]] | None = None
         # lookup key -> (parked, ambiguous, oldest parked ms), on the owned
         # partitions, for keys with records waiting only: the gauges sum it per batch.
         self.unresolved: dict[bytes, tuple[int, int, int]] = {}
@@ -133,6 +134,18 @@ class LeadProcessor:
         seen: dict[bytes, BusinessState] = {}
         partition_of: dict[bytes, int] = {}
         resolvers: dict[bytes, ResolverState] = {}
+        if self._resumed_for != (self.incarnation, assignment):
+            # States another incarnation wrote may owe leads it died (or was
+            # fenced) before publishing; waiting for each business's next
+            # event would leave them unpublished for good where none comes.
+            for key, raw in stored():
+                partition = partition_for(key)
+                if partition in assignment and key not in seen:
+                    state = BusinessState.from_bytes(raw)
+                    if state.resume(self.incarnation):
+                        seen[key] = result.states[key] = state
+                        partition_of[key] = partition
+            self._resumed_for = (self.incarnation, assignment)
         if self._unresolved_for != assignment:
             self.unresolved = {}
             for k, v in stored_resolvers():

@@ -77,3 +77,29 @@ def test_a_replay_that_draws_another_window_supersedes_what_was_published(tmp_pa
     replay = _batch(bus, _worker(bus), [first, second, earlier])
     statuses = _repeat_offender(replay)
     assert statuses.pop(old) == "SUPERSEDED" and list(statuses.values()) == ["OPEN"]
+
+
+def test_leads_owed_by_a_state_no_event_touches_again_are_published_by_the_next_worker(tmp_path: Path) -> None:
+    """Found by the chaos test: a worker died between writing a placeholder's
+    state (its records moved off by entity resolution) and publishing the
+    withdrawal of its lead; no record ever came for that business again, so
+    the lead stayed OPEN. The next incarnation publishes every lead owed by
+    the states of its partitions on its first batch, whatever the batch holds."""
+    bus = Bus()
+    first, second, _ = _penalties(tmp_path)
+    died = _batch(bus, bus.processor, [first, second])  # written, never published
+    other = spoiled(critical_event(tmp_path, RECEIVED), "elsewhere", occurred_on=dt.date(2026, 10, 2))
+    other["business"] = dict(other["business"], business_id="91410502MA3XK1Q2Y8")
+    assert event_key(other) != event_key(first)
+    next_worker = _worker(bus)
+    messages = [(TOPIC, 0, event_key(other).encode(), encoded(bus.settings, other), 9)]
+    stored = lambda: list(bus.businesses.items())  # noqa: E731
+    result = next_worker.process(
+        messages, lambda k: BusinessState.from_bytes(bus.businesses[k]) if k in bus.businesses else BusinessState(),
+        stored, frozenset({0}), lambda key: 0)
+    assert {l["lead_id"] for l in died.leads} <= {l["lead_id"] for l in result.leads}
+    assert event_key(first).encode() in result.states  # rewritten by this incarnation: owed once, not again
+    again = next_worker.process([], lambda k: BusinessState.from_bytes(result.states[k].to_bytes()),
+                                lambda: [(k, s.to_bytes()) for k, s in result.states.items()], frozenset({0}),
+                                lambda key: 0)
+    assert again.leads == []
