@@ -40,10 +40,7 @@ LOGGED_REJECTS_PER_FILE = 20
 
 
 class PublishError(RuntimeError):
-    """The broker did not acknowledge every record; the cursor was not advanced.
-    ``summary``: how far the run had got."""
-
-    summary: "RunSummary | None" = None
+    """The broker did not acknowledge every record; the cursor was not advanced."""
 
 
 @dataclass
@@ -77,7 +74,7 @@ def producer_config(settings: Settings) -> dict[str, object]:
     return {"bootstrap.servers": settings.broker_url, "linger.ms": 20, "acks": "all",
             "partitioner": "murmur2_random",
             "enable.idempotence": True,
-            "message.timeout.ms": 120_000}
+            "message.timeout.ms": int(settings.publish_timeout_s * 1000)}
 
 
 def dead_letter(stage: str, reason_code: str, reason: str, original: dict[str, str],
@@ -95,11 +92,13 @@ class ConnectorRunner:
         self.metrics = metrics.connector
         self.serde = serde or Serde(settings)
         self.topic = events_topic(connector.agency)
-        self.producer = Producer(producer_config(settings))
+        # The default delivery callback: records without their own (cursors) report failures too.
+        self.producer = Producer({**producer_config(settings), "on_delivery": self._failed})
         self.offsets = OffsetStore(settings, self.serde, self.producer)
         self._encode_event = self.serde.encoder(self.topic, "event")
         self._encode_dead = self.serde.encoder(DEADLETTER_TOPIC, "deadletter")
         self._errors: list[KafkaError] = []
+        self.summary: RunSummary | None = None  # of the file being read, or read last
         name = connector.name
         self._read = self.metrics.records_read.labels(name)
         self._published = self.metrics.events_published.labels(name, self.topic)
@@ -112,6 +111,20 @@ class ConnectorRunner:
         else:
             self._latency.observe(time.perf_counter() - started)
 
+    def _failed(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._errors.append(err)
+
+    def _flush(self) -> None:
+        """Wait until every record handed over is acknowledged, or raise
+        ``PublishError``: a broker that does not answer within
+        ``publish_timeout_s`` fails the run, and the cursor stays behind."""
+        remaining = self.producer.flush(self.settings.publish_timeout_s + 5)
+        if remaining or self._errors:
+            errors, self._errors = self._errors, []
+            raise PublishError(f"{len(errors) + remaining} records not acknowledged "
+                               f"({errors[0] if errors else 'timeout'}); cursor kept at the last checkpoint")
+
     def _produce(self, topic: str, key: str, value: bytes) -> None:
         while True:
             try:
@@ -122,13 +135,9 @@ class ConnectorRunner:
                 self.producer.poll(0.1)
 
     def _checkpoint(self, file_fp: str, path: Path, cursor: FileCursor) -> None:
-        remaining = self.producer.flush(60)
-        if remaining or self._errors:
-            errors, self._errors = self._errors, []
-            raise PublishError(f"{len(errors) + remaining} records not acknowledged "
-                               f"({errors[0] if errors else 'timeout'}); cursor kept at the last checkpoint")
+        self._flush()
         self.offsets.put(self.connector.name, file_fp, str(path), cursor)
-        self.producer.flush(60)
+        self._flush()
 
     def _reject(self, summary: RunSummary, code: str, reason: str, original: dict[str, str],
                 file: str, row: int | None, column: str | None) -> None:
@@ -145,30 +154,27 @@ class ConnectorRunner:
 
     # -- running ------------------------------------------------------------
     def run_file(self, path: Path) -> RunSummary:
+        """Publish one export. However the run ends (``PublishError``, a stop),
+        ``self.summary`` says how far it got."""
         started = time.perf_counter()
         name = self.connector.name
-        summary = RunSummary(name, str(path))
-        refused = self._refusal(path)
-        if refused is not None:
-            self._reject(summary, refused.reason_code, refused.detail, {}, str(path), None, None)
-            self.producer.flush(60)
-            summary.elapsed_s = time.perf_counter() - started
-            return summary
-        file_fp = fingerprint(path)
-        cursor = self.offsets.get(name, file_fp)
-        if cursor.complete:
-            summary.already_delivered = cursor.rows_done - 1
-            summary.elapsed_s = time.perf_counter() - started
-            return summary
+        summary = self.summary = RunSummary(name, str(path))
         try:
+            refused = self._refusal(path)
+            if refused is not None:
+                self._reject(summary, refused.reason_code, refused.detail, {}, str(path), None, None)
+                self._flush()
+                return summary
+            file_fp = fingerprint(path)
+            cursor = self.offsets.get(name, file_fp)
+            if cursor.complete:
+                summary.already_delivered = cursor.rows_done - 1
+                return summary
             self._read_file(path, file_fp, cursor, summary)
-        except PublishError as exc:
+            self.metrics.last_success.labels(name).set_to_current_time()
+            return summary
+        finally:
             summary.elapsed_s = time.perf_counter() - started
-            exc.summary = summary
-            raise
-        self.metrics.last_success.labels(name).set_to_current_time()
-        summary.elapsed_s = time.perf_counter() - started
-        return summary
 
     def _read_file(self, path: Path, file_fp: str, cursor: FileCursor, summary: RunSummary) -> None:
         last_row = claimed = cursor.rows_done
@@ -274,4 +280,4 @@ class ConnectorRunner:
             time.sleep(interval_s)
 
     def close(self) -> None:
-        self.producer.flush(30)
+        self.producer.flush(min(30.0, self.settings.publish_timeout_s))

@@ -298,12 +298,12 @@ class Storm:
 
 
 
-def _wait_for_a_checkpoint(settings: Settings, run: subprocess.Popen[bytes]) -> None:
-    """Until the connector has recorded delivered rows of ``BIG_FILE`` (or ended)."""
+def wait_for_checkpoint(settings: Settings, run: subprocess.Popen[Any], file_name: str) -> None:
+    """Until the connector ``run`` has recorded delivered rows of ``file_name`` (or ended)."""
     decode = Serde(settings).decoder("connector_offset")
     while run.poll() is None:
         cursors = [decode(m.value() or b"") for m in read_to_end(settings, CONNECTOR_OFFSETS_TOPIC)]
-        if any(c["file"].endswith(BIG_FILE) and c["rows_done"] > 0 for c in cursors):
+        if any(Path(c["file"]).name == file_name and c["rows_done"] > 0 for c in cursors):
             return
         time.sleep(0.02)
 
@@ -316,7 +316,7 @@ def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_afte
     for name, path in sources:
         if kill_after_s is not None and path.name == BIG_FILE:
             run = fleet.connector(name, path, stdout=subprocess.PIPE)
-            _wait_for_a_checkpoint(fleet.settings, run)  # so the kill lands mid-file, not before it
+            wait_for_checkpoint(fleet.settings, run, BIG_FILE)  # so the kill lands mid-file, not before it
             time.sleep(kill_after_s)
             run.kill()
             run.wait()

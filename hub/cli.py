@@ -214,7 +214,9 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
 
     Bad rows go to the dead-letter topic with the reason; a restarted run does
     not resend rows already delivered. Exit status: 0 every row published,
-    3 finished with rows (or the file) rejected, 1 failed."""
+    3 finished with rows (or the file) rejected, 1 failed (the broker did not
+    acknowledge within HUB_PUBLISH_TIMEOUT_S), 130 stopped by a signal; each
+    prints the run's summary so far."""
     from connectors.discovery import UnknownConnector, load
     from connectors.runner import ConnectorRunner, PublishError
     from hub.broker import broker_for
@@ -250,17 +252,29 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
                 if summary.rows_rejected:
                     ctx.exit(EXIT_REJECTED)
         except PublishError as exc:
-            if exc.summary is not None:  # how far it got: the cursor says where a rerun resumes
-                click.echo(exc.summary.line())
+            if runner.summary is not None:  # how far it got: the cursor says where a rerun resumes
+                click.echo(runner.summary.line())
             raise click.ClickException(str(exc)) from exc
-        except KeyboardInterrupt:
-            click.echo("stopped")
+        except (KeyboardInterrupt, SystemError) as exc:
+            # A signal that lands in a delivery callback reaches us as the
+            # SystemError confluent-kafka raises around it.
+            if isinstance(exc, SystemError) and not isinstance(exc.__cause__, KeyboardInterrupt):
+                raise
+            if follow:  # how a watching connector is meant to end
+                click.echo("stopped")
+                return
+            if runner.summary is not None:
+                click.echo(runner.summary.line())
+            click.echo("stopped before the end; a rerun resumes from the last checkpoint")
+            ctx.exit(EXIT_STOPPED)
         finally:
             runner.close()
 
 
 # `hub connector run`: the run finished, but rejected rows (or the file).
 EXIT_REJECTED = 3
+# `hub connector run`: stopped by SIGTERM or Ctrl-C before the end (128 + SIGINT).
+EXIT_STOPPED = 130
 
 
 @main.command()

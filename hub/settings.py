@@ -135,6 +135,9 @@ class Settings:
     # How often a worker asks the broker who it is: unreachable sets a gauge;
     # another cluster (a restarted in-memory Tansu, a rebuilt cluster) stops it.
     broker_check_s: float = 5.0
+    # How long a connector waits for the broker to acknowledge a record
+    # before its run fails (with its summary; the cursor stays behind).
+    publish_timeout_s: float = 60.0
     # Longest a worker's graceful stop may take before it leaves without it.
     shutdown_grace_s: float = 30.0
     retry_attempts: int = 8

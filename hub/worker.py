@@ -236,10 +236,10 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         partitions went to another, and would write stale state over theirs."""
         thread: Any = app.consumer._thread  # type: ignore[attr-defined]  # Faust's consumer thread
         coordinator = thread._ensure_consumer()._coordinator
-        member = app.consumer_generation_id == generation and \
-            await thread.call_thread(coordinator._do_heartbeat) and coordinator.generation == generation
-        if not member or app.consumer_generation_id != generation:
-            raise Fenced(f"generation {generation} ended before the {stage} step")
+        if app.consumer_generation_id == generation and await thread.call_thread(coordinator._do_heartbeat) \
+                and coordinator.generation == generation == app.consumer_generation_id:
+            return
+        raise Fenced(f"generation {generation} ended before the {stage} step")
 
     @app.agent(sources, name="leads")
     async def process(stream: Any) -> None:  # a faust Stream: take_events is not on StreamT

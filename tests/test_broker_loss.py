@@ -3,15 +3,19 @@ is unreachable while it is, and stops rather than write its state into a
 broker that lost the data that state came from."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from hub.broker import EmbeddedBroker
+from hub.chaos import wait_for_checkpoint
+from hub.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
 from hub.topics import FEEDBACK_TOPIC, admin, create_topics
 from hub.worker import EXIT_BROKER_LOST
@@ -84,3 +88,37 @@ def test_sigterm_stops_a_worker_promptly_while_its_broker_is_down(tmp_path: Path
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def _connector_run(settings: Settings, tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    path = synthetic_penalties(tmp_path / "penalties.csv", rows=20_000, businesses=2000)
+    env = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": settings.pii_key,
+           "HUB_METRICS_PORT": "0", "HUB_PUBLISH_TIMEOUT_S": "3"}
+    run = subprocess.Popen([sys.executable, "-m", "hub.cli", "connector", "run", "samr.penalty", "--path", str(path)],
+                           cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_checkpoint(settings, run, path.name)
+    assert run.poll() is None, "the run should still be going"
+    return run, path
+
+
+def test_a_connector_whose_broker_dies_fails_with_its_summary(tmp_path: Path) -> None:
+    with EmbeddedBroker() as gone:
+        settings = load_settings(environ={}).with_overrides(broker_url=gone.bootstrap, pii_key=TEST_PII_KEY)
+        create_topics(settings)
+        run, path = _connector_run(settings, tmp_path)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1, err
+    assert re.search(rf"samr.penalty {re.escape(str(path))}: \d+ rows read", out), out
+    assert "records not acknowledged" in err and "cursor kept at the last checkpoint" in err
+
+
+def test_a_connector_stopped_mid_file_says_how_far_it_got(broker, tmp_path: Path) -> None:
+    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, pii_key=TEST_PII_KEY)
+    create_topics(settings)
+    run, path = _connector_run(settings, tmp_path)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert re.search(rf"samr.penalty {re.escape(str(path))}: \d+ rows read", out), out
+    assert "stopped before the end; a rerun resumes from the last checkpoint" in out
+    assert "Traceback" not in err
