@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hub.domain.leads import BusinessState
-from hub.domain.lifecycle import FeedbackRejected, is_overdue
+from hub.domain.lifecycle import FeedbackRejected, LeadMark, is_overdue
 from hub.settings import LifecycleSettings
 from tests.test_rules import KEY, RULES, days, event
 
@@ -121,3 +121,22 @@ def test_state_written_before_the_lifecycle_still_loads() -> None:
     mark = state.leads["lead-1"]
     assert (mark.status, mark.opened_ms, mark.history, mark.reopened) == ("OPEN", 1000, [], 0)
     assert state.next_deadline(LIFE) == 1000 + 72 * H
+
+
+def test_an_escalation_republished_for_a_writer_that_died_still_escalates() -> None:
+    """The escalation record's state was written, then its worker died before
+    publishing it: the next worker's republication must escalate as well."""
+    state, _ = _repeat_offender()
+    state.writer = "the worker that died"
+    assert state.escalate_due(LIFE, 73 * H) == ["ACKNOWLEDGE_OVERDUE"]
+    [owed] = _publish(state, 73 * H)
+    stored = BusinessState.from_bytes(state.to_bytes())  # written; the record never reached the topics
+    assert stored.resume("the next worker")
+    [again] = _publish(stored, 74 * H)
+    assert again["lead_id"] == owed["lead_id"] and again["escalation"] == "ACKNOWLEDGE_OVERDUE"
+
+
+def test_lead_marks_written_before_escalations_were_kept_still_read() -> None:
+    state, lead = _repeat_offender()
+    raw = state.leads[lead["lead_id"]].to_json()
+    assert LeadMark.from_json(raw[:12]).announced is None and LeadMark.from_json(raw) == state.leads[lead["lead_id"]]

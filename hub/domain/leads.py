@@ -146,7 +146,8 @@ class BusinessState:
         if self.writer == incarnation or not self.outbox:
             return False
         for lead_id in self.outbox & self.leads.keys():
-            self.leads[lead_id].dirty = True
+            mark = self.leads[lead_id]
+            mark.dirty, mark.escalation = True, mark.announced
         return True
 
     # -- lifecycle --------------------------------------------------------
@@ -220,7 +221,7 @@ class BusinessState:
                     continue
                 draft = LeadDraft(lead_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
             out.append(self._record(business_key, draft, mark, now_ms, deadlines))
-            mark.dirty, mark.escalation = False, None
+            mark.dirty, mark.announced, mark.escalation = False, mark.escalation, None
         self.outbox = {lead["lead_id"] for lead in out}
         return out
 

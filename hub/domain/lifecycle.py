@@ -49,6 +49,9 @@ class LeadMark:
     chained: tuple[str, ...] = ()  # events that reopened the lead after closure
     reopened: int = 0
     closed_ms: int | None = None
+    # The escalation the last record published carried: a worker that
+    # publishes that record again for a writer that died sends it alike.
+    announced: str | None = None
     # Not stored: what the next published record must carry.
     dirty: bool = False
     escalation: str | None = None
@@ -64,17 +67,19 @@ class LeadMark:
     def to_json(self) -> list[object]:
         return [self.first_seen_ms, self.fingerprint, self.rule, self.window_start.toordinal(), list(self.evidence),
                 self.status, self.opened_ms, [list(h) for h in self.history], list(self.escalated),
-                list(self.chained), self.reopened, self.closed_ms]
+                list(self.chained), self.reopened, self.closed_ms, self.announced]
 
     @classmethod
     def from_json(cls, raw: list[object]) -> "LeadMark":
         if len(raw) == 6:  # written before the lifecycle: open since first seen, no history yet
             raw = [*raw, raw[0], [], [], [], 0, None]
-        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed = raw
+        if len(raw) == 12:  # written before escalations were kept for republishing
+            raw = [*raw, None]
+        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, announced = raw
         return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)),  # type: ignore
                    tuple(evidence), str(status),  # type: ignore
                    int(opened), [tuple(h) for h in history], tuple(escalated), tuple(chained),  # type: ignore
-                   int(reopened), closed)  # type: ignore
+                   int(reopened), closed, announced)  # type: ignore
 
 
 def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | None, at_ms: int) -> None:
