@@ -434,6 +434,8 @@ class LeadProcessor:
         except FeedbackRejected as exc:
             self._dead(result, exc.code, f"feedback on {feedback['lead_id']}: {exc}", raw)
             return
+        if mark is None:  # replayed after a crash: applied, and its outcomes sent, the first time
+            return
         result.states[business] = state
         waited = max(0.0, (at_ms - mark.opened_ms) / 1000)
         responses = [h for h in mark.history if h[0] >= mark.opened_ms and h[2] is not None]

@@ -140,3 +140,18 @@ def test_lead_marks_written_before_escalations_were_kept_still_read() -> None:
     state, lead = _repeat_offender()
     raw = state.leads[lead["lead_id"]].to_json()
     assert LeadMark.from_json(raw[:12]).announced is None and LeadMark.from_json(raw) == state.leads[lead["lead_id"]]
+
+
+def test_feedback_replayed_after_a_crash_changes_nothing() -> None:
+    """The worker wrote the state with the feedback applied, then died before
+    committing: the replay brings the same feedback again. It is no second
+    change, and no invalid transition (ACKNOWLEDGED cannot become ACKNOWLEDGED)."""
+    state, lead = _repeat_offender()
+    assert state.apply_feedback(lead["lead_id"], "ACKNOWLEDGED", "t", None, 2 * H) is not None
+    before = state.to_bytes()
+    replayed = BusinessState.from_bytes(before)
+    assert replayed.apply_feedback(lead["lead_id"], "ACKNOWLEDGED", "t", None, 2 * H) is None
+    assert replayed.to_bytes() == before
+    with pytest.raises(FeedbackRejected) as again:  # the same action later is another message: refused
+        replayed.apply_feedback(lead["lead_id"], "ACKNOWLEDGED", "t", None, 3 * H)
+    assert again.value.code == "invalid_transition"

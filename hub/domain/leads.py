@@ -152,12 +152,12 @@ class BusinessState:
 
     # -- lifecycle --------------------------------------------------------
     def apply_feedback(self, lead_id: str, action: str, team: str | None, note: str | None,
-                       at_ms: int) -> LeadMark:
+                       at_ms: int) -> LeadMark | None:
+        """The lead the feedback changed, or None when it had been applied already (a replay)."""
         mark = self.leads.get(lead_id)
         if mark is None:
             raise FeedbackRejected("unknown_lead", f"no lead {lead_id} on this business (or it aged out)")
-        lifecycle.apply_feedback(mark, action, team, note, at_ms)
-        return mark
+        return mark if lifecycle.apply_feedback(mark, action, team, note, at_ms) else None
 
     def escalate_due(self, settings: LifecycleSettings, now_ms: int) -> list[str]:
         return [level for m in self.leads.values() if (level := lifecycle.escalate_if_due(m, settings, now_ms))]

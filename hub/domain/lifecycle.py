@@ -82,8 +82,12 @@ class LeadMark:
                    int(reopened), closed, announced)  # type: ignore
 
 
-def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | None, at_ms: int) -> None:
-    """A team's status change; raises FeedbackRejected when it cannot apply."""
+def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | None, at_ms: int) -> bool:
+    """A team's status change; raises FeedbackRejected when it cannot apply.
+    False when the lead's history holds it already: the same feedback
+    replayed after a crash is no second change (and no invalid transition)."""
+    if (at_ms, action, team, note) in mark.history:
+        return False
     if action not in ACTIONS:
         raise FeedbackRejected("unknown_action", f"unknown action {action!r}")
     if mark.status not in _ALLOWED_FROM[action]:
@@ -94,6 +98,7 @@ def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | No
     if action == "CLOSED":
         mark.closed_ms = at_ms
     mark.note(at_ms, action, team, note)
+    return True
 
 
 def reopen(mark: LeadMark, event_id: str, at_ms: int) -> None:
