@@ -140,6 +140,7 @@ def test_lead_marks_written_before_escalations_were_kept_still_read() -> None:
     state, lead = _repeat_offender()
     raw = state.leads[lead["lead_id"]].to_json()
     assert LeadMark.from_json(raw[:12]).announced is None and LeadMark.from_json(raw) == state.leads[lead["lead_id"]]
+    assert LeadMark.from_json([*raw, "a field of a newer release"]) == state.leads[lead["lead_id"]]
 
 
 def test_feedback_replayed_after_a_crash_changes_nothing() -> None:

@@ -73,8 +73,9 @@ class LeadMark:
     def from_json(cls, raw: list[object]) -> "LeadMark":
         if len(raw) == 6:  # written before the lifecycle: open since first seen, no history yet
             raw = [*raw, raw[0], [], [], [], 0, None]
-        if len(raw) == 12:  # written before escalations were kept for republishing
-            raw = [*raw, None]
+        # 12 fields: written before escalations were kept for republishing.
+        # More than 13: written by a newer release, whose fields this one ignores.
+        raw = [*raw, None][:13]
         first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, announced = raw
         return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)),  # type: ignore
                    tuple(evidence), str(status),  # type: ignore
