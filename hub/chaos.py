@@ -124,13 +124,18 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
 
     def notices(subjects: list[_Business], base: int) -> list[dict[str, str]]:
         """One in ten is reported again by the city system: another sample
-        number, announced three days later (a near-duplicate)."""
+        number, announced three days later (a near-duplicate); one in twenty
+        twice more, 10 and 20 days later (a chain: the first and the last
+        report are further apart than near_duplicate_days)."""
         out = []
         for i, b in enumerate(subjects):
             out.append(notice(base + i, b))
-            if rng.random() < 0.1 and out[-1]["公告日期"]:
-                again = dict(out[-1], 抽样编号=f"SC2026-{base + i:06d}")
-                again["公告日期"] = (dt.date.fromisoformat(again["公告日期"]) + dt.timedelta(days=3)).isoformat()
+            if not out[-1]["公告日期"]:
+                continue
+            draw = rng.random()
+            for n, later in enumerate((3,) if draw < 0.1 else (10, 20) if draw < 0.15 else ()):
+                again = dict(out[-1], 抽样编号=f"SC{n}-{base + i:06d}")
+                again["公告日期"] = (dt.date.fromisoformat(out[-1 - n]["公告日期"]) + dt.timedelta(days=later)).isoformat()
                 out.append(again)
         return out
 
@@ -226,7 +231,7 @@ def outcome(settings: Settings) -> Outcome:
     for raw in filter(None, latest.values()):
         for fact in BusinessState.from_bytes(raw).facts.values():
             if not fact.moved_to:
-                applied.update([fact.event_id, *(e for e, _ in fact.also_reported)])
+                applied.update([fact.event_id, *(e for e, *_ in fact.also_reported)])
     serde = Serde(settings)
     decode_event, decode_dead = serde.decoder("event"), serde.decoder("deadletter")
     # A registry entry teaches entity resolution and changes no business's history.
@@ -247,6 +252,7 @@ class Fleet:
                     "HUB_PII_KEY": settings.pii_key, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1",
                     "HUB_STATE_DIR": str(workdir / "state"), "HUB_COMMIT_INTERVAL_S": "0.2"}
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.exits: list[int] = []  # statuses of workers that ended by themselves
         self.log = open(workdir / "processes.log", "ab")
 
     def _spawn(self, *args: str, stdout: Any = None) -> subprocess.Popen[bytes]:
@@ -267,6 +273,7 @@ class Fleet:
         """A worker that exited by itself is restarted, as systemd or compose would."""
         for slot, worker in enumerate(self.workers):
             if worker.poll() is not None:
+                self.exits.append(worker.returncode)
                 self.start_worker(slot)
 
     def stop(self) -> None:
@@ -371,6 +378,9 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
             _wait_supervising(fleet, settings, timeout_s)
         finally:
             fleet.stop()
+        if fleet.exits:  # a worker's own non-zero exit is its supervisor's to restart: reported, not a fault
+            say(f"  workers that exited by themselves and were restarted: {len(fleet.exits)} "
+                f"(statuses {sorted(fleet.exits)})")
         return outcome(settings), problems
 
 

@@ -107,3 +107,26 @@ def test_county_and_city_double_reports_on_the_broker(tmp_path: Path, city_first
     sampled = [e for l in open_leads for e in l["evidence"] if e["kind"] == "SAMPLING_FAILURE"
                and e["source_record_id"] in city]
     assert sampled and all(e["also_reported_as"] == city[e["source_record_id"]] for e in sampled)
+
+
+@given(st.permutations(["GC-a", "SC-b", "XZ-c", "GC-d"]))
+def test_a_chain_of_reports_merges_alike_whatever_the_arrival_order(order: list[str]) -> None:
+    """Found by the chaos test: reports 10 days apart (days 0, 10, 20) are each
+    within near_duplicate_days of the next but the first and last are not;
+    merged pair by pair as they came, the middle one joined whichever came
+    first, and the leads depended on arrival order."""
+    step = RULES.near_duplicate_days - 4
+    dates = {"GC-a": days(0), "SC-b": days(step), "XZ-c": days(2 * step), "GC-d": days(60)}
+    batches = {"GC-d": "2026-06-30"}
+    events = [report(s, dates[s], batch=batches.get(s, "2026-04-11")) for s in order]
+    assert _leads(*events) == {"REPEAT_OFFENDER": [("GC-a", ["SC-b", "XZ-c"]), ("GC-d", [])]}
+
+
+def test_merged_reports_stored_before_their_dates_were_kept_take_the_findings_date() -> None:
+    state = BusinessState()
+    for e in (report("GC-county", days(0)), report("SC-city", days(3))):
+        state.accept(e, RULES)
+    [fact] = state.facts.values()
+    raw = fact.to_json()
+    raw[11] = [r[:2] for r in raw[11]]  # as an earlier release wrote it
+    assert type(fact).from_json(raw).also_reported == tuple((e, s, days(0).toordinal()) for e, s, _ in fact.also_reported)

@@ -57,22 +57,26 @@ class BusinessState:
             return "explained"
         if known is not None and not (restore and known.moved_to):
             return "duplicate"
-        if any(event_id == e for f in self.facts.values() for e, _ in f.also_reported):
+        if any(event_id == e for f in self.facts.values() for e, *_ in f.also_reported):
             return "duplicate"
         fact = to_fact(event, rules)
         if self.facts and fact.occurred_on < self._horizon(rules):
             return "expired"
-        twin = next((f for f in self.facts.values() if fact.identity and f.identity == fact.identity
-                     and not f.moved_to and f.event_id != event_id
-                     and abs((f.occurred_on - fact.occurred_on).days) <= rules.near_duplicate_days), None)
-        if twin is not None:
-            # One finding, reported twice: the report with the smaller event ID
-            # stands for it, so arrival order cannot change the lead.
-            primary, other = sorted((twin, fact), key=lambda f: f.event_id)
-            reports = {*twin.also_reported, *fact.also_reported, (other.event_id, other.source_record_id)}
-            del self.facts[twin.event_id]
+        twins = [f for f in self.facts.values() if fact.identity and f.identity == fact.identity
+                 and not f.moved_to and f.event_id != event_id
+                 and any(abs((day - fact.occurred_on).days) <= rules.near_duplicate_days for day in f.report_dates())]
+        if twins:
+            # One finding, reported more than once: reports within
+            # near_duplicate_days of any other report of it are one finding (a
+            # chain of them too, so three reports merge alike whatever order
+            # they come in), and the report with the smallest event ID stands for it.
+            primary, *others = sorted((fact, *twins), key=lambda f: f.event_id)
+            reports = {r for f in (fact, *twins) for r in f.also_reported} | \
+                {(f.event_id, f.source_record_id, f.occurred_on.toordinal()) for f in others}
+            for twin in twins:
+                del self.facts[twin.event_id]
             self.facts[primary.event_id] = dataclasses.replace(primary, also_reported=tuple(sorted(reports)))
-            return "remerged" if restore and twin.resolution else "near_duplicate"
+            return "remerged" if restore and any(t.resolution for t in twins) else "near_duplicate"
         self.facts[fact.event_id] = fact
         if not self.persons.issuperset(event["person_refs"]):
             self.persons.update(event["person_refs"])
@@ -181,7 +185,7 @@ class BusinessState:
             drafts = [d for d in drafts if d.window_start > settled]
         by_id = {d.lead_id: d for d in drafts}
         # A report merged into its near-duplicate twin lives on in the twin.
-        holder = {**{e: f for f in self.facts.values() for e, _ in f.also_reported}, **self.facts}
+        holder = {**{e: f for f in self.facts.values() for e, *_ in f.also_reported}, **self.facts}
         for draft in drafts:
             mark = self.leads.get(draft.lead_id)
             fingerprint = draft.fingerprint()
@@ -245,7 +249,7 @@ class BusinessState:
             "evidence": [{"agency": f.agency, "kind": f.kind, "event_id": f.event_id,
                           "source_record_id": f.source_record_id, "occurred_on": f.occurred_on,
                           "finding": _finding(f),
-                          "also_reported_as": [srid for _, srid in f.also_reported],
+                          "also_reported_as": [srid for _, srid, _ in f.also_reported],
                           "resolution": f.resolution or None, "category": f.category or None,
                           "chained": f.event_id in mark.chained}
                          for f in evidence],

@@ -72,12 +72,17 @@ class Fact:
     received_ms: int
     category: str = ""  # product category or sample name (teams subscribe by theme)
     identity: str = ""  # what makes the finding the same finding (see finding_identity)
-    # Near-duplicate reports of this finding merged into it: (event_id, source_record_id).
-    also_reported: tuple[tuple[str, str], ...] = ()
+    # Near-duplicate reports of this finding merged into it:
+    # (event_id, source_record_id, the report's date as an ordinal).
+    also_reported: tuple[tuple[str, str, int], ...] = ()
     resolution: str = ""  # how a record without a USCC was tied to this business
     # Where the record went when resolution moved it off this key ("" = it is here):
     # kept so the superseded lead can still show what it held.
     moved_to: str = ""
+
+    def report_dates(self) -> list[dt.date]:
+        """The dates of every report of this finding: its own and the merged ones'."""
+        return [self.occurred_on, *(dt.date.fromordinal(d) for _, _, d in self.also_reported)]
 
     def to_json(self) -> list[object]:
         return [self.event_id, self.agency, self.kind, self.occurred_on.toordinal(), self.adverse,
@@ -92,7 +97,10 @@ class Fact:
             resolution, moved_to = (*raw, *defaults[len(raw) - 9:])
         return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
                    bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category),
-                   str(identity), tuple((str(e), str(s)) for e, s in also), str(resolution), str(moved_to))
+                   str(identity),
+                   # Reports merged before their dates were kept take the finding's date.
+                   tuple((str(e), str(s), int(d[0]) if d else int(day)) for e, s, *d in also),
+                   str(resolution), str(moved_to))
 
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
@@ -171,7 +179,7 @@ class LeadDraft:
         """Changes exactly when the lead's substance changes: its evidence, the
         reports merged into each finding, how each was resolved. (Unresolved
         facts hash as they did before resolution existed: no republishing.)"""
-        ids = sorted(f"{f.event_id}+{','.join(e for e, _ in f.also_reported)}"
+        ids = sorted(f"{f.event_id}+{','.join(e for e, *_ in f.also_reported)}"
                      + (f"~{f.resolution}" if f.resolution else "") for f in self.evidence)
         return hashlib.sha1("|".join(ids).encode()).hexdigest()[:16]
 
