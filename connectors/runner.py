@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # A cursor is written after this many rows or seconds, whichever comes
 # first: a killed run re-sends at most that much (the workers deduplicate).
-# Each cursor claims the rows up to the next one before they are sent, so a
+# Each cursor claims the rows up to the next one, so a
 # rerun can say how many it sent again.
 CHECKPOINT_ROWS = 1000
 CHECKPOINT_S = 2.0
@@ -135,9 +135,13 @@ class ConnectorRunner:
                 self.producer.poll(0.1)
 
     def _checkpoint(self, file_fp: str, path: Path, cursor: FileCursor) -> None:
+        """Record ``cursor`` once every row before it is acknowledged. The
+        cursor record itself goes with the next rows rather than waiting
+        alone (a second flush cost a fifth of the connector's speed): a crash
+        before it lands leaves the previous cursor, which covers less, and a
+        rerun's count of rows sent again may then miss those few in flight."""
         self._flush()
         self.offsets.put(self.connector.name, file_fp, str(path), cursor)
-        self._flush()
 
     def _reject(self, summary: RunSummary, code: str, reason: str, original: dict[str, str],
                 file: str, row: int | None, column: str | None) -> None:
@@ -185,7 +189,7 @@ class ConnectorRunner:
                     summary.already_delivered += 1
                     continue
                 if row.number > claimed or time.monotonic() - checkpointed >= CHECKPOINT_S:
-                    # Delivered so far, and claimed before any of it is sent: the rows up to the next cursor.
+                    # What was delivered so far, and a claim on the rows up to the next cursor.
                     claimed = row.number + CHECKPOINT_ROWS - 1
                     self._checkpoint(file_fp, path, FileCursor(last_row, False, claimed))
                     checkpointed = time.monotonic()
@@ -197,6 +201,7 @@ class ConnectorRunner:
         except FileFormatError as exc:
             self._reject(summary, exc.reason_code, exc.detail, {}, str(path), exc.row, exc.column)
         self._checkpoint(file_fp, path, FileCursor(max(last_row, 1), True))
+        self._flush()
 
     def _rows(self, path: Path) -> Iterator[SourceRow]:
         """The connector's rows; a reader that fails unforeseen fails the file
