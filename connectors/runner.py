@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 # A cursor is written after this many rows or seconds, whichever comes
 # first: a killed run re-sends at most that much (the workers deduplicate).
-# Each cursor claims the rows up to the next one, so a
-# rerun can say how many it sent again.
+# Each cursor claims the rows up to the next one, so a rerun can say how
+# many it sent again.
 CHECKPOINT_ROWS = 1000
 CHECKPOINT_S = 2.0
 # A broken export can reject every row: the log shows the first ones, the
