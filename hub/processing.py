@@ -105,7 +105,6 @@ class LeadProcessor:
         self.clock = clock
         # partition -> business key -> its earliest pending deadline (epoch ms)
         self.deadlines: dict[int, dict[bytes, int]] = {}
-        self._indexed_for: frozenset[int] | None = None
         self._resumed_for: tuple[str, frozenset[int]] | None = None
         # lookup key -> (parked, ambiguous, oldest parked ms), on the owned
         # partitions, for keys with records waiting only: the gauges sum it per batch.
@@ -119,9 +118,10 @@ class LeadProcessor:
                 partition_for: Callable[[bytes], int] = lambda key: 0,
                 load_resolver: Callable[[bytes], ResolverState] = lambda key: ResolverState(),
                 stored_resolvers: Callable[[], Iterable[tuple[bytes, bytes]]] = lambda: ()) -> BatchResult:
-        """``stored``, ``assignment`` and ``partition_for`` rebuild the deadline
-        index after a restart or rebalance: every stored state, the
-        partitions this worker owns, and the partition of a business key;
+        """``stored``, ``assignment`` and ``partition_for`` (every stored
+        state, the partitions this worker owns, and the partition of a
+        business key) serve the pass over the states after a restart,
+        rebalance or fence: the deadline index and the leads owed;
         ``stored_resolvers`` likewise the count of unresolved records.
 
         Each message is applied on its own: one that cannot be decoded,
@@ -135,13 +135,17 @@ class LeadProcessor:
         partition_of: dict[bytes, int] = {}
         resolvers: dict[bytes, ResolverState] = {}
         if self._resumed_for != (self.incarnation, assignment):
-            # States another incarnation wrote may owe leads it died (or was
-            # fenced) before publishing; waiting for each business's next
-            # event would leave them unpublished for good where none comes.
-            for key, raw in stored():
+            # After a (re)start, rebalance or fence, one pass over the stored
+            # states: the deadline index, and the leads that states another
+            # incarnation wrote may owe (it died or was fenced before
+            # publishing them; waiting for each business's next event would
+            # leave them unpublished for good where none comes).
+            self.deadlines = {}
+            for key, data in stored():
                 partition = partition_for(key)
-                if partition in assignment and key not in seen:
-                    state = BusinessState.from_bytes(raw)
+                if partition in assignment:
+                    state = BusinessState.from_bytes(data)
+                    self._index(key, state, partition)
                     if state.resume(self.incarnation):
                         seen[key] = result.states[key] = state
                         partition_of[key] = partition
@@ -194,7 +198,7 @@ class LeadProcessor:
             undo_resolvers.clear()
             before = _Marks.of(result)
             try:
-                self._apply(message, state_of, resolver_of, result, stored, assignment, partition_for)
+                self._apply(message, state_of, resolver_of, result)
             except RegistryUnavailable:
                 raise
             except Exception as exc:  # a bug or a record nobody foresaw: it alone fails
@@ -229,9 +233,7 @@ class LeadProcessor:
         return result
 
     def _apply(self, message: Message, state_of: Callable[[bytes, int], BusinessState],
-               resolver_of: Callable[[bytes], ResolverState], result: BatchResult,
-               stored: Callable[[], Iterable[tuple[bytes, bytes]]], assignment: frozenset[int],
-               partition_for: Callable[[bytes], int]) -> None:
+               resolver_of: Callable[[bytes], ResolverState], result: BatchResult) -> None:
         topic, partition, key, value = message.topic, message.partition, message.key, message.value
         if value is None:
             self._dead(result, "tombstone", "a null value (tombstone): the hub's topics carry none", message)
@@ -241,7 +243,7 @@ class LeadProcessor:
             self._dead(result, "oversized_message", f"{len(value)} bytes, more than {limit}", message)
             return
         if topic == FEEDBACK_TOPIC:
-            self._feedback(message, state_of, result, stored, assignment, partition_for)
+            self._feedback(message, state_of, result)
             return
         if topic == RESOLUTION_TOPIC:
             self._resolution(message, state_of, resolver_of, result)
@@ -393,9 +395,7 @@ class LeadProcessor:
         self.metrics.unresolved.labels("ambiguous").set(ambiguous)
         self.metrics.oldest_parked_age.set(0 if oldest is None else max(0.0, self.clock() - oldest / 1000))
 
-    def _feedback(self, raw: Message, state_of: Callable[[bytes, int], BusinessState], result: BatchResult,
-                  stored: Callable[[], Iterable[tuple[bytes, bytes]]], assignment: frozenset[int],
-                  partition_for: Callable[[bytes], int]) -> None:
+    def _feedback(self, raw: Message, state_of: Callable[[bytes, int], BusinessState], result: BatchResult) -> None:
         partition = raw.partition
         assert raw.value is not None
         try:
@@ -411,8 +411,6 @@ class LeadProcessor:
             return
         at_ms = int(feedback["at"].timestamp() * 1000)
         if feedback["action"] == "TICK":
-            if self._indexed_for != assignment:
-                self._rebuild_index(stored(), assignment, partition_for)
             for business in [k for k, due in self.deadlines.get(partition, {}).items() if due <= at_ms]:
                 state = state_of(business, partition)
                 for level in state.escalate_due(self.lifecycle, at_ms):
@@ -453,15 +451,6 @@ class LeadProcessor:
         else:
             self.deadlines.setdefault(partition, {})[key] = due
 
-    def _rebuild_index(self, stored: Iterable[tuple[bytes, bytes]], assignment: frozenset[int],
-                       partition_for: Callable[[bytes], int]) -> None:
-        """After a (re)start or rebalance: one pass over the stored states."""
-        self.deadlines = {}
-        for key, raw in stored:
-            partition = partition_for(key)
-            if partition in assignment:
-                self._index(key, BusinessState.from_bytes(raw), partition)
-        self._indexed_for = assignment
 
     def _dead(self, result: BatchResult, code: str, reason: str, message: Message) -> None:
         result.dead_letters.append(_dead_letter(code, reason, message))
