@@ -243,14 +243,20 @@ def outcome(settings: Settings) -> Outcome:
                    sum(d["stage"] == "worker" for d in dead))
 
 
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `hub` process on the settings' broker and consumer
+    group, with metrics on a free port, no board, and commits every 0.2 s."""
+    return {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
+            "HUB_PII_KEY": settings.pii_key, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1",
+            "HUB_COMMIT_INTERVAL_S": "0.2", **extra}
+
+
 class Fleet:
     """Workers and connectors as the processes a supervisor would run."""
 
     def __init__(self, settings: Settings, workdir: Path) -> None:
         self.settings, self.workdir = settings, workdir
-        self.env = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
-                    "HUB_PII_KEY": settings.pii_key, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1",
-                    "HUB_STATE_DIR": str(workdir / "state"), "HUB_COMMIT_INTERVAL_S": "0.2"}
+        self.env = process_env(settings, HUB_STATE_DIR=str(workdir / "state"))
         self.workers: list[subprocess.Popen[bytes]] = []
         self.exits: list[int] = []  # statuses of workers that ended by themselves
         self.log = open(workdir / "processes.log", "ab")

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
+from hub.chaos import process_env
 from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
 from hub.serde import Serde
@@ -84,10 +85,8 @@ def start_worker(settings: Settings, cwd: Path, *options: str, log: Path | None 
                  **env: str) -> subprocess.Popen[str]:
     """`hub [OPTIONS] worker` on the settings' broker and consumer group; ``env``:
     more HUB_* settings; ``log``: a file for its stderr instead of a pipe."""
-    full = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
-            "HUB_PII_KEY": settings.pii_key, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1",
-            "HUB_COMMIT_INTERVAL_S": "0.2", **env}
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", *options, "worker"], cwd=cwd, env=full, text=True,
+    return subprocess.Popen([sys.executable, "-m", "hub.cli", *options, "worker"], cwd=cwd,
+                            env=process_env(settings, **env), text=True,
                             stdout=subprocess.DEVNULL, stderr=open(log, "w") if log else subprocess.PIPE)
 
 

@@ -3,7 +3,6 @@ is unreachable while it is, and stops rather than write its state into a
 broker that lost the data that state came from."""
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub.broker import EmbeddedBroker
-from hub.chaos import wait_for_checkpoint
+from hub.chaos import process_env, wait_for_checkpoint
 from hub.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
 from hub.topics import FEEDBACK_TOPIC, admin, create_topics
@@ -92,8 +91,7 @@ def test_sigterm_stops_a_worker_promptly_while_its_broker_is_down(tmp_path: Path
 
 def _connector_run(settings: Settings, tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     path = synthetic_penalties(tmp_path / "penalties.csv", rows=20_000, businesses=2000)
-    env = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": settings.pii_key,
-           "HUB_METRICS_PORT": "0", "HUB_PUBLISH_TIMEOUT_S": "3"}
+    env = process_env(settings, HUB_PUBLISH_TIMEOUT_S="3")
     run = subprocess.Popen([sys.executable, "-m", "hub.cli", "connector", "run", "samr.penalty", "--path", str(path)],
                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_checkpoint(settings, run, path.name)
