@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from hub.flow.effects import Effects, Seen, Unresolved
+
 # Leads are answered in hours and closed in days.
 LIFECYCLE_BUCKETS = tuple(h * 3600 for h in (1, 4, 12, 24, 48, 72, 168, 360, 720, 1440, 2160))
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -94,6 +96,34 @@ class WorkerMetrics:
         self.table_entries = Gauge("hub_worker_table_entries",
                                    "Entries in the worker's state tables on this worker", ["table"],
                                    registry=registry)
+
+
+    def observe(self, effects: Effects, now: float) -> None:
+        """What the flow saw in a batch, as metrics."""
+        counters = {Seen.EVENT: self.events_processed, Seen.DUPLICATE: self.duplicates,
+                    Seen.NEAR_DUPLICATE: self.near_duplicates, Seen.DEAD_LETTER: self.dead_letters,
+                    Seen.LEAD_PUBLISHED: self.leads_published, Seen.ESCALATED: self.escalations,
+                    Seen.RESOLVED: self.resolved}
+        for o in effects.observations:
+            if o.seen in counters:
+                counters[o.seen].labels(o.label).inc()
+            elif o.seen is Seen.REOPENED:
+                self.leads_reopened.inc()
+            elif o.seen is Seen.EVENT_TO_LEAD:
+                self.event_to_lead.observe(o.value)
+            elif o.seen is Seen.ACKNOWLEDGED_AFTER:
+                self.time_to_acknowledge.labels(o.label).observe(o.value)
+            elif o.seen is Seen.CLOSED_AFTER:
+                self.time_to_close.labels(o.label).observe(o.value)
+        if effects.oldest_received_at is not None:
+            self.lag_seconds.set(max(0.0, now - effects.oldest_received_at))
+        self.report_unresolved(effects.unresolved, now)
+
+    def report_unresolved(self, unresolved: Unresolved, now: float) -> None:
+        self.unresolved.labels("parked").set(unresolved.parked)
+        self.unresolved.labels("ambiguous").set(unresolved.ambiguous)
+        oldest = unresolved.oldest_parked_ms
+        self.oldest_parked_age.set(0 if oldest is None else max(0.0, now - oldest / 1000))
 
 
 class Metrics:

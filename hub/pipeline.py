@@ -3,8 +3,6 @@ the events are all processed. ``hub backfill`` and ``hub demo`` use it."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -23,7 +21,8 @@ from hub.metrics import Metrics
 from hub.leadview import final_leads
 from hub.settings import Settings
 from hub.topics import event_ends, worker_lag
-from hub.worker import run_worker
+from hub.flow import Seen
+from hub.worker import WorkerHandle, run_worker
 
 
 @dataclass
@@ -103,10 +102,11 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
                  feeder: Feeder = run_connectors) -> PipelineSummary:
     """Connectors in a thread, the Faust worker in this one (it needs the main
     thread for its signal handlers). When every event is processed the feeder
-    sends this process SIGTERM, which Faust takes as a graceful stop."""
+    stops the worker, gracefully."""
     summary = PipelineSummary()
     failure: list[BaseException] = []
     started = threading.Event()
+    handle = WorkerHandle()
 
     def feed() -> None:
         try:
@@ -121,22 +121,17 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
             failure.append(exc)
         finally:
             if stop_when_done or failure:
-                os.kill(os.getpid(), signal.SIGTERM)
+                handle.stop()
 
     threading.Thread(target=feed, name="hub-feeder", daemon=True).start()
-    run_worker(settings, metrics, started)
+    tally = run_worker(settings, metrics, started, handle=handle)
     if failure:
         raise failure[0]
-    registry = metrics.registry
-    summary.events_processed = int(_total(registry, "hub_worker_events_processed_total"))
-    summary.duplicates = int(_total(registry, "hub_worker_duplicates_suppressed_total"))
-    summary.near_duplicates = int(_total(registry, "hub_worker_near_duplicates_merged_total"))
+    summary.events_processed = tally.seen[Seen.EVENT]
+    summary.duplicates = tally.seen[Seen.DUPLICATE]
+    summary.near_duplicates = tally.seen[Seen.NEAR_DUPLICATE]
     summary.leads = final_leads(settings)
     return summary
-
-
-def _total(registry: Any, name: str) -> float:
-    return sum(s.value for metric in registry.collect() for s in metric.samples if s.name == name)
 
 
 def to_json_ready(value: Any) -> Any:

@@ -18,23 +18,11 @@ from typing import Any, Callable, cast
 
 import fastavro
 
+from hub.flow.codec import DecodeError, RegistryUnavailable
 from hub.schemas import LocalRegistry
 from hub.settings import Settings
 
 _HEADER = struct.Struct(">bI")
-
-
-class DecodeError(ValueError):
-    """The bytes are not a record of the contract: the record's own fault, a dead letter."""
-
-    def __init__(self, message: str, reason_code: str | None = None) -> None:
-        super().__init__(message)
-        self.reason_code = reason_code
-
-
-class RegistryUnavailable(RuntimeError):
-    """The schema registry did not answer: the infrastructure's fault, never
-    the record's. Retried; the record is not acknowledged meanwhile."""
 
 
 class Serde:

@@ -8,6 +8,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.domain.events import Agency
+from hub.flow.topics import (BUSINESS_TABLE, CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC,  # noqa: F401
+                             LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic, outcomes_topic)
 from hub.settings import Settings
 
 
@@ -22,21 +24,6 @@ class TopicSpec:
     def partitions(self, settings: Settings) -> int:
         return settings.topic_partitions if self.partitioned else 1
 
-
-def events_topic(agency: Agency) -> str:
-    return f"hub.events.{agency.value.lower()}"
-
-
-def outcomes_topic(agency: str) -> str:
-    """Where the outcome of a lead goes back to an agency whose evidence raised it."""
-    return f"hub.outcomes.{agency.lower()}"
-
-
-DEADLETTER_TOPIC = "hub.deadletter"
-LEADS_TOPIC = "hub.leads"
-FEEDBACK_TOPIC = "hub.feedback"
-CONNECTOR_OFFSETS_TOPIC = "hub.connector-offsets"
-RESOLUTION_TOPIC = "hub.resolution"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     *(TopicSpec(events_topic(a), "event", description=f"validated {a.value} case and inspection events")
@@ -55,8 +42,6 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 )
 
 
-BUSINESS_TABLE = "businesses"
-RESOLVER_TABLE = "resolver"
 
 
 def changelog_topic(settings: Settings, table: str = BUSINESS_TABLE) -> str:

@@ -5,38 +5,34 @@ whose writer may have died before publishing publishes what it owed."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from pathlib import Path
 from typing import Any
 
 from hub.domain.events import event_key
-from hub.domain.leads import BusinessState
-from hub.metrics import Metrics
-from hub.processing import BatchResult, LeadProcessor
+from hub.flow import Effects, Flow, Record
 from tests.bus import RECEIVED, Bus
 from tests.poison import critical_event, encoded, spoiled
 
 TOPIC = "hub.events.samr"
 
 
-def _worker(bus: Bus) -> LeadProcessor:
+def _worker(bus: Bus) -> Flow:
     """Another incarnation of a worker, on the same stored states."""
-    return LeadProcessor(bus.settings, bus.serde.decoder, functools.cache(bus.serde.encoder), Metrics().worker,
-                         clock=lambda: RECEIVED.timestamp())
+    return bus.restart()
 
 
-def _batch(bus: Bus, processor: LeadProcessor, events: list[dict[str, Any]], write: bool = True) -> BatchResult:
-    messages = [(TOPIC, 0, event_key(e).encode(), encoded(bus.settings, e), i) for i, e in enumerate(events)]
-    result = processor.process(
-        messages, lambda k: BusinessState.from_bytes(bus.businesses[k]) if k in bus.businesses else BusinessState())
+def _batch(bus: Bus, flow: Flow, events: list[dict[str, Any]], write: bool = True) -> Effects:
+    """A batch whose states are written (``write``) but whose leads never reach the topics."""
+    records = [Record(TOPIC, 0, event_key(e).encode(), encoded(bus.settings, e), i) for i, e in enumerate(events)]
+    effects = flow.process(records)
     if write:
-        for key, state in result.states.items():
-            bus.businesses[key] = state.to_bytes()
-    return result
+        for state in effects.states:
+            bus.businesses[state.key] = state.value
+    return effects
 
 
-def _repeat_offender(result: BatchResult) -> dict[str, str]:
-    return {l["lead_id"]: l["status"] for l in result.leads if l["rules"] == ["REPEAT_OFFENDER"]}
+def _repeat_offender(effects: Effects) -> dict[str, str]:
+    return {l["lead_id"]: l["status"] for l in effects.lead_records() if l["rules"] == ["REPEAT_OFFENDER"]}
 
 
 def _penalties(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -52,18 +48,18 @@ def _penalties(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str
 def test_a_worker_that_died_before_publishing_leaves_its_leads_to_the_next(tmp_path: Path) -> None:
     bus = Bus()
     first, second, _ = _penalties(tmp_path)
-    died = _batch(bus, bus.processor, [first, second])  # states written, then the worker died: nothing published
+    died = _batch(bus, bus.flow, [first, second])  # states written, then the worker died: nothing published
     [lead_id] = _repeat_offender(died)
     replay = _batch(bus, _worker(bus), [first, second])  # the same events again, all duplicates
     assert _repeat_offender(replay) == {lead_id: "OPEN"}
-    assert {l["lead_id"] for l in replay.leads} == {l["lead_id"] for l in died.leads}
+    assert {l["lead_id"] for l in replay.lead_records()} == {l["lead_id"] for l in died.lead_records()}
 
 
 def test_a_worker_publishes_what_it_wrote_once(tmp_path: Path) -> None:
     bus = Bus()
     first, second, _ = _penalties(tmp_path)
-    _batch(bus, bus.processor, [first, second])
-    assert _batch(bus, bus.processor, [first, second]).leads == []  # its own write: published already
+    _batch(bus, bus.flow, [first, second])
+    assert _batch(bus, bus.flow, [first, second]).leads == []  # its own write: published already
 
 
 def test_a_replay_that_draws_another_window_supersedes_what_was_published(tmp_path: Path) -> None:
@@ -72,7 +68,7 @@ def test_a_replay_that_draws_another_window_supersedes_what_was_published(tmp_pa
     instead of staying open beside the new one."""
     bus = Bus()
     first, second, earlier = _penalties(tmp_path)
-    published = _repeat_offender(_batch(bus, bus.processor, [first, second]))
+    published = _repeat_offender(_batch(bus, bus.flow, [first, second]))
     [old] = published
     replay = _batch(bus, _worker(bus), [first, second, earlier])
     statuses = _repeat_offender(replay)
@@ -87,19 +83,14 @@ def test_leads_owed_by_a_state_no_event_touches_again_are_published_by_the_next_
     the states of its partitions on its first batch, whatever the batch holds."""
     bus = Bus()
     first, second, _ = _penalties(tmp_path)
-    died = _batch(bus, bus.processor, [first, second])  # written, never published
+    died = _batch(bus, bus.flow, [first, second])  # written, never published
     other = spoiled(critical_event(tmp_path, RECEIVED), "elsewhere", occurred_on=dt.date(2026, 10, 2))
     other["business"] = dict(other["business"], business_id="91410502MA3XK1Q2Y8")
     assert event_key(other) != event_key(first)
     next_worker = _worker(bus)
-    messages = [(TOPIC, 0, event_key(other).encode(), encoded(bus.settings, other), 9)]
-    stored = lambda: list(bus.businesses.items())  # noqa: E731
-    result = next_worker.process(
-        messages, lambda k: BusinessState.from_bytes(bus.businesses[k]) if k in bus.businesses else BusinessState(),
-        stored, frozenset({0}), lambda key: 0)
-    assert {l["lead_id"] for l in died.leads} <= {l["lead_id"] for l in result.leads}
-    assert event_key(first).encode() in result.states  # rewritten by this incarnation: owed once, not again
-    again = next_worker.process([], lambda k: BusinessState.from_bytes(result.states[k].to_bytes()),
-                                lambda: [(k, s.to_bytes()) for k, s in result.states.items()], frozenset({0}),
-                                lambda key: 0)
-    assert again.leads == []
+    effects = _batch(bus, next_worker, [other])
+    assert {l["lead_id"] for l in died.lead_records()} <= {l["lead_id"] for l in effects.lead_records()}
+    # rewritten by this incarnation: owed once, not again
+    assert event_key(first).encode() in {s.key for s in effects.states}
+    next_worker.assign(frozenset(range(4)))  # a rebalance that gives it the same partitions
+    assert _batch(bus, next_worker, []).leads == []

@@ -11,10 +11,9 @@ import pytest
 from hub.domain.events import event_key
 from hub.domain.leads import BusinessState
 from hub.feedback import TICK_KEY, feedback, tick
-from hub.processing import BatchResult
-from hub.serde import RegistryUnavailable
+from hub.flow.codec import RegistryUnavailable
 from hub.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC
-from tests.bus import RECEIVED, Bus
+from tests.bus import RECEIVED, Bus, Delivered
 from tests.poison import BAD_EVENT_CODES, SECRET, bad_events, critical_event, encoded, spoiled
 
 TOPIC = "hub.events.samr"
@@ -25,22 +24,16 @@ def good(tmp_path: Path) -> dict[str, Any]:
     return critical_event(tmp_path, RECEIVED)
 
 
-def _run(bus: Bus, messages: list[tuple[str, bytes | None, bytes | None]]) -> BatchResult:
+def _run(bus: Bus, messages: list[tuple[str, bytes | None, bytes | None]]) -> Delivered:
     """One batch on one partition, in this order, against the bus's stored states."""
-    batch = [(topic, 0, key, value, offset) for offset, (topic, key, value) in enumerate(messages)]
-    result = bus.processor.process(
-        batch, lambda k: BusinessState.from_bytes(bus.businesses[k]) if k in bus.businesses else BusinessState(),
-        lambda: list(bus.businesses.items()), frozenset({0}))
-    for key, state in result.states.items():
-        bus.businesses[key] = state.to_bytes()
-    return result
+    return bus.process([(topic, 0, key, value, offset) for offset, (topic, key, value) in enumerate(messages)])
 
 
-def _criticals(result: BatchResult) -> list[dict[str, Any]]:
+def _criticals(result: Delivered) -> list[dict[str, Any]]:
     return [l for l in result.leads if l["severity"] == "CRITICAL" and l["status"] == "OPEN"]
 
 
-def _no_secret_in_dead_letters(bus: Bus, result: BatchResult) -> None:
+def _no_secret_in_dead_letters(bus: Bus, result: Delivered) -> None:
     encode = bus.serde.encoder(DEADLETTER_TOPIC, "deadletter")
     for dead in result.dead_letters:
         raw = encode(dead)
@@ -174,7 +167,7 @@ def test_an_unreachable_registry_fails_the_whole_batch_for_a_retry(good) -> None
     def down(data: bytes) -> dict[str, Any]:
         raise RegistryUnavailable("schema registry unreachable: ConnectError")
 
-    bus.processor.decode_event = down
+    bus.flow.reader.decode_event = down
     with pytest.raises(RegistryUnavailable):
         _run(bus, [(TOPIC, event_key(good).encode(), encoded(bus.settings, good))])
     assert bus.businesses == {}

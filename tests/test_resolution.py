@@ -17,7 +17,7 @@ from hub.domain.resolution import (BY_LICENCE, BY_NAME_AND_ADDRESS, BY_NAME_IN_R
 from hub.samples import (BAKERY, CONDIMENT, PORK, _headers, write_city_double_report, write_csv,
                          write_registry, write_scenario)
 from connectors.samr_inspection import SamrInspectionConnector
-from hub.processing import _message
+from hub.flow.messages import ResolutionKind, resolution_message
 from tests.bus import Bus
 from tests.scenario import A, B, CITY, ELSEWHERE, EXPECTED, RESOLUTIONS, ambiguity_files, resolutions
 
@@ -183,15 +183,14 @@ def test_a_licence_resolves_a_record_that_names_the_business_differently(tmp_pat
 
 def test_bad_resolution_messages_are_dead_letters_with_the_reason() -> None:
     bus = Bus()
-    encode = bus.encode_resolution
-    register = encode(_message("REGISTER", candidate=candidate(A, "好运来饭店").to_json()))
-    result = bus.processor.process(
+    encode = bus.serde.encoder("hub.resolution", "resolution")
+    register = encode(resolution_message(ResolutionKind.REGISTER, candidate=candidate(A, "好运来饭店").to_json()))
+    result = bus.process(
         [("hub.resolution", 0, b"name:x", b"\x00\x00\x00\x00\x08garbage"),
          ("hub.resolution", 0, None, register),
          ("hub.resolution", 0, A.encode(), register),  # a registration sent to a business, not a lookup key
-         ("hub.resolution", 0, b"name:x", encode(_message("PARK", event_topic="hub.events.samr",
-                                                          provisional_key="unresolved::x")))],
-        lambda k: BusinessState(), load_resolver=lambda k: ResolverState())
+         ("hub.resolution", 0, b"name:x", encode(resolution_message(
+             ResolutionKind.PARK, event_topic="hub.events.samr", provisional_key="unresolved::x")))])
     assert [d["reason_code"] for d in result.dead_letters] == [
         "undecodable_resolution", "unkeyed_resolution", "misrouted_resolution", "incomplete_resolution"]
-    assert result.resolvers == {} and result.resolution == []
+    assert result.resolvers == set() and result.resolution == []

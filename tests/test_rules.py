@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings as hsettings, strategies as st
 
 from hub.domain.events import Agency, BusinessRole, EventKind, make_event
-from hub.domain.leads import BusinessState
+from hub.domain.leads import Accepted, BusinessState
 from hub.domain.rules import Fact, RuleFamily, criminal_reason, evaluate, to_fact
 from hub.settings import RuleSettings
 
@@ -174,14 +174,14 @@ def test_leads_do_not_depend_on_arrival_order(specs, rnd: random.Random) -> None
 
 def test_state_deduplicates_by_source_record() -> None:
     state = BusinessState()
-    assert state.accept(event("m1", D), RULES) == "new"
-    assert state.accept(event("m1", D), RULES) == "duplicate"
+    assert state.accept(event("m1", D), RULES) is Accepted.NEW
+    assert state.accept(event("m1", D), RULES) is Accepted.DUPLICATE
 
 
 def test_events_older_than_the_history_are_expired() -> None:
     state = BusinessState()
     state.accept(event("m1", days(500)), RULES)
-    assert state.accept(event("m0", D), RULES) == "expired"
+    assert state.accept(event("m0", D), RULES) is Accepted.EXPIRED
 
 
 def test_history_is_bounded_in_time_and_size() -> None:

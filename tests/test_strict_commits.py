@@ -5,7 +5,7 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
-from hub.worker import _strict_commits
+from hub.faust_patches import strict_commits
 
 TP = ("hub.events.police", 0)
 
@@ -14,7 +14,7 @@ def _consumer(committed: int | None, acked: list[int], log_start: dict[Any, int]
     consumer = SimpleNamespace(_acked=defaultdict(list, {TP: list(acked)}),
                                _acked_index=defaultdict(set, {TP: set(acked)}),
                                _committed_offset={TP: committed})
-    _strict_commits(consumer, log_start)
+    strict_commits(consumer, log_start)
     return consumer
 
 

@@ -4,18 +4,43 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-from hub.domain import lifecycle
+from hub.domain import lifecycle, storage
 from hub.domain.events import Event
 from hub.domain.identifiers import region, uscc_region
-from hub.domain.lifecycle import ACTIVE, FeedbackRejected, LeadMark
+from hub.domain.lifecycle import ACTIVE, FeedbackRejected, LeadMark, LeadStatus
 from hub.domain.names import normalise_name
 from hub.domain.resolution import Candidate
 from hub.domain.rules import RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate, to_fact
 from hub.settings import LifecycleSettings, RuleSettings
+
+
+class Accepted(Enum):
+    """What became of an event offered to a business's state."""
+
+    NEW = "new"
+    REOPENED = "reopened"  # new, and it reopened a closed lead
+    DUPLICATE = "duplicate"  # same agency and source record seen before
+    NEAR_DUPLICATE = "near_duplicate"  # the same finding under another source ID: merged into it
+    # a near-duplicate of a report resolved here before it, both merged
+    # already under their provisional key
+    REMERGED = "remerged"
+    EXPLAINED = "explained"  # a resolved record again, with a new explanation
+    EXPIRED = "expired"  # older than the history kept, so it can change no lead
+    REGISTERED = "registered"  # a registry entry: it teaches the registry and is no evidence
+
+    @property
+    def changes_state(self) -> bool:
+        return self in (Accepted.NEW, Accepted.REOPENED, Accepted.NEAR_DUPLICATE, Accepted.REMERGED,
+                        Accepted.EXPLAINED)
+
+    @property
+    def is_evidence(self) -> bool:
+        """New evidence of something (a record without a USCC then waits for its business)."""
+        return self in (Accepted.NEW, Accepted.REOPENED, Accepted.NEAR_DUPLICATE)
 
 
 @dataclass
@@ -39,29 +64,21 @@ class BusinessState:
     outbox: set[str] = field(default_factory=set)
     writer: str = ""
 
-    def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> str:
-        """'new', 'reopened' (new, and it reopened a closed lead), 'duplicate'
-        (same agency and source record seen before), 'near_duplicate' (the
-        same finding under another source ID: merged into it), 'remerged' (a
-        near-duplicate of a report resolved here before it, both merged
-        already under their provisional key), 'explained'
-        (a resolved record again, with a new explanation) or 'expired' (older
-        than the history kept, so it can change no lead).
-
-        ``restore``: the event comes from resolution, which may bring back a
+    def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> Accepted:
+        """``restore``: the event comes from resolution, which may bring back a
         record it had moved off this business before, or explain it anew."""
         event_id = event["event_id"]
         known = self.facts.get(event_id)
         if known is not None and restore and not known.moved_to and known.resolution != (event["resolution"] or ""):
             self.facts[event_id] = dataclasses.replace(known, resolution=event["resolution"] or "")
-            return "explained"
+            return Accepted.EXPLAINED
         if known is not None and not (restore and known.moved_to):
-            return "duplicate"
+            return Accepted.DUPLICATE
         if any(event_id == e for f in self.facts.values() for e, *_ in f.also_reported):
-            return "duplicate"
+            return Accepted.DUPLICATE
         fact = to_fact(event, rules)
         if self.facts and fact.occurred_on < self._horizon(rules):
-            return "expired"
+            return Accepted.EXPIRED
         twins = [f for f in self.facts.values() if fact.identity and f.identity == fact.identity
                  and not f.moved_to and f.event_id != event_id
                  and any(abs((day - fact.occurred_on).days) <= rules.near_duplicate_days for day in f.report_dates())]
@@ -76,7 +93,7 @@ class BusinessState:
             for twin in twins:
                 del self.facts[twin.event_id]
             self.facts[primary.event_id] = dataclasses.replace(primary, also_reported=tuple(sorted(reports)))
-            return "remerged" if restore and any(t.resolution for t in twins) else "near_duplicate"
+            return Accepted.REMERGED if restore and any(t.resolution for t in twins) else Accepted.NEAR_DUPLICATE
         self.facts[fact.event_id] = fact
         if not self.persons.issuperset(event["person_refs"]):
             self.persons.update(event["person_refs"])
@@ -89,7 +106,7 @@ class BusinessState:
         self.business_id = self.business_id or business["business_id"]
         self.region_code = self.region_code or business["region_code"]
         self._prune(rules)
-        return "reopened" if reopened else "new"
+        return Accepted.REOPENED if reopened else Accepted.NEW
 
     def learn(self, event: Event) -> Candidate | None:
         """What a record that carries its USCC teaches the registry: the
@@ -137,7 +154,7 @@ class BusinessState:
 
     def _reopen_latest_closed(self, fact: Fact) -> bool:
         """回头看: adverse news after closure reopens the business's most recently closed lead."""
-        closed = [m for m in self.leads.values() if m.status == "CLOSED"]
+        closed = [m for m in self.leads.values() if m.status is LeadStatus.CLOSED]
         if closed:
             lifecycle.reopen(max(closed, key=lambda m: m.closed_ms or 0), fact.event_id, fact.received_ms)
         return bool(closed)
@@ -193,11 +210,11 @@ class BusinessState:
             if mark is None:
                 mark = self.leads[draft.lead_id] = LeadMark(now_ms, fingerprint, draft.rule.value,
                                                             draft.window_start, evidence, opened_ms=now_ms)
-                mark.note(now_ms, "OPEN")
-            elif mark.fingerprint != fingerprint or mark.status == "SUPERSEDED":
-                if mark.status == "SUPERSEDED":
-                    mark.status = "OPEN"
-                    mark.note(now_ms, "OPEN", None, "its window holds evidence again")
+                mark.note(now_ms, LeadStatus.OPEN)
+            elif mark.fingerprint != fingerprint or mark.status is LeadStatus.SUPERSEDED:
+                if mark.status is LeadStatus.SUPERSEDED:
+                    mark.status = LeadStatus.OPEN
+                    mark.note(now_ms, LeadStatus.OPEN, None, "its window holds evidence again")
                 mark.fingerprint, mark.evidence, mark.dirty = fingerprint, evidence, True
         for old_id, mark in self.leads.items():
             if old_id in by_id or mark.status not in ACTIVE:
@@ -209,9 +226,9 @@ class BusinessState:
             held = {holder[e].event_id for e in mark.evidence if e in holder}
             successor = next((d for d in drafts if d.rule.value == mark.rule
                               and held & {f.event_id for f in d.evidence}), None)
-            mark.status = "SUPERSEDED"
+            mark.status = LeadStatus.SUPERSEDED
             moved = {holder[e].moved_to for e in mark.evidence if e in holder} - {""}
-            mark.note(now_ms, "SUPERSEDED", None, successor.lead_id if successor else
+            mark.note(now_ms, LeadStatus.SUPERSEDED, None, successor.lead_id if successor else
                       f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else None)
         out = []
         for lead_id, mark in self.leads.items():
@@ -276,7 +293,7 @@ class BusinessState:
 
     # -- storage ----------------------------------------------------------
     def to_bytes(self) -> bytes:
-        return json.dumps({
+        return storage.dump({
             "n": self.name, "b": self.business_id, "r": self.region_code,
             "p": self.pruned_through.toordinal() if self.pruned_through else None,
             "f": [f.to_json() for f in self.facts.values()],
@@ -284,17 +301,16 @@ class BusinessState:
             "k": self.registered.to_json() if self.registered else None,
             "q": sorted(self.persons),
             "o": sorted(self.outbox), "w": self.writer,
-        }, ensure_ascii=False, separators=(",", ":")).encode()
+        }, storage.BUSINESS_STATE_VERSION)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "BusinessState":
-        raw = json.loads(data)
+        raw = storage.load(data, storage.BUSINESS_STATE_VERSION, storage.BUSINESS_MIGRATIONS)
         facts = [Fact.from_json(f) for f in raw["f"]]
         return cls(raw["n"], raw["b"], raw["r"], {f.event_id: f for f in facts},
                    {k: LeadMark.from_json(v) for k, v in raw["l"].items()},
-                   dt.date.fromordinal(raw["p"]) if raw.get("p") else None,
-                   Candidate.from_json(raw["k"]) if raw.get("k") else None, set(raw.get("q") or ()),
-                   set(raw.get("o") or ()), raw.get("w") or "")
+                   dt.date.fromordinal(raw["p"]) if raw["p"] else None,
+                   Candidate.from_json(raw["k"]) if raw["k"] else None, set(raw["q"]), set(raw["o"]), raw["w"])
 
 
 def _registered_licences(event: Event) -> list[str]:
@@ -316,7 +332,7 @@ def _finding(fact: Fact) -> str:
 
 def _successor(mark: LeadMark) -> str | None:
     """The lead that took over a superseded one's evidence, if one did."""
-    note = mark.history[-1][3] if mark.status == "SUPERSEDED" else None
+    note = mark.history[-1][3] if mark.status is LeadStatus.SUPERSEDED else None
     return note if note and not note.startswith(MOVED_NOTE) else None
 
 

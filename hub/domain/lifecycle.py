@@ -10,21 +10,53 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from hub.domain.rules import SEVERITY, RuleFamily
 from hub.settings import LifecycleSettings
 
-ACTIVE = ("OPEN", "ACKNOWLEDGED", "INVESTIGATING", "TRANSFERRED")
-ACTIONS = ("ACKNOWLEDGED", "INVESTIGATING", "TRANSFERRED", "CLOSED", "REJECTED")
-_ALLOWED_FROM = {
-    "ACKNOWLEDGED": ("OPEN",),
-    "INVESTIGATING": ("OPEN", "ACKNOWLEDGED"),
-    "TRANSFERRED": ("OPEN", "ACKNOWLEDGED", "INVESTIGATING"),
-    "CLOSED": ACTIVE,
-    "REJECTED": ACTIVE,
+
+
+class LeadStatus(StrEnum):
+    """Where a lead stands (线索状态)."""
+
+    OPEN = "OPEN"
+    ACKNOWLEDGED = "ACKNOWLEDGED"  # 已签收
+    INVESTIGATING = "INVESTIGATING"  # 核查中
+    TRANSFERRED = "TRANSFERRED"  # 已移送公安
+    CLOSED = "CLOSED"  # 已办结
+    REJECTED = "REJECTED"  # 不予立案: a false lead
+    SUPERSEDED = "SUPERSEDED"  # a late, older event re-drew its window
+
+
+class Action(StrEnum):
+    """What a team's feedback does to a lead; TICK is the hub's clock, not a team's."""
+
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    INVESTIGATING = "INVESTIGATING"
+    TRANSFERRED = "TRANSFERRED"
+    CLOSED = "CLOSED"
+    REJECTED = "REJECTED"
+    TICK = "TICK"
+
+
+class Escalation(StrEnum):
+    ACKNOWLEDGE_OVERDUE = "ACKNOWLEDGE_OVERDUE"
+    CLOSE_OVERDUE = "CLOSE_OVERDUE"
+    RECHECK_DUE = "RECHECK_DUE"  # 回头看
+
+
+ACTIVE = frozenset({LeadStatus.OPEN, LeadStatus.ACKNOWLEDGED, LeadStatus.INVESTIGATING, LeadStatus.TRANSFERRED})
+_ALLOWED_FROM: dict[Action, frozenset[LeadStatus]] = {
+    Action.ACKNOWLEDGED: frozenset({LeadStatus.OPEN}),
+    Action.INVESTIGATING: frozenset({LeadStatus.OPEN, LeadStatus.ACKNOWLEDGED}),
+    Action.TRANSFERRED: frozenset({LeadStatus.OPEN, LeadStatus.ACKNOWLEDGED, LeadStatus.INVESTIGATING}),
+    Action.CLOSED: ACTIVE,
+    Action.REJECTED: ACTIVE,
 }
-ACKNOWLEDGE_OVERDUE, CLOSE_OVERDUE, RECHECK_DUE = "ACKNOWLEDGE_OVERDUE", "CLOSE_OVERDUE", "RECHECK_DUE"
+ACTIONS = tuple(_ALLOWED_FROM)  # the actions teams may take
+ACKNOWLEDGE_OVERDUE, CLOSE_OVERDUE, RECHECK_DUE = Escalation
 
 
 class FeedbackRejected(ValueError):
@@ -42,7 +74,7 @@ class LeadMark:
     rule: str
     window_start: dt.date
     evidence: tuple[str, ...] = ()
-    status: str = "OPEN"
+    status: LeadStatus = LeadStatus.OPEN
     opened_ms: int = 0  # first publication, or the latest reopening: deadlines run from here
     history: list[tuple[int, str, str | None, str | None]] = field(default_factory=list)
     escalated: tuple[str, ...] = ()  # escalations already raised since opened_ms
@@ -70,17 +102,14 @@ class LeadMark:
                 list(self.chained), self.reopened, self.closed_ms, self.announced]
 
     @classmethod
-    def from_json(cls, raw: list[object]) -> "LeadMark":
-        if len(raw) == 6:  # written before the lifecycle: open since first seen, no history yet
-            raw = [*raw, raw[0], [], [], [], 0, None]
-        # 12 fields: written before escalations were kept for republishing.
-        # More than 13: written by a newer release, whose fields this one ignores.
-        raw = [*raw, None][:13]
-        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, announced = raw
-        return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)),  # type: ignore
-                   tuple(evidence), str(status),  # type: ignore
-                   int(opened), [tuple(h) for h in history], tuple(escalated), tuple(chained),  # type: ignore
-                   int(reopened), closed, announced)  # type: ignore
+    def from_json(cls, raw: list[Any]) -> "LeadMark":
+        """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
+        after them, from a newer release, are ignored."""
+        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, announced = \
+            raw[:13]
+        return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)), tuple(evidence),
+                   LeadStatus(status), int(opened), [(int(a), str(s), t, n) for a, s, t, n in history],
+                   tuple(escalated), tuple(chained), int(reopened), closed, announced)
 
 
 def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | None, at_ms: int) -> bool:
@@ -91,12 +120,14 @@ def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | No
         return False
     if action not in ACTIONS:
         raise FeedbackRejected("unknown_action", f"unknown action {action!r}")
+    action = Action(action)
     if mark.status not in _ALLOWED_FROM[action]:
         raise FeedbackRejected("invalid_transition", f"lead is {mark.status}: cannot become {action}")
-    if action in ("CLOSED", "REJECTED") and not (note or "").strip():
-        raise FeedbackRejected("missing_note", f"{action} needs {'an outcome' if action == 'CLOSED' else 'a reason'}")
-    mark.status = action
-    if action == "CLOSED":
+    if action in (Action.CLOSED, Action.REJECTED) and not (note or "").strip():
+        raise FeedbackRejected("missing_note",
+                               f"{action} needs {'an outcome' if action is Action.CLOSED else 'a reason'}")
+    mark.status = LeadStatus(action.value)
+    if action is Action.CLOSED:
         mark.closed_ms = at_ms
     mark.note(at_ms, action, team, note)
     return True
@@ -105,7 +136,7 @@ def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | No
 def reopen(mark: LeadMark, event_id: str, at_ms: int) -> None:
     """New adverse evidence after closure: the lead is open again, the new
     event chained to it, its deadlines restarted."""
-    mark.status = "OPEN"
+    mark.status = LeadStatus.OPEN
     mark.chained += (event_id,)
     mark.reopened += 1
     mark.opened_ms = at_ms
@@ -116,11 +147,11 @@ def reopen(mark: LeadMark, event_id: str, at_ms: int) -> None:
 def deadlines(mark: LeadMark, lifecycle: LifecycleSettings) -> dict[str, int]:
     """The deadlines that still apply: escalation level -> epoch ms."""
     out: dict[str, int] = {}
-    if mark.status == "OPEN":
+    if mark.status is LeadStatus.OPEN:
         out[ACKNOWLEDGE_OVERDUE] = mark.opened_ms + lifecycle.acknowledge_ms(mark.severity)
     if mark.status in ACTIVE:
         out[CLOSE_OVERDUE] = mark.opened_ms + lifecycle.close_ms(mark.severity)
-    if mark.status == "CLOSED" and mark.closed_ms is not None:
+    if mark.status is LeadStatus.CLOSED and mark.closed_ms is not None:
         out[RECHECK_DUE] = mark.closed_ms + lifecycle.recheck_ms
     return out
 

@@ -20,10 +20,10 @@ No Kafka here: ``hub.processing`` carries these states and messages.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
+from hub.domain import storage
 from hub.domain.identifiers import region, within
 
 NAME, LICENCE, REGISTRATION = "name:", "licence:", "reg:"
@@ -259,13 +259,13 @@ class ResolverState:
         return [r for r in self.records.values() if r.decision.business_id is None]
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"c": [c.to_json() for c in self.candidates.values()], "o": sorted(self.own),
-                           "w": sorted(self.watchers), "r": [r.to_json() for r in self.records.values()]},
-                          ensure_ascii=False, separators=(",", ":")).encode()
+        return storage.dump({"c": [c.to_json() for c in self.candidates.values()], "o": sorted(self.own),
+                             "w": sorted(self.watchers), "r": [r.to_json() for r in self.records.values()]},
+                            storage.RESOLVER_STATE_VERSION)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "ResolverState":
-        raw = json.loads(data)
+        raw = storage.load(data, storage.RESOLVER_STATE_VERSION, storage.RESOLVER_MIGRATIONS)
         candidates = [Candidate.from_json(c) for c in raw["c"]]
         records = [ParkedRecord.from_json(r) for r in raw["r"]]
         return cls({c.business_id: c for c in candidates}, set(raw["o"]), set(raw["w"]),

@@ -91,15 +91,13 @@ class Fact:
 
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> "Fact":
-        # State written by earlier releases (9 or 12 fields) reads with defaults.
-        defaults: tuple[Any, ...] = ("", "", [], "", "")
+        """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
+        after them, from a newer release, are ignored."""
         eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also, \
-            resolution, moved_to = (*raw, *defaults[len(raw) - 9:])
+            resolution, moved_to = raw[:14]
         return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
                    bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category),
-                   str(identity),
-                   # Reports merged before their dates were kept take the finding's date.
-                   tuple((str(e), str(s), int(d[0]) if d else int(day)) for e, s, *d in also),
+                   str(identity), tuple((str(e), str(s), int(d)) for e, s, d, *_ in also),
                    str(resolution), str(moved_to))
 
 

@@ -1,0 +1,25 @@
+"""What the flow needs of serialisation, and the two ways it can fail: the
+record's fault (a dead letter) or the registry's (retried). ``hub.serde``
+implements it with fastavro and the schema registry."""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+
+class DecodeError(ValueError):
+    """The bytes are not a record of the contract: the record's own fault, a dead letter."""
+
+    def __init__(self, message: str, reason_code: str | None = None) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+class RegistryUnavailable(RuntimeError):
+    """The schema registry did not answer: the infrastructure's fault, never
+    the record's. Retried; the record is not acknowledged meanwhile."""
+
+
+class Codec(Protocol):
+    def decoder(self, contract: str) -> Callable[[bytes], dict[str, Any]]: ...
+
+    def encoder(self, topic: str, contract: str) -> Callable[[dict[str, Any]], bytes]: ...

@@ -1,0 +1,357 @@
+"""The flow: a batch of records in, ``Effects`` out. No Kafka, no metrics, no
+Avro here: the edge (``hub.worker``, or the in-memory bus of the tests)
+feeds it records and carries out its effects.
+
+Four kinds of message meet a business's state, all keyed by business:
+events (the rules), teams' feedback (the lead lifecycle), clock ticks, one
+per partition, at which the deadlines of that partition's leads are
+checked, and resolved records coming back from entity resolution. Time
+reaches the lifecycle only through ticks and feedback, so a test (or a
+replay) controls it by what it publishes. Resolution's own traffic
+(``hub.flow.resolving``) keeps per lookup key what the registry knows.
+
+Each record is applied on its own: one that cannot be decoded, validated or
+processed becomes a dead letter, its changes are rolled back, and its
+batch-mates go on. Only ``RegistryUnavailable`` (the infrastructure, not the
+record) escapes, so the edge retries the whole batch without acknowledging it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from hub.domain.events import EventKind
+from hub.domain.leads import Accepted, BusinessState
+from hub.domain.lifecycle import Action, FeedbackRejected
+from hub.domain.names import normalise_name
+from hub.domain.pii import PersonalDataHasher, describe
+from hub.domain.resolution import ResolverState, record_keys
+from hub.domain.teams import Team, route
+from hub.domain.validation import latest_date
+from hub.flow import resolving
+from hub.flow.codec import Codec, RegistryUnavailable
+from hub.flow.effects import Effects, Observation, Seen, Send, StateWrite, Unresolved
+from hub.flow.messages import (EventMessage, FeedbackMessage, Message, Reader, Record, Refused,
+                               ResolutionKind, ResolutionMessage, Tick, resolution_message)
+from hub.flow.store import Store
+from hub.flow.topics import (BUSINESS_TABLE, DEADLETTER_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE,
+                             outcomes_topic)
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """One batch in hand: the states it loaded and changed, and what it owes
+    to roll back the record being applied if that record fails."""
+
+    effects: Effects
+    states: dict[bytes, BusinessState] = field(default_factory=dict)  # loaded
+    changed: dict[bytes, BusinessState] = field(default_factory=dict)  # to write
+    partition_of: dict[bytes, int] = field(default_factory=dict)
+    resolvers: dict[bytes, ResolverState] = field(default_factory=dict)
+    changed_resolvers: dict[bytes, ResolverState] = field(default_factory=dict)
+    applied: dict[bytes, list[Record]] = field(default_factory=dict)  # business key -> records applied to it
+    # What the record being applied touched: a key first loaded by it is
+    # forgotten on rollback; one an earlier record changed gets its bytes back.
+    undo: dict[bytes, bytes | None] = field(default_factory=dict)
+    undo_resolvers: dict[bytes, bytes | None] = field(default_factory=dict)
+    current: Record | None = None
+
+
+class Flow:
+    """The worker's logic for the partitions it owns (``assign``)."""
+
+    def __init__(self, settings: Settings, codec: Codec, store: Store, teams: Mapping[str, Team] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.rules = settings.rules
+        self.lifecycle = settings.lifecycle
+        self.limits = settings.validation
+        self.hasher = PersonalDataHasher(settings.pii_key)
+        self.reader = Reader(codec.decoder, settings.validation)
+        self.encoders: dict[str, Callable[[dict[str, Any]], bytes]] = {}
+        self.codec = codec
+        self.store = store
+        self.teams = dict(teams or {})
+        self.clock = clock
+        # Who writes the states this flow changes: see BusinessState.resume.
+        self.incarnation = uuid.uuid4().hex
+        self.partitions: frozenset[int] = frozenset()
+        # partition -> business key -> its earliest pending deadline (epoch ms)
+        self.deadlines: dict[int, dict[bytes, int]] = {}
+        # lookup key -> (parked, ambiguous, oldest parked ms), for keys with records waiting only
+        self.unresolved: dict[bytes, tuple[int, int, int]] = {}
+        self._owed: dict[bytes, tuple[BusinessState, int]] = {}  # states whose leads the next batch republishes
+
+    # -- partitions ------------------------------------------------------
+    def assign(self, partitions: frozenset[int]) -> None:
+        """After a (re)start, a rebalance or ``renew``, and before the next
+        batch: one pass over the stored states of ``partitions``. It rebuilds
+        the deadline index and the count of unresolved records, and finds the
+        states another incarnation wrote whose leads may never have reached
+        the topics (it died or was fenced in between): the next batch
+        republishes them, because waiting for each business's next record
+        would leave them unpublished for good where none comes."""
+        self.partitions = partitions
+        self.deadlines, self.unresolved, self._owed = {}, {}, {}
+        for key, data in self.store.businesses.items():
+            partition = self.store.partition_of(key)
+            if partition in partitions:
+                state = BusinessState.from_bytes(data)
+                self._index(key, state, partition)
+                if state.resume(self.incarnation):
+                    self._owed[key] = (state, partition)
+        for key, data in self.store.resolver.items():
+            if self.store.partition_of(key) in partitions:
+                self._summarise_unresolved(key, ResolverState.from_bytes(data))
+
+    def renew(self) -> None:
+        """This worker was fenced: states it wrote may owe leads it did not
+        publish. As another incarnation it republishes them; ``assign`` must
+        be called again before the next batch."""
+        self.incarnation = uuid.uuid4().hex
+
+    # -- a batch ---------------------------------------------------------
+    def process(self, records: Iterable[Record | tuple[Any, ...]]) -> Effects:
+        effects = Effects()
+        batch = Batch(effects)
+        latest = latest_date(self.clock(), self.limits)  # one clock reading for the batch
+        for key, (state, partition) in self._owed.items():
+            batch.states[key] = batch.changed[key] = state
+            batch.partition_of[key] = partition
+        self._owed = {}
+        for raw in records:
+            record = Record(*raw)
+            batch.current = record
+            batch.undo.clear()
+            batch.undo_resolvers.clear()
+            marks = (len(effects.first), len(effects.observations), effects.oldest_received_at)
+            try:
+                self._apply(self.reader.read(record, latest), batch)
+            except RegistryUnavailable:
+                raise
+            except Refused as exc:
+                self._roll_back(batch, marks)
+                self.dead(effects, exc.code, str(exc), record)
+            except Exception as exc:  # a bug or a record nobody foresaw: it alone fails
+                self._roll_back(batch, marks)
+                log.warning("%s[%s]@%s failed: %s", record.topic, record.partition, record.offset, describe(exc))
+                self.dead(effects, "processing_error", f"processing failed: {type(exc).__name__}", record)
+        self._draw_leads(batch)
+        for key, resolver in batch.changed_resolvers.items():
+            self._summarise_unresolved(key, resolver)
+            effects.states.append(StateWrite(RESOLVER_TABLE, key, resolver.to_bytes()))
+        effects.unresolved = self.unresolved_now()
+        return effects
+
+    def _roll_back(self, batch: Batch, marks: tuple[int, int, float | None]) -> None:
+        for key in batch.undo:
+            batch.applied[key].pop()
+        _restore(batch.undo, batch.states, batch.changed, BusinessState.from_bytes)
+        _restore(batch.undo_resolvers, batch.resolvers, batch.changed_resolvers, ResolverState.from_bytes)
+        del batch.effects.first[marks[0]:], batch.effects.observations[marks[1]:]
+        batch.effects.oldest_received_at = marks[2]
+
+    def state(self, batch: Batch, key: bytes, partition: int) -> BusinessState:
+        """A business's state, loaded once a batch; remembered for the rollback."""
+        state = batch.states.get(key)
+        if key not in batch.undo:  # the first touch by this record
+            batch.undo[key] = None if state is None else state.to_bytes()
+            assert batch.current is not None
+            batch.applied.setdefault(key, []).append(batch.current)
+        if state is None:
+            raw = self.store.businesses.get(key)
+            state = batch.states[key] = BusinessState.from_bytes(raw) if raw is not None else BusinessState()
+            batch.partition_of[key] = partition
+            if state.resume(self.incarnation):
+                batch.changed[key] = state
+        return state
+
+    def resolver(self, batch: Batch, key: bytes) -> ResolverState:
+        state = batch.resolvers.get(key)
+        if key not in batch.undo_resolvers:
+            batch.undo_resolvers[key] = None if state is None else state.to_bytes()
+        if state is None:
+            raw = self.store.resolver.get(key)
+            state = batch.resolvers[key] = ResolverState.from_bytes(raw) if raw is not None else ResolverState()
+        return state
+
+    def _apply(self, message: Message, batch: Batch) -> None:
+        if isinstance(message, EventMessage):
+            self.event(message, message.key, batch)
+        elif isinstance(message, FeedbackMessage):
+            self._feedback(message, batch)
+        elif isinstance(message, Tick):
+            self._tick(message, batch)
+        else:
+            resolving.apply(self, message, batch)
+
+    # -- events ----------------------------------------------------------
+    def event(self, message: EventMessage | ResolutionMessage, key: bytes, batch: Batch,
+              restore: bool = False) -> None:
+        """``restore``: a resolved record coming back to its business (counted when it arrived)."""
+        event = message.event
+        assert event is not None
+        record, effects = message.record, batch.effects
+        state = self.state(batch, key, record.partition)
+        received = event["received_at"].timestamp()
+        if effects.oldest_received_at is None or received < effects.oldest_received_at:
+            effects.oldest_received_at = received
+        agency = event["agency"]
+        if not restore:
+            effects.observations.append(Observation(Seen.EVENT, agency))
+        # A registry entry teaches the registry and is no evidence of anything.
+        outcome = Accepted.REGISTERED if event["kind"] == EventKind.REGISTRATION.value else \
+            state.accept(event, self.rules, restore)
+        if outcome is Accepted.DUPLICATE:
+            effects.observations.append(Observation(Seen.DUPLICATE, agency))
+        elif outcome.changes_state:
+            batch.changed[key] = state
+            if outcome is Accepted.NEAR_DUPLICATE:
+                effects.observations.append(Observation(Seen.NEAR_DUPLICATE, agency))
+            elif outcome is Accepted.REOPENED:
+                effects.observations.append(Observation(Seen.REOPENED))
+        learned = state.learn(event)
+        if learned is not None:
+            batch.changed[key] = state
+            effects.first += [self.resolution(k, resolution_message(ResolutionKind.REGISTER,
+                                                                    candidate=learned.to_json()))
+                              for k in learned.lookup_keys()]
+        if outcome.is_evidence and not event["business"]["business_id"] and not restore:
+            # No USCC: the rules see it under its provisional key, and it waits for its business.
+            business = event["business"]
+            home = record_keys(normalise_name(business["name"]), business["licence_number"],
+                               business["registration_number"])[0]
+            effects.first.append(self.resolution(home, resolution_message(
+                ResolutionKind.PARK, event=record.value, event_topic=record.topic, provisional_key=key.decode())))
+
+    def resolution(self, key: str, message: dict[str, Any]) -> Send:
+        return Send(RESOLUTION_TOPIC, key.encode(), "resolution", message)
+
+    def encode_event(self, topic: str, event: dict[str, Any]) -> bytes:
+        encode = self.encoders.get(topic)
+        if encode is None:
+            encode = self.encoders[topic] = self.codec.encoder(topic, "event")
+        return encode(event)
+
+    # -- the lifecycle ---------------------------------------------------
+    def _tick(self, tick: Tick, batch: Batch) -> None:
+        partition = tick.record.partition
+        for business in [k for k, due in self.deadlines.get(partition, {}).items() if due <= tick.at_ms]:
+            state = self.state(batch, business, partition)
+            for level in state.escalate_due(self.lifecycle, tick.at_ms):
+                batch.effects.observations.append(Observation(Seen.ESCALATED, level))
+                batch.changed[business] = state
+            self._index(business, state, partition)
+
+    def _feedback(self, message: FeedbackMessage, batch: Batch) -> None:
+        state = self.state(batch, message.business, message.record.partition)
+        # Scrubbed before anything is kept or sent on, whoever produced it.
+        feedback = {**message.feedback, "note": self.hasher.scrub_feedback(message.feedback["note"], state.persons),
+                    "by": self.hasher.desk(message.feedback["by"])}
+        try:
+            mark = state.apply_feedback(feedback["lead_id"], feedback["action"], feedback["team"],
+                                        feedback["note"], message.at_ms)
+        except FeedbackRejected as exc:
+            raise Refused(exc.code, f"feedback on {feedback['lead_id']}: {exc}") from None
+        if mark is None:  # replayed after a crash: applied, and its outcomes sent, the first time
+            return
+        batch.changed[message.business] = state
+        waited = max(0.0, (message.at_ms - mark.opened_ms) / 1000)
+        observations = batch.effects.observations
+        if len([h for h in mark.history if h[0] >= mark.opened_ms and h[2] is not None]) == 1:
+            observations.append(Observation(Seen.ACKNOWLEDGED_AFTER, mark.severity, waited))  # the first answer
+        if feedback["action"] == Action.CLOSED:
+            observations.append(Observation(Seen.CLOSED_AFTER, mark.severity, waited))
+        agencies = {state.facts[e].agency for e in (*mark.evidence, *mark.chained) if e in state.facts}
+        batch.effects.first += [Send(outcomes_topic(a), feedback["lead_id"].encode(), "feedback", feedback)
+                                for a in sorted(agencies)]
+
+    # -- leads -----------------------------------------------------------
+    def _draw_leads(self, batch: Batch) -> None:
+        """Every changed state's lead records, routed to the teams; then the states to write."""
+        effects = batch.effects
+        now = self.clock()
+        for key, state in batch.changed.items():
+            try:
+                leads = state.lead_updates(key.decode(), self.rules, int(now * 1000), self.lifecycle)
+            except Exception as exc:
+                # The business's leads cannot be drawn: none of this batch's
+                # changes to it are kept, and every record that made them is
+                # a dead letter (replaying them would fail the same way).
+                for record in batch.applied.get(key, []):
+                    self.dead(effects, "processing_error", f"drawing leads failed: {type(exc).__name__}", record)
+                continue
+            for lead in leads:
+                effects.leads.append(Send(LEADS_TOPIC, lead["lead_id"].encode(), "lead", lead))
+                effects.leads += [Send(team.topic, lead["lead_id"].encode(), "lead", copy)
+                                  for team, copy in route(lead, self.teams)]
+                effects.observations.append(Observation(Seen.LEAD_PUBLISHED, lead["rules"][0]))
+                triggered = lead["triggered_by_received_at"].timestamp()
+                if effects.oldest_received_at is not None and triggered >= effects.oldest_received_at:
+                    # new evidence in this batch, not feedback or a tick
+                    effects.observations.append(Observation(Seen.EVENT_TO_LEAD, value=max(0.0, now - triggered)))
+            state.writer = self.incarnation
+            self._index(key, state, batch.partition_of[key])
+            effects.states.append(StateWrite(BUSINESS_TABLE, key, state.to_bytes()))
+
+    def _index(self, key: bytes, state: BusinessState, partition: int) -> None:
+        due = state.next_deadline(self.lifecycle)
+        if due is None:
+            self.deadlines.get(partition, {}).pop(key, None)
+        else:
+            self.deadlines.setdefault(partition, {})[key] = due
+
+    # -- unresolved records ----------------------------------------------
+    def _summarise_unresolved(self, key: bytes, state: ResolverState) -> None:
+        waiting = state.unresolved()
+        if not waiting:
+            self.unresolved.pop(key, None)
+            return
+        ambiguous = sum(r.decision.ambiguous for r in waiting)
+        self.unresolved[key] = (len(waiting) - ambiguous, ambiguous, min(r.parked_ms for r in waiting))
+
+    def unresolved_now(self) -> Unresolved:
+        values = self.unresolved.values()
+        return Unresolved(sum(p for p, _, _ in values), sum(a for _, a, _ in values),
+                          min((o for _, _, o in values), default=None))
+
+    # -- dead letters ----------------------------------------------------
+    def dead(self, effects: Effects, code: str, reason: str, record: Record) -> None:
+        effects.first.append(Send(DEADLETTER_TOPIC, b"worker", "deadletter", dead_letter(code, reason, record)))
+        effects.observations.append(Observation(Seen.DEAD_LETTER, code))
+
+
+def _restore(undo: dict[bytes, Any], loaded: dict[bytes, Any], changed: dict[bytes, Any],
+             parse: Callable[[bytes], Any]) -> None:
+    """Put back the states a failed record touched: one it loaded first is
+    forgotten (the next touch loads it again), one changed earlier in the
+    batch gets its bytes from before the record."""
+    for key, raw in undo.items():
+        if raw is None:
+            del loaded[key]
+            changed.pop(key, None)
+        else:
+            loaded[key] = parse(raw)
+            if key in changed:
+                changed[key] = loaded[key]
+
+
+def dead_letter(code: str, reason: str, record: Record) -> dict[str, Any]:
+    """Where the record is and what it was, never what it said: a forged or
+    mistyped record may carry personal data in any byte. ``offset`` finds it
+    on its topic; the digests tell two dead letters of the same bytes apart."""
+    key, value = record.key, record.value
+    original = {"topic": record.topic, "partition": str(record.partition), "offset": str(record.offset),
+                "key_sha256": hashlib.sha256(key).hexdigest() if key is not None else "none",
+                "value_bytes": str(len(value)) if value is not None else "none",
+                "value_sha256": hashlib.sha256(value).hexdigest() if value is not None else "none"}
+    return {"stage": "worker", "source_file": None, "source_row": None, "column": None,
+            "reason_code": code, "reason": reason, "original": original,
+            "failed_at": dt.datetime.now(dt.timezone.utc)}

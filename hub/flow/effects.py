@@ -1,0 +1,86 @@
+"""What the flow asks of the world for a batch, in the order it must happen:
+
+1. ``first``: what a replay would derive again: entity resolution's
+   messages, outcomes for the agencies, dead letters;
+2. ``states``: the changed business and resolver states, encoded;
+3. ``leads``: every lead's copies, the operators' in full and each
+   receiving team's redacted one.
+
+The states record the leads before the leads are sent (``BusinessState.resume``
+publishes what a writer that died owed), so the edge must finish each step
+before the next. ``observations`` are what happened, for metrics; the flow
+never calls a metric itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hub.flow.topics import LEADS_TOPIC
+
+
+@dataclass(frozen=True)
+class Send:
+    """A record for a topic, not yet encoded: ``contract`` names its schema."""
+
+    topic: str
+    key: bytes
+    contract: str
+    value: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    table: str
+    key: bytes
+    value: bytes
+
+
+class Seen(Enum):
+    """Things the flow observed, each with a label (and a value where one is measured)."""
+
+    EVENT = "event"  # label: agency
+    DUPLICATE = "duplicate"  # label: agency
+    NEAR_DUPLICATE = "near_duplicate"  # label: agency
+    DEAD_LETTER = "dead_letter"  # label: reason code
+    LEAD_PUBLISHED = "lead_published"  # label: rule
+    EVENT_TO_LEAD = "event_to_lead"  # value: seconds
+    REOPENED = "reopened"
+    ESCALATED = "escalated"  # label: level
+    ACKNOWLEDGED_AFTER = "acknowledged_after"  # label: severity; value: seconds
+    CLOSED_AFTER = "closed_after"  # label: severity; value: seconds
+    RESOLVED = "resolved"  # label: method
+
+
+@dataclass(frozen=True)
+class Observation:
+    seen: Seen
+    label: str = ""
+    value: float = 1.0
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """Records without a USCC not tied to a business, on the owned partitions."""
+
+    parked: int = 0
+    ambiguous: int = 0
+    oldest_parked_ms: int | None = None
+
+
+@dataclass
+class Effects:
+    first: list[Send] = field(default_factory=list)
+    states: list[StateWrite] = field(default_factory=list)
+    leads: list[Send] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    oldest_received_at: float | None = None  # epoch seconds, of the batch's oldest event
+    unresolved: Unresolved = Unresolved()
+
+    def lead_records(self) -> list[dict[str, Any]]:
+        """The operators' copies: every lead record of the batch in full."""
+        return [s.value for s in self.leads if s.topic == LEADS_TOPIC]
+
+    def sent(self, contract: str) -> list[Send]:
+        return [s for s in self.first if s.contract == contract]

@@ -1,0 +1,22 @@
+"""The names of the topics the flow reads and writes (``hub.topics`` owns
+their creation and contracts)."""
+from __future__ import annotations
+
+from hub.domain.events import Agency
+
+DEADLETTER_TOPIC = "hub.deadletter"
+LEADS_TOPIC = "hub.leads"
+FEEDBACK_TOPIC = "hub.feedback"
+CONNECTOR_OFFSETS_TOPIC = "hub.connector-offsets"
+RESOLUTION_TOPIC = "hub.resolution"
+BUSINESS_TABLE = "businesses"
+RESOLVER_TABLE = "resolver"
+
+
+def events_topic(agency: Agency) -> str:
+    return f"hub.events.{agency.value.lower()}"
+
+
+def outcomes_topic(agency: str) -> str:
+    """Where the outcome of a lead goes back to an agency whose evidence raised it."""
+    return f"hub.outcomes.{agency.lower()}"

@@ -1,0 +1,76 @@
+"""The stored states' versions and their migrations: states written by the
+release before versions were kept (a real changelog's worth, the demo
+scenario's, in tests/data/states_v1.json) and hand-made older layouts read
+into the same states; what a newer release adds is ignored."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hub.domain import storage
+from hub.domain.leads import BusinessState
+from hub.domain.lifecycle import LeadStatus
+from hub.domain.resolution import ResolverState
+
+V1 = json.loads((Path(__file__).parent / "data" / "states_v1.json").read_text())
+
+
+@pytest.mark.parametrize("key", sorted(V1["businesses"]))
+def test_every_business_state_of_the_previous_release_reads_and_writes_the_current_version(key: str) -> None:
+    written = V1["businesses"][key].encode()
+    state = BusinessState.from_bytes(written)
+    again = state.to_bytes()
+    assert json.loads(again)["v"] == storage.BUSINESS_STATE_VERSION
+    assert BusinessState.from_bytes(again) == state
+    old = json.loads(written)
+    assert [f.event_id for f in state.facts.values()] == [f[0] for f in old["f"]]
+    assert {k: (m.status, m.history[-1][1] if m.history else None) for k, m in state.leads.items()} == \
+        {k: (m[5], m[7][-1][1] if m[7] else None) for k, m in old["l"].items()}
+    assert state.writer == old["w"] and state.outbox == set(old["o"])
+
+
+@pytest.mark.parametrize("key", sorted(V1["resolver"]))
+def test_every_resolver_state_of_the_previous_release_reads(key: str) -> None:
+    state = ResolverState.from_bytes(V1["resolver"][key].encode())
+    assert json.loads(state.to_bytes())["v"] == storage.RESOLVER_STATE_VERSION
+    assert ResolverState.from_bytes(state.to_bytes()) == state
+
+
+def _v1(facts: list[list[object]], leads: dict[str, list[object]]) -> bytes:
+    return json.dumps({"n": "x", "b": None, "r": "410502", "p": None, "f": facts, "l": leads}).encode()
+
+
+def test_the_oldest_layouts_read_with_their_defaults() -> None:
+    """Facts of 9 fields, lead marks of 6 (before the lifecycle), no persons, outbox or writer."""
+    state = BusinessState.from_bytes(_v1(
+        [["test:m1", "SAMR", "INSPECTION", 739311, True, "", "finding m1", "m1", 5]],
+        {"lead-1": [1000, "fp", "REPEAT_OFFENDER", 739311, ["test:m1"], "OPEN"]}))
+    fact = state.facts["test:m1"]
+    assert (fact.category, fact.identity, fact.also_reported, fact.resolution, fact.moved_to) == ("", "", (), "", "")
+    mark = state.leads["lead-1"]
+    assert (mark.status, mark.opened_ms, mark.history, mark.reopened, mark.announced) == \
+        (LeadStatus.OPEN, 1000, [], 0, None)
+    assert (state.persons, state.outbox, state.writer, state.registered) == (set(), set(), "", None)
+
+
+def test_merged_reports_kept_without_their_dates_take_the_findings_date() -> None:
+    fact = ["test:a", "SAMR", "SAMPLING", 739311, True, "", "f", "a", 5, "肉制品", "id", [["test:b", "b"]]]
+    [read] = BusinessState.from_bytes(_v1([fact], {})).facts.values()
+    assert read.also_reported == (("test:b", "b", 739311),)
+
+
+def test_marks_written_before_escalations_were_kept_announce_none() -> None:
+    mark = [1000, "fp", "REPEAT_OFFENDER", 739311, [], "CLOSED", 1000, [[1000, "OPEN", None, None]], [], [], 0, 2000]
+    assert BusinessState.from_bytes(_v1([], {"lead-1": mark})).leads["lead-1"].announced is None
+
+
+def test_what_a_newer_release_adds_is_ignored() -> None:
+    state = BusinessState.from_bytes(V1["businesses"][sorted(V1["businesses"])[0]].encode())
+    raw = json.loads(state.to_bytes())
+    raw["v"] += 1
+    raw["new key"] = "of a newer release"
+    raw["f"] = [[*f, "a new field"] for f in raw["f"]]
+    raw["l"] = {k: [*m, "a new field"] for k, m in raw["l"].items()}
+    assert BusinessState.from_bytes(json.dumps(raw).encode()) == state
