@@ -86,7 +86,7 @@ def plain_loop_rate(settings: Settings, n: int) -> float:
             if msg.error():
                 continue
             started = started or time.perf_counter()
-            record = json.loads(msg.value())
+            record = json.loads(msg.value() or b"{}")
             producer.produce("bench.plain.out", key=msg.key(), value=json.dumps(record).encode())
             seen += 1
         producer.poll(0)

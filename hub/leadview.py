@@ -8,7 +8,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartiti
 
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import LEADS_TOPIC, read_to_end
+from hub.topics import LEADS_TOPIC, admin, key_partition, read_to_end
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 _MARK = {"CRITICAL": "!!!", "HIGH": "!! ", "MEDIUM": "!  ", "LOW": "   "}
@@ -69,7 +69,7 @@ def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
         while not should_stop():
             for message in consumer.consume(500, 0.2):
                 if not message.error():
-                    yield message.topic(), decode(message.value())
+                    yield str(message.topic()), decode(message.value())
             time.sleep(0)
     finally:
         consumer.close()
@@ -89,3 +89,18 @@ def final_leads(settings: Settings, topic: str = LEADS_TOPIC) -> dict[str, dict[
         lead = decode(message.value())
         leads[lead["lead_id"]] = lead
     return leads
+
+
+def find_lead(settings: Settings, lead_id: str, topic: str = LEADS_TOPIC) -> dict[str, Any] | None:
+    """The latest record of one lead, read from the one partition its key
+    puts it in: the lead topics are keyed by lead ID."""
+    metadata = admin(settings).list_topics(topic, timeout=10).topics[topic]
+    if metadata.error is not None:
+        raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
+    key = lead_id.encode()
+    decode = Serde(settings).decoder("lead")
+    found = None
+    for message in read_to_end(settings, topic, partitions=[key_partition(key, len(metadata.partitions))]):
+        if message.key() == key:
+            found = decode(message.value())
+    return found

@@ -51,6 +51,7 @@ class Serde:
         except SchemaRegistryError as exc:
             raise RuntimeError(f"schema {contract} v{latest.version} is not registered for "
                                f"{topic}-value; run `hub schemas register` first ({exc})") from exc
+        assert found.schema_id is not None
         return int(found.schema_id)
 
     def encoder(self, topic: str, contract: str) -> Callable[[dict[str, Any]], bytes]:
@@ -96,11 +97,11 @@ class Serde:
         except Exception as exc:
             raise DecodeError(f"schema id {schema_id} is not a usable Avro schema", "unknown_schema") from exc
 
-    def decoder(self, contract: str) -> Callable[[bytes], dict[str, Any]]:
+    def decoder(self, contract: str) -> Callable[[bytes | None], dict[str, Any]]:
         reader = self.local.latest(contract).parsed
         read = fastavro.schemaless_reader
 
-        def decode(data: bytes) -> dict[str, Any]:
+        def decode(data: bytes | None) -> dict[str, Any]:
             if data is None or len(data) < 5 or data[0] != 0:
                 raise DecodeError("not in the Confluent wire format (no magic byte)")
             _, schema_id = _HEADER.unpack_from(data)

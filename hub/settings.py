@@ -15,6 +15,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _contracts() -> Path:
+    """The Avro contracts: installed with the package as ``hub/contracts``
+    (pyproject maps schemas/ there), or schemas/ of a checkout."""
+    installed = Path(__file__).resolve().parent / "contracts"
+    return installed if installed.is_dir() else REPO_ROOT / "schemas"
+
 DEV_PII_KEY = "supervision-hub-development-key"
 
 
@@ -98,7 +106,7 @@ class Settings:
     # Broker: empty means "start the embedded Tansu broker".
     broker_url: str = ""
     schema_registry_url: str = ""
-    schema_dir: Path = REPO_ROOT / "schemas"
+    schema_dir: Path = field(default_factory=_contracts)
     state_dir: Path = Path(".hub-state")
     topic_partitions: int = 4
     replication_factor: int = 1

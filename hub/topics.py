@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Collection
+
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -102,8 +105,15 @@ def _reader(settings: Settings) -> Consumer:
                      "fetch.error.backoff.ms": 20})
 
 
-def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None) -> dict[int, int]:
-    """The offset after the last message of each non-empty partition.
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition a key goes to: murmur2, as the workers' and the
+    connectors' producers (and Kafka's Java clients) choose it."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None,
+                partitions: Collection[int] | None = None) -> dict[int, int]:
+    """The offset after the last message of each non-empty partition (of ``partitions``, or all).
 
     Not simply the high watermark: Tansu 0.6.0 reports the base offset of the
     last record batch plus one, so the last batch is read to find its end (on
@@ -115,7 +125,7 @@ def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None
         if md.error is not None:
             raise KafkaException(md.error)
         ends: dict[int, int] = {}
-        for p in md.partitions:
+        for p in md.partitions if partitions is None else sorted(set(partitions) & set(md.partitions)):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
                 ends[p] = high
@@ -132,9 +142,10 @@ def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None
                 elif not unseen and time.monotonic() - quiet_since > 0.1:
                     break
                 for msg in batch:
-                    if not msg.error():
-                        unseen.discard(msg.partition())
-                        ends[msg.partition()] = max(ends[msg.partition()], msg.offset() + 1)
+                    partition, offset = msg.partition(), msg.offset()
+                    if not msg.error() and partition is not None and offset is not None:
+                        unseen.discard(partition)
+                        ends[partition] = max(ends[partition], offset + 1)
             consumer.unassign()
         return ends
     finally:
@@ -142,23 +153,25 @@ def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None
             consumer.close()
 
 
-def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[Message]:
-    """Every message now on ``topic`` (all partitions, from the beginning), read
-    without joining a consumer group."""
+def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0,
+                partitions: Collection[int] | None = None) -> list[Message]:
+    """Every message now on ``topic`` (its ``partitions``, or all, from the
+    beginning), read without joining a consumer group."""
     consumer = _reader(settings)
     try:
-        ends = end_offsets(settings, topic, consumer)
+        ends = end_offsets(settings, topic, consumer, partitions)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         messages: list[Message] = []
         deadline = time.monotonic() + timeout_s
         while ends and time.monotonic() < deadline:
             for msg in consumer.consume(1000, 0.02):
-                if msg.error() or msg.partition() not in ends:
+                partition, offset = msg.partition(), msg.offset()
+                if msg.error() or partition not in ends or offset is None:
                     continue
-                if msg.offset() < ends[msg.partition()]:
+                if offset < ends[partition]:
                     messages.append(msg)
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    ends.pop(msg.partition())
+                if offset + 1 >= ends[partition]:
+                    ends.pop(partition)
         if ends:
             raise TimeoutError(f"could not read {topic} to its end within {timeout_s}s")
         return messages

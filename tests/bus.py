@@ -101,9 +101,10 @@ class Bus:
         """What ``hub connector run`` publishes for a file (rejected rows left out)."""
         instance = load(connector)(PersonalDataHasher("bus-test-key-" + "k" * 32))
         encode = self.serde.encoder(events_topic(Agency(instance.agency)), "event")
+        received = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
         for row in instance.read(path):
             try:
-                events = instance.events(row, RECEIVED)
+                events = instance.events(row, received)
             except RowRejected:
                 continue
             for event in events:

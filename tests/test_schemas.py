@@ -86,3 +86,29 @@ def test_confluent_wire_format_round_trip() -> None:
         serde.decoder("deadletter")(b"{}")
     with pytest.raises(DecodeError, match="unknown schema id"):
         serde.decoder("deadletter")(b"\x00\x00\x00\x03\xe7" + data[5:])
+
+
+def test_a_plain_install_carries_the_contracts(tmp_path: Path) -> None:
+    """Not editable: the wheel alone, away from the checkout, still finds
+    schemas/ (as hub/contracts) and encodes and decodes with it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheel"),
+                            str(root)], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    [wheel] = (tmp_path / "wheel").glob("*.whl")
+    target = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                                str(wheel)], capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    probe = ("import hub, hub.settings as s; from hub.serde import Serde; st = s.Settings(); "
+             "e = Serde(st).encoder('hub.feedback', 'feedback'); "
+             "from hub.feedback import tick; print(hub.__file__, st.schema_dir, len(e(tick(0))))")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert run.returncode == 0, run.stderr
+    module, schema_dir, size = run.stdout.split()
+    assert module.startswith(str(target)) and schema_dir == str(target / "hub" / "contracts") and int(size) > 5
+    assert (target / "hub" / "cli" / "__main__.py").exists() and (target / "hub" / "flow" / "core.py").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 from stdnum import numdb
 from stdnum.cn import uscc
@@ -171,7 +172,9 @@ def region_of_address(text: str) -> str | None:
     named = [d for d in divisions if d.name in text]
     codes = {d.code for d in named}
     supported = [d for d in named if d.parent in codes or counts[d.name] == 1]
-    for level in (lambda c: c[4:] != "00", lambda c: c[2:4] != "00" and c[4:] == "00", lambda c: c[2:] == "0000"):
+    levels: tuple[Callable[[str], bool], ...] = (lambda c: c[4:] != "00", lambda c: c[2:4] != "00" and c[4:] == "00",
+                                                 lambda c: c[2:] == "0000")
+    for level in levels:
         hits = {d.code for d in supported if level(d.code)}
         if len(hits) == 1:
             return hits.pop()

@@ -234,8 +234,10 @@ class BusinessState:
         for lead_id, mark in self.leads.items():
             if not mark.dirty:
                 continue
-            draft = by_id.get(lead_id)
-            if draft is None:  # superseded, or in the settled zone: what is left of its evidence
+            found = by_id.get(lead_id)
+            if found is not None:
+                draft = found
+            else:  # superseded, or in the settled zone: what is left of its evidence
                 kept = tuple({holder[e].event_id: holder[e] for e in mark.evidence if e in holder}.values())
                 if not kept:
                     mark.dirty = False

@@ -93,7 +93,7 @@ class LeadMark:
         return SEVERITY[RuleFamily(self.rule)].value
 
     def note(self, at_ms: int, status: str, team: str | None = None, note: str | None = None) -> None:
-        self.history.append((at_ms, status, team, note))
+        self.history.append((at_ms, str(status), team, note))
         self.dirty = True
 
     def to_json(self) -> list[object]:
@@ -118,19 +118,26 @@ def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | No
     replayed after a crash is no second change (and no invalid transition)."""
     if (at_ms, action, team, note) in mark.history:
         return False
-    if action not in ACTIONS:
-        raise FeedbackRejected("unknown_action", f"unknown action {action!r}")
-    action = Action(action)
-    if mark.status not in _ALLOWED_FROM[action]:
-        raise FeedbackRejected("invalid_transition", f"lead is {mark.status}: cannot become {action}")
-    if action in (Action.CLOSED, Action.REJECTED) and not (note or "").strip():
-        raise FeedbackRejected("missing_note",
-                               f"{action} needs {'an outcome' if action is Action.CLOSED else 'a reason'}")
+    action = check_feedback(mark.status, action, note)
     mark.status = LeadStatus(action.value)
     if action is Action.CLOSED:
         mark.closed_ms = at_ms
     mark.note(at_ms, action, team, note)
     return True
+
+
+def check_feedback(status: str, action: str, note: str | None) -> Action:
+    """The action, if a lead of this status can take it with this note;
+    else raises FeedbackRejected with the reason."""
+    if action not in ACTIONS:
+        raise FeedbackRejected("unknown_action", f"unknown action {action!r}")
+    checked = Action(action)
+    if status not in _ALLOWED_FROM[checked]:
+        raise FeedbackRejected("invalid_transition", f"lead is {status}: cannot become {checked}")
+    if checked in (Action.CLOSED, Action.REJECTED) and not (note or "").strip():
+        raise FeedbackRejected("missing_note",
+                               f"{checked} needs {'an outcome' if checked is Action.CLOSED else 'a reason'}")
+    return checked
 
 
 def reopen(mark: LeadMark, event_id: str, at_ms: int) -> None:

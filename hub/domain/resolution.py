@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from hub.domain import storage
 from hub.domain.identifiers import region, within
@@ -166,9 +166,11 @@ def decide(record: ParkedRecord, candidates: Iterable[Candidate]) -> Decision:
     the record's region, then name plus address. A function of the set of
     candidates only."""
     pool = sorted(candidates, key=lambda c: c.business_id)
-    for method, value, holds in ((BY_LICENCE, record.licence, lambda c: record.licence in c.licences),
-                                 (BY_REGISTRATION_NUMBER, record.registration_number,
-                                  lambda c: record.registration_number in c.registration_numbers)):
+    keys: tuple[tuple[str, str | None, Callable[[Candidate], bool]], ...] = (
+        (BY_LICENCE, record.licence, lambda c: record.licence in c.licences),
+        (BY_REGISTRATION_NUMBER, record.registration_number,
+         lambda c: record.registration_number in c.registration_numbers))
+    for method, value, holds in keys:
         if value:
             hits = [c for c in pool if holds(c)]
             if len(hits) == 1:

@@ -10,7 +10,7 @@ contract, not a new version."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 BUSINESS_STATE_VERSION = 2
 RESOLVER_STATE_VERSION = 2
@@ -22,7 +22,7 @@ def dump(raw: Raw, version: int) -> bytes:
     return json.dumps({"v": version, **raw}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def load(data: bytes, version: int, migrations: dict[int, Callable[[Raw], Raw]]) -> Raw:
+def load(data: bytes, version: int, migrations: Mapping[int, Callable[[Raw], Raw]]) -> Raw:
     raw: Raw = json.loads(data)
     written = raw.get("v", 1)
     while written < version:

@@ -134,14 +134,18 @@ def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str
     return out
 
 
-def route(lead: dict[str, Any], teams: dict[str, Team]) -> list[tuple[Team, dict[str, Any]]]:
-    """Every team that receives the lead, with its redacted copy. An
-    escalation also goes to the parent jurisdiction of each such team."""
+def recipients(lead: dict[str, Any], teams: dict[str, Team]) -> list[Team]:
+    """Every team that receives the lead. An escalation also goes to the
+    parent jurisdiction of each such team."""
     targets = [t for t in teams.values() if t.receives(lead)]
     if lead.get("escalation"):
         targets += [teams[t.parent] for t in list(targets) if t.parent]
-    unique = {t.name: t for t in targets}
-    return [(t, redact(lead, t, teams)) for t in unique.values()]
+    return list({t.name: t for t in targets}.values())
+
+
+def route(lead: dict[str, Any], teams: dict[str, Team]) -> list[tuple[Team, dict[str, Any]]]:
+    """Every team that receives the lead, with its redacted copy."""
+    return [(t, redact(lead, t, teams)) for t in recipients(lead, teams)]
 
 
 def describe(team: Team) -> Iterable[str]:

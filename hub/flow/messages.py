@@ -83,7 +83,7 @@ class ResolutionMessage:
 
 
 Message = Union[EventMessage, FeedbackMessage, Tick, ResolutionMessage]
-Decoder = Callable[[bytes], dict[str, Any]]
+Decoder = Callable[[bytes | None], dict[str, Any]]
 
 
 def resolution_message(kind: ResolutionKind, **fields: Any) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class Reader:
         with _refusing(code):
             event = self.decode_event(value)
             check_record(event, self.limits, latest)
-        return event  # type: ignore[return-value]
+        return event
 
     def _feedback(self, record: Record, value: bytes, latest: dt.date) -> FeedbackMessage | Tick:
         with _refusing("undecodable_feedback"):

@@ -9,6 +9,7 @@ first batch, and reads the stored states once (see ``Flow.assign``)."""
 from __future__ import annotations
 
 from typing import Iterable, Protocol
+from zlib import crc32
 
 
 class Table(Protocol):
@@ -20,8 +21,11 @@ class Table(Protocol):
 
 
 class Store(Protocol):
-    businesses: Table
-    resolver: Table
+    @property
+    def businesses(self) -> Table: ...
+
+    @property
+    def resolver(self) -> Table: ...
 
     def partition_of(self, key: bytes) -> int:
         """The partition a key's state lives in (the events' and the changelog's)."""
@@ -37,6 +41,4 @@ class MemoryStore:
         self.partitions = partitions
 
     def partition_of(self, key: bytes) -> int:
-        from zlib import crc32
-
         return crc32(key) % self.partitions

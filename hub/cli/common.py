@@ -1,0 +1,120 @@
+"""The ``hub`` command group and what its commands share."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any, Callable, cast
+
+import click
+
+from hub.settings import Settings, load_settings
+
+log = logging.getLogger("hub")
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    found = ctx.find_object(dict)
+    assert found is not None, "the hub group sets its settings first"
+    return cast(Settings, found["settings"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(exists=True, dir_okay=False),
+              help="TOML config file (default: $HUB_CONFIG). Env vars HUB_* override it.")
+@click.option("--broker", "broker_url", metavar="HOST:PORT",
+              help="Kafka bootstrap servers (default: $HUB_BROKER_URL; empty starts the embedded broker).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, broker_url: str | None, verbose: int) -> None:
+    """supervision-hub: agency exports in, shared enforcement leads out.
+
+    With no broker configured, every command runs on an embedded Tansu broker:
+    the one `hub broker` keeps up, or else a private one for the command's
+    lifetime (in memory only: its data ends with the command)."""
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(config).with_overrides(broker_url=broker_url)
+    except (ValueError, OSError) as exc:
+        raise click.UsageError(f"bad configuration: {exc}") from exc
+    ctx.ensure_object(dict)["settings"] = settings
+
+
+def existing_broker(ctx: click.Context, doing: str) -> Settings:
+    """Settings on a broker that already holds data: the configured one, or the
+    embedded one `hub broker` keeps up. A private broker would be empty."""
+    from hub.broker import running_embedded_broker
+
+    settings = settings_of(ctx)
+    if not settings.embedded:
+        return settings
+    shared = running_embedded_broker(settings)
+    if shared is None:
+        click.echo(f"no broker configured and no `hub broker` running: nothing to {doing}", err=True)
+        sys.exit(1)
+    return settings.with_overrides(broker_url=shared)
+
+
+def require_pii_key(settings: Settings) -> None:
+    """The development key is public: on a real broker it would make the
+    hashes of ID numbers reversible by brute force."""
+    from hub.settings import DEV_PII_KEY
+
+    if not settings.embedded and settings.pii_key == DEV_PII_KEY:
+        raise click.UsageError("HUB_PII_KEY is the development key; set a secret key before "
+                               "publishing to a configured broker")
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so context managers (the embedded
+    broker above all) are unwound as on Ctrl-C."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+
+def team_config(settings: Settings) -> dict[str, Any]:
+    from hub.domain.teams import TeamConfigError, load_teams
+
+    try:
+        return load_teams(settings.teams_file)
+    except TeamConfigError as exc:
+        raise click.ClickException(f"teams configuration: {exc}") from exc
+
+
+def serve_metrics(metrics: Any, settings: Settings) -> int:
+    try:
+        return int(metrics.serve(settings.metrics_host, settings.metrics_port))
+    except OSError:
+        port = int(metrics.serve(settings.metrics_host, 0))
+        log.warning("metrics port %s is taken; serving on %s", settings.metrics_port, port)
+        return port
+
+
+def serve_board(metrics: Any, settings: Settings) -> Callable[[], None]:
+    """The read-only lead board and the open/overdue gauges, when teams are configured."""
+    import threading
+
+    from hub.board import BoardCollector, LeadBoard, follow_into, serve_board
+
+    teams = team_config(settings)
+    if settings.web_port < 0 or not teams:
+        return lambda: None
+    board = LeadBoard(teams)
+    metrics.registry.register(BoardCollector(board))
+    stop = threading.Event()
+    follow_into(board, settings, stop)
+    try:
+        server = serve_board(board, settings.web_host, settings.web_port)
+    except OSError:
+        server = serve_board(board, settings.web_host, 0)
+        log.warning("lead board port %s is taken; serving on %s", settings.web_port, server.server_port)
+    click.echo(f"lead board: http://{settings.web_host}:{server.server_port}/", err=True)
+
+    def close() -> None:
+        stop.set()
+        server.shutdown()
+
+    return close

@@ -1,0 +1,215 @@
+"""Commands that run the pipeline: `hub worker`, `backfill`, `demo`, `status`, `unresolved`, `bench`, `chaos`."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from hub.cli.common import existing_broker, main, require_pii_key, serve_board, serve_metrics, settings_of
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a stream-processing worker: deduplicate, join by business ID, publish leads.
+
+    Start several to share the partitions; each serves Prometheus metrics."""
+    from hub.broker import broker_for
+    from hub.metrics import Metrics
+    from hub.topics import create_topics
+    from hub.worker import run_worker
+
+    with broker_for(settings_of(ctx)) as (settings, _):
+        if settings_of(ctx).embedded:
+            create_topics(settings)
+        metrics = Metrics()
+        port = serve_metrics(metrics, settings)
+        click.echo(f"worker on {settings.broker_url}; metrics: http://{settings.metrics_host}:{port}/metrics",
+                   err=True)
+        stop_board = serve_board(metrics, settings)
+        try:
+            run_worker(settings, metrics)
+        finally:
+            stop_board()
+
+
+def _parse_sources(values: tuple[str, ...]) -> list[tuple[str, Path]]:
+    from connectors.discovery import UnknownConnector, load
+
+    sources = []
+    for value in values:
+        kind, sep, path = value.partition("=")
+        if not sep or not path:
+            raise click.BadParameter(f"{value!r}: expected KIND=PATH", param_hint="--source")
+        try:
+            load(kind)
+        except UnknownConnector as exc:
+            raise click.BadParameter(str(exc), param_hint="--source") from exc
+        if not Path(path).is_file():
+            raise click.BadParameter(f"{path}: no such file", param_hint="--source")
+        sources.append((kind, Path(path)))
+    return sources
+
+
+@main.command()
+@click.option("--source", "sources", multiple=True, required=True, metavar="KIND=PATH",
+              help="A connector name and an export file; repeat for more files.")
+@click.option("--leads-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the final state of each lead here, one JSON object per line.")
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for the workers.")
+@click.pass_context
+def backfill(ctx: click.Context, sources: tuple[str, ...], leads_out: Path, timeout: float) -> None:
+    """Load historical exports in one shot: run the connectors over the files and
+    a worker until every event is processed, write the leads, print a summary."""
+    import json
+
+    from hub.broker import broker_for
+    from hub.metrics import Metrics
+    from hub.pipeline import run_pipeline, to_json_ready
+    from hub.topics import create_topics
+
+    require_pii_key(settings_of(ctx))
+    parsed = _parse_sources(sources)
+    with broker_for(settings_of(ctx)) as (settings, _):
+        create_topics(settings)
+        metrics = Metrics()
+        serve_metrics(metrics, settings)
+        summary = run_pipeline(settings, parsed, metrics, timeout_s=timeout)
+    with open(leads_out, "w", encoding="utf-8") as out:
+        for lead in sorted(summary.leads.values(), key=lambda l: l["lead_id"]):
+            out.write(json.dumps(to_json_ready(lead), ensure_ascii=False) + "\n")
+    for line in summary.lines():
+        click.echo(line)
+    click.echo(f"leads written to {leads_out}")
+
+
+@main.command()
+@click.option("--follow", is_flag=True, help="Stay up after the sample data (Ctrl-C stops).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the sample exports (default: a temporary folder).")
+@click.pass_context
+def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
+    """The whole hub on built-in sample data: five agency exports (GBK, UTF-8
+    with BOM, Excel; bad rows and a duplicate included) become events, then
+    leads, printed as they appear."""
+    import tempfile
+    import threading
+
+    from hub.broker import broker_for
+    from hub.leadview import follow_leads, render
+    from hub.metrics import Metrics
+    from hub.pipeline import run_pipeline
+    from hub.samples import write_scenario
+    from hub.topics import create_topics
+
+    if not settings_of(ctx).embedded:  # sample CRITICAL leads, the development key: never on a real cluster
+        raise click.UsageError("hub demo runs on its own embedded broker; unset the broker URL")
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="hub-demo-"))
+    files = write_scenario(folder)
+    sources = list(files.items()) + [("samr.penalty", files["samr.penalty"].with_name("行政处罚-市级重报.csv"))]
+    sources[-1][1].write_bytes(files["samr.penalty"].read_bytes() + b"\r\n")  # the city system's resend
+    with broker_for(settings_of(ctx)) as (settings, _):
+        create_topics(settings)
+        metrics = Metrics()
+        port = serve_metrics(metrics, settings)
+        click.echo(f"embedded broker {settings.broker_url}; metrics: http://{settings.metrics_host}:{port}/metrics")
+        click.echo(f"sample exports in {folder}:")
+        for kind, path in sources:
+            click.echo(f"  {kind:<16} {path.name}")
+        printing = threading.Event()
+
+        def print_leads() -> None:
+            for lead in follow_leads(settings, from_beginning=True, should_stop=printing.is_set):
+                click.echo("\n" + render(lead))
+
+        printer = threading.Thread(target=print_leads, daemon=True)
+        printer.start()
+        summary = run_pipeline(settings, sources, metrics, stop_when_done=not follow,
+                               on_done=lambda s: time.sleep(1.0))
+        printing.set()
+        printer.join(5)
+    click.echo("")
+    for line in summary.lines():
+        click.echo(line)
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Broker, topics and partitions, worker lag per event topic, connectors' last
+    success, dead-letter counts and open leads, at a glance."""
+    from hub.status import collect
+
+    for line in collect(existing_broker(ctx, "report")).lines():
+        click.echo(line)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per record.")
+@click.pass_context
+def unresolved(ctx: click.Context, as_json: bool) -> None:
+    """Records without a USCC not tied to a business: parked (no registered
+    business matches yet) or ambiguous (several do), with why, the candidates
+    and how long they have waited."""
+    import dataclasses
+    import json
+
+    from hub.unresolved import collect_unresolved, report
+
+    records = collect_unresolved(existing_broker(ctx, "report"))
+    for line in ([json.dumps(dataclasses.asdict(r), ensure_ascii=False) for r in records] if as_json
+                 else report(records)):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--events", default=100_000, show_default=True, help="Synthetic penalty rows to push through.")
+@click.option("--businesses", default=20_000, show_default=True, help="Distinct businesses among them.")
+@click.pass_context
+def bench(ctx: click.Context, events: int, businesses: int) -> None:
+    """Benchmark on a private embedded broker: connector rows/s, end-to-end
+    events/s, event-to-lead latency and peak memory, beside a plain
+    confluent-kafka consume/json/produce loop on the same broker."""
+    from hub.bench import run_benchmark
+    from hub.broker import EmbeddedBroker
+    from hub.topics import create_topics
+
+    settings = settings_of(ctx)
+    if not settings.embedded:
+        raise click.UsageError("hub bench runs on its own embedded broker; unset the broker URL")
+    with EmbeddedBroker().start(log_dir=settings.state_dir) as embedded:
+        on_broker = settings.with_overrides(broker_url=embedded.bootstrap, metrics_port=0)
+        create_topics(on_broker)
+        pid = embedded.process.pid if embedded.process else None
+        result = run_benchmark(on_broker, events, businesses, pid)
+    for line in result.lines():
+        click.echo(line)
+
+
+@main.command()
+@click.option("--storms", default=10, show_default=True, help="Storms to run against the clean run.")
+@click.option("--kills", default=8, show_default=True, help="Workers SIGKILLed per storm (every 2-9 s).")
+@click.option("--pauses", default=1, show_default=True, help="Workers SIGSTOPped 8-15 s per storm.")
+@click.option("--rows", default=600, show_default=True, help="Rows per connector (about 5 events each, all told).")
+@click.option("--seed", default=1, show_default=True, help="Seed of the exports and of the storms.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where exports, broker and process logs go (default: under the state dir).")
+@click.pass_context
+def chaos(ctx: click.Context, storms: int, kills: int, pauses: int, rows: int, seed: int,
+          workdir: Path | None) -> None:
+    """Crash-test the hub Jepsen-style on embedded brokers: a clean run, then
+    STORMS runs with two workers SIGKILLed and restarted, one paused beyond
+    the session timeout and a connector killed mid-file; each compared with
+    the clean run (open leads field by field, events applied once, rejected
+    rows dead-lettered). Exit status 1 unless every storm was identical."""
+    from hub.chaos import Storm, storms as run_storms
+
+    settings = settings_of(ctx)
+    if not settings.embedded:
+        raise click.UsageError("hub chaos starts its own embedded brokers; unset the broker URL")
+    folder = workdir or settings.state_dir / "chaos"
+    identical = run_storms(folder, storms, Storm(kills=kills, pauses=pauses), rows, seed,
+                           lambda line: click.echo(line))
+    click.echo(f"logs and exports: {folder}")
+    if identical < storms:
+        ctx.exit(1)

@@ -1,0 +1,58 @@
+"""What ``hub.faust_patches`` relies on in Faust and aiokafka's private
+parts, checked on the installed versions without a broker: an upgrade that
+renames or removes any of it fails here, loudly, instead of silently
+turning off strict commits, stall healing, fencing or the stop watchdog."""
+from __future__ import annotations
+
+import inspect
+
+import faust
+import mode
+import pytest
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from faust.sensors.monitor import Monitor
+from faust.streams import Stream
+from faust.transport import consumer as faust_consumer
+from faust.types import Message
+
+from hub.faust_patches import QuietMonitor, StoppableWorker, strict_commits
+
+
+@pytest.fixture
+def app() -> faust.App:
+    return faust.App("hub-patches-test", broker="kafka://127.0.0.1:1")  # never connected
+
+
+def test_the_consumer_keeps_the_bookkeeping_strict_commits_and_healing_use(app: faust.App) -> None:
+    consumer = app.consumer
+    for name in ("_acked", "_acked_index", "_committed_offset", "_read_offset", "_unacked_messages"):
+        assert hasattr(consumer, name), f"faust's Consumer has no {name}: see hub.faust_patches"
+    # Faust calls _new_offset(tp) to decide each partition's commit: the patch replaces it.
+    assert "self._new_offset(" in inspect.getsource(faust_consumer.Consumer)
+    assert list(inspect.signature(consumer._new_offset).parameters) == ["tp"]
+    strict_commits(consumer, {})
+    assert consumer._new_offset.__qualname__.startswith("strict_commits")
+
+
+def test_the_fence_reaches_the_group_coordinator(app: faust.App) -> None:
+    thread = app.consumer._thread
+    assert callable(thread.call_thread) and callable(thread._ensure_consumer)
+    assert inspect.iscoroutinefunction(GroupCoordinator._do_heartbeat)
+    assert "self.generation" in inspect.getsource(GroupCoordinator.__init__)
+    assert hasattr(app, "consumer_generation_id")
+    assert "generation_id" in inspect.signature(Message.__init__).parameters
+    assert "acked" in Message.__slots__
+
+
+def test_the_monitor_hooks_silenced_exist() -> None:
+    for hook in ("on_message_in", "on_message_out", "on_stream_event_in", "on_stream_event_out",
+                 "on_send_initiated", "on_send_completed", "on_table_get", "on_table_set"):
+        assert hook in Monitor.__dict__, hook
+        assert getattr(QuietMonitor, hook) is not getattr(Monitor, hook)
+
+
+def test_the_worker_stop_the_watchdog_wraps_is_still_where_it_was() -> None:
+    source = inspect.getsource(mode.Worker)
+    assert "_signal_stop_time" in source and "def _schedule_shutdown(self, signal" in source
+    assert StoppableWorker._schedule_shutdown is not mode.Worker._schedule_shutdown
+    assert hasattr(Stream, "take_events")
