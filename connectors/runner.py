@@ -24,7 +24,7 @@ from hub.domain.validation import Invalid, check_record, latest_date
 from hub.metrics import Metrics
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import DEADLETTER_TOPIC, events_topic
+from hub.topics import DEADLETTER_TOPIC, events_topic, producer_config
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,6 @@ class RunSummary:
         return (f"{self.connector} {self.file}: {self.rows_read} rows read, "
                 f"{self.events_published} events published, {self.rows_rejected} rejected "
                 f"({rejected}){skipped}{resent} in {self.elapsed_s:.2f}s")
-
-
-def producer_config(settings: Settings) -> dict[str, object]:
-    # murmur2: the Java client's partitioner, which the workers' Faust (aiokafka)
-    # producer uses too; the workers rely on a key mapping to one partition everywhere.
-    return {"bootstrap.servers": settings.broker_url, "linger.ms": 20, "acks": "all",
-            "partitioner": "murmur2_random",
-            "enable.idempotence": True,
-            "message.timeout.ms": int(settings.publish_timeout_s * 1000)}
 
 
 def dead_letter(stage: str, reason_code: str, reason: str, original: dict[str, str],

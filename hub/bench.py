@@ -5,8 +5,14 @@ Phases, each on its own synthetic penalty rows:
 1. the plain loop;
 2. the connector alone (parse, validate, hash, Avro, publish);
 3. the worker alone, over events already on the broker;
-4. the pipeline as deployed: connector in its own process, worker in this one;
-5. paced load, well below capacity, for event-to-lead latency without a backlog.
+4. two worker processes sharing the topics, over the same events;
+5. the pipeline as deployed: connector in its own process, worker in this one;
+6. paced load, below capacity, for event-to-lead latency without a backlog.
+
+The worker's time per event is split by stage (``hub.flow.effects.Stage``):
+the flow's own stages are timed inside the flow, the edge's around its sends
+and table writes; what is left is Faust's fetching and dispatch, Kafka and
+the event loop.
 """
 from __future__ import annotations
 
@@ -31,35 +37,58 @@ from hub.pipeline import run_connectors, run_pipeline
 from hub.samples import synthetic_penalties
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import LEADS_TOPIC, admin, read_to_end
+from hub.chaos import process_env
+from hub.flow import Seen
+from hub.flow.effects import Stage
+from hub.topics import LEADS_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end, worker_lag
 
 
 @dataclass
 class BenchResult:
     events: int
+    businesses: int
     plain_per_s: float
     connector_per_s: float
-    worker_per_s: float
+    worker_per_s: float  # one worker in this process, over its busy time
+    worker_batches: int
+    stages: dict[Stage, float]  # that worker's seconds per stage
+    two_workers_per_s: float  # two worker processes sharing the topics
     pipeline_per_s: float
     lead_records: int
     paced_rate: float
     latency_p50_s: float
     latency_p99_s: float
     peak_rss_mib: float
+    worker_rss_growth_mib: float  # the worker phase's growth of this process's peak
     broker_peak_rss_mib: float
+    state_bytes_mean: float  # a business's stored state, as written last
+    state_bytes_max: int
+    states: int
 
     def lines(self) -> list[str]:
+        per_event = {stage: s / self.events * 1e6 for stage, s in self.stages.items()}
+        busy = self.events / self.worker_per_s * 1e6 / self.events if self.worker_per_s else 0.0
         return [
-            f"events per phase:                 {self.events}",
+            f"events per phase:                 {self.events} ({self.businesses} businesses)",
             f"plain consume/json/produce loop:  {self.plain_per_s:10,.0f} events/s",
             f"connector alone:                  {self.connector_per_s:10,.0f} rows/s",
             f"worker alone:                     {self.worker_per_s:10,.0f} events/s "
-            f"({self.lead_records} lead records)",
+            f"(ratio to plain loop {self.worker_per_s / self.plain_per_s:.3f}; {self.lead_records} lead records, "
+            f"{self.worker_batches} batches)",
+            f"two worker processes:             {self.two_workers_per_s:10,.0f} events/s",
             f"pipeline end to end:              {self.pipeline_per_s:10,.0f} events/s "
             f"(ratio to plain loop {self.pipeline_per_s / self.plain_per_s:.3f})",
             f"event-to-lead latency at {self.paced_rate:,.0f}/s: p50 {self.latency_p50_s * 1000:.0f} ms, "
             f"p99 {self.latency_p99_s * 1000:.0f} ms",
-            f"peak RSS: hub process {self.peak_rss_mib:.0f} MiB, broker {self.broker_peak_rss_mib:.0f} MiB",
+            f"peak RSS: hub process {self.peak_rss_mib:.0f} MiB (worker phase +{self.worker_rss_growth_mib:.0f} MiB, "
+            f"{self.worker_rss_growth_mib * 1024 / self.businesses:.1f} KiB a business), "
+            f"broker {self.broker_peak_rss_mib:.0f} MiB",
+            f"stored state: {self.states} businesses, {self.state_bytes_mean:,.0f} bytes each on average, "
+            f"{self.state_bytes_max:,} at most (bounded by history_days and history_max_events)",
+            "worker alone, time per event by stage (µs):",
+            *(f"  {stage.value:<28} {per_event.get(stage, 0.0):8.1f}" for stage in Stage),
+            f"  {'Faust, Kafka and the rest':<28} {busy - sum(per_event.values()):8.1f}",
+            f"  {'total':<28} {busy:8.1f}",
         ]
 
 
@@ -138,15 +167,65 @@ def _broker_hwm_mib(pid: int | None) -> float:
     return 0.0
 
 
+def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
+    """Two `hub worker` processes, in a consumer group of their own, over the
+    events already on the topics: events per second from the group's first
+    commit to its last (start-up and the group join left out)."""
+    two = settings.with_overrides(app_id=f"{settings.app_id}-two", commit_interval_s=0.2)
+    create_topics(two)  # the new group's changelogs
+    ends = event_ends(two)
+    total = sum(ends.values())
+    env = process_env(two, HUB_LIFECYCLE_TICK_S="0")
+    workers = [subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        first: tuple[float, int] | None = None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            left = sum(max(0, n) for n in worker_lag(two, ends).values())
+            now = time.perf_counter()
+            if first is None and left < total:
+                first = (now, left)
+            if left == 0 and first is not None:
+                return first[1] / (now - first[0]) if now > first[0] else 0.0
+            time.sleep(0.1)
+        raise TimeoutError("the two workers did not process the events in time")
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(60)
+
+
+def _vm_peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _stored_states(settings: Settings) -> list[int]:
+    """The size of every business's state as last written to the changelog."""
+    latest: dict[bytes, int] = {}
+    for message in read_to_end(settings, changelog_topic(settings)):
+        key, value = message.key(), message.value()
+        if key is not None and not key.startswith(b"\x00"):
+            latest[key] = len(value or b"")
+    return [n for n in latest.values() if n]
+
+
 def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: int | None,
-                  paced_rate: float = 500.0, paced_events: int = 5000) -> BenchResult:
+                  paced_rate: float = 1000.0, paced_events: int = 10000) -> BenchResult:
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     plain = plain_loop_rate(settings, events)
 
     alone = synthetic_penalties(folder / "alone.csv", rows=events, businesses=businesses)
     [connector_run] = run_connectors(settings, [("samr.penalty", alone)], Metrics())
     # the file is already delivered, so the pipeline's connector skips it: the worker alone
+    before = _vm_peak_mib()
     worker_only = run_pipeline(settings, [("samr.penalty", alone)], Metrics())
+    growth = _vm_peak_mib() - before
+    tally = worker_only.tally
+    busy = (tally.busy_until or 0.0) - (tally.busy_from or 0.0)
+    sizes = _stored_states(settings)
+    two = _two_workers(settings)
 
     both = synthetic_penalties(folder / "both.csv", rows=events, businesses=businesses, seed=8, first_row=events)
     pipeline = run_pipeline(settings, [("samr.penalty", both)], Metrics(), feeder=_in_subprocess)
@@ -166,14 +245,22 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
             latencies.append((lead["updated_at"] - lead["triggered_by_received_at"]).total_seconds())
     return BenchResult(
         events=events,
+        businesses=businesses,
         plain_per_s=plain,
         connector_per_s=connector_run.rows_read / connector_run.elapsed_s,
-        worker_per_s=worker_only.events_processed / worker_only.elapsed_s,
+        worker_per_s=worker_only.events_processed / busy if busy > 0 else 0.0,
+        worker_batches=tally.batches,
+        stages=dict(tally.seconds),
+        two_workers_per_s=two,
         pipeline_per_s=events / pipeline.elapsed_s,
-        lead_records=len(worker_only.leads),
+        lead_records=tally.seen[Seen.LEAD_PUBLISHED],
         paced_rate=paced_rate,
         latency_p50_s=_percentile(latencies, 0.50),
         latency_p99_s=_percentile(latencies, 0.99),
-        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mib=_vm_peak_mib(),
+        worker_rss_growth_mib=growth,
         broker_peak_rss_mib=_broker_hwm_mib(broker_pid),
+        state_bytes_mean=sum(sizes) / len(sizes) if sizes else 0.0,
+        state_bytes_max=max(sizes, default=0),
+        states=len(sizes),
     )

@@ -22,7 +22,7 @@ from hub.leadview import final_leads
 from hub.settings import Settings
 from hub.topics import event_ends, worker_lag
 from hub.flow import Seen
-from hub.worker import WorkerHandle, run_worker
+from hub.worker import Tally, WorkerHandle, run_worker
 
 
 @dataclass
@@ -33,6 +33,7 @@ class PipelineSummary:
     near_duplicates: int = 0
     leads: dict[str, dict[str, Any]] = field(default_factory=dict)  # final state per lead_id
     elapsed_s: float = 0.0  # from the first connector starting to every event processed
+    tally: Tally = field(default_factory=Tally)  # what the worker saw, and where its time went
 
     def lines(self) -> list[str]:
         rejected: Counter[str] = Counter()
@@ -127,6 +128,7 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
     tally = run_worker(settings, metrics, started, handle=handle)
     if failure:
         raise failure[0]
+    summary.tally = tally
     summary.events_processed = tally.seen[Seen.EVENT]
     summary.duplicates = tally.seen[Seen.DUPLICATE]
     summary.near_duplicates = tally.seen[Seen.NEAR_DUPLICATE]

@@ -52,6 +52,16 @@ def changelog_topic(settings: Settings, table: str = BUSINESS_TABLE) -> str:
     return f"{settings.app_id}-{table}-changelog"
 
 
+def producer_config(settings: Settings) -> dict[str, object]:
+    """What every confluent-kafka producer of the hub shares."""
+    # murmur2: the Java client's partitioner, which the workers' Faust (aiokafka)
+    # producer uses too; the workers rely on a key mapping to one partition everywhere.
+    return {"bootstrap.servers": settings.broker_url, "linger.ms": 20, "acks": "all",
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "message.timeout.ms": int(settings.publish_timeout_s * 1000)}
+
+
 def admin(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.broker_url})
 

@@ -94,3 +94,20 @@ def test_leads_owed_by_a_state_no_event_touches_again_are_published_by_the_next_
     assert event_key(first).encode() in {s.key for s in effects.states}
     next_worker.assign(frozenset(range(4)))  # a rebalance that gives it the same partitions
     assert _batch(bus, next_worker, []).leads == []
+
+
+def test_a_batch_the_edge_retries_still_republishes_what_the_states_owe(tmp_path: Path) -> None:
+    """The first try's sends failed and nothing was written: the retry, the
+    same batch again, must carry the owed leads too (they are checked
+    against the store at each batch, not handed out once)."""
+    bus = Bus()
+    first, second, _ = _penalties(tmp_path)
+    owed = {l["lead_id"] for l in _batch(bus, bus.flow, [first, second]).lead_records()}
+    other = spoiled(critical_event(tmp_path, RECEIVED), "elsewhere", occurred_on=dt.date(2026, 10, 2))
+    other["business"] = dict(other["business"], business_id="91410502MA3XK1Q2Y8")
+    next_worker = _worker(bus)
+    failed = _batch(bus, next_worker, [other], write=False)
+    retried = _batch(bus, next_worker, [other])
+    assert owed <= {l["lead_id"] for l in failed.lead_records()}
+    assert owed <= {l["lead_id"] for l in retried.lead_records()}
+    assert _batch(bus, next_worker, []).leads == []  # written now: owed no more

@@ -293,6 +293,13 @@ class BusinessState:
             "triggered_by_received_at": _from_ms(max(f.received_ms for f in evidence)),
         }
 
+    def snapshot(self) -> "BusinessState":
+        """A copy that later changes to this state leave alone: to roll back
+        to. Facts and candidates are immutable, so sharing them is safe."""
+        return dataclasses.replace(
+            self, facts=dict(self.facts), leads={k: m.copy() for k, m in self.leads.items()},
+            persons=set(self.persons), outbox=set(self.outbox))
+
     # -- storage ----------------------------------------------------------
     def to_bytes(self) -> bytes:
         return storage.dump({

@@ -8,6 +8,7 @@ adverse evidence reopens a closed lead.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -91,6 +92,9 @@ class LeadMark:
     @property
     def severity(self) -> str:
         return SEVERITY[RuleFamily(self.rule)].value
+
+    def copy(self) -> "LeadMark":
+        return dataclasses.replace(self, history=list(self.history))
 
     def note(self, at_ms: int, status: str, team: str | None = None, note: str | None = None) -> None:
         self.history.append((at_ms, str(status), team, note))

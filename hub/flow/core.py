@@ -22,6 +22,7 @@ import hashlib
 import logging
 import time
 import uuid
+from time import perf_counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -35,7 +36,7 @@ from hub.domain.teams import Team, route
 from hub.domain.validation import latest_date
 from hub.flow import resolving
 from hub.flow.codec import Codec, RegistryUnavailable
-from hub.flow.effects import Effects, Observation, Seen, Send, StateWrite, Unresolved
+from hub.flow.effects import Effects, Observation, Seen, Send, Stage, StateWrite, Unresolved
 from hub.flow.messages import (EventMessage, FeedbackMessage, Message, Reader, Record, Refused,
                                ResolutionKind, ResolutionMessage, Tick, resolution_message)
 from hub.flow.store import Store
@@ -59,8 +60,9 @@ class Batch:
     changed_resolvers: dict[bytes, ResolverState] = field(default_factory=dict)
     applied: dict[bytes, list[Record]] = field(default_factory=dict)  # business key -> records applied to it
     # What the record being applied touched: a key first loaded by it is
-    # forgotten on rollback; one an earlier record changed gets its bytes back.
-    undo: dict[bytes, bytes | None] = field(default_factory=dict)
+    # forgotten on rollback; one an earlier record had loaded gets back its
+    # state from before (a snapshot; a resolver's bytes).
+    undo: dict[bytes, BusinessState | None] = field(default_factory=dict)
     undo_resolvers: dict[bytes, bytes | None] = field(default_factory=dict)
     current: Record | None = None
 
@@ -87,7 +89,10 @@ class Flow:
         self.deadlines: dict[int, dict[bytes, int]] = {}
         # lookup key -> (parked, ambiguous, oldest parked ms), for keys with records waiting only
         self.unresolved: dict[bytes, tuple[int, int, int]] = {}
-        self._owed: dict[bytes, tuple[BusinessState, int]] = {}  # states whose leads the next batch republishes
+        # Business key -> partition, of the stored states whose leads the next
+        # batch republishes; each batch checks the store again, so a batch the
+        # edge retries (its writes not done) republishes them too.
+        self._owed: dict[bytes, int] = {}
 
     # -- partitions ------------------------------------------------------
     def assign(self, partitions: frozenset[int]) -> None:
@@ -106,7 +111,7 @@ class Flow:
                 state = BusinessState.from_bytes(data)
                 self._index(key, state, partition)
                 if state.resume(self.incarnation):
-                    self._owed[key] = (state, partition)
+                    self._owed[key] = partition
         for key, data in self.store.resolver.items():
             if self.store.partition_of(key) in partitions:
                 self._summarise_unresolved(key, ResolverState.from_bytes(data))
@@ -122,18 +127,27 @@ class Flow:
         effects = Effects()
         batch = Batch(effects)
         latest = latest_date(self.clock(), self.limits)  # one clock reading for the batch
-        for key, (state, partition) in self._owed.items():
+        for key, partition in list(self._owed.items()):
+            stored = self.store.businesses.get(key)
+            state = None if stored is None else BusinessState.from_bytes(stored)
+            if state is None or not state.resume(self.incarnation):  # written since
+                del self._owed[key]
+                continue
             batch.states[key] = batch.changed[key] = state
             batch.partition_of[key] = partition
-        self._owed = {}
         for raw in records:
             record = Record(*raw)
             batch.current = record
             batch.undo.clear()
             batch.undo_resolvers.clear()
             marks = (len(effects.first), len(effects.observations), effects.oldest_received_at)
+            started = perf_counter()
             try:
-                self._apply(self.reader.read(record, latest), batch)
+                message = self.reader.read(record, latest)
+                read = perf_counter()
+                effects.seconds[Stage.DECODE] += read - started
+                self._apply(message, batch)
+                effects.seconds[Stage.RULES] += perf_counter() - read
             except RegistryUnavailable:
                 raise
             except Refused as exc:
@@ -144,16 +158,19 @@ class Flow:
                 log.warning("%s[%s]@%s failed: %s", record.topic, record.partition, record.offset, describe(exc))
                 self.dead(effects, "processing_error", f"processing failed: {type(exc).__name__}", record)
         self._draw_leads(batch)
+        started = perf_counter()
         for key, resolver in batch.changed_resolvers.items():
             self._summarise_unresolved(key, resolver)
             effects.states.append(StateWrite(RESOLVER_TABLE, key, resolver.to_bytes()))
+        effects.seconds[Stage.STATE_ENCODE] += perf_counter() - started
+        effects.seconds[Stage.RULES] -= effects.seconds[Stage.STATE_LOAD]  # timed inside the rules' time
         effects.unresolved = self.unresolved_now()
         return effects
 
     def _roll_back(self, batch: Batch, marks: tuple[int, int, float | None]) -> None:
         for key in batch.undo:
             batch.applied[key].pop()
-        _restore(batch.undo, batch.states, batch.changed, BusinessState.from_bytes)
+        _restore(batch.undo, batch.states, batch.changed, lambda state: state)
         _restore(batch.undo_resolvers, batch.resolvers, batch.changed_resolvers, ResolverState.from_bytes)
         del batch.effects.first[marks[0]:], batch.effects.observations[marks[1]:]
         batch.effects.oldest_received_at = marks[2]
@@ -162,12 +179,14 @@ class Flow:
         """A business's state, loaded once a batch; remembered for the rollback."""
         state = batch.states.get(key)
         if key not in batch.undo:  # the first touch by this record
-            batch.undo[key] = None if state is None else state.to_bytes()
+            batch.undo[key] = None if state is None else state.snapshot()
             assert batch.current is not None
             batch.applied.setdefault(key, []).append(batch.current)
         if state is None:
+            started = perf_counter()
             raw = self.store.businesses.get(key)
             state = batch.states[key] = BusinessState.from_bytes(raw) if raw is not None else BusinessState()
+            batch.effects.seconds[Stage.STATE_LOAD] += perf_counter() - started
             batch.partition_of[key] = partition
             if state.resume(self.incarnation):
                 batch.changed[key] = state
@@ -279,6 +298,7 @@ class Flow:
         effects = batch.effects
         now = self.clock()
         for key, state in batch.changed.items():
+            started = perf_counter()
             try:
                 leads = state.lead_updates(key.decode(), self.rules, int(now * 1000), self.lifecycle)
             except Exception as exc:
@@ -299,7 +319,10 @@ class Flow:
                     effects.observations.append(Observation(Seen.EVENT_TO_LEAD, value=max(0.0, now - triggered)))
             state.writer = self.incarnation
             self._index(key, state, batch.partition_of[key])
+            encoding = perf_counter()
+            effects.seconds[Stage.LEAD_BUILD] += encoding - started
             effects.states.append(StateWrite(BUSINESS_TABLE, key, state.to_bytes()))
+            effects.seconds[Stage.STATE_ENCODE] += perf_counter() - encoding
 
     def _index(self, key: bytes, state: BusinessState, partition: int) -> None:
         due = state.next_deadline(self.lifecycle)
@@ -329,10 +352,10 @@ class Flow:
 
 
 def _restore(undo: dict[bytes, Any], loaded: dict[bytes, Any], changed: dict[bytes, Any],
-             parse: Callable[[bytes], Any]) -> None:
+             parse: Callable[[Any], Any]) -> None:
     """Put back the states a failed record touched: one it loaded first is
-    forgotten (the next touch loads it again), one changed earlier in the
-    batch gets its bytes from before the record."""
+    forgotten (the next touch loads it again), one loaded earlier in the
+    batch gets back what it was before the record."""
     for key, raw in undo.items():
         if raw is None:
             del loaded[key]

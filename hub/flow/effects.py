@@ -13,6 +13,7 @@ never calls a metric itself.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -69,6 +70,20 @@ class Unresolved:
     oldest_parked_ms: int | None = None
 
 
+class Stage(Enum):
+    """Where a batch's time goes, for ``hub bench``: the flow's own stages,
+    and the edge's (``ENCODE``, ``SEND``, ``STATE_WRITE``)."""
+
+    DECODE = "decode and validate"
+    STATE_LOAD = "state load"
+    RULES = "rules and lifecycle"
+    LEAD_BUILD = "lead build and routing"
+    STATE_ENCODE = "state encode"
+    ENCODE = "Avro encode"
+    SEND = "send and wait for acks"
+    STATE_WRITE = "state write (changelog)"
+
+
 @dataclass
 class Effects:
     first: list[Send] = field(default_factory=list)
@@ -77,6 +92,7 @@ class Effects:
     observations: list[Observation] = field(default_factory=list)
     oldest_received_at: float | None = None  # epoch seconds, of the batch's oldest event
     unresolved: Unresolved = Unresolved()
+    seconds: defaultdict[Stage, float] = field(default_factory=lambda: defaultdict(float))  # time per stage
 
     def lead_records(self) -> list[dict[str, Any]]:
         """The operators' copies: every lead record of the batch in full."""
