@@ -5,9 +5,9 @@ COPY pyproject.toml README.md ./
 COPY hub ./hub
 COPY connectors ./connectors
 COPY schemas ./schemas
-# editable, so hub finds schemas/ beside its package as in a checkout
-RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 hub
+# a plain install: the contracts travel inside the package (hub/contracts)
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 hub
 USER hub
-ENV HUB_SCHEMA_DIR=/opt/supervision-hub/schemas HUB_STATE_DIR=/tmp/hub-state
+ENV HUB_STATE_DIR=/tmp/hub-state
 EXPOSE 9400
 ENTRYPOINT ["hub"]

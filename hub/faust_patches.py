@@ -10,17 +10,22 @@ reshapes what these rely on.
   recovery race dropped (#596) is replayed from its committed offset.
 - ``still_member``: ask the group coordinator, before a write, whether this
   worker is still in the generation that gave it its batch.
+- ``set_without_changelog``: a table entry whose changelog record the hub
+  writes itself.
 - ``read_offset``, ``has_unacked``: the consumer's position, for lag.
-- ``StoppableWorker``: a signal stop that cannot hang.
+- ``StoppableWorker``: a signal stop that cannot hang, and a stop from
+  another thread.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from typing import Any, Callable
 
 import faust
+import mode
 from faust.sensors.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -137,6 +142,14 @@ async def still_member(app: faust.App, generation: int) -> bool:
                 and coordinator.generation == generation == app.consumer_generation_id)
 
 
+def set_without_changelog(table: Any, key: bytes, value: bytes) -> None:
+    """Set a table entry in the table's store alone: the caller writes the
+    changelog record itself (``hub.worker.Publisher``). Faust's
+    ``__setitem__`` would also send it through Faust's producer buffer, at
+    several times the cost."""
+    table.data[key] = value
+
+
 def read_offset(consumer: Any, tp: Any) -> int | None:
     """The last offset read from a partition, if any."""
     offset = consumer._read_offset.get(tp)
@@ -180,6 +193,12 @@ class StoppableWorker(faust.Worker):
             watchdog.daemon = True
             watchdog.start()
         super()._schedule_shutdown(signal_)
+
+    def request_stop(self) -> None:
+        """A graceful stop asked for by another thread of this process
+        (``hub backfill``): no signal, and no watchdog, whose cut would end
+        the whole process."""
+        self.loop.call_soon_threadsafe(lambda: mode.Worker._schedule_shutdown(self, signal.SIGTERM))
 
     def _cut_short(self) -> None:
         log.error("a graceful stop took longer than %.0fs; leaving without it (nothing uncommitted is lost)",

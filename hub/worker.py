@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -43,7 +42,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollectio
 
 from hub.domain.teams import load_teams
 from hub.faust_patches import (QuietMonitor, StallHealer, StoppableWorker, has_unacked, mark_unacknowledged,
-                               read_offset, still_member, strict_commits)
+                               read_offset, set_without_changelog, still_member, strict_commits)
 from hub.feedback import TICK_KEY, tick
 from hub.flow import Effects, Flow, Record, Seen, Send
 from hub.flow.effects import Stage
@@ -120,14 +119,15 @@ class Undelivered(Exception):
 
 
 class Publisher:
-    """Sends the flow's records, each encoded with its topic's contract;
-    ``send_all`` returns once the broker has acknowledged them all.
+    """Sends records and returns once the broker has acknowledged them all:
+    the flow's ``Send``s, each encoded with its topic's contract, and the
+    tables' changelog records.
 
     confluent-kafka's producer, not Faust's: librdkafka batches in C for
-    about 2 µs a record where aiokafka's Python path costs some 40 µs. The
-    partitioner is the same murmur2 (``producer_config``), so a business's
-    records still land in its partition. The changelog keeps Faust's
-    producer, which its tables own."""
+    about 2 µs a record where aiokafka's Python path (and Faust's producer
+    buffer, for table writes) costs tens of µs. The partitioner is the same
+    murmur2 (``producer_config``), so a business's records and its state
+    land in the partition its events do."""
 
     def __init__(self, settings: Settings, serde: Serde) -> None:
         self.serde = serde
@@ -135,40 +135,50 @@ class Publisher:
         self.producer = Producer({**producer_config(settings), "linger.ms": 5, "log_level": 3,
                                   "queue.buffering.max.messages": 1_000_000})
         self.encoders: dict[tuple[str, str], Callable[[dict[str, Any]], bytes]] = {}
+        self.failures: list[KafkaError] = []
+        self.delivered_to: set[tuple[str, int]] = set()  # (topic, partition) since the last flush
+
+    def _delivered(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self.failures.append(error)
+        else:
+            self.delivered_to.add((message.topic(), message.partition()))
+
+    def produce(self, topic: str, key: bytes, value: bytes, partition: int = -1) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, partition, on_delivery=self._delivered)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self.producer.poll(0.1)
+
+    async def flush(self, seconds: dict[Stage, float], stage: Stage = Stage.SEND) -> set[tuple[str, int]]:
+        """Wait for every record produced so far; the partitions they went to."""
+        started = perf_counter()
+        # librdkafka waits without the GIL; the event loop goes on meanwhile.
+        left = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, self.timeout_s)
+        seconds[stage] += perf_counter() - started
+        failures, self.failures, delivered, self.delivered_to = self.failures, [], self.delivered_to, set()
+        if left or failures:
+            raise Undelivered(f"{left} records unacknowledged, {len(failures)} refused"
+                              + (f" ({failures[0].str()})" if failures else ""))
+        return delivered
+
+    async def send_all(self, sends: list[Send], seconds: dict[Stage, float]) -> None:
+        """``seconds``: where the time spent encoding and sending is added up."""
+        for send in sends:
+            started = perf_counter()
+            value = self.encode(send)
+            seconds[Stage.ENCODE] += perf_counter() - started
+            self.produce(send.topic, send.key, value)
+        if sends:
+            await self.flush(seconds)
 
     def encode(self, send: Send) -> bytes:
         encode = self.encoders.get((send.topic, send.contract))
         if encode is None:
             encode = self.encoders[(send.topic, send.contract)] = self.serde.encoder(send.topic, send.contract)
         return encode(send.value)
-
-    async def send_all(self, sends: list[Send], seconds: dict[Stage, float]) -> None:
-        """``seconds``: where the time spent encoding and sending is added up."""
-        if not sends:
-            return
-        failures: list[KafkaError] = []
-
-        def delivered(error: KafkaError | None, _: Any) -> None:
-            if error is not None:
-                failures.append(error)
-
-        for send in sends:
-            started = perf_counter()
-            value = self.encode(send)
-            seconds[Stage.ENCODE] += perf_counter() - started
-            while True:
-                try:
-                    self.producer.produce(send.topic, value, send.key, on_delivery=delivered)
-                    break
-                except BufferError:  # the local queue is full: let deliveries drain it
-                    await asyncio.get_running_loop().run_in_executor(None, self.producer.poll, 0.1)
-        # librdkafka waits without the GIL; the event loop goes on meanwhile.
-        started = perf_counter()
-        left = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, self.timeout_s)
-        seconds[Stage.SEND] += perf_counter() - started
-        if left or failures:
-            raise Undelivered(f"{left} records unacknowledged, {len(failures)} refused"
-                              + (f" ({failures[0].str()})" if failures else ""))
 
 
 @dataclass
@@ -236,18 +246,19 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == FEEDBACK_TOPIC)
 
     async def write_states(effects: Effects) -> None:
-        """Idempotent: a retry writes the same states again."""
+        """Into the tables, and onto their changelogs by our producer (the
+        records Faust's own would write: raw key and value, the murmur2
+        partition). Idempotent: a retry writes the same states again."""
+        seconds = effects.seconds
         for write in effects.states:
-            tables[write.table][write.key] = write.value
-        await app.producer.flush()
+            set_without_changelog(tables[write.table], write.key, write.value)
+            publisher.produce(changelogs[write.table], write.key, write.value)
+        touched = await publisher.flush(seconds, Stage.STATE_WRITE)
+        if settings.changelog_sentinels and touched:
+            for topic, partition in sorted(touched):
+                publisher.produce(topic, SENTINEL_KEY, b"", partition)
+            await publisher.flush(seconds, Stage.STATE_WRITE)
         for name, table in tables.items():
-            keys = {w.key for w in effects.states if w.table == name}
-            if settings.changelog_sentinels and keys:
-                topic = changelogs[name]
-                partitions = {app.producer.key_partition(topic, k).partition for k in keys}
-                sentinels = [await app.producer.send(topic, SENTINEL_KEY, b"", partition=p, timestamp=None,
-                                                     headers=None) for p in partitions]
-                await asyncio.gather(*sentinels)
             metrics.worker.table_entries.labels(name).set(len(table) - (SENTINEL_KEY in table))
 
     def failed(stage: str) -> Callable[[int, Exception], None]:
@@ -278,15 +289,10 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
             effects[:] = [flow.process(records)]
             await publisher.send_all(effects[0].first, effects[0].seconds)
 
-        async def states() -> None:
-            started = perf_counter()
-            await write_states(effects[0])
-            effects[0].seconds[Stage.STATE_WRITE] += perf_counter() - started
-
         await fence(generation, "publish")
         await retried(first, backoff, failed("publish"))
         await fence(generation, "state")
-        await retried(states, backoff, failed("state"))
+        await retried(lambda: write_states(effects[0]), backoff, failed("state"))
         await fence(generation, "leads")
         await retried(lambda: publisher.send_all(effects[0].leads, effects[0].seconds), backoff, failed("leads"))
         metrics.worker.observe(effects[0], time.time())
@@ -443,9 +449,8 @@ class WorkerHandle:
                 self._stop_now()
 
     def _stop_now(self) -> None:
-        worker = self._worker
-        assert worker is not None
-        worker.loop.call_soon_threadsafe(lambda: faust.Worker._schedule_shutdown(worker, signal.SIGTERM))
+        assert self._worker is not None
+        self._worker.request_stop()
 
 
 def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | None = None,

@@ -56,3 +56,16 @@ def test_the_worker_stop_the_watchdog_wraps_is_still_where_it_was() -> None:
     assert "_signal_stop_time" in source and "def _schedule_shutdown(self, signal" in source
     assert StoppableWorker._schedule_shutdown is not mode.Worker._schedule_shutdown
     assert hasattr(Stream, "take_events")
+
+
+def test_a_table_entry_set_without_its_changelog_record_reads_back(app: faust.App) -> None:
+    """The hub writes the changelog record itself; Faust's __setitem__ would
+    send one more (on_key_set), and the store is the table's ``data``."""
+    from mode.utils.collections import ManagedUserDict
+
+    from hub.faust_patches import set_without_changelog
+
+    assert "self.on_key_set(key, value)" in inspect.getsource(ManagedUserDict.__setitem__)
+    table = app.Table("states", key_type=bytes, value_type=bytes, use_partitioner=True, partitions=4)
+    set_without_changelog(table, b"business", b"state")
+    assert table.get(b"business") == b"state" and dict(table.items()) == {b"business": b"state"}
