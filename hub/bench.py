@@ -41,6 +41,11 @@ from hub.flow.effects import Stage
 from hub.topics import LEADS_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end, worker_lag
 
 
+# Connector processes on the bench's broker need a key other than the
+# development one (which they refuse off the embedded broker they start).
+BENCH_PII_KEY = "hub-bench-only-key"
+
+
 @dataclass
 class BenchResult:
     events: int
@@ -55,6 +60,7 @@ class BenchResult:
     pipeline_per_s: float
     lead_records: int
     paced_rate: float
+    paced_leads: int  # lead records the paced load triggered: the latencies' sample
     latency_p50_s: float
     latency_p99_s: float
     peak_rss_mib: float
@@ -78,7 +84,7 @@ class BenchResult:
             f"pipeline end to end:              {self.pipeline_per_s:10,.0f} events/s "
             f"(ratio to plain loop {self.pipeline_per_s / self.plain_per_s:.3f})",
             f"event-to-lead latency at {self.paced_rate:,.0f}/s: p50 {self.latency_p50_s * 1000:.0f} ms, "
-            f"p99 {self.latency_p99_s * 1000:.0f} ms",
+            f"p99 {self.latency_p99_s * 1000:.0f} ms ({self.paced_leads} lead records)",
             f"peak RSS: hub process {self.peak_rss_mib:.0f} MiB (worker phase +{self.worker_rss_growth_mib:.0f} MiB, "
             f"{self.worker_rss_growth_mib * 1024 / self.businesses:.1f} KiB a business), "
             f"broker {self.broker_peak_rss_mib:.0f} MiB",
@@ -130,7 +136,7 @@ def _in_subprocess(settings: Settings, sources: list[tuple[str, Path]], _: Metri
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "hub.cli", "--broker", settings.broker_url, "connector", "run",
                         name, "--path", str(path)], check=True, capture_output=True,
-                       env={**os.environ, "HUB_METRICS_PORT": "0", "HUB_PII_KEY": "hub-bench-only-key"})
+                       env={**os.environ, "HUB_METRICS_PORT": "0", "HUB_PII_KEY": BENCH_PII_KEY})
         runs.append(RunSummary(name, str(path), elapsed_s=time.perf_counter() - started))
     return runs
 
@@ -142,23 +148,30 @@ def _paced(rate: float) -> Feeder:
         inbox = Path(tempfile.mkdtemp(prefix="hub-bench-inbox-"))
         connector = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "connector", "run", sources[0][0], "--path", str(inbox),
-             "--follow", "--interval", "0.05"], env=process_env(settings), stdout=subprocess.PIPE,
+             "--follow", "--interval", "0.05"], env=process_env(settings, HUB_PII_KEY=BENCH_PII_KEY), stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True)
-        assert connector.stdout is not None
         try:
-            connector.stdout.readline()  # "metrics: …": it is up
+            _line_from(connector)  # "metrics: …": it is up
             for _name, path in sources:
                 started = time.perf_counter()
                 os.replace(path, inbox / path.name)
                 rows = _rows(inbox / path.name)
                 time.sleep(max(0.0, rows / rate - (time.perf_counter() - started)))
             for _source in sources:  # a summary line per file: all published
-                connector.stdout.readline()
+                _line_from(connector)
         finally:
             connector.terminate()
             connector.wait(30)
         return []
     return feed
+
+
+def _line_from(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the paced connector stopped (exit status {process.wait(30)})")
+    return line
 
 
 def _rows(path: Path) -> int:
@@ -269,6 +282,7 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
         pipeline_per_s=events / pipeline.elapsed_s,
         lead_records=tally.seen[Seen.LEAD_PUBLISHED],
         paced_rate=paced_rate,
+        paced_leads=len(latencies),
         latency_p50_s=_percentile(latencies, 0.50),
         latency_p99_s=_percentile(latencies, 0.99),
         peak_rss_mib=_vm_peak_mib(),

@@ -245,6 +245,12 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
     def owned_partitions() -> frozenset[int]:
         return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == FEEDBACK_TOPIC)
 
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked = args[0]  # the signal's argument: the partitions taken away
+        flow.revoke(frozenset(tp.partition for tp in revoked if tp.topic == FEEDBACK_TOPIC))
+        assigned_in[0] = None  # the next batch assigns the flow again
+
     async def write_states(effects: Effects) -> None:
         """Into the tables, and onto their changelogs by our producer (the
         records Faust's own would write: raw key and value, the murmur2

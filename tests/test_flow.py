@@ -137,3 +137,19 @@ def test_the_leads_do_not_depend_on_how_the_partitions_interleave(tmp_path: Path
         results.append({(l["business_key"], l["rules"][0], l["status"]) for l in bus.leads.values()
                         if l["status"] in ACTIVE})
     assert all(r == results[0] for r in results) and results[0]
+
+
+def test_a_revoked_partition_is_forgotten_until_assigned_again(bus: Bus) -> None:
+    """Its deadlines leave with it: a tick there no longer escalates anything
+    until the partitions are assigned again (and the index rebuilt)."""
+    cross = _lead(bus, FUSHUN.uscc, "CROSS_AGENCY")
+    partition = bus.store.partition_of(cross["business_key"].encode())
+    bus.flow.revoke(frozenset({partition}))
+    assert partition not in bus.flow.deadlines
+    bus.publish_ticks(NOW + dt.timedelta(hours=49))
+    bus.run()
+    assert bus.leads[cross["lead_id"]]["escalation"] is None
+    bus.flow.assign(frozenset(range(4)))
+    bus.publish_ticks(NOW + dt.timedelta(hours=49))
+    bus.run()
+    assert bus.leads[cross["lead_id"]]["escalation"] == "ACKNOWLEDGE_OVERDUE"

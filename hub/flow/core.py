@@ -22,8 +22,8 @@ import hashlib
 import logging
 import time
 import uuid
-from time import perf_counter
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any, Callable, Iterable, Mapping
 
 from hub.domain.events import EventKind
@@ -84,7 +84,6 @@ class Flow:
         self.clock = clock
         # Who writes the states this flow changes: see BusinessState.resume.
         self.incarnation = uuid.uuid4().hex
-        self.partitions: frozenset[int] = frozenset()
         # partition -> business key -> its earliest pending deadline (epoch ms)
         self.deadlines: dict[int, dict[bytes, int]] = {}
         # lookup key -> (parked, ambiguous, oldest parked ms), for keys with records waiting only
@@ -103,7 +102,6 @@ class Flow:
         the topics (it died or was fenced in between): the next batch
         republishes them, because waiting for each business's next record
         would leave them unpublished for good where none comes."""
-        self.partitions = partitions
         self.deadlines, self.unresolved, self._owed = {}, {}, {}
         for key, data in self.store.businesses.items():
             partition = self.store.partition_of(key)
@@ -115,6 +113,16 @@ class Flow:
         for key, data in self.store.resolver.items():
             if self.store.partition_of(key) in partitions:
                 self._summarise_unresolved(key, ResolverState.from_bytes(data))
+
+    def revoke(self, partitions: frozenset[int]) -> None:
+        """These partitions went to another worker: nothing of theirs is
+        kept in hand (their deadlines, their owed leads). ``assign`` follows
+        before the next batch."""
+        for partition in partitions:
+            self.deadlines.pop(partition, None)
+        self._owed = {k: p for k, p in self._owed.items() if p not in partitions}
+        self.unresolved = {k: v for k, v in self.unresolved.items()
+                           if self.store.partition_of(k) not in partitions}
 
     def renew(self) -> None:
         """This worker was fenced: states it wrote may owe leads it did not
