@@ -1,6 +1,6 @@
 """Retrying what the infrastructure failed, with exponential backoff.
 
-A record's own faults are dead letters (``hub.processing``); a failure of the
+A record's own faults are dead letters (``hub.flow``); a failure of the
 registry, the broker or a state write is nobody's record's fault, so the work
 is tried again as it was, and nothing is acknowledged meanwhile. After
 ``attempts`` failures in a row the caller gives up, and a worker then exits

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from time import perf_counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -275,11 +275,14 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                         backoff.attempts, type(exc).__name__, exc)
         return report
 
-    async def fence(generation: int, stage: str) -> None:
+    async def fence(generation: int, stage: str, seconds: dict[Stage, float]) -> None:
         """Raise ``Fenced`` unless this worker still owns the batch's
         partitions: a worker paused beyond the session timeout would write
         stale state over their new owner's."""
-        if not await still_member(app, generation):
+        started = perf_counter()
+        member = await still_member(app, generation)
+        seconds[Stage.FENCE] += perf_counter() - started
+        if not member:
             raise Fenced(f"generation {generation} ended before the {stage} step")
 
     async def carry_out(records: list[Record], generation: int) -> None:
@@ -288,6 +291,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
             flow.assign(owned_partitions())
             assigned_in[0] = generation
         effects: list[Effects] = []
+        fenced: dict[Stage, float] = defaultdict(float)  # the fence's time, before the effects exist
 
         async def first() -> None:
             """Run again whole on a retry: the tables are not written yet,
@@ -295,11 +299,12 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
             effects[:] = [flow.process(records)]
             await publisher.send_all(effects[0].first, effects[0].seconds)
 
-        await fence(generation, "publish")
+        await fence(generation, "publish", fenced)
         await retried(first, backoff, failed("publish"))
-        await fence(generation, "state")
+        effects[0].seconds[Stage.FENCE] += fenced[Stage.FENCE]
+        await fence(generation, "state", effects[0].seconds)
         await retried(lambda: write_states(effects[0]), backoff, failed("state"))
-        await fence(generation, "leads")
+        await fence(generation, "leads", effects[0].seconds)
         await retried(lambda: publisher.send_all(effects[0].leads, effects[0].seconds), backoff, failed("leads"))
         metrics.worker.observe(effects[0], time.time())
         tally.add(effects[0], started)

@@ -15,7 +15,7 @@ exist, never on the order records and candidates arrived in: when a new
 candidate changes it (a registry record arriving late, or a second business
 of the same name making a match ambiguous), the record moves.
 
-No Kafka here: ``hub.processing`` carries these states and messages.
+No Kafka here: ``hub.flow.resolving`` carries these states and messages.
 """
 from __future__ import annotations
 

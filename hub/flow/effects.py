@@ -82,6 +82,7 @@ class Stage(Enum):
     ENCODE = "Avro encode"
     SEND = "send and wait for acks"
     STATE_WRITE = "state write (changelog)"
+    FENCE = "fence (heartbeats)"
 
 
 @dataclass
