@@ -184,7 +184,6 @@ class Publisher:
 @dataclass
 class WorkerApp:
     app: faust.App
-    flow: Flow
     tally: Tally
 
 
@@ -392,7 +391,7 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         async def announce_start() -> None:
             started.set()
 
-    return WorkerApp(app, flow, tally)
+    return WorkerApp(app, tally)
 
 
 def _watch_broker(app: faust.App, settings: Settings, metrics: Metrics, watched: list[str]) -> None:

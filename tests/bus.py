@@ -37,11 +37,15 @@ class Delivered:
 
     @property
     def leads(self) -> list[dict[str, Any]]:
-        return self.effects.lead_records()
+        """The operators' copies: every lead record of the batch in full."""
+        return [s.value for s in self.effects.leads if s.topic == LEADS_TOPIC]
+
+    def sent(self, contract: str) -> list[Send]:
+        return [s for s in self.effects.first if s.contract == contract]
 
     @property
     def dead_letters(self) -> list[dict[str, Any]]:
-        return [s.value for s in self.effects.sent("deadletter")]
+        return [s.value for s in self.sent("deadletter")]
 
     @property
     def states(self) -> set[bytes]:
@@ -53,7 +57,7 @@ class Delivered:
 
     @property
     def resolution(self) -> list[Send]:
-        return self.effects.sent("resolution")
+        return self.sent("resolution")
 
 
 class Bus:

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from hub.flow.topics import LEADS_TOPIC
-
 
 @dataclass(frozen=True)
 class Send:
@@ -94,10 +92,3 @@ class Effects:
     oldest_received_at: float | None = None  # epoch seconds, of the batch's oldest event
     unresolved: Unresolved = Unresolved()
     seconds: defaultdict[Stage, float] = field(default_factory=lambda: defaultdict(float))  # time per stage
-
-    def lead_records(self) -> list[dict[str, Any]]:
-        """The operators' copies: every lead record of the batch in full."""
-        return [s.value for s in self.leads if s.topic == LEADS_TOPIC]
-
-    def sent(self, contract: str) -> list[Send]:
-        return [s for s in self.first if s.contract == contract]
