@@ -61,6 +61,7 @@ class BenchResult:
     lead_records: int
     paced_rate: float
     paced_leads: int  # lead records the paced load triggered: the latencies' sample
+    paced_events: int  # events the worker processed in the paced phase
     latency_p50_s: float
     latency_p99_s: float
     peak_rss_mib: float
@@ -84,7 +85,7 @@ class BenchResult:
             f"pipeline end to end:              {self.pipeline_per_s:10,.0f} events/s "
             f"(ratio to plain loop {self.pipeline_per_s / self.plain_per_s:.3f})",
             f"event-to-lead latency at {self.paced_rate:,.0f}/s: p50 {self.latency_p50_s * 1000:.0f} ms, "
-            f"p99 {self.latency_p99_s * 1000:.0f} ms ({self.paced_leads} lead records)",
+            f"p99 {self.latency_p99_s * 1000:.0f} ms ({self.paced_events} events, {self.paced_leads} lead records)",
             f"peak RSS: hub process {self.peak_rss_mib:.0f} MiB (worker phase +{self.worker_rss_growth_mib:.0f} MiB, "
             f"{self.worker_rss_growth_mib * 1024 / self.businesses:.1f} KiB a business), "
             f"broker {self.broker_peak_rss_mib:.0f} MiB",
@@ -262,7 +263,7 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
                                                         first_row=2 * events + i * chunk))
                    for i in range(paced_events // chunk)]
     paced_started = time.time()
-    run_pipeline(settings, paced_files, Metrics(), feeder=_paced(paced_rate))
+    paced = run_pipeline(settings, paced_files, Metrics(), feeder=_paced(paced_rate))
     decode = Serde(settings).decoder("lead")
     latencies = []
     for msg in read_to_end(settings, LEADS_TOPIC):
@@ -283,6 +284,7 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
         lead_records=tally.seen[Seen.LEAD_PUBLISHED],
         paced_rate=paced_rate,
         paced_leads=len(latencies),
+        paced_events=paced.events_processed,
         latency_p50_s=_percentile(latencies, 0.50),
         latency_p99_s=_percentile(latencies, 0.99),
         peak_rss_mib=_vm_peak_mib(),

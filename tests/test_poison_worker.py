@@ -182,3 +182,21 @@ def test_forged_feedback_fields_are_never_echoed(good) -> None:
     result = _run(bus, [(FEEDBACK_TOPIC, key, value)])
     assert [d["reason_code"] for d in result.dead_letters] == ["unknown_lead"]
     _no_secret_in_dead_letters(bus, result)
+
+
+@pytest.mark.parametrize("stored", [b"\x00garbage", b'{"v": 9, "n": 1}', b"[]", b'{"v": 2}'],
+                         ids=["bytes", "newer-version-other-shape", "a-list", "fields-missing"])
+def test_a_stored_state_that_cannot_be_read_fails_its_own_records_only(good, stored: bytes) -> None:
+    """A changelog entry nobody can read (a bug, a tampered topic) must not
+    stop the worker taking its partitions, nor its other businesses."""
+    bus = Bus()
+    key = event_key(good).encode()
+    other = spoiled(good, "other")
+    other["business"] = dict(other["business"], business_id="91410502MA3XK1Q2Y8")
+    bus.businesses[key] = stored
+    bus.restart()  # the pass over the stored states after a (re)start
+    result = _run(bus, [(TOPIC, key, encoded(bus.settings, good)),
+                        (TOPIC, event_key(other).encode(), encoded(bus.settings, other))])
+    assert [(d["reason_code"], d["original"]["offset"]) for d in result.dead_letters] == [("processing_error", "0")]
+    assert _criticals(result) and all(l["business_key"] == event_key(other) for l in result.leads)
+    assert bus.businesses[key] == stored  # left as it was, for an operator to look at

@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from hub.domain.events import EventKind
 from hub.domain.leads import Accepted, BusinessState
@@ -105,14 +105,14 @@ class Flow:
         self.deadlines, self.unresolved, self._owed = {}, {}, {}
         for key, data in self.store.businesses.items():
             partition = self.store.partition_of(key)
-            if partition in partitions:
-                state = BusinessState.from_bytes(data)
+            if partition in partitions and (state := _readable(BusinessState.from_bytes, data)) is not None:
                 self._index(key, state, partition)
                 if state.resume(self.incarnation):
                     self._owed[key] = partition
         for key, data in self.store.resolver.items():
-            if self.store.partition_of(key) in partitions:
-                self._summarise_unresolved(key, ResolverState.from_bytes(data))
+            if self.store.partition_of(key) in partitions and \
+                    (resolver := _readable(ResolverState.from_bytes, data)) is not None:
+                self._summarise_unresolved(key, resolver)
 
     def revoke(self, partitions: frozenset[int]) -> None:
         """These partitions went to another worker: nothing of theirs is
@@ -359,6 +359,20 @@ class Flow:
         effects.observations.append(Observation(Seen.DEAD_LETTER, code))
 
 
+S = TypeVar("S")
+
+
+def _readable(parse: Callable[[bytes], S], data: bytes) -> S | None:
+    """A stored state, or None (logged) if it cannot be read: one bad entry
+    must not stop a worker from taking its partitions. Its business's records
+    become dead letters when they come (the state fails to load for them)."""
+    try:
+        return parse(data)
+    except Exception as exc:
+        log.error("a stored state cannot be read and is left out of the pass over the states: %s", describe(exc))
+        return None
+
+
 def _restore(undo: dict[bytes, Any], loaded: dict[bytes, Any], changed: dict[bytes, Any],
              parse: Callable[[Any], Any]) -> None:
     """Put back the states a failed record touched: one it loaded first is
@@ -366,7 +380,7 @@ def _restore(undo: dict[bytes, Any], loaded: dict[bytes, Any], changed: dict[byt
     batch gets back what it was before the record."""
     for key, raw in undo.items():
         if raw is None:
-            del loaded[key]
+            loaded.pop(key, None)  # absent if loading it is what failed
             changed.pop(key, None)
         else:
             loaded[key] = parse(raw)
