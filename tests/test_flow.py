@@ -153,3 +153,29 @@ def test_a_revoked_partition_is_forgotten_until_assigned_again(bus: Bus) -> None
     bus.publish_ticks(NOW + dt.timedelta(hours=49))
     bus.run()
     assert bus.leads[cross["lead_id"]]["escalation"] == "ACKNOWLEDGE_OVERDUE"
+
+
+def test_only_a_team_the_lead_was_routed_to_may_change_it(bus: Bus) -> None:
+    """Issue 15's attack: feedback produced straight onto hub.feedback by
+    anyone, naming any team, REJECTED a CRITICAL referral."""
+    lead = _lead(bus, LIQUOR.uscc, "CRIMINAL_REFERRAL")
+    bus.publish_feedback(lead, "REJECTED", "totally-not-a-team", "假线索", at=NOW)
+    bus.publish_feedback(lead, "CLOSED", "samr-anyang", "结案", at=NOW)  # a real team, another jurisdiction
+    bus.run()
+    assert [d["reason_code"] for d in bus.dead_letters] == ["team_not_recipient", "team_not_recipient"]
+    assert all("totally" not in d["reason"] for d in bus.dead_letters)
+    assert {c["status"] for c in _copies(bus, lead["lead_id"]).values()} == {"OPEN"} and bus.outcomes == []
+    bus.publish_feedback(lead, "ACKNOWLEDGED", "samr-taigu", at=NOW)  # the county desk receives it
+    bus.run()
+    assert bus.leads[lead["lead_id"]]["status"] == "ACKNOWLEDGED"
+
+
+def test_a_parent_jurisdiction_may_answer_once_a_lead_is_escalated_to_it(bus: Bus) -> None:
+    cross = _lead(bus, FUSHUN.uscc, "CROSS_AGENCY")
+    bus.publish_feedback(cross, "ACKNOWLEDGED", "police-shanxi-food-crime", at=NOW)
+    bus.run()
+    assert [d["reason_code"] for d in bus.dead_letters] == ["team_not_recipient"]
+    bus.publish_ticks(NOW + dt.timedelta(hours=49))
+    bus.publish_feedback(cross, "ACKNOWLEDGED", "police-shanxi-food-crime", at=NOW + dt.timedelta(hours=50))
+    bus.run()
+    assert bus.leads[cross["lead_id"]]["status"] == "ACKNOWLEDGED" and len(bus.dead_letters) == 1

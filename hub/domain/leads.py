@@ -172,6 +172,20 @@ class BusinessState:
         return True
 
     # -- lifecycle --------------------------------------------------------
+    def routing_view(self, lead_id: str) -> dict[str, Any] | None:
+        """What routing reads of a lead (``teams.recipients``), from what
+        this state keeps of it: to tell which teams received it. An
+        escalation raised since the lead (re)opened counts, so a parent
+        jurisdiction that received it may answer. None: no such lead."""
+        mark = self.leads.get(lead_id)
+        if mark is None:
+            return None
+        holder = self._holders()
+        facts = [holder[e] for e in (*mark.evidence, *mark.chained) if e in holder]
+        return {"region": {"code": self.region_code}, "rules": [mark.rule], "severity": mark.severity,
+                "categories": sorted({f.category for f in facts if f.category}),
+                "escalation": mark.escalated[-1] if mark.escalated else None}
+
     def apply_feedback(self, lead_id: str, action: str, team: str | None, note: str | None,
                        at_ms: int) -> LeadMark | None:
         """The lead the feedback changed, or None when it had been applied already (a replay)."""
@@ -201,8 +215,7 @@ class BusinessState:
                 days=max(rules.cross_agency_window_days, rules.repeat_offender_window_days))
             drafts = [d for d in drafts if d.window_start > settled]
         by_id = {d.lead_id: d for d in drafts}
-        # A report merged into its near-duplicate twin lives on in the twin.
-        holder = {**{e: f for f in self.facts.values() for e, *_ in f.also_reported}, **self.facts}
+        holder = self._holders()
         for draft in drafts:
             mark = self.leads.get(draft.lead_id)
             fingerprint = draft.fingerprint()
@@ -247,6 +260,11 @@ class BusinessState:
             mark.dirty, mark.announced, mark.escalation = False, mark.escalation, None
         self.outbox = {lead["lead_id"] for lead in out}
         return out
+
+    def _holders(self) -> dict[str, Fact]:
+        """Event ID -> the fact that holds it: a report merged into its
+        near-duplicate twin lives on in the twin."""
+        return {**{e: f for f in self.facts.values() for e, *_ in f.also_reported}, **self.facts}
 
     def _record(self, business_key: str, draft: LeadDraft, mark: LeadMark, now_ms: int,
                 deadlines: LifecycleSettings) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from hub.domain.lifecycle import Action, FeedbackRejected
 from hub.domain.names import normalise_name
 from hub.domain.pii import PersonalDataHasher, describe
 from hub.domain.resolution import ResolverState, record_keys
-from hub.domain.teams import Team, route
+from hub.domain.teams import Team, recipients, route
 from hub.domain.validation import latest_date
 from hub.flow import resolving
 from hub.flow.codec import Codec, RegistryUnavailable
@@ -279,6 +279,12 @@ class Flow:
 
     def _feedback(self, message: FeedbackMessage, batch: Batch) -> None:
         state = self.state(batch, message.business, message.record.partition)
+        view = state.routing_view(message.feedback["lead_id"])
+        if view is not None and message.feedback["team"] not in {t.name for t in recipients(view, self.teams)}:
+            # Only a team the lead was routed to may change it. The name is
+            # not echoed: a forged field may hold anything.
+            raise Refused("team_not_recipient",
+                          f"feedback on {message.feedback['lead_id']} from a team that does not receive it")
         # Scrubbed before anything is kept or sent on, whoever produced it.
         feedback = {**message.feedback, "note": self.hasher.scrub_feedback(message.feedback["note"], state.persons),
                     "by": self.hasher.desk(message.feedback["by"])}
