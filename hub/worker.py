@@ -1,6 +1,6 @@
 """The Faust edge of the flow: it wires the topics and tables to
-``hub.flow.Flow`` and carries out the effects the flow returns. Built by
-``create_app`` from settings; nothing connects at import time. Whatever
+``hub.flow.Flow`` and carries out the effects the flow returns (``Edge``).
+Built from settings; nothing connects at import time. Whatever
 touches Faust's private attributes is in ``hub.faust_patches``.
 
 Per-event cost in Faust decides throughput, so the agent takes records in
@@ -181,14 +181,8 @@ class Publisher:
         return encode(send.value)
 
 
-@dataclass
-class WorkerApp:
-    app: faust.App
-    tally: Tally
-
-
-def create_app(settings: Settings, metrics: Metrics, started: threading.Event | None = None) -> WorkerApp:
-    app = faust.App(
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.broker_url}",
         store=settings.table_store,
@@ -219,105 +213,100 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
         # rebalances).
         table_standby_replicas=0,
     )
-    serde = Serde(settings)
-    # Resolution's traffic is keyed like the events (by business, or by lookup
-    # key) and replayed like them: strict commits and stall healing apply.
-    source_names = set(source_topics())
-    consumed = {*source_names, FEEDBACK_TOPIC}
-    # Feedback and clock ticks are keyed by business like the events: one
-    # agent, one state per business, no cross-partition coordination.
-    sources = app.topic(*sorted(consumed), key_type=bytes, value_type=bytes)
-    # use_partitioner: the changelog partition comes from the key's murmur2
-    # hash, the same hash the connectors' producers use for the events, so a
-    # business's state lives in the partition its events do even though a
-    # batch mixes partitions.
-    tables = {name: app.Table(name, key_type=bytes, value_type=bytes, use_partitioner=True,
-                              partitions=settings.topic_partitions) for name in (BUSINESS_TABLE, RESOLVER_TABLE)}
-    changelogs = {name: changelog_topic(settings, name) for name in tables}
-    store = FaustStore(app, tables[BUSINESS_TABLE], tables[RESOLVER_TABLE], changelogs[BUSINESS_TABLE])
-    flow = Flow(settings, serde, store, load_teams(settings.teams_file))
-    publisher = Publisher(settings, serde)
-    tally = Tally()
-    backoff = Backoff(settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
-    assigned_in: list[int | None] = [None]  # the generation the flow was last assigned in
 
-    def owned_partitions() -> frozenset[int]:
-        return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == FEEDBACK_TOPIC)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        revoked = args[0]  # the signal's argument: the partitions taken away
-        flow.revoke(frozenset(tp.partition for tp in revoked if tp.topic == FEEDBACK_TOPIC))
-        assigned_in[0] = None  # the next batch assigns the flow again
+class Edge:
+    """One worker: a Faust app wired to a ``Flow``. The agent hands each
+    batch to the flow and carries out its effects (``carry_out``); the
+    timers heal stalled commits, report lag, tick the lifecycle's clock and
+    watch the broker. Built from settings; nothing connects until Faust runs it."""
 
-    async def write_states(effects: Effects) -> None:
-        """Into the tables, and onto their changelogs by our producer (the
-        records Faust's own would write: raw key and value, the murmur2
-        partition). Idempotent: a retry writes the same states again."""
-        seconds = effects.seconds
-        for write in effects.states:
-            set_without_changelog(tables[write.table], write.key, write.value)
-            publisher.produce(changelogs[write.table], write.key, write.value)
-        touched = await publisher.flush(seconds, Stage.STATE_WRITE)
-        if settings.changelog_sentinels and touched:
-            for topic, partition in sorted(touched):
-                publisher.produce(topic, SENTINEL_KEY, b"", partition)
-            await publisher.flush(seconds, Stage.STATE_WRITE)
-        for name, table in tables.items():
-            metrics.worker.table_entries.labels(name).set(len(table) - (SENTINEL_KEY in table))
+    def __init__(self, settings: Settings, metrics: Metrics, started: threading.Event | None = None) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.app = app = _faust_app(settings)
+        self.serde = Serde(settings)
+        # Resolution's traffic is keyed like the events (by business, or by
+        # lookup key) and replayed like them: strict commits and stall healing apply.
+        self.source_names = set(source_topics())
+        # use_partitioner: the changelog partition comes from the key's murmur2
+        # hash, the same hash the connectors' producers use for the events, so
+        # a business's state lives in the partition its events do even though
+        # a batch mixes partitions.
+        self.tables = {name: app.Table(name, key_type=bytes, value_type=bytes, use_partitioner=True,
+                                       partitions=settings.topic_partitions)
+                       for name in (BUSINESS_TABLE, RESOLVER_TABLE)}
+        self.changelogs = {name: changelog_topic(settings, name) for name in self.tables}
+        store = FaustStore(app, self.tables[BUSINESS_TABLE], self.tables[RESOLVER_TABLE],
+                           self.changelogs[BUSINESS_TABLE])
+        self.flow = Flow(settings, self.serde, store, load_teams(settings.teams_file))
+        self.publisher = Publisher(settings, self.serde)
+        self.tally = Tally()
+        self.backoff = Backoff(settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
+        self.assigned_in: int | None = None  # the generation the flow was last assigned in
+        # Where each partition's log starts: the first commit of a partition
+        # must start there (see strict_commits).
+        log_start: dict[Any, int] = {}
+        strict_commits(app.consumer, log_start)
+        self.healer = StallHealer(app.consumer, self.source_names, settings.commit_stall_heal_s, log_start)
+        self._wire(started)
 
-    def failed(stage: str) -> Callable[[int, Exception], None]:
-        def report(failures: int, exc: Exception) -> None:
-            metrics.worker.infrastructure_failures.labels(stage).inc()
-            metrics.worker.infrastructure_failing.set(1)
-            log.warning("%s failed (%d of %d in a row), batch not acknowledged: %s: %s", stage, failures,
-                        backoff.attempts, type(exc).__name__, exc)
-        return report
+    def _wire(self, started: threading.Event | None) -> None:
+        """Faust's agent, timers and signal, each handing over to a method."""
+        app, settings = self.app, self.settings
+        # Feedback and clock ticks are keyed by business like the events: one
+        # agent, one state per business, no cross-partition coordination.
+        consumed = sorted({*self.source_names, FEEDBACK_TOPIC})
+        sources = app.topic(*consumed, key_type=bytes, value_type=bytes)
 
-    async def fence(generation: int, stage: str, seconds: dict[Stage, float]) -> None:
-        """Raise ``Fenced`` unless this worker still owns the batch's
-        partitions: a worker paused beyond the session timeout would write
-        stale state over their new owner's."""
-        started = perf_counter()
-        member = await still_member(app, generation)
-        seconds[Stage.FENCE] += perf_counter() - started
-        if not member:
-            raise Fenced(f"generation {generation} ended before the {stage} step")
+        @app.agent(sources, name="leads")
+        async def leads(stream: Any) -> None:  # a faust Stream: take_events is not on StreamT
+            await self.consume(stream)
 
-    async def carry_out(records: list[Record], generation: int) -> None:
-        started = perf_counter()
-        if assigned_in[0] != generation:
-            flow.assign(owned_partitions())
-            assigned_in[0] = generation
-        effects: list[Effects] = []
-        fenced: dict[Stage, float] = defaultdict(float)  # the fence's time, before the effects exist
+        @app.on_partitions_revoked.connect
+        async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            self.revoked(args[0])  # the signal's argument: the partitions taken away
 
-        async def first() -> None:
-            """Run again whole on a retry: the tables are not written yet,
-            so the batch meets the same states."""
-            effects[:] = [flow.process(records)]
-            await publisher.send_all(effects[0].first, effects[0].seconds)
+        @app.timer(min(1.0, settings.commit_stall_heal_s / 2))
+        async def heal_stalled_commits() -> None:
+            healed = await self.healer.check(asyncio.get_running_loop().time())
+            if healed:
+                self.metrics.worker.commit_stalls_healed.inc(healed)
 
-        await fence(generation, "publish", fenced)
-        await retried(first, backoff, failed("publish"))
-        effects[0].seconds[Stage.FENCE] += fenced[Stage.FENCE]
-        await fence(generation, "state", effects[0].seconds)
-        await retried(lambda: write_states(effects[0]), backoff, failed("state"))
-        await fence(generation, "leads", effects[0].seconds)
-        await retried(lambda: publisher.send_all(effects[0].leads, effects[0].seconds), backoff, failed("leads"))
-        metrics.worker.observe(effects[0], time.time())
-        tally.add(effects[0], started)
+        @app.timer(2.0)
+        async def report_lag() -> None:
+            self.report_lag()
 
-    @app.agent(sources, name="leads")
-    async def process(stream: Any) -> None:  # a faust Stream: take_events is not on StreamT
+        if settings.lifecycle_tick_s > 0:
+            @app.timer(settings.lifecycle_tick_s)
+            async def clock_tick() -> None:
+                await self.clock_tick()
+
+        if started is not None:
+            @app.task
+            async def announce_start() -> None:
+                started.set()
+
+        _watch_broker(app, settings, self.metrics, sorted({*consumed, *self.changelogs.values()}))
+
+    # -- partitions ------------------------------------------------------
+    def owned_partitions(self) -> frozenset[int]:
+        return frozenset(tp.partition for tp in self.app.consumer.assignment() if tp.topic == FEEDBACK_TOPIC)
+
+    def revoked(self, partitions: Any) -> None:
+        self.flow.revoke(frozenset(tp.partition for tp in partitions if tp.topic == FEEDBACK_TOPIC))
+        self.assigned_in = None  # the next batch assigns the flow again
+
+    # -- batches ---------------------------------------------------------
+    async def consume(self, stream: Any) -> None:
+        settings, metrics = self.settings, self.metrics
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
             records = [Record(e.message.topic, e.message.partition, e.key, e.value, e.message.offset)
                        for e in batch]
-            generation = app.consumer_generation_id
+            generation = self.app.consumer_generation_id
             try:
                 if any(e.message.generation_id != generation for e in batch):
                     raise Fenced("the batch spans a rebalance")
-                await carry_out(records, generation)
+                await self.carry_out(records, generation)
             except Fenced as exc:
                 # Whoever owns the partitions now replays these records from
                 # the committed offset; acknowledging them here would commit
@@ -325,8 +314,8 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                 # state write leaves its leads to the owner's ``resume``.
                 log.warning("dropping a batch of %d records unwritten: %s", len(records), exc)
                 metrics.worker.fenced_batches.inc()
-                flow.renew()
-                assigned_in[0] = None
+                self.flow.renew()
+                self.assigned_in = None
                 mark_unacknowledged(batch)
                 continue
             except GaveUp as exc:
@@ -341,57 +330,92 @@ def create_app(settings: Settings, metrics: Metrics, started: threading.Event | 
                 raise
             metrics.worker.infrastructure_failing.set(0)
 
-    # Where each partition's log starts: the first commit of a partition must
-    # start there (see strict_commits).
-    log_start: dict[Any, int] = {}
-    strict_commits(app.consumer, log_start)
-    healer = StallHealer(app.consumer, source_names, settings.commit_stall_heal_s, log_start)
+    async def carry_out(self, records: list[Record], generation: int) -> None:
+        """The flow's effects for a batch, in three steps, each finished and
+        fenced before the next; a failed step is retried with backoff."""
+        started = perf_counter()
+        if self.assigned_in != generation:
+            self.flow.assign(self.owned_partitions())
+            self.assigned_in = generation
+        fence_time: dict[Stage, float] = defaultdict(float)  # before the effects exist
+        await self.fence(generation, "publish", fence_time)
+        effects = await retried(lambda: self.first(records), self.backoff, self.failed("publish"))
+        effects.seconds[Stage.FENCE] += fence_time[Stage.FENCE]
+        await self.fence(generation, "state", effects.seconds)
+        await retried(lambda: self.write_states(effects), self.backoff, self.failed("state"))
+        await self.fence(generation, "leads", effects.seconds)
+        await retried(lambda: self.publisher.send_all(effects.leads, effects.seconds), self.backoff,
+                      self.failed("leads"))
+        self.metrics.worker.observe(effects, time.time())
+        self.tally.add(effects, started)
 
-    @app.timer(min(1.0, settings.commit_stall_heal_s / 2))
-    async def heal_stalled_commits() -> None:
-        healed = await healer.check(asyncio.get_running_loop().time())
-        if healed:
-            metrics.worker.commit_stalls_healed.inc(healed)
+    async def first(self, records: list[Record]) -> Effects:
+        """Run again whole on a retry: the tables are not written yet, so the
+        batch meets the same states."""
+        effects = self.flow.process(records)
+        await self.publisher.send_all(effects.first, effects.seconds)
+        return effects
 
-    _watch_broker(app, settings, metrics, sorted({*consumed, *changelogs.values()}))
+    async def write_states(self, effects: Effects) -> None:
+        """Into the tables, and onto their changelogs by our producer (the
+        records Faust's own would write: raw key and value, the murmur2
+        partition). Idempotent: a retry writes the same states again."""
+        for write in effects.states:
+            set_without_changelog(self.tables[write.table], write.key, write.value)
+            self.publisher.produce(self.changelogs[write.table], write.key, write.value)
+        touched = await self.publisher.flush(effects.seconds, Stage.STATE_WRITE)
+        if self.settings.changelog_sentinels and touched:
+            for topic, partition in sorted(touched):
+                self.publisher.produce(topic, SENTINEL_KEY, b"", partition)
+            await self.publisher.flush(effects.seconds, Stage.STATE_WRITE)
+        for name, table in self.tables.items():
+            self.metrics.worker.table_entries.labels(name).set(len(table) - (SENTINEL_KEY in table))
 
-    @app.timer(2.0)
-    async def report_lag() -> None:
+    def failed(self, stage: str) -> Callable[[int, Exception], None]:
+        def report(failures: int, exc: Exception) -> None:
+            self.metrics.worker.infrastructure_failures.labels(stage).inc()
+            self.metrics.worker.infrastructure_failing.set(1)
+            log.warning("%s failed (%d of %d in a row), batch not acknowledged: %s: %s", stage, failures,
+                        self.backoff.attempts, type(exc).__name__, exc)
+        return report
+
+    async def fence(self, generation: int, stage: str, seconds: dict[Stage, float]) -> None:
+        """Raise ``Fenced`` unless this worker still owns the batch's
+        partitions: a worker paused beyond the session timeout would write
+        stale state over their new owner's."""
+        started = perf_counter()
+        member = await still_member(self.app, generation)
+        seconds[Stage.FENCE] += perf_counter() - started
+        if not member:
+            raise Fenced(f"generation {generation} ended before the {stage} step")
+
+    # -- timers ----------------------------------------------------------
+    def report_lag(self) -> None:
         """Consumer lag in records per owned partition. On Tansu the high
         watermark can trail the last batch (see hub.topics.end_offsets), so
         the figure there is a lower bound."""
-        consumer: Any = app.consumer
+        consumer: Any = self.app.consumer
         total = 0
         for tp in consumer.assignment():
-            if tp.topic not in source_names:
+            if tp.topic not in self.source_names:
                 continue
             highwater = consumer.highwater(tp)
             read = read_offset(consumer, tp)
             lag = max(0, (highwater or 0) - ((read + 1) if read is not None else 0)) if highwater else 0
-            metrics.worker.lag_messages.labels(tp.topic, str(tp.partition)).set(lag)
+            self.metrics.worker.lag_messages.labels(tp.topic, str(tp.partition)).set(lag)
             total += lag
         if total == 0 and not has_unacked(consumer):
-            metrics.worker.lag_seconds.set(0)
-        metrics.worker.report_unresolved(flow.unresolved_now(), time.time())  # the oldest parked record ages
+            self.metrics.worker.lag_seconds.set(0)
+        # the oldest parked record ages between batches too
+        self.metrics.worker.report_unresolved(self.flow.unresolved_now(), time.time())
 
-    if settings.lifecycle_tick_s > 0:
-        encode_tick = serde.encoder(FEEDBACK_TOPIC, "feedback")
-
-        @app.timer(settings.lifecycle_tick_s)
-        async def clock_tick() -> None:
-            """The lifecycle's clock: a tick on each owned partition of the
-            feedback topic, behind which that partition's deadlines are checked."""
-            value = encode_tick(tick(time.time()))
-            for partition in sorted(owned_partitions()):
-                await app.producer.send(FEEDBACK_TOPIC, TICK_KEY, value, partition=partition, timestamp=None,
-                                        headers=None)
-
-    if started is not None:
-        @app.task
-        async def announce_start() -> None:
-            started.set()
-
-    return WorkerApp(app, tally)
+    async def clock_tick(self) -> None:
+        """The lifecycle's clock: a tick on each owned partition of the
+        feedback topic, behind which that partition's deadlines are checked."""
+        value = self.publisher.encode(Send(FEEDBACK_TOPIC, TICK_KEY, "feedback", tick(time.time())))
+        for partition in sorted(self.owned_partitions()):
+            await self.app.producer.send(FEEDBACK_TOPIC, TICK_KEY, value, partition=partition, timestamp=None,
+                                         headers=None)
 
 
 def _watch_broker(app: faust.App, settings: Settings, metrics: Metrics, watched: list[str]) -> None:
@@ -469,8 +493,8 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
     the consumer group shares the partitions among however many workers run."""
     # Faust closes its loop on shutdown: a fresh one lets a process run a worker again.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    built = create_app(settings, metrics, started)
-    worker = StoppableWorker(built.app, loglevel=loglevel, quiet=True, override_logging=False)
+    edge = Edge(settings, metrics, started)
+    worker = StoppableWorker(edge.app, loglevel=loglevel, quiet=True, override_logging=False)
     worker.broker_down = lambda: metrics.worker.broker_reachable._value.get() == 0
     worker.grace_s = settings.shutdown_grace_s
     worker.spinner = None  # its escape codes mangle the leads printed beside it
@@ -481,4 +505,4 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
     except SystemExit as exc:  # mode always ends with SystemExit; only failures matter
         if exc.code not in (0, None):
             raise
-    return built.tally
+    return edge.tally
