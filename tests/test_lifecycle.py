@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hub.domain.leads import Accepted, BusinessState
-from hub.domain.lifecycle import FeedbackRejected, LeadMark, is_overdue
+from hub.domain.lifecycle import FeedbackRejected, is_overdue
 from hub.settings import LifecycleSettings
 from tests.test_rules import KEY, RULES, days, event
 
