@@ -145,9 +145,25 @@ refresh(); setInterval(refresh, 1000);
 """
 
 
-def _handler(board: LeadBoard) -> type[BaseHTTPRequestHandler]:
+LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+
+
+def host_name(header: str | None) -> str:
+    """The name in a Host header, without its port ("[::1]:9410" -> "[::1]")."""
+    host = (header or "").strip().lower()
+    if host.startswith("["):
+        return host[:host.find("]") + 1]
+    return host.split(":", 1)[0]
+
+
+def _handler(board: LeadBoard, allowed: frozenset[str]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if host_name(self.headers.get("Host")) not in allowed:
+                # A page asked for under a name the board does not answer to:
+                # a DNS-rebinding page in an operator's browser would read it
+                # as its own origin. The name is not echoed.
+                return self.send_error(421, "unknown Host")
             parts = [unquote(p) for p in self.path.split("?")[0].strip("/").split("/") if p]
             if not parts:
                 links = "".join(f'<li><a href="/teams/{html.escape(t)}">{html.escape(t)}</a> '
@@ -181,8 +197,12 @@ def _handler(board: LeadBoard) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve_board(board: LeadBoard, host: str, port: int) -> ThreadingHTTPServer:
-    """Serve the board on a daemon thread; returns the server (``server_port``, ``shutdown()``)."""
-    server = ThreadingHTTPServer((host, port), _handler(board))
+def serve_board(board: LeadBoard, host: str, port: int, allowed_hosts: tuple[str, ...] = ()) -> ThreadingHTTPServer:
+    """Serve the board on a daemon thread; returns the server (``server_port``,
+    ``shutdown()``). It answers to loopback names, ``host`` (unless a
+    wildcard) and ``allowed_hosts``."""
+    allowed = frozenset({*LOOPBACK, *(h.strip().lower() for h in allowed_hosts if h.strip()),
+                         *([host.lower()] if host not in ("0.0.0.0", "::", "") else [])})
+    server = ThreadingHTTPServer((host, port), _handler(board, allowed))
     threading.Thread(target=server.serve_forever, name="lead-board-http", daemon=True).start()
     return server

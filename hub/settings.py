@@ -132,6 +132,9 @@ class Settings:
     # The read-only lead board each worker serves (0: a free port; -1: off).
     web_port: int = 9410
     web_host: str = "127.0.0.1"
+    # Host names the board answers to besides loopback and web_host: a page
+    # asked for under any other name (DNS rebinding) is refused.
+    web_allowed_hosts: tuple[str, ...] = ()
     # How often a worker checks its leads' deadlines (0: only on ticks others send).
     lifecycle_tick_s: float = 10.0
     rules: RuleSettings = field(default_factory=RuleSettings)

@@ -107,9 +107,9 @@ def serve_board(metrics: Any, settings: Settings) -> Callable[[], None]:
     stop = threading.Event()
     follow_into(board, settings, stop)
     try:
-        server = serve_board(board, settings.web_host, settings.web_port)
+        server = serve_board(board, settings.web_host, settings.web_port, settings.web_allowed_hosts)
     except OSError:
-        server = serve_board(board, settings.web_host, 0)
+        server = serve_board(board, settings.web_host, 0, settings.web_allowed_hosts)
         log.warning("lead board port %s is taken; serving on %s", settings.web_port, server.server_port)
     click.echo(f"lead board: http://{settings.web_host}:{server.server_port}/", err=True)
 
