@@ -135,9 +135,8 @@ def _in_subprocess(settings: Settings, sources: list[tuple[str, Path]], _: Metri
     runs = []
     for name, path in sources:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "hub.cli", "--broker", settings.broker_url, "connector", "run",
-                        name, "--path", str(path)], check=True, capture_output=True,
-                       env={**os.environ, "HUB_METRICS_PORT": "0", "HUB_PII_KEY": BENCH_PII_KEY})
+        subprocess.run([sys.executable, "-m", "hub.cli", "connector", "run", name, "--path", str(path)],
+                       check=True, capture_output=True, env=process_env(settings, HUB_PII_KEY=BENCH_PII_KEY))
         runs.append(RunSummary(name, str(path), elapsed_s=time.perf_counter() - started))
     return runs
 

@@ -33,8 +33,8 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict
-from time import perf_counter
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any, Callable, Iterable
 
 import faust

@@ -70,7 +70,7 @@ class Unresolved:
 
 class Stage(Enum):
     """Where a batch's time goes, for ``hub bench``: the flow's own stages,
-    and the edge's (``ENCODE``, ``SEND``, ``STATE_WRITE``)."""
+    and the edge's (``ENCODE``, ``SEND``, ``STATE_WRITE``, ``FENCE``)."""
 
     DECODE = "decode and validate"
     STATE_LOAD = "state load"

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Callable, Iterator, NamedTuple, Union
 
 from hub.domain.events import Event, event_key
+from hub.domain.lifecycle import Action
 from hub.domain.validation import Invalid, check_record
 from hub.flow.codec import DecodeError
 from hub.flow.topics import FEEDBACK_TOPIC, RESOLUTION_TOPIC
@@ -126,10 +127,10 @@ class Reader:
     def _feedback(self, record: Record, value: bytes, latest: dt.date) -> FeedbackMessage | Tick:
         with _refusing("undecodable_feedback"):
             feedback = self.decode_feedback(value)
-            ahead = self.limits.max_tick_ahead_days if feedback["action"] == "TICK" else 0
+            ahead = self.limits.max_tick_ahead_days if feedback["action"] == Action.TICK else 0
             check_record(feedback, self.limits, latest + dt.timedelta(days=ahead))
         at_ms = int(feedback["at"].timestamp() * 1000)
-        if feedback["action"] == "TICK":
+        if feedback["action"] == Action.TICK:
             return Tick(record, at_ms)
         if not LEAD_ID.fullmatch(feedback["lead_id"]):  # a forged field could hold anything: never echo it
             raise Refused("unknown_lead", "feedback on something that is no lead ID")

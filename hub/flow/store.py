@@ -3,9 +3,9 @@ state between batches. The flow reads through this protocol and writes
 through its effects (``StateWrite``), so a store is read-only to it: the edge
 writes a batch's states once they are all drawn.
 
-Partitions: the store answers for the partitions its owner was assigned.
-``Flow.assign`` is called with them after every (re)assignment, before the
-first batch, and reads the stored states once (see ``Flow.assign``)."""
+Partitions: a table may hold entries of partitions its worker no longer
+owns; ``partition_of`` tells them apart, and ``Flow.assign`` reads only the
+assigned partitions' states, once after every (re)assignment."""
 from __future__ import annotations
 
 from typing import Iterable, Protocol
