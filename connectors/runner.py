@@ -25,6 +25,7 @@ from hub.metrics import Metrics
 from hub.serde import Serde
 from hub.settings import Settings
 from hub.topics import DEADLETTER_TOPIC, events_topic, producer_config
+from hub.trust import Role, signer
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ class ConnectorRunner:
         self.serde = serde or Serde(settings)
         self.topic = events_topic(connector.agency)
         # The default delivery callback: records without their own (cursors) report failures too.
+        # Every record it publishes carries its connector's signature: the
+        # workers take an agency's events from that agency's connectors alone.
+        self.signer = signer(settings, Role.CONNECTOR, connector.name)
         self.producer = Producer({**producer_config(settings), "on_delivery": self._failed})
         self.offsets = OffsetStore(settings, self.serde, self.producer)
         self._encode_event = self.serde.encoder(self.topic, "event")
@@ -117,9 +121,10 @@ class ConnectorRunner:
                                f"({errors[0] if errors else 'timeout'}); cursor kept at the last checkpoint")
 
     def _produce(self, topic: str, key: str, value: bytes) -> None:
+        headers = self.signer.headers(topic, key.encode(), value)
         while True:
             try:
-                self.producer.produce(topic, key=key.encode(), value=value,
+                self.producer.produce(topic, key=key.encode(), value=value, headers=headers,
                                       on_delivery=partial(self._delivered, time.perf_counter()))
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry

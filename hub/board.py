@@ -2,19 +2,27 @@
 team's own topic carries them (so redacted exactly as the team receives
 them), updating live. Also the source of the open/overdue lead gauges.
 
+Each team logs in with its board token (derived from its key: ``hub keys
+token``) and sees its own page only; operators see every page.
+
 Every worker follows every team topic (they are small and compacted), so any
 worker's board shows everything; the gauges are therefore the same on each
 worker: aggregate them with max(), not sum().
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import json
 import logging
+import secrets
 import threading
+import time
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable
-from urllib.parse import unquote
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs, unquote
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -24,6 +32,9 @@ from hub.domain.teams import SEVERITIES, Team
 from hub.leadview import follow_topics
 from hub.pipeline import to_json_ready
 from hub.settings import Settings
+from hub.trust import Role
+from hub.trust.keys import TrustedKey
+from hub.trust.signatures import TrustStoreFile
 
 log = logging.getLogger(__name__)
 
@@ -90,37 +101,34 @@ def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event) -> 
     return thread
 
 
-_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; }} table {{ border-collapse: collapse; width: 100%; }}
-td, th {{ border-bottom: 1px solid #ccc; padding: .4em; vertical-align: top; text-align: left; }}
-.CRITICAL {{ color: #b00; font-weight: bold; }} .HIGH {{ color: #d60; }} .overdue {{ background: #fee; }}
-.withheld {{ color: #888; font-style: italic; }} ul {{ margin: 0; padding-left: 1.2em; }}
-</style></head>
-<body><h1>{title}</h1>
-<p>Read-only. <span id="count">loading</span> open leads; updated <span id="updated">never</span>.</p>
-<table><thead><tr><th>severity</th><th>lead</th><th>business</th><th>status</th><th>deadlines</th>
-<th>evidence</th><th>history</th></tr></thead><tbody id="leads"></tbody></table>
-<script>
-const team = {team_json};
+_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; } table { border-collapse: collapse; width: 100%; }
+td, th { border-bottom: 1px solid #ccc; padding: .4em; vertical-align: top; text-align: left; }
+.CRITICAL { color: #b00; font-weight: bold; } .HIGH { color: #d60; } .overdue { background: #fee; }
+.withheld { color: #888; font-style: italic; } ul { margin: 0; padding-left: 1.2em; }
+form.logout { display: inline; }
+"""
+
+_SCRIPT = """
+const team = document.body.dataset.team;
 let version = -1;
-function cell(row, content) {{ const td = document.createElement("td"); td.append(content); row.append(td); return td; }}
-function list(items) {{
+function cell(row, content) { const td = document.createElement("td"); td.append(content); row.append(td); return td; }
+function list(items) {
   const ul = document.createElement("ul");
-  for (const [text, cls] of items) {{ const li = document.createElement("li"); li.textContent = text;
-    if (cls) li.className = cls; ul.append(li); }}
+  for (const [text, cls] of items) { const li = document.createElement("li"); li.textContent = text;
+    if (cls) li.className = cls; ul.append(li); }
   return ul;
-}}
-async function refresh() {{
-  try {{
+}
+async function refresh() {
+  try {
     const response = await fetch("/teams/" + encodeURIComponent(team) + "/leads.json?since=" + version);
+    if (!response.ok) { document.getElementById("updated").textContent = "failed: " + response.status; return; }
     const data = await response.json();
-    if (data.version !== version) {{
+    if (data.version !== version) {
       version = data.version;
       const body = document.getElementById("leads");
       body.replaceChildren();
-      for (const lead of data.leads) {{
+      for (const lead of data.leads) {
         const row = document.createElement("tr");
         row.dataset.leadId = lead.lead_id; row.dataset.status = lead.status;
         if (lead.overdue) row.className = "overdue";
@@ -134,16 +142,45 @@ async function refresh() {{
           : [e.occurred_on + " " + e.agency + " " + e.finding, e.chained ? "chained" : ""])));
         cell(row, list(lead.history.map(h => [h.at + " " + h.status + (h.team ? " by " + h.team : "") + (h.note ? ": " + h.note : "")])));
         body.append(row);
-      }}
+      }
       document.getElementById("count").textContent = data.leads.length;
-    }}
+    }
     document.getElementById("updated").textContent = new Date().toLocaleTimeString();
-  }} catch (err) {{ document.getElementById("updated").textContent = "failed: " + err; }}
-}}
+  } catch (err) { document.getElementById("updated").textContent = "failed: " + err; }
+}
 refresh(); setInterval(refresh, 1000);
-</script></body></html>
 """
 
+_HEAD = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>'
+         '<link rel="stylesheet" href="/static/board.css"></head>')
+
+_PAGE = _HEAD + """
+<body data-team="{team}"><h1>{title}</h1>
+<p>Read-only, as team <b>{team}</b>. <span id="count">loading</span> open leads; updated <span id="updated">never</span>.
+<form class="logout" method="post" action="/logout"><button id="logout">log out</button></form></p>
+<table><thead><tr><th>severity</th><th>lead</th><th>business</th><th>status</th><th>deadlines</th>
+<th>evidence</th><th>history</th></tr></thead><tbody id="leads"></tbody></table>
+<script src="/static/board.js"></script></body></html>
+"""
+
+_LOGIN = _HEAD + """
+<body><h1>Lead board: log in</h1>
+<p>{message}Your team's board token (<code>hub keys token --key YOUR-TEAM-KEY</code>):</p>
+<form method="post" action="/login"><input type="password" name="token" id="token" size="50" autocomplete="off">
+<button type="submit" id="login">log in</button></form></body></html>
+"""
+
+# Every response: no inline script or style, no framing, no sniffing, no
+# referrer, nothing cached (the pages carry case details).
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+SESSION_COOKIE = "hub_session"
 
 LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
@@ -156,40 +193,154 @@ def host_name(header: str | None) -> str:
     return host.split(":", 1)[0]
 
 
-def _handler(board: LeadBoard, allowed: frozenset[str]) -> type[BaseHTTPRequestHandler]:
+class Sessions:
+    """Who a request comes from: a board token (``Authorization: Bearer``,
+    or once at ``/login``, which sets a session cookie). A session names
+    the key whose token opened it and ends with it: a revoked key logs out.
+    The cookie is an HMAC under a secret of this process, so a restart logs
+    everyone out and nothing is stored."""
+
+    def __init__(self, trust: TrustStoreFile, hours: float, clock: Callable[[], float] = time.time) -> None:
+        self.trust, self.seconds, self.clock = trust, int(hours * 3600), clock
+        self.secret = secrets.token_bytes(32)
+
+    def by_token(self, token: str) -> TrustedKey | None:
+        return self.trust.refresh().holder_of_token(token) if token else None
+
+    def cookie(self, holder: TrustedKey) -> str:
+        body = f"{holder.key_id}.{int(self.clock()) + self.seconds}"
+        return f"{body}.{self._mac(body)}"
+
+    def by_cookie(self, value: str) -> TrustedKey | None:
+        key_id, _, rest = value.partition(".")
+        expires, _, mac = rest.partition(".")
+        if not (expires.isdigit() and hmac.compare_digest(mac, self._mac(f"{key_id}.{expires}"))):
+            return None
+        if int(expires) < self.clock():
+            return None
+        holder = self.trust.refresh().keys.get(key_id)
+        return holder if holder is not None and not holder.revoked else None
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if host_name(self.headers.get("Host")) not in allowed:
-                # A page asked for under a name the board does not answer to:
-                # a DNS-rebinding page in an operator's browser would read it
-                # as its own origin. The name is not echoed.
-                return self.send_error(421, "unknown Host")
+            if not self._host_ok():
+                return None
             parts = [unquote(p) for p in self.path.split("?")[0].strip("/").split("/") if p]
+            if parts == ["static", "board.js"]:
+                return self._send(200, "text/javascript", _SCRIPT)
+            if parts == ["static", "board.css"]:
+                return self._send(200, "text/css", _STYLE)
+            if parts == ["login"]:
+                return self._send(200, "text/html", _LOGIN.format(title="Lead board: log in", message=""))
+            holder = self._holder()
+            if holder is None:
+                return self._unauthenticated(parts)
             if not parts:
+                if holder.role is Role.TEAM:
+                    return self._redirect(f"/teams/{holder.name}")
                 links = "".join(f'<li><a href="/teams/{html.escape(t)}">{html.escape(t)}</a> '
                                 f"{html.escape(board.teams[t].description)}</li>" for t in sorted(board.teams))
-                return self._send("text/html", f"<!doctype html><meta charset='utf-8'><title>Teams</title>"
-                                               f"<h1>Teams</h1><ul>{links}</ul>")
+                return self._send(200, "text/html", _HEAD.format(title="Teams") + f"<body><h1>Teams</h1><ul>{links}</ul>"
+                                  "</body></html>")
             if parts[0] != "teams" or len(parts) not in (2, 3) or parts[1] not in board.teams:
                 return self.send_error(404, "no such page")
             team = parts[1]
+            if holder.role is not Role.OPERATOR and not (holder.role is Role.TEAM and holder.name == team):
+                # Another team's page: never, whatever it asks. Its name is not echoed.
+                log.warning("board: %s asked for another team's page", holder.identity)
+                return self.send_error(403, "not your team's page")
             if len(parts) == 2:
                 title = html.escape(f"{team}: open leads")
-                return self._send("text/html", _PAGE.format(title=title, team_json=json.dumps(team)))
+                return self._send(200, "text/html", _PAGE.format(title=title, team=html.escape(team)))
             if parts[2] != "leads.json":
                 return self.send_error(404, "no such page")
             leads = [{**to_json_ready(lead), "overdue": bool(is_overdue(lead))} for lead in board.open_leads(team)]
-            return self._send("application/json", json.dumps({"version": board.version, "leads": leads},
-                                                             ensure_ascii=False))
+            return self._send(200, "application/json", json.dumps({"version": board.version, "leads": leads},
+                                                                  ensure_ascii=False))
 
-        def _send(self, content_type: str, body: str) -> None:
+        def do_POST(self) -> None:  # noqa: N802
+            if not self._host_ok():
+                return None
+            origin = self.headers.get("Origin")
+            if origin is not None and host_name(origin.split("//", 1)[-1]) != host_name(self.headers.get("Host")):
+                return self.send_error(403, "a form from another site")
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > 4096:
+                return self.send_error(413, "too large")
+            form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+            if self.path == "/logout":
+                return self._redirect("/login", f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict")
+            if self.path != "/login":
+                return self.send_error(404, "no such page")
+            holder = sessions.by_token((form.get("token") or [""])[0].strip())
+            if holder is None:
+                log.warning("board: a login with a token no live key has")
+                return self._send(401, "text/html", _LOGIN.format(title="Lead board: log in",
+                                                                  message="That token opens no board. "))
+            log.info("board: %s logged in", holder.identity)
+            cookie = (f"{SESSION_COOKIE}={sessions.cookie(holder)}; Max-Age={sessions.seconds}; Path=/; HttpOnly; "
+                      "SameSite=Strict")
+            return self._redirect("/" if holder.role is Role.OPERATOR else f"/teams/{holder.name}", cookie)
+
+        def _host_ok(self) -> bool:
+            if host_name(self.headers.get("Host")) in allowed:
+                return True
+            # A page asked for under a name the board does not answer to: a
+            # DNS-rebinding page in a browser would read it as its own
+            # origin. The name is not echoed.
+            self.send_error(421, "unknown Host")
+            return False
+
+        def _holder(self) -> TrustedKey | None:
+            auth = self.headers.get("Authorization") or ""
+            if auth.startswith("Bearer "):
+                return sessions.by_token(auth.removeprefix("Bearer ").strip())
+            cookie = SimpleCookie()
+            try:
+                cookie.load(self.headers.get("Cookie") or "")
+            except CookieError:
+                return None
+            morsel = cookie.get(SESSION_COOKIE)
+            return sessions.by_cookie(morsel.value) if morsel is not None else None
+
+        def _unauthenticated(self, parts: list[str]) -> None:
+            if parts[-1:] == ["leads.json"]:
+                return self._send(401, "application/json", '{"error": "log in first"}',
+                                  {"WWW-Authenticate": 'Bearer realm="lead board"'})
+            return self._send(401, "text/html", _LOGIN.format(title="Lead board: log in", message=""),
+                              {"WWW-Authenticate": 'Bearer realm="lead board"'})
+
+        def _redirect(self, where: str, cookie: str | None = None) -> None:
+            self.send_response(303)
+            self.send_header("Location", where)
+            if cookie:
+                self.send_header("Set-Cookie", cookie)
+            self._security_headers()
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _send(self, status: int, content_type: str, body: str, extra: dict[str, str] | None = None) -> None:
             data = body.encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", f"{content_type}; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self._security_headers()
             self.end_headers()
             self.wfile.write(data)
+
+        def _security_headers(self) -> None:
+            for name, value in _SECURITY_HEADERS.items():
+                self.send_header(name, value)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            self._send(code, "text/plain", f"{code} {message or ''}\n")
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("board: " + format, *args)
@@ -197,12 +348,13 @@ def _handler(board: LeadBoard, allowed: frozenset[str]) -> type[BaseHTTPRequestH
     return Handler
 
 
-def serve_board(board: LeadBoard, host: str, port: int, allowed_hosts: tuple[str, ...] = ()) -> ThreadingHTTPServer:
+def serve_board(board: LeadBoard, host: str, port: int, sessions: Sessions,
+                allowed_hosts: tuple[str, ...] = ()) -> ThreadingHTTPServer:
     """Serve the board on a daemon thread; returns the server (``server_port``,
     ``shutdown()``). It answers to loopback names, ``host`` (unless a
-    wildcard) and ``allowed_hosts``."""
+    wildcard) and ``allowed_hosts``, and to those who log in (``sessions``)."""
     allowed = frozenset({*LOOPBACK, *(h.strip().lower() for h in allowed_hosts if h.strip()),
                          *([host.lower()] if host not in ("0.0.0.0", "::", "") else [])})
-    server = ThreadingHTTPServer((host, port), _handler(board, allowed))
+    server = ThreadingHTTPServer((host, port), _handler(board, allowed, sessions))
     threading.Thread(target=server.serve_forever, name="lead-board-http", daemon=True).start()
     return server

@@ -66,6 +66,9 @@ class EmbeddedBroker:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # Where clients are told to connect, when not straight to the port: a
+    # TLS terminator in front of it (the TLS test), as tcp://HOST:PORT.
+    advertised: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -80,7 +83,7 @@ class EmbeddedBroker:
             self.log_path = log_dir / f"tansu-{self.port}.log"
         out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", self.advertised or url,
              "--storage-engine", "memory://tansu/", "--cluster-id", f"hub-{uuid.uuid4().hex[:12]}"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
@@ -155,7 +158,7 @@ def broker_for(settings: Settings) -> Iterator[tuple[Settings, bool]]:
         return
     shared = running_embedded_broker(settings)
     if shared:
-        yield settings.with_overrides(broker_url=shared), False
+        yield settings.on_embedded(shared), False
         return
     with EmbeddedBroker().start(log_dir=settings.state_dir) as broker:
-        yield settings.with_overrides(broker_url=broker.bootstrap), True
+        yield settings.on_embedded(broker.bootstrap), True

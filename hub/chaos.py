@@ -31,6 +31,7 @@ from connectors.police_case import PoliceCaseConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector
 from hub.broker import EmbeddedBroker
+from hub.trust import ensure_keys, trust_env
 from hub.domain.events import Agency, EventKind
 from hub.domain.leads import BusinessState
 from hub.leadview import final_leads
@@ -246,9 +247,10 @@ def outcome(settings: Settings) -> Outcome:
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a `hub` process on the settings' broker and consumer
     group, with metrics on a free port, no board, and commits every 0.2 s."""
+    ensure_keys(settings)  # before the processes start
     return {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
             "HUB_PII_KEY": settings.pii_key, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1",
-            "HUB_COMMIT_INTERVAL_S": "0.2", **extra}
+            "HUB_COMMIT_INTERVAL_S": "0.2", **trust_env(settings), **extra}
 
 
 class Fleet:
@@ -352,7 +354,7 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
     rng = random.Random(storm.seed if storm else 0)
     problems: list[str] = []
     with EmbeddedBroker().start(log_dir=workdir) as broker:
-        settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, app_id="hub-chaos",
+        settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
                                                             pii_key=CHAOS_PII_KEY)
         create_topics(settings)
         fleet = Fleet(settings, workdir)

@@ -1,4 +1,5 @@
-"""Teams' status changes on leads, and clock ticks, onto the feedback topic.
+"""Teams' status changes on leads, each onto the team's own feedback topic,
+and clock ticks onto the clock topic; every record signed by its sender.
 
 A feedback record is keyed by the lead's business key, so it lands in the
 partition that holds the business's state (the same murmur2 partitioner as
@@ -13,7 +14,9 @@ from confluent_kafka import Producer
 
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import FEEDBACK_TOPIC, admin
+from hub.flow.topics import feedback_topic
+from hub.topics import FEEDBACK_TOPIC, admin, producer_config
+from hub.trust import Signer
 
 TICK_KEY = b"\x00hub:tick"
 
@@ -34,8 +37,7 @@ def feedback(lead: dict[str, Any], action: str, team: str, note: str | None, by:
 
 
 def _producer(settings: Settings) -> Producer:
-    return Producer({"bootstrap.servers": settings.broker_url, "partitioner": "murmur2_random",
-                     "enable.idempotence": True, "log_level": 3})
+    return Producer({**producer_config(settings), "linger.ms": 0, "log_level": 3})
 
 
 def _deliver(producer: Producer) -> None:
@@ -43,25 +45,34 @@ def _deliver(producer: Producer) -> None:
         raise RuntimeError("the broker did not acknowledge the feedback within 30 s")
 
 
-def publish_feedback(settings: Settings, record: dict[str, Any]) -> None:
+def publish_feedback(settings: Settings, record: dict[str, Any], signer: Signer) -> str:
+    """A team's answer, signed by the team, onto the team's own feedback
+    topic. Returns the topic."""
+    topic = feedback_topic(signer.name)
+    if record["team"] != signer.name:
+        raise ValueError(f"an answer in the name of {record['team']!r} signed by {signer.name!r}")
     producer = _producer(settings)
-    encode = Serde(settings).encoder(FEEDBACK_TOPIC, "feedback")
+    value = Serde(settings).encoder(topic, "feedback")(record)
+    key = record["business_key"].encode()
     errors: list[str] = []
-    producer.produce(FEEDBACK_TOPIC, key=record["business_key"].encode(), value=encode(record),
+    producer.produce(topic, key=key, value=value, headers=signer.headers(topic, key, value),
                      on_delivery=lambda err, msg: errors.append(str(err)) if err else None)
     _deliver(producer)
     if errors:
         raise RuntimeError(f"feedback not delivered: {errors[0]}")
+    return topic
 
 
-def publish_ticks(settings: Settings, epoch_s: float) -> int:
-    """A tick at ``epoch_s`` on every feedback partition: the workers check
-    deadlines as of that time. Returns the number of partitions ticked."""
+def publish_ticks(settings: Settings, epoch_s: float, signer: Signer) -> int:
+    """A tick at ``epoch_s`` on every partition of the clock topic, signed
+    (by an operator, for a drill): the workers check deadlines as of that
+    time. Returns the number of partitions ticked."""
     client = admin(settings)
     partitions = client.list_topics(FEEDBACK_TOPIC, timeout=10).topics[FEEDBACK_TOPIC].partitions
     producer = _producer(settings)
     value = Serde(settings).encoder(FEEDBACK_TOPIC, "feedback")(tick(epoch_s))
+    headers = signer.headers(FEEDBACK_TOPIC, TICK_KEY, value)
     for partition in partitions:
-        producer.produce(FEEDBACK_TOPIC, key=TICK_KEY, value=value, partition=partition)
+        producer.produce(FEEDBACK_TOPIC, key=TICK_KEY, value=value, partition=partition, headers=headers)
     _deliver(producer)
     return len(partitions)

@@ -1,14 +1,20 @@
 """Leads for people: the terminal form and the subscriber loop."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
 
+from hub.connection import client_config
 from hub.serde import Serde
 from hub.settings import Settings
 from hub.topics import LEADS_TOPIC, admin, key_partition, read_to_end
+from hub.trust import Role, Untrusted, verifier
+from hub.trust.signatures import headers_of
+
+log = logging.getLogger(__name__)
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 _MARK = {"CRITICAL": "!!!", "HIGH": "!! ", "MEDIUM": "!  ", "LOW": "   "}
@@ -50,12 +56,36 @@ def matches(lead: dict[str, Any], region_prefix: str | None, min_severity: str |
     return True
 
 
+class LeadReader:
+    """Lead records as a subscriber takes them: only those a worker of the
+    hub signed (see ``hub.trust.signatures``); any other is left out, and
+    logged by where it sits, never by what it says."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.decode = Serde(settings).decoder("lead")
+        self.verifier = verifier(settings)
+
+    def __call__(self, message: Message) -> dict[str, Any] | None:
+        topic, value = str(message.topic()), message.value()
+        if value is None:
+            return None
+        try:
+            signed = self.verifier.verify(topic, message.key(), value, headers_of(message.headers()), None)
+            if signed.signer.role is not Role.WORKER:
+                raise Untrusted("not_authorised", f"{signed.signer.identity} is no worker")
+        except Untrusted as exc:
+            log.warning("a lead record on %s[%s]@%s is left out: %s (%s)", topic, message.partition(),
+                        message.offset(), exc.code, exc)
+            return None
+        return self.decode(value)
+
+
 def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
                   should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every lead record arriving on these lead topics, with its topic; read
     without a consumer group, so any number of subscribers see every lead."""
-    decode = Serde(settings).decoder("lead")
-    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": "hub-leads-tail",
+    read = LeadReader(settings)
+    consumer = Consumer({**client_config(settings), "group.id": "hub-leads-tail",
                          "enable.auto.commit": False, "log_level": 3})
     try:
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
@@ -68,8 +98,8 @@ def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
         consumer.assign(assignment)
         while not should_stop():
             for message in consumer.consume(500, 0.2):
-                if not message.error():
-                    yield str(message.topic()), decode(message.value())
+                if not message.error() and (lead := read(message)) is not None:
+                    yield str(message.topic()), lead
             time.sleep(0)
     finally:
         consumer.close()
@@ -83,11 +113,11 @@ def follow_leads(settings: Settings, from_beginning: bool, should_stop: Callable
 
 def final_leads(settings: Settings, topic: str = LEADS_TOPIC) -> dict[str, dict[str, Any]]:
     """The latest record of every lead on the lead topic (or a team's)."""
-    decode = Serde(settings).decoder("lead")
+    read = LeadReader(settings)
     leads: dict[str, dict[str, Any]] = {}
     for message in read_to_end(settings, topic):
-        lead = decode(message.value())
-        leads[lead["lead_id"]] = lead
+        if (lead := read(message)) is not None:
+            leads[lead["lead_id"]] = lead
     return leads
 
 
@@ -98,9 +128,9 @@ def find_lead(settings: Settings, lead_id: str, topic: str = LEADS_TOPIC) -> dic
     if metadata.error is not None:
         raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
     key = lead_id.encode()
-    decode = Serde(settings).decoder("lead")
+    read = LeadReader(settings)
     found = None
     for message in read_to_end(settings, topic, partitions=[key_partition(key, len(metadata.partitions))]):
-        if message.key() == key:
-            found = decode(message.value())
+        if message.key() == key and (lead := read(message)) is not None:
+            found = lead
     return found

@@ -42,6 +42,10 @@ class WorkerMetrics:
                                        "city systems), merged into it", ["agency"], registry=registry)
         self.dead_letters = Counter("hub_worker_dead_letters_total",
                                     "Events the worker could not process", ["reason"], registry=registry)
+        self.untrusted = Counter("hub_worker_untrusted_records_total",
+                                 "Records refused because their sender is not proven or not allowed to send "
+                                 "them (unsigned, tampered, replayed, unknown or revoked key, wrong agency or "
+                                 "team), by reason; each is also a dead letter", ["reason"], registry=registry)
         self.leads_published = Counter("hub_worker_leads_published_total",
                                        "Lead versions published, by rule family", ["rule"],
                                        registry=registry)
@@ -103,7 +107,7 @@ class WorkerMetrics:
         counters = {Seen.EVENT: self.events_processed, Seen.DUPLICATE: self.duplicates,
                     Seen.NEAR_DUPLICATE: self.near_duplicates, Seen.DEAD_LETTER: self.dead_letters,
                     Seen.LEAD_PUBLISHED: self.leads_published, Seen.ESCALATED: self.escalations,
-                    Seen.RESOLVED: self.resolved}
+                    Seen.RESOLVED: self.resolved, Seen.UNTRUSTED: self.untrusted}
         for o in effects.observations:
             if o.seen in counters:
                 counters[o.seen].labels(o.label).inc()

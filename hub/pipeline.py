@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from connectors.discovery import load
 from connectors.runner import ConnectorRunner, RunSummary
+from hub.connection import client_config
 from hub.domain.lifecycle import ACTIVE
 from hub.domain.pii import PersonalDataHasher
 from hub.metrics import Metrics
@@ -72,7 +73,7 @@ def wait_until_processed(settings: Settings, timeout_s: float) -> None:
     every message entity resolution sent meanwhile (each can send more: the
     ends are read again until they stay put)."""
     ends = event_ends(settings)
-    consumer = Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id,
+    consumer = Consumer({**client_config(settings), "group.id": settings.app_id,
                          "enable.auto.commit": False, "log_level": 3})
     try:
         deadline = time.monotonic() + timeout_s

@@ -154,10 +154,50 @@ class Settings:
     retry_attempts: int = 8
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 30.0
+    # Identities and signatures (hub.trust). Empty paths: under state_dir.
+    keys_dir: str = ""  # private keys this machine holds (0700)
+    trust_file: str = ""  # the trust store: public keys, written by operators only
+    key_file: str = ""  # this process's own private key, when not the keys directory's
+    worker_name: str = "worker"  # the identity a worker signs as
+    # Create missing demo keys on first use (always on the embedded broker).
+    provision_keys: bool = False
+    # A record taken by the broker this long after it was signed is a replayed copy.
+    signature_max_delay_s: float = 300.0
+    # ...or this long before: the signer's clock is wrong.
+    signature_max_skew_s: float = 300.0
+    # A clock tick may run this far ahead of the worker's own clock...
+    max_tick_ahead_s: float = 300.0
+    # ...unless it is an operator's signed drill, which a configured
+    # cluster refuses unless this is set (the embedded broker allows them).
+    allow_drills: bool = False
+    # Kafka security, passed to every client the hub makes (confluent-kafka
+    # and aiokafka): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password_file: str = ""  # a file, so the password is in no environment or process list
+    kafka_ssl_ca_file: str = ""  # the CA that signed the brokers' certificates
+    kafka_ssl_cert_file: str = ""  # a client certificate (mTLS), with its key
+    kafka_ssl_key_file: str = ""
+    # The lead board's login session, after a team presents its token.
+    board_session_hours: float = 8.0
 
     @property
     def embedded(self) -> bool:
         return not self.broker_url
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.keys_dir) if self.keys_dir else self.state_dir / "keys"
+
+    @property
+    def trust_path(self) -> Path:
+        return Path(self.trust_file) if self.trust_file else self.keys_path / "trust.json"
+
+    def on_embedded(self, bootstrap: str, **overrides: Any) -> "Settings":
+        """These settings on the embedded broker at ``bootstrap``: a demo or
+        test bus, where missing keys are made on first use and drills run."""
+        return self.with_overrides(broker_url=bootstrap, provision_keys=True, allow_drills=True, **overrides)
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}

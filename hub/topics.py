@@ -10,9 +10,11 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from hub.connection import client_config
 from hub.domain.events import Agency
 from hub.flow.topics import (BUSINESS_TABLE, CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC,  # noqa: F401
-                             LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic, outcomes_topic)
+                             LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic, feedback_topic,
+                             outcomes_topic)
 from hub.settings import Settings
 
 
@@ -34,8 +36,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(DEADLETTER_TOPIC, "deadletter", description="rejected rows and undecodable events, with the reason"),
     TopicSpec(LEADS_TOPIC, "lead", description="every lead in full detail: the hub's operators only",
               compacted=True),
-    TopicSpec(FEEDBACK_TOPIC, "feedback", description="teams' status changes on leads, and the hub's clock ticks; "
-              "keyed by business, co-partitioned with the events"),
+    TopicSpec(FEEDBACK_TOPIC, "feedback", description="the lifecycle's clock: workers' ticks and operators' drills, "
+              "one per partition, co-partitioned with the events (teams answer on hub.feedback.<team>)"),
     *(TopicSpec(outcomes_topic(a.value), "feedback", description=f"outcomes of leads {a.value}'s evidence raised")
       for a in Agency),
     TopicSpec(RESOLUTION_TOPIC, "resolution", description="entity resolution: registry knowledge and parked "
@@ -56,22 +58,24 @@ def producer_config(settings: Settings) -> dict[str, object]:
     """What every confluent-kafka producer of the hub shares."""
     # murmur2: the Java client's partitioner, which the workers' Faust (aiokafka)
     # producer uses too; the workers rely on a key mapping to one partition everywhere.
-    return {"bootstrap.servers": settings.broker_url, "linger.ms": 20, "acks": "all",
+    return {**client_config(settings), "linger.ms": 20, "acks": "all",
             "partitioner": "murmur2_random",
             "enable.idempotence": True,
             "message.timeout.ms": int(settings.publish_timeout_s * 1000)}
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.broker_url})
+    return AdminClient(client_config(settings))
 
 
 def team_topics(settings: Settings) -> list[TopicSpec]:
     """One compacted topic per configured team: its leads, redacted to its clearance."""
     from hub.domain.teams import load_teams
 
-    return [TopicSpec(t.topic, "lead", description=f"leads for team {t.name}", compacted=True)
-            for t in load_teams(settings.teams_file).values()]
+    teams = load_teams(settings.teams_file).values()
+    return [*(TopicSpec(t.topic, "lead", description=f"leads for team {t.name}", compacted=True) for t in teams),
+            *(TopicSpec(feedback_topic(t.name), "feedback", description=f"team {t.name}'s answers on its leads; "
+                        "keyed by business, co-partitioned with the events") for t in teams)]
 
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] | None = None) -> dict[str, str]:
@@ -86,9 +90,13 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicS
     for table in (BUSINESS_TABLE, RESOLVER_TABLE):
         wanted[changelog_topic(settings, table)] = (settings.topic_partitions, True)
     client = admin(settings)
+    # The broker stamps each record as it takes it: a signed record whose
+    # stamp is far from its signature's time is a replayed copy (see
+    # hub.trust.signatures), and no producer can set that stamp.
     futures = client.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
-                  config={"cleanup.policy": "compact"} if compacted else {})
+                  config={"message.timestamp.type": "LogAppendTime", **({"cleanup.policy": "compact"} if compacted
+                                                                           else {})})
          for name, (n, compacted) in wanted.items()], operation_timeout=10, request_timeout=15)
     result: dict[str, str] = {}
     for name, fut in futures.items():
@@ -110,7 +118,7 @@ def list_topics(settings: Settings) -> dict[str, int]:
 
 
 def _reader(settings: Settings) -> Consumer:
-    return Consumer({"bootstrap.servers": settings.broker_url, "group.id": "hub-reader",
+    return Consumer({**client_config(settings), "group.id": "hub-reader",
                      "enable.auto.commit": False, "log_level": 3, "fetch.wait.max.ms": 20,
                      "fetch.error.backoff.ms": 20})
 
@@ -205,7 +213,7 @@ def worker_lag(settings: Settings, ends: dict[TopicPartition, int],
                consumer: Consumer | None = None) -> dict[TopicPartition, int]:
     """Events up to ``ends`` that the workers' consumer group has not committed."""
     own = consumer is None
-    consumer = consumer or Consumer({"bootstrap.servers": settings.broker_url, "group.id": settings.app_id,
+    consumer = consumer or Consumer({**client_config(settings), "group.id": settings.app_id,
                                      "enable.auto.commit": False, "log_level": 3})
     try:
         committed = consumer.committed(list(ends), timeout=10)

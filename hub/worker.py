@@ -40,16 +40,20 @@ from typing import Any, Callable, Iterable
 import faust
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
 
+from hub.connection import faust_credentials
 from hub.domain.teams import load_teams
 from hub.faust_patches import (QuietMonitor, StallHealer, StoppableWorker, has_unacked, mark_unacknowledged,
                                read_offset, set_without_changelog, still_member, strict_commits)
 from hub.feedback import TICK_KEY, tick
+from hub.flow.topics import feedback_topic
 from hub.flow import Effects, Flow, Record, Seen, Send
 from hub.flow.effects import Stage
 from hub.metrics import Metrics
 from hub.retry import Backoff, GaveUp, retried
 from hub.serde import Serde
 from hub.settings import Settings
+from hub.trust import Role, Signer, signer, verifier
+from hub.trust.signatures import broker_timestamp_ms, headers_of
 from hub.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE, admin, changelog_topic, producer_config,
                         source_topics)
 
@@ -129,8 +133,9 @@ class Publisher:
     murmur2 (``producer_config``), so a business's records and its state
     land in the partition its events do."""
 
-    def __init__(self, settings: Settings, serde: Serde) -> None:
+    def __init__(self, settings: Settings, serde: Serde, signer: Signer) -> None:
         self.serde = serde
+        self.signer = signer
         self.timeout_s = settings.publish_timeout_s
         self.producer = Producer({**producer_config(settings), "linger.ms": 5, "log_level": 3,
                                   "queue.buffering.max.messages": 1_000_000})
@@ -144,10 +149,13 @@ class Publisher:
         else:
             self.delivered_to.add((message.topic(), message.partition()))
 
-    def produce(self, topic: str, key: bytes, value: bytes, partition: int = -1) -> None:
+    def produce(self, topic: str, key: bytes, value: bytes, partition: int = -1, signed: bool = False) -> None:
+        """``signed``: with the worker's signature (every record others read;
+        the changelogs are the workers' own)."""
+        headers = self.signer.headers(topic, key, value) if signed else None
         while True:
             try:
-                self.producer.produce(topic, value, key, partition, on_delivery=self._delivered)
+                self.producer.produce(topic, value, key, partition, on_delivery=self._delivered, headers=headers)
                 return
             except BufferError:  # the local queue is full: let deliveries drain it
                 self.producer.poll(0.1)
@@ -170,7 +178,9 @@ class Publisher:
             started = perf_counter()
             value = self.encode(send)
             seconds[Stage.ENCODE] += perf_counter() - started
-            self.produce(send.topic, send.key, value)
+            started = perf_counter()
+            self.produce(send.topic, send.key, value, signed=True)
+            seconds[Stage.SIGN] += perf_counter() - started
         if sends:
             await self.flush(seconds)
 
@@ -184,7 +194,8 @@ class Publisher:
 def _faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.broker_url}",
+        broker=[f"kafka://{server}" for server in settings.broker_url.split(",")],
+        broker_credentials=faust_credentials(settings),
         store=settings.table_store,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,
@@ -238,8 +249,11 @@ class Edge:
         self.changelogs = {name: changelog_topic(settings, name) for name in self.tables}
         store = FaustStore(app, self.tables[BUSINESS_TABLE], self.tables[RESOLVER_TABLE],
                            self.changelogs[BUSINESS_TABLE])
-        self.flow = Flow(settings, self.serde, store, load_teams(settings.teams_file))
-        self.publisher = Publisher(settings, self.serde)
+        teams = load_teams(settings.teams_file)
+        self.signer = signer(settings, Role.WORKER, settings.worker_name)
+        self.flow = Flow(settings, self.serde, store, teams, verifier(settings))
+        self.publisher = Publisher(settings, self.serde, self.signer)
+        self.feedback_topics = [feedback_topic(name) for name in teams]
         self.tally = Tally()
         self.backoff = Backoff(settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
         self.assigned_in: int | None = None  # the generation the flow was last assigned in
@@ -255,7 +269,7 @@ class Edge:
         app, settings = self.app, self.settings
         # Feedback and clock ticks are keyed by business like the events: one
         # agent, one state per business, no cross-partition coordination.
-        consumed = sorted({*self.source_names, FEEDBACK_TOPIC})
+        consumed = sorted({*self.source_names, FEEDBACK_TOPIC, *self.feedback_topics})
         sources = app.topic(*consumed, key_type=bytes, value_type=bytes)
 
         @app.agent(sources, name="leads")
@@ -300,8 +314,8 @@ class Edge:
     async def consume(self, stream: Any) -> None:
         settings, metrics = self.settings, self.metrics
         async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
-            records = [Record(e.message.topic, e.message.partition, e.key, e.value, e.message.offset)
-                       for e in batch]
+            records = [Record(e.message.topic, e.message.partition, e.key, e.value, e.message.offset,
+                              headers_of(e.message.headers), broker_timestamp_ms(e.message)) for e in batch]
             generation = self.app.consumer_generation_id
             try:
                 if any(e.message.generation_id != generation for e in batch):
@@ -413,9 +427,10 @@ class Edge:
         """The lifecycle's clock: a tick on each owned partition of the
         feedback topic, behind which that partition's deadlines are checked."""
         value = self.publisher.encode(Send(FEEDBACK_TOPIC, TICK_KEY, "feedback", tick(time.time())))
+        headers = [self.signer.header(FEEDBACK_TOPIC, TICK_KEY, value)]
         for partition in sorted(self.owned_partitions()):
             await self.app.producer.send(FEEDBACK_TOPIC, TICK_KEY, value, partition=partition, timestamp=None,
-                                         headers=None)
+                                         headers=headers)
 
 
 def _watch_broker(app: faust.App, settings: Settings, metrics: Metrics, watched: list[str]) -> None:

@@ -6,12 +6,13 @@ resolution's traffic, and the lead copies routed to the teams' topics."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from connectors.discovery import load
+from connectors.discovery import available, load
 from connectors.sdk import RowRejected
 from hub.domain.events import Agency, event_key
 from hub.domain.leads import BusinessState
@@ -20,10 +21,12 @@ from hub.domain.pii import PersonalDataHasher
 from hub.domain.teams import load_teams
 from hub.feedback import TICK_KEY, feedback, tick
 from hub.flow import Effects, Flow, MemoryStore, Record, Send
-from hub.flow.topics import BUSINESS_TABLE, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic
+from hub.flow.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic,
+                             feedback_topic)
 from hub.metrics import Metrics
 from hub.serde import Serde
 from hub.settings import Settings
+from hub.trust import Role, Signer, signer, verifier
 
 PARTITIONS = 4
 RECEIVED = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
@@ -62,16 +65,22 @@ class Delivered:
 
 class Bus:
     def __init__(self, settings: Settings | None = None, clock: Callable[[], float] | None = None) -> None:
-        self.settings = settings or Settings()
+        settings = settings or Settings()
+        if not settings.keys_dir:  # every identity's demo key, in a directory of the bus's own
+            settings = settings.with_overrides(keys_dir=tempfile.mkdtemp(prefix="bus-keys-"), provision_keys=True,
+                                               allow_drills=True)
+        self.settings = settings
         self.serde = Serde(self.settings)
+        self.signers: dict[tuple[Role, str], Signer] = {}
         self.metrics = Metrics()
         self.store = MemoryStore(PARTITIONS)
         self.clock = clock or (lambda: RECEIVED.timestamp())
         self.teams = load_teams(self.settings.teams_file)
         self.flow = self.restart()
-        self.queues: dict[tuple[str, int], deque[tuple[bytes, bytes]]] = {}
+        self.queues: dict[tuple[str, int], deque[Record]] = {}
         self.topics: dict[str, dict[str, dict[str, Any]]] = {}  # topic -> lead ID -> its latest record
         self.dead_letters: list[dict[str, Any]] = []
+        self.delivered: list[Record] = []  # every record the bus delivered, as the broker held it
         self.outcomes: list[tuple[str, dict[str, Any]]] = []
 
     @property
@@ -89,7 +98,7 @@ class Bus:
 
     def restart(self) -> Flow:
         """Another incarnation of the worker on the same stored states."""
-        self.flow = Flow(self.settings, self.serde, self.store, self.teams, clock=self.clock)
+        self.flow = Flow(self.settings, self.serde, self.store, self.teams, verifier(self.settings), clock=self.clock)
         self.flow.assign(frozenset(range(PARTITIONS)))
         return self.flow
 
@@ -97,37 +106,80 @@ class Bus:
         return BusinessState.from_bytes(self.store.businesses[key.encode()])
 
     # -- publishing -------------------------------------------------------
-    def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+    def signer(self, role: Role, name: str) -> Signer:
+        if (role, name) not in self.signers:
+            self.signers[role, name] = signer(self.settings, role, name)
+        return self.signers[role, name]
+
+    def connector_of(self, agency: str) -> str:
+        return next(c.name for c in available().values() if c.agency.value == agency)
+
+    def sender(self, topic: str) -> Signer:
+        """Who rightly publishes on a topic: the agency's connector, the
+        team, a worker, an operator (ticks on the clock topic: drills)."""
+        if topic == FEEDBACK_TOPIC:
+            return self.signer(Role.OPERATOR, "operator")
+        if topic.startswith(FEEDBACK_TOPIC + "."):
+            return self.signer(Role.TEAM, topic.removeprefix(FEEDBACK_TOPIC + "."))
+        if topic == RESOLUTION_TOPIC:
+            return self.signer(Role.WORKER, self.settings.worker_name)
+        return self.signer(Role.CONNECTOR, self.connector_of(topic.rsplit(".", 1)[-1].upper()))
+
+    def record(self, topic: str, key: bytes | None, value: bytes | None, offset: int = -1, partition: int = 0,
+               by: Signer | None = None, at: float | None = None, signed: bool = True) -> Record:
+        """A record as the broker holds it, signed by ``by`` (default: its
+        rightful sender) at ``at`` (default: the bus's clock), when the
+        broker took it too."""
+        at = self.clock() if at is None else at
+        headers: tuple[tuple[str, bytes | None], ...] = ()
+        if signed and value is not None:
+            signer = by or self.sender(topic)
+            signer.clock = lambda: at
+            headers = tuple(signer.headers(topic, key, value))  # type: ignore[arg-type]
+        return Record(topic, partition, key, value, offset, headers, int(at * 1000))
+
+    def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None,
+             by: Signer | None = None, at: float | None = None) -> None:
         where = self.store.partition_of(key) if partition is None else partition
-        self.queues.setdefault((topic, where), deque()).append((key, value))
+        self.queues.setdefault((topic, where), deque()).append(self.record(topic, key, value, -1, where, by, at))
 
     def publish_file(self, connector: str, path: Path) -> None:
         """What ``hub connector run`` publishes for a file (rejected rows left out)."""
         instance = load(connector)(PersonalDataHasher("bus-test-key-" + "k" * 32))
         encode = self.serde.encoder(events_topic(Agency(instance.agency)), "event")
         received = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
+        by = self.signer(Role.CONNECTOR, instance.name)
         for row in instance.read(path):
             try:
                 events = instance.events(row, received)
             except RowRejected:
                 continue
             for event in events:
-                self.send(events_topic(Agency(event["agency"])), event_key(event).encode(), encode(event))
+                self.send(events_topic(Agency(event["agency"])), event_key(event).encode(), encode(event), by=by)
 
     def publish_event(self, event: dict[str, Any]) -> None:
-        self.send(events_topic(Agency(event["agency"])), event_key(event).encode(),
-                  self.serde.encoder(events_topic(Agency(event["agency"])), "event")(event))
+        topic = events_topic(Agency(event["agency"]))
+        self.send(topic, event_key(event).encode(), self.serde.encoder(topic, "event")(event),
+                  by=self.signer(Role.CONNECTOR, self.connector_of(event["agency"])))
 
     def publish_feedback(self, lead: dict[str, Any], action: str, team: str, note: str | None = None,
-                         at: dt.datetime | None = None, by: str | None = "desk 3") -> None:
-        record = feedback(lead, action, team, note, by, (at or RECEIVED).timestamp())
-        self.send(FEEDBACK_TOPIC, lead["business_key"].encode(),
-                  self.serde.encoder(FEEDBACK_TOPIC, "feedback")(record))
+                         at: dt.datetime | None = None, by: str | None = "desk 3",
+                         signed_by: str | None = None) -> None:
+        """As the team's ``hub leads`` would send it; ``signed_by``: another
+        team signs it (a forgery)."""
+        when = (at or RECEIVED).timestamp()
+        record = feedback(lead, action, team, note, by, when)
+        sender = signed_by or team
+        topic = feedback_topic(sender)
+        self.send(topic, lead["business_key"].encode(), self.serde.encoder(topic, "feedback")(record),
+                  by=self.signer(Role.TEAM, sender), at=when)
 
-    def publish_ticks(self, at: dt.datetime) -> None:
+    def publish_ticks(self, at: dt.datetime, role: Role = Role.OPERATOR) -> None:
+        """An operator's drill, by default: the tests' ticks run ahead of the bus's clock."""
         value = self.serde.encoder(FEEDBACK_TOPIC, "feedback")(tick(at.timestamp()))
+        by = self.signer(role, "operator" if role is Role.OPERATOR else self.settings.worker_name)
         for partition in range(PARTITIONS):
-            self.send(FEEDBACK_TOPIC, TICK_KEY, value, partition)
+            self.send(FEEDBACK_TOPIC, TICK_KEY, value, partition, by=by)
 
     # -- delivering -------------------------------------------------------
     def process(self, records: Iterable[Record | tuple[Any, ...]], write: bool = True) -> Delivered:
@@ -141,7 +193,8 @@ class Bus:
     def carry_out(self, effects: Effects) -> None:
         for send in effects.first:
             if send.topic == RESOLUTION_TOPIC:
-                self.send(RESOLUTION_TOPIC, send.key, self.serde.encoder(RESOLUTION_TOPIC, "resolution")(send.value))
+                self.send(RESOLUTION_TOPIC, send.key, self.serde.encoder(RESOLUTION_TOPIC, "resolution")(send.value),
+                          by=self.signer(Role.WORKER, self.settings.worker_name))
             elif send.contract == "deadletter":
                 self.dead_letters.append(send.value)
             else:
@@ -159,8 +212,9 @@ class Bus:
         if not ready:
             return False
         topic, partition = ready[pick(len(ready))]
-        key, value = self.queues[(topic, partition)].popleft()
-        self.process([Record(topic, partition, key, value)])
+        record = self.queues[(topic, partition)].popleft()
+        self.delivered.append(record)
+        self.process([record])
         return True
 
     def run(self, pick: Callable[[int], int] = lambda n: 0, limit: int = 100_000) -> None:

@@ -9,6 +9,7 @@ from hub.broker import EmbeddedBroker
 from hub.domain.pii import PersonalDataHasher
 from hub.settings import Settings, load_settings
 from hub.topics import create_topics
+from hub.trust import ensure_keys
 from tests.registry import Registry, serve
 
 TEST_PII_KEY = "test-pii-key"
@@ -30,9 +31,10 @@ def broker() -> Iterator[EmbeddedBroker]:
 def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     """Settings on the module's broker, with topics under a per-test prefix-free
     namespace: each test gets fresh topics by using a fresh app id and files."""
-    s = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, state_dir=tmp_path / "state",
-                                                 pii_key=TEST_PII_KEY, metrics_port=0)
+    s = load_settings(environ={}).on_embedded(broker.bootstrap, state_dir=tmp_path / "state",
+                                              pii_key=TEST_PII_KEY, metrics_port=0)
     create_topics(s)
+    ensure_keys(s)  # before any process of the test starts: they share the keys
     return s
 
 

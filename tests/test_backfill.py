@@ -117,7 +117,7 @@ def test_bad_source_argument_is_a_usage_error(tmp_path: Path) -> None:
 def test_status_reports_what_a_backfill_left_on_a_broker(broker, tmp_path: Path) -> None:
     files = write_scenario(tmp_path / "exports")
     sources = [f"--source={kind}={path}" for kind, path in files.items()]
-    env = {"HUB_APP_ID": "hub-status-test"}
+    env = {"HUB_APP_ID": "hub-status-test", "HUB_PROVISION_KEYS": "1"}
     done = hub("--broker", broker.bootstrap, "backfill", *sources, "--leads-out", str(tmp_path / "l.jsonl"),
                cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
@@ -139,7 +139,7 @@ def test_an_ambiguous_record_stays_unresolved_and_hub_unresolved_lists_it(broker
     """The sampling file first: its records resolve to the only 好运来饭店 registered so far (A),
     then B's registration makes one ambiguous (it is taken back) and tells the other apart by address."""
     files = ambiguity_files(tmp_path / "exports")
-    env = {"HUB_APP_ID": "hub-ambiguity-test"}
+    env = {"HUB_APP_ID": "hub-ambiguity-test", "HUB_PROVISION_KEYS": "1"}
     sources = [f"--source={kind.split('#')[0]}={files[kind]}"
                for kind in ("samr.sampling#ambiguity", "registry.business", "registry.business#b")]
     done = hub("--broker", broker.bootstrap, "backfill", *sources, "--leads-out", str(tmp_path / "l.jsonl"),

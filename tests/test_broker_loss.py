@@ -35,7 +35,7 @@ def _worker_seeing(settings: Settings, tmp_path: Path) -> tuple[subprocess.Popen
 
 def test_a_worker_stops_when_its_broker_comes_back_empty(tmp_path: Path) -> None:
     first = EmbeddedBroker().start()
-    settings = load_settings(environ={}).with_overrides(broker_url=first.bootstrap, pii_key=TEST_PII_KEY)
+    settings = load_settings(environ={}).on_embedded(first.bootstrap, pii_key=TEST_PII_KEY)
     create_topics(settings)
     worker, log, port = _worker_seeing(settings, tmp_path)
     second = None
@@ -56,7 +56,7 @@ def test_a_worker_stops_when_its_broker_comes_back_empty(tmp_path: Path) -> None
 
 
 def test_a_worker_stops_when_a_topic_it_reads_is_created_anew(broker, tmp_path: Path) -> None:
-    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, pii_key=TEST_PII_KEY,
+    settings = load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY,
                                                         app_id="hub-topic-loss")
     create_topics(settings)
     worker, log, _ = _worker_seeing(settings, tmp_path)
@@ -74,7 +74,7 @@ def test_a_worker_stops_when_a_topic_it_reads_is_created_anew(broker, tmp_path: 
 
 def test_sigterm_stops_a_worker_promptly_while_its_broker_is_down(tmp_path: Path) -> None:
     with EmbeddedBroker() as gone:
-        settings = load_settings(environ={}).with_overrides(broker_url=gone.bootstrap, pii_key=TEST_PII_KEY)
+        settings = load_settings(environ={}).on_embedded(gone.bootstrap, pii_key=TEST_PII_KEY)
         create_topics(settings)
         worker, log, port = _worker_seeing(settings, tmp_path)
     try:
@@ -101,7 +101,7 @@ def _connector_run(settings: Settings, tmp_path: Path) -> tuple[subprocess.Popen
 
 def test_a_connector_whose_broker_dies_fails_with_its_summary(tmp_path: Path) -> None:
     with EmbeddedBroker() as gone:
-        settings = load_settings(environ={}).with_overrides(broker_url=gone.bootstrap, pii_key=TEST_PII_KEY)
+        settings = load_settings(environ={}).on_embedded(gone.bootstrap, pii_key=TEST_PII_KEY)
         create_topics(settings)
         run, path = _connector_run(settings, tmp_path)
     out, err = run.communicate(timeout=60)
@@ -111,7 +111,7 @@ def test_a_connector_whose_broker_dies_fails_with_its_summary(tmp_path: Path) ->
 
 
 def test_a_connector_stopped_mid_file_says_how_far_it_got(broker, tmp_path: Path) -> None:
-    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, pii_key=TEST_PII_KEY)
+    settings = load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY)
     create_topics(settings)
     run, path = _connector_run(settings, tmp_path)
     run.send_signal(signal.SIGTERM)

@@ -126,11 +126,13 @@ def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
 
     from hub.serde import Serde
     from hub.settings import load_settings
+    from hub.trust import Role, signer
 
     proc, _ = _start_shared_broker(tmp_path)
     try:
         bootstrap = json.loads((tmp_path / ".hub-state" / "embedded-broker.json").read_text())["bootstrap"]
-        settings = load_settings(environ={}).with_overrides(broker_url=bootstrap)
+        settings = load_settings(environ={}).on_embedded(bootstrap, state_dir=tmp_path / ".hub-state")
+        worker = signer(settings, Role.WORKER, "worker")  # the CLI shows only what the hub's workers signed
         encode = Serde(settings).encoder("hub.leads", "lead")
         now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
         day = dt.date(2026, 10, 1)
@@ -147,7 +149,14 @@ def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
         producer = Producer({"bootstrap.servers": bootstrap})
         for lead_id, code, severity in [("lead-a", "410502", "CRITICAL"), ("lead-b", "140702", "CRITICAL"),
                                         ("lead-c", "410503", "MEDIUM")]:
-            producer.produce("hub.leads", key=lead_id.encode(), value=lead(lead_id, code, severity))
+            value = lead(lead_id, code, severity)
+            producer.produce("hub.leads", key=lead_id.encode(), value=value,
+                             headers=worker.headers("hub.leads", lead_id.encode(), value))
+        # a forged lead: anyone's client, unsigned; and one signed by a connector
+        producer.produce("hub.leads", key=b"lead-x", value=lead("lead-x", "410502", "CRITICAL"))
+        value = lead("lead-y", "410502", "CRITICAL")
+        producer.produce("hub.leads", key=b"lead-y", value=value, headers=signer(
+            settings, Role.CONNECTOR, "samr.penalty").headers("hub.leads", b"lead-y", value))
         producer.flush()
         tail = subprocess.Popen([sys.executable, "-m", "hub.cli", "leads", "tail", "--from-beginning", "--json",
                                  "--region", "4105", "--severity", "high"], cwd=tmp_path, text=True,
@@ -200,9 +209,8 @@ def test_teams_lists_what_each_team_receives_and_prints_acls(tmp_path: Path) -> 
     assert listed.returncode == 0, listed.stderr
     assert "samr-taigu  (SAMR)  -> hub.team.samr-taigu  parent: samr-jinzhong" in listed.stdout
     assert "POLICE evidence arrives without details" in listed.stdout
-    acls = hub("teams", "--acls", cwd=tmp_path)
-    assert "--allow-principal User:team-samr-taigu --operation Read --operation Describe --topic hub.team.samr-taigu" \
-        in acls.stdout
+    acls = hub("acls", cwd=tmp_path)
+    assert "ALLOW User:team-samr-taigu" in acls.stdout and "PREFIXED" not in acls.stdout.upper()
     bad = tmp_path / "teams.toml"
     bad.write_text('[[teams]]\nname = "x"\nagency = "SAMR"\nparent = "nobody"\n')
     refused = hub("teams", cwd=tmp_path, env={"HUB_TEAMS_FILE": str(bad)})

@@ -47,7 +47,7 @@ def scenario(broker, tmp_path_factory):
     from hub.topics import create_topics
 
     folder = tmp_path_factory.mktemp("exports")
-    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, pii_key=TEST_PII_KEY,
+    settings = load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY,
                                                         state_dir=folder / "state")
     create_topics(settings)
     files = write_scenario(folder)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from hub.domain.lifecycle import ACTIVE
-from hub.flow.topics import LEADS_TOPIC
+from hub.feedback import feedback
+from hub.flow.topics import FEEDBACK_TOPIC, LEADS_TOPIC, feedback_topic
 from hub.samples import FUSHUN, LIQUOR, write_recheck_failure, write_scenario
 from tests.bus import Bus
 
@@ -51,7 +52,10 @@ def test_a_criminal_referral_reaches_the_police_in_full_and_the_county_without_p
     assert county == {**police, "event_id": None, "source_record_id": None, "finding": None}
     assert copies[COUNTY_TEAM]["withheld"] == ["POLICE evidence event_id", "POLICE evidence finding",
                                                "POLICE evidence source_record_id"]
-    assert all(c["person_refs"] == [] for topic, c in copies.items() if topic != LEADS_TOPIC)
+    # People's tokens only to a team that sees every detail (its CLI scrubs notes with them)
+    assert {topic for topic, c in copies.items() if c["person_refs"]} == \
+        {LEADS_TOPIC, *(topic for topic, c in copies.items() if not c.get("withheld", True))}
+    assert copies[POLICE_TEAM]["person_refs"] == lead["person_refs"] != [] and copies[COUNTY_TEAM]["person_refs"] == []
 
 
 def test_feedback_changes_the_lead_everywhere_and_goes_back_to_the_agencies(bus: Bus) -> None:
@@ -99,6 +103,7 @@ def test_overdue_leads_escalate_to_the_parent_and_closed_leads_fall_due_for_rech
 
     liquor = _lead(bus, LIQUOR.uscc, "CRIMINAL_REFERRAL")
     bus.publish_feedback(liquor, "CLOSED", "police-jinzhong-food-crime", "结案", at=NOW + dt.timedelta(hours=51))
+    bus.run()  # the team's topic and the clock's are not ordered with each other
     bus.publish_ticks(NOW + dt.timedelta(days=33))  # re-check 30 days after closure
     bus.run()
     due = bus.leads[liquor["lead_id"]]
@@ -156,15 +161,24 @@ def test_a_revoked_partition_is_forgotten_until_assigned_again(bus: Bus) -> None
 
 
 def test_only_a_team_the_lead_was_routed_to_may_change_it(bus: Bus) -> None:
-    """Issue 15's attack: feedback produced straight onto hub.feedback by
-    anyone, naming any team, REJECTED a CRITICAL referral."""
+    """Issue 15's attack: feedback produced straight onto the feedback topic
+    by anyone, naming any team, REJECTED a CRITICAL referral. Now an answer
+    must be signed by the team on its own topic, and the team must receive the lead."""
     lead = _lead(bus, LIQUOR.uscc, "CRIMINAL_REFERRAL")
-    bus.publish_feedback(lead, "REJECTED", "totally-not-a-team", "假线索", at=NOW)
+    forged = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")(
+        feedback(lead, "REJECTED", "totally-not-a-team", "假线索", None, NOW.timestamp()))
+    key = lead["business_key"].encode()
+    bus.process([bus.record(FEEDBACK_TOPIC, key, forged, signed=False),  # anyone's client, no key
+                 bus.record(feedback_topic("totally-not-a-team"), key, forged, signed=False)])
     bus.publish_feedback(lead, "CLOSED", "samr-anyang", "结案", at=NOW)  # a real team, another jurisdiction
+    bus.publish_feedback(lead, "CLOSED", "police-jinzhong-food-crime", "结案", at=NOW,
+                         signed_by="samr-anyang")  # in the name of a team that receives it
     bus.run()
-    assert [d["reason_code"] for d in bus.dead_letters] == ["team_not_recipient", "team_not_recipient"]
+    assert [d["reason_code"] for d in bus.dead_letters] == ["unsigned", "unsigned", "team_not_recipient",
+                                                            "wrong_team"]
     assert all("totally" not in d["reason"] for d in bus.dead_letters)
     assert {c["status"] for c in _copies(bus, lead["lead_id"]).values()} == {"OPEN"} and bus.outcomes == []
+    assert bus.metrics.worker.untrusted.labels("team_not_recipient")._value.get() == 1
     bus.publish_feedback(lead, "ACKNOWLEDGED", "samr-taigu", at=NOW)  # the county desk receives it
     bus.run()
     assert bus.leads[lead["lead_id"]]["status"] == "ACKNOWLEDGED"

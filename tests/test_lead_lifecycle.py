@@ -20,6 +20,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from hub.trust import Role, ensure_keys, trust_env
+from hub.trust.keys import TrustStore, board_token, key_file, load_key
 from hub.domain.teams import load_teams
 from hub.leadview import final_leads
 from hub.metrics import Metrics
@@ -55,11 +57,12 @@ def _copies_once(settings: Settings, lead_id: str, what: str, ok: Callable[[dict
 def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, int, Path]]:
     """The scenario's events on the broker and a worker with its metrics and board ports."""
     tmp = tmp_path_factory.mktemp("lifecycle")
-    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, app_id="hub-lifecycle",
-                                                        pii_key=TEST_PII_KEY, lifecycle_tick_s=0)
+    settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-lifecycle", pii_key=TEST_PII_KEY,
+                                                     lifecycle_tick_s=0, state_dir=tmp / "state")
     create_topics(settings)
+    ensure_keys(settings)
     run_connectors(settings, list(write_scenario(tmp / "data").items()), Metrics())
-    env = {**os.environ, "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
+    env = {**os.environ, **trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
            "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "0", "HUB_LIFECYCLE_TICK_S": "0",
            "HUB_COMMIT_INTERVAL_S": "0.2"}
     worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp, env=env, text=True,
@@ -94,7 +97,15 @@ def browser(tmp_path_factory) -> Iterator[webdriver.Chrome]:
 
 
 def _hub(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return hub(*args, cwd=cwd, env={"HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY})
+    return hub(*args, cwd=cwd, env={**trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY})
+
+
+def _key(settings: Settings, team: str) -> str:
+    return str(key_file(settings.keys_path, Role.TEAM, team))
+
+
+def _token(settings: Settings, team: str) -> str:
+    return board_token(load_key(key_file(settings.keys_path, Role.TEAM, team), TrustStore.load(settings.trust_path)).private)
 
 
 def _lead_of(settings: Settings, uscc: str, rule: str) -> dict:
@@ -117,17 +128,26 @@ def _row(driver: webdriver.Chrome, lead_id: str, status: str) -> Any:
 def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, browser) -> None:
     settings, metrics_port, board_port, tmp = running
     lead_id = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
-    browser.get(f"http://127.0.0.1:{board_port}/teams/{COUNTY_TEAM}")
+    board = f"http://127.0.0.1:{board_port}"
+    browser.get(f"{board}/teams/{COUNTY_TEAM}")  # no credential: the login form, nothing else
+    assert browser.find_elements(By.ID, "token") and "leads" not in browser.find_element(By.TAG_NAME, "body").text
+    browser.find_element(By.ID, "token").send_keys(_token(settings, COUNTY_TEAM))
+    browser.find_element(By.ID, "login").click()
+    row = _row(browser, lead_id, "OPEN")
+    assert browser.current_url == f"{board}/teams/{COUNTY_TEAM}"
+    browser.get(f"{board}/teams/{POLICE_TEAM}/leads.json")  # the police's page: refused, whatever the desk tries
+    assert "403" in browser.page_source and CASE_NO not in browser.page_source
+    browser.get(f"{board}/teams/{COUNTY_TEAM}")
     row = _row(browser, lead_id, "OPEN")
     assert "details withheld" in row.text and CASE_NO not in browser.page_source
 
-    ack = _hub(settings, tmp, "leads", "ack", lead_id, "--team", POLICE_TEAM, "--by", "太谷分局食药环侦大队")
+    ack = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM), "--by", "太谷分局食药环侦大队")
     assert ack.returncode == 0, ack.stderr
     wait_for("ACKNOWLEDGED everywhere", lambda: all(
         c["status"] == "ACKNOWLEDGED" for c in _copies(settings, lead_id).values()))
     _row(browser, lead_id, "ACKNOWLEDGED")  # the open page follows without a reload
 
-    close = _hub(settings, tmp, "leads", "close", lead_id, "--team", POLICE_TEAM, "--outcome", "已立案侦查，移送审查起诉")
+    close = _hub(settings, tmp, "leads", "close", lead_id, "--key", _key(settings, POLICE_TEAM), "--outcome", "已立案侦查，移送审查起诉")
     assert close.returncode == 0, close.stderr
     copies = _copies_once(settings, lead_id, "CLOSED everywhere",
                           lambda c: all(x["status"] == "CLOSED" for x in c.values()))
@@ -146,10 +166,12 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert [(o["lead_id"], o["action"]) for o in outcomes] == [(lead_id, "ACKNOWLEDGED"), (lead_id, "CLOSED")]
     assert read_to_end(settings, "hub.outcomes.samr") == []
 
-    again = _hub(settings, tmp, "leads", "close", lead_id, "--team", POLICE_TEAM, "--outcome", "x")
+    again = _hub(settings, tmp, "leads", "close", lead_id, "--key", _key(settings, POLICE_TEAM), "--outcome", "x")
     assert again.returncode == 1 and "cannot become CLOSED" in again.stderr
-    stranger = _hub(settings, tmp, "leads", "ack", lead_id, "--team", "samr-anyang")
+    stranger = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, "samr-anyang"))
     assert stranger.returncode == 1 and "does not receive" in stranger.stderr
+    impostor = _hub(settings, tmp, "leads", "ack", lead_id, "--team", POLICE_TEAM)  # no such flag any more
+    assert impostor.returncode == 2 and "--team" in impostor.stderr
     wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_acknowledge_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
     wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_close_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
 

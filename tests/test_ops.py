@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hub.trust import ensure_keys, trust_env
 from hub.broker import free_port
 from hub.metrics import Metrics
 from hub.samples import write_scenario
@@ -101,7 +102,10 @@ def test_real_prometheus_scrapes_a_worker_and_a_connector(broker, tmp_path: Path
     worker_port, connector_port, prom_port = free_port(), free_port(), free_port()
     env = {**os.environ, "HUB_BROKER_URL": broker.bootstrap, "HUB_PII_KEY": "ops-test-key",
            "HUB_APP_ID": "hub-ops-test"}
-    create_topics(load_settings(environ=env))  # the stack's one-shot topic job
+    settings = load_settings(environ=env).with_overrides(state_dir=tmp_path / ".hub-state", provision_keys=True)
+    create_topics(settings)  # the stack's one-shot topic job
+    ensure_keys(settings)  # and its keys
+    env.update(trust_env(settings))
     processes = [
         subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp_path,
                          env={**env, "HUB_METRICS_PORT": str(worker_port)},

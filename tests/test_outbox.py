@@ -23,7 +23,7 @@ def _worker(bus: Bus) -> Flow:
 
 def _batch(bus: Bus, flow: Flow, events: list[dict[str, Any]], write: bool = True) -> Delivered:
     """A batch whose states are written (``write``) but whose leads never reach the topics."""
-    records = [Record(TOPIC, 0, event_key(e).encode(), encoded(bus.settings, e), i) for i, e in enumerate(events)]
+    records = [bus.record(TOPIC, event_key(e).encode(), encoded(bus.settings, e), i) for i, e in enumerate(events)]
     effects = flow.process(records)
     if write:
         for state in effects.states:

@@ -26,6 +26,8 @@ from connectors.police_case import PoliceCaseConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector
+from hub.trust import Role, ensure_keys, signer, trust_env
+from hub.trust.keys import key_file
 from hub.broker import EmbeddedBroker
 from hub.domain.teams import load_teams
 from hub.feedback import feedback, publish_feedback
@@ -34,7 +36,7 @@ from hub.pipeline import wait_until_processed
 from hub.samples import (FUSHUN, LIQUOR, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, YUXIANG, _headers,
                          make_resident_id, write_csv, write_scenario, write_xlsx)
 from hub.settings import Settings, load_settings
-from hub.topics import FEEDBACK_TOPIC, create_topics, read_to_end
+from hub.topics import create_topics, feedback_topic, read_to_end
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub, start_worker, wait_for
 
@@ -146,10 +148,11 @@ def _hits(where: str, data: bytes, needles: dict[str, list[bytes]]) -> list[str]
 
 
 def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
-    settings = load_settings(environ={}).with_overrides(broker_url=own_broker, pii_key=TEST_PII_KEY,
-                                                        app_id="hub-sweep")
+    settings = load_settings(environ={}).on_embedded(own_broker, pii_key=TEST_PII_KEY, app_id="hub-sweep",
+                                                     state_dir=tmp_path / "state")
     create_topics(settings)
-    env = {"HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY, "HUB_APP_ID": settings.app_id}
+    ensure_keys(settings)
+    env = {**trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY, "HUB_APP_ID": settings.app_id}
     outputs: dict[str, str] = {}
     log_file = tmp_path / "worker.log"
     worker = start_worker(settings, tmp_path, "-vv", log=log_file, HUB_WEB_PORT="0", HUB_LIFECYCLE_TICK_S="0")
@@ -168,10 +171,11 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
         # A foreign client (not the CLI) puts people in clear on the feedback topic: the worker scrubs them.
         foreign = feedback(lead, "INVESTIGATING", team, f"嫌疑人{SUSPECT_NAME}（{SUSPECT_ID}）已到案，{MOBILE}",
                            SUSPECT2_NAME, time.time())
-        publish_feedback(settings, foreign)
+        publish_feedback(settings, foreign, signer(settings, Role.TEAM, team))
         wait_for("the foreign feedback",
                  lambda: final_leads(settings)[lead["lead_id"]]["status"] == "INVESTIGATING", timeout=90)
-        close = hub("leads", "close", lead["lead_id"], "--team", team, "--by", SUSPECT_NAME, "--outcome",
+        close = hub("leads", "close", lead["lead_id"], "--key", str(key_file(settings.keys_path, Role.TEAM, team)),
+                    "--by", SUSPECT_NAME, "--outcome",
                     f"已立案，{SUSPECT_NAME} {SUSPECT_ID} 移送审查起诉；{SUSPECT2_NAME}取保候审，电话{MOBILE_DASHED}",
                     cwd=tmp_path, env=env)
         assert close.returncode == 0, close.stderr
@@ -200,7 +204,7 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
     for topic in sorted(_all_topics(settings)):
         for message in read_to_end(settings, topic):
             data = (message.key() or b"") + b"\n" + (message.value() or b"")
-            if topic == FEEDBACK_TOPIC and SUSPECT2_NAME.encode() in data and foreign_bytes is None:
+            if topic == feedback_topic(team) and SUSPECT2_NAME.encode() in data and foreign_bytes is None:
                 foreign_bytes = data  # the foreign client's own record: not the hub's doing
                 continue
             hits += _hits(topic, data, needles)

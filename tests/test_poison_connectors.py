@@ -13,6 +13,7 @@ import pytest
 
 from connectors.runner import ConnectorRunner
 from connectors.samr_penalty import SamrPenaltyConnector
+from hub.trust import trust_env
 from hub.domain.pii import PersonalDataHasher
 from hub.metrics import Metrics
 from hub.samples import write_csv, write_xlsx
@@ -97,7 +98,7 @@ def test_a_poison_file_is_accounted_for_row_by_row(settings, tmp_path: Path) -> 
 
 
 def test_the_cli_says_so_in_its_exit_status(settings, tmp_path: Path) -> None:
-    env = {"HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY}
+    env = {**trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY}
     clean = write_csv(tmp_path / "clean.csv", PENALTY_HEADER, [_good(i) for i in range(3)])
     ok = hub("connector", "run", "samr.penalty", "--path", str(clean), cwd=tmp_path, env=env)
     assert ok.returncode == 0 and "3 events published, 0 rejected" in ok.stdout, ok.stderr

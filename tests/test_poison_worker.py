@@ -12,11 +12,12 @@ from hub.domain.events import event_key
 from hub.domain.leads import BusinessState
 from hub.feedback import TICK_KEY, feedback, tick
 from hub.flow.codec import RegistryUnavailable
-from hub.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC
+from hub.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC, feedback_topic
 from tests.bus import RECEIVED, Bus, Delivered
 from tests.poison import BAD_EVENT_CODES, SECRET, bad_events, critical_event, encoded, spoiled
 
 TOPIC = "hub.events.samr"
+POLICE = feedback_topic("police-jinzhong-food-crime")
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def good(tmp_path: Path) -> dict[str, Any]:
 
 def _run(bus: Bus, messages: list[tuple[str, bytes | None, bytes | None]]) -> Delivered:
     """One batch on one partition, in this order, against the bus's stored states."""
-    return bus.process([(topic, 0, key, value, offset) for offset, (topic, key, value) in enumerate(messages)])
+    return bus.process([bus.record(topic, key, value, offset) for offset, (topic, key, value) in enumerate(messages)])
 
 
 def _criticals(result: Delivered) -> list[dict[str, Any]]:
@@ -92,9 +93,9 @@ def test_a_clerks_2062_typo_does_not_blind_the_business(good, tmp_path: Path) ->
     second = _run(bus, [(TOPIC, key, encoded(bus.settings, good)), (TOPIC, key, encoded(bus.settings, later))])
     [lead] = _criticals(second)
     assert {e["event_id"] for e in lead["evidence"]} >= {good["event_id"]}
-    ack = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")(
+    ack = bus.serde.encoder(POLICE, "feedback")(
         feedback(lead, "ACKNOWLEDGED", "police-jinzhong-food-crime", None, None, RECEIVED.timestamp()))
-    third = _run(bus, [(FEEDBACK_TOPIC, key, ack)])
+    third = _run(bus, [(POLICE, key, ack)])
     assert not third.dead_letters and third.leads[0]["status"] == "ACKNOWLEDGED"
 
 
@@ -106,7 +107,7 @@ def test_feedback_and_ticks_from_the_end_of_the_calendar_are_dead_letters(good) 
     opened = _run(bus, [(TOPIC, key, encoded(bus.settings, good))])
     [lead] = _criticals(opened)
     result = _run(bus, [
-        (FEEDBACK_TOPIC, key, encode(feedback(lead, "ACKNOWLEDGED", "police-jinzhong-food-crime", None, None, far))),
+        (POLICE, key, encode(feedback(lead, "ACKNOWLEDGED", "police-jinzhong-food-crime", None, None, far))),
         (FEEDBACK_TOPIC, TICK_KEY, encode(tick(far))),
         # a tick days ahead is a drill, and allowed
         (FEEDBACK_TOPIC, TICK_KEY, encode(tick(RECEIVED.timestamp() + 49 * 3600))),
@@ -177,9 +178,9 @@ def test_forged_feedback_fields_are_never_echoed(good) -> None:
     bus = Bus()
     key = event_key(good).encode()
     forged = {"lead_id": f"lead-{SECRET}", "business_key": key.decode()}
-    value = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")(
+    value = bus.serde.encoder(POLICE, "feedback")(
         feedback(forged, "ACKNOWLEDGED", "police-jinzhong-food-crime", SECRET, SECRET, RECEIVED.timestamp()))
-    result = _run(bus, [(FEEDBACK_TOPIC, key, value)])
+    result = _run(bus, [(POLICE, key, value)])
     assert [d["reason_code"] for d in result.dead_letters] == ["unknown_lead"]
     _no_secret_in_dead_letters(bus, result)
 

@@ -186,11 +186,14 @@ def test_bad_resolution_messages_are_dead_letters_with_the_reason() -> None:
     encode = bus.serde.encoder("hub.resolution", "resolution")
     register = encode(resolution_message(ResolutionKind.REGISTER, candidate=candidate(A, "好运来饭店").to_json()))
     result = bus.process(
-        [("hub.resolution", 0, b"name:x", b"\x00\x00\x00\x00\x08garbage"),
-         ("hub.resolution", 0, None, register),
-         ("hub.resolution", 0, A.encode(), register),  # a registration sent to a business, not a lookup key
-         ("hub.resolution", 0, b"name:x", encode(resolution_message(
-             ResolutionKind.PARK, event_topic="hub.events.samr", provisional_key="unresolved::x")))])
+        [bus.record("hub.resolution", b"name:x", b"\x00\x00\x00\x00\x08garbage"),
+         bus.record("hub.resolution", None, register),
+         bus.record("hub.resolution", A.encode(), register),  # a registration sent to a business, not a lookup key
+         bus.record("hub.resolution", b"name:x", encode(resolution_message(
+             ResolutionKind.PARK, event_topic="hub.events.samr", provisional_key="unresolved::x"))),
+         # a connector (or anyone but a worker) may not speak for resolution
+         bus.record("hub.resolution", b"name:x", register, by=bus.sender("hub.events.samr"))])
     assert [d["reason_code"] for d in result.dead_letters] == [
-        "undecodable_resolution", "unkeyed_resolution", "misrouted_resolution", "incomplete_resolution"]
+        "undecodable_resolution", "unkeyed_resolution", "misrouted_resolution", "incomplete_resolution",
+        "not_authorised"]
     assert result.resolvers == set() and result.resolution == []

@@ -14,6 +14,7 @@ from typing import Iterator
 import pytest
 from confluent_kafka import Producer
 
+from hub.trust import Role, ensure_keys, signer
 from hub.broker import EmbeddedBroker
 from hub.domain.events import event_key
 from hub.leadview import final_leads
@@ -36,9 +37,10 @@ TOPIC = "hub.events.samr"
 @pytest.fixture
 def own_settings(tmp_path: Path) -> Iterator[Settings]:
     with EmbeddedBroker().start() as running:
-        settings = load_settings(environ={}).with_overrides(broker_url=running.bootstrap, pii_key=TEST_PII_KEY,
-                                                            metrics_port=0)
+        settings = load_settings(environ={}).on_embedded(running.bootstrap, pii_key=TEST_PII_KEY, metrics_port=0,
+                                                         state_dir=tmp_path / "state")
         create_topics(settings)
+        ensure_keys(settings)
         yield settings
 
 
@@ -46,8 +48,10 @@ def _produce(settings: Settings, messages: list[tuple[bytes, bytes | None]]) -> 
     """In one go, so the worker takes them in one batch."""
     producer = Producer({"bootstrap.servers": settings.broker_url, "partitioner": "murmur2_random",
                          "linger.ms": 200})
+    connector = signer(settings, Role.CONNECTOR, "samr.penalty")  # a bad record from a genuine connector
     for key, value in messages:
-        producer.produce(TOPIC, key=key, value=value)
+        producer.produce(TOPIC, key=key, value=value,
+                         headers=connector.headers(TOPIC, key, value) if value is not None else None)
     assert producer.flush(30) == 0
 
 

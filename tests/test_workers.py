@@ -29,7 +29,7 @@ ROWS = 6000
 
 def _published(broker, tmp_path: Path, app_id: str, seed: int) -> Settings:
     """A fresh consumer group, and ROWS more penalty events on the broker."""
-    settings = load_settings(environ={}).with_overrides(broker_url=broker.bootstrap, app_id=app_id,
+    settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id=app_id,
                                                         pii_key=TEST_PII_KEY)
     create_topics(settings)
     path = synthetic_penalties(tmp_path / f"{app_id}.csv", rows=ROWS, businesses=1500, seed=seed,

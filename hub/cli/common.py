@@ -53,7 +53,7 @@ def existing_broker(ctx: click.Context, doing: str) -> Settings:
     if shared is None:
         click.echo(f"no broker configured and no `hub broker` running: nothing to {doing}", err=True)
         sys.exit(1)
-    return settings.with_overrides(broker_url=shared)
+    return settings.on_embedded(shared)
 
 
 def require_pii_key(settings: Settings) -> None:
@@ -97,7 +97,9 @@ def serve_board(metrics: Any, settings: Settings) -> Callable[[], None]:
     """The read-only lead board and the open/overdue gauges, when teams are configured."""
     import threading
 
-    from hub.board import BoardCollector, LeadBoard, follow_into, serve_board
+    from hub.board import BoardCollector, LeadBoard, Sessions, follow_into, serve_board
+    from hub.trust import ensure_keys
+    from hub.trust.signatures import TrustStoreFile
 
     teams = team_config(settings)
     if settings.web_port < 0 or not teams:
@@ -106,10 +108,12 @@ def serve_board(metrics: Any, settings: Settings) -> Callable[[], None]:
     metrics.registry.register(BoardCollector(board))
     stop = threading.Event()
     follow_into(board, settings, stop)
+    ensure_keys(settings)
+    sessions = Sessions(TrustStoreFile(settings.trust_path), settings.board_session_hours)
     try:
-        server = serve_board(board, settings.web_host, settings.web_port, settings.web_allowed_hosts)
+        server = serve_board(board, settings.web_host, settings.web_port, sessions, settings.web_allowed_hosts)
     except OSError:
-        server = serve_board(board, settings.web_host, 0, settings.web_allowed_hosts)
+        server = serve_board(board, settings.web_host, 0, sessions, settings.web_allowed_hosts)
         log.warning("lead board port %s is taken; serving on %s", settings.web_port, server.server_port)
     click.echo(f"lead board: http://{settings.web_host}:{server.server_port}/", err=True)
 

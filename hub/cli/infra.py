@@ -21,7 +21,7 @@ def broker(ctx: click.Context, port: int) -> None:
     stop_on_sigterm()
     with EmbeddedBroker(port=port).start(log_dir=settings.state_dir) as embedded:
         try:
-            create_topics(settings.with_overrides(broker_url=embedded.bootstrap))
+            create_topics(settings.on_embedded(embedded.bootstrap))
             # Only a broker with its topics is offered to later commands.
             record_running_broker(settings, embedded)
             click.echo(f"embedded broker at {embedded.bootstrap} (memory only); Ctrl-C stops it")

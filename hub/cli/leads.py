@@ -2,38 +2,29 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
 from hub.cli.common import existing_broker, main, require_pii_key, settings_of, stop_on_sigterm, team_config
+from hub.settings import Settings
+from hub.trust import Role, Signer
 
 @main.command("teams")
-@click.option("--acls", is_flag=True, help="Print the Kafka ACLs that give each team its topic and nothing else.")
 @click.pass_context
-def teams_command(ctx: click.Context, acls: bool) -> None:
-    """List the joint-enforcement teams (HUB_TEAMS_FILE) and what each receives."""
+def teams_command(ctx: click.Context) -> None:
+    """List the joint-enforcement teams (HUB_TEAMS_FILE) and what each receives
+    (`hub acls` prints the Kafka ACLs that give each its topics)."""
     from hub.domain.teams import describe
-    from hub.topics import FEEDBACK_TOPIC, LEADS_TOPIC
+    from hub.topics import LEADS_TOPIC
 
     settings = settings_of(ctx)
     teams = team_config(settings)
     if not teams:
         click.echo(f"no teams configured ({settings.teams_file} is missing or empty)")
         return
-    if not acls:
-        click.echo(f"{len(teams)} teams from {settings.teams_file}; operators read {LEADS_TOPIC} in full\n")
-        click.echo("\n".join(line for team in teams.values() for line in describe(team)))
-        return
-    server = "--bootstrap-server \"$KAFKA\" --command-config \"$ADMIN_CONFIG\""
-    click.echo("# team principals User:team-<name>; operators User:hub-operator; workers User:hub-worker")
-    click.echo(f"kafka-acls.sh {server} --add --allow-principal User:hub-operator --operation Read "
-               f"--topic {LEADS_TOPIC} --group hub-")
-    for team in teams.values():
-        principal = f"User:team-{team.name}"
-        click.echo(f"kafka-acls.sh {server} --add --allow-principal {principal} --operation Read "
-                   f"--operation Describe --topic {team.topic} --group team-{team.name} --resource-pattern-type prefixed")
-        click.echo(f"kafka-acls.sh {server} --add --allow-principal {principal} --operation Write "
-                   f"--topic {FEEDBACK_TOPIC}")
+    click.echo(f"{len(teams)} teams from {settings.teams_file}; operators read {LEADS_TOPIC} in full\n")
+    click.echo("\n".join(line for team in teams.values() for line in describe(team)))
 
 
 @main.group()
@@ -76,42 +67,57 @@ def leads_tail(ctx: click.Context, region_prefix: str | None, severity: str | No
 
 
 def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
-    """``hub leads <verb> LEAD_ID --team NAME [...]``: one status change onto the feedback topic."""
+    """``hub leads <verb> LEAD_ID --key FILE [...]``: one status change, signed
+    by the team whose key it is, onto that team's feedback topic."""
 
-    @click.option("--team", required=True, metavar="NAME", help="The team answering (it must receive the lead).")
+    @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
+                  help="The team's private key (default: $HUB_KEY_FILE): the answer is that team's.")
     @click.option("--by", metavar="DESK", help="Who answers, as a desk or role; kept as a keyed token.")
     @click.argument("lead_id")
     @click.pass_context
-    def command(ctx: click.Context, lead_id: str, team: str, by: str | None, note: str | None = None) -> None:
+    def command(ctx: click.Context, lead_id: str, key_path: Path | None, by: str | None,
+                note: str | None = None) -> None:
         from hub.domain.lifecycle import FeedbackRejected, check_feedback
         from hub.domain.pii import PersonalDataHasher
-        from hub.domain.teams import recipients
         from hub.feedback import feedback, publish_feedback
         from hub.leadview import find_lead
 
         require_pii_key(settings_of(ctx))
         settings = existing_broker(ctx, verb)
+        team = _own(settings, Role.TEAM, key_path)
         teams = team_config(settings)
-        lead = find_lead(settings, lead_id)
+        if team.name not in teams:
+            raise click.ClickException(f"the key is team {team.name}'s, which {settings.teams_file} does not list")
+        # The team's own topic: the lead as the team receives it, signed by a worker.
+        lead = find_lead(settings, lead_id, teams[team.name].topic)
         if lead is None:
-            raise click.ClickException(f"no lead {lead_id} on the lead topic")
-        if team not in {t.name for t in recipients(lead, teams)}:
-            raise click.ClickException(f"team {team!r} does not receive lead {lead_id}")
+            raise click.ClickException(f"no lead {lead_id} on {teams[team.name].topic}: "
+                                       f"team {team.name} does not receive it")
         try:  # the worker checks again; this gives the user the answer now
             check_feedback(lead["status"], action, note)
         except FeedbackRejected as exc:
             raise click.ClickException(str(exc)) from exc
-        # Never onto the topic in clear: the lead's people (by their tokens)
-        # and ID or phone numbers in the note; who answered, as a token.
+        # ID or phone numbers in the note never go onto the topic; the
+        # workers scrub the lead's people's names too before keeping it.
         hasher = PersonalDataHasher(settings.pii_key)
         note = hasher.scrub_feedback(note, frozenset(lead.get("person_refs") or ()))
-        publish_feedback(settings, feedback(lead, action, team, note, hasher.desk(by), time.time()))
-        click.echo(f"{lead_id}: {action} by {team} sent; the workers apply it and republish the lead")
+        topic = publish_feedback(settings, feedback(lead, action, team.name, note, hasher.desk(by), time.time()),
+                                 team)
+        click.echo(f"{lead_id}: {action} by {team.name} sent to {topic}; the workers apply it and republish the lead")
 
     if note_label is not None:
         required = action in ("CLOSED", "REJECTED")
         command = click.option(note_label, "note", required=required, help=f"The {note_label.strip('-')}.")(command)
-    leads.command(verb, help=f"Mark a lead {action} (onto the feedback topic).")(command)
+    leads.command(verb, help=f"Mark a lead {action}, as the team whose key you hold.")(command)
+
+
+def _own(settings: Settings, role: Role, key_path: Path | None) -> Signer:
+    from hub.trust import TrustError, own_signer
+
+    try:
+        return own_signer(settings, role, key_path)
+    except TrustError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 _feedback_command("ACKNOWLEDGED", "ack", None)
@@ -122,15 +128,22 @@ _feedback_command("REJECTED", "reject", "--reason")
 
 
 @leads.command("tick")
-@click.option("--at", "at", metavar="ISO-TIME", help="Check deadlines as of this time (default: now).")
+@click.option("--at", "at", metavar="ISO-TIME", help="Check deadlines as of this time (default: now); a time "
+              "ahead of the workers' clocks is a drill, which a configured cluster refuses unless HUB_ALLOW_DRILLS.")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="An operator's private key (default: $HUB_KEY_FILE, else the keys directory's operator key).")
 @click.pass_context
-def leads_tick(ctx: click.Context, at: str | None) -> None:
+def leads_tick(ctx: click.Context, at: str | None, key_path: Path | None) -> None:
     """Make the workers check lead deadlines now, or as of another time (drills, tests)."""
     import datetime as dt
 
     from hub.feedback import publish_ticks
+    from hub.trust.keys import key_file
 
     settings = existing_broker(ctx, "tick")
+    default = key_file(settings.keys_path, Role.OPERATOR, "operator")
+    operator = _own(settings, Role.OPERATOR, key_path or (None if settings.key_file else default))
     when = dt.datetime.fromisoformat(at).timestamp() if at else time.time()
-    n = publish_ticks(settings, when)
-    click.echo(f"tick at {dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat()} on {n} partitions")
+    n = publish_ticks(settings, when, operator)
+    click.echo(f"tick at {dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat()} on {n} partitions, "
+               f"signed by {operator.key.trusted.identity}")

@@ -178,7 +178,7 @@ def bench(ctx: click.Context, events: int, businesses: int) -> None:
     if not settings.embedded:
         raise click.UsageError("hub bench runs on its own embedded broker; unset the broker URL")
     with EmbeddedBroker().start(log_dir=settings.state_dir) as embedded:
-        on_broker = settings.with_overrides(broker_url=embedded.bootstrap, metrics_port=0)
+        on_broker = settings.on_embedded(embedded.bootstrap, metrics_port=0)
         create_topics(on_broker)
         pid = embedded.process.pid if embedded.process else None
         result = run_benchmark(on_broker, events, businesses, pid)

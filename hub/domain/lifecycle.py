@@ -122,6 +122,10 @@ def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | No
     replayed after a crash is no second change (and no invalid transition)."""
     if (at_ms, action, team, note) in mark.history:
         return False
+    if any(by == team and earlier > at_ms for earlier, _, by, _ in mark.history):
+        # A team answers in order: an answer older than its last on this lead
+        # is a copy of an old record (a CLOSED replayed after a reopening).
+        raise FeedbackRejected("replayed", "older than this team's last answer on the lead")
     action = check_feedback(mark.status, action, note)
     mark.status = LeadStatus(action.value)
     if action is Action.CLOSED:

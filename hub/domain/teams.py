@@ -130,7 +130,12 @@ def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str
             withheld.add(f"{author.agency} notes")
     out["team"] = team.name
     out["withheld"] = sorted(withheld)
-    out["person_refs"] = []  # the operators' alone: for scrubbing feedback, no team needs them
+    # The people's keyed tokens let a team's `hub leads` scrub their names
+    # from a note before it reaches a topic. A team holds the key that makes
+    # them, so a token of evidence it may not read could be matched against a
+    # list of names: only a team that sees every detail gets them (the
+    # workers scrub every other team's notes, by the same tokens).
+    out["person_refs"] = lead["person_refs"] if not withheld else []
     return out
 
 

@@ -37,12 +37,13 @@ from hub.domain.validation import latest_date
 from hub.flow import resolving
 from hub.flow.codec import Codec, RegistryUnavailable
 from hub.flow.effects import Effects, Observation, Seen, Send, Stage, StateWrite, Unresolved
-from hub.flow.messages import (EventMessage, FeedbackMessage, Message, Reader, Record, Refused,
+from hub.flow.messages import (UNTRUSTED_CODES, EventMessage, FeedbackMessage, Message, Reader, Record, Refused,
                                ResolutionKind, ResolutionMessage, Tick, resolution_message)
 from hub.flow.store import Store
 from hub.flow.topics import (BUSINESS_TABLE, DEADLETTER_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE,
                              outcomes_topic)
 from hub.settings import Settings
+from hub.trust import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +71,17 @@ class Batch:
 class Flow:
     """The worker's logic for the partitions it owns (``assign``)."""
 
-    def __init__(self, settings: Settings, codec: Codec, store: Store, teams: Mapping[str, Team] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, codec: Codec, store: Store, teams: Mapping[str, Team],
+                 verifier: Verifier, clock: Callable[[], float] = time.time) -> None:
         self.rules = settings.rules
         self.lifecycle = settings.lifecycle
         self.limits = settings.validation
         self.hasher = PersonalDataHasher(settings.pii_key)
-        self.reader = Reader(codec.decoder, settings.validation)
+        self.reader = Reader(codec.decoder, settings, verifier, teams)
         self.encoders: dict[str, Callable[[dict[str, Any]], bytes]] = {}
         self.codec = codec
         self.store = store
-        self.teams = dict(teams or {})
+        self.teams = dict(teams)
         self.clock = clock
         # Who writes the states this flow changes: see BusinessState.resume.
         self.incarnation = uuid.uuid4().hex
@@ -134,7 +135,8 @@ class Flow:
     def process(self, records: Iterable[Record | tuple[Any, ...]]) -> Effects:
         effects = Effects()
         batch = Batch(effects)
-        latest = latest_date(self.clock(), self.limits)  # one clock reading for the batch
+        now = self.clock()  # one clock reading for the batch
+        latest = latest_date(now, self.limits)
         for key, partition in list(self._owed.items()):
             stored = self.store.businesses.get(key)
             state = None if stored is None else BusinessState.from_bytes(stored)
@@ -151,9 +153,12 @@ class Flow:
             marks = (len(effects.first), len(effects.observations), effects.oldest_received_at)
             started = perf_counter()
             try:
-                message = self.reader.read(record, latest)
+                signed = self.reader.verify(record)
+                verified = perf_counter()
+                effects.seconds[Stage.VERIFY] += verified - started
+                message = self.reader.read(record, signed, latest, int(now * 1000))
                 read = perf_counter()
-                effects.seconds[Stage.DECODE] += read - started
+                effects.seconds[Stage.DECODE] += read - verified
                 self._apply(message, batch)
                 effects.seconds[Stage.RULES] += perf_counter() - read
             except RegistryUnavailable:
@@ -363,6 +368,8 @@ class Flow:
     def dead(self, effects: Effects, code: str, reason: str, record: Record) -> None:
         effects.first.append(Send(DEADLETTER_TOPIC, b"worker", "deadletter", dead_letter(code, reason, record)))
         effects.observations.append(Observation(Seen.DEAD_LETTER, code))
+        if code in UNTRUSTED_CODES:
+            effects.observations.append(Observation(Seen.UNTRUSTED, code))
 
 
 S = TypeVar("S")

@@ -43,6 +43,7 @@ class Seen(Enum):
     DUPLICATE = "duplicate"  # label: agency
     NEAR_DUPLICATE = "near_duplicate"  # label: agency
     DEAD_LETTER = "dead_letter"  # label: reason code
+    UNTRUSTED = "untrusted"  # label: reason code (a record whose sender is not proven or not allowed)
     LEAD_PUBLISHED = "lead_published"  # label: rule
     EVENT_TO_LEAD = "event_to_lead"  # value: seconds
     REOPENED = "reopened"
@@ -70,14 +71,16 @@ class Unresolved:
 
 class Stage(Enum):
     """Where a batch's time goes, for ``hub bench``: the flow's own stages,
-    and the edge's (``ENCODE``, ``SEND``, ``STATE_WRITE``, ``FENCE``)."""
+    and the edge's (``ENCODE``, ``SIGN``, ``SEND``, ``STATE_WRITE``, ``FENCE``)."""
 
+    VERIFY = "verify signature"
     DECODE = "decode and validate"
     STATE_LOAD = "state load"
     RULES = "rules and lifecycle"
     LEAD_BUILD = "lead build and routing"
     STATE_ENCODE = "state encode"
     ENCODE = "Avro encode"
+    SIGN = "sign"
     SEND = "send and wait for acks"
     STATE_WRITE = "state write (changelog)"
     FENCE = "fence (heartbeats)"

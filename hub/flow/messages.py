@@ -9,14 +9,17 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, Iterator, NamedTuple, Union
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Union
 
-from hub.domain.events import Event, event_key
+from hub.domain.events import Agency, Event, event_key
 from hub.domain.lifecycle import Action
 from hub.domain.validation import Invalid, check_record
+from hub.domain.teams import Team
 from hub.flow.codec import DecodeError
-from hub.flow.topics import FEEDBACK_TOPIC, RESOLUTION_TOPIC
-from hub.settings import ValidationSettings
+from hub.flow.topics import FEEDBACK_TOPIC, RESOLUTION_TOPIC, events_topic, feedback_topic
+from hub.settings import Settings
+from hub.trust import Role, Untrusted, Verified, Verifier
+from hub.trust.signatures import Headers
 
 LEAD_ID = re.compile(r"lead-[0-9a-f]{20}")
 
@@ -29,6 +32,16 @@ class Record(NamedTuple):
     key: bytes | None
     value: bytes | None  # None: a tombstone, which no hub topic should carry
     offset: int = -1  # where it sits on its topic, for the dead letter
+    headers: Headers = ()  # the sender's signature among them
+    timestamp_ms: int | None = None  # the broker's, when known
+
+
+# Refusals that say the sender is not proven, or not allowed to say what it
+# said: forgeries, tampering, replays, stolen or retired keys.
+UNTRUSTED_CODES = frozenset({
+    "unsigned", "malformed_signature", "unknown_key", "revoked_key", "bad_signature", "replayed",
+    "signed_in_future", "not_authorised", "wrong_agency", "wrong_team", "team_not_recipient", "bad_timestamp",
+    "tick_too_far_ahead"})
 
 
 class Refused(Exception):
@@ -58,7 +71,7 @@ class EventMessage:
 
 @dataclass(frozen=True)
 class FeedbackMessage:
-    """A team's status change on a lead (反馈)."""
+    """A team's status change on a lead (反馈), signed by that team."""
 
     record: Record
     business: bytes
@@ -68,7 +81,8 @@ class FeedbackMessage:
 
 @dataclass(frozen=True)
 class Tick:
-    """The lifecycle's clock, on one partition: deadlines are checked as of ``at_ms``."""
+    """The lifecycle's clock, on one partition: deadlines are checked as of
+    ``at_ms``. A worker's, or an operator's drill."""
 
     record: Record
     at_ms: int
@@ -94,27 +108,69 @@ def resolution_message(kind: ResolutionKind, **fields: Any) -> dict[str, Any]:
 
 
 class Reader:
-    """Records into messages: decoded, validated, size-checked."""
+    """Records into messages: signatures verified and the sender authorised
+    for the topic before anything is decoded, then decoded, validated and
+    size-checked.
 
-    def __init__(self, decoder: Callable[[str], Decoder], limits: ValidationSettings) -> None:
+    Who may write where: an agency's event topic, that agency's connectors
+    (and only events of that agency); a team's feedback topic, that team
+    (and only answers in its name); the resolution topic, the workers; the
+    clock topic, the workers' ticks and operators' drills."""
+
+    def __init__(self, decoder: Callable[[str], Decoder], settings: Settings, verifier: Verifier,
+                 teams: Mapping[str, Team]) -> None:
         self.decode_event = decoder("event")
         self.decode_feedback = decoder("feedback")
         self.decode_resolution = decoder("resolution")
-        self.limits = limits
+        self.limits = settings.validation
+        self.verifier = verifier
+        self.max_tick_ahead_ms = int(settings.max_tick_ahead_s * 1000)
+        self.drills_allowed = settings.allow_drills
+        self.max_skew_ms = int(settings.signature_max_skew_s * 1000)
+        self.event_topics = {events_topic(a): a.value for a in Agency}
+        self.team_topics = {feedback_topic(name): name for name in teams}
 
-    def read(self, record: Record, latest: dt.date) -> Message:
-        """``latest``: the last date a record may carry (today, plus the allowed skew)."""
+    def verify(self, record: Record) -> Verified:
+        """Who sent the record, proven; first of all, so nothing unproven is even decoded."""
         value = record.value
         if value is None:
             raise Refused("tombstone", "a null value (tombstone): the hub's topics carry none")
         limit = self.limits.max_event_bytes * (4 if record.topic == RESOLUTION_TOPIC else 1)
         if len(value) > limit:
             raise Refused("oversized_message", f"{len(value)} bytes, more than {limit}")
-        if record.topic == FEEDBACK_TOPIC:
-            return self._feedback(record, value, latest)
+        try:
+            return self.verifier.verify(record.topic, record.key, value, record.headers, record.timestamp_ms)
+        except Untrusted as exc:
+            raise Refused(exc.code, str(exc)) from None
+
+    def read(self, record: Record, signed: Verified, latest: dt.date, now_ms: int) -> Message:
+        """The message a verified record holds, if its signer may send it
+        there. ``latest``: the last date a record may carry (today, plus the
+        allowed skew); ``now_ms``: the worker's clock."""
+        value = record.value
+        assert value is not None  # verify refused tombstones
+        signer = signed.signer
         if record.topic == RESOLUTION_TOPIC:
+            _require(signer.role is Role.WORKER, signed, "the resolution topic")
             return self._resolution(record, value, latest)
+        if record.topic == FEEDBACK_TOPIC:
+            _require(signer.role in (Role.WORKER, Role.OPERATOR), signed, "the clock topic")
+            return self._tick(record, value, latest, signed, now_ms)
+        team = self.team_topics.get(record.topic)
+        if team is not None:
+            if signer.role is not Role.TEAM or signer.name != team:
+                raise Refused("wrong_team", f"{signer.identity} may not answer on {record.topic}")
+            return self._feedback(record, value, latest, signed)
+        agency = self.event_topics.get(record.topic)
+        if agency is None:
+            raise Refused("unknown_topic", f"the workers read no topic {record.topic!r}")
+        _require(signer.role is Role.CONNECTOR, signed, record.topic)
+        if signer.agency != agency:
+            raise Refused("wrong_agency", f"{signer.identity} is a {signer.agency} connector: "
+                                          f"it may not publish on {record.topic}")
         event = self.event(value, latest)
+        if event["agency"] != agency:
+            raise Refused("wrong_agency", f"a {event['agency']} event on {record.topic}")
         # A producer that did not key by business: still joinable.
         return EventMessage(record, record.key if record.key is not None else event_key(event).encode(), event)
 
@@ -124,15 +180,34 @@ class Reader:
             check_record(event, self.limits, latest)
         return event
 
-    def _feedback(self, record: Record, value: bytes, latest: dt.date) -> FeedbackMessage | Tick:
+    def _tick(self, record: Record, value: bytes, latest: dt.date, signed: Verified, now_ms: int) -> Tick:
+        with _refusing("undecodable_feedback"):
+            tick = self.decode_feedback(value)
+            check_record(tick, self.limits, latest + dt.timedelta(days=self.limits.max_tick_ahead_days))
+        if tick["action"] != Action.TICK:
+            raise Refused("wrong_team", "a team's answer belongs on the team's own feedback topic")
+        at_ms = int(tick["at"].timestamp() * 1000)
+        if at_ms - now_ms > self.max_tick_ahead_ms:
+            drill = signed.signer.role is Role.OPERATOR and self.drills_allowed
+            if not drill:
+                raise Refused("tick_too_far_ahead", f"a tick {(at_ms - now_ms) // 1000} s ahead of the worker's "
+                              "clock" + (" (drills are off on this cluster: HUB_ALLOW_DRILLS)"
+                                         if signed.signer.role is Role.OPERATOR else ""))
+        return Tick(record, at_ms)
+
+    def _feedback(self, record: Record, value: bytes, latest: dt.date, signed: Verified) -> FeedbackMessage:
         with _refusing("undecodable_feedback"):
             feedback = self.decode_feedback(value)
-            ahead = self.limits.max_tick_ahead_days if feedback["action"] == Action.TICK else 0
-            check_record(feedback, self.limits, latest + dt.timedelta(days=ahead))
+            if feedback["action"] == Action.TICK:
+                raise Refused("wrong_team", "a team may not tick the clock")
+            check_record(feedback, self.limits, latest)
+        if feedback["team"] != signed.signer.name:  # never echoed: a forged field may hold anything
+            raise Refused("wrong_team", f"an answer signed by {signed.signer.identity} in another team's name")
         at_ms = int(feedback["at"].timestamp() * 1000)
-        if feedback["action"] == Action.TICK:
-            return Tick(record, at_ms)
-        if not LEAD_ID.fullmatch(feedback["lead_id"]):  # a forged field could hold anything: never echo it
+        if abs(at_ms - signed.signed_at_ms) > self.max_skew_ms:
+            # A team could otherwise date an acknowledgement before its deadline.
+            raise Refused("bad_timestamp", "the answer's time is not when it was signed")
+        if not LEAD_ID.fullmatch(feedback["lead_id"]):
             raise Refused("unknown_lead", "feedback on something that is no lead ID")
         return FeedbackMessage(record, feedback["business_key"].encode(), feedback, at_ms)
 
@@ -146,6 +221,11 @@ class Reader:
         if kind in (ResolutionKind.EVENT, ResolutionKind.PARK) and event is None:
             raise Refused("incomplete_resolution", f"a {kind} message needs its event")
         return ResolutionMessage(record, record.key, kind, body, event)
+
+
+def _require(allowed: bool, signed: Verified, where: str) -> None:
+    if not allowed:
+        raise Refused("not_authorised", f"{signed.signer.identity} may not publish on {where}")
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from hub.domain.events import Agency
 
 DEADLETTER_TOPIC = "hub.deadletter"
 LEADS_TOPIC = "hub.leads"
-FEEDBACK_TOPIC = "hub.feedback"
+FEEDBACK_TOPIC = "hub.feedback"  # the clock: workers' ticks and operators' drills
 CONNECTOR_OFFSETS_TOPIC = "hub.connector-offsets"
 RESOLUTION_TOPIC = "hub.resolution"
 BUSINESS_TABLE = "businesses"
@@ -15,6 +15,12 @@ RESOLVER_TABLE = "resolver"
 
 def events_topic(agency: Agency) -> str:
     return f"hub.events.{agency.value.lower()}"
+
+
+def feedback_topic(team: str) -> str:
+    """Where a team answers on its leads: the topic names the team, so an
+    ACL can give it that topic alone."""
+    return f"{FEEDBACK_TOPIC}.{team}"
 
 
 def outcomes_topic(agency: str) -> str:

@@ -1,0 +1,123 @@
+"""Kafka ACLs for a secured cluster, from ``ops/teams.toml`` and the
+installed connectors: a principal per connector, team, agency, the
+workers and the operators, each allowed exactly its topics, by LITERAL
+names (a prefix would give team ``samr-anyang`` the topic of
+``samr-anyang-meat``). With ``allow.everyone.if.no.acl.found=false`` the
+brokers deny everything else. ``hub acls --apply`` writes them through the
+admin API; SCRAM principals are ``User:<name>`` below, mTLS ones
+``User:CN=<name>``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Iterable, Mapping
+
+from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+from hub.domain.events import Agency
+from hub.domain.teams import Team
+from hub.flow.topics import (CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC,
+                             events_topic, feedback_topic, outcomes_topic)
+
+WORKERS = "hub-worker"
+OPERATORS = "hub-operator"
+
+
+class Operation(StrEnum):
+    READ = "READ"
+    WRITE = "WRITE"
+    DESCRIBE = "DESCRIBE"
+    IDEMPOTENT_WRITE = "IDEMPOTENT_WRITE"
+
+
+class Resource(StrEnum):
+    TOPIC = "TOPIC"
+    GROUP = "GROUP"
+    CLUSTER = "CLUSTER"
+
+
+@dataclass(frozen=True, order=True)
+class Binding:
+    """One ALLOW rule, always a LITERAL resource name."""
+
+    principal: str  # e.g. "User:team-samr-taigu"
+    resource: Resource
+    name: str
+    operation: Operation
+
+
+def connector_principal(name: str) -> str:
+    return f"User:connector-{name}"
+
+
+def team_principal(name: str) -> str:
+    return f"User:team-{name}"
+
+
+def agency_principal(agency: Agency) -> str:
+    return f"User:agency-{agency.value.lower()}"
+
+
+def _reads(principal: str, topics: Iterable[str]) -> list[Binding]:
+    return [Binding(principal, Resource.TOPIC, t, op) for t in topics for op in (Operation.READ, Operation.DESCRIBE)]
+
+
+def _writes(principal: str, topics: Iterable[str]) -> list[Binding]:
+    return [Binding(principal, Resource.TOPIC, t, op) for t in topics for op in (Operation.WRITE, Operation.DESCRIBE)]
+
+
+def _producer(principal: str) -> Binding:
+    # Idempotent producers (every hub producer) need it on the cluster before Kafka 3.2.
+    return Binding(principal, Resource.CLUSTER, "kafka-cluster", Operation.IDEMPOTENT_WRITE)
+
+
+def bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id: str,
+             changelogs: Iterable[str]) -> list[Binding]:
+    """Every rule the hub needs, and no other. ``connectors``: each
+    installed connector's agency."""
+    out: list[Binding] = []
+    for name, agency in connectors.items():
+        p = connector_principal(name)
+        # its agency's events and its own rejected rows; its cursors (the
+        # offsets topic is shared: a connector's key is its name and file)
+        out += _writes(p, [events_topic(agency), DEADLETTER_TOPIC, CONNECTOR_OFFSETS_TOPIC])
+        out += _reads(p, [CONNECTOR_OFFSETS_TOPIC])
+        out += [_producer(p), Binding(p, Resource.GROUP, f"connector-{name}", Operation.READ)]
+    for team in teams.values():
+        p = team_principal(team.name)
+        out += _reads(p, [team.topic]) + _writes(p, [feedback_topic(team.name)])
+        out += [_producer(p), Binding(p, Resource.GROUP, f"team-{team.name}", Operation.READ)]
+    for agency in Agency:  # the outcomes of leads its evidence raised
+        p = agency_principal(agency)
+        out += _reads(p, [outcomes_topic(agency.value)])
+        out.append(Binding(p, Resource.GROUP, f"agency-{agency.value.lower()}", Operation.READ))
+    worker_reads = [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC, FEEDBACK_TOPIC,
+                    *(feedback_topic(t) for t in teams), *(t.topic for t in teams.values()), *changelogs]
+    worker_writes = [LEADS_TOPIC, DEADLETTER_TOPIC, RESOLUTION_TOPIC, FEEDBACK_TOPIC,
+                     *(outcomes_topic(a.value) for a in Agency), *(t.topic for t in teams.values()), *changelogs]
+    out += _reads(f"User:{WORKERS}", worker_reads) + _writes(f"User:{WORKERS}", worker_writes)
+    out += [_producer(f"User:{WORKERS}"), Binding(f"User:{WORKERS}", Resource.GROUP, app_id, Operation.READ)]
+    # Operators: every lead in full, the dead letters, the outcomes; drills on the clock topic.
+    operator_reads = [LEADS_TOPIC, DEADLETTER_TOPIC, *(outcomes_topic(a.value) for a in Agency),
+                      *(t.topic for t in teams.values())]
+    out += _reads(f"User:{OPERATORS}", operator_reads) + _writes(f"User:{OPERATORS}", [FEEDBACK_TOPIC])
+    out += [_producer(f"User:{OPERATORS}"), Binding(f"User:{OPERATORS}", Resource.GROUP, "hub-operator",
+                                                    Operation.READ)]
+    return sorted(set(out))
+
+
+def principals(rules: Iterable[Binding]) -> list[str]:
+    """The SCRAM user names the rules name (without ``User:``)."""
+    return sorted({b.principal.removeprefix("User:") for b in rules})
+
+
+def to_admin(binding: Binding) -> AclBinding:
+    """The binding as confluent-kafka's admin API takes it."""
+    # librdkafka calls the cluster resource BROKER
+    kind = ResourceType.BROKER if binding.resource is Resource.CLUSTER else ResourceType[binding.resource.value]
+    return AclBinding(kind, binding.name, ResourcePatternType.LITERAL,
+                      binding.principal, "*", AclOperation[binding.operation.value], AclPermissionType.ALLOW)
+
+
+def describe(binding: Binding) -> str:
+    return f"ALLOW {binding.principal:<40} {binding.operation:<16} {binding.resource} {binding.name} (literal)"

@@ -1,0 +1,73 @@
+"""The Kafka ACLs the hub generates (``hub acls``): literal names only, each
+principal its own topics and nothing else. No Kafka with an authorizer can
+run here, so the bindings themselves are what is tested, down to the
+admin-API objects ``hub acls --apply`` sends."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AclBinding, ResourcePatternType
+
+from connectors.discovery import available
+from hub.acls import Binding, Operation, Resource, bindings, principals, to_admin
+from hub.domain.events import Agency
+from hub.domain.teams import load_teams, parse_teams
+from hub.flow.topics import FEEDBACK_TOPIC, LEADS_TOPIC, events_topic, feedback_topic
+from hub.settings import REPO_ROOT
+
+TEAMS = load_teams(REPO_ROOT / "ops" / "teams.toml")
+CONNECTORS = {name: c.agency for name, c in available().items()}
+CHANGELOGS = ["supervision-hub-businesses-changelog", "supervision-hub-resolver-changelog"]
+
+
+@pytest.fixture
+def rules() -> list[Binding]:
+    return bindings(TEAMS, CONNECTORS, "supervision-hub", CHANGELOGS)
+
+
+def _allowed(rules: list[Binding], principal: str, operation: Operation) -> set[str]:
+    return {b.name for b in rules if b.principal == principal and b.operation == operation
+            and b.resource == Resource.TOPIC}
+
+
+def test_a_team_reads_its_topic_and_writes_its_feedback_topic_only(rules: list[Binding]) -> None:
+    for team in TEAMS.values():
+        principal = f"User:team-{team.name}"
+        assert _allowed(rules, principal, Operation.READ) == {team.topic}
+        assert _allowed(rules, principal, Operation.WRITE) == {feedback_topic(team.name)}
+    assert all(LEADS_TOPIC not in _allowed(rules, f"User:team-{t}", Operation.READ) for t in TEAMS)
+
+
+def test_a_team_named_like_the_start_of_another_gets_nothing_of_it() -> None:
+    """Issue 15: prefixed patterns gave samr-anyang the topic of samr-anyang-meat."""
+    teams = parse_teams({"teams": [{"name": "samr-anyang", "agency": "SAMR"},
+                                   {"name": "samr-anyang-meat", "agency": "SAMR"}]})
+    rules = bindings(teams, CONNECTORS, "supervision-hub", CHANGELOGS)
+    assert _allowed(rules, "User:team-samr-anyang", Operation.READ) == {"hub.team.samr-anyang"}
+    assert _allowed(rules, "User:team-samr-anyang", Operation.WRITE) == {"hub.feedback.samr-anyang"}
+    admin = [to_admin(b) for b in rules]
+    assert all(isinstance(a, AclBinding) and a.resource_pattern_type == ResourcePatternType.LITERAL for a in admin)
+
+
+def test_a_connector_writes_its_own_agencys_events_only(rules: list[Binding]) -> None:
+    for name, agency in CONNECTORS.items():
+        written = _allowed(rules, f"User:connector-{name}", Operation.WRITE)
+        assert {t for t in written if t.startswith("hub.events.")} == {events_topic(agency)}
+        assert not {t for t in _allowed(rules, f"User:connector-{name}", Operation.READ) if t.startswith("hub.")} - \
+            {"hub.connector-offsets"}
+
+
+def test_workers_read_every_source_and_only_workers_and_operators_tick(rules: list[Binding]) -> None:
+    reads = _allowed(rules, "User:hub-worker", Operation.READ)
+    assert {events_topic(a) for a in Agency} | {feedback_topic(t) for t in TEAMS} | {FEEDBACK_TOPIC} <= reads
+    tickers = {b.principal for b in rules if b.name == FEEDBACK_TOPIC and b.operation == Operation.WRITE}
+    assert tickers == {"User:hub-worker", "User:hub-operator"}
+    assert {b.principal for b in rules if b.name == LEADS_TOPIC and b.operation == Operation.READ} == \
+        {"User:hub-operator"}
+
+
+def test_every_principal_is_a_scram_user_name(rules: list[Binding]) -> None:
+    names = principals(rules)
+    assert "hub-worker" in names and "team-samr-taigu" in names and "connector-samr.penalty" in names
+    assert all(n and " " not in n and not n.startswith("User:") for n in names)
