@@ -177,7 +177,7 @@ _SECURITY_HEADERS = {
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make a form's Origin "null"
     "Cache-Control": "no-store",
 }
 SESSION_COOKIE = "hub_session"
@@ -269,8 +269,11 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions) -> t
             origin = self.headers.get("Origin")
             if origin is not None and host_name(origin.split("//", 1)[-1]) != host_name(self.headers.get("Host")):
                 return self.send_error(403, "a form from another site")
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > 4096:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                return self.send_error(400, "bad Content-Length")
+            if not 0 <= length <= 4096:
                 return self.send_error(413, "too large")
             form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
             if self.path == "/logout":

@@ -99,6 +99,8 @@ def test_a_login_opens_a_session_that_ends_with_the_key(board) -> None:
     foreign = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}",
                        headers={"Origin": "http://attacker.example"})
     assert foreign.status == 403  # a login form posted from another site
+    sandboxed = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}", headers={"Origin": "null"})
+    assert sandboxed.status == 403  # or from a sandboxed frame
     login = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}")
     assert login.status == 303 and login.getheader("Location") == "/teams/samr-taigu"
     cookie = login.getheader("Set-Cookie") or ""

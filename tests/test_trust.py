@@ -297,3 +297,19 @@ def test_the_readmes_example_verifies_a_lead_from_the_hub(bus: Bus, monkeypatch)
     assert not namespace["from_the_hub"](topic, key, value + b"x", worker.headers(topic, key, value))
     connector = bus.sender("hub.events.samr")
     assert not namespace["from_the_hub"](topic, key, value, connector.headers(topic, key, value))
+
+
+def test_a_record_keyed_by_another_business_is_refused(bus: Bus) -> None:
+    """A signer's record must land where its business's state lives: an event
+    or an answer keyed by another business would join (or create) that
+    business's state in a partition that is not its own."""
+    genuine = next(r for r in bus.delivered if r.topic == events_topic(Agency.POLICE))
+    leads_before, states_before = dict(bus.leads), dict(bus.businesses)
+    lead = _liquor(bus)
+    topic = feedback_topic(POLICE_TEAM)
+    answer = bus.serde.encoder(topic, "feedback")(feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None,
+                                                           NOW.timestamp()))
+    bus.process([bus.record(genuine.topic, b"91410502MA3XK1Q2Y8", genuine.value),  # re-signed under another key
+                 bus.record(topic, b"91410502MA3XK1Q2Y8", answer)])
+    assert _codes(bus) == ["misrouted_event", "misrouted_feedback"]
+    assert bus.leads == leads_before and bus.businesses == states_before

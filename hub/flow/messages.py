@@ -41,6 +41,7 @@ class Record(NamedTuple):
 UNTRUSTED_CODES = frozenset({
     "unsigned", "malformed_signature", "unknown_key", "revoked_key", "bad_signature", "replayed",
     "signed_in_future", "not_authorised", "wrong_agency", "wrong_team", "team_not_recipient", "bad_timestamp",
+    "misrouted_event", "misrouted_feedback",
     "tick_too_far_ahead"})
 
 
@@ -171,8 +172,11 @@ class Reader:
         event = self.event(value, latest)
         if event["agency"] != agency:
             raise Refused("wrong_agency", f"a {event['agency']} event on {record.topic}")
-        # A producer that did not key by business: still joinable.
-        return EventMessage(record, record.key if record.key is not None else event_key(event).encode(), event)
+        key = event_key(event).encode()
+        if record.key is not None and record.key != key:
+            # It would join another business's state, in a partition that is not that business's.
+            raise Refused("misrouted_event", "an event keyed by another business than its own")
+        return EventMessage(record, key, event)
 
     def event(self, value: bytes, latest: dt.date, code: str = "undecodable_event") -> Event:
         with _refusing(code):
@@ -209,7 +213,10 @@ class Reader:
             raise Refused("bad_timestamp", "the answer's time is not when it was signed")
         if not LEAD_ID.fullmatch(feedback["lead_id"]):
             raise Refused("unknown_lead", "feedback on something that is no lead ID")
-        return FeedbackMessage(record, feedback["business_key"].encode(), feedback, at_ms)
+        business = feedback["business_key"].encode()
+        if record.key != business:
+            raise Refused("misrouted_feedback", "feedback keyed by another business than the one it names")
+        return FeedbackMessage(record, business, feedback, at_ms)
 
     def _resolution(self, record: Record, value: bytes, latest: dt.date) -> ResolutionMessage:
         with _refusing("undecodable_resolution"):
