@@ -16,7 +16,7 @@ from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, R
 
 from hub.domain.events import Agency
 from hub.domain.teams import Team
-from hub.flow.topics import (CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC,
+from hub.flow.topics import (AUDIT_TOPIC, CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC,
                              events_topic, feedback_topic, outcomes_topic)
 
 WORKERS = "hub-worker"
@@ -91,14 +91,14 @@ def bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id
         p = agency_principal(agency)
         out += _reads(p, [outcomes_topic(agency.value)])
         out.append(Binding(p, Resource.GROUP, f"agency-{agency.value.lower()}", Operation.READ))
-    worker_reads = [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC, FEEDBACK_TOPIC,
+    worker_reads = [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC, FEEDBACK_TOPIC, AUDIT_TOPIC,
                     *(feedback_topic(t) for t in teams), *(t.topic for t in teams.values()), *changelogs]
-    worker_writes = [LEADS_TOPIC, DEADLETTER_TOPIC, RESOLUTION_TOPIC, FEEDBACK_TOPIC,
+    worker_writes = [LEADS_TOPIC, DEADLETTER_TOPIC, RESOLUTION_TOPIC, FEEDBACK_TOPIC, AUDIT_TOPIC,
                      *(outcomes_topic(a.value) for a in Agency), *(t.topic for t in teams.values()), *changelogs]
     out += _reads(f"User:{WORKERS}", worker_reads) + _writes(f"User:{WORKERS}", worker_writes)
     out += [_producer(f"User:{WORKERS}"), Binding(f"User:{WORKERS}", Resource.GROUP, app_id, Operation.READ)]
     # Operators: every lead in full, the dead letters, the outcomes; drills on the clock topic.
-    operator_reads = [LEADS_TOPIC, DEADLETTER_TOPIC, *(outcomes_topic(a.value) for a in Agency),
+    operator_reads = [LEADS_TOPIC, DEADLETTER_TOPIC, AUDIT_TOPIC, *(outcomes_topic(a.value) for a in Agency),
                       *(t.topic for t in teams.values())]
     out += _reads(f"User:{OPERATORS}", operator_reads) + _writes(f"User:{OPERATORS}", [FEEDBACK_TOPIC])
     out += [_producer(f"User:{OPERATORS}"), Binding(f"User:{OPERATORS}", Resource.GROUP, "hub-operator",

@@ -32,6 +32,7 @@ from hub.domain.teams import SEVERITIES, Team
 from hub.leadview import follow_topics
 from hub.pipeline import to_json_ready
 from hub.settings import Settings
+from hub.audit.entries import AuditAction, Note
 from hub.trust import Role
 from hub.trust.keys import TrustedKey
 from hub.trust.signatures import TrustStoreFile
@@ -225,7 +226,36 @@ class Sessions:
         return hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
 
 
-def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions) -> type[BaseHTTPRequestHandler]:
+class BoardAudit:
+    """What the board tells the audit trail: logins, refusals, and which leads
+    a team's page showed, each time that set changes (the page polls every
+    second: one entry per poll would drown the trail)."""
+
+    def __init__(self, record: Callable[[list[Note]], object]) -> None:
+        self.record = record
+        self.shown: dict[tuple[str, str], frozenset[str]] = {}
+        self.lock = threading.Lock()
+
+    def login(self, holder: TrustedKey | None) -> None:
+        self.record([Note(holder.identity, AuditAction.BOARD_LOGIN, holder.name, "granted") if holder else
+                     Note("unproven", AuditAction.BOARD_LOGIN, "board", "denied", "unknown_token")])
+
+    def denied(self, holder: TrustedKey | None, team: str, reason: str) -> None:
+        self.record([Note(holder.identity if holder else "unproven", AuditAction.BOARD_DENIED, team, "denied",
+                          reason)])
+
+    def viewed(self, holder: TrustedKey, team: str, leads: list[str]) -> None:
+        now = frozenset(leads)
+        with self.lock:
+            if self.shown.get((holder.key_id, team)) == now:
+                return
+            self.shown[holder.key_id, team] = now
+        self.record([Note(holder.identity, AuditAction.BOARD_VIEW, team, f"{len(now)} leads shown",
+                          detail={"leads": ",".join(sorted(now))})])
+
+
+def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
+             audit: BoardAudit) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if not self._host_ok():
@@ -253,6 +283,7 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions) -> t
             if holder.role is not Role.OPERATOR and not (holder.role is Role.TEAM and holder.name == team):
                 # Another team's page: never, whatever it asks. Its name is not echoed.
                 log.warning("board: %s asked for another team's page", holder.identity)
+                audit.denied(holder, team, "not_your_team")
                 return self.send_error(403, "not your team's page")
             if len(parts) == 2:
                 title = html.escape(f"{team}: open leads")
@@ -260,6 +291,7 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions) -> t
             if parts[2] != "leads.json":
                 return self.send_error(404, "no such page")
             leads = [{**to_json_ready(lead), "overdue": bool(is_overdue(lead))} for lead in board.open_leads(team)]
+            audit.viewed(holder, team, [lead["lead_id"] for lead in leads])
             return self._send(200, "application/json", json.dumps({"version": board.version, "leads": leads},
                                                                   ensure_ascii=False))
 
@@ -281,6 +313,7 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions) -> t
             if self.path != "/login":
                 return self.send_error(404, "no such page")
             holder = sessions.by_token((form.get("token") or [""])[0].strip())
+            audit.login(holder)
             if holder is None:
                 log.warning("board: a login with a token no live key has")
                 return self._send(401, "text/html", _LOGIN.format(title="Lead board: log in",
@@ -312,6 +345,8 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions) -> t
             return sessions.by_cookie(morsel.value) if morsel is not None else None
 
         def _unauthenticated(self, parts: list[str]) -> None:
+            # the page's team, if it names one: nothing else of the path is repeated
+            audit.denied(None, parts[1] if len(parts) > 1 and parts[1] in board.teams else "board", "no_credential")
             if parts[-1:] == ["leads.json"]:
                 return self._send(401, "application/json", '{"error": "log in first"}',
                                   {"WWW-Authenticate": 'Bearer realm="lead board"'})
@@ -351,13 +386,13 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions) -> t
     return Handler
 
 
-def serve_board(board: LeadBoard, host: str, port: int, sessions: Sessions,
-                allowed_hosts: tuple[str, ...] = ()) -> ThreadingHTTPServer:
+def serve_board(board: LeadBoard, host: str, port: int, sessions: Sessions, allowed_hosts: tuple[str, ...] = (),
+                audit: Callable[[list[Note]], object] = lambda notes: None) -> ThreadingHTTPServer:
     """Serve the board on a daemon thread; returns the server (``server_port``,
     ``shutdown()``). It answers to loopback names, ``host`` (unless a
     wildcard) and ``allowed_hosts``, and to those who log in (``sessions``)."""
     allowed = frozenset({*LOOPBACK, *(h.strip().lower() for h in allowed_hosts if h.strip()),
                          *([host.lower()] if host not in ("0.0.0.0", "::", "") else [])})
-    server = ThreadingHTTPServer((host, port), _handler(board, allowed, sessions))
+    server = ThreadingHTTPServer((host, port), _handler(board, allowed, sessions, BoardAudit(audit)))
     threading.Thread(target=server.serve_forever, name="lead-board-http", daemon=True).start()
     return server

@@ -130,6 +130,17 @@ class WorkerMetrics:
         self.oldest_parked_age.set(0 if oldest is None else max(0.0, now - oldest / 1000))
 
 
+class AuditMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.entries = Counter("hub_audit_entries_total", "Audit entries this worker wrote, by action",
+                               ["action"], registry=registry)
+        self.last_head = Gauge("hub_audit_last_head_timestamp_seconds",
+                               "When this worker last signed its audit chain's head (0: not yet)", registry=registry)
+        self.verify_failures = Counter("hub_audit_verify_failures_total",
+                                       "Breaks this worker found checking the recent audit trail (an edited, "
+                                       "deleted or forged entry or head)", registry=registry)
+
+
 class Metrics:
     """All of a process's metrics in one registry."""
 
@@ -137,6 +148,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.connector = ConnectorMetrics(self.registry)
         self.worker = WorkerMetrics(self.registry)
+        self.audit = AuditMetrics(self.registry)
 
     def serve(self, host: str, port: int) -> int:
         """Expose /metrics; returns the port (0 picks a free one)."""

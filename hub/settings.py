@@ -181,6 +181,11 @@ class Settings:
     kafka_ssl_key_file: str = ""
     # The lead board's login session, after a team presents its token.
     board_session_hours: float = 8.0
+    # The audit trail: how often a worker signs its chain's head, how often
+    # it checks the recent trail, and an optional local mirror (JSON lines).
+    audit_head_s: float = 30.0
+    audit_verify_s: float = 300.0
+    audit_file: str = ""
 
     @property
     def embedded(self) -> bool:

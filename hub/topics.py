@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.connection import client_config
 from hub.domain.events import Agency
-from hub.flow.topics import (BUSINESS_TABLE, CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC,  # noqa: F401
+from hub.flow.topics import (AUDIT_TOPIC, BUSINESS_TABLE, CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC,  # noqa: F401
                              LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic, feedback_topic,
                              outcomes_topic)
 from hub.settings import Settings
@@ -25,6 +25,7 @@ class TopicSpec:
     partitioned: bool = True  # False: a single partition, e.g. for ordered state
     description: str = ""
     compacted: bool = False  # the latest record per key is the state: Kafka may compact the rest
+    kept: bool = False  # never deleted by retention (the audit trail)
 
     def partitions(self, settings: Settings) -> int:
         return settings.topic_partitions if self.partitioned else 1
@@ -42,6 +43,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
       for a in Agency),
     TopicSpec(RESOLUTION_TOPIC, "resolution", description="entity resolution: registry knowledge and parked "
               "records keyed by lookup key, resolved records keyed by business; co-partitioned with the events"),
+    TopicSpec(AUDIT_TOPIC, "audit", kept=True, description="the audit trail: hash-chained entries per worker, "
+              "signed heads; keyed by worker name; never compacted, never expired"),
     TopicSpec(CONNECTOR_OFFSETS_TOPIC, "connector_offset", partitioned=False,
               description="connector cursors (rows delivered per file)", compacted=True),
 )
@@ -86,18 +89,19 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicS
     """
     if specs is None:
         specs = [*CATALOGUE, *team_topics(settings)]
-    wanted = {s.name: (s.partitions(settings), s.compacted) for s in specs}
+    wanted = {s.name: (s.partitions(settings), s.compacted, s.kept) for s in specs}
     for table in (BUSINESS_TABLE, RESOLVER_TABLE):
-        wanted[changelog_topic(settings, table)] = (settings.topic_partitions, True)
+        wanted[changelog_topic(settings, table)] = (settings.topic_partitions, True, False)
     client = admin(settings)
     # The broker stamps each record as it takes it: a signed record whose
     # stamp is far from its signature's time is a replayed copy (see
     # hub.trust.signatures), and no producer can set that stamp.
     futures = client.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
-                  config={"message.timestamp.type": "LogAppendTime", **({"cleanup.policy": "compact"} if compacted
-                                                                           else {})})
-         for name, (n, compacted) in wanted.items()], operation_timeout=10, request_timeout=15)
+                  config={"message.timestamp.type": "LogAppendTime",
+                          **({"cleanup.policy": "compact"} if compacted else {}),
+                          **({"retention.ms": "-1", "retention.bytes": "-1"} if kept else {})})
+         for name, (n, compacted, kept) in wanted.items()], operation_timeout=10, request_timeout=15)
     result: dict[str, str] = {}
     for name, fut in futures.items():
         try:
@@ -172,13 +176,15 @@ def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None
 
 
 def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0,
-                partitions: Collection[int] | None = None) -> list[Message]:
+                partitions: Collection[int] | None = None, last: int | None = None) -> list[Message]:
     """Every message now on ``topic`` (its ``partitions``, or all, from the
-    beginning), read without joining a consumer group."""
+    beginning, or only about the ``last`` of each), read without joining a
+    consumer group."""
     consumer = _reader(settings)
     try:
         ends = end_offsets(settings, topic, consumer, partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING if last is None else max(0, end - last))
+                         for p, end in ends.items()])
         messages: list[Message] = []
         deadline = time.monotonic() + timeout_s
         while ends and time.monotonic() < deadline:

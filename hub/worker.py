@@ -40,6 +40,8 @@ from typing import Any, Callable, Iterable
 import faust
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
 
+from hub.audit.entries import AuditAction, Entry, Note
+from hub.audit.log import AuditLog, recent_report
 from hub.connection import faust_credentials
 from hub.domain.teams import load_teams
 from hub.faust_patches import (QuietMonitor, StallHealer, StoppableWorker, has_unacked, mark_unacknowledged,
@@ -232,7 +234,8 @@ class Edge:
     timers heal stalled commits, report lag, tick the lifecycle's clock and
     watch the broker. Built from settings; nothing connects until Faust runs it."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, started: threading.Event | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, started: threading.Event | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.settings, self.metrics = settings, metrics
         self.app = app = _faust_app(settings)
         self.serde = Serde(settings)
@@ -253,6 +256,8 @@ class Edge:
         self.signer = signer(settings, Role.WORKER, settings.worker_name)
         self.flow = Flow(settings, self.serde, store, teams, verifier(settings))
         self.publisher = Publisher(settings, self.serde, self.signer)
+        self.audit = audit or AuditLog(settings, self.signer, metrics)
+        self.keys_seen = self._keys()
         self.feedback_topics = [feedback_topic(name) for name in teams]
         self.tally = Tally()
         self.backoff = Backoff(settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
@@ -294,6 +299,14 @@ class Edge:
             @app.timer(settings.lifecycle_tick_s)
             async def clock_tick() -> None:
                 await self.clock_tick()
+
+        @app.timer(settings.audit_head_s)
+        async def audit_head() -> None:
+            await asyncio.get_running_loop().run_in_executor(None, self.seal)
+
+        @app.timer(settings.audit_verify_s)
+        async def audit_check() -> None:
+            await asyncio.get_running_loop().run_in_executor(None, self.check_trail)
 
         if started is not None:
             @app.task
@@ -360,6 +373,12 @@ class Edge:
         await self.fence(generation, "leads", effects.seconds)
         await retried(lambda: self.publisher.send_all(effects.leads, effects.seconds), self.backoff,
                       self.failed("leads"))
+        # Last, so a batch whose entries did not all reach the trail is replayed
+        # (its entries then come again, from the same records: recognised).
+        started_audit = perf_counter()
+        entries = self.audit.record(effects.audit)
+        await retried(lambda: self.audit_flush(entries), self.backoff, self.failed("audit"))
+        effects.seconds[Stage.AUDIT] += perf_counter() - started_audit
         self.metrics.worker.observe(effects, time.time())
         self.tally.add(effects, started)
 
@@ -385,6 +404,13 @@ class Edge:
         for name, table in self.tables.items():
             self.metrics.worker.table_entries.labels(name).set(len(table) - (SENTINEL_KEY in table))
 
+    async def audit_flush(self, entries: list[Entry]) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.audit.flush, self.settings.publish_timeout_s)
+        except RuntimeError:
+            self.audit.resend(entries)
+            raise
+
     def failed(self, stage: str) -> Callable[[int, Exception], None]:
         def report(failures: int, exc: Exception) -> None:
             self.metrics.worker.infrastructure_failures.labels(stage).inc()
@@ -404,6 +430,30 @@ class Edge:
             raise Fenced(f"generation {generation} ended before the {stage} step")
 
     # -- timers ----------------------------------------------------------
+    def _keys(self) -> dict[str, bool]:
+        return {k.key_id: k.revoked for k in self.flow.reader.verifier.trust.refresh().keys.values()}
+
+    def seal(self) -> None:
+        """Keys the trust store gained or lost since the last look, then a
+        signed head over the chain so far."""
+        keys, store = self._keys(), self.flow.reader.verifier.trust.store
+        notes = [Note("operator:trust-store", AuditAction.KEY_CREATED if key_id not in self.keys_seen
+                      else AuditAction.KEY_REVOKED, key_id, "seen", detail={"identity": store.keys[key_id].identity})
+                 for key_id, revoked in sorted(keys.items())
+                 if key_id not in self.keys_seen or (revoked and not self.keys_seen[key_id])]
+        self.keys_seen = keys
+        if notes:
+            self.audit.record(notes)
+        self.audit.head()
+        self.audit.flush(self.settings.publish_timeout_s)
+
+    def check_trail(self) -> None:
+        """The recent audit trail, checked: a break counts in a metric and is logged."""
+        report = recent_report(self.settings, self.flow.reader.verifier.trust.refresh())
+        if not report.ok:
+            self.metrics.audit.verify_failures.inc()
+            log.critical("the audit trail is broken: %s", "; ".join(report.problems))
+
     def report_lag(self) -> None:
         """Consumer lag in records per owned partition. On Tansu the high
         watermark can trail the last batch (see hub.topics.end_offsets), so
@@ -503,12 +553,13 @@ class WorkerHandle:
 
 
 def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | None = None,
-               loglevel: str = "WARN", handle: WorkerHandle | None = None) -> Tally:
+               loglevel: str = "WARN", handle: WorkerHandle | None = None, audit: AuditLog | None = None) -> Tally:
     """Run one worker in this thread until SIGINT/SIGTERM (or ``handle.stop()``);
     the consumer group shares the partitions among however many workers run."""
     # Faust closes its loop on shutdown: a fresh one lets a process run a worker again.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    edge = Edge(settings, metrics, started)
+    edge = Edge(settings, metrics, started, audit)
+    edge.audit.start()
     worker = StoppableWorker(edge.app, loglevel=loglevel, quiet=True, override_logging=False)
     worker.broker_down = lambda: metrics.worker.broker_reachable._value.get() == 0
     worker.grace_s = settings.shutdown_grace_s
@@ -520,4 +571,6 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
     except SystemExit as exc:  # mode always ends with SystemExit; only failures matter
         if exc.code not in (0, None):
             raise
+    edge.audit.head()  # a graceful stop seals the chain
+    edge.audit.flush(settings.publish_timeout_s)
     return edge.tally

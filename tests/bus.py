@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 from connectors.discovery import available, load
 from connectors.sdk import RowRejected
+from hub.audit.entries import Note
 from hub.domain.events import Agency, event_key
 from hub.domain.leads import BusinessState
 from hub.domain.lifecycle import ACTIVE
@@ -78,9 +79,11 @@ class Bus:
         self.teams = load_teams(self.settings.teams_file)
         self.flow = self.restart()
         self.queues: dict[tuple[str, int], deque[Record]] = {}
+        self.offsets: dict[tuple[str, int], int] = {}  # the last offset given on each topic partition
         self.topics: dict[str, dict[str, dict[str, Any]]] = {}  # topic -> lead ID -> its latest record
         self.dead_letters: list[dict[str, Any]] = []
         self.delivered: list[Record] = []  # every record the bus delivered, as the broker held it
+        self.audit: list[Note] = []  # what the flow told the audit trail
         self.outcomes: list[tuple[str, dict[str, Any]]] = []
 
     @property
@@ -141,7 +144,8 @@ class Bus:
     def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None,
              by: Signer | None = None, at: float | None = None) -> None:
         where = self.store.partition_of(key) if partition is None else partition
-        self.queues.setdefault((topic, where), deque()).append(self.record(topic, key, value, -1, where, by, at))
+        offset = self.offsets[topic, where] = self.offsets.get((topic, where), -1) + 1
+        self.queues.setdefault((topic, where), deque()).append(self.record(topic, key, value, offset, where, by, at))
 
     def publish_file(self, connector: str, path: Path) -> None:
         """What ``hub connector run`` publishes for a file (rejected rows left out)."""
@@ -204,6 +208,7 @@ class Bus:
             table[write.key] = write.value
         for send in effects.leads:
             self.topics.setdefault(send.topic, {})[send.value["lead_id"]] = send.value
+        self.audit += effects.audit
         self.metrics.worker.observe(effects, self.clock())
 
     def step(self, pick: Callable[[int], int]) -> bool:
@@ -226,3 +231,15 @@ class Bus:
     def open_leads(self) -> dict[tuple[str, str], frozenset[str]]:
         return {(l["business_key"], l["rules"][0]): frozenset(e["event_id"] for e in l["evidence"])
                 for l in self.leads.values() if l["status"] in ACTIVE}
+
+
+def scenario_bus(folder: Path, now: dt.datetime) -> Bus:
+    """A bus whose clock stands at ``now``, through which the sample
+    scenario's exports have run (``hub.samples.write_scenario``)."""
+    from hub.samples import write_scenario
+
+    bus = Bus(clock=lambda: now.timestamp())
+    for connector, path in write_scenario(folder).items():
+        bus.publish_file(connector, path)
+    bus.run()
+    return bus

@@ -71,3 +71,9 @@ def test_every_principal_is_a_scram_user_name(rules: list[Binding]) -> None:
     names = principals(rules)
     assert "hub-worker" in names and "team-samr-taigu" in names and "connector-samr.penalty" in names
     assert all(n and " " not in n and not n.startswith("User:") for n in names)
+
+
+def test_only_workers_write_the_audit_trail(rules: list[Binding]) -> None:
+    writers = {b.principal for b in rules if b.name == "hub.audit" and b.operation == Operation.WRITE}
+    readers = {b.principal for b in rules if b.name == "hub.audit" and b.operation == Operation.READ}
+    assert writers == {"User:hub-worker"} and readers == {"User:hub-worker", "User:hub-operator"}

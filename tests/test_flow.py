@@ -16,7 +16,7 @@ from hub.domain.lifecycle import ACTIVE
 from hub.feedback import feedback
 from hub.flow.topics import FEEDBACK_TOPIC, LEADS_TOPIC, feedback_topic
 from hub.samples import FUSHUN, LIQUOR, write_recheck_failure, write_scenario
-from tests.bus import Bus
+from tests.bus import Bus, scenario_bus
 
 NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
 POLICE_TEAM, COUNTY_TEAM = "hub.team.police-jinzhong-food-crime", "hub.team.samr-taigu"
@@ -25,11 +25,7 @@ CASE_NO = "A1407032026080031"  # the liquor maker's police case: police details
 
 @pytest.fixture
 def bus(tmp_path: Path) -> Bus:
-    bus = Bus(clock=lambda: NOW.timestamp())
-    for connector, path in write_scenario(tmp_path / "data").items():
-        bus.publish_file(connector, path)
-    bus.run()
-    return bus
+    return scenario_bus(tmp_path / "data", NOW)
 
 
 def _lead(bus: Bus, uscc: str, rule: str) -> dict:

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,16 +21,19 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from hub.trust import Role, ensure_keys, trust_env
-from hub.trust.keys import TrustStore, board_token, key_file, load_key
+from confluent_kafka import Producer
+
 from hub.domain.teams import load_teams
-from hub.leadview import final_leads
+from hub.feedback import feedback
+from hub.leadview import final_leads, find_lead
 from hub.metrics import Metrics
 from hub.pipeline import run_connectors
 from hub.samples import FUSHUN, LIQUOR, write_scenario
 from hub.serde import Serde
 from hub.settings import Settings, load_settings
-from hub.topics import LEADS_TOPIC, create_topics, read_to_end
+from hub.topics import LEADS_TOPIC, create_topics, producer_config, read_to_end
+from hub.trust import Role, ensure_keys, trust_env
+from hub.trust.keys import TrustStore, board_token, key_file, load_key
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub, wait_for
 
@@ -141,6 +145,14 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     row = _row(browser, lead_id, "OPEN")
     assert "details withheld" in row.text and CASE_NO not in browser.page_source
 
+    # A forged answer, produced straight onto the police team's topic by a client without its key.
+    lead = find_lead(settings, lead_id)
+    assert lead is not None
+    forged_topic = f"hub.feedback.{POLICE_TEAM}"
+    producer = Producer(producer_config(settings))
+    producer.produce(forged_topic, key=lead["business_key"].encode(), value=Serde(settings).encoder(
+        forged_topic, "feedback")(feedback(lead, "REJECTED", POLICE_TEAM, "假线索", None, time.time())))
+    assert producer.flush(30) == 0
     ack = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM), "--by", "太谷分局食药环侦大队")
     assert ack.returncode == 0, ack.stderr
     wait_for("ACKNOWLEDGED everywhere", lambda: all(
@@ -173,6 +185,21 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     impostor = _hub(settings, tmp, "leads", "ack", lead_id, "--team", POLICE_TEAM)  # no such flag any more
     assert impostor.returncode == 2 and "--team" in impostor.stderr
     wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_acknowledge_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
+
+    # The audit trail tells the whole story, and verifies.
+    trail = wait_for("the audit trail", lambda: t if "FEEDBACK_APPLIED" in (t := _hub(
+        settings, tmp, "audit", "trail", lead_id).stdout) and "CLOSED" in t else None, timeout=30)
+    lines = trail.splitlines()
+    assert any("EVENT_ACCEPTED" in l and "connector:police.case" in l for l in lines)
+    assert any("LEAD_PUBLISHED" in l and POLICE_TEAM in l for l in lines)
+    assert any("RECORD_REFUSED" in l and "unproven" in l and "reason: unsigned" in l for l in lines)
+    assert any("BOARD_VIEW" in l and f"team:{COUNTY_TEAM}" in l for l in lines)
+    assert any("BOARD_DENIED" in l and f"team:{COUNTY_TEAM}" in l and "not_your_team" in l for l in lines)
+    assert any("FEEDBACK_APPLIED" in l and f"team:{POLICE_TEAM}" in l and "ACKNOWLEDGED" in l for l in lines)
+    assert any("FEEDBACK_APPLIED" in l and "CLOSED" in l for l in lines)
+    assert "假线索" not in trail  # what a refused record says is never repeated
+    verified = _hub(settings, tmp, "audit", "verify")
+    assert verified.returncode == 0 and "trail intact" in verified.stdout, verified.stdout + verified.stderr
     wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_close_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
 
 

@@ -27,7 +27,7 @@ from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector
 from hub.trust import Role, ensure_keys, signer, trust_env
-from hub.trust.keys import key_file
+from hub.trust.keys import TrustStore, board_token, key_file, load_key
 from hub.broker import EmbeddedBroker
 from hub.domain.teams import load_teams
 from hub.feedback import feedback, publish_feedback
@@ -181,9 +181,13 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
         assert close.returncode == 0, close.stderr
         outputs["leads close"] = close.stdout + close.stderr
         wait_for("the closure", lambda: final_leads(settings)[lead["lead_id"]]["status"] == "CLOSED", timeout=90)
+        operator = board_token(load_key(key_file(settings.keys_path, Role.OPERATOR, "operator"),
+                                        TrustStore.load(settings.trust_path)).private)
         for name in load_teams(settings.teams_file):
             for page in (f"/teams/{name}", f"/teams/{name}/leads.json"):
-                with urllib.request.urlopen(f"http://127.0.0.1:{board_port}{page}", timeout=10) as response:
+                request = urllib.request.Request(f"http://127.0.0.1:{board_port}{page}",
+                                                 headers={"Authorization": f"Bearer {operator}"})
+                with urllib.request.urlopen(request, timeout=10) as response:
                     outputs[f"board {page}"] = response.read().decode()
         for args in (["status"], ["unresolved", "--json"]):
             done = hub(*args, cwd=tmp_path, env=env)

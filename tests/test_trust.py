@@ -16,11 +16,11 @@ from hub.feedback import TICK_KEY, feedback, tick
 from hub.flow import Record
 from hub.flow.topics import FEEDBACK_TOPIC, events_topic, feedback_topic
 from hub.domain.events import Agency
-from hub.samples import LIQUOR, write_scenario
+from hub.samples import LIQUOR
 from hub.trust import Role, TrustError, TrustStore
 from hub.trust.keys import Identity, board_token, create_key, key_file, load_key, provision
 from hub.trust.signatures import HEADER, Signer, TrustStoreFile, Untrusted, Verifier
-from tests.bus import Bus
+from tests.bus import Bus, scenario_bus
 
 NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
 POLICE_TEAM = "police-jinzhong-food-crime"
@@ -127,10 +127,8 @@ def test_an_old_copy_is_a_replay_and_a_revoked_key_is_refused_at_once(signed) ->
 # -- the attacks, on the worker's flow ------------------------------------------
 @pytest.fixture
 def bus(tmp_path: Path) -> Bus:
-    bus = Bus(clock=lambda: NOW.timestamp())
-    for connector, path in write_scenario(tmp_path / "data").items():
-        bus.publish_file(connector, path)
-    bus.run()
+    """The scenario's exports through the flow, every record signed by its connector."""
+    bus = scenario_bus(tmp_path / "data", NOW)
     assert bus.dead_letters == []
     return bus
 

@@ -12,13 +12,16 @@ import pytest
 
 from connectors.runner import ConnectorRunner
 from connectors.samr_penalty import SamrPenaltyConnector
+from hub.audit.log import read_trail
+from hub.audit.verify import verify
 from hub.domain.pii import PersonalDataHasher
-from hub.metrics import Metrics
 from hub.leadview import final_leads
+from hub.metrics import Metrics
 from hub.pipeline import wait_until_processed
 from hub.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
 from hub.topics import changelog_topic, create_topics, read_to_end
+from hub.trust import TrustStore
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import committed_total, expected_leads, start_worker
 
@@ -89,6 +92,10 @@ def test_a_killed_worker_restarted_loses_and_duplicates_nothing(broker, tmp_path
         second.wait(30)
     assert _open_leads(settings) == expected
     assert len(read_to_end(settings, changelog_topic(settings))) > 0
+    # The killed worker's chain and its successor's: the trail still verifies.
+    report = verify(read_trail(settings), TrustStore.load(settings.trust_path))
+    assert report.ok, report.lines()
+    assert report.chains >= 2 and report.heads >= 1
 
 
 def test_two_workers_share_the_load_and_hand_over_without_loss(broker, tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def serve_metrics(metrics: Any, settings: Settings) -> int:
         return port
 
 
-def serve_board(metrics: Any, settings: Settings) -> Callable[[], None]:
+def serve_board(metrics: Any, settings: Settings, audit: Any = None) -> Callable[[], None]:
     """The read-only lead board and the open/overdue gauges, when teams are configured."""
     import threading
 
@@ -111,9 +111,11 @@ def serve_board(metrics: Any, settings: Settings) -> Callable[[], None]:
     ensure_keys(settings)
     sessions = Sessions(TrustStoreFile(settings.trust_path), settings.board_session_hours)
     try:
-        server = serve_board(board, settings.web_host, settings.web_port, sessions, settings.web_allowed_hosts)
+        server = serve_board(board, settings.web_host, settings.web_port, sessions, settings.web_allowed_hosts,
+                             audit.record if audit else lambda notes: None)
     except OSError:
-        server = serve_board(board, settings.web_host, 0, sessions, settings.web_allowed_hosts)
+        server = serve_board(board, settings.web_host, 0, sessions, settings.web_allowed_hosts,
+                             audit.record if audit else lambda notes: None)
         log.warning("lead board port %s is taken; serving on %s", settings.web_port, server.server_port)
     click.echo(f"lead board: http://{settings.web_host}:{server.server_port}/", err=True)
 

@@ -14,9 +14,11 @@ def worker(ctx: click.Context) -> None:
     """Run a stream-processing worker: deduplicate, join by business ID, publish leads.
 
     Start several to share the partitions; each serves Prometheus metrics."""
+    from hub.audit.log import AuditLog
     from hub.broker import broker_for
     from hub.metrics import Metrics
     from hub.topics import create_topics
+    from hub.trust import Role, signer
     from hub.worker import run_worker
 
     with broker_for(settings_of(ctx)) as (settings, _):
@@ -26,9 +28,11 @@ def worker(ctx: click.Context) -> None:
         port = serve_metrics(metrics, settings)
         click.echo(f"worker on {settings.broker_url}; metrics: http://{settings.metrics_host}:{port}/metrics",
                    err=True)
-        stop_board = serve_board(metrics, settings)
+        # one audit chain for the worker and its board
+        audit = AuditLog(settings, signer(settings, Role.WORKER, settings.worker_name), metrics)
+        stop_board = serve_board(metrics, settings, audit)
         try:
-            run_worker(settings, metrics)
+            run_worker(settings, metrics, audit=audit)
         finally:
             stop_board()
 

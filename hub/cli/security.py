@@ -186,3 +186,53 @@ def certs_command(out: Path, servers: tuple[str, ...], clients: tuple[str, ...])
     for name in clients:
         make_cert(out, name, [], now, client=True)
     click.echo(f"CA and {len(servers) + len(clients)} certificates in {out}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail: who published, saw, changed or was refused what."""
+
+
+def _trail(ctx: click.Context, file: Path | None) -> list[Any]:
+    from hub.audit.entries import Entry
+    from hub.audit.log import read_trail
+    from hub.audit.verify import Positioned
+    from hub.cli.common import existing_broker
+
+    if file is not None:
+        with open(file, encoding="utf-8") as fh:
+            return [Positioned(f"{file}:{n}", Entry.from_record(json.loads(line)))
+                    for n, line in enumerate(fh, 1) if line.strip()]
+    return read_trail(existing_broker(ctx, "read the audit trail of"))
+
+
+@audit.command("verify")
+@click.option("--file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A copy of the trail as JSON lines (HUB_AUDIT_FILE), instead of the audit topic.")
+@click.pass_context
+def audit_verify(ctx: click.Context, file: Path | None) -> None:
+    """Check every entry's hash, every link and every signed head; exit 1
+    naming the first break (an edited entry, a missing one, a forged head)."""
+    from hub.audit.verify import verify
+
+    settings = settings_of(ctx)
+    report = verify(_trail(ctx, file), TrustStore.load(settings.trust_path))
+    click.echo("\n".join(report.lines()))
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@audit.command("trail")
+@click.argument("lead_id")
+@click.option("--file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A copy of the trail as JSON lines, instead of the audit topic.")
+@click.pass_context
+def audit_trail(ctx: click.Context, lead_id: str, file: Path | None) -> None:
+    """A lead's whole story: the events that raised it, where it was
+    published, who saw it on the board, who answered, who was refused and why."""
+    from hub.audit.trail import render, story
+
+    entries = story((p.entry for p in _trail(ctx, file)), lead_id)
+    if not entries:
+        raise click.ClickException(f"nothing about {lead_id} on the audit trail")
+    click.echo("\n".join(render(e) for e in entries))

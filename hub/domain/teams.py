@@ -135,7 +135,7 @@ def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str
     # them, so a token of evidence it may not read could be matched against a
     # list of names: only a team that sees every detail gets them (the
     # workers scrub every other team's notes, by the same tokens).
-    out["person_refs"] = lead["person_refs"] if not withheld else []
+    out["person_refs"] = list(lead.get("person_refs") or []) if not withheld else []
     return out
 
 

@@ -17,6 +17,7 @@ record) escapes, so the edge retries the whole batch without acknowledging it.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
+from hub.audit.entries import AuditAction, Note
 from hub.domain.events import EventKind
 from hub.domain.leads import Accepted, BusinessState
 from hub.domain.lifecycle import Action, FeedbackRejected
@@ -43,7 +45,7 @@ from hub.flow.store import Store
 from hub.flow.topics import (BUSINESS_TABLE, DEADLETTER_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE,
                              outcomes_topic)
 from hub.settings import Settings
-from hub.trust import Verifier
+from hub.trust import Role, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Batch:
     undo: dict[bytes, BusinessState | None] = field(default_factory=dict)
     undo_resolvers: dict[bytes, bytes | None] = field(default_factory=dict)
     current: Record | None = None
+    sender: str = "unproven"  # the identity that signed the record being applied
 
 
 class Flow:
@@ -83,6 +86,7 @@ class Flow:
         self.store = store
         self.teams = dict(teams)
         self.clock = clock
+        self.identity = f"{Role.WORKER}:{settings.worker_name}"  # who publishes the leads
         # Who writes the states this flow changes: see BusinessState.resume.
         self.incarnation = uuid.uuid4().hex
         # partition -> business key -> its earliest pending deadline (epoch ms)
@@ -150,10 +154,12 @@ class Flow:
             batch.current = record
             batch.undo.clear()
             batch.undo_resolvers.clear()
-            marks = (len(effects.first), len(effects.observations), effects.oldest_received_at)
+            marks = (len(effects.first), len(effects.observations), len(effects.audit), effects.oldest_received_at)
+            batch.sender = UNPROVEN
             started = perf_counter()
             try:
                 signed = self.reader.verify(record)
+                batch.sender = signed.signer.identity
                 verified = perf_counter()
                 effects.seconds[Stage.VERIFY] += verified - started
                 message = self.reader.read(record, signed, latest, int(now * 1000))
@@ -165,11 +171,11 @@ class Flow:
                 raise
             except Refused as exc:
                 self._roll_back(batch, marks)
-                self.dead(effects, exc.code, str(exc), record)
+                self.dead(effects, exc.code, str(exc), record, batch.sender)
             except Exception as exc:  # a bug or a record nobody foresaw: it alone fails
                 self._roll_back(batch, marks)
                 log.warning("%s[%s]@%s failed: %s", record.topic, record.partition, record.offset, describe(exc))
-                self.dead(effects, "processing_error", f"processing failed: {type(exc).__name__}", record)
+                self.dead(effects, "processing_error", f"processing failed: {type(exc).__name__}", record, batch.sender)
         self._draw_leads(batch)
         started = perf_counter()
         for key, resolver in batch.changed_resolvers.items():
@@ -180,13 +186,13 @@ class Flow:
         effects.unresolved = self.unresolved_now()
         return effects
 
-    def _roll_back(self, batch: Batch, marks: tuple[int, int, float | None]) -> None:
+    def _roll_back(self, batch: Batch, marks: tuple[int, int, int, float | None]) -> None:
         for key in batch.undo:
             batch.applied[key].pop()
         _restore(batch.undo, batch.states, batch.changed, lambda state: state)
         _restore(batch.undo_resolvers, batch.resolvers, batch.changed_resolvers, ResolverState.from_bytes)
-        del batch.effects.first[marks[0]:], batch.effects.observations[marks[1]:]
-        batch.effects.oldest_received_at = marks[2]
+        del batch.effects.first[marks[0]:], batch.effects.observations[marks[1]:], batch.effects.audit[marks[2]:]
+        batch.effects.oldest_received_at = marks[3]
 
     def state(self, batch: Batch, key: bytes, partition: int) -> BusinessState:
         """A business's state, loaded once a batch; remembered for the rollback."""
@@ -241,6 +247,9 @@ class Flow:
         # A registry entry teaches the registry and is no evidence of anything.
         outcome = Accepted.REGISTERED if event["kind"] == EventKind.REGISTRATION.value else \
             state.accept(event, self.rules, restore)
+        if not restore:
+            effects.audit.append(Note(batch.sender, AuditAction.EVENT_ACCEPTED, event["event_id"], outcome.value,
+                                      source=position(record), detail={"business": key.decode()}))
         if outcome is Accepted.DUPLICATE:
             effects.observations.append(Observation(Seen.DUPLICATE, agency))
         elif outcome.changes_state:
@@ -275,12 +284,18 @@ class Flow:
     # -- the lifecycle ---------------------------------------------------
     def _tick(self, tick: Tick, batch: Batch) -> None:
         partition = tick.record.partition
+        escalated = 0
         for business in [k for k, due in self.deadlines.get(partition, {}).items() if due <= tick.at_ms]:
             state = self.state(batch, business, partition)
             for level in state.escalate_due(self.lifecycle, tick.at_ms):
                 batch.effects.observations.append(Observation(Seen.ESCALATED, level))
                 batch.changed[business] = state
+                escalated += 1
             self._index(business, state, partition)
+        drill = batch.sender.startswith(f"{Role.OPERATOR}:")
+        batch.effects.audit.append(Note(batch.sender, AuditAction.DRILL if drill else AuditAction.TICK,
+                                        f"partition {partition}", f"{escalated} escalated",
+                                        source=position(tick.record), detail={"at_ms": str(tick.at_ms)}))
 
     def _feedback(self, message: FeedbackMessage, batch: Batch) -> None:
         state = self.state(batch, message.business, message.record.partition)
@@ -298,8 +313,12 @@ class Flow:
                                         feedback["note"], message.at_ms)
         except FeedbackRejected as exc:
             raise Refused(exc.code, f"feedback on {feedback['lead_id']}: {exc}") from None
+        audit = Note(batch.sender, AuditAction.FEEDBACK_APPLIED, feedback["lead_id"], str(feedback["action"]),
+                     source=position(message.record), detail={"team": feedback["team"]})
         if mark is None:  # replayed after a crash: applied, and its outcomes sent, the first time
+            batch.effects.audit.append(dataclasses.replace(audit, outcome="unchanged"))
             return
+        batch.effects.audit.append(audit)
         batch.changed[message.business] = state
         waited = max(0.0, (message.at_ms - mark.opened_ms) / 1000)
         observations = batch.effects.observations
@@ -325,12 +344,15 @@ class Flow:
                 # changes to it are kept, and every record that made them is
                 # a dead letter (replaying them would fail the same way).
                 for record in batch.applied.get(key, []):
-                    self.dead(effects, "processing_error", f"drawing leads failed: {type(exc).__name__}", record)
+                    self.dead(effects, "processing_error", f"drawing leads failed: {type(exc).__name__}", record,
+                              batch.sender)
                 continue
             for lead in leads:
                 effects.leads.append(Send(LEADS_TOPIC, lead["lead_id"].encode(), "lead", lead))
-                effects.leads += [Send(team.topic, lead["lead_id"].encode(), "lead", copy)
-                                  for team, copy in route(lead, self.teams)]
+                routed = route(lead, self.teams)
+                effects.leads += [Send(team.topic, lead["lead_id"].encode(), "lead", copy) for team, copy in routed]
+                effects.audit.append(Note(self.identity, AuditAction.LEAD_PUBLISHED, lead["lead_id"], lead["status"],
+                                          detail=_published(lead, [team.name for team, _ in routed])))
                 effects.observations.append(Observation(Seen.LEAD_PUBLISHED, lead["rules"][0]))
                 triggered = lead["triggered_by_received_at"].timestamp()
                 if effects.oldest_received_at is not None and triggered >= effects.oldest_received_at:
@@ -365,9 +387,14 @@ class Flow:
                           min((o for _, _, o in values), default=None))
 
     # -- dead letters ----------------------------------------------------
-    def dead(self, effects: Effects, code: str, reason: str, record: Record) -> None:
+    def dead(self, effects: Effects, code: str, reason: str, record: Record, sender: str = "unproven") -> None:
         effects.first.append(Send(DEADLETTER_TOPIC, b"worker", "deadletter", dead_letter(code, reason, record)))
         effects.observations.append(Observation(Seen.DEAD_LETTER, code))
+        source = position(record)
+        effects.audit[:] = [n for n in effects.audit if n.source != source]  # what it did before failing is undone
+        claimed = self.reader.claimed(record)
+        effects.audit.append(Note(sender, AuditAction.RECORD_REFUSED, claimed or record.topic, "refused", code, source,
+                                  {"topic": record.topic, **({"claimed_lead": claimed} if claimed else {})}))
         if code in UNTRUSTED_CODES:
             effects.observations.append(Observation(Seen.UNTRUSTED, code))
 
@@ -413,3 +440,17 @@ def dead_letter(code: str, reason: str, record: Record) -> dict[str, Any]:
     return {"stage": "worker", "source_file": None, "source_row": None, "column": None,
             "reason_code": code, "reason": reason, "original": original,
             "failed_at": dt.datetime.now(dt.timezone.utc)}
+
+
+UNPROVEN = "unproven"  # the actor of a record whose signature did not verify
+
+
+def position(record: Record) -> str:
+    """Where a record sits: a replay of it has the same position."""
+    return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+def _published(lead: dict[str, Any], teams: list[str]) -> dict[str, str]:
+    return {"teams": ",".join(sorted(teams)), "severity": lead["severity"], "rules": ",".join(lead["rules"]),
+            "evidence": ",".join(e["event_id"] for e in lead["evidence"] if e["event_id"]),
+            **({"escalation": lead["escalation"]} if lead.get("escalation") else {})}

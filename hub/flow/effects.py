@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from hub.audit.entries import Note
+
 
 @dataclass(frozen=True)
 class Send:
@@ -81,6 +83,7 @@ class Stage(Enum):
     STATE_ENCODE = "state encode"
     ENCODE = "Avro encode"
     SIGN = "sign"
+    AUDIT = "audit trail"
     SEND = "send and wait for acks"
     STATE_WRITE = "state write (changelog)"
     FENCE = "fence (heartbeats)"
@@ -92,6 +95,7 @@ class Effects:
     states: list[StateWrite] = field(default_factory=list)
     leads: list[Send] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
+    audit: list[Note] = field(default_factory=list)  # for the audit trail: who did what, and what came of it
     oldest_received_at: float | None = None  # epoch seconds, of the batch's oldest event
     unresolved: Unresolved = Unresolved()
     seconds: defaultdict[Stage, float] = field(default_factory=lambda: defaultdict(float))  # time per stage

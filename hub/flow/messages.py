@@ -184,6 +184,18 @@ class Reader:
             check_record(event, self.limits, latest)
         return event
 
+    def claimed(self, record: Record) -> str | None:
+        """The lead a refused answer names, for the audit trail, if the value
+        decodes and names one in a lead ID's form: nothing else an unproven
+        record says is ever repeated."""
+        if record.value is None or not record.topic.startswith(FEEDBACK_TOPIC):
+            return None
+        try:
+            lead = self.decode_feedback(record.value).get("lead_id")
+        except Exception:  # whatever it holds, it stays a refused record
+            return None
+        return lead if isinstance(lead, str) and LEAD_ID.fullmatch(lead) else None
+
     def _tick(self, record: Record, value: bytes, latest: dt.date, signed: Verified, now_ms: int) -> Tick:
         with _refusing("undecodable_feedback"):
             tick = self.decode_feedback(value)

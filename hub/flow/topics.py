@@ -9,6 +9,7 @@ LEADS_TOPIC = "hub.leads"
 FEEDBACK_TOPIC = "hub.feedback"  # the clock: workers' ticks and operators' drills
 CONNECTOR_OFFSETS_TOPIC = "hub.connector-offsets"
 RESOLUTION_TOPIC = "hub.resolution"
+AUDIT_TOPIC = "hub.audit"
 BUSINESS_TABLE = "businesses"
 RESOLVER_TABLE = "resolver"
 

@@ -1,0 +1,164 @@
+"""A worker's audit chain on the audit topic (``hub.audit``): the flow's
+notes and the board's, chained, sent by confluent-kafka, headed and signed
+at intervals and on shutdown. Thread-safe: the board serves from its own
+threads."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from confluent_kafka import KafkaError, Producer
+
+from hub.audit.entries import GENESIS, AuditAction, Chain, Entry, Note
+from hub.audit.verify import Positioned, Report, verify
+from hub.flow.topics import AUDIT_TOPIC
+from hub.metrics import Metrics
+from hub.serde import Serde
+from hub.settings import Settings
+from hub.topics import key_partition, producer_config, read_to_end
+from hub.trust import Signer, TrustStore
+
+log = logging.getLogger(__name__)
+
+# Settings an audit entry may show in clear; the rest (secrets, paths to
+# them) only as part of the digest.
+_SHOWN = ("app_id", "worker_name", "topic_partitions", "teams_file", "allow_drills", "max_tick_ahead_s",
+          "signature_max_delay_s", "signature_max_skew_s", "kafka_security_protocol", "kafka_sasl_username",
+          "schema_registry_url", "web_host", "web_port", "lifecycle_tick_s")
+
+
+def settings_detail(settings: Settings) -> dict[str, str]:
+    """What a worker starts with: a digest of every setting (a change shows),
+    and the ones safe to show."""
+    # the personal-data key is left out even of the digest: nothing derived from it leaves the process
+    everything = {k: repr(v) for k, v in sorted(dataclasses.asdict(settings).items()) if k != "pii_key"}
+    shown = {f"setting.{k}": str(getattr(settings, k)) for k in _SHOWN}
+    teams = Path(settings.teams_file)
+    digest_of_teams = hashlib.sha256(teams.read_bytes()).hexdigest() if teams.exists() else "none"
+    return {"settings_sha256": hashlib.sha256(json.dumps(everything).encode()).hexdigest(),
+            "teams_sha256": digest_of_teams, **shown}
+
+
+def last_head(settings: Settings, worker_name: str, look_back: int = 5000) -> str:
+    """The hash of the last head a worker of this name signed, among the last
+    ``look_back`` entries of its partition (GENESIS if none)."""
+    serde = Serde(settings)
+    decode = serde.decoder("audit")
+    partitions = len(_partitions(settings))
+    found = GENESIS
+    for message in read_to_end(settings, AUDIT_TOPIC, partitions=[key_partition(worker_name.encode(), partitions)],
+                               last=look_back):
+        record = decode(message.value())
+        if record["action"] == AuditAction.HEAD and record["chain"].startswith(worker_name + ":"):
+            found = record["hash"]
+    return found
+
+
+def read_trail(settings: Settings, last: int | None = None) -> list[Positioned]:
+    """The audit topic's entries (or the ``last`` of each partition), with where each sits."""
+    decode = Serde(settings).decoder("audit")
+    return [Positioned(f"{AUDIT_TOPIC}[{m.partition()}]@{m.offset()}", Entry.from_record(decode(m.value())))
+            for m in read_to_end(settings, AUDIT_TOPIC, last=last, timeout_s=120)]
+
+
+def recent_report(settings: Settings, trust: TrustStore, last: int = 5000) -> Report:
+    """The recent trail, checked (a worker's periodic look)."""
+    return verify(read_trail(settings, last), trust, window=True)
+
+
+def _partitions(settings: Settings) -> list[int]:
+    from hub.topics import admin
+
+    return list(admin(settings).list_topics(AUDIT_TOPIC, timeout=10).topics[AUDIT_TOPIC].partitions)
+
+
+class AuditLog:
+    """This worker's chain. ``start`` begins it (linked to the last head of
+    its predecessor), ``record`` chains notes and sends them, ``head`` signs
+    it, ``flush`` waits until the broker has them all."""
+
+    def __init__(self, settings: Settings, signer: Signer, metrics: Metrics) -> None:
+        self.settings, self.signer, self.metrics = settings, signer, metrics.audit
+        self.key = settings.worker_name.encode()
+        self.chain = Chain(f"{settings.worker_name}:{uuid.uuid4().hex[:12]}")
+        self.producer = Producer({**producer_config(settings), "linger.ms": 5, "log_level": 3})
+        self.encode = Serde(settings).encoder(AUDIT_TOPIC, "audit")
+        self.mirror = Path(settings.audit_file) if settings.audit_file else None
+        self.lock = threading.Lock()
+        self.started = False
+        self.failures: list[KafkaError] = []
+
+    def start(self) -> None:
+        """Begin the chain, once (the first record or head begins it otherwise)."""
+        if self.started:
+            return
+        predecessor = last_head(self.settings, self.settings.worker_name)
+        with self.lock:
+            if self.started:
+                return
+            self.started = True
+            self.chain.prev = predecessor
+            self._send([self.chain.append(Note(self.signer.key.trusted.identity, AuditAction.CHAIN_START,
+                                               self.chain.chain, "started", detail=settings_detail(self.settings)),
+                                          _now_ms())])
+
+    def record(self, notes: Iterable[Note]) -> list[Entry]:
+        self.start()
+        with self.lock:
+            entries = [self.chain.append(note, _now_ms()) for note in notes]
+            self._send(entries)
+        return entries
+
+    def resend(self, entries: list[Entry]) -> None:
+        """A retried step sends the same entries again (``hub audit verify``
+        recognises the second copy)."""
+        with self.lock:
+            self._send(entries, count=False)
+
+    def head(self) -> Entry:
+        """Sign the chain so far. At every interval, whether or not anything
+        happened: a worker's heads are its heartbeat on the trail, and a
+        silence is alerted on."""
+        self.start()
+        with self.lock:
+            entry = self.chain.head(_now_ms(), self.signer.key.trusted.identity, self.signer.key.key_id,
+                                    self.signer.key.private.sign)
+            self._send([entry])
+        self.metrics.last_head.set(entry.at_ms / 1000)
+        return entry
+
+    def flush(self, timeout_s: float) -> None:
+        left = self.producer.flush(timeout_s)
+        failures, self.failures = self.failures, []
+        if left or failures:
+            raise RuntimeError(f"audit entries not acknowledged: {left} waiting, {len(failures)} refused")
+
+    def _send(self, entries: list[Entry], count: bool = True) -> None:
+        for entry in entries:
+            value = self.encode(entry.to_record())
+            while True:
+                try:
+                    self.producer.produce(AUDIT_TOPIC, value, self.key, on_delivery=self._delivered)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+            if count:
+                self.metrics.entries.labels(entry.action.value).inc()
+        if self.mirror is not None:
+            with open(self.mirror, "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(e.to_record(), ensure_ascii=False) + "\n" for e in entries)
+
+    def _delivered(self, error: KafkaError | None, _message: Any) -> None:
+        if error is not None:
+            self.failures.append(error)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

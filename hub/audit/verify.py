@@ -1,0 +1,110 @@
+"""Checking an audit trail (``hub audit verify``), without Kafka: every
+entry's hash, every link, every signed head, and each new chain's link to
+the head before it. The first problem is named with where it sits."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from cryptography.exceptions import InvalidSignature
+
+from hub.audit.entries import GENESIS, AuditAction, Entry, digest, head_message
+from hub.trust.keys import Role, TrustStore
+
+
+@dataclass(frozen=True)
+class Positioned:
+    """An entry and where it sits on the audit topic (or in a file)."""
+
+    where: str  # "hub.audit[0]@17", or "file:line"
+    entry: Entry
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    chains: int = 0
+    heads: int = 0
+    redelivered: int = 0  # the same entry twice (a retried send): harmless
+    unsealed: int = 0  # entries after their chain's last head (a worker killed since)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        summary = (f"{self.entries} entries in {self.chains} chains, {self.heads} signed heads verified; "
+                   f"{self.redelivered} sent twice (harmless); {self.unsealed} after their chain's last head")
+        return [summary, *(f"BROKEN: {p}" for p in self.problems)] if self.problems else [summary, "trail intact"]
+
+
+def verify(trail: Iterable[Positioned], trust: TrustStore, window: bool = False) -> Report:
+    """``window``: the trail is the recent part of a longer one (a worker's
+    periodic check): a chain may begin before it, and a start may name a
+    head before it."""
+    report = Report()
+    chains: dict[str, list[Positioned]] = {}
+    for item in trail:
+        report.entries += 1
+        chains.setdefault(item.entry.chain, []).append(item)
+    report.chains = len(chains)
+    heads = {p.entry.hash for c in chains.values() for p in c if p.entry.action is AuditAction.HEAD}
+    for items in chains.values():
+        _chain(items, trust, heads, report, window)
+    return report
+
+
+def _chain(items: list[Positioned], trust: TrustStore, heads: set[str], report: Report, window: bool) -> None:
+    first = items[0].entry
+    expected_seq, prev = (first.seq, first.prev) if window and first.seq > 0 else (0, None)
+    last_head = expected_seq - 1
+    for item in items:
+        entry, where = item.entry, item.where
+        if digest(entry.body()) != entry.hash:
+            report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} was changed after it was written "
+                                   "(its hash does not match its content)")
+            return
+        if entry.seq < expected_seq:
+            if prev is not None and entry.seq == expected_seq - 1 and entry.hash == prev:
+                report.redelivered += 1
+                continue
+            report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} appears again with other content "
+                                   "(a forked or rewritten chain)")
+            return
+        if entry.seq > expected_seq:
+            report.problems.append(f"{where}: entries {entry.chain}#{expected_seq}..{entry.seq - 1} are missing "
+                                   "(deleted)")
+            return
+        if entry.seq == 0:
+            if entry.action is not AuditAction.CHAIN_START:
+                report.problems.append(f"{where}: chain {entry.chain} does not begin with its start")
+                return
+            if entry.prev != GENESIS and entry.prev not in heads and not window:
+                report.problems.append(f"{where}: chain {entry.chain} names a predecessor head {entry.prev[:16]}… "
+                                       "that is not on the trail (deleted)")
+                return
+        elif entry.prev != prev:
+            report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} does not follow #{entry.seq - 1} "
+                                   "(an entry before it was changed or replaced)")
+            return
+        if entry.action is AuditAction.HEAD:
+            problem = _head(entry, trust)
+            if problem:
+                report.problems.append(f"{where}: head {entry.chain}#{entry.seq}: {problem}")
+                return
+            report.heads += 1
+            last_head = entry.seq
+        prev, expected_seq = entry.hash, entry.seq + 1
+    report.unsealed += expected_seq - 1 - last_head
+
+
+def _head(entry: Entry, trust: TrustStore) -> str | None:
+    key = trust.keys.get(entry.key_id or "")
+    if key is None or key.role is not Role.WORKER:
+        return "signed by a key that is no worker's in the trust store"
+    try:
+        key.public().verify(bytes.fromhex(entry.signature or ""), head_message(entry.hash, entry.chain, entry.seq))
+    except (InvalidSignature, ValueError):
+        return "its signature does not verify (forged or altered)"
+    return None
