@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable
 import faust
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
 
-from hub.audit.entries import AuditAction, Entry, Note
+from hub.audit.entries import Entry, key_changes
 from hub.audit.log import AuditLog, recent_report
 from hub.connection import faust_credentials
 from hub.domain.teams import load_teams
@@ -257,7 +257,7 @@ class Edge:
         self.flow = Flow(settings, self.serde, store, teams, verifier(settings))
         self.publisher = Publisher(settings, self.serde, self.signer)
         self.audit = audit or AuditLog(settings, self.signer, metrics)
-        self.keys_seen = self._keys()
+        self.keys_seen = key_changes({}, self.flow.reader.verifier.trust.refresh())[1]
         self.feedback_topics = [feedback_topic(name) for name in teams]
         self.tally = Tally()
         self.backoff = Backoff(settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
@@ -430,18 +430,10 @@ class Edge:
             raise Fenced(f"generation {generation} ended before the {stage} step")
 
     # -- timers ----------------------------------------------------------
-    def _keys(self) -> dict[str, bool]:
-        return {k.key_id: k.revoked for k in self.flow.reader.verifier.trust.refresh().keys.values()}
-
     def seal(self) -> None:
         """Keys the trust store gained or lost since the last look, then a
         signed head over the chain so far."""
-        keys, store = self._keys(), self.flow.reader.verifier.trust.store
-        notes = [Note("operator:trust-store", AuditAction.KEY_CREATED if key_id not in self.keys_seen
-                      else AuditAction.KEY_REVOKED, key_id, "seen", detail={"identity": store.keys[key_id].identity})
-                 for key_id, revoked in sorted(keys.items())
-                 if key_id not in self.keys_seen or (revoked and not self.keys_seen[key_id])]
-        self.keys_seen = keys
+        notes, self.keys_seen = key_changes(self.keys_seen, self.flow.reader.verifier.trust.refresh())
         if notes:
             self.audit.record(notes)
         self.audit.head()

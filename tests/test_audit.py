@@ -186,3 +186,31 @@ def test_hub_audit_verify_names_the_break_in_a_copy(signed_trail, tmp_path: Path
     copy.write_text("".join(json.dumps(r) + "\n" for r in records))
     broken = hub("audit", "verify", "--file", str(copy), cwd=tmp_path, env=env)
     assert broken.returncode == 1 and f"BROKEN: {copy}:" in broken.stdout, broken.stdout + broken.stderr
+
+
+def test_keys_created_and_revoked_are_told(tmp_path: Path) -> None:
+    from hub.audit.entries import key_changes
+
+    store = TrustStore({})
+    first = create_key(tmp_path, store, Role.TEAM, "samr-taigu", "SAMR", NOW)
+    notes, seen = key_changes({}, store)
+    assert [(n.action, n.object, n.detail["identity"]) for n in notes] == \
+        [(AuditAction.KEY_CREATED, first.key_id, "team:samr-taigu")]
+    assert key_changes(seen, store)[0] == []
+    second = create_key(tmp_path, store, Role.WORKER, "worker", None, NOW)
+    store.revoke(first.key_id, NOW)
+    notes, seen = key_changes(seen, store)
+    assert sorted((n.action, n.object) for n in notes) == sorted(
+        [(AuditAction.KEY_CREATED, second.key_id), (AuditAction.KEY_REVOKED, first.key_id)])
+
+
+def test_a_workers_start_tells_its_settings_never_its_secrets(tmp_path: Path) -> None:
+    from hub.audit.log import settings_detail
+    from hub.settings import Settings
+
+    base = Settings(pii_key="a-secret-key-nobody-may-see")
+    detail = settings_detail(base)
+    assert "a-secret-key-nobody-may-see" not in str(detail) and detail["setting.worker_name"] == "worker"
+    assert settings_detail(dataclasses.replace(base, pii_key="another"))["settings_sha256"] == detail["settings_sha256"]
+    changed = settings_detail(dataclasses.replace(base, max_tick_ahead_s=9999))
+    assert changed["settings_sha256"] != detail["settings_sha256"] and changed["setting.max_tick_ahead_s"] == "9999"

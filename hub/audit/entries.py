@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Mapping
 
+from hub.trust.keys import TrustStore
+
 GENESIS = ""  # the ``prev`` of a chain's first entry when no head came before it
 
 
@@ -113,3 +115,14 @@ class Chain:
         """A signed head over everything before it (its own hash included)."""
         entry = self.append(Note(actor, AuditAction.HEAD, self.chain, "signed"), at_ms, key_id)
         return dataclasses.replace(entry, signature=sign(head_message(entry.hash, entry.chain, entry.seq)).hex())
+
+
+def key_changes(seen: Mapping[str, bool], store: TrustStore) -> tuple[list[Note], dict[str, bool]]:
+    """Keys the trust store gained, or revoked, since ``seen`` (key ID ->
+    revoked): the notes, and what is seen now. The trust store's writer is
+    the operators: the actor is theirs, the identity the key's."""
+    now = {k.key_id: k.revoked for k in store.keys.values()}
+    notes = [Note("operator:trust-store", AuditAction.KEY_CREATED if key_id not in seen else AuditAction.KEY_REVOKED,
+                  key_id, "seen", detail={"identity": store.keys[key_id].identity})
+             for key_id, revoked in sorted(now.items()) if key_id not in seen or (revoked and not seen[key_id])]
+    return notes, now
