@@ -295,6 +295,10 @@ def test_the_readmes_example_verifies_a_lead_from_the_hub(bus: Bus, monkeypatch)
     assert not namespace["from_the_hub"](topic, key, value + b"x", worker.headers(topic, key, value))
     connector = bus.sender("hub.events.samr")
     assert not namespace["from_the_hub"](topic, key, value, connector.headers(topic, key, value))
+    batch = [(topic, f"lead-{i:020x}".encode(), value + bytes([i])) for i in range(5)] + [(topic, key, value)]
+    signed = worker.batch(batch)  # as the workers send: one signature for a step's records
+    assert all(namespace["from_the_hub"](*record, h) for record, h in zip(batch, signed))
+    assert not namespace["from_the_hub"](topic, key, value, signed[0])
 
 
 def test_a_record_keyed_by_another_business_is_refused(bus: Bus) -> None:
@@ -311,3 +315,26 @@ def test_a_record_keyed_by_another_business_is_refused(bus: Bus) -> None:
                  bus.record(topic, b"91410502MA3XK1Q2Y8", answer)])
     assert _codes(bus) == ["misrouted_event", "misrouted_feedback"]
     assert bus.leads == leads_before and bus.businesses == states_before
+
+
+def test_a_batch_signature_covers_each_record_and_nothing_else(signed) -> None:
+    """One signature over a hash tree of a batch's records: each record
+    verifies alone (in any order, with the others absent), and none can be
+    changed, moved or given another's path."""
+    signer, verifier, _ = signed
+    records = [("hub.events.samr", f"k{i}".encode(), f"value {i}".encode() * 20) for i in range(37)]
+    headers = signer.batch(records)
+    at = int(UTC_NOW.timestamp() * 1000)
+    for (topic, key, value), h in reversed(list(zip(records, headers))):
+        assert verifier.verify(topic, key, value, h, at).signer.name == "samr.penalty"
+    topic, key, value = records[5]
+    assert _code(verifier, topic, key, value + b"x", headers[5], at) == "bad_signature"
+    assert _code(verifier, "hub.events.police", key, value, headers[5], at) == "bad_signature"
+    assert _code(verifier, topic, key, value, headers[6], at) == "bad_signature"  # another record's path
+    raw = headers[5][0][1]
+    assert isinstance(raw, bytes)
+    assert _code(verifier, topic, key, value, [(HEADER, raw[:-1])], at) == "malformed_signature"
+    bent = raw[:-1] + bytes([raw[-1] ^ 1])
+    assert _code(verifier, topic, key, value, [(HEADER, bent)], at) == "bad_signature"
+    assert _code(verifier, topic, key, value, headers[5], at + 301_000) == "replayed"
+    assert [len(h) for h in signer.batch(records[:1])] == [1] and signer.batch([]) == []

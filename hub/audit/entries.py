@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Mapping
+
+import orjson
 
 from hub.trust.keys import TrustStore
 
@@ -89,8 +90,8 @@ class Entry:
 
 
 def digest(body: Mapping[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """SHA-256 of the canonical JSON (keys sorted, compact, UTF-8)."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def head_message(entry_hash: str, chain: str, seq: int) -> bytes:
@@ -105,9 +106,9 @@ class Chain:
         self.chain, self.prev, self.seq = chain, prev, seq
 
     def append(self, note: Note, at_ms: int, key_id: str | None = None) -> Entry:
-        entry = Entry(self.chain, self.seq, self.prev, at_ms, note.actor, note.action, note.object, note.outcome,
-                      note.reason, note.source, dict(note.detail), "", key_id=key_id)
-        entry = dataclasses.replace(entry, hash=digest(entry.body()))
+        unhashed = Entry(self.chain, self.seq, self.prev, at_ms, note.actor, note.action, note.object, note.outcome,
+                         note.reason, note.source, note.detail, "", key_id=key_id)
+        entry = dataclasses.replace(unhashed, hash=digest(unhashed.body()))
         self.prev, self.seq = entry.hash, self.seq + 1
         return entry
 

@@ -34,6 +34,15 @@ HEADER = "hub-sig"
 _VERSION = 1
 _LAYOUT = struct.Struct(">B8sq16s64s")  # version, key ID, signed at (ms), nonce, signature
 _DOMAIN = b"supervision-hub record signature v1\x00"
+# A batch's records (version 2): one signature over the root of a hash tree
+# of their digests; each record carries the signature, its index and the
+# sibling hashes up to the root. A verifier checks the signature of a root
+# once, and each record's path to it (two SHA-256s a level).
+_BATCH_VERSION = 2
+_BATCH_LAYOUT = struct.Struct(">B8sq16s64sIB")  # ... as above, then leaf index, tree depth; the path follows
+_BATCH_DOMAIN = b"supervision-hub batch signature v2\x00"
+_MAX_DEPTH = 16  # 65 536 records a batch
+_EMPTY = hashlib.sha256(b"\x02supervision-hub empty leaf").digest()
 
 Headers = Sequence[tuple[str, bytes | None]]
 
@@ -46,11 +55,33 @@ class Untrusted(Exception):
         self.code = code
 
 
-def _signed_bytes(topic: str, key: bytes | None, value: bytes, key_id: bytes, at_ms: int, nonce: bytes) -> bytes:
+def _record_bytes(topic: str, key: bytes | None, value: bytes) -> bytes:
     topic_bytes = topic.encode()
     keyed = b"\x00" if key is None else b"\x01" + struct.pack(">I", len(key)) + key
-    return b"".join((_DOMAIN, struct.pack(">H", len(topic_bytes)), topic_bytes, keyed,
-                     hashlib.sha256(value).digest(), key_id, struct.pack(">q", at_ms), nonce))
+    return b"".join((struct.pack(">H", len(topic_bytes)), topic_bytes, keyed, hashlib.sha256(value).digest()))
+
+
+def _signed_bytes(topic: str, key: bytes | None, value: bytes, key_id: bytes, at_ms: int, nonce: bytes) -> bytes:
+    return b"".join((_DOMAIN, _record_bytes(topic, key, value), key_id, struct.pack(">q", at_ms), nonce))
+
+
+def _leaf(topic: str, key: bytes | None, value: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + _record_bytes(topic, key, value)).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _root_bytes(root: bytes, depth: int, key_id: bytes, at_ms: int, nonce: bytes) -> bytes:
+    return b"".join((_BATCH_DOMAIN, root, bytes([depth]), key_id, struct.pack(">q", at_ms), nonce))
+
+
+def _root_of(leaf: bytes, index: int, path: list[bytes]) -> bytes:
+    node = leaf
+    for level, sibling in enumerate(path):
+        node = _node(sibling, node) if (index >> level) & 1 else _node(node, sibling)
+    return node
 
 
 class Signer:
@@ -74,6 +105,28 @@ class Signer:
     def headers(self, topic: str, key: bytes | None, value: bytes) -> list[tuple[str, str | bytes | None]]:
         """As Kafka clients take them."""
         return [self.header(topic, key, value)]
+
+    def batch(self, records: list[tuple[str, bytes | None, bytes]]) -> list[list[tuple[str, str | bytes | None]]]:
+        """Each record's headers, one signature for them all (a hash tree's
+        root); a single record is signed on its own."""
+        if len(records) <= 1:
+            return [self.headers(*r) for r in records]
+        depth = max(1, (len(records) - 1).bit_length())
+        if depth > _MAX_DEPTH:
+            half = len(records) // 2
+            return self.batch(records[:half]) + self.batch(records[half:])
+        levels = [[_leaf(*r) for r in records] + [_EMPTY] * ((1 << depth) - len(records))]
+        while len(levels[-1]) > 1:
+            below = levels[-1]
+            levels.append([_node(below[i], below[i + 1]) for i in range(0, len(below), 2)])
+        at_ms, nonce = int(self.clock() * 1000), os.urandom(16)
+        signature = self.key.private.sign(_root_bytes(levels[-1][0], depth, self._id, at_ms, nonce))
+        out: list[list[tuple[str, str | bytes | None]]] = []
+        for index in range(len(records)):
+            path = b"".join(levels[level][(index >> level) ^ 1] for level in range(depth))
+            out.append([(HEADER, _BATCH_LAYOUT.pack(_BATCH_VERSION, self._id, at_ms, nonce, signature, index, depth)
+                         + path)])
+        return out
 
 
 @dataclass(frozen=True)
@@ -117,6 +170,8 @@ class Verifier:
         self.max_delay_ms = int(max_delay_s * 1000)
         self.max_skew_ms = int(max_skew_s * 1000)
         self._public: dict[str, Ed25519PublicKey] = {}
+        # Roots whose signature verified: the batch's other records need only their paths.
+        self._roots: dict[bytes, None] = {}
 
     def verify(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None,
                timestamp_ms: int | None) -> Verified:
@@ -125,25 +180,61 @@ class Verifier:
         if not found:
             raise Untrusted("unsigned", "no signature header: the sender is not proven")
         raw = found[-1]
-        if len(found) > 1 or raw is None or len(raw) != _LAYOUT.size:
-            raise Untrusted("malformed_signature", "a signature header of the wrong size, or more than one")
+        if len(found) > 1 or raw is None or not raw:
+            raise Untrusted("malformed_signature", "an empty signature header, or more than one")
+        if raw[0] == _BATCH_VERSION:
+            return self._verify_batched(topic, key, value, raw, timestamp_ms)
+        if len(raw) != _LAYOUT.size or raw[0] != _VERSION:
+            raise Untrusted("malformed_signature", f"a signature header of the wrong size or version {raw[0]}")
         version, kid, at_ms, nonce, signature = _LAYOUT.unpack(raw)
-        if version != _VERSION:
-            raise Untrusted("malformed_signature", f"signature version {version}")
+        trusted = self._signer(kid)
+        try:
+            self._key(trusted).verify(signature, _signed_bytes(topic, key, value, kid, at_ms, nonce))
+        except InvalidSignature:
+            raise Untrusted("bad_signature", f"the signature of {trusted.identity} does not match the record "
+                                             "(tampered, or moved to another topic or key)") from None
+        return self._timely(trusted, at_ms, timestamp_ms)
+
+    def _verify_batched(self, topic: str, key: bytes | None, value: bytes, raw: bytes,
+                        timestamp_ms: int | None) -> Verified:
+        size = _BATCH_LAYOUT.size
+        if len(raw) < size:
+            raise Untrusted("malformed_signature", "a batch signature header too short")
+        _, kid, at_ms, nonce, signature, index, depth = _BATCH_LAYOUT.unpack(raw[:size])
+        if not 1 <= depth <= _MAX_DEPTH or len(raw) != size + 32 * depth or index >= 1 << depth:
+            raise Untrusted("malformed_signature", "a batch signature's path does not fit its tree")
+        trusted = self._signer(kid)
+        path = [raw[size + 32 * i:size + 32 * (i + 1)] for i in range(depth)]
+        root = _root_of(_leaf(topic, key, value), index, path)
+        signed = _root_bytes(root, depth, kid, at_ms, nonce)
+        proof = signed + signature
+        if proof not in self._roots:
+            try:
+                self._key(trusted).verify(signature, signed)
+            except InvalidSignature:
+                raise Untrusted("bad_signature", f"the batch signature of {trusted.identity} does not cover the "
+                                                 "record (tampered, or moved to another topic or key)") from None
+            if len(self._roots) >= 4096:
+                self._roots.pop(next(iter(self._roots)))
+            self._roots[proof] = None
+        return self._timely(trusted, at_ms, timestamp_ms)
+
+    def _signer(self, kid: bytes) -> TrustedKey:
         store = self.trust.refresh()
         trusted = store.keys.get(kid.hex())
         if trusted is None:
             raise Untrusted("unknown_key", f"signed by key {kid.hex()}, which the trust store does not hold")
         if trusted.revoked:
             raise Untrusted("revoked_key", f"signed by key {kid.hex()} ({trusted.identity}), revoked")
+        return trusted
+
+    def _key(self, trusted: TrustedKey) -> Ed25519PublicKey:
         public = self._public.get(trusted.key_id)
         if public is None:
             public = self._public[trusted.key_id] = trusted.public()
-        try:
-            public.verify(signature, _signed_bytes(topic, key, value, kid, at_ms, nonce))
-        except InvalidSignature:
-            raise Untrusted("bad_signature", f"the signature of {trusted.identity} does not match the record "
-                                             "(tampered, or moved to another topic or key)") from None
+        return public
+
+    def _timely(self, trusted: TrustedKey, at_ms: int, timestamp_ms: int | None) -> Verified:
         if timestamp_ms is not None and timestamp_ms > 0:
             if timestamp_ms - at_ms > self.max_delay_ms:
                 raise Untrusted("replayed", f"signed {(timestamp_ms - at_ms) // 1000} s before the broker took it "
