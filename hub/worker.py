@@ -135,12 +135,13 @@ class Publisher:
     murmur2 (``producer_config``), so a business's records and its state
     land in the partition its events do."""
 
-    def __init__(self, settings: Settings, serde: Serde, signer: Signer) -> None:
+    def __init__(self, settings: Settings, serde: Serde, signer: Signer, producer: Producer) -> None:
+        """``producer``: the worker's one producer (the audit trail's too, so
+        the leads' wait covers its entries)."""
         self.serde = serde
         self.signer = signer
         self.timeout_s = settings.publish_timeout_s
-        self.producer = Producer({**producer_config(settings), "linger.ms": 5, "log_level": 3,
-                                  "queue.buffering.max.messages": 1_000_000})
+        self.producer = producer
         self.encoders: dict[tuple[str, str], Callable[[dict[str, Any]], bytes]] = {}
         self.failures: list[KafkaError] = []
         self.delivered_to: set[tuple[str, int]] = set()  # (topic, partition) since the last flush
@@ -255,8 +256,8 @@ class Edge:
         teams = load_teams(settings.teams_file)
         self.signer = signer(settings, Role.WORKER, settings.worker_name)
         self.flow = Flow(settings, self.serde, store, teams, verifier(settings))
-        self.publisher = Publisher(settings, self.serde, self.signer)
         self.audit = audit or AuditLog(settings, self.signer, metrics)
+        self.publisher = Publisher(settings, self.serde, self.signer, self.audit.producer)
         self.keys_seen = key_changes({}, self.flow.reader.verifier.trust.refresh())[1]
         self.feedback_topics = [feedback_topic(name) for name in teams]
         self.tally = Tally()
@@ -371,14 +372,14 @@ class Edge:
         await self.fence(generation, "state", effects.seconds)
         await retried(lambda: self.write_states(effects), self.backoff, self.failed("state"))
         await self.fence(generation, "leads", effects.seconds)
-        await retried(lambda: self.publisher.send_all(effects.leads, effects.seconds), self.backoff,
-                      self.failed("leads"))
-        # Last, so a batch whose entries did not all reach the trail is replayed
-        # (its entries then come again, from the same records: recognised).
+        # The audit entries go with the leads (one producer, one wait), before
+        # the offsets are committed: a batch whose entries did not all reach
+        # the trail is replayed (its entries then come again, from the same
+        # records: recognised).
         started_audit = perf_counter()
         entries = self.audit.record(effects.audit)
-        await retried(lambda: self.audit_flush(entries), self.backoff, self.failed("audit"))
         effects.seconds[Stage.AUDIT] += perf_counter() - started_audit
+        await retried(lambda: self.leads_and_audit(effects, entries), self.backoff, self.failed("leads"))
         self.metrics.worker.observe(effects, time.time())
         self.tally.add(effects, started)
 
@@ -404,12 +405,13 @@ class Edge:
         for name, table in self.tables.items():
             self.metrics.worker.table_entries.labels(name).set(len(table) - (SENTINEL_KEY in table))
 
-    async def audit_flush(self, entries: list[Entry]) -> None:
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, self.audit.flush, self.settings.publish_timeout_s)
-        except RuntimeError:
+    async def leads_and_audit(self, effects: Effects, entries: list[Entry]) -> None:
+        await self.publisher.send_all(effects.leads, effects.seconds)
+        if not effects.leads:
+            await self.publisher.flush(effects.seconds)
+        if self.audit.refused():
             self.audit.resend(entries)
-            raise
+            raise Undelivered("audit entries refused by the broker; sent again")
 
     def failed(self, stage: str) -> Callable[[int, Exception], None]:
         def report(failures: int, exc: Exception) -> None:

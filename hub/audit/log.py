@@ -88,7 +88,10 @@ class AuditLog:
         self.settings, self.signer, self.metrics = settings, signer, metrics.audit
         self.key = settings.worker_name.encode()
         self.chain = Chain(f"{settings.worker_name}:{uuid.uuid4().hex[:12]}")
-        self.producer = Producer({**producer_config(settings), "linger.ms": 5, "log_level": 3})
+        # The worker's one producer: librdkafka batches in C, and the worker's
+        # wait for its leads covers these entries too (see hub.worker.Publisher).
+        self.producer = Producer({**producer_config(settings), "linger.ms": 5, "log_level": 3,
+                                  "queue.buffering.max.messages": 1_000_000})
         self.encode = Serde(settings).encoder(AUDIT_TOPIC, "audit")
         self.mirror = Path(settings.audit_file) if settings.audit_file else None
         self.lock = threading.Lock()
@@ -133,6 +136,11 @@ class AuditLog:
             self._send([entry])
         self.metrics.last_head.set(entry.at_ms / 1000)
         return entry
+
+    def refused(self) -> bool:
+        """Whether the broker refused any entry since the last look."""
+        failures, self.failures = self.failures, []
+        return bool(failures)
 
     def flush(self, timeout_s: float) -> None:
         left = self.producer.flush(timeout_s)
