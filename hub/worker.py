@@ -438,8 +438,9 @@ class Edge:
         notes, self.keys_seen = key_changes(self.keys_seen, self.flow.reader.verifier.trust.refresh())
         if notes:
             self.audit.record(notes)
+        # Sent with the producer's next batch: a refusal shows at the next
+        # batch's check, and the next head covers this one.
         self.audit.head()
-        self.audit.flush(self.settings.publish_timeout_s)
 
     def check_trail(self) -> None:
         """The recent audit trail, checked: a break counts in a metric and is logged."""
