@@ -117,6 +117,8 @@ def test_demo_shows_leads_of_all_three_rules(tmp_path: Path) -> None:
     assert "metrics: http://127.0.0.1:" in result.stdout
     assert "3 duplicates suppressed" in result.stdout  # the resent penalty file
     assert "invalid_business_id=2" in result.stdout
+    audit = next(line for line in result.stdout.splitlines() if line.startswith("audit trail:"))
+    assert "trail intact" in audit and " 0 signed heads" not in audit, audit  # signed on the worker's stop
 
 
 def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:

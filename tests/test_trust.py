@@ -338,3 +338,12 @@ def test_a_batch_signature_covers_each_record_and_nothing_else(signed) -> None:
     assert _code(verifier, topic, key, value, [(HEADER, bent)], at) == "bad_signature"
     assert _code(verifier, topic, key, value, headers[5], at + 301_000) == "replayed"
     assert [len(h) for h in signer.batch(records[:1])] == [1] and signer.batch([]) == []
+
+
+def test_a_trust_store_edited_badly_keeps_the_last_good_one(signed) -> None:
+    signer, verifier, path = signed
+    topic, key, value = "hub.events.samr", b"k", b"v"
+    headers = signer.headers(topic, key, value)
+    (path / "trust.json").write_text('{"v": 1, "keys": [')  # half an edit
+    verifier.trust.clock = lambda: UTC_NOW.timestamp() + 5
+    assert verifier.verify(topic, key, value, headers, None).signer.name == "samr.penalty"

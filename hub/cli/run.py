@@ -99,12 +99,15 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     import tempfile
     import threading
 
+    from hub.audit.log import read_trail
+    from hub.audit.verify import verify
     from hub.broker import broker_for
     from hub.leadview import follow_leads, render
     from hub.metrics import Metrics
     from hub.pipeline import run_pipeline
     from hub.samples import write_scenario
     from hub.topics import create_topics
+    from hub.trust import TrustStore
 
     if not settings_of(ctx).embedded:  # sample CRITICAL leads, the development key: never on a real cluster
         raise click.UsageError("hub demo runs on its own embedded broker; unset the broker URL")
@@ -132,9 +135,12 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
                                on_done=lambda s: time.sleep(1.0))
         printing.set()
         printer.join(5)
+        trail = verify(read_trail(settings), TrustStore.load(settings.trust_path))  # before the broker goes
     click.echo("")
     for line in summary.lines():
         click.echo(line)
+    click.echo(f"audit trail: {'; '.join(trail.lines())}")
+    click.echo(f"signing keys and trust store: {settings.keys_path} (`hub keys list`)")
 
 
 @main.command()

@@ -18,6 +18,7 @@ and an answer older than the team's last on that lead is refused.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import struct
 import time
@@ -29,6 +30,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hub.trust.keys import SigningKey, TrustedKey, TrustError, TrustStore
+
+log = logging.getLogger(__name__)
 
 HEADER = "hub-sig"
 _VERSION = 1
@@ -157,7 +160,14 @@ class TrustStoreFile:
         except FileNotFoundError:
             stamp = (0, 0)
         if stamp != self._stamp:
-            self.store = TrustStore.load(self.path)
+            try:
+                self.store = TrustStore.load(self.path)
+            except (ValueError, KeyError, TypeError, TrustError) as exc:
+                # An operator's bad edit must not turn every record into a
+                # dead letter: the last good store stays until the file is fixed.
+                log.critical("the trust store %s cannot be read (%s); keeping the one read before", self.path, exc)
+                if self._stamp is None:
+                    raise
             self._stamp = stamp
         return self.store
 
