@@ -68,7 +68,7 @@ def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, int, Path
     run_connectors(settings, list(write_scenario(tmp / "data").items()), Metrics())
     env = {**os.environ, **trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
            "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "0", "HUB_LIFECYCLE_TICK_S": "0",
-           "HUB_COMMIT_INTERVAL_S": "0.2"}
+           "HUB_COMMIT_INTERVAL_S": "0.2", "HUB_AUDIT_FILE": str(tmp / "audit.jsonl")}
     worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp, env=env, text=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert worker.stderr is not None
@@ -200,6 +200,11 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert "假线索" not in trail  # what a refused record says is never repeated
     verified = _hub(settings, tmp, "audit", "verify")
     assert verified.returncode == 0 and "trail intact" in verified.stdout, verified.stdout + verified.stderr
+    # the worker's local mirror of its chain (HUB_AUDIT_FILE) verifies on its own, and tells the same story
+    mirrored = _hub(settings, tmp, "audit", "verify", "--file", str(tmp / "audit.jsonl"))
+    assert mirrored.returncode == 0 and "in 1 chains" in mirrored.stdout, mirrored.stdout + mirrored.stderr
+    from_mirror = _hub(settings, tmp, "audit", "trail", lead_id, "--file", str(tmp / "audit.jsonl")).stdout
+    assert "FEEDBACK_APPLIED" in from_mirror and "RECORD_REFUSED" in from_mirror
     wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_close_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
 
 
