@@ -214,8 +214,11 @@ def test_a_tick_from_the_cli_escalates_an_overdue_lead_to_the_parent(running) ->
     assert "police-shanxi-food-crime" not in {t for t in _copies(settings, cross["lead_id"])}
     in_49_hours = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=49)  # HIGH: acknowledge within 48 h
     assert _hub(settings, tmp, "leads", "tick", "--at", in_49_hours.isoformat()).returncode == 0
+    # The topics are read one after another: wait until every copy is the escalated one
+    # (the parent's copy can be read before another topic's arrives).
     copies = _copies_once(settings, cross["lead_id"], "the escalation",
-                          lambda c: _team_topic("police-shanxi-food-crime") in c)
+                          lambda c: _team_topic("police-shanxi-food-crime") in c
+                          and all(x["escalation"] for x in c.values()))
     assert {c["escalation"] for c in copies.values()} == {"ACKNOWLEDGE_OVERDUE"}
     wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_overdue", 'team="samr-yuci"') == 1, timeout=20)
     wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_open", 'severity="HIGH",team="samr-yuci"') == 1, timeout=20)
