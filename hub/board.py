@@ -32,7 +32,7 @@ from hub.domain.teams import SEVERITIES, Team
 from hub.leadview import follow_topics
 from hub.pipeline import to_json_ready
 from hub.settings import Settings
-from hub.audit.entries import AuditAction, Note
+from hub.audit.entries import UNPROVEN, AuditAction, Note
 from hub.trust import Role
 from hub.trust.keys import TrustedKey
 from hub.trust.signatures import TrustStoreFile
@@ -238,10 +238,10 @@ class BoardAudit:
 
     def login(self, holder: TrustedKey | None) -> None:
         self.record([Note(holder.identity, AuditAction.BOARD_LOGIN, holder.name, "granted") if holder else
-                     Note("unproven", AuditAction.BOARD_LOGIN, "board", "denied", "unknown_token")])
+                     Note(UNPROVEN, AuditAction.BOARD_LOGIN, "board", "denied", "unknown_token")])
 
     def denied(self, holder: TrustedKey | None, team: str, reason: str) -> None:
-        self.record([Note(holder.identity if holder else "unproven", AuditAction.BOARD_DENIED, team, "denied",
+        self.record([Note(holder.identity if holder else UNPROVEN, AuditAction.BOARD_DENIED, team, "denied",
                           reason)])
 
     def viewed(self, holder: TrustedKey, team: str, leads: list[str]) -> None:

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from hub.audit.entries import AuditAction
 from hub.domain.events import event_key
 from hub.domain.leads import BusinessState
 from hub.feedback import TICK_KEY, feedback, tick
 from hub.flow.codec import RegistryUnavailable
 from hub.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC, feedback_topic
+from hub.trust import Role
 from tests.bus import RECEIVED, Bus, Delivered
 from tests.poison import BAD_EVENT_CODES, SECRET, bad_events, critical_event, encoded, spoiled
 
@@ -155,10 +157,14 @@ def test_a_business_whose_leads_cannot_be_drawn_fails_alone(good, tmp_path: Path
         return draw(self, business_key, *args, **kwargs)
 
     monkeypatch.setattr(BusinessState, "lead_updates", failing)
-    result = _run(bus, [(TOPIC, doomed, encoded(bus.settings, good)),
-                        (TOPIC, event_key(other).encode(), encoded(bus.settings, other))])
+    penalty, inspection = bus.signer(Role.CONNECTOR, "samr.penalty"), bus.signer(Role.CONNECTOR, "samr.inspection")
+    result = bus.process([bus.record(TOPIC, doomed, encoded(bus.settings, good), 0, by=penalty),
+                          bus.record(TOPIC, event_key(other).encode(), encoded(bus.settings, other), 1, by=inspection)])
     assert [(d["reason_code"], d["original"]["offset"]) for d in result.dead_letters] == [("processing_error", "0")]
     assert doomed not in result.states and {l["business_key"] for l in result.leads} == {event_key(other)}
+    # The audit trail: the doomed record refused, in its own sender's name, and not also accepted
+    told = [(n.action, n.actor, n.source) for n in result.effects.audit if n.source == f"{TOPIC}/0/0"]
+    assert told == [(AuditAction.RECORD_REFUSED, "connector:samr.penalty", f"{TOPIC}/0/0")]
 
 
 def test_an_unreachable_registry_fails_the_whole_batch_for_a_retry(good) -> None:

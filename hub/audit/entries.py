@@ -22,6 +22,7 @@ import orjson
 from hub.trust.keys import TrustStore
 
 GENESIS = ""  # the ``prev`` of a chain's first entry when no head came before it
+UNPROVEN = "unproven"  # the actor of a record (or request) whose sender is not proven
 
 
 class AuditAction(StrEnum):

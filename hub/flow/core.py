@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
-from hub.audit.entries import AuditAction, Note
+from hub.audit.entries import UNPROVEN, AuditAction, Note
 from hub.domain.events import EventKind
 from hub.domain.leads import Accepted, BusinessState
 from hub.domain.lifecycle import Action, FeedbackRejected
@@ -61,14 +61,15 @@ class Batch:
     partition_of: dict[bytes, int] = field(default_factory=dict)
     resolvers: dict[bytes, ResolverState] = field(default_factory=dict)
     changed_resolvers: dict[bytes, ResolverState] = field(default_factory=dict)
-    applied: dict[bytes, list[Record]] = field(default_factory=dict)  # business key -> records applied to it
+    # business key -> the records applied to it, each with its proven sender
+    applied: dict[bytes, list[tuple[Record, str]]] = field(default_factory=dict)
     # What the record being applied touched: a key first loaded by it is
     # forgotten on rollback; one an earlier record had loaded gets back its
     # state from before (a snapshot; a resolver's bytes).
     undo: dict[bytes, BusinessState | None] = field(default_factory=dict)
     undo_resolvers: dict[bytes, bytes | None] = field(default_factory=dict)
     current: Record | None = None
-    sender: str = "unproven"  # the identity that signed the record being applied
+    sender: str = UNPROVEN  # the identity that signed the record being applied
 
 
 class Flow:
@@ -200,7 +201,7 @@ class Flow:
         if key not in batch.undo:  # the first touch by this record
             batch.undo[key] = None if state is None else state.snapshot()
             assert batch.current is not None
-            batch.applied.setdefault(key, []).append(batch.current)
+            batch.applied.setdefault(key, []).append((batch.current, batch.sender))
         if state is None:
             started = perf_counter()
             raw = self.store.businesses.get(key)
@@ -343,9 +344,12 @@ class Flow:
                 # The business's leads cannot be drawn: none of this batch's
                 # changes to it are kept, and every record that made them is
                 # a dead letter (replaying them would fail the same way).
-                for record in batch.applied.get(key, []):
+                failed = batch.applied.get(key, [])
+                undone = {position(record) for record, _ in failed}  # what they did to the state is not kept
+                effects.audit[:] = [n for n in effects.audit if n.source not in undone]
+                for record, sender in failed:
                     self.dead(effects, "processing_error", f"drawing leads failed: {type(exc).__name__}", record,
-                              batch.sender)
+                              sender)
                 continue
             for lead in leads:
                 effects.leads.append(Send(LEADS_TOPIC, lead["lead_id"].encode(), "lead", lead))
@@ -387,13 +391,12 @@ class Flow:
                           min((o for _, _, o in values), default=None))
 
     # -- dead letters ----------------------------------------------------
-    def dead(self, effects: Effects, code: str, reason: str, record: Record, sender: str = "unproven") -> None:
+    def dead(self, effects: Effects, code: str, reason: str, record: Record, sender: str = UNPROVEN) -> None:
         effects.first.append(Send(DEADLETTER_TOPIC, b"worker", "deadletter", dead_letter(code, reason, record)))
         effects.observations.append(Observation(Seen.DEAD_LETTER, code))
-        source = position(record)
-        effects.audit[:] = [n for n in effects.audit if n.source != source]  # what it did before failing is undone
         claimed = self.reader.claimed(record)
-        effects.audit.append(Note(sender, AuditAction.RECORD_REFUSED, claimed or record.topic, "refused", code, source,
+        effects.audit.append(Note(sender, AuditAction.RECORD_REFUSED, claimed or record.topic, "refused", code,
+                                  position(record),
                                   {"topic": record.topic, **({"claimed_lead": claimed} if claimed else {})}))
         if code in UNTRUSTED_CODES:
             effects.observations.append(Observation(Seen.UNTRUSTED, code))
@@ -441,8 +444,6 @@ def dead_letter(code: str, reason: str, record: Record) -> dict[str, Any]:
             "reason_code": code, "reason": reason, "original": original,
             "failed_at": dt.datetime.now(dt.timezone.utc)}
 
-
-UNPROVEN = "unproven"  # the actor of a record whose signature did not verify
 
 
 def position(record: Record) -> str:
