@@ -10,7 +10,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Top
 from hub.connection import client_config
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import LEADS_TOPIC, admin, key_partition, read_to_end
+from hub.topics import LEADS_TOPIC, partition_of, read_to_end
 from hub.trust import Role, Untrusted, verifier
 from hub.trust.signatures import headers_of
 
@@ -124,13 +124,10 @@ def final_leads(settings: Settings, topic: str = LEADS_TOPIC) -> dict[str, dict[
 def find_lead(settings: Settings, lead_id: str, topic: str = LEADS_TOPIC) -> dict[str, Any] | None:
     """The latest record of one lead, read from the one partition its key
     puts it in: the lead topics are keyed by lead ID."""
-    metadata = admin(settings).list_topics(topic, timeout=10).topics[topic]
-    if metadata.error is not None:
-        raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
     key = lead_id.encode()
     read = LeadReader(settings)
     found = None
-    for message in read_to_end(settings, topic, partitions=[key_partition(key, len(metadata.partitions))]):
+    for message in read_to_end(settings, topic, partitions=[partition_of(settings, topic, key)]):
         if message.key() == key and (lead := read(message)) is not None:
             found = lead
     return found

@@ -127,6 +127,14 @@ def _reader(settings: Settings) -> Consumer:
                      "fetch.error.backoff.ms": 20})
 
 
+def partition_of(settings: Settings, topic: str, key: bytes) -> int:
+    """The partition of ``topic`` a key goes to (its partition count asked of the broker)."""
+    metadata = admin(settings).list_topics(topic, timeout=10).topics[topic]
+    if metadata.error is not None:
+        raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
+    return key_partition(key, len(metadata.partitions))
+
+
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition a key goes to: murmur2, as the workers' and the
     connectors' producers (and Kafka's Java clients) choose it."""

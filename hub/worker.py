@@ -56,7 +56,7 @@ from hub.serde import Serde
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
 from hub.trust.signatures import broker_timestamp_ms, headers_of
-from hub.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE, admin, changelog_topic, producer_config,
+from hub.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE, admin, changelog_topic,
                         source_topics)
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,8 @@ class Edge:
         store = FaustStore(app, self.tables[BUSINESS_TABLE], self.tables[RESOLVER_TABLE],
                            self.changelogs[BUSINESS_TABLE])
         teams = load_teams(settings.teams_file)
-        self.signer = signer(settings, Role.WORKER, settings.worker_name)
+        # one key for the worker's records and its audit chain
+        self.signer = audit.signer if audit else signer(settings, Role.WORKER, settings.worker_name)
         self.flow = Flow(settings, self.serde, store, teams, verifier(settings))
         self.audit = audit or AuditLog(settings, self.signer, metrics)
         self.publisher = Publisher(settings, self.serde, self.signer, self.audit.producer)

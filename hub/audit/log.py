@@ -22,7 +22,7 @@ from hub.flow.topics import AUDIT_TOPIC
 from hub.metrics import Metrics
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import key_partition, producer_config, read_to_end
+from hub.topics import partition_of, producer_config, read_to_end
 from hub.trust import Signer, TrustStore
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,10 @@ def settings_detail(settings: Settings) -> dict[str, str]:
 def last_head(settings: Settings, worker_name: str, look_back: int = 5000) -> str:
     """The hash of the last head a worker of this name signed, among the last
     ``look_back`` entries of its partition (GENESIS if none)."""
-    serde = Serde(settings)
-    decode = serde.decoder("audit")
-    partitions = len(_partitions(settings))
+    decode = Serde(settings).decoder("audit")
     found = GENESIS
-    for message in read_to_end(settings, AUDIT_TOPIC, partitions=[key_partition(worker_name.encode(), partitions)],
+    for message in read_to_end(settings, AUDIT_TOPIC, partitions=[partition_of(settings, AUDIT_TOPIC,
+                                                                               worker_name.encode())],
                                last=look_back):
         record = decode(message.value())
         if record["action"] == AuditAction.HEAD and record["chain"].startswith(worker_name + ":"):
@@ -71,12 +70,6 @@ def read_trail(settings: Settings, last: int | None = None) -> list[Positioned]:
 def recent_report(settings: Settings, trust: TrustStore, last: int = 5000) -> Report:
     """The recent trail, checked (a worker's periodic look)."""
     return verify(read_trail(settings, last), trust, window=True)
-
-
-def _partitions(settings: Settings) -> list[int]:
-    from hub.topics import admin
-
-    return list(admin(settings).list_topics(AUDIT_TOPIC, timeout=10).topics[AUDIT_TOPIC].partitions)
 
 
 class AuditLog:

@@ -110,12 +110,12 @@ def serve_board(metrics: Any, settings: Settings, audit: Any = None) -> Callable
     follow_into(board, settings, stop)
     ensure_keys(settings)
     sessions = Sessions(TrustStoreFile(settings.trust_path), settings.board_session_hours)
+    record = audit.record if audit else lambda notes: None
     try:
         server = serve_board(board, settings.web_host, settings.web_port, sessions, settings.web_allowed_hosts,
-                             audit.record if audit else lambda notes: None)
+                             record)
     except OSError:
-        server = serve_board(board, settings.web_host, 0, sessions, settings.web_allowed_hosts,
-                             audit.record if audit else lambda notes: None)
+        server = serve_board(board, settings.web_host, 0, sessions, settings.web_allowed_hosts, record)
         log.warning("lead board port %s is taken; serving on %s", settings.web_port, server.server_port)
     click.echo(f"lead board: http://{settings.web_host}:{server.server_port}/", err=True)
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from hub.cli.common import main, settings_of
-from hub.trust.keys import Role, TrustError, TrustStore, as_json, board_token, create_key, describe, load_key
+from hub.trust.keys import Role, TrustError, TrustStore, as_json, board_token, create_key, describe
 
 
 def _now() -> dt.datetime:
@@ -81,16 +81,12 @@ def keys_revoke(ctx: click.Context, which: str) -> None:
 @click.pass_context
 def keys_token(ctx: click.Context, key_path: Path | None) -> None:
     """The lead board credential of the team whose key this is."""
-    settings = settings_of(ctx)
-    path = key_path or (Path(settings.key_file) if settings.key_file else None)
-    if path is None:
-        raise click.UsageError("give --key (or HUB_KEY_FILE)")
+    from hub.trust import held_key
+
     try:
-        key = load_key(path, TrustStore.load(settings.trust_path))
+        key = held_key(settings_of(ctx), key_path, (Role.TEAM, Role.OPERATOR))  # who logs in to the board
     except TrustError as exc:
         raise click.ClickException(str(exc)) from exc
-    if key.trusted.role not in (Role.TEAM, Role.OPERATOR):
-        raise click.ClickException(f"{key.trusted.identity} does not log in to the board")
     click.echo(board_token(key.private))
 
 

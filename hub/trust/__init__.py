@@ -49,23 +49,30 @@ def signer(settings: Settings, role: Role, name: str, key_path: Path | None = No
     if not path.exists():
         raise TrustError(f"no key of {role}:{name} at {path}: `hub keys create {role} {name}` makes one (or "
                          "HUB_KEY_FILE names it; HUB_PROVISION_KEYS=1 makes demo keys on a test cluster)")
-    key = load_key(path, TrustStore.load(settings.trust_path))
-    if key.trusted.role != role or (name and key.trusted.name != name):
-        raise TrustError(f"{path} is the key of {key.trusted.identity}, not of {role}:{name}")
-    return Signer(key)
+    return Signer(_key_of(settings, path, (role,), name))
 
 
 def own_signer(settings: Settings, role: Role, key_path: Path | None) -> Signer:
     """A team's or operator's signer from the key it holds: the identity is
     the key's, never a name given on the command line."""
     ensure_keys(settings)
+    return Signer(held_key(settings, key_path, (role,)))
+
+
+def held_key(settings: Settings, key_path: Path | None, roles: tuple[Role, ...]) -> SigningKey:
+    """The key a person holds (``key_path``, else ``HUB_KEY_FILE``), if it is
+    live in the trust store and of one of ``roles``."""
     if key_path is None and not settings.key_file:
-        raise TrustError(f"no key: give --key (or HUB_KEY_FILE), the {role}'s private key file")
-    path = key_path or Path(settings.key_file)
+        raise TrustError(f"no key: give --key (or HUB_KEY_FILE), the {' or '.join(roles)}'s private key file")
+    return _key_of(settings, key_path or Path(settings.key_file), roles)
+
+
+def _key_of(settings: Settings, path: Path, roles: tuple[Role, ...], name: str = "") -> SigningKey:
     key = load_key(path, TrustStore.load(settings.trust_path))
-    if key.trusted.role != role:
-        raise TrustError(f"{path} is the key of {key.trusted.identity}, not a {role}'s")
-    return Signer(key)
+    if key.trusted.role not in roles or (name and key.trusted.name != name):
+        wanted = f"{roles[0]}:{name}" if name else " or ".join(roles)
+        raise TrustError(f"{path} is the key of {key.trusted.identity}, not of {wanted}")
+    return key
 
 
 def verifier(settings: Settings) -> Verifier:
