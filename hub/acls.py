@@ -85,8 +85,9 @@ def bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id
         out += [_producer(p), Binding(p, Resource.GROUP, f"connector-{name}", Operation.READ)]
     for team in teams.values():
         p = team_principal(team.name)
-        out += _reads(p, [team.topic]) + _writes(p, [feedback_topic(team.name)])
-        out += [_producer(p), Binding(p, Resource.GROUP, f"team-{team.name}", Operation.READ)]
+        out += _reads(p, [team.topic]) + [Binding(p, Resource.GROUP, f"team-{team.name}", Operation.READ)]
+        if not team.oversees:  # oversight reads, and answers nothing
+            out += _writes(p, [feedback_topic(team.name)]) + [_producer(p)]
     for agency in Agency:  # the outcomes of leads its evidence raised
         p = agency_principal(agency)
         out += _reads(p, [outcomes_topic(agency.value)])

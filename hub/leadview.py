@@ -56,14 +56,16 @@ def matches(lead: dict[str, Any], region_prefix: str | None, min_severity: str |
     return True
 
 
-class LeadReader:
-    """Lead records as a subscriber takes them: only those a worker of the
-    hub signed (see ``hub.trust.signatures``); any other is left out, and
-    logged by where it sits, never by what it says."""
+class SignedReader:
+    """Records as a reader takes them: only those the hub's own identities of
+    ``roles`` signed (see ``hub.trust.signatures``); by default lead records,
+    which only workers sign. Any other is left out, and logged by where it
+    sits, never by what it says."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.decode = Serde(settings).decoder("lead")
+    def __init__(self, settings: Settings, contract: str = "lead", roles: frozenset[Role] = frozenset({Role.WORKER})):
+        self.decode = Serde(settings).decoder(contract)
         self.verifier = verifier(settings)
+        self.roles = roles
 
     def __call__(self, message: Message) -> dict[str, Any] | None:
         topic, value = str(message.topic()), message.value()
@@ -71,8 +73,8 @@ class LeadReader:
             return None
         try:
             signed = self.verifier.verify(topic, message.key(), value, headers_of(message.headers()), None)
-            if signed.signer.role is not Role.WORKER:
-                raise Untrusted("not_authorised", f"{signed.signer.identity} is no worker")
+            if signed.signer.role not in self.roles:
+                raise Untrusted("not_authorised", f"{signed.signer.identity} may not sign {topic}")
         except Untrusted as exc:
             log.warning("a lead record on %s[%s]@%s is left out: %s (%s)", topic, message.partition(),
                         message.offset(), exc.code, exc)
@@ -84,7 +86,7 @@ def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
                   should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every lead record arriving on these lead topics, with its topic; read
     without a consumer group, so any number of subscribers see every lead."""
-    read = LeadReader(settings)
+    read = SignedReader(settings)
     consumer = Consumer({**client_config(settings), "group.id": "hub-leads-tail",
                          "enable.auto.commit": False, "log_level": 3})
     try:
@@ -113,7 +115,7 @@ def follow_leads(settings: Settings, from_beginning: bool, should_stop: Callable
 
 def final_leads(settings: Settings, topic: str = LEADS_TOPIC) -> dict[str, dict[str, Any]]:
     """The latest record of every lead on the lead topic (or a team's)."""
-    read = LeadReader(settings)
+    read = SignedReader(settings)
     leads: dict[str, dict[str, Any]] = {}
     for message in read_to_end(settings, topic):
         if (lead := read(message)) is not None:
@@ -125,7 +127,7 @@ def find_lead(settings: Settings, lead_id: str, topic: str = LEADS_TOPIC) -> dic
     """The latest record of one lead, read from the one partition its key
     puts it in: the lead topics are keyed by lead ID."""
     key = lead_id.encode()
-    read = LeadReader(settings)
+    read = SignedReader(settings)
     found = None
     for message in read_to_end(settings, topic, partitions=[partition_of(settings, topic, key)]):
         if message.key() == key and (lead := read(message)) is not None:

@@ -9,6 +9,8 @@ from hub.flow.effects import Effects, Seen, Unresolved
 
 # Leads are answered in hours and closed in days.
 LIFECYCLE_BUCKETS = tuple(h * 3600 for h in (1, 4, 12, 24, 48, 72, 168, 360, 720, 1440, 2160))
+# Days, in seconds: a report within a day, three (国务院令第310号), a week, two, a month, a quarter, a year.
+REPORTING_BUCKETS = tuple(d * 86_400 for d in (1, 3, 7, 15, 30, 90, 365))
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -70,6 +72,14 @@ class WorkerMetrics:
         self.escalations = Counter("hub_worker_lead_escalations_total",
                                    "Overdue leads escalated to their team and its parent jurisdiction, and "
                                    "re-checks (回头看) falling due", ["level"], registry=registry)
+        self.reporting_delay = Histogram("hub_reporting_delay_seconds",
+                                         "迟报: from a record's own date (announcement, sampling, inspection, "
+                                         "decision, police 受案; start of that day, CST) to its arrival at the hub",
+                                         ["connector", "kind"], buckets=REPORTING_BUCKETS, registry=registry)
+        self.late_critical = Counter("hub_late_critical_findings_total",
+                                     "Findings in a CRITICAL lead that reached the hub later than the "
+                                     "configured limit (lifecycle.late_report_days) after their own date",
+                                     ["connector"], registry=registry)
         self.time_to_acknowledge = Histogram("hub_lead_time_to_acknowledge_seconds",
                                              "From a lead's (re)opening to its team's first answer",
                                              ["severity"], buckets=LIFECYCLE_BUCKETS, registry=registry)
@@ -119,6 +129,10 @@ class WorkerMetrics:
                 self.time_to_acknowledge.labels(o.label).observe(o.value)
             elif o.seen is Seen.CLOSED_AFTER:
                 self.time_to_close.labels(o.label).observe(o.value)
+            elif o.seen is Seen.REPORTING_DELAY:
+                self.reporting_delay.labels(o.label, o.kind).observe(o.value)
+            elif o.seen is Seen.LATE_CRITICAL:
+                self.late_critical.labels(o.label).inc()
         if effects.oldest_received_at is not None:
             self.lag_seconds.set(max(0.0, now - effects.oldest_received_at))
         self.report_unresolved(effects.unresolved, now)

@@ -21,7 +21,9 @@ from hub.domain.pii import PersonalDataHasher
 from hub.metrics import Metrics
 from hub.leadview import final_leads
 from hub.settings import Settings
+from hub.feedback import publish_ticks
 from hub.topics import event_ends, worker_lag
+from hub.trust import Role, signer
 from hub.flow import Seen
 from hub.worker import Tally, WorkerHandle, run_worker
 
@@ -50,7 +52,7 @@ class PipelineSummary:
             f"events: {sum(r.events_published for r in self.runs)} published, {self.events_processed} processed, "
             f"{self.duplicates} duplicates suppressed, {self.near_duplicates} near-duplicate reports merged",
             f"leads: {len(open_leads)} open ("
-            + ", ".join(f"{k}={by_rule[k]}" for k in ("CRIMINAL_REFERRAL", "CROSS_AGENCY", "REPEAT_OFFENDER"))
+            + ", ".join(f"{k}={n}" for k, n in sorted(by_rule.items()))
             + f"), {superseded} superseded",
         ]
 
@@ -95,6 +97,17 @@ def wait_until_processed(settings: Settings, timeout_s: float) -> None:
         consumer.close()
 
 
+def wait_for_ticks(handle: WorkerHandle, ticks: int, timeout_s: float) -> None:
+    """Block until the in-process worker has checked the deadlines behind
+    ``ticks`` clock ticks and published what they changed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if handle.tally is not None and handle.tally.seen[Seen.TICK] >= ticks:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the worker did not take the {ticks} clock ticks within {timeout_s}s")
+
+
 Feeder = Callable[[Settings, list[tuple[str, Path]], Metrics], list[RunSummary]]
 
 
@@ -104,7 +117,14 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
                  feeder: Feeder = run_connectors) -> PipelineSummary:
     """Connectors in a thread, the Faust worker in this one (it needs the main
     thread for its signal handlers). When every event is processed the feeder
-    stops the worker, gracefully."""
+    stops the worker, gracefully.
+
+    A run that stops when done drives the lifecycle's clock itself: one tick
+    at the end, once every event is in, and none while they arrive, so its
+    leads (rectifications overdue by now among them) do not depend on when a
+    periodic tick happened to fall."""
+    if stop_when_done:
+        settings = settings.with_overrides(lifecycle_tick_s=0)
     summary = PipelineSummary()
     failure: list[BaseException] = []
     started = threading.Event()
@@ -117,6 +137,9 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
             summary.runs = feeder(settings, sources, metrics)
             wait_until_processed(settings, timeout_s)
             summary.elapsed_s = time.perf_counter() - t0
+            if stop_when_done:
+                ticked = publish_ticks(settings, time.time(), signer(settings, Role.WORKER, settings.worker_name))
+                wait_for_ticks(handle, ticked, timeout_s)
             if on_done is not None:
                 on_done(summary)
         except BaseException as exc:  # reported by the main thread after the worker stops

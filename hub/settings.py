@@ -69,6 +69,19 @@ class LifecycleSettings:
     close_hours_medium: float = 60 * 24
     close_hours_low: float = 90 * 24
     recheck_hours: float = 30 * 24
+    # 回头看 closed on evidence: no compliant inspection or passed sample this
+    # long after the re-check date escalates to the parent jurisdiction.
+    recheck_grace_hours: float = 14 * 24
+    # 行刑衔接 (国务院令第310号): decide on a transfer within 3 days of the
+    # finding and send it within 24 hours; the police decide on filing
+    # within 3 days of receiving it.
+    transfer_hours: float = 4 * 24
+    police_filing_hours: float = 3 * 24
+    # 整改: days after a rectification deadline before it counts as overdue.
+    rectification_grace_days: int = 3
+    # 迟报: a finding that raises a CRITICAL lead and reached the hub more
+    # than this many days after its own date was reported late.
+    late_report_days: int = 3
 
     def acknowledge_ms(self, severity: str) -> int:
         return int(getattr(self, f"acknowledge_hours_{severity.lower()}") * 3_600_000)
@@ -79,6 +92,18 @@ class LifecycleSettings:
     @property
     def recheck_ms(self) -> int:
         return int(self.recheck_hours * 3_600_000)
+
+    @property
+    def recheck_grace_ms(self) -> int:
+        return int(self.recheck_grace_hours * 3_600_000)
+
+    @property
+    def transfer_ms(self) -> int:
+        return int(self.transfer_hours * 3_600_000)
+
+    @property
+    def police_filing_ms(self) -> int:
+        return int(self.police_filing_hours * 3_600_000)
 
 
 @dataclass(frozen=True)

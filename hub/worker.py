@@ -529,6 +529,7 @@ class WorkerHandle:
     def __init__(self) -> None:
         self._worker: StoppableWorker | None = None
         self._stop_requested = False
+        self.tally: Tally | None = None  # what the running worker has seen so far
         self._lock = threading.Lock()
 
     def attach(self, worker: StoppableWorker) -> None:
@@ -561,6 +562,7 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
     worker.grace_s = settings.shutdown_grace_s
     worker.spinner = None  # its escape codes mangle the leads printed beside it
     if handle is not None:
+        handle.tally = edge.tally
         handle.attach(worker)
     try:
         worker.execute_from_commandline()

@@ -8,7 +8,7 @@ from typing import Iterable
 from connectors.samr_sampling import SamrSamplingConnector
 
 from hub.domain.names import normalise_name
-from hub.samples import (BAKERY, CONDIMENT, FUSHUN, LIQUOR, PORK, VEG_BASE, SampleBusiness, _headers, make_uscc,
+from hub.samples import (BAKERY, CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, SampleBusiness, _headers, make_uscc,
                          write_csv, write_registry)
 
 SELLER = "unresolved:410502:安阳市文峰区惠民生鲜超市"
@@ -27,6 +27,14 @@ EXPECTED = {
     (BAKERY.uscc, "REPEAT_OFFENDER"): {"samr.penalty:安殷市监罚〔2026〕27号",
                                        "samr.sampling:GC26410500410230171:producer"},
     (SELLER, "CRIMINAL_REFERRAL"): {f"{PORK_SAMPLE}:seller"},  # nobody registers the supermarket
+}
+# Once a clock tick has run past their deadlines (a backfill ticks at its
+# end): the condiment shop's two orders (the second a repeat) and the noodle
+# shop's, never confirmed by a compliant inspection.
+EXPECTED_TICKED = {
+    **EXPECTED,
+    (CONDIMENT.uscc, "RECTIFICATION_OVERDUE"): {"samr.inspection:JC2026-0412-001", "samr.inspection:JC2026-0615-007"},
+    (NOODLE.uscc, "RECTIFICATION_OVERDUE"): {"samr.inspection:JC2026-0702-013"},
 }
 
 

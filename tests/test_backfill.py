@@ -12,7 +12,7 @@ from hub.samples import (FUSHUN, LEGAL_REP, LEGAL_REP_ID, SUSPECT2_ID, SUSPECT2_
                          SUSPECT_ID, SUSPECT_NAME, VEG_BASE, write_scenario)
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub as run_hub
-from tests.scenario import A, B, EXPECTED, RESOLUTIONS, ambiguity_files, resolutions
+from tests.scenario import A, B, EXPECTED_TICKED, RESOLUTIONS, ambiguity_files, resolutions
 
 pytestmark = pytest.mark.broker
 
@@ -41,14 +41,14 @@ def test_backfill_yields_exactly_the_expected_leads(scenario_backfill) -> None:
     out, result, _ = scenario_backfill
     assert result.returncode == 0, result.stderr
     leads = read_leads_file(out)
-    assert {k: {e["event_id"] for e in l["evidence"]} for k, l in leads.items()} == EXPECTED
+    assert {k: {e["event_id"] for e in l["evidence"]} for k, l in leads.items()} == EXPECTED_TICKED
     assert resolutions(leads.values()) == RESOLUTIONS
     cross = leads[(FUSHUN.uscc, "CROSS_AGENCY")]
     assert cross["severity"] == "HIGH" and cross["agencies"] == ["POLICE", "SAMR"]
     assert cross["region"] == {"code": "140702", "name": "山西省晋中市榆次区"}
     assert cross["window_start"] == "2026-08-20" and cross["window_end"] == "2026-09-05"
     assert leads[(VEG_BASE.uscc, "CRIMINAL_REFERRAL")]["recommended_action"].startswith("移送公安机关")
-    assert "leads: 9 open (CRIMINAL_REFERRAL=4, CROSS_AGENCY=2, REPEAT_OFFENDER=3)" in result.stdout
+    assert "leads: 11 open (CRIMINAL_REFERRAL=4, CROSS_AGENCY=2, RECTIFICATION_OVERDUE=2, REPEAT_OFFENDER=3)" in result.stdout
     assert "records: 20 read, 16 accepted, 4 rejected (bad_date=1, invalid_business_id=1, missing_value=1, " \
            "unknown_value=1)" in result.stdout
 
@@ -68,7 +68,7 @@ def test_the_order_of_the_files_does_not_change_the_leads(scenario_backfill, tmp
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     leads, first = read_leads_file(out), read_leads_file(once)
-    assert {k: {e["event_id"] for e in l["evidence"]} for k, l in leads.items()} == EXPECTED
+    assert {k: {e["event_id"] for e in l["evidence"]} for k, l in leads.items()} == EXPECTED_TICKED
     assert {l["lead_id"] for l in leads.values()} == {l["lead_id"] for l in first.values()}
     assert resolutions(leads.values()) == RESOLUTIONS
 

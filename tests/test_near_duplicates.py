@@ -13,7 +13,7 @@ from hub.domain.leads import Accepted, BusinessState
 from hub.samples import write_city_double_report, write_scenario
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub
-from tests.scenario import EXPECTED
+from tests.scenario import EXPECTED_TICKED
 from tests.test_rules import KEY, RULES, days, event
 
 SAMPLING = ("cn.supervision.hub.SamplingFailureDetail", {"product": "酱油", "batch": "2026-04-11", "category": "调味品"})
@@ -102,7 +102,7 @@ def test_county_and_city_double_reports_on_the_broker(tmp_path: Path, city_first
     # The same leads as with the county's report alone: the city's report is no second finding,
     # so it makes no repeat_offender lead, nor any other, on its own.
     assert {(l["business_key"], l["rules"][0]): {e["event_id"] for e in l["evidence"]} for l in open_leads} \
-        == EXPECTED
+        == EXPECTED_TICKED
     city = {"GC26410500410230101": ["SC2026-AY-0031"], "GC26410500410230155": ["SC2026-AY-0032"]}
     sampled = [e for l in open_leads for e in l["evidence"] if e["kind"] == "SAMPLING_FAILURE"
                and e["source_record_id"] in city]

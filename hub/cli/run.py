@@ -99,9 +99,13 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     import tempfile
     import threading
 
+    import datetime as dt
+
     from hub.audit.log import read_trail
     from hub.audit.verify import verify
     from hub.broker import broker_for
+    from hub.cli.report import write_report
+    from hub.domain.events import CST
     from hub.leadview import follow_leads, render
     from hub.metrics import Metrics
     from hub.pipeline import run_pipeline
@@ -136,10 +140,13 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
         printing.set()
         printer.join(5)
         trail = verify(read_trail(settings), TrustStore.load(settings.trust_path))  # before the broker goes
+        today = dt.datetime.now(CST).date()
+        report = write_report(settings, today - dt.timedelta(days=30), today, folder)
     click.echo("")
     for line in summary.lines():
         click.echo(line)
     click.echo(f"audit trail: {'; '.join(trail.lines())}")
+    click.echo(f"report (通报) of the last 30 days: {report[0]} and {report[1].name}")
     click.echo(f"signing keys and trust store: {settings.keys_path} (`hub keys list`)")
 
 

@@ -58,6 +58,72 @@ class Business(TypedDict):
 Event = dict[str, Any]
 """An ``EnforcementEvent`` record (see the schema for its fields)."""
 
+
+class Outcome(str, enum.Enum):
+    """What a record says about what became of a finding (follow-through):
+    the police took a case up or dropped it, an inspection found the business
+    compliant or not, a farm sample passed. ``NONE``: nothing of the kind."""
+
+    NONE = ""
+    POLICE_ACCEPTED = "POLICE_ACCEPTED"  # 受案
+    POLICE_FILED = "POLICE_FILED"  # 立案, and every later step of a filed case
+    POLICE_DROPPED = "POLICE_DROPPED"  # 撤案
+    COMPLIANT = "COMPLIANT"  # 符合 / 基本符合
+    NON_COMPLIANT = "NON_COMPLIANT"  # 不符合
+    PASSED = "PASSED"  # a farm sample 合格
+
+
+_CASE_OUTCOMES = {"ACCEPTED": Outcome.POLICE_ACCEPTED, "FILED": Outcome.POLICE_FILED,
+                  "INVESTIGATION_CLOSED": Outcome.POLICE_FILED, "REFERRED_FOR_PROSECUTION": Outcome.POLICE_FILED,
+                  "WITHDRAWN": Outcome.POLICE_DROPPED}
+_INSPECTION_OUTCOMES = {"COMPLIANT": Outcome.COMPLIANT, "BASICALLY_COMPLIANT": Outcome.COMPLIANT,
+                        "NON_COMPLIANT": Outcome.NON_COMPLIANT}
+# Dates are the agencies' own, in China Standard Time.
+CST = dt.timezone(dt.timedelta(hours=8))
+
+
+def detail_of(event: Event) -> dict[str, Any]:
+    detail = event["detail"]
+    return detail[1] if isinstance(detail, tuple) else detail  # type: ignore[no-any-return]
+
+
+def outcome(event: Event) -> Outcome:
+    kind, body = event["kind"], detail_of(event)
+    if kind == EventKind.POLICE_CASE.value:
+        return _CASE_OUTCOMES.get(str(body.get("status")), Outcome.NONE)
+    if kind == EventKind.INSPECTION.value:
+        return _INSPECTION_OUTCOMES.get(str(body.get("result")), Outcome.NONE)
+    if kind == EventKind.FARM_SAMPLING.value and not event["adverse"]:
+        return Outcome.PASSED
+    return Outcome.NONE
+
+
+def reported_on(event: Event) -> dt.date:
+    """The record's own date, from which its reporting delay (迟报) runs: the
+    police 受案 date for a case, else the event's date (the announcement of a
+    sample, the inspection, the penalty decision, the farm sampling)."""
+    if event["kind"] == EventKind.POLICE_CASE.value:
+        accepted = detail_of(event).get("accepted_on")
+        if isinstance(accepted, dt.date):
+            return accepted
+    return event["occurred_on"]  # type: ignore[no-any-return]
+
+
+def reporting_delay_s(event: Event) -> float:
+    """Seconds from the start of the record's own day (CST) to its arrival at the hub; never negative."""
+    start = dt.datetime.combine(reported_on(event), dt.time(), CST)
+    received: dt.datetime = event["received_at"]
+    return max(0.0, (received - start).total_seconds())
+
+
+def cst_day(ms: int) -> dt.date:
+    """The day (CST) of an epoch-ms instant: what the agencies' dates compare with."""
+    return dt.datetime.fromtimestamp(ms / 1000, CST).date()
+
+
+def cst_start_ms(day: dt.date) -> int:
+    return int(dt.datetime.combine(day, dt.time(), CST).timestamp() * 1000)
+
 UNRESOLVED_PREFIX = "unresolved:"
 
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from hub.domain import lifecycle, storage
-from hub.domain.events import Event
+from hub.domain import followup, lifecycle, storage
+from hub.domain.events import Event, cst_day
 from hub.domain.identifiers import region, uscc_region
-from hub.domain.lifecycle import ACTIVE, FeedbackRejected, LeadMark, LeadStatus
+from hub.domain.lifecycle import ACTIVE, Escalation, FeedbackRejected, LeadMark, LeadStatus
 from hub.domain.names import normalise_name
 from hub.domain.resolution import Candidate
 from hub.domain.rules import RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate, to_fact
@@ -63,6 +63,9 @@ class BusinessState:
     # the state and publishing leaves them to the next (see ``resume``).
     outbox: set[str] = field(default_factory=set)
     writer: str = ""
+    # Rectifications (by their starting order's event ID) a tick found
+    # overdue: each has its RECTIFICATION_OVERDUE lead.
+    flagged: set[str] = field(default_factory=set)
 
     def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> Accepted:
         """``restore``: the event comes from resolution, which may bring back a
@@ -151,10 +154,15 @@ class BusinessState:
             self.pruned_through = max(dropped, self.pruned_through or dropped)
             self.facts = {f.event_id: f for f in kept}
         self.leads = {k: m for k, m in self.leads.items() if m.window_start >= horizon}
+        self.flagged &= self.facts.keys()
 
     def _reopen_latest_closed(self, fact: Fact) -> bool:
-        """回头看: adverse news after closure reopens the business's most recently closed lead."""
-        closed = [m for m in self.leads.values() if m.status is LeadStatus.CLOSED]
+        """回头看: adverse news after closure reopens the business's most
+        recently closed lead (a re-checked one too). The police taking up a
+        referral's case is its follow-up, not news."""
+        if followup.is_police_follow_up(fact, self.leads):
+            return False
+        closed = [m for m in self.leads.values() if m.status in (LeadStatus.CLOSED, LeadStatus.RECHECKED)]
         if closed:
             lifecycle.reopen(max(closed, key=lambda m: m.closed_ms or 0), fact.event_id, fact.received_ms)
         return bool(closed)
@@ -184,7 +192,7 @@ class BusinessState:
         facts = [holder[e] for e in (*mark.evidence, *mark.chained) if e in holder]
         return {"region": {"code": self.region_code}, "rules": [mark.rule], "severity": mark.severity,
                 "categories": sorted({f.category for f in facts if f.category}),
-                "escalation": mark.escalated[-1] if mark.escalated else None}
+                "escalation": mark.escalated[-1] if mark.escalated else None, "oversight": mark.oversight}
 
     def apply_feedback(self, lead_id: str, action: str, team: str | None, note: str | None,
                        at_ms: int) -> LeadMark | None:
@@ -195,10 +203,20 @@ class BusinessState:
         return mark if lifecycle.apply_feedback(mark, action, team, note, at_ms) else None
 
     def escalate_due(self, settings: LifecycleSettings, now_ms: int) -> list[str]:
-        return [level for m in self.leads.values() if (level := lifecycle.escalate_if_due(m, settings, now_ms))]
+        """Every escalation due by ``now_ms``, and every rectification
+        overdue by then (each opens its lead at the next ``lead_updates``)."""
+        levels = [level for m in self.leads.values() if (level := lifecycle.escalate_if_due(m, settings, now_ms))]
+        overdue = followup.newly_overdue(followup.rectifications(self.facts.values()), self.flagged,
+                                         cst_day(now_ms), settings.rectification_grace_days)
+        self.flagged.update(overdue)
+        return levels + [Escalation.RECTIFICATION_OVERDUE.value] * len(overdue)
 
     def next_deadline(self, settings: LifecycleSettings) -> int | None:
         due = [d for m in self.leads.values() if (d := lifecycle.pending_deadline(m, settings)) is not None]
+        rectification = followup.next_due_ms(followup.rectifications(self.facts.values()), self.flagged,
+                                             settings.rectification_grace_days)
+        if rectification is not None:
+            due.append(rectification)
         return min(due) if due else None
 
     # -- leads ------------------------------------------------------------
@@ -206,7 +224,9 @@ class BusinessState:
                      deadlines: LifecycleSettings = LifecycleSettings()) -> list[dict[str, Any]]:
         """Lead records to publish: new leads, leads with new evidence or a new
         status, and leads a late older event superseded. Marks them published."""
-        drafts = evaluate(business_key, self.facts.values(), rules)
+        rectifications = followup.rectifications(self.facts.values())
+        drafts = evaluate(business_key, self.facts.values(), rules) + \
+            followup.overdue_drafts(business_key, rectifications, self.flagged)
         settled: dt.date | None = None
         if self.pruned_through is not None:
             # A window that could reach back to forgotten facts would be re-drawn
@@ -224,6 +244,8 @@ class BusinessState:
                 mark = self.leads[draft.lead_id] = LeadMark(now_ms, fingerprint, draft.rule.value,
                                                             draft.window_start, evidence, opened_ms=now_ms)
                 mark.note(now_ms, LeadStatus.OPEN)
+                if draft.rule is RuleFamily.RECTIFICATION_OVERDUE:  # opened by a deadline: escalated from the start
+                    mark.flag(Escalation.RECTIFICATION_OVERDUE, now_ms)
             elif mark.fingerprint != fingerprint or mark.status is LeadStatus.SUPERSEDED:
                 if mark.status is LeadStatus.SUPERSEDED:
                     mark.status = LeadStatus.OPEN
@@ -243,6 +265,7 @@ class BusinessState:
             moved = {holder[e].moved_to for e in mark.evidence if e in holder} - {""}
             mark.note(now_ms, LeadStatus.SUPERSEDED, None, successor.lead_id if successor else
                       f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else None)
+        followup.link(business_key, self.leads, self.facts.values(), rectifications, now_ms)
         out = []
         for lead_id, mark in self.leads.items():
             if not mark.dirty:
@@ -274,6 +297,8 @@ class BusinessState:
         chained = [self.facts[e] for e in mark.chained if e in self.facts and e not in in_draft]
         evidence = sorted((*draft.evidence, *chained), key=lambda f: (f.occurred_on, f.event_id))
         due = lifecycle.deadlines(mark, deadlines)
+        late = max((f.delay_days for f in evidence), default=0)
+        holder = self._holders()
         return {
             "lead_id": draft.lead_id,
             "business_id": self.business_id,
@@ -288,7 +313,7 @@ class BusinessState:
                           "finding": _finding(f),
                           "also_reported_as": [srid for _, srid, _ in f.also_reported],
                           "resolution": f.resolution or None, "category": f.category or None,
-                          "chained": f.event_id in mark.chained}
+                          "chained": f.event_id in mark.chained, "reported_after_days": f.delay_days}
                          for f in evidence],
             "recommended_action": RECOMMENDED_ACTION[RuleFamily(draft.rule)],
             "status": mark.status,
@@ -300,6 +325,13 @@ class BusinessState:
             "close_by": _maybe_ms(due.get(lifecycle.CLOSE_OVERDUE)),
             "recheck_on": _maybe_ms(due.get(lifecycle.RECHECK_DUE)),
             "escalation": mark.escalation,
+            "transfer_by": _maybe_ms(due.get(Escalation.TRANSFER_OVERDUE)),
+            "police_filing_by": _maybe_ms(due.get(Escalation.TRANSFER_UNFILED)),
+            "links": [{"kind": kind, "event_id": event_id or None, "lead_id": other or None,
+                       "agency": holder[event_id].agency if event_id in holder else None,
+                       "occurred_on": dt.date.fromordinal(day)} for kind, event_id, day, other in mark.links],
+            "oversight": mark.oversight,
+            "reported_late_days": late if late > deadlines.late_report_days else None,
             "reopened": mark.reopened,
             "team": None,
             "withheld": [],
@@ -316,7 +348,7 @@ class BusinessState:
         to. Facts and candidates are immutable, so sharing them is safe."""
         return dataclasses.replace(
             self, facts=dict(self.facts), leads={k: m.copy() for k, m in self.leads.items()},
-            persons=set(self.persons), outbox=set(self.outbox))
+            persons=set(self.persons), outbox=set(self.outbox), flagged=set(self.flagged))
 
     # -- storage ----------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -327,7 +359,7 @@ class BusinessState:
             "l": {k: m.to_json() for k, m in self.leads.items()},
             "k": self.registered.to_json() if self.registered else None,
             "q": sorted(self.persons),
-            "o": sorted(self.outbox), "w": self.writer,
+            "o": sorted(self.outbox), "w": self.writer, "x": sorted(self.flagged),
         }, storage.BUSINESS_STATE_VERSION)
 
     @classmethod
@@ -337,7 +369,8 @@ class BusinessState:
         return cls(raw["n"], raw["b"], raw["r"], {f.event_id: f for f in facts},
                    {k: LeadMark.from_json(v) for k, v in raw["l"].items()},
                    dt.date.fromordinal(raw["p"]) if raw["p"] else None,
-                   Candidate.from_json(raw["k"]) if raw["k"] else None, set(raw["q"]), set(raw["o"]), raw["w"])
+                   Candidate.from_json(raw["k"]) if raw["k"] else None, set(raw["q"]), set(raw["o"]), raw["w"],
+                   set(raw["x"]))
 
 
 def _registered_licences(event: Event) -> list[str]:

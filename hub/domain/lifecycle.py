@@ -4,7 +4,16 @@ the 回头看 re-check. Plain functions over a ``LeadMark``; no Kafka.
 OPEN -> ACKNOWLEDGED -> INVESTIGATING -> TRANSFERRED (to the police) -> CLOSED,
 with any step skippable and REJECTED (a false lead, with a reason) possible
 from every active status. CLOSED and REJECTED are final for teams; only new
-adverse evidence reopens a closed lead.
+adverse evidence reopens a closed lead. A closed lead becomes RECHECKED when
+a later compliant inspection or passed sample proves its 回头看 (see
+``hub.domain.followup``, which also links the police's own records to a
+criminal referral).
+
+A criminal referral is tracked through its transfer (行刑衔接, 国务院令第310号):
+TRANSFER_OVERDUE when it is not transferred in time, TRANSFER_UNFILED when
+the police have not taken it up in time after the transfer, NOT_TRANSFERRED
+when it is closed or rejected without ever being transferred. Those three
+flag the lead for the oversight teams of its jurisdiction from then on.
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ class LeadStatus(StrEnum):
     CLOSED = "CLOSED"  # 已办结
     REJECTED = "REJECTED"  # 不予立案: a false lead
     SUPERSEDED = "SUPERSEDED"  # a late, older event re-drew its window
+    RECHECKED = "RECHECKED"  # 回头看 done: a later compliant inspection or passed sample
 
 
 class Action(StrEnum):
@@ -46,6 +56,26 @@ class Escalation(StrEnum):
     ACKNOWLEDGE_OVERDUE = "ACKNOWLEDGE_OVERDUE"
     CLOSE_OVERDUE = "CLOSE_OVERDUE"
     RECHECK_DUE = "RECHECK_DUE"  # 回头看
+    RECHECK_OVERDUE = "RECHECK_OVERDUE"  # no evidence of the re-check by its date plus grace
+    TRANSFER_OVERDUE = "TRANSFER_OVERDUE"  # a criminal referral not transferred in time
+    TRANSFER_UNFILED = "TRANSFER_UNFILED"  # transferred, and no police 受案/立案 in time
+    NOT_TRANSFERRED = "NOT_TRANSFERRED"  # a criminal referral closed or rejected untransferred
+    RECTIFICATION_OVERDUE = "RECTIFICATION_OVERDUE"  # raised with the lead, not by a deadline
+
+
+class LinkKind(StrEnum):
+    """What a lead's follow-up link points at (RASFF-style chaining)."""
+
+    POLICE_ACCEPTED = "POLICE_ACCEPTED"  # the police 受案 record on the business
+    POLICE_FILED = "POLICE_FILED"  # the police 立案 (or a later step) record
+    POLICE_DROPPED = "POLICE_DROPPED"  # the police 撤案 record, and the reverse referral it opened
+    RECHECKED = "RECHECKED"  # the compliant inspection or passed sample that proved the 回头看
+    RECTIFIED = "RECTIFIED"  # the compliant inspection that confirmed a rectification
+    REFERRAL = "REFERRAL"  # on a reverse referral: the criminal referral the police dropped
+
+
+# Escalations that bring a lead to the oversight teams (行政执法监督).
+OVERSIGHT = frozenset({Escalation.TRANSFER_OVERDUE, Escalation.TRANSFER_UNFILED, Escalation.NOT_TRANSFERRED})
 
 
 ACTIVE = frozenset({LeadStatus.OPEN, LeadStatus.ACKNOWLEDGED, LeadStatus.INVESTIGATING, LeadStatus.TRANSFERRED})
@@ -57,7 +87,8 @@ _ALLOWED_FROM: dict[Action, frozenset[LeadStatus]] = {
     Action.REJECTED: ACTIVE,
 }
 ACTIONS = tuple(_ALLOWED_FROM)  # the actions teams may take
-ACKNOWLEDGE_OVERDUE, CLOSE_OVERDUE, RECHECK_DUE = Escalation
+ACKNOWLEDGE_OVERDUE, CLOSE_OVERDUE, RECHECK_DUE = (Escalation.ACKNOWLEDGE_OVERDUE, Escalation.CLOSE_OVERDUE,
+                                                   Escalation.RECHECK_DUE)
 
 
 class FeedbackRejected(ValueError):
@@ -85,6 +116,9 @@ class LeadMark:
     # The escalation the last record published carried: a worker that
     # publishes that record again for a writer that died sends it alike.
     announced: str | None = None
+    # Follow-ups: (LinkKind, event ID or "", date ordinal, lead ID or "").
+    links: tuple[tuple[str, str, int, str], ...] = ()
+    oversight: bool = False  # flagged for the oversight teams (see OVERSIGHT)
     # Not stored: what the next published record must carry.
     dirty: bool = False
     escalation: str | None = None
@@ -103,17 +137,44 @@ class LeadMark:
     def to_json(self) -> list[object]:
         return [self.first_seen_ms, self.fingerprint, self.rule, self.window_start.toordinal(), list(self.evidence),
                 self.status, self.opened_ms, [list(h) for h in self.history], list(self.escalated),
-                list(self.chained), self.reopened, self.closed_ms, self.announced]
+                list(self.chained), self.reopened, self.closed_ms, self.announced, [list(k) for k in self.links],
+                self.oversight]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> "LeadMark":
         """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
         after them, from a newer release, are ignored."""
-        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, announced = \
-            raw[:13]
+        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, announced, \
+            links, oversight = raw[:15]
         return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)), tuple(evidence),
                    LeadStatus(status), int(opened), [(int(a), str(s), t, n) for a, s, t, n in history],
-                   tuple(escalated), tuple(chained), int(reopened), closed, announced)
+                   tuple(escalated), tuple(chained), int(reopened), closed, announced,
+                   tuple((str(k), str(e), int(d), str(lead)) for k, e, d, lead, *_ in links), bool(oversight))
+
+    @property
+    def police_took_up(self) -> bool:
+        """The police have a case on it (受案 or 立案): the transfer clocks stop."""
+        return any(k in (LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED) for k, *_ in self.links)
+
+    @property
+    def transferred_ms(self) -> int | None:
+        return max((at for at, status, _, _ in self.history if status == LeadStatus.TRANSFERRED), default=None)
+
+    def link(self, kind: LinkKind, event_id: str, day: dt.date, lead_id: str = "") -> bool:
+        """Add a follow-up once; whether it was new."""
+        entry = (str(kind), event_id, day.toordinal(), lead_id)
+        if entry in self.links:
+            return False
+        self.links += (entry,)
+        self.dirty = True
+        return True
+
+    def flag(self, level: Escalation, at_ms: int) -> None:
+        """Raise an escalation on the next record (once)."""
+        self.escalated += (level,)
+        self.escalation = level
+        self.oversight = self.oversight or level in OVERSIGHT
+        self.note(at_ms, f"ESCALATED_{level}")
 
 
 def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | None, at_ms: int) -> bool:
@@ -127,10 +188,15 @@ def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | No
         # is a copy of an old record (a CLOSED replayed after a reopening).
         raise FeedbackRejected("replayed", "older than this team's last answer on the lead")
     action = check_feedback(mark.status, action, note)
+    never_transferred = mark.transferred_ms is None and not mark.police_took_up
     mark.status = LeadStatus(action.value)
     if action is Action.CLOSED:
         mark.closed_ms = at_ms
     mark.note(at_ms, action, team, note)
+    if action in (Action.CLOSED, Action.REJECTED) and mark.rule == RuleFamily.CRIMINAL_REFERRAL and never_transferred:
+        # 以罚代刑 is the failure oversight exists for: the reason stays on the
+        # record (CLOSED and REJECTED need one) and the lead goes to oversight.
+        mark.flag(Escalation.NOT_TRANSFERRED, at_ms)
     return True
 
 
@@ -166,8 +232,15 @@ def deadlines(mark: LeadMark, lifecycle: LifecycleSettings) -> dict[str, int]:
         out[ACKNOWLEDGE_OVERDUE] = mark.opened_ms + lifecycle.acknowledge_ms(mark.severity)
     if mark.status in ACTIVE:
         out[CLOSE_OVERDUE] = mark.opened_ms + lifecycle.close_ms(mark.severity)
+    if mark.rule == RuleFamily.CRIMINAL_REFERRAL and not mark.police_took_up:
+        transferred = mark.transferred_ms
+        if mark.status is LeadStatus.TRANSFERRED and transferred is not None:
+            out[Escalation.TRANSFER_UNFILED] = transferred + lifecycle.police_filing_ms
+        elif mark.status in ACTIVE and transferred is None:
+            out[Escalation.TRANSFER_OVERDUE] = mark.opened_ms + lifecycle.transfer_ms
     if mark.status is LeadStatus.CLOSED and mark.closed_ms is not None:
         out[RECHECK_DUE] = mark.closed_ms + lifecycle.recheck_ms
+        out[Escalation.RECHECK_OVERDUE] = mark.closed_ms + lifecycle.recheck_ms + lifecycle.recheck_grace_ms
     return out
 
 
@@ -181,9 +254,7 @@ def escalate_if_due(mark: LeadMark, lifecycle: LifecycleSettings, now_ms: int) -
     """Raise the most urgent escalation whose deadline has passed, once."""
     for level, at in sorted(deadlines(mark, lifecycle).items(), key=lambda kv: kv[1]):
         if at <= now_ms and level not in mark.escalated:
-            mark.escalated += (level,)
-            mark.escalation = level
-            mark.note(now_ms, f"ESCALATED_{level}")
+            mark.flag(Escalation(level), now_ms)
             return level
     return None
 
@@ -194,5 +265,8 @@ def is_overdue(lead: dict[str, Any]) -> bool:
         return False
     since = max((i for i, h in enumerate(lead["history"]) if h["status"] == "REOPENED"), default=-1)
     raised = {h["status"] for h in lead["history"][since + 1:]}
+    police = {LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED} & {k["kind"] for k in lead.get("links") or []}
     return f"ESCALATED_{CLOSE_OVERDUE}" in raised or (
-        lead["status"] == "OPEN" and f"ESCALATED_{ACKNOWLEDGE_OVERDUE}" in raised)
+        lead["status"] == "OPEN" and f"ESCALATED_{ACKNOWLEDGE_OVERDUE}" in raised) or (
+        lead["status"] != LeadStatus.TRANSFERRED and f"ESCALATED_{Escalation.TRANSFER_OVERDUE}" in raised) or (
+        lead["status"] == LeadStatus.TRANSFERRED and not police and f"ESCALATED_{Escalation.TRANSFER_UNFILED}" in raised)

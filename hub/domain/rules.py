@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from hub.domain.events import Event, EventKind
+from hub.domain.events import Event, EventKind, Outcome, detail_of, outcome, reporting_delay_s
 from hub.domain.names import normalise_name
 from hub.settings import RuleSettings
 
@@ -31,6 +31,11 @@ class RuleFamily(str, enum.Enum):
     CRIMINAL_REFERRAL = "CRIMINAL_REFERRAL"
     CROSS_AGENCY = "CROSS_AGENCY"
     REPEAT_OFFENDER = "REPEAT_OFFENDER"
+    # Follow-through (hub.domain.followup): the police dropped a case (撤案),
+    # so it comes back for an administrative penalty; a rectification order
+    # (限期整改) ran past its deadline unconfirmed.
+    REVERSE_REFERRAL = "REVERSE_REFERRAL"
+    RECTIFICATION_OVERDUE = "RECTIFICATION_OVERDUE"
 
 
 class Severity(str, enum.Enum):
@@ -41,13 +46,18 @@ class Severity(str, enum.Enum):
 
 
 SEVERITY = {RuleFamily.CRIMINAL_REFERRAL: Severity.CRITICAL, RuleFamily.CROSS_AGENCY: Severity.HIGH,
-            RuleFamily.REPEAT_OFFENDER: Severity.MEDIUM}
+            RuleFamily.REPEAT_OFFENDER: Severity.MEDIUM, RuleFamily.REVERSE_REFERRAL: Severity.MEDIUM,
+            RuleFamily.RECTIFICATION_OVERDUE: Severity.MEDIUM}
 
 RECOMMENDED_ACTION = {
     RuleFamily.CRIMINAL_REFERRAL: "移送公安机关 (行刑衔接): transfer the case to the police; a crime is never "
                                   "settled with a fine alone (绝不能以罚代刑)",
     RuleFamily.CROSS_AGENCY: "联合执法: joint inspection by the agencies involved, share case files (避免各自为战)",
     RuleFamily.REPEAT_OFFENDER: "重点监管: put under intensified supervision, re-inspect and consider licence action",
+    RuleFamily.REVERSE_REFERRAL: "反向移送: the police dropped the case (撤案); consider an administrative penalty "
+                                 "so that the finding does not vanish",
+    RuleFamily.RECTIFICATION_OVERDUE: "整改逾期: no compliant re-inspection confirmed the rectification by its "
+                                      "deadline; re-inspect and consider a penalty",
 }
 
 _COUNTERFEIT = re.compile(r"伪劣|假冒|以假充真|以次充好|以不合格产品冒充合格产品|不符合安全标准")
@@ -79,6 +89,9 @@ class Fact:
     # Where the record went when resolution moved it off this key ("" = it is here):
     # kept so the superseded lead can still show what it held.
     moved_to: str = ""
+    outcome: str = ""  # an Outcome: what the record says became of a finding (follow-through)
+    due: int = 0  # a rectification deadline (整改期限) the record set, as a date ordinal; 0: none
+    delay_days: int = 0  # from the record's own date to its arrival at the hub (迟报)
 
     def report_dates(self) -> list[dt.date]:
         """The dates of every report of this finding: its own and the merged ones'."""
@@ -87,18 +100,23 @@ class Fact:
     def to_json(self) -> list[object]:
         return [self.event_id, self.agency, self.kind, self.occurred_on.toordinal(), self.adverse,
                 self.criminal, self.summary, self.source_record_id, self.received_ms, self.category,
-                self.identity, [list(r) for r in self.also_reported], self.resolution, self.moved_to]
+                self.identity, [list(r) for r in self.also_reported], self.resolution, self.moved_to,
+                self.outcome, self.due, self.delay_days]
 
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> "Fact":
         """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
         after them, from a newer release, are ignored."""
         eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also, \
-            resolution, moved_to = raw[:14]
+            resolution, moved_to, outcome, due, delay = raw[:17]
         return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
                    bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category),
                    str(identity), tuple((str(e), str(s), int(d)) for e, s, d, *_ in also),
-                   str(resolution), str(moved_to))
+                   str(resolution), str(moved_to), str(outcome), int(due), int(delay))
+
+    @property
+    def connector(self) -> str:
+        return self.event_id.split(":", 1)[0]
 
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
@@ -123,8 +141,7 @@ def criminal_reason(event: Event, rules: RuleSettings) -> str:
 
 def category(event: Event) -> str:
     """The sampled product's category (分类) or, for farm samples, the sample (样品名称)."""
-    detail = event["detail"]
-    body = detail[1] if isinstance(detail, tuple) else detail
+    body = detail_of(event)
     return str(body.get("category") or body.get("sample_name") or "")
 
 
@@ -136,8 +153,7 @@ def finding_identity(event: Event) -> str:
     records that are not sample findings: those have their own IDs."""
     if event["kind"] not in (EventKind.SAMPLING_FAILURE.value, EventKind.FARM_SAMPLING.value) or not event["adverse"]:
         return ""
-    detail = event["detail"]
-    body = detail[1] if isinstance(detail, tuple) else detail
+    body = detail_of(event)
     product = normalise_name(str(body.get("product") or body.get("sample_name") or ""))
     batch = body.get("batch") if event["kind"] == EventKind.SAMPLING_FAILURE.value else event["occurred_on"].isoformat()
     items = sorted(f"{normalise_name(f['item'])}={normalise_name(f['result'] or '')}"
@@ -149,10 +165,13 @@ def finding_identity(event: Event) -> str:
 
 def to_fact(event: Event, rules: RuleSettings) -> Fact:
     received: dt.datetime = event["received_at"]
+    due = detail_of(event).get("rectify_by") if event["kind"] == EventKind.INSPECTION.value else None
     return Fact(event["event_id"], event["agency"], event["kind"], event["occurred_on"],
                 event["adverse"], criminal_reason(event, rules), event["summary"],
                 event["source_record_id"], int(received.timestamp() * 1000), category(event),
-                finding_identity(event), resolution=event.get("resolution") or "")
+                finding_identity(event), resolution=event.get("resolution") or "",
+                outcome=outcome(event).value, due=due.toordinal() if isinstance(due, dt.date) else 0,
+                delay_days=int(reporting_delay_s(event) // 86_400))
 
 
 @dataclass(frozen=True)
@@ -213,6 +232,7 @@ def _chains(facts: list[Fact], window_days: int,
 def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> list[LeadDraft]:
     """Every lead the history implies. Deterministic in the set of facts,
     whatever order they arrived in. Facts resolution moved elsewhere do not count."""
+    facts = list(facts)
     adverse = sorted((f for f in facts if f.adverse and not f.moved_to), key=lambda f: (f.occurred_on, f.event_id))
     families: list[tuple[RuleFamily, list[Fact], int, Callable[[list[Fact]], bool]]] = [
         (RuleFamily.CRIMINAL_REFERRAL, [f for f in adverse if f.criminal],
@@ -228,4 +248,12 @@ def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> l
             group.sort(key=lambda f: (f.occurred_on, f.event_id))
             start, end = group[0].occurred_on, group[-1].occurred_on
             drafts.append(LeadDraft(lead_id(business_key, family, start), family, start, end, tuple(group)))
+    # 反向移送: each dropped case comes back on its own (a 撤案 is not adverse: it counts for no other rule).
+    dropped: dict[dt.date, list[Fact]] = {}
+    for fact in sorted(facts, key=lambda f: f.event_id):
+        if fact.outcome == Outcome.POLICE_DROPPED.value and not fact.moved_to:
+            dropped.setdefault(fact.occurred_on, []).append(fact)
+    family = RuleFamily.REVERSE_REFERRAL
+    drafts += [LeadDraft(lead_id(business_key, family, day), family, day, day, tuple(same_day))
+               for day, same_day in sorted(dropped.items())]
     return drafts

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-BUSINESS_STATE_VERSION = 2
+BUSINESS_STATE_VERSION = 3
 RESOLVER_STATE_VERSION = 2
 
 Raw = dict[str, Any]
@@ -57,9 +57,19 @@ def business_v1_to_v2(raw: Raw) -> Raw:
             "k": raw.get("k"), "q": raw.get("q") or [], "o": raw.get("o") or [], "w": raw.get("w") or ""}
 
 
+def business_v2_to_v3(raw: Raw) -> Raw:
+    """Follow-through: facts gain what they say became of a finding, a
+    rectification deadline and their reporting delay; lead marks their
+    follow-up links and oversight flag; the state its flagged rectifications.
+    Records kept before this version are linked to nothing (their outcome
+    was not kept)."""
+    return {**raw, "f": [[*f[:14], "", 0, 0] for f in raw["f"]],
+            "l": {k: [*m[:13], [], False] for k, m in raw["l"].items()}, "x": []}
+
+
 def resolver_v1_to_v2(raw: Raw) -> Raw:
     return raw  # the contents are unchanged: version 2 only writes its version
 
 
-BUSINESS_MIGRATIONS = {1: business_v1_to_v2}
+BUSINESS_MIGRATIONS = {1: business_v1_to_v2, 2: business_v2_to_v3}
 RESOLVER_MIGRATIONS = {1: resolver_v1_to_v2}

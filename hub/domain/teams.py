@@ -2,14 +2,21 @@
 it each may see.
 
 A team is a jurisdiction (division-code prefixes), themes (rule families,
-product categories), a minimum severity and a clearance: the agencies whose
+product categories), a minimum severity, a role and a clearance: the agencies whose
 evidence details it may read and which detail fields. Police evidence is not
 for every market-supervision desk: evidence from an agency a team is not
 cleared for reaches it as "there is POLICE evidence of this kind on this
 date", with the details withheld. Plain functions, no Kafka.
+
+A team's role is a desk (it works the leads it receives) or oversight (the
+procuratorate's 行政执法监督, a provincial office): an oversight team receives
+the leads of its jurisdiction that transfer tracking flagged (``oversight``
+on the lead: TRANSFER_OVERDUE, TRANSFER_UNFILED, NOT_TRANSFERRED) and reads
+them; it does not answer them.
 """
 from __future__ import annotations
 
+import enum
 import re
 import tomllib
 from dataclasses import dataclass
@@ -26,6 +33,18 @@ NOTES = "notes"  # status-change notes written by teams of an agency
 CLEARABLE = (*DETAIL_FIELDS, NOTES)
 UNLOCATED = "unlocated"  # a jurisdiction for leads on businesses whose region is not known yet
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# A team's own agency may also be the procuratorate (检察院): it sends no
+# records, so all evidence it reads is by clearance.
+PROCURATORATE = "PROCURATORATE"
+# Rules whose leads are for one agency's desks only: a dropped police case
+# comes back to market supervision for a penalty; a rectification order is its own.
+RULE_AGENCIES = {RuleFamily.REVERSE_REFERRAL.value: Agency.SAMR.value,
+                 RuleFamily.RECTIFICATION_OVERDUE.value: Agency.SAMR.value}
+
+
+class TeamRole(enum.StrEnum):
+    DESK = "desk"  # works the leads it receives
+    OVERSIGHT = "oversight"  # 行政执法监督: receives flagged transfers, reads, does not answer
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,7 @@ class Team:
     cleared_agencies: tuple[str, ...] = ()  # besides its own agency
     cleared_fields: tuple[str, ...] = CLEARABLE
     parent: str | None = None  # the jurisdiction above, which receives escalations
+    role: str = TeamRole.DESK.value
 
     @property
     def topic(self) -> str:
@@ -48,7 +68,16 @@ class Team:
     def cleared_for(self, agency: str) -> bool:
         return agency == self.agency or agency in self.cleared_agencies
 
+    @property
+    def oversees(self) -> bool:
+        return self.role == TeamRole.OVERSIGHT
+
     def receives(self, lead: dict[str, Any]) -> bool:
+        if self.oversees and not lead.get("oversight"):
+            return False
+        desk = RULE_AGENCIES.get(lead["rules"][0])
+        if desk is not None and not self.oversees and self.agency != desk:
+            return False
         code = lead["region"]["code"]
         if self.jurisdiction and not any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction):
             return False
@@ -66,6 +95,7 @@ class TeamConfigError(ValueError):
 def parse_teams(raw: dict[str, Any]) -> dict[str, Team]:
     teams: dict[str, Team] = {}
     agencies = {a.value for a in Agency}
+    roles = {r.value for r in TeamRole}
     for entry in raw.get("teams", []):
         name = str(entry.get("name", ""))
         if not _NAME.fullmatch(name):
@@ -78,7 +108,9 @@ def parse_teams(raw: dict[str, Any]) -> dict[str, Team]:
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
         team = Team(**values)
         problems = [
-            *(f"agency {a!r}" for a in (team.agency, *team.cleared_agencies) if a not in agencies),
+            *([f"agency {team.agency!r}"] if team.agency not in agencies | {PROCURATORATE} else []),
+            *(f"agency {a!r}" for a in team.cleared_agencies if a not in agencies),
+            *([f"role {team.role!r}"] if team.role not in roles else []),
             *(f"rule {r!r}" for r in team.rules if r not in {f.value for f in RuleFamily}),
             *(f"clearance field {c!r}" for c in team.cleared_fields if c not in CLEARABLE),
             *(f"jurisdiction {j!r}" for j in team.jurisdiction if not re.fullmatch(r"\d{1,6}", j) and j != UNLOCATED),
@@ -113,8 +145,14 @@ def load_teams(path: Path) -> dict[str, Team]:
 def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
     """The copy of a lead that ``team`` may read."""
     # Only evidence items and history entries are edited: copy those, share the rest.
-    out = {**lead, "evidence": [dict(e) for e in lead["evidence"]], "history": [dict(h) for h in lead["history"]]}
+    out = {**lead, "evidence": [dict(e) for e in lead["evidence"]], "history": [dict(h) for h in lead["history"]],
+           "links": [dict(k) for k in lead.get("links") or []]}
     withheld: set[str] = set()
+    for follow_up in out["links"]:
+        agency = follow_up.get("agency")
+        if agency and follow_up.get("event_id") and not (team.cleared_for(agency) and "event_id" in team.cleared_fields):
+            follow_up["event_id"] = None
+            withheld.add(f"{agency} evidence event_id")
     for item in out["evidence"]:
         for name in DETAIL_FIELDS:
             if team.cleared_for(item["agency"]) and name in team.cleared_fields:
@@ -154,7 +192,8 @@ def route(lead: dict[str, Any], teams: dict[str, Team]) -> list[tuple[Team, dict
 
 
 def describe(team: Team) -> Iterable[str]:
-    yield f"{team.name}  ({team.agency})  -> {team.topic}" + (f"  parent: {team.parent}" if team.parent else "")
+    yield f"{team.name}  ({team.agency}{', oversight' if team.oversees else ''})  -> {team.topic}" + (
+        f"  parent: {team.parent}" if team.parent else "")
     if team.description:
         yield f"    {team.description}"
     yield f"    jurisdiction: {', '.join(team.jurisdiction) or 'everywhere'}"

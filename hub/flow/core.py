@@ -28,11 +28,12 @@ from time import perf_counter
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from hub.audit.entries import UNPROVEN, AuditAction, Note
-from hub.domain.events import EventKind
+from hub.domain.events import EventKind, reporting_delay_s
 from hub.domain.leads import Accepted, BusinessState
 from hub.domain.lifecycle import Action, FeedbackRejected
 from hub.domain.names import normalise_name
 from hub.domain.pii import PersonalDataHasher, describe
+from hub.domain.rules import Severity
 from hub.domain.resolution import ResolverState, record_keys
 from hub.domain.teams import Team, recipients, route
 from hub.domain.validation import latest_date
@@ -70,6 +71,7 @@ class Batch:
     undo_resolvers: dict[bytes, bytes | None] = field(default_factory=dict)
     current: Record | None = None
     sender: str = UNPROVEN  # the identity that signed the record being applied
+    fresh: set[str] = field(default_factory=set)  # event IDs first seen in this batch (for late reports)
 
 
 class Flow:
@@ -259,6 +261,10 @@ class Flow:
                 effects.observations.append(Observation(Seen.NEAR_DUPLICATE, agency))
             elif outcome is Accepted.REOPENED:
                 effects.observations.append(Observation(Seen.REOPENED))
+        if outcome in (Accepted.NEW, Accepted.REOPENED) and not restore:
+            batch.fresh.add(event["event_id"])
+            effects.observations.append(Observation(Seen.REPORTING_DELAY, event["source"]["connector"],
+                                                    reporting_delay_s(event), event["kind"]))
         learned = state.learn(event)
         if learned is not None:
             batch.changed[key] = state
@@ -293,6 +299,7 @@ class Flow:
                 batch.changed[business] = state
                 escalated += 1
             self._index(business, state, partition)
+        batch.effects.observations.append(Observation(Seen.TICK, str(partition)))
         drill = batch.sender.startswith(f"{Role.OPERATOR}:")
         batch.effects.audit.append(Note(batch.sender, AuditAction.DRILL if drill else AuditAction.TICK,
                                         f"partition {partition}", f"{escalated} escalated",
@@ -300,6 +307,9 @@ class Flow:
 
     def _feedback(self, message: FeedbackMessage, batch: Batch) -> None:
         state = self.state(batch, message.business, message.record.partition)
+        team = self.teams.get(message.feedback["team"])
+        if team is not None and team.oversees:
+            raise Refused("oversight_read_only", "an oversight team reads leads and does not change them")
         view = state.routing_view(message.feedback["lead_id"])
         if view is not None and message.feedback["team"] not in {t.name for t in recipients(view, self.teams)}:
             # Only a team the lead was routed to may change it. The name is
@@ -358,6 +368,11 @@ class Flow:
                 effects.audit.append(Note(self.identity, AuditAction.LEAD_PUBLISHED, lead["lead_id"], lead["status"],
                                           detail=_published(lead, [team.name for team, _ in routed])))
                 effects.observations.append(Observation(Seen.LEAD_PUBLISHED, lead["rules"][0]))
+                if lead["severity"] == Severity.CRITICAL:
+                    effects.observations += [
+                        Observation(Seen.LATE_CRITICAL, e["event_id"].split(":", 1)[0])
+                        for e in lead["evidence"] if e["event_id"] in batch.fresh
+                        and e["reported_after_days"] > self.lifecycle.late_report_days]
                 triggered = lead["triggered_by_received_at"].timestamp()
                 if effects.oldest_received_at is not None and triggered >= effects.oldest_received_at:
                     # new evidence in this batch, not feedback or a tick

@@ -53,6 +53,9 @@ class Seen(Enum):
     ACKNOWLEDGED_AFTER = "acknowledged_after"  # label: severity; value: seconds
     CLOSED_AFTER = "closed_after"  # label: severity; value: seconds
     RESOLVED = "resolved"  # label: method
+    TICK = "tick"  # label: partition: its deadlines were checked
+    REPORTING_DELAY = "reporting_delay"  # label: connector; kind: event kind; value: seconds (迟报)
+    LATE_CRITICAL = "late_critical"  # label: connector: a late finding in a CRITICAL lead
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Observation:
     seen: Seen
     label: str = ""
     value: float = 1.0
+    kind: str = ""  # a second label, where one is needed
 
 
 @dataclass(frozen=True)

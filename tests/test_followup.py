@@ -1,0 +1,298 @@
+"""Follow-through as plain functions on one business's state, time passed in
+(the lifecycle's ticks): transfers to the police both ways, 回头看 closed on
+evidence, rectification and late reports. No broker; ``test_follow_through``
+runs the same end to end."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from hypothesis import given, settings as hsettings, strategies as st
+
+from hub.domain.events import Agency, EventKind, cst_start_ms
+from hub.domain.followup import RectificationStatus, rectifications
+from hub.domain.leads import Accepted, BusinessState
+from hub.domain.lifecycle import FeedbackRejected, is_overdue
+from hub.domain.rules import to_fact
+from hub.domain.teams import parse_teams, recipients, redact
+from hub.settings import LifecycleSettings
+from tests.test_rules import KEY, NOW, RULES, event
+
+H = 3_600_000
+LIFE = LifecycleSettings()
+T0 = int(NOW.timestamp() * 1000)  # the referral opens when its finding arrives
+TEAMS = parse_teams({"teams": [
+    {"name": "samr-anyang", "agency": "SAMR", "jurisdiction": ["4105"], "cleared_agencies": ["AGRI"]},
+    {"name": "police-anyang", "agency": "POLICE", "jurisdiction": ["4105"], "cleared_agencies": ["SAMR", "AGRI"]},
+    {"name": "oversight-henan", "agency": "PROCURATORATE", "role": "oversight", "jurisdiction": ["41"],
+     "cleared_agencies": ["SAMR", "AGRI"]},
+]})
+
+
+def clenbuterol(day: dt.date = dt.date(2026, 10, 20)) -> dict:
+    return event("s1", day, kind=EventKind.SAMPLING_FAILURE, items=("克伦特罗",))
+
+
+def police(status: str, day: dt.date, case: str = "A1") -> dict:
+    e = event(f"{case}:{status}", day, agency=Agency.POLICE, kind=EventKind.POLICE_CASE,
+              adverse=status != "WITHDRAWN")
+    e["detail"] = ("cn.supervision.hub.PoliceCaseDetail", {"case_name": "x", "status": status, "accepted_on": day,
+                                                           "filed_on": None, "handling_unit": None,
+                                                           "clue_source": None})
+    return e
+
+
+def inspection(no: str, day: dt.date, result: str, rectify_by: dt.date | None = None) -> dict:
+    e = event(no, day, adverse=result == "NON_COMPLIANT")
+    e["detail"] = ("cn.supervision.hub.InspectionDetail",
+                   {"result": result, "handling": "RECTIFY_BY_DEADLINE" if rectify_by else "PASSED",
+                    "problems": None, "rectify_by": rectify_by})
+    return e
+
+
+def passed_sample(no: str, day: dt.date) -> dict:
+    return event(no, day, agency=Agency.AGRI, kind=EventKind.FARM_SAMPLING, adverse=False, items=("腐霉利",))
+
+
+def referral() -> tuple[BusinessState, dict]:
+    state = BusinessState(region_code="410502")
+    state.accept(clenbuterol(), RULES)
+    [lead] = state.lead_updates(KEY, RULES, T0, LIFE)
+    return state, lead
+
+
+def publish(state: BusinessState, now_ms: int) -> dict[str, dict]:
+    return {lead["rules"][0]: lead for lead in state.lead_updates(KEY, RULES, now_ms, LIFE)}
+
+
+def names(teams: list) -> set[str]:
+    return {t.name for t in teams}
+
+
+# -- transfers (行刑衔接) ----------------------------------------------------
+
+def test_a_referral_not_transferred_in_time_escalates_to_oversight() -> None:
+    state, lead = referral()
+    assert lead["transfer_by"].timestamp() * 1000 == T0 + 96 * H and not lead["oversight"]
+    assert names(recipients(lead, TEAMS)) == {"samr-anyang", "police-anyang"}  # oversight: not yet
+    state.escalate_due(LIFE, T0 + 24 * H + 1)  # ACKNOWLEDGE_OVERDUE comes first
+    assert state.escalate_due(LIFE, T0 + 96 * H + 1) == ["TRANSFER_OVERDUE"]
+    escalated = publish(state, T0 + 97 * H)["CRIMINAL_REFERRAL"]
+    assert escalated["escalation"] == "TRANSFER_OVERDUE" and escalated["oversight"] and is_overdue(escalated)
+    assert "oversight-henan" in names(recipients(escalated, TEAMS))
+    state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送安阳市公安局", T0 + 98 * H)
+    later = publish(state, T0 + 98 * H)["CRIMINAL_REFERRAL"]
+    assert later["escalation"] is None and "oversight-henan" in names(recipients(later, TEAMS))  # from then on
+    assert not is_overdue(later)
+
+
+def test_a_transfer_the_police_never_take_up_escalates_as_unfiled() -> None:
+    state, lead = referral()
+    state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + 10 * H)
+    moved = publish(state, T0 + 10 * H)["CRIMINAL_REFERRAL"]
+    assert moved["transfer_by"] is None and moved["police_filing_by"].timestamp() * 1000 == T0 + 82 * H
+    assert state.next_deadline(LIFE) == T0 + 82 * H
+    assert state.escalate_due(LIFE, T0 + 82 * H) == ["TRANSFER_UNFILED"]
+    unfiled = publish(state, T0 + 82 * H)["CRIMINAL_REFERRAL"]
+    assert unfiled["escalation"] == "TRANSFER_UNFILED" and unfiled["oversight"] and is_overdue(unfiled)
+
+
+def test_a_police_filing_links_to_the_referral_and_stops_its_clocks_in_either_order() -> None:
+    for police_first in (False, True):
+        state = BusinessState(region_code="410502")
+        filed = police("FILED", dt.date(2026, 10, 25))
+        if police_first:
+            state.accept(filed, RULES)
+        state.accept(clenbuterol(), RULES)
+        [lead] = [l for l in state.lead_updates(KEY, RULES, T0, LIFE) if l["rules"] == ["CRIMINAL_REFERRAL"]]
+        state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + H)
+        if not police_first:
+            assert state.accept(filed, RULES) is Accepted.NEW
+        linked = publish(state, T0 + 2 * H)["CRIMINAL_REFERRAL"]
+        assert [(k["kind"], k["event_id"], k["agency"]) for k in linked["links"]] == [
+            ("POLICE_FILED", filed["event_id"], "POLICE")]
+        assert linked["police_filing_by"] is None and linked["transfer_by"] is None
+        raised = [level for _ in range(5) for level in state.escalate_due(LIFE, T0 + 1000 * H)]
+        assert "CLOSE_OVERDUE" in raised and not {"TRANSFER_OVERDUE", "TRANSFER_UNFILED"} & set(raised)
+
+
+def test_a_police_filing_after_closure_is_follow_up_and_reopens_nothing() -> None:
+    state, lead = referral()
+    state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + H)
+    state.apply_feedback(lead["lead_id"], "CLOSED", "samr-anyang", "已移送, 行政处罚", T0 + 2 * H)
+    assert state.accept(police("ACCEPTED", dt.date(2026, 10, 22)), RULES) is Accepted.NEW  # not REOPENED
+    after = publish(state, T0 + 3 * H)["CRIMINAL_REFERRAL"]
+    assert after["status"] == "CLOSED" and [k["kind"] for k in after["links"]] == ["POLICE_ACCEPTED"]
+
+
+def test_a_referral_closed_or_rejected_without_transfer_is_flagged_to_oversight() -> None:
+    for action in ("CLOSED", "REJECTED"):
+        state, lead = referral()
+        state.apply_feedback(lead["lead_id"], action, "samr-anyang", "罚款5万元结案", T0 + H)
+        flagged = publish(state, T0 + H)["CRIMINAL_REFERRAL"]
+        assert flagged["escalation"] == "NOT_TRANSFERRED" and flagged["oversight"]
+        assert flagged["history"][-1]["status"] == "ESCALATED_NOT_TRANSFERRED"
+        assert flagged["history"][-2]["note"] == "罚款5万元结案"  # the reason stays on the record
+        assert "oversight-henan" in names(recipients(flagged, TEAMS))
+    state, lead = referral()
+    try:
+        state.apply_feedback(lead["lead_id"], "CLOSED", "samr-anyang", " ", T0 + H)
+        raise AssertionError("closed without a reason")
+    except FeedbackRejected as exc:
+        assert exc.code == "missing_note"
+    state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + H)
+    state.apply_feedback(lead["lead_id"], "CLOSED", "samr-anyang", "公安已立案", T0 + 2 * H)
+    closed = publish(state, T0 + 2 * H)["CRIMINAL_REFERRAL"]
+    assert closed["escalation"] is None and not closed["oversight"]
+
+
+def test_a_dropped_case_opens_a_reverse_referral_for_market_supervision_linked_both_ways() -> None:
+    state, lead = referral()
+    state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + H)
+    state.accept(police("FILED", dt.date(2026, 10, 22)), RULES)
+    dropped = police("WITHDRAWN", dt.date(2026, 11, 10))
+    assert state.accept(dropped, RULES) is Accepted.NEW
+    out = publish(state, T0 + 3 * H)
+    reverse, original = out["REVERSE_REFERRAL"], out["CRIMINAL_REFERRAL"]
+    assert reverse["severity"] == "MEDIUM" and [e["event_id"] for e in reverse["evidence"]] == [dropped["event_id"]]
+    assert [(k["kind"], k["lead_id"]) for k in reverse["links"]] == [("REFERRAL", lead["lead_id"])]
+    assert ("POLICE_DROPPED", reverse["lead_id"]) in [(k["kind"], k["lead_id"]) for k in original["links"]]
+    assert names(recipients(reverse, TEAMS)) == {"samr-anyang"}  # the market-supervision desk only
+    police_copy = redact(original, TEAMS["police-anyang"], TEAMS)
+    assert dropped["event_id"] in {k["event_id"] for k in police_copy["links"]}
+    desk_copy = redact(reverse, TEAMS["samr-anyang"], TEAMS)  # not cleared for police details
+    assert [(k["kind"], k["event_id"], k["lead_id"]) for k in desk_copy["links"]] == [
+        ("REFERRAL", None, lead["lead_id"])]
+    assert "POLICE evidence event_id" in desk_copy["withheld"]
+
+
+def test_a_dropped_case_without_a_referral_still_comes_back() -> None:
+    state = BusinessState(region_code="410502")
+    state.accept(police("WITHDRAWN", dt.date(2026, 11, 10)), RULES)
+    [reverse] = state.lead_updates(KEY, RULES, T0, LIFE)
+    assert reverse["rules"] == ["REVERSE_REFERRAL"] and reverse["links"] == []
+
+
+# -- 回头看 on evidence --------------------------------------------------------
+
+def closed_repeat_offender(closed_ms: int) -> tuple[BusinessState, str]:
+    state = BusinessState(region_code="410502")
+    state.accept(inspection("i1", dt.date(2026, 9, 1), "NON_COMPLIANT"), RULES)
+    state.accept(inspection("i2", dt.date(2026, 9, 20), "NON_COMPLIANT"), RULES)
+    [lead] = state.lead_updates(KEY, RULES, T0, LIFE)
+    state.apply_feedback(lead["lead_id"], "CLOSED", "samr-anyang", "罚款2万元", closed_ms)
+    state.lead_updates(KEY, RULES, closed_ms, LIFE)
+    return state, lead["lead_id"]
+
+
+def test_a_later_compliant_record_proves_the_recheck() -> None:
+    closed_ms = cst_start_ms(dt.date(2026, 11, 2))
+    for proof in (inspection("i3", dt.date(2026, 11, 20), "COMPLIANT"), passed_sample("p1", dt.date(2026, 11, 20))):
+        state, lead_id = closed_repeat_offender(closed_ms)
+        state.accept(inspection("i0", dt.date(2026, 11, 2), "COMPLIANT"), RULES)  # the closing day's own: not later
+        assert publish(state, closed_ms + H) == {}
+        state.accept(proof, RULES)
+        rechecked = publish(state, closed_ms + 2 * H)["REPEAT_OFFENDER"]
+        assert rechecked["status"] == "RECHECKED" and rechecked["recheck_on"] is None
+        assert [(k["kind"], k["event_id"]) for k in rechecked["links"]] == [("RECHECKED", proof["event_id"])]
+        assert state.next_deadline(LIFE) is None  # nothing left to escalate
+        state.accept(inspection("i4", dt.date(2026, 12, 5), "NON_COMPLIANT"), RULES)  # a failure reopens it
+        assert state.leads[lead_id].status == "OPEN"
+
+
+def test_no_recheck_by_its_date_plus_grace_escalates_to_the_parent() -> None:
+    closed_ms = T0 + H
+    state, lead_id = closed_repeat_offender(closed_ms)
+    due = closed_ms + LIFE.recheck_ms
+    assert state.escalate_due(LIFE, due) == ["RECHECK_DUE"]
+    assert state.escalate_due(LIFE, due + LIFE.recheck_grace_ms - 1) == []
+    assert state.escalate_due(LIFE, due + LIFE.recheck_grace_ms) == ["RECHECK_OVERDUE"]
+    late = state.lead_updates(KEY, RULES, due + LIFE.recheck_grace_ms, LIFE)
+    assert [l["escalation"] for l in late] == ["RECHECK_OVERDUE"]
+    teams = parse_teams({"teams": [{"name": "city", "agency": "SAMR"},
+                                   {"name": "county", "agency": "SAMR", "parent": "city"}]})
+    assert names(recipients(late[0], teams)) == {"city", "county"}
+
+
+# -- rectification (整改) -------------------------------------------------------
+
+def test_a_rectification_past_its_deadline_opens_an_escalated_lead_and_a_later_compliant_one_confirms_it() -> None:
+    state = BusinessState(region_code="410502")
+    order = inspection("r1", dt.date(2026, 10, 1), "NON_COMPLIANT", rectify_by=dt.date(2026, 10, 15))
+    state.accept(order, RULES)
+    assert state.lead_updates(KEY, RULES, T0, LIFE) == []
+    overdue_at = cst_start_ms(dt.date(2026, 10, 15) + dt.timedelta(days=LIFE.rectification_grace_days + 1))
+    assert state.next_deadline(LIFE) == overdue_at
+    assert state.escalate_due(LIFE, overdue_at - 1) == []
+    assert state.escalate_due(LIFE, overdue_at) == ["RECTIFICATION_OVERDUE"]
+    assert state.escalate_due(LIFE, overdue_at + H) == []  # once
+    lead = publish(state, overdue_at)["RECTIFICATION_OVERDUE"]
+    assert lead["escalation"] == "RECTIFICATION_OVERDUE" and lead["status"] == "OPEN"
+    assert [e["event_id"] for e in lead["evidence"]] == [order["event_id"]]
+    state.accept(inspection("r2", dt.date(2026, 10, 25), "NON_COMPLIANT"), RULES)  # a repeat joins it
+    repeat = publish(state, overdue_at + H)["RECTIFICATION_OVERDUE"]
+    assert len(repeat["evidence"]) == 2 and repeat["lead_id"] == lead["lead_id"]
+    confirm = inspection("r3", dt.date(2026, 11, 5), "COMPLIANT")
+    state.accept(confirm, RULES)
+    done = publish(state, overdue_at + 2 * H)["RECTIFICATION_OVERDUE"]
+    assert [(k["kind"], k["event_id"]) for k in done["links"]] == [("RECTIFIED", confirm["event_id"])]
+    [found] = rectifications(state.facts.values())
+    assert found.status(dt.date(2026, 11, 30), 3) is RectificationStatus.CONFIRMED_LATE
+    assert names(recipients(done, TEAMS)) == {"samr-anyang"}
+
+
+def test_a_rectification_confirmed_in_time_raises_nothing() -> None:
+    state = BusinessState(region_code="410502")
+    state.accept(inspection("r1", dt.date(2026, 10, 1), "NON_COMPLIANT", rectify_by=dt.date(2026, 10, 15)), RULES)
+    state.accept(inspection("r2", dt.date(2026, 10, 14), "BASICALLY_COMPLIANT"), RULES)
+    assert state.next_deadline(LIFE) is None
+    assert state.escalate_due(LIFE, T0 + 10_000 * H) == [] and state.lead_updates(KEY, RULES, T0, LIFE) == []
+    [found] = rectifications(state.facts.values())
+    assert found.status(dt.date(2026, 11, 30), 3) is RectificationStatus.CONFIRMED
+    assert found.confirmed_by is not None and found.confirmed_by.event_id == "test:r2"
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_rectifications_do_not_depend_on_arrival_order(rng: random.Random) -> None:
+    records = [inspection("a", dt.date(2026, 3, 1), "NON_COMPLIANT", dt.date(2026, 3, 10)),
+               inspection("b", dt.date(2026, 3, 20), "NON_COMPLIANT", dt.date(2026, 4, 1)),
+               inspection("c", dt.date(2026, 4, 20), "COMPLIANT"),
+               inspection("d", dt.date(2026, 6, 1), "NON_COMPLIANT", dt.date(2026, 6, 10)),
+               inspection("e", dt.date(2026, 7, 1), "NON_COMPLIANT")]
+    rng.shuffle(records)
+    found = rectifications([to_fact(r, RULES) for r in records])
+    assert [([o.event_id for o in r.orders], [p.event_id for p in r.repeats],
+             r.confirmed_by.event_id if r.confirmed_by else None) for r in found] == [
+        (["test:a", "test:b"], ["test:b"], "test:c"), (["test:d"], ["test:e"], None)]
+
+
+# -- late reports (迟报) ---------------------------------------------------------
+
+def test_evidence_carries_its_reporting_delay_and_a_late_one_marks_the_lead() -> None:
+    state = BusinessState(region_code="410502")
+    state.accept(clenbuterol(dt.date(2026, 10, 20)), RULES)  # arrived on 2026-11-01: 12 days
+    [lead] = state.lead_updates(KEY, RULES, T0, LIFE)
+    assert lead["evidence"][0]["reported_after_days"] == 12 and lead["reported_late_days"] == 12
+    state = BusinessState(region_code="410502")
+    state.accept(clenbuterol(dt.date(2026, 10, 31)), RULES)
+    [lead] = state.lead_updates(KEY, RULES, T0, LIFE)
+    assert lead["evidence"][0]["reported_after_days"] == 1 and lead["reported_late_days"] is None
+
+
+def test_a_police_case_is_late_from_its_acceptance() -> None:
+    case = police("FILED", dt.date(2026, 10, 30))
+    case["detail"][1]["accepted_on"] = dt.date(2026, 10, 1)
+    assert to_fact(case, RULES).delay_days == 31
+
+
+# -- oversight teams -----------------------------------------------------------
+
+def test_oversight_teams_are_validated_and_described() -> None:
+    for bad in ({"role": "boss"}, {"agency": "COURT"}):
+        try:
+            parse_teams({"teams": [{"name": "x", "agency": "SAMR", **bad}]})
+            raise AssertionError(f"accepted {bad}")
+        except ValueError as exc:
+            assert "unknown" in str(exc)
+    assert TEAMS["oversight-henan"].oversees and not TEAMS["samr-anyang"].oversees
