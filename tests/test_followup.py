@@ -296,3 +296,25 @@ def test_oversight_teams_are_validated_and_described() -> None:
         except ValueError as exc:
             assert "unknown" in str(exc)
     assert TEAMS["oversight-henan"].oversees and not TEAMS["samr-anyang"].oversees
+
+
+# -- through the real flow (the in-memory bus) ----------------------------------
+
+def test_the_workers_route_a_flagged_referral_to_oversight_and_refuse_its_answers(tmp_path) -> None:
+    from hub.samples import VEG_BASE
+    from tests.bus import scenario_bus
+
+    bus = scenario_bus(tmp_path / "data", dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc))
+    [lead] = [l for l in bus.leads.values() if l["business_id"] == VEG_BASE.uscc]
+    oversight = "hub.team.procuratorate-anyang"
+    assert lead["lead_id"] not in bus.topics.get(oversight, {})
+    bus.publish_feedback(lead, "CLOSED", "samr-anyang", "罚款2万元结案")
+    bus.run()
+    flagged = bus.topics[oversight][lead["lead_id"]]
+    assert flagged["escalation"] == "NOT_TRANSFERRED" and flagged["status"] == "CLOSED"
+    assert flagged["team"] == "procuratorate-anyang" and not flagged["withheld"]  # cleared for every agency
+    before = bus.state(lead["business_key"]).to_bytes()
+    bus.publish_feedback(flagged, "REJECTED", "procuratorate-anyang", "应当移送")
+    bus.run()
+    assert [d["reason_code"] for d in bus.dead_letters] == ["oversight_read_only"]
+    assert bus.state(lead["business_key"]).to_bytes() == before

@@ -88,6 +88,9 @@ def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
         teams = team_config(settings)
         if team.name not in teams:
             raise click.ClickException(f"the key is team {team.name}'s, which {settings.teams_file} does not list")
+        if teams[team.name].oversees:
+            raise click.ClickException(f"team {team.name} is an oversight team: it reads leads and does not "
+                                       "change them (the workers refuse its answers)")
         # The team's own topic: the lead as the team receives it, signed by a worker.
         lead = find_lead(settings, lead_id, teams[team.name].topic)
         if lead is None:

@@ -41,7 +41,7 @@ class Record(NamedTuple):
 UNTRUSTED_CODES = frozenset({
     "unsigned", "malformed_signature", "unknown_key", "revoked_key", "bad_signature", "replayed",
     "signed_in_future", "not_authorised", "wrong_agency", "wrong_team", "team_not_recipient", "bad_timestamp",
-    "misrouted_event", "misrouted_feedback", "tick_too_far_ahead"})
+    "misrouted_event", "misrouted_feedback", "tick_too_far_ahead", "oversight_read_only"})
 
 
 class Refused(Exception):

@@ -1,0 +1,196 @@
+"""Follow-through end to end on the embedded broker: a real `hub worker`, the
+`hub leads` CLI, connectors over new exports, clock ticks days ahead
+(`hub leads tick --at`), and `hub report`. The rules themselves are tested
+without a broker in `test_followup`."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from openpyxl import load_workbook
+
+from connectors.police_case import PoliceCaseConnector
+from connectors.samr_inspection import SamrInspectionConnector
+from hub.domain.events import CST
+from hub.leadview import final_leads
+from hub.metrics import Metrics
+from hub.pipeline import run_connectors
+from hub.report import SOURCE_COLUMNS, TEAM_COLUMNS
+from hub.samples import (CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, _headers, _inspection_row, write_csv,
+                         write_scenario)
+from hub.settings import Settings, load_settings
+from hub.topics import LEADS_TOPIC, create_topics
+from hub.trust import ensure_keys, trust_env
+from tests.conftest import TEST_PII_KEY
+from tests.test_lead_lifecycle import _copies, _copies_once, _hub, _key, _lead_of, _metric, _team_topic
+
+pytestmark = pytest.mark.broker
+
+OVERSIGHT = _team_topic("procuratorate-anyang")
+TODAY = dt.datetime.now(CST).date()
+
+
+@pytest.fixture(scope="module")
+def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, Path]]:
+    tmp = tmp_path_factory.mktemp("follow")
+    settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-follow", pii_key=TEST_PII_KEY,
+                                                     lifecycle_tick_s=0, state_dir=tmp / "state")
+    create_topics(settings)
+    ensure_keys(settings)
+    run_connectors(settings, list(write_scenario(tmp / "data").items()), Metrics())
+    env = {**os.environ, **trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
+           "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1", "HUB_LIFECYCLE_TICK_S": "0",
+           "HUB_COMMIT_INTERVAL_S": "0.2"}
+    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp, env=env, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert worker.stderr is not None
+    port = None
+    while port is None:
+        line = worker.stderr.readline()
+        assert line, "the worker stopped before serving its metrics"
+        if found := re.search(r"metrics: http://127\.0\.0\.1:(\d+)", line):
+            port = int(found.group(1))
+    try:
+        yield settings, port, tmp
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def _tick(settings: Settings, tmp: Path, hours_ahead: float) -> None:
+    at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=hours_ahead)
+    assert _hub(settings, tmp, "leads", "tick", "--at", at.isoformat()).returncode == 0
+
+
+def _publish(settings: Settings, connector: str, path: Path) -> None:
+    [run] = run_connectors(settings, [(connector, path)], Metrics())
+    assert run.rows_rejected == 0, run.line()
+
+
+def _police_row(case_no: str, business, status: str, accepted: dt.date, filed: dt.date | None) -> list[str]:
+    values = {"案件编号": case_no, "案件名称": "生产、销售有毒、有害食品案", "案由": "生产、销售有毒、有害食品罪",
+              "受案时间": accepted.isoformat(), "立案时间": filed.isoformat() if filed else "", "案件状态": status,
+              "涉案单位名称": business.name, "涉案单位统一社会信用代码": business.uscc, "犯罪嫌疑人姓名": "",
+              "犯罪嫌疑人身份证号": "", "涉案金额(元)": "", "办案单位": "安阳市公安局食药环侦支队",
+              "线索来源": "行政执法移送"}
+    return [values[c] for c in _headers(PoliceCaseConnector)]
+
+
+def _has(lead: dict, kind: str) -> bool:
+    return kind in {k["kind"] for k in lead["links"]}
+
+
+def test_a_transfer_with_no_police_case_escalates_to_oversight_then_a_police_filing_links_to_it(running) -> None:
+    settings, metrics_port, tmp = running
+    pork = _lead_of(settings, PORK.uscc, "CRIMINAL_REFERRAL")
+    assert pork["transfer_by"] is not None and OVERSIGHT not in _copies(settings, pork["lead_id"])
+    # The clenbuterol finding was announced in July and reached the hub today: late (迟报).
+    assert pork["reported_late_days"] > 100 and pork["evidence"][0]["reported_after_days"] > 100
+    assert _metric(metrics_port, "hub_late_critical_findings_total", 'connector="samr.sampling"') >= 1
+    moved = _hub(settings, tmp, "leads", "transfer", pork["lead_id"], "--key", _key(settings, "samr-anyang"),
+                 "--note", "移送安阳市公安局")
+    assert moved.returncode == 0, moved.stderr
+    _copies_once(settings, pork["lead_id"], "the transfer", lambda c: c[LEADS_TOPIC]["status"] == "TRANSFERRED")
+    _tick(settings, tmp, 73)  # the police have 3 days to take it up
+    copies = _copies_once(settings, pork["lead_id"], "TRANSFER_UNFILED at the oversight team",
+                          lambda c: c.get(OVERSIGHT, {}).get("escalation") == "TRANSFER_UNFILED")
+    assert copies[LEADS_TOPIC]["oversight"] and copies[OVERSIGHT]["team"] == "procuratorate-anyang"
+    filing = write_csv(tmp / "立案.csv", _headers(PoliceCaseConnector),
+                       [_police_row("A4105022026110001", PORK, "立案", TODAY, TODAY)], "utf-8-sig")
+    _publish(settings, "police.case", filing)
+    linked = _copies_once(settings, pork["lead_id"], "the police filing linked",
+                          lambda c: _has(c[LEADS_TOPIC], "POLICE_FILED"))[LEADS_TOPIC]
+    assert linked["status"] == "TRANSFERRED" and linked["police_filing_by"] is None
+    [link] = [k for k in linked["links"] if k["kind"] == "POLICE_FILED"]
+    assert link["event_id"] == "police.case:A4105022026110001:FILED" and link["agency"] == "POLICE"
+
+
+def test_a_referral_closed_without_transfer_is_flagged_to_oversight(running) -> None:
+    settings, _, tmp = running
+    chives = _lead_of(settings, VEG_BASE.uscc, "CRIMINAL_REFERRAL")
+    closed = _hub(settings, tmp, "leads", "close", chives["lead_id"], "--key", _key(settings, "samr-anyang"),
+                  "--outcome", "罚款2万元结案")
+    assert closed.returncode == 0, closed.stderr
+    copies = _copies_once(settings, chives["lead_id"], "NOT_TRANSFERRED at the oversight team",
+                          lambda c: c.get(OVERSIGHT, {}).get("escalation") == "NOT_TRANSFERRED")
+    assert copies[OVERSIGHT]["status"] == "CLOSED"
+    assert [h["status"] for h in copies[LEADS_TOPIC]["history"]][-2:] == ["CLOSED", "ESCALATED_NOT_TRANSFERRED"]
+    # Oversight reads and does not answer (the workers refuse it too: test_followup's bus test).
+    refused = _hub(settings, tmp, "leads", "reject", chives["lead_id"], "--reason", "x",
+                   "--key", _key(settings, "procuratorate-anyang"))
+    assert refused.returncode != 0 and "oversight team" in refused.stderr
+
+
+def test_a_dropped_case_opens_a_reverse_referral_for_the_county_desk(running) -> None:
+    settings, _, tmp = running
+    liquor = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")
+    dropped = write_csv(tmp / "撤案.csv", _headers(PoliceCaseConnector),
+                        [_police_row("A1407032026080031", LIQUOR, "撤案", dt.date(2026, 8, 11), dt.date(2026, 8, 15))],
+                        "utf-8-sig")
+    _publish(settings, "police.case", dropped)
+    reverse = _lead_of(settings, LIQUOR.uscc, "REVERSE_REFERRAL")
+    assert [(k["kind"], k["lead_id"]) for k in reverse["links"]] == [("REFERRAL", liquor["lead_id"])]
+    copies = _copies_once(settings, reverse["lead_id"], "the county desk's copy",
+                          lambda c: _team_topic("samr-taigu") in c)
+    assert set(copies) == {LEADS_TOPIC, _team_topic("samr-taigu")}  # not the police, nor the city (MEDIUM)
+    original = _copies_once(settings, liquor["lead_id"], "the referral's link",
+                            lambda c: _has(c[LEADS_TOPIC], "POLICE_DROPPED"))[LEADS_TOPIC]
+    assert reverse["lead_id"] in {k["lead_id"] for k in original["links"]}
+
+
+def test_an_overdue_rectification_escalates_and_a_compliant_inspection_confirms_another(running) -> None:
+    settings, _, tmp = running
+    inspections = write_csv(tmp / "日常监督检查-复查.csv", _headers(SamrInspectionConnector), [
+        _inspection_row("JC-F-1", FUSHUN, (TODAY - dt.timedelta(days=20)).isoformat(), "不符合", "书面限期整改",
+                        "冷库温度记录缺失", (TODAY - dt.timedelta(days=10)).isoformat()),
+        _inspection_row("JC-F-2", FUSHUN, (TODAY - dt.timedelta(days=12)).isoformat(), "符合", "通过", ""),
+        _inspection_row("JC-N-2", NOODLE, TODAY.isoformat(), "符合", "通过", "")])
+    _publish(settings, "samr.inspection", inspections)
+    _tick(settings, tmp, 74)  # again: the first tick opened the scenario's overdue rectifications
+    condiment = _lead_of(settings, CONDIMENT.uscc, "RECTIFICATION_OVERDUE")
+    assert condiment["history"][1]["status"] == "ESCALATED_RECTIFICATION_OVERDUE"
+    assert len(condiment["evidence"]) == 2  # the order and the repeat with its own
+    assert _team_topic("samr-anyang") in _copies(settings, condiment["lead_id"])
+    noodle = _lead_of(settings, NOODLE.uscc, "RECTIFICATION_OVERDUE")
+    noodle = _copies_once(settings, noodle["lead_id"], "the late confirmation",
+                          lambda c: _has(c[LEADS_TOPIC], "RECTIFIED"))[LEADS_TOPIC]
+    assert [k["event_id"] for k in noodle["links"]] == ["samr.inspection:JC-N-2"]
+    assert not [l for l in final_leads(settings).values() if l["business_id"] == FUSHUN.uscc
+                and l["rules"] == ["RECTIFICATION_OVERDUE"]]
+
+
+def test_the_report_opens_with_openpyxl_and_its_figures_match_the_leads(running) -> None:
+    settings, _, tmp = running
+    out = tmp / "report"
+    start = TODAY - dt.timedelta(days=30)
+    result = _hub(settings, tmp, "report", "--from", start.isoformat(), "--to", TODAY.isoformat(), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    book = load_workbook(out / f"report-{start}-{TODAY}.xlsx", read_only=True)
+    teams_sheet = list(book["teams"].iter_rows(values_only=True))
+    assert teams_sheet[1] == TEAM_COLUMNS
+    rows = {(r[0], r[1]): dict(zip(TEAM_COLUMNS, r)) for r in teams_sheet[2:]}
+    desk = final_leads(settings, _team_topic("samr-anyang"))
+    for county in ("410502", "410503", "410523"):
+        leads = [l for l in desk.values() if l["region"]["code"] == county]
+        row = rows["samr-anyang", county]
+        assert row["opened"] == len(leads)
+        assert row["transferred"] == sum("TRANSFERRED" in {h["status"] for h in l["history"]} for l in leads)
+        assert row["filed_by_police"] == sum(_has(l, "POLICE_FILED") for l in leads)
+        assert row["closed"] == sum(l["status"] == "CLOSED" for l in leads)
+        assert row["flagged_for_oversight"] == sum(l["oversight"] for l in leads)
+    assert rows["samr-anyang", "410502"]["transferred"] == 1 and rows["samr-anyang", "410502"]["filed_by_police"] == 1
+    assert rows["samr-anyang", "410523"]["flagged_for_oversight"] == 1
+    assert rows["samr-anyang", "410503"]["rectifications_overdue"] == 1  # the condiment shop's
+    oversight = [r for (team, _), r in rows.items() if team == "procuratorate-anyang"]
+    assert sum(r["opened"] for r in oversight) == 2 and sum(r["flagged_for_oversight"] for r in oversight) == 2
+    sources = list(book["sources"].iter_rows(values_only=True))
+    assert sources[1] == SOURCE_COLUMNS
+    police = next(dict(zip(SOURCE_COLUMNS, r)) for r in sources[2:] if r[1] == "police.case")
+    assert police["records"] == 4 and police["late_reports"] >= 2  # the scenario's 2 cases, the filing, the drop
+    assert (out / f"report-{start}-{TODAY}.md").read_text(encoding="utf-8").startswith("# 通报")
