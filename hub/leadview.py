@@ -35,6 +35,10 @@ def render(lead: dict[str, Any]) -> str:
         "    evidence:",
         *(f"      {e['occurred_on']}  {e['agency']:<6} {e['finding'] or e['kind'] + ' (details withheld)'}"
           for e in lead["evidence"]),
+        *(f"    follow-up: {k['kind']} {k['occurred_on']} {k['event_id'] or ''} {k['lead_id'] or ''}".rstrip()
+          for k in lead.get("links") or []),
+        *([f"    reported late: {lead['reported_late_days']} days after its own date (迟报)"]
+          if lead.get("reported_late_days") else []),
         f"    action: {lead['recommended_action']}",
     ]
     return "\n".join(lines)

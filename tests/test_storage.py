@@ -15,6 +15,24 @@ from hub.domain.lifecycle import LeadStatus
 from hub.domain.resolution import ResolverState
 
 V1 = json.loads((Path(__file__).parent / "data" / "states_v1.json").read_text())
+# Written by the release before follow-through (version 2): the demo scenario
+# with an acknowledgement and a tick that escalated leads.
+V2 = json.loads((Path(__file__).parent / "data" / "states_v2.json").read_text())
+
+
+@pytest.mark.parametrize("key", sorted(V2["businesses"]))
+def test_every_business_state_of_version_2_reads_with_no_follow_up_and_writes_the_current_version(key: str) -> None:
+    written = V2["businesses"][key].encode()
+    old = json.loads(written)
+    assert old["v"] == 2
+    state = BusinessState.from_bytes(written)
+    assert BusinessState.from_bytes(state.to_bytes()) == state
+    assert json.loads(state.to_bytes())["v"] == storage.BUSINESS_STATE_VERSION == 3
+    assert [f.event_id for f in state.facts.values()] == [f[0] for f in old["f"]]
+    assert all((f.outcome, f.due, f.delay_days) == ("", 0, 0) for f in state.facts.values())
+    assert {k: (m.status, m.history, m.escalated) for k, m in state.leads.items()} == \
+        {k: (m[5], [tuple(h) for h in m[7]], tuple(m[8])) for k, m in old["l"].items()}
+    assert all(m.links == () and not m.oversight for m in state.leads.values()) and state.flagged == set()
 
 
 @pytest.mark.parametrize("key", sorted(V1["businesses"]))

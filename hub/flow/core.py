@@ -331,6 +331,8 @@ class Flow:
             return
         batch.effects.audit.append(audit)
         batch.changed[message.business] = state
+        if mark.escalation is not None:  # an answer can flag the lead itself (NOT_TRANSFERRED)
+            batch.effects.observations.append(Observation(Seen.ESCALATED, mark.escalation))
         waited = max(0.0, (message.at_ms - mark.opened_ms) / 1000)
         observations = batch.effects.observations
         if len([h for h in mark.history if h[0] >= mark.opened_ms and h[2] is not None]) == 1:
