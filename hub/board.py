@@ -137,11 +137,16 @@ async function refresh() {
         cell(row, lead.rules.join(" + ") + " " + lead.lead_id);
         cell(row, lead.business_name + " [" + (lead.business_id || "not identified") + "] " + (lead.region.name || ""));
         cell(row, lead.status + (lead.escalation ? " (" + lead.escalation + ")" : "") + (lead.reopened ? " reopened" : ""));
-        cell(row, list([["acknowledge by " + (lead.acknowledge_by || "-")], ["close by " + (lead.close_by || "-")]]));
+        cell(row, list([["acknowledge by " + (lead.acknowledge_by || "-")], ["close by " + (lead.close_by || "-")],
+          ...(lead.transfer_by ? [["transfer by " + lead.transfer_by]] : []),
+          ...(lead.police_filing_by ? [["police filing by " + lead.police_filing_by]] : []),
+          ...(lead.reported_late_days ? [["reported " + lead.reported_late_days + " days late (迟报)", "overdue"]] : [])]));
         cell(row, list(lead.evidence.map(e => e.finding === null
           ? [e.occurred_on + " " + e.agency + " " + e.kind + ": details withheld", "withheld"]
           : [e.occurred_on + " " + e.agency + " " + e.finding, e.chained ? "chained" : ""])));
-        cell(row, list(lead.history.map(h => [h.at + " " + h.status + (h.team ? " by " + h.team : "") + (h.note ? ": " + h.note : "")])));
+        cell(row, list([...(lead.links || []).map(k => ["follow-up " + k.occurred_on + " " + k.kind
+            + (k.event_id ? " " + k.event_id : "") + (k.lead_id ? " lead " + k.lead_id : "")]),
+          ...lead.history.map(h => [h.at + " " + h.status + (h.team ? " by " + h.team : "") + (h.note ? ": " + h.note : "")])]));
         body.append(row);
       }
       document.getElementById("count").textContent = data.leads.length;

@@ -44,7 +44,8 @@ from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, changelog_topi
 # Fields of a lead that record when something happened rather than what:
 # they differ between any two runs.
 TIMES = frozenset({"first_seen", "updated_at", "triggered_by_received_at", "acknowledge_by", "close_by",
-                   "recheck_on", "history"})
+                   "recheck_on", "history", "transfer_by", "police_filing_by", "reported_late_days"})
+EVIDENCE_TIMES = frozenset({"reported_after_days"})  # from the record's arrival
 # Connectors in the order a clean run feeds them; the storm feeds them in the same order.
 ORDER = ("registry.business", "samr.penalty", "police.case", "agri.sampling", "samr.sampling")
 BIG_FILE = "samr.penalty-big.csv"
@@ -221,7 +222,8 @@ def compare(clean: Outcome, run: Outcome) -> Difference:
 
 
 def outcome(settings: Settings) -> Outcome:
-    leads = {lead_id: {k: v for k, v in lead.items() if k not in TIMES}
+    leads = {lead_id: {**{k: v for k, v in lead.items() if k not in TIMES},
+                       "evidence": [{k: v for k, v in e.items() if k not in EVIDENCE_TIMES} for e in lead["evidence"]]}
              for lead_id, lead in final_leads(settings).items() if lead["status"] == "OPEN"}
     latest: dict[bytes, bytes | None] = {}
     for message in read_to_end(settings, changelog_topic(settings)):

@@ -117,6 +117,8 @@ class ValidationSettings:
     future_tolerance_days: int = 2
     # Ticks may run ahead (tests, drills) but not to the end of the calendar.
     max_tick_ahead_days: int = 3660
+    # A deadline a record sets (a rectification's 整改期限) may lie this far ahead.
+    max_deadline_ahead_days: int = 366
     max_amount_yuan: int = 10_000_000_000  # 一百亿元
     max_measure: float = 1e12
     # Per string field or cell; a whole event and a whole file. Both well

@@ -318,3 +318,25 @@ def test_the_workers_route_a_flagged_referral_to_oversight_and_refuse_its_answer
     bus.run()
     assert [d["reason_code"] for d in bus.dead_letters] == ["oversight_read_only"]
     assert bus.state(lead["business_key"]).to_bytes() == before
+
+
+def test_a_rectification_deadline_may_lie_ahead_but_not_beyond_a_year() -> None:
+    from hub.domain.validation import Invalid, check_record
+    from hub.settings import ValidationSettings
+
+    limits, latest = ValidationSettings(), dt.date(2026, 11, 3)
+    ahead = inspection("r1", dt.date(2026, 11, 1), "NON_COMPLIANT", rectify_by=dt.date(2026, 12, 15))
+    check_record(ahead, limits, latest)  # a deadline six weeks on is what a 整改期限 is
+    for far in (dt.date(2028, 1, 1), dt.date(9999, 12, 31)):
+        wild = inspection("r1", dt.date(2026, 11, 1), "NON_COMPLIANT", rectify_by=far)
+        try:
+            check_record(wild, limits, latest)
+            raise AssertionError(f"accepted a deadline on {far}")
+        except Invalid as exc:
+            assert exc.reason_code == "date_out_of_range" and "rectify_by" in str(exc.field)
+    late = inspection("r2", dt.date(2026, 11, 10), "NON_COMPLIANT")  # the inspection itself may not lie ahead
+    try:
+        check_record(late, limits, latest)
+        raise AssertionError("accepted an inspection dated ahead")
+    except Invalid as exc:
+        assert exc.field == "occurred_on"

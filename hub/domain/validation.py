@@ -69,6 +69,11 @@ def check_amount(value: Decimal, field: str, limits: ValidationSettings) -> None
         raise Invalid("amount_out_of_range", field, f"outside 0 .. {limits.max_amount_yuan} yuan")
 
 
+# Dates that name a deadline, not something that happened: they may lie ahead
+# (a 整改期限 weeks after the inspection), up to ``max_deadline_ahead_days``.
+DEADLINE_FIELDS = frozenset({"rectify_by"})
+
+
 def check_record(record: Any, limits: ValidationSettings, latest: dt.date) -> None:
     """Raise ``Invalid`` for the first implausible value anywhere in ``record``
     (a decoded Avro record: dicts, lists, (name, record) union pairs and
@@ -89,7 +94,8 @@ def check_record(record: Any, limits: ValidationSettings, latest: dt.date) -> No
                     kind is str and len(value) <= most and not _CONTROL.search(value)):
                 continue
             try:
-                check_record(value, limits, latest)
+                check_record(value, limits, latest if name not in DEADLINE_FIELDS
+                             else latest + dt.timedelta(days=limits.max_deadline_ahead_days))
             except Invalid as exc:
                 raise exc.inside(name) from None
     elif kind is list:
