@@ -95,3 +95,45 @@ def hub(*args: str, cwd: Path, env: dict[str, str] | None = None,
     """The hub command as a user runs it, metrics on a free port."""
     return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "HUB_METRICS_PORT": "0", **(env or {})})
+
+
+def scenario_on_broker(bootstrap: str, tmp: Path, app_id: str) -> Settings:
+    """Settings on the embedded broker (clock ticks only from the test) with
+    the sample scenario's exports published by the connectors."""
+    from hub.metrics import Metrics
+    from hub.pipeline import run_connectors
+    from hub.samples import write_scenario
+    from hub.settings import load_settings
+    from hub.topics import create_topics
+    from hub.trust import ensure_keys
+    from tests.conftest import TEST_PII_KEY
+
+    settings = load_settings(environ={}).on_embedded(bootstrap, app_id=app_id, pii_key=TEST_PII_KEY,
+                                                     lifecycle_tick_s=0, state_dir=tmp / "state")
+    create_topics(settings)
+    ensure_keys(settings)
+    run_connectors(settings, list(write_scenario(tmp / "data").items()), Metrics())
+    return settings
+
+
+def worker_process(settings: Settings, cwd: Path, **env: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """A `hub worker` for ``settings`` (ticks only from the test) and the ports
+    it serves, by what they serve ("metrics", and "lead board" unless
+    HUB_WEB_PORT is -1)."""
+    from hub.trust import trust_env
+    from tests.conftest import TEST_PII_KEY
+
+    full = {**os.environ, **trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
+            "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "0", "HUB_LIFECYCLE_TICK_S": "0",
+            "HUB_COMMIT_INTERVAL_S": "0.2", **env}
+    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=cwd, env=full, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert worker.stderr is not None
+    wanted = {"metrics"} | ({"lead board"} if full["HUB_WEB_PORT"] != "-1" else set())
+    ports: dict[str, int] = {}
+    while set(ports) != wanted:
+        line = worker.stderr.readline()
+        assert line, f"the worker stopped before serving {wanted - set(ports)}"
+        if found := re.search(r"(metrics|lead board): http://127\.0\.0\.1:(\d+)", line):
+            ports[found.group(1)] = int(found.group(2))
+    return worker, ports

@@ -5,10 +5,6 @@ without a broker in `test_followup`."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -22,12 +18,10 @@ from hub.leadview import final_leads
 from hub.metrics import Metrics
 from hub.pipeline import run_connectors
 from hub.report import SOURCE_COLUMNS, TEAM_COLUMNS
-from hub.samples import (CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, _headers, _inspection_row, write_csv,
-                         write_scenario)
-from hub.settings import Settings, load_settings
-from hub.topics import LEADS_TOPIC, create_topics
-from hub.trust import ensure_keys, trust_env
-from tests.conftest import TEST_PII_KEY
+from hub.samples import CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, _headers, _inspection_row, write_csv
+from hub.settings import Settings
+from hub.topics import LEADS_TOPIC
+from tests.helpers import scenario_on_broker, worker_process
 from tests.test_lead_lifecycle import _copies, _copies_once, _hub, _key, _lead_of, _metric, _team_topic
 
 pytestmark = pytest.mark.broker
@@ -39,23 +33,9 @@ TODAY = dt.datetime.now(CST).date()
 @pytest.fixture(scope="module")
 def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, Path]]:
     tmp = tmp_path_factory.mktemp("follow")
-    settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-follow", pii_key=TEST_PII_KEY,
-                                                     lifecycle_tick_s=0, state_dir=tmp / "state")
-    create_topics(settings)
-    ensure_keys(settings)
-    run_connectors(settings, list(write_scenario(tmp / "data").items()), Metrics())
-    env = {**os.environ, **trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
-           "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1", "HUB_LIFECYCLE_TICK_S": "0",
-           "HUB_COMMIT_INTERVAL_S": "0.2"}
-    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp, env=env, text=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert worker.stderr is not None
-    port = None
-    while port is None:
-        line = worker.stderr.readline()
-        assert line, "the worker stopped before serving its metrics"
-        if found := re.search(r"metrics: http://127\.0\.0\.1:(\d+)", line):
-            port = int(found.group(1))
+    settings = scenario_on_broker(broker.bootstrap, tmp, "hub-follow")
+    worker, ports = worker_process(settings, tmp, HUB_WEB_PORT="-1")
+    port = ports["metrics"]
     try:
         yield settings, port, tmp
     finally:

@@ -340,3 +340,14 @@ def test_a_rectification_deadline_may_lie_ahead_but_not_beyond_a_year() -> None:
         raise AssertionError("accepted an inspection dated ahead")
     except Invalid as exc:
         assert exc.field == "occurred_on"
+
+
+def test_follow_ups_are_in_date_order_whatever_order_their_records_arrived_in() -> None:
+    cases = [police("FILED", dt.date(2026, 10, 28), case="A2"), police("FILED", dt.date(2026, 10, 22), case="A1")]
+    links = []
+    for order in (cases, cases[::-1]):
+        state, _ = referral()
+        for case in order:
+            state.accept(case, RULES)
+        links.append(publish(state, T0 + H)["CRIMINAL_REFERRAL"]["links"])
+    assert links[0] == links[1] and [k["occurred_on"].day for k in links[0]] == [22, 28]

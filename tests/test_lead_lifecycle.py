@@ -6,10 +6,8 @@ test publishes (`hub leads tick --at`), so it runs days ahead in seconds."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -26,16 +24,14 @@ from confluent_kafka import Producer
 from hub.domain.teams import load_teams
 from hub.feedback import feedback
 from hub.leadview import final_leads, find_lead
-from hub.metrics import Metrics
-from hub.pipeline import run_connectors
-from hub.samples import FUSHUN, LIQUOR, write_scenario
+from hub.samples import FUSHUN, LIQUOR
 from hub.serde import Serde
-from hub.settings import Settings, load_settings
-from hub.topics import LEADS_TOPIC, create_topics, producer_config, read_to_end
-from hub.trust import Role, ensure_keys, trust_env
+from hub.settings import Settings
+from hub.topics import LEADS_TOPIC, producer_config, read_to_end
+from hub.trust import Role, trust_env
 from hub.trust.keys import TrustStore, board_token, key_file, load_key
 from tests.conftest import TEST_PII_KEY
-from tests.helpers import hub, wait_for
+from tests.helpers import hub, scenario_on_broker, wait_for, worker_process
 
 pytestmark = pytest.mark.broker
 
@@ -61,23 +57,8 @@ def _copies_once(settings: Settings, lead_id: str, what: str, ok: Callable[[dict
 def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, int, Path]]:
     """The scenario's events on the broker and a worker with its metrics and board ports."""
     tmp = tmp_path_factory.mktemp("lifecycle")
-    settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-lifecycle", pii_key=TEST_PII_KEY,
-                                                     lifecycle_tick_s=0, state_dir=tmp / "state")
-    create_topics(settings)
-    ensure_keys(settings)
-    run_connectors(settings, list(write_scenario(tmp / "data").items()), Metrics())
-    env = {**os.environ, **trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_APP_ID": settings.app_id,
-           "HUB_PII_KEY": TEST_PII_KEY, "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "0", "HUB_LIFECYCLE_TICK_S": "0",
-           "HUB_COMMIT_INTERVAL_S": "0.2", "HUB_AUDIT_FILE": str(tmp / "audit.jsonl")}
-    worker = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp, env=env, text=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert worker.stderr is not None
-    ports = {}
-    for _ in range(2):
-        line = worker.stderr.readline()
-        if found := re.search(r"(metrics|lead board): http://127\.0\.0\.1:(\d+)", line):
-            ports[found.group(1)] = int(found.group(2))
-    assert set(ports) == {"metrics", "lead board"}, ports
+    settings = scenario_on_broker(broker.bootstrap, tmp, "hub-lifecycle")
+    worker, ports = worker_process(settings, tmp, HUB_AUDIT_FILE=str(tmp / "audit.jsonl"))
     try:
         yield settings, ports["metrics"], ports["lead board"], tmp
     finally:

@@ -161,11 +161,12 @@ class LeadMark:
         return max((at for at, status, _, _ in self.history if status == LeadStatus.TRANSFERRED), default=None)
 
     def link(self, kind: LinkKind, event_id: str, day: dt.date, lead_id: str = "") -> bool:
-        """Add a follow-up once; whether it was new."""
+        """Add a follow-up once, in date order (the same links whatever order
+        their records arrived in); whether it was new."""
         entry = (str(kind), event_id, day.toordinal(), lead_id)
         if entry in self.links:
             return False
-        self.links += (entry,)
+        self.links = tuple(sorted((*self.links, entry), key=lambda k: (k[2], k[0], k[1], k[3])))
         self.dirty = True
         return True
 

@@ -331,8 +331,9 @@ class Flow:
             return
         batch.effects.audit.append(audit)
         batch.changed[message.business] = state
-        if mark.escalation is not None:  # an answer can flag the lead itself (NOT_TRANSFERRED)
-            batch.effects.observations.append(Observation(Seen.ESCALATED, mark.escalation))
+        flagged = mark.history[-1][1]
+        if flagged.startswith("ESCALATED_"):  # the answer flagged the lead itself (NOT_TRANSFERRED)
+            batch.effects.observations.append(Observation(Seen.ESCALATED, flagged.removeprefix("ESCALATED_")))
         waited = max(0.0, (message.at_ms - mark.opened_ms) / 1000)
         observations = batch.effects.observations
         if len([h for h in mark.history if h[0] >= mark.opened_ms and h[2] is not None]) == 1:
