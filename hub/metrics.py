@@ -72,6 +72,9 @@ class WorkerMetrics:
         self.escalations = Counter("hub_worker_lead_escalations_total",
                                    "Overdue leads escalated to their team and its parent jurisdiction, and "
                                    "re-checks (回头看) falling due", ["level"], registry=registry)
+        self.ticks = Counter("hub_worker_clock_ticks_total",
+                             "Clock ticks taken: each checked one partition's deadlines (lead, transfer, "
+                             "re-check, rectification)", registry=registry)
         self.reporting_delay = Histogram("hub_reporting_delay_seconds",
                                          "迟报: from a record's own date (announcement, sampling, inspection, "
                                          "decision, police 受案; start of that day, CST) to its arrival at the hub",
@@ -129,6 +132,8 @@ class WorkerMetrics:
                 self.time_to_acknowledge.labels(o.label).observe(o.value)
             elif o.seen is Seen.CLOSED_AFTER:
                 self.time_to_close.labels(o.label).observe(o.value)
+            elif o.seen is Seen.TICK:
+                self.ticks.inc()
             elif o.seen is Seen.REPORTING_DELAY:
                 self.reporting_delay.labels(o.label, o.kind).observe(o.value)
             elif o.seen is Seen.LATE_CRITICAL:

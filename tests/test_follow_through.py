@@ -16,12 +16,12 @@ from connectors.samr_inspection import SamrInspectionConnector
 from hub.domain.events import CST
 from hub.leadview import final_leads
 from hub.metrics import Metrics
-from hub.pipeline import run_connectors
+from hub.pipeline import run_connectors, wait_until_processed
 from hub.report import SOURCE_COLUMNS, TEAM_COLUMNS
 from hub.samples import CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, _headers, _inspection_row, write_csv
 from hub.settings import Settings
 from hub.topics import LEADS_TOPIC
-from tests.helpers import scenario_on_broker, worker_process
+from tests.helpers import scenario_on_broker, wait_for, worker_process
 from tests.test_lead_lifecycle import _copies, _copies_once, _hub, _key, _lead_of, _metric, _team_topic
 
 pytestmark = pytest.mark.broker
@@ -43,14 +43,19 @@ def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, Path]]:
         worker.wait(30)
 
 
-def _tick(settings: Settings, tmp: Path, hours_ahead: float) -> None:
+def _tick(settings: Settings, tmp: Path, port: int, hours_ahead: float) -> None:
+    """A drill ``hours_ahead``, and wait until the worker took it on every partition."""
+    before = _metric(port, "hub_worker_clock_ticks_total")
     at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=hours_ahead)
     assert _hub(settings, tmp, "leads", "tick", "--at", at.isoformat()).returncode == 0
+    wait_for("the ticks", lambda: _metric(port, "hub_worker_clock_ticks_total") >= before + 4 or None, timeout=60)
 
 
 def _publish(settings: Settings, connector: str, path: Path) -> None:
+    """An export through its connector, and wait until the workers processed it."""
     [run] = run_connectors(settings, [(connector, path)], Metrics())
     assert run.rows_rejected == 0, run.line()
+    wait_until_processed(settings, 60)
 
 
 def _police_row(case_no: str, business, status: str, accepted: dt.date, filed: dt.date | None) -> list[str]:
@@ -77,10 +82,12 @@ def test_a_transfer_with_no_police_case_escalates_to_oversight_then_a_police_fil
                  "--note", "移送安阳市公安局")
     assert moved.returncode == 0, moved.stderr
     _copies_once(settings, pork["lead_id"], "the transfer", lambda c: c[LEADS_TOPIC]["status"] == "TRANSFERRED")
-    _tick(settings, tmp, 73)  # the police have 3 days to take it up
+    _tick(settings, tmp, metrics_port, 73)  # the police have 3 days to take it up
+    # The topics are read one after another: wait until both copies are the escalated one.
     copies = _copies_once(settings, pork["lead_id"], "TRANSFER_UNFILED at the oversight team",
-                          lambda c: c.get(OVERSIGHT, {}).get("escalation") == "TRANSFER_UNFILED")
-    assert copies[LEADS_TOPIC]["oversight"] and copies[OVERSIGHT]["team"] == "procuratorate-anyang"
+                          lambda c: c.get(OVERSIGHT, {}).get("escalation") == "TRANSFER_UNFILED"
+                          and c[LEADS_TOPIC]["oversight"])
+    assert copies[OVERSIGHT]["team"] == "procuratorate-anyang"
     filing = write_csv(tmp / "立案.csv", _headers(PoliceCaseConnector),
                        [_police_row("A4105022026110001", PORK, "立案", TODAY, TODAY)], "utf-8-sig")
     _publish(settings, "police.case", filing)
@@ -98,7 +105,8 @@ def test_a_referral_closed_without_transfer_is_flagged_to_oversight(running) -> 
                   "--outcome", "罚款2万元结案")
     assert closed.returncode == 0, closed.stderr
     copies = _copies_once(settings, chives["lead_id"], "NOT_TRANSFERRED at the oversight team",
-                          lambda c: c.get(OVERSIGHT, {}).get("escalation") == "NOT_TRANSFERRED")
+                          lambda c: c.get(OVERSIGHT, {}).get("escalation") == "NOT_TRANSFERRED"
+                          and c[LEADS_TOPIC]["escalation"] == "NOT_TRANSFERRED")
     assert copies[OVERSIGHT]["status"] == "CLOSED"
     assert [h["status"] for h in copies[LEADS_TOPIC]["history"]][-2:] == ["CLOSED", "ESCALATED_NOT_TRANSFERRED"]
     # Oversight reads and does not answer (the workers refuse it too: test_followup's bus test).
@@ -117,7 +125,7 @@ def test_a_dropped_case_opens_a_reverse_referral_for_the_county_desk(running) ->
     reverse = _lead_of(settings, LIQUOR.uscc, "REVERSE_REFERRAL")
     assert [(k["kind"], k["lead_id"]) for k in reverse["links"]] == [("REFERRAL", liquor["lead_id"])]
     copies = _copies_once(settings, reverse["lead_id"], "the county desk's copy",
-                          lambda c: _team_topic("samr-taigu") in c)
+                          lambda c: _team_topic("samr-taigu") in c)  # published once: every copy alike
     assert set(copies) == {LEADS_TOPIC, _team_topic("samr-taigu")}  # not the police, nor the city (MEDIUM)
     original = _copies_once(settings, liquor["lead_id"], "the referral's link",
                             lambda c: _has(c[LEADS_TOPIC], "POLICE_DROPPED"))[LEADS_TOPIC]
@@ -125,14 +133,14 @@ def test_a_dropped_case_opens_a_reverse_referral_for_the_county_desk(running) ->
 
 
 def test_an_overdue_rectification_escalates_and_a_compliant_inspection_confirms_another(running) -> None:
-    settings, _, tmp = running
+    settings, metrics_port, tmp = running
     inspections = write_csv(tmp / "日常监督检查-复查.csv", _headers(SamrInspectionConnector), [
         _inspection_row("JC-F-1", FUSHUN, (TODAY - dt.timedelta(days=20)).isoformat(), "不符合", "书面限期整改",
                         "冷库温度记录缺失", (TODAY - dt.timedelta(days=10)).isoformat()),
         _inspection_row("JC-F-2", FUSHUN, (TODAY - dt.timedelta(days=12)).isoformat(), "符合", "通过", ""),
         _inspection_row("JC-N-2", NOODLE, TODAY.isoformat(), "符合", "通过", "")])
     _publish(settings, "samr.inspection", inspections)
-    _tick(settings, tmp, 74)  # again: the first tick opened the scenario's overdue rectifications
+    _tick(settings, tmp, metrics_port, 74)  # again: the first tick opened the scenario's overdue rectifications
     condiment = _lead_of(settings, CONDIMENT.uscc, "RECTIFICATION_OVERDUE")
     assert condiment["history"][1]["status"] == "ESCALATED_RECTIFICATION_OVERDUE"
     assert len(condiment["evidence"]) == 2  # the order and the repeat with its own

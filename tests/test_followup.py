@@ -351,3 +351,27 @@ def test_follow_ups_are_in_date_order_whatever_order_their_records_arrived_in() 
             state.accept(case, RULES)
         links.append(publish(state, T0 + H)["CRIMINAL_REFERRAL"]["links"])
     assert links[0] == links[1] and [k["occurred_on"].day for k in links[0]] == [22, 28]
+
+
+def test_the_earliest_proof_stands_whatever_order_the_proofs_arrived_in() -> None:
+    closed_ms = cst_start_ms(dt.date(2026, 11, 2))
+    proofs = [inspection("i3", dt.date(2026, 11, 20), "COMPLIANT"), passed_sample("p1", dt.date(2026, 11, 10))]
+    seen = []
+    for order in (proofs, proofs[::-1]):
+        state, _ = closed_repeat_offender(closed_ms)
+        for proof in order:
+            state.accept(proof, RULES)
+            state.lead_updates(KEY, RULES, closed_ms + H, LIFE)
+        [mark] = state.leads.values()
+        seen.append((mark.status, mark.links))
+    assert seen[0] == seen[1] and seen[0][1][0][1] == "test:p1"
+    state = BusinessState(region_code="410502")
+    order = inspection("r1", dt.date(2026, 10, 1), "NON_COMPLIANT", rectify_by=dt.date(2026, 10, 5))
+    state.accept(order, RULES)
+    state.escalate_due(LIFE, cst_start_ms(dt.date(2026, 10, 20)))
+    for confirm in (inspection("r3", dt.date(2026, 11, 5), "COMPLIANT"), inspection("r2", dt.date(2026, 10, 25),
+                                                                                   "COMPLIANT")):
+        state.accept(confirm, RULES)
+        state.lead_updates(KEY, RULES, T0, LIFE)
+    [lead] = state.leads.values()
+    assert [(k[0], k[1]) for k in lead.links] == [("RECTIFIED", "test:r2")]

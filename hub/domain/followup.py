@@ -154,12 +154,12 @@ def link(business_key: str, leads: Mapping[str, LeadMark], facts: Iterable[Fact]
         elif mark.rule == RuleFamily.RECTIFICATION_OVERDUE:
             proof = confirmed.get(mark.window_start)
             if proof is not None:
-                mark.link(LinkKind.RECTIFIED, proof.event_id, proof.occurred_on)
-        if mark.status is LeadStatus.CLOSED and mark.closed_ms is not None:
+                mark.relink(LinkKind.RECTIFIED, proof.event_id, proof.occurred_on)
+        if mark.status in (LeadStatus.CLOSED, LeadStatus.RECHECKED) and mark.closed_ms is not None:
             closed_on = cst_day(mark.closed_ms)
             proof = next((f for f in proofs if f.occurred_on > closed_on), None)
-            if proof is not None:
+            if proof is not None and mark.relink(LinkKind.RECHECKED, proof.event_id, proof.occurred_on) \
+                    and mark.status is LeadStatus.CLOSED:
                 mark.status = LeadStatus.RECHECKED
-                mark.link(LinkKind.RECHECKED, proof.event_id, proof.occurred_on)
                 # The record itself is in the link, where each team's clearance applies.
                 mark.note(now_ms, LeadStatus.RECHECKED, None, f"{proof.agency} {proof.kind} {proof.occurred_on}")

@@ -170,6 +170,16 @@ class LeadMark:
         self.dirty = True
         return True
 
+    def relink(self, kind: LinkKind, event_id: str, day: dt.date) -> bool:
+        """The one follow-up of its kind (the record that proved a re-check or
+        confirmed a rectification): an earlier record arriving later takes its
+        place. Whether anything changed."""
+        entry = (str(kind), event_id, day.toordinal(), "")
+        if entry in self.links:
+            return False
+        self.links = tuple(k for k in self.links if k[0] != kind)
+        return self.link(kind, event_id, day)
+
     def flag(self, level: Escalation, at_ms: int) -> None:
         """Raise an escalation on the next record (once)."""
         self.escalated += (level,)
