@@ -134,9 +134,10 @@ def link(business_key: str, leads: Mapping[str, LeadMark], facts: Iterable[Fact]
          found: Iterable[Rectification], now_ms: int) -> None:
     """Link every lead to the records that followed it up; a link added, or
     a 回头看 proven, marks the lead to be published again."""
-    facts = [f for f in facts if not f.moved_to]
-    police = sorted((f for f in facts if f.outcome in _POLICE), key=lambda f: (f.occurred_on, f.event_id))
-    proofs = sorted((f for f in facts if f.outcome in _PROOF), key=lambda f: (f.occurred_on, f.event_id))
+    # One pass: most records say nothing of follow-through (outcome "").
+    telling = sorted((f for f in facts if f.outcome and not f.moved_to), key=lambda f: (f.occurred_on, f.event_id))
+    police = [f for f in telling if f.outcome in _POLICE]
+    proofs = [f for f in telling if f.outcome in _PROOF]
     confirmed = {r.start.occurred_on: r.confirmed_by for r in found if r.confirmed_by is not None}
     for mark in leads.values():
         if mark.rule == RuleFamily.CRIMINAL_REFERRAL:
