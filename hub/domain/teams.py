@@ -197,10 +197,13 @@ def describe(team: Team) -> Iterable[str]:
     if team.description:
         yield f"    {team.description}"
     yield f"    jurisdiction: {', '.join(team.jurisdiction) or 'everywhere'}"
+    if team.oversees:
+        yield "    oversight: receives only leads transfer tracking flagged (TRANSFER_OVERDUE, TRANSFER_UNFILED, " \
+              "NOT_TRANSFERRED); reads, does not answer"
     yield (f"    receives: {', '.join(team.rules) or 'all rules'}; "
            f"{'themes ' + ', '.join(team.categories) if team.categories else 'all themes'}; "
            f"severity {team.min_severity} and above")
-    cleared = sorted({team.agency, *team.cleared_agencies})
+    cleared = sorted({team.agency, *team.cleared_agencies} & {a.value for a in Agency})
     hidden = sorted({a.value for a in Agency} - set(cleared))
     yield (f"    sees details of: {', '.join(cleared)} evidence ({', '.join(team.cleared_fields) or 'no fields'})"
            + (f"; {', '.join(hidden)} evidence arrives without details" if hidden else ""))
