@@ -141,7 +141,8 @@ def source_figures(events: Iterable[Event], dead_letters: Iterable[Mapping[str, 
                      "rejects": rejects[agency, connector],
                      "median_delay_days": round(statistics.median(days), 1) if days else None,
                      "p90_delay_days": round(_percentile(days, 0.9), 1) if days else None,
-                     "late_reports": sum(d > lifecycle.late_report_days for d in days)})
+                     # whole days, as a lead counts them (reported_after_days)
+                     "late_reports": sum(int(d) > lifecycle.late_report_days for d in days)})
     return rows
 
 
@@ -211,11 +212,12 @@ def write_markdown(report: Report, path: Path) -> Path:
     return path
 
 
-def collect(settings: Settings, teams: Mapping[str, Team]) -> tuple[dict[str, list[dict[str, Any]]],
-                                                                      list[dict[str, Any]], list[dict[str, Any]]]:
+def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tuple[
+        dict[str, list[dict[str, Any]]], list[Event], list[dict[str, Any]]]:
     """From the topics: each team's received leads (their latest records), the
-    events the connectors published, the dead letters. Only what the hub's
-    own identities signed counts."""
+    events the period needs (those that arrived in it, and every inspection,
+    for the rectifications), the dead letters. Only what the hub's own
+    identities signed counts."""
     from hub.flow.topics import DEADLETTER_TOPIC, events_topic
     from hub.leadview import SignedReader, final_leads
     from hub.topics import read_to_end
@@ -227,7 +229,9 @@ def collect(settings: Settings, teams: Mapping[str, Team]) -> tuple[dict[str, li
     read_event = SignedReader(settings, "event", frozenset({Role.CONNECTOR}))
     for agency in Agency:
         for message in read_to_end(settings, events_topic(agency)):
-            if (event := read_event(message)) is not None:
+            event = read_event(message)
+            if event is not None and (event["kind"] == EventKind.INSPECTION.value
+                                      or period.holds_instant(event["received_at"])):
                 events.setdefault(event["event_id"], event)
     read_dead = SignedReader(settings, "deadletter", frozenset({Role.CONNECTOR, Role.WORKER}))
     dead += [d for m in read_to_end(settings, DEADLETTER_TOPIC) if (d := read_dead(m)) is not None]
