@@ -139,7 +139,8 @@ def link(business_key: str, leads: Mapping[str, LeadMark], facts: Iterable[Fact]
     police = [f for f in telling if f.outcome in _POLICE]
     proofs = [f for f in telling if f.outcome in _PROOF]
     confirmed = {r.start.occurred_on: r.confirmed_by for r in found if r.confirmed_by is not None}
-    for mark in leads.values():
+    live = {k: m for k, m in leads.items() if m.status is not LeadStatus.SUPERSEDED}  # a superseded lead is history
+    for mark in live.values():
         if mark.rule == RuleFamily.CRIMINAL_REFERRAL:
             for fact in police:
                 if fact.occurred_on >= mark.window_start:
@@ -148,7 +149,7 @@ def link(business_key: str, leads: Mapping[str, LeadMark], facts: Iterable[Fact]
                         if kind is LinkKind.POLICE_DROPPED else ""
                     mark.link(kind, fact.event_id, fact.occurred_on, reverse)
         elif mark.rule == RuleFamily.REVERSE_REFERRAL:
-            for referral_id, referral in leads.items():
+            for referral_id, referral in live.items():
                 if referral.rule == RuleFamily.CRIMINAL_REFERRAL and referral.window_start <= mark.window_start:
                     mark.link(LinkKind.REFERRAL, mark.evidence[0] if mark.evidence else "", mark.window_start,
                               referral_id)
