@@ -93,7 +93,8 @@ def bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id
         out += _reads(p, [outcomes_topic(agency.value)])
         out.append(Binding(p, Resource.GROUP, f"agency-{agency.value.lower()}", Operation.READ))
     worker_reads = [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC, FEEDBACK_TOPIC, AUDIT_TOPIC,
-                    *(feedback_topic(t) for t in teams), *(t.topic for t in teams.values()), *changelogs]
+                    *(feedback_topic(t.name) for t in teams.values() if not t.oversees), *(t.topic for t in teams.values()),
+                    *changelogs]
     worker_writes = [LEADS_TOPIC, DEADLETTER_TOPIC, RESOLUTION_TOPIC, FEEDBACK_TOPIC, AUDIT_TOPIC,
                      *(outcomes_topic(a.value) for a in Agency), *(t.topic for t in teams.values()), *changelogs]
     out += _reads(f"User:{WORKERS}", worker_reads) + _writes(f"User:{WORKERS}", worker_writes)

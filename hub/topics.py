@@ -78,7 +78,8 @@ def team_topics(settings: Settings) -> list[TopicSpec]:
     teams = load_teams(settings.teams_file).values()
     return [*(TopicSpec(t.topic, "lead", description=f"leads for team {t.name}", compacted=True) for t in teams),
             *(TopicSpec(feedback_topic(t.name), "feedback", description=f"team {t.name}'s answers on its leads; "
-                        "keyed by business, co-partitioned with the events") for t in teams)]
+                        "keyed by business, co-partitioned with the events")
+              for t in teams if not t.oversees)]  # oversight answers nothing
 
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] | None = None) -> dict[str, str]:

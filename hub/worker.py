@@ -260,7 +260,7 @@ class Edge:
         self.audit = audit or AuditLog(settings, self.signer, metrics)
         self.publisher = Publisher(settings, self.serde, self.signer, self.audit.producer)
         self.keys_seen = key_changes({}, self.flow.reader.verifier.trust.refresh())[1]
-        self.feedback_topics = [feedback_topic(name) for name in teams]
+        self.feedback_topics = [feedback_topic(name) for name, team in teams.items() if not team.oversees]
         self.tally = Tally()
         self.backoff = Backoff(settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
         self.assigned_in: int | None = None  # the generation the flow was last assigned in

@@ -62,7 +62,9 @@ def test_a_connector_writes_its_own_agencys_events_only(rules: list[Binding]) ->
 
 def test_workers_read_every_source_and_only_workers_and_operators_tick(rules: list[Binding]) -> None:
     reads = _allowed(rules, "User:hub-worker", Operation.READ)
-    assert {events_topic(a) for a in Agency} | {feedback_topic(t) for t in TEAMS} | {FEEDBACK_TOPIC} <= reads
+    answering = {feedback_topic(t.name) for t in TEAMS.values() if not t.oversees}
+    assert {events_topic(a) for a in Agency} | answering | {FEEDBACK_TOPIC} <= reads
+    assert not {feedback_topic(t.name) for t in TEAMS.values() if t.oversees} & reads  # oversight has none
     tickers = {b.principal for b in rules if b.name == FEEDBACK_TOPIC and b.operation == Operation.WRITE}
     assert tickers == {"User:hub-worker", "User:hub-operator"}
     assert {b.principal for b in rules if b.name == LEADS_TOPIC and b.operation == Operation.READ} == \
