@@ -10,9 +10,9 @@ records a worker or connector of the hub signed count), ``write_xlsx`` and
   published in the period, how many were acknowledged in time, went overdue
   (escalated for a missed acknowledgement or closure), were transferred to
   the police, filed by the police (a 受案 or 立案 linked), closed, reopened,
-  and flagged for oversight; the rectifications ordered in the period in
-  the county, open and overdue at the period's end; the re-checks (回头看)
-  of those leads done on evidence and overdue.
+  and flagged for oversight; the re-checks (回头看) of those leads done on
+  evidence and overdue; for market-supervision desks, the county's
+  rectifications still open, or overdue, at the period's end.
 - Per agency and connector: the records that arrived in the period, the
   rejected ones (dead letters), the median and 90th-percentile reporting
   delay (days from a record's own date to its arrival) and the late ones.

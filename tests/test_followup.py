@@ -327,7 +327,7 @@ def test_a_rectification_deadline_may_lie_ahead_but_not_beyond_a_year() -> None:
     limits, latest = ValidationSettings(), dt.date(2026, 11, 3)
     ahead = inspection("r1", dt.date(2026, 11, 1), "NON_COMPLIANT", rectify_by=dt.date(2026, 12, 15))
     check_record(ahead, limits, latest)  # a deadline six weeks on is what a 整改期限 is
-    for far in (dt.date(2028, 1, 1), dt.date(9999, 12, 31)):
+    for far in (dt.date(2028, 1, 1), dt.date(9999, 12, 31), dt.date(1, 1, 1)):
         wild = inspection("r1", dt.date(2026, 11, 1), "NON_COMPLIANT", rectify_by=far)
         try:
             check_record(wild, limits, latest)

@@ -96,10 +96,9 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     """The whole hub on built-in sample data: five agency exports (GBK, UTF-8
     with BOM, Excel; bad rows and a duplicate included) become events, then
     leads, printed as they appear."""
+    import datetime as dt
     import tempfile
     import threading
-
-    import datetime as dt
 
     from hub.audit.log import read_trail
     from hub.audit.verify import verify

@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any
 
 from hub.domain import followup, lifecycle, storage
-from hub.domain.events import Event, cst_day
+from hub.domain.events import Event, cst_day, detail_of
 from hub.domain.identifiers import region, uscc_region
 from hub.domain.lifecycle import ACTIVE, Escalation, FeedbackRejected, LeadMark, LeadStatus
 from hub.domain.names import normalise_name
@@ -374,9 +374,7 @@ class BusinessState:
 
 
 def _registered_licences(event: Event) -> list[str]:
-    detail = event["detail"]
-    body = detail[1] if isinstance(detail, tuple) else detail
-    return list(body.get("licences") or []) if event["kind"] == "REGISTRATION" else []
+    return list(detail_of(event).get("licences") or []) if event["kind"] == "REGISTRATION" else []
 
 
 MOVED_NOTE = "its evidence was resolved to "

@@ -114,10 +114,6 @@ class Fact:
                    str(identity), tuple((str(e), str(s), int(d)) for e, s, d, *_ in also),
                    str(resolution), str(moved_to), str(outcome), int(due), int(delay))
 
-    @property
-    def connector(self) -> str:
-        return self.event_id.split(":", 1)[0]
-
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
     """Why this single event calls for transfer to the police, or ""."""
