@@ -2,7 +2,9 @@
 that teaches the hub businesses before any enforcement record names them.
 
 Each row becomes a REGISTRATION event: no finding, no lead, only what entity
-resolution learns (names, address, licence numbers, old registration number).
+resolution learns (names, address, licence numbers, old registration number)
+and, when the optional columns are there, the legal representative as a keyed
+hash of the ID number (the related-party rule's link).
 """
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ class BusinessRegistryConnector(Connector):
     columns = {
         "统一社会信用代码": "uscc", "企业名称": "name", "住所": "address", "许可证编号": "licences",
         "注册号": "registration_no", "成立日期": "established_on", "登记机关": "authority",
+        "法定代表人": "representative", "法定代表人证件号码": "representative_id",
     }
-    optional_columns = frozenset({"许可证编号", "注册号", "成立日期", "登记机关"})
+    optional_columns = frozenset({"许可证编号", "注册号", "成立日期", "登记机关", "法定代表人", "法定代表人证件号码"})
+    # The legal representative is known downstream only by a keyed hash of the ID number.
+    personal_fields = frozenset({"representative", "representative_id"})
 
     def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:
         uscc = row.uscc("uscc")
@@ -46,4 +51,6 @@ class BusinessRegistryConnector(Connector):
                               licence_number=licences[0] if licences else None,
                               registration_number=row.registration_number("registration_no")),
             adverse=False, summary=f"登记信息: {name}",
-            detail=("cn.supervision.hub.RegistrationDetail", {"licences": licences, "registry": row.source.file}))]
+            detail=("cn.supervision.hub.RegistrationDetail",
+                    {"licences": licences, "registry": row.source.file,
+                     "legal_representative_ref": row.first_ref("representative_id", required=False)}))]

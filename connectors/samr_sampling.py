@@ -11,6 +11,7 @@ import re
 
 from connectors.sdk import Connector, Row, RowRejected, business, parse_measure
 from hub.domain.events import Agency, BusinessRole, Event, EventKind, TestResult, make_event
+from hub.domain.identifiers import region_of_address
 
 _ITEM_SEPARATORS = re.compile(r"[\r\n；;]+")
 _FIELD_SEPARATOR = re.compile(r"‖|\|\|")
@@ -60,17 +61,21 @@ class SamrSamplingConnector(Connector):
         assert announced_on is not None
         producer = row.business_name("producer_name", required=False)
         items = "、".join(f["item"] + (f"({f['result']})" if f["result"] else "") for f in findings)
-        parties = [(BusinessRole.SELLER, seller, row.text("seller_address"), producer)]
+        seller_address, producer_address = row.text("seller_address"), row.text("producer_address")
+        parties = [(BusinessRole.SELLER, seller, seller_address, producer, producer_address)]
         if producer and producer != seller:
-            parties.append((BusinessRole.PRODUCER, producer, row.text("producer_address"), seller))
+            parties.append((BusinessRole.PRODUCER, producer, producer_address, seller, seller_address))
         events = []
-        for role, name, address, counterpart in parties:
+        for role, name, address, counterpart, counterpart_address in parties:
             detail = {
                 "product": product, "specification": row.text("specification"),
                 "brand": row.text("brand"), "batch": row.text("batch"),
                 "category": row.text("category"), "announcement_no": row.text("announcement_no"),
                 "announced_on": announced_on, "laboratory": row.text("laboratory"),
                 "counterpart_name": counterpart, "remarks": row.text("remarks"),
+                # batch trace tells the seller's county of a producer's batch
+                "counterpart_region": counterpart and (region_of_address(counterpart_address or "")
+                                                       or region_of_address(counterpart)),
             }
             events.append(make_event(
                 connector=self.name, agency=self.agency, kind=EventKind.SAMPLING_FAILURE,

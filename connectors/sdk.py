@@ -99,6 +99,23 @@ class Row:
         """The keyed reference of a cell that is personal as a whole."""
         return self._hasher.ref(self._required_cell(field))
 
+    @overload
+    def first_ref(self, *fields: str, required: Literal[True] = True) -> str: ...
+
+    @overload
+    def first_ref(self, *fields: str, required: bool) -> str | None: ...
+
+    def first_ref(self, *fields: str, required: bool = True) -> str | None:
+        """The keyed reference of the first of ``fields`` the row fills: one
+        person, known by the most specific value the row holds."""
+        for field in fields:
+            value = self._cell(field)
+            if value is not None:
+                return self._hasher.ref(value)
+        if required:
+            raise RowRejected("missing_value", "required value is empty", self._column(fields[0]))
+        return None
+
     def date(self, field: str, required: bool = True) -> dt.date | None:
         value = self._required_cell(field) if required else self._cell(field)
         if value is None:

@@ -243,11 +243,13 @@ def agri_rows() -> list[list[str]]:
     ]
 
 
-def write_registry(path: Path, entries: list[tuple[str, str, str, str]]) -> Path:
-    """A registry reference list: (USCC, name, address, licences) per business."""
+def write_registry(path: Path, entries: list[tuple[str, ...]]) -> Path:
+    """A registry reference list: (USCC, name, address, licences[, legal
+    representative, their ID number]) per business."""
     h = _headers(BusinessRegistryConnector)
     rows = [{"统一社会信用代码": uscc, "企业名称": name, "住所": address, "许可证编号": licences, "注册号": "",
-             "成立日期": "", "登记机关": ""} for uscc, name, address, licences in entries]
+             "成立日期": "", "登记机关": "", "法定代表人": rep[0] if rep else "", "法定代表人证件号码": rep[1] if rep else ""}
+            for uscc, name, address, licences, *rep in entries]
     return write_csv(path, h, [[r[c] for c in h] for r in rows], "utf-8-sig")
 
 

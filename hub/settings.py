@@ -53,6 +53,22 @@ class RuleSettings:
     # History kept per business: older events than this are forgotten.
     history_days: int = 400
     history_max_events: int = 200
+    # New signals (hub.domain.signals). 投诉举报: complaints or tip-offs from
+    # this many distinct complainants within the window raise COMPLAINTS; a
+    # complainant who filed against serial_filer_businesses distinct
+    # businesses within the window (职业索赔) counts toward no threshold.
+    complaints_min_complainants: int = 3
+    complaints_window_days: int = 30
+    serial_filer_businesses: int = 20
+    # 可追溯: one producer's batch failing at this many distinct sellers.
+    batch_trace_min_sellers: int = 2
+    # 风险预警: this many distinct businesses of one county failing one test
+    # item in one food category within the window.
+    area_risk_min_businesses: int = 3
+    area_risk_window_days: int = 30
+    # 关联主体: a legal representative of more businesses than this (an
+    # agent who registers hundreds) links none of them (an over-common value).
+    related_party_max_businesses: int = 10
 
 
 @dataclass(frozen=True)

@@ -93,9 +93,9 @@ def backfill(ctx: click.Context, sources: tuple[str, ...], leads_out: Path, time
               help="Where to write the sample exports (default: a temporary folder).")
 @click.pass_context
 def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
-    """The whole hub on built-in sample data: five agency exports (GBK, UTF-8
-    with BOM, Excel; bad rows and a duplicate included) become events, then
-    leads, printed as they appear."""
+    """The whole hub on built-in sample data: the agencies' exports (GBK, UTF-8
+    with BOM, Excel; bad rows and a duplicate included; 12315 complaints, the
+    serious-violation list) become events, then leads, printed as they appear."""
     import datetime as dt
     import tempfile
     import threading
@@ -109,6 +109,7 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     from hub.metrics import Metrics
     from hub.pipeline import run_pipeline
     from hub.samples import write_scenario
+    from hub.signal_samples import write_signals
     from hub.topics import create_topics
     from hub.trust import TrustStore
 
@@ -118,6 +119,7 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     files = write_scenario(folder)
     sources = list(files.items()) + [("samr.penalty", files["samr.penalty"].with_name("行政处罚-市级重报.csv"))]
     sources[-1][1].write_bytes(files["samr.penalty"].read_bytes() + b"\r\n")  # the city system's resend
+    sources += write_signals(folder / "signals")
     with broker_for(settings_of(ctx)) as (settings, _):
         create_topics(settings)
         metrics = Metrics()

@@ -28,6 +28,9 @@ class EventKind(str, enum.Enum):
     POLICE_CASE = "POLICE_CASE"            # 刑事案件
     FARM_SAMPLING = "FARM_SAMPLING"        # 农产品质量安全监督抽查
     REGISTRATION = "REGISTRATION"          # 登记信息: a registry entry, teaches the hub a business; no lead
+    COMPLAINT = "COMPLAINT"                # 投诉: a consumer's own dispute (12315)
+    TIP_OFF = "TIP_OFF"                    # 举报: a report of a violation (12315)
+    CREDIT_LISTING = "CREDIT_LISTING"      # 严重违法失信名单: a listing, or its removal; no finding
 
 
 class BusinessRole(str, enum.Enum):
@@ -71,6 +74,8 @@ class Outcome(str, enum.Enum):
     COMPLIANT = "COMPLIANT"  # 符合 / 基本符合
     NON_COMPLIANT = "NON_COMPLIANT"  # 不符合
     PASSED = "PASSED"  # a farm sample 合格
+    NOT_ACCEPTED = "NOT_ACCEPTED"  # a complaint or tip-off 不予受理: it counts for nothing
+    RELATED = "RELATED"  # not a record: a link to another business through a shared legal representative
 
 
 _CASE_OUTCOMES = {"ACCEPTED": Outcome.POLICE_ACCEPTED, "FILED": Outcome.POLICE_FILED,
@@ -95,7 +100,12 @@ def outcome(event: Event) -> Outcome:
         return _INSPECTION_OUTCOMES.get(str(body.get("result")), Outcome.NONE)
     if kind == EventKind.FARM_SAMPLING.value and not event["adverse"]:
         return Outcome.PASSED
+    if kind in COMPLAINT_KINDS and body.get("status") == "NOT_ACCEPTED":
+        return Outcome.NOT_ACCEPTED
     return Outcome.NONE
+
+
+COMPLAINT_KINDS = frozenset({EventKind.COMPLAINT.value, EventKind.TIP_OFF.value})
 
 
 def reported_on(event: Event) -> dt.date:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from hub.domain import followup, lifecycle, storage
-from hub.domain.events import Event, cst_day, detail_of
+from hub.domain import followup, lifecycle, signals, storage
+from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, cst_day, detail_of
 from hub.domain.identifiers import region, uscc_region
 from hub.domain.lifecycle import ACTIVE, Escalation, FeedbackRejected, LeadMark, LeadStatus
 from hub.domain.names import normalise_name
@@ -66,6 +66,14 @@ class BusinessState:
     # Rectifications (by their starting order's event ID) a tick found
     # overdue: each has its RECTIFICATION_OVERDUE lead.
     flagged: set[str] = field(default_factory=set)
+    # New signals (hub.domain.signals): the business's standing on the
+    # serious-violation list; complainants (keyed hashes) it was told file
+    # serially; its legal representatives (keyed hashes); what it last told
+    # their indexes (so it tells them only of a change).
+    credit: signals.Credit | None = None
+    serial: set[str] = field(default_factory=set)
+    representatives: set[str] = field(default_factory=set)
+    member_told: str = ""
 
     def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> Accepted:
         """``restore``: the event comes from resolution, which may bring back a
@@ -79,6 +87,8 @@ class BusinessState:
             return Accepted.DUPLICATE
         if any(event_id == e for f in self.facts.values() for e, *_ in f.also_reported):
             return Accepted.DUPLICATE
+        if event["kind"] == EventKind.CREDIT_LISTING.value:
+            return self._list(event)
         fact = to_fact(event, rules)
         if self.facts and fact.occurred_on < self._horizon(rules):
             return Accepted.EXPIRED
@@ -103,13 +113,51 @@ class BusinessState:
             for mark in self.leads.values():  # their records carry the persons: republish them
                 mark.dirty = mark.dirty or mark.status in ACTIVE
         reopened = fact.adverse and self._reopen_latest_closed(fact)
+        if fact.kind in COMPLAINT_KINDS and fact.outcome != Outcome.NOT_ACCEPTED.value:
+            # A complaint corroborates what is already open on the business.
+            for mark in self.leads.values():
+                if mark.status in ACTIVE and mark.rule != RuleFamily.COMPLAINTS.value:
+                    mark.chained += (fact.event_id,)
+                    mark.dirty = True
         business = event["business"]
         if not self.name or not event.get("resolution"):  # a resolved record's spelling is not the register's
             self.name = business["name"]
         self.business_id = self.business_id or business["business_id"]
         self.region_code = self.region_code or business["region_code"]
-        self._prune(rules)
+        self.prune(rules)
         return Accepted.REOPENED if reopened else Accepted.NEW
+
+    def _list(self, event: Event) -> Accepted:
+        """A listing record (列入 or 移出): the latest decides the standing,
+        and every lead on the business shows it."""
+        credit = signals.Credit.of(event)
+        if self.credit is not None and (self.credit.event_id == credit.event_id or credit.as_of < self.credit.as_of):
+            return Accepted.DUPLICATE
+        self.credit = credit
+        self._identify(event)
+        for mark in self.leads.values():
+            mark.dirty = mark.dirty or mark.status in ACTIVE
+        return Accepted.NEW
+
+    def represented_by(self, event: Event) -> bool:
+        """A registry entry or a listing names the business's legal
+        representative (by keyed hash); whether it is a new one."""
+        ref = signals.legal_representative(event)
+        if ref is None or ref in self.representatives:
+            return False
+        self.representatives.add(ref)
+        self._identify(event)
+        return True
+
+    def _identify(self, event: Event) -> None:
+        business = event["business"]
+        self.name = self.name or business["name"]
+        self.business_id = self.business_id or business["business_id"]
+        self.region_code = self.region_code or business["region_code"]
+
+    def party(self, key: str, on: dt.date) -> signals.Party:
+        """This business as its legal representatives' indexes hear of it."""
+        return signals.Party(key, self.business_id, self.name, self.region_code, signals.reasons(self), on)
 
     def learn(self, event: Event) -> Candidate | None:
         """What a record that carries its USCC teaches the registry: the
@@ -143,7 +191,7 @@ class BusinessState:
         newest = max(f.occurred_on for f in self.facts.values())
         return newest - dt.timedelta(days=rules.history_days)
 
-    def _prune(self, rules: RuleSettings) -> None:
+    def prune(self, rules: RuleSettings) -> None:
         horizon = self._horizon(rules)
         # accept() runs this per event: sort only when something has to go
         if len(self.facts) > rules.history_max_events or any(f.occurred_on < horizon for f in self.facts.values()):
@@ -154,7 +202,7 @@ class BusinessState:
             self.pruned_through = max(dropped, self.pruned_through or dropped)
             self.facts = {f.event_id: f for f in kept}
         self.leads = {k: m for k, m in self.leads.items() if m.window_start >= horizon}
-        self.flagged &= self.facts.keys()
+        self.flagged = {f for f in self.flagged if f in self.facts or f.startswith(signals.TOLD)}
 
     def _reopen_latest_closed(self, fact: Fact) -> bool:
         """回头看: adverse news after closure reopens the business's most
@@ -191,6 +239,7 @@ class BusinessState:
         holder = self._holders()
         facts = [holder[e] for e in (*mark.evidence, *mark.chained) if e in holder]
         return {"region": {"code": self.region_code}, "rules": [mark.rule], "severity": mark.severity,
+                "also_regions": signals.also_regions(mark.rule, facts, self.region_code),
                 "categories": sorted({f.category for f in facts if f.category}),
                 "escalation": mark.escalated[-1] if mark.escalated else None, "oversight": mark.oversight}
 
@@ -225,8 +274,13 @@ class BusinessState:
         """Lead records to publish: new leads, leads with new evidence or a new
         status, and leads a late older event superseded. Marks them published."""
         rectifications = followup.rectifications(self.facts.values())
-        drafts = evaluate(business_key, self.facts.values(), rules) + \
-            followup.overdue_drafts(business_key, rectifications, self.flagged)
+        if signals.is_index_key(business_key):  # an index: an area's own leads, none at another
+            drafts = signals.area_drafts(business_key, self.facts.values(), rules) \
+                if business_key.startswith(signals.AREA_PREFIX) else []
+        else:
+            facts = list(self.facts.values())
+            drafts = evaluate(business_key, facts, rules) + signals.drafts(business_key, facts, self.serial, rules) \
+                + followup.overdue_drafts(business_key, rectifications, self.flagged)
         settled: dt.date | None = None
         if self.pruned_through is not None:
             # A window that could reach back to forgotten facts would be re-drawn
@@ -331,6 +385,9 @@ class BusinessState:
                        "agency": holder[event_id].agency if event_id in holder else None,
                        "occurred_on": dt.date.fromordinal(day)} for kind, event_id, day, other in mark.links],
             "oversight": mark.oversight,
+            "credit": self.credit.record() if self.credit else None,
+            "parties": signals.parties(draft.rule.value, evidence),
+            "also_regions": signals.also_regions(draft.rule.value, evidence, code),
             "reported_late_days": late if late > deadlines.late_report_days else None,
             "reopened": mark.reopened,
             "team": None,
@@ -348,7 +405,8 @@ class BusinessState:
         to. Facts and candidates are immutable, so sharing them is safe."""
         return dataclasses.replace(
             self, facts=dict(self.facts), leads={k: m.copy() for k, m in self.leads.items()},
-            persons=set(self.persons), outbox=set(self.outbox), flagged=set(self.flagged))
+            persons=set(self.persons), outbox=set(self.outbox), flagged=set(self.flagged), serial=set(self.serial),
+            representatives=set(self.representatives))
 
     # -- storage ----------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -360,6 +418,8 @@ class BusinessState:
             "k": self.registered.to_json() if self.registered else None,
             "q": sorted(self.persons),
             "o": sorted(self.outbox), "w": self.writer, "x": sorted(self.flagged),
+            "c": self.credit.to_json() if self.credit else None, "s": sorted(self.serial),
+            "y": sorted(self.representatives), "m": self.member_told,
         }, storage.BUSINESS_STATE_VERSION)
 
     @classmethod
@@ -370,7 +430,8 @@ class BusinessState:
                    {k: LeadMark.from_json(v) for k, v in raw["l"].items()},
                    dt.date.fromordinal(raw["p"]) if raw["p"] else None,
                    Candidate.from_json(raw["k"]) if raw["k"] else None, set(raw["q"]), set(raw["o"]), raw["w"],
-                   set(raw["x"]))
+                   set(raw["x"]), signals.Credit.from_json(raw["c"]) if raw["c"] else None, set(raw["s"]),
+                   set(raw["y"]), raw["m"])
 
 
 def _registered_licences(event: Event) -> list[str]:

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from hub.domain.events import Event, EventKind, Outcome, detail_of, outcome, reporting_delay_s
+from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of, outcome, reporting_delay_s
 from hub.domain.names import normalise_name
 from hub.settings import RuleSettings
 
@@ -36,6 +36,15 @@ class RuleFamily(str, enum.Enum):
     # (限期整改) ran past its deadline unconfirmed.
     REVERSE_REFERRAL = "REVERSE_REFERRAL"
     RECTIFICATION_OVERDUE = "RECTIFICATION_OVERDUE"
+    # New signals (hub.domain.signals): complaints from several independent
+    # complainants (投诉举报); one producer's batch failing at several sellers
+    # (可追溯); several businesses of a county failing one item in one
+    # category (风险预警, a lead on the area, not on a business); a business
+    # whose legal representative also represents a listed or referred one (关联主体).
+    COMPLAINTS = "COMPLAINTS"
+    BATCH_TRACE = "BATCH_TRACE"
+    AREA_RISK = "AREA_RISK"
+    RELATED_PARTY = "RELATED_PARTY"
 
 
 class Severity(str, enum.Enum):
@@ -47,7 +56,9 @@ class Severity(str, enum.Enum):
 
 SEVERITY = {RuleFamily.CRIMINAL_REFERRAL: Severity.CRITICAL, RuleFamily.CROSS_AGENCY: Severity.HIGH,
             RuleFamily.REPEAT_OFFENDER: Severity.MEDIUM, RuleFamily.REVERSE_REFERRAL: Severity.MEDIUM,
-            RuleFamily.RECTIFICATION_OVERDUE: Severity.MEDIUM}
+            RuleFamily.RECTIFICATION_OVERDUE: Severity.MEDIUM, RuleFamily.COMPLAINTS: Severity.MEDIUM,
+            RuleFamily.BATCH_TRACE: Severity.HIGH, RuleFamily.AREA_RISK: Severity.HIGH,
+            RuleFamily.RELATED_PARTY: Severity.MEDIUM}
 
 RECOMMENDED_ACTION = {
     RuleFamily.CRIMINAL_REFERRAL: "移送公安机关 (行刑衔接): transfer the case to the police; a crime is never "
@@ -58,6 +69,14 @@ RECOMMENDED_ACTION = {
                                  "so that the finding does not vanish",
     RuleFamily.RECTIFICATION_OVERDUE: "整改逾期: no compliant re-inspection confirmed the rectification by its "
                                       "deadline; re-inspect and consider a penalty",
+    RuleFamily.COMPLAINTS: "投诉举报集中: complaints or tip-offs from several independent complainants; inspect "
+                           "the business (professional claimants' filings are left out of the count)",
+    RuleFamily.BATCH_TRACE: "批次追溯: one batch failed at several sellers; trace and recall the batch at the "
+                            "producer (下架召回), inform the sellers' counties",
+    RuleFamily.AREA_RISK: "风险预警: several businesses of the county failed the same item in the same category; "
+                          "a regional hazard, not separate cases: targeted sampling and a source investigation",
+    RuleFamily.RELATED_PARTY: "关联主体: the legal representative also represents a listed (联合惩戒) or "
+                              "referred business; check the business's licences and operations",
 }
 
 _COUNTERFEIT = re.compile(r"伪劣|假冒|以假充真|以次充好|以不合格产品冒充合格产品|不符合安全标准")
@@ -92,6 +111,12 @@ class Fact:
     outcome: str = ""  # an Outcome: what the record says became of a finding (follow-through)
     due: int = 0  # a rectification deadline (整改期限) the record set, as a date ordinal; 0: none
     delay_days: int = 0  # from the record's own date to its arrival at the hub (迟报)
+    # Another party the record names (hub.domain.signals): the seller on a
+    # producer's sample, the complainant's keyed hash on a complaint, the
+    # member business at an index, the other business of a related-party link.
+    party: str = ""
+    party_name: str = ""
+    party_region: str = ""
 
     def report_dates(self) -> list[dt.date]:
         """The dates of every report of this finding: its own and the merged ones'."""
@@ -101,18 +126,19 @@ class Fact:
         return [self.event_id, self.agency, self.kind, self.occurred_on.toordinal(), self.adverse,
                 self.criminal, self.summary, self.source_record_id, self.received_ms, self.category,
                 self.identity, [list(r) for r in self.also_reported], self.resolution, self.moved_to,
-                self.outcome, self.due, self.delay_days]
+                self.outcome, self.due, self.delay_days, self.party, self.party_name, self.party_region]
 
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> "Fact":
         """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
         after them, from a newer release, are ignored."""
         eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also, \
-            resolution, moved_to, outcome, due, delay = raw[:17]
+            resolution, moved_to, outcome, due, delay, party, party_name, party_region = raw[:20]
         return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
                    bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category),
                    str(identity), tuple((str(e), str(s), int(d)) for e, s, d, *_ in also),
-                   str(resolution), str(moved_to), str(outcome), int(due), int(delay))
+                   str(resolution), str(moved_to), str(outcome), int(due), int(delay), str(party),
+                   str(party_name), str(party_region))
 
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
@@ -156,18 +182,38 @@ def finding_identity(event: Event) -> str:
                    for f in event["findings"] if f["failed"])
     if not product or not items:  # too little to call two reports the same finding
         return ""
-    return "|".join([event["kind"], product, normalise_name(str(batch or "")), *items])
+    # A producer's samples of one batch at two sellers are two samples, however alike.
+    seller = [f"seller={normalise_name(str(body.get('counterpart_name') or ''))}"] \
+        if event["business"]["role"] == "PRODUCER" else []
+    return "|".join([event["kind"], product, normalise_name(str(batch or "")), *items, *seller])
+
+
+def batch_of(fact: Fact) -> str:
+    """The producer's batch a producer's failed sample belongs to (product and
+    生产日期/批号), or "" (not a producer's sample, or no batch written)."""
+    if fact.kind != EventKind.SAMPLING_FAILURE.value or not fact.party or not fact.identity:
+        return ""
+    _, product, batch, *_ = fact.identity.split("|")
+    return f"{product}|{batch}" if batch else ""
 
 
 def to_fact(event: Event, rules: RuleSettings) -> Fact:
     received: dt.datetime = event["received_at"]
-    due = detail_of(event).get("rectify_by") if event["kind"] == EventKind.INSPECTION.value else None
+    body = detail_of(event)
+    due = body.get("rectify_by") if event["kind"] == EventKind.INSPECTION.value else None
+    party = party_name = party_region = ""
+    if event["kind"] in COMPLAINT_KINDS:
+        party = str(body["complainant_ref"])
+    elif event["business"]["role"] == "PRODUCER" and body.get("counterpart_name"):
+        party_name = str(body["counterpart_name"])
+        party, party_region = normalise_name(party_name), str(body.get("counterpart_region") or "")
     return Fact(event["event_id"], event["agency"], event["kind"], event["occurred_on"],
                 event["adverse"], criminal_reason(event, rules), event["summary"],
                 event["source_record_id"], int(received.timestamp() * 1000), category(event),
                 finding_identity(event), resolution=event.get("resolution") or "",
                 outcome=outcome(event).value, due=due.toordinal() if isinstance(due, dt.date) else 0,
-                delay_days=int(reporting_delay_s(event) // 86_400))
+                delay_days=int(reporting_delay_s(event) // 86_400), party=party, party_name=party_name,
+                party_region=party_region)
 
 
 @dataclass(frozen=True)
@@ -225,6 +271,20 @@ def _chains(facts: list[Fact], window_days: int,
     return groups
 
 
+def _one_per_batch(facts: Iterable[Fact]) -> list[Fact]:
+    """A producer's batch that failed at several sellers is one finding at the
+    producer (its first sample stands for it), not one per seller."""
+    seen: set[str] = set()
+    out = []
+    for fact in facts:
+        batch = batch_of(fact)
+        if batch and batch in seen:
+            continue
+        seen.add(batch)
+        out.append(fact)
+    return out
+
+
 def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> list[LeadDraft]:
     """Every lead the history implies. Deterministic in the set of facts,
     whatever order they arrived in. Facts resolution moved elsewhere do not count."""
@@ -235,7 +295,7 @@ def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> l
          rules.cross_agency_window_days, lambda w: True),
         (RuleFamily.CROSS_AGENCY, adverse, rules.cross_agency_window_days,
          lambda w: len({f.agency for f in w}) >= rules.cross_agency_min_agencies),
-        (RuleFamily.REPEAT_OFFENDER, [f for f in adverse if f.kind in _FINDING_KINDS],
+        (RuleFamily.REPEAT_OFFENDER, _one_per_batch(f for f in adverse if f.kind in _FINDING_KINDS),
          rules.repeat_offender_window_days, lambda w: len(w) >= rules.repeat_offender_min_findings),
     ]
     drafts = []

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-BUSINESS_STATE_VERSION = 3
+BUSINESS_STATE_VERSION = 4
 RESOLVER_STATE_VERSION = 2
 
 Raw = dict[str, Any]
@@ -67,9 +67,17 @@ def business_v2_to_v3(raw: Raw) -> Raw:
             "l": {k: [*m[:13], [], False] for k, m in raw["l"].items()}, "x": []}
 
 
+def business_v3_to_v4(raw: Raw) -> Raw:
+    """New signals: facts gain the other party a record names (seller,
+    complainant, member, related business); the state its credit standing,
+    the complainants it was told are serial filers, its legal
+    representatives' keyed hashes and what it last told their indexes."""
+    return {**raw, "f": [[*f[:17], "", "", ""] for f in raw["f"]], "c": None, "s": [], "y": [], "m": ""}
+
+
 def resolver_v1_to_v2(raw: Raw) -> Raw:
     return raw  # the contents are unchanged: version 2 only writes its version
 
 
-BUSINESS_MIGRATIONS = {1: business_v1_to_v2, 2: business_v2_to_v3}
+BUSINESS_MIGRATIONS = {1: business_v1_to_v2, 2: business_v2_to_v3, 3: business_v3_to_v4}
 RESOLVER_MIGRATIONS = {1: resolver_v1_to_v2}

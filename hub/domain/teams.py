@@ -36,10 +36,14 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # A team's own agency may also be the procuratorate (检察院): it sends no
 # records, so all evidence it reads is by clearance.
 PROCURATORATE = "PROCURATORATE"
-# Rules whose leads are for one agency's desks only: a dropped police case
-# comes back to market supervision for a penalty; a rectification order is its own.
-RULE_AGENCIES = {RuleFamily.REVERSE_REFERRAL.value: Agency.SAMR.value,
-                 RuleFamily.RECTIFICATION_OVERDUE.value: Agency.SAMR.value}
+# Rules whose leads are for some agencies' desks only: a dropped police case
+# comes back to market supervision for a penalty; a rectification order and
+# the 12315 complaints are its own; an area's risk is for the agencies that
+# sample food and farm produce.
+RULE_AGENCIES = {RuleFamily.REVERSE_REFERRAL.value: {Agency.SAMR.value},
+                 RuleFamily.RECTIFICATION_OVERDUE.value: {Agency.SAMR.value},
+                 RuleFamily.COMPLAINTS.value: {Agency.SAMR.value},
+                 RuleFamily.AREA_RISK.value: {Agency.SAMR.value, Agency.AGRI.value}}
 
 
 class TeamRole(enum.StrEnum):
@@ -75,11 +79,13 @@ class Team:
     def receives(self, lead: dict[str, Any]) -> bool:
         if self.oversees and not lead.get("oversight"):
             return False
-        desk = RULE_AGENCIES.get(lead["rules"][0])
-        if desk is not None and not self.oversees and self.agency != desk:
+        desks = RULE_AGENCIES.get(lead["rules"][0])
+        if desks is not None and not self.oversees and self.agency not in desks:
             return False
-        code = lead["region"]["code"]
-        if self.jurisdiction and not any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction):
+        # A batch trace reaches the sellers' counties as well as the producer's.
+        codes = [lead["region"]["code"], *(lead.get("also_regions") or [])]
+        if self.jurisdiction and not any(code.startswith(p) if code else p == UNLOCATED
+                                         for p in self.jurisdiction for code in codes):
             return False
         if self.rules and not set(self.rules) & set(lead["rules"]):
             return False

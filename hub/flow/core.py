@@ -37,7 +37,7 @@ from hub.domain.rules import Severity
 from hub.domain.resolution import ResolverState, record_keys
 from hub.domain.teams import Team, recipients, route
 from hub.domain.validation import latest_date
-from hub.flow import resolving
+from hub.flow import resolving, signalling
 from hub.flow.codec import Codec, RegistryUnavailable
 from hub.flow.effects import Effects, Observation, Seen, Send, Stage, StateWrite, Unresolved
 from hub.flow.messages import (UNTRUSTED_CODES, EventMessage, FeedbackMessage, Message, Reader, Record, Refused,
@@ -265,6 +265,11 @@ class Flow:
             batch.fresh.add(event["event_id"])
             effects.observations.append(Observation(Seen.REPORTING_DELAY, event["source"]["connector"],
                                                     reporting_delay_s(event), event["kind"]))
+        if state.represented_by(event):
+            batch.changed[key] = state
+        encoded = record.value if isinstance(message, EventMessage) else message.body["event"]
+        assert encoded is not None  # the reader refuses tombstones and resolved records without their event
+        effects.first += signalling.sent_by_event(self, key, state, event, outcome, encoded)
         learned = state.learn(event)
         if learned is not None:
             batch.changed[key] = state
@@ -380,6 +385,7 @@ class Flow:
                 if effects.oldest_received_at is not None and triggered >= effects.oldest_received_at:
                     # new evidence in this batch, not feedback or a tick
                     effects.observations.append(Observation(Seen.EVENT_TO_LEAD, value=max(0.0, now - triggered)))
+            effects.first += signalling.sent_by_state(self, key, state, int(now * 1000))
             state.writer = self.incarnation
             self._index(key, state, batch.partition_of[key])
             encoding = perf_counter()

@@ -58,6 +58,11 @@ class ResolutionKind(StrEnum):
     PARK = "PARK"  # a record without a USCC waits at its home key
     EVENT = "EVENT"  # a resolved record reaches its business
     MOVED = "MOVED"  # a record left this business (or came back)
+    # Cross-business signals (hub.domain.signals, hub.flow.signalling):
+    SIGNAL = "SIGNAL"  # a business's record counted at an index (complainant, area)
+    SERIAL = "SERIAL"  # a complainant's index tells a business the complainant files serially
+    MEMBER = "MEMBER"  # a business tells its legal representative's index it is theirs
+    LINK = "LINK"  # that index tells a business of another of theirs that is listed or referred
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,8 @@ Decoder = Callable[[bytes | None], dict[str, Any]]
 def resolution_message(kind: ResolutionKind, **fields: Any) -> dict[str, Any]:
     """A message for the resolution topic, every optional field empty but those given."""
     return {"kind": kind.value, "candidate": None, "relayed": False, "watcher": None, "event": None,
-            "event_topic": None, "provisional_key": None, "event_id": None, "moved_to": None, **fields}
+            "event_topic": None, "provisional_key": None, "event_id": None, "moved_to": None, "party": None,
+            "index_key": None, **fields}
 
 
 class Reader:
@@ -236,8 +242,12 @@ class Reader:
         if record.key is None:
             raise Refused("unkeyed_resolution", "a resolution message needs its key")
         kind = ResolutionKind(body["kind"])
-        if kind in (ResolutionKind.EVENT, ResolutionKind.PARK) and event is None:
+        if kind in (ResolutionKind.EVENT, ResolutionKind.PARK, ResolutionKind.SIGNAL) and event is None:
             raise Refused("incomplete_resolution", f"a {kind} message needs its event")
+        if kind in (ResolutionKind.SIGNAL, ResolutionKind.MEMBER, ResolutionKind.LINK) and body["party"] is None:
+            raise Refused("incomplete_resolution", f"a {kind} message needs its party")
+        if kind is ResolutionKind.SERIAL and not body["index_key"]:
+            raise Refused("incomplete_resolution", "a SERIAL message needs its index key")
         return ResolutionMessage(record, record.key, kind, body, event)
 
 

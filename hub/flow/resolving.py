@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from hub.domain.events import Event
 from hub.domain.names import normalise_name
 from hub.domain.resolution import Candidate, Move, ParkedRecord, is_lookup_key
+from hub.flow import signalling
 from hub.flow.effects import Observation, Seen
 from hub.flow.messages import Refused, ResolutionKind, ResolutionMessage, resolution_message
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 def apply(flow: Flow, message: ResolutionMessage, batch: Batch) -> None:
     kind, key, body = message.kind, message.key, message.body
+    if kind in signalling.KINDS:
+        signalling.apply(flow, message, batch)
+        return
     if kind is ResolutionKind.EVENT:  # a resolved record reaches its business
         flow.event(message, key, batch, restore=True)
         return

@@ -1,0 +1,357 @@
+"""New signals (新信号): complaints and tip-offs (投诉举报), batch trace
+(可追溯), area risk (风险预警) and related parties (关联主体).
+
+Two of them live in one business's history like the first rules:
+``COMPLAINTS`` (distinct complainants against the business) and
+``BATCH_TRACE`` (a producer's batch failing at distinct sellers). The others
+need what many businesses share, so they meet at **index states**, keyed by
+what is shared and kept in the businesses' table like a business's state:
+
+- ``complainant:<ref>``: every business one complainant filed against. At
+  ``serial_filer_businesses`` within the window the complainant is a serial
+  filer (职业索赔), and each business is told (``SERIAL``): their filings
+  stay as evidence and count toward no threshold.
+- ``area:<county>|<item>|<category>``: every business of a county whose
+  sample failed one item in one category. The ``AREA_RISK`` lead is the
+  area's own (its lead ID, its lifecycle), not any business's.
+- ``person:<ref>``: every business one legal representative represents,
+  and whether each is listed or has a criminal referral. Each business is
+  told of the others that are (``LINK``), unless the representative has
+  more than ``related_party_max_businesses`` (an over-common value links
+  nothing, as an agent who registers hundreds would link them all).
+
+An index keeps its members as facts: ``party`` is the member's business
+key, ``party_name`` and ``party_region`` its name and division; at a
+person index ``summary`` holds the member's USCC and ``identity`` its
+reasons (LISTED, CRIMINAL_REFERRAL). What an index told whom is in the
+state's ``flagged`` set, as ``told:`` entries, so a replay tells nobody twice.
+Plain functions: the flow carries the messages.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of
+from hub.domain.identifiers import region
+from hub.domain.names import normalise_name
+from hub.domain.rules import Fact, LeadDraft, RuleFamily, batch_of, category, lead_id, to_fact
+from hub.settings import RuleSettings
+
+if TYPE_CHECKING:
+    from hub.domain.leads import BusinessState
+
+COMPLAINANT_PREFIX = "complainant:"
+PERSON_PREFIX = "person:"
+AREA_PREFIX = "area:"
+INDEX_PREFIXES = (COMPLAINANT_PREFIX, PERSON_PREFIX, AREA_PREFIX)
+TOLD = "told:"
+MEMBER_PREFIX = "member:"
+LINK_PREFIX = "link:"
+_QUALIFIER = re.compile(r"[（(].*$")
+
+
+class Reason(enum.StrEnum):
+    """Why another business of the same legal representative matters."""
+
+    LISTED = "LISTED"  # on the serious-violation list (联合惩戒)
+    CRIMINAL_REFERRAL = "CRIMINAL_REFERRAL"  # a lead for transfer to the police
+
+
+class PartyRole(enum.StrEnum):
+    """What another business named on a lead is to it."""
+
+    SELLER = "SELLER"  # batch trace: a seller where the producer's batch failed
+    MEMBER = "MEMBER"  # area risk: a business of the area that failed
+    RELATED = "RELATED"  # related party: shares the legal representative
+
+
+_REASON_TEXT = {Reason.LISTED: "已列入严重违法失信名单", Reason.CRIMINAL_REFERRAL: "有移送公安机关的线索"}
+
+
+@dataclass(frozen=True)
+class Party:
+    """A business as another state hears of it."""
+
+    key: str
+    business_id: str | None
+    name: str
+    region_code: str | None
+    reasons: tuple[str, ...]
+    on: dt.date
+
+    def to_message(self) -> dict[str, object]:
+        return {"key": self.key, "business_id": self.business_id, "name": self.name,
+                "region_code": self.region_code, "reasons": list(self.reasons), "on": self.on}
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any] | tuple[str, dict[str, Any]]) -> "Party":
+        """From a resolution message's ``party`` (a union branch read with its record name)."""
+        raw = message[1] if isinstance(message, tuple) else message
+        return cls(raw["key"], raw["business_id"], raw["name"], raw["region_code"], tuple(raw["reasons"]), raw["on"])
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A business's standing on the serious-violation list (严重违法失信名单),
+    from its latest listing record."""
+
+    event_id: str
+    listed_on: dt.date
+    reason: str | None
+    authority: str | None
+    removed_on: dt.date | None
+
+    @property
+    def listed(self) -> bool:
+        return self.removed_on is None
+
+    @property
+    def as_of(self) -> dt.date:
+        return self.removed_on or self.listed_on
+
+    @classmethod
+    def of(cls, event: Event) -> "Credit":
+        body = detail_of(event)
+        return cls(event["event_id"], body["listed_on"], body.get("reason"), body.get("authority"),
+                   body.get("removed_on"))
+
+    def record(self) -> dict[str, Any]:
+        return {"status": "LISTED" if self.listed else "REMOVED", "listed_on": self.listed_on,
+                "reason": self.reason, "authority": self.authority, "removed_on": self.removed_on}
+
+    def to_json(self) -> list[Any]:
+        return [self.event_id, self.listed_on.toordinal(), self.reason, self.authority,
+                self.removed_on.toordinal() if self.removed_on else None]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> "Credit":
+        event_id, listed, reason, authority, removed = raw[:5]
+        return cls(event_id, dt.date.fromordinal(listed), reason, authority,
+                   dt.date.fromordinal(removed) if removed else None)
+
+
+def is_index_key(key: str) -> bool:
+    return key.startswith(INDEX_PREFIXES)
+
+
+def complainant_key(event: Event) -> str | None:
+    """The index of the complainant of a complaint or tip-off."""
+    if event["kind"] not in COMPLAINT_KINDS:
+        return None
+    return COMPLAINANT_PREFIX + str(detail_of(event)["complainant_ref"])
+
+
+def area_keys(event: Event) -> list[str]:
+    """The areas a failed sample counts in: its county, each failed item
+    (without its qualifier: 铅(以Pb计) is 铅), its category. The sampled
+    business only: a producer's copy of a seller's sample is not a second
+    business failing in the seller's county."""
+    if not event["adverse"] or event["business"]["role"] == "PRODUCER" or event["kind"] not in (
+            EventKind.SAMPLING_FAILURE.value, EventKind.FARM_SAMPLING.value):
+        return []
+    county, kind = event["business"]["region_code"] or "", category(event)
+    if not re.fullmatch(r"\d{4}(?!00)\d{2}", county) or not kind:
+        return []  # no county (a province or city code says too little), or no category
+    items = sorted({normalise_name(_QUALIFIER.sub("", f["item"])) for f in event["findings"] if f["failed"]})
+    return [f"{AREA_PREFIX}{county}|{item}|{normalise_name(kind)}" for item in items if item]
+
+
+def person_keys(refs: Iterable[str]) -> list[str]:
+    return [PERSON_PREFIX + ref for ref in sorted(refs)]
+
+
+def legal_representative(event: Event) -> str | None:
+    """The keyed hash of the legal representative a registry entry or a listing names."""
+    if event["kind"] not in (EventKind.REGISTRATION.value, EventKind.CREDIT_LISTING.value):
+        return None
+    ref = detail_of(event).get("legal_representative_ref")
+    return str(ref) if ref else None
+
+
+# -- a business's own history ---------------------------------------------
+def drafts(business_key: str, facts: list[Fact], serial: set[str], rules: RuleSettings) -> list[LeadDraft]:
+    """The new signals' leads on one business: complaints, batch trace, related parties."""
+    live = [f for f in facts if not f.moved_to]
+    return [*_complaints(business_key, live, serial, rules), *_batches(business_key, live, rules),
+            *_related(business_key, live)]
+
+
+def _complaints(business_key: str, facts: list[Fact], serial: set[str], rules: RuleSettings) -> list[LeadDraft]:
+    complaints = [f for f in facts if f.kind in COMPLAINT_KINDS]
+    # Each status of a complaint is a record of its own: one judged 不予受理 counts in none of them.
+    refused = {f.source_record_id for f in complaints if f.outcome == Outcome.NOT_ACCEPTED.value}
+    counted = sorted((f for f in complaints if f.source_record_id not in refused and f.party not in serial),
+                     key=lambda f: (f.occurred_on, f.event_id))
+    return [_draft(business_key, RuleFamily.COMPLAINTS, group)
+            for group in _windows(counted, rules.complaints_window_days, rules.complaints_min_complainants)]
+
+
+def _batches(business_key: str, facts: list[Fact], rules: RuleSettings) -> list[LeadDraft]:
+    """One lead per batch of the producer's that failed at enough distinct sellers."""
+    batches: dict[str, list[Fact]] = {}
+    for fact in facts:
+        if fact.adverse and (batch := batch_of(fact)):
+            batches.setdefault(batch, []).append(fact)
+    out = []
+    for group in batches.values():
+        if len({f.party for f in group}) >= rules.batch_trace_min_sellers:
+            group.sort(key=lambda f: (f.occurred_on, f.event_id))
+            # The batch's first sample dates the lead: a later seller joins it.
+            out.append(LeadDraft(lead_id(f"{business_key}|{batch_of(group[0])}", RuleFamily.BATCH_TRACE,
+                                         group[0].occurred_on), RuleFamily.BATCH_TRACE, group[0].occurred_on, group[-1].occurred_on, tuple(group)))
+    return out
+
+
+def _related(business_key: str, facts: list[Fact]) -> list[LeadDraft]:
+    by_day: dict[dt.date, list[Fact]] = {}
+    for fact in sorted(facts, key=lambda f: f.event_id):
+        if fact.outcome == Outcome.RELATED.value:
+            by_day.setdefault(fact.occurred_on, []).append(fact)
+    return [LeadDraft(lead_id(business_key, RuleFamily.RELATED_PARTY, day), RuleFamily.RELATED_PARTY, day, day,
+                      tuple(links)) for day, links in sorted(by_day.items())]
+
+
+def _windows(facts: list[Fact], window_days: int, least: int) -> list[list[Fact]]:
+    """Facts (sorted by date) in windows of ``window_days`` holding at least
+    ``least`` distinct parties; windows that overlap form one group, so a
+    later party joins the lead its window reaches."""
+    groups: list[list[Fact]] = []
+    start = 0
+    for i, fact in enumerate(facts):
+        while (fact.occurred_on - facts[start].occurred_on).days >= window_days:
+            start += 1
+        window = facts[start:i + 1]
+        if len({f.party for f in window}) < least:
+            continue
+        if groups and (window[0].occurred_on - groups[-1][-1].occurred_on).days < window_days:
+            seen = {f.event_id for f in groups[-1]}
+            groups[-1].extend(f for f in window if f.event_id not in seen)
+        else:
+            groups.append(list(window))
+    return groups
+
+
+def _draft(key: str, rule: RuleFamily, group: list[Fact]) -> LeadDraft:
+    group.sort(key=lambda f: (f.occurred_on, f.event_id))
+    return LeadDraft(lead_id(key, rule, group[0].occurred_on), rule, group[0].occurred_on, group[-1].occurred_on,
+                     tuple(group))
+
+
+def parties(rule: str, evidence: Iterable[Fact]) -> list[dict[str, object]]:
+    """The other businesses a lead names, for its record: never a complainant."""
+    role = {RuleFamily.BATCH_TRACE.value: PartyRole.SELLER, RuleFamily.AREA_RISK.value: PartyRole.MEMBER,
+            RuleFamily.RELATED_PARTY.value: PartyRole.RELATED}.get(rule)
+    if role is None:
+        return []
+    out: dict[tuple[str, str], dict[str, object]] = {}
+    for fact in evidence:
+        if not fact.party:
+            continue
+        link = f"LEGAL_REPRESENTATIVE:{fact.identity}" if role is PartyRole.RELATED else None
+        out[(fact.party, link or "")] = {
+            "role": role.value, "business_key": fact.party, "name": fact.party_name,
+            "business_id": (fact.source_record_id or None) if role is PartyRole.RELATED else _uscc(fact.party),
+            "region_code": fact.party_region or None, "link": link}
+    return [out[k] for k in sorted(out)]
+
+
+def _uscc(key: str) -> str | None:
+    return key if len(key) == 18 and ":" not in key else None
+
+
+def also_regions(rule: str, evidence: Iterable[Fact], own: str | None) -> list[str]:
+    """Batch trace reaches the sellers' counties too."""
+    if rule != RuleFamily.BATCH_TRACE.value:
+        return []
+    return sorted({f.party_region for f in evidence if f.party_region and f.party_region != own})
+
+
+# -- index states -----------------------------------------------------------
+def count(state: "BusinessState", key: str, event: Event, subject: Party, rules: RuleSettings) -> bool:
+    """A business's record at a complainant's or an area's index; whether it
+    is new there. No near-duplicate merging: two businesses' alike results
+    are two businesses failing."""
+    if event["event_id"] in state.facts:
+        return False
+    fact = dataclasses.replace(to_fact(event, rules), party=subject.key, party_name=subject.name,
+                               party_region=subject.region_code or "", identity="", resolution="")
+    state.facts[fact.event_id] = fact
+    if key.startswith(AREA_PREFIX) and not state.name:
+        county, item, kind = key.removeprefix(AREA_PREFIX).split("|", 2)
+        place = region(county)
+        state.name, state.region_code = f"{place.name if place else county} {kind} {item} 区域风险", county
+    state.prune(rules)
+    return True
+
+
+def serial_to_tell(state: "BusinessState", rules: RuleSettings) -> list[str]:
+    """At a complainant's index: the businesses to tell that the complainant
+    is a serial filer (once it is one, every business it filed against, and
+    each it files against later), each once."""
+    facts = sorted(state.facts.values(), key=lambda f: (f.occurred_on, f.event_id))
+    if not _windows(facts, rules.complaints_window_days, rules.serial_filer_businesses):
+        return []
+    told = sorted({f.party for f in facts} - {t.removeprefix(TOLD) for t in state.flagged if t.startswith(TOLD)})
+    state.flagged.update(TOLD + party for party in told)
+    return told
+
+
+def member(state: "BusinessState", party: Party, rules: RuleSettings) -> list[tuple[str, Party]]:
+    """At a legal representative's index: a business says it is theirs (and
+    why it matters, if it does). The links to tell, each once: (to whom, the
+    other business, with one reason)."""
+    event_id = MEMBER_PREFIX + party.key
+    members = {f.party for f in state.facts.values()}
+    if party.key not in members and len(members) > rules.related_party_max_businesses:
+        return []  # over-common already: it links nothing, and need not keep counting
+    state.facts[event_id] = Fact(event_id, "SAMR", EventKind.REGISTRATION.value, party.on, False, "",
+                                 party.business_id or "", "", 0, identity=",".join(sorted(party.reasons)),
+                                 party=party.key, party_name=party.name, party_region=party.region_code or "")
+    if len(state.facts) > rules.related_party_max_businesses:
+        return []
+    out = []
+    for one in sorted(state.facts.values(), key=lambda f: f.event_id):
+        for other in sorted(state.facts.values(), key=lambda f: f.event_id):
+            if one.party == other.party or not other.identity:
+                continue
+            for reason in other.identity.split(","):
+                told = f"{TOLD}{one.party}>{other.party}:{reason}"
+                if told not in state.flagged:
+                    state.flagged.add(told)
+                    out.append((one.party, Party(other.party, other.summary or None, other.party_name,
+                                                 other.party_region or None, (reason,),
+                                                 max(one.occurred_on, other.occurred_on))))
+    return out
+
+
+def link_fact(other: Party) -> Fact:
+    """What a business keeps of a link: evidence for its RELATED_PARTY lead,
+    naming the other business and why it matters, never the person."""
+    reason = Reason(other.reasons[0])
+    summary = (f"法定代表人同时是{other.name}（{other.business_id or '统一社会信用代码未知'}）的法定代表人，"
+               f"该主体{_REASON_TEXT[reason]}")
+    return Fact(f"{LINK_PREFIX}{other.key}:{reason.value}", "SAMR", EventKind.REGISTRATION.value, other.on, False, "",
+                summary, other.business_id or "", 0, identity=reason.value, outcome=Outcome.RELATED.value,
+                party=other.key, party_name=other.name, party_region=other.region_code or "")
+
+
+def reasons(state: "BusinessState") -> tuple[str, ...]:
+    """Why this business matters to its legal representative's other businesses."""
+    out = []
+    if state.credit is not None and state.credit.listed:
+        out.append(Reason.LISTED.value)
+    if any(m.rule == RuleFamily.CRIMINAL_REFERRAL.value and m.status != "SUPERSEDED" for m in state.leads.values()):
+        out.append(Reason.CRIMINAL_REFERRAL.value)
+    return tuple(out)
+
+
+def area_drafts(key: str, facts: Iterable[Fact], rules: RuleSettings) -> list[LeadDraft]:
+    """At an area's index: its AREA_RISK leads, the same whatever order the businesses came in."""
+    ordered = sorted(facts, key=lambda f: (f.occurred_on, f.event_id))
+    return [_draft(key, RuleFamily.AREA_RISK, group)
+            for group in _windows(ordered, rules.area_risk_window_days, rules.area_risk_min_businesses)]

@@ -1,0 +1,88 @@
+"""Cross-business signals in the flow (hub.domain.signals): what a
+business's records tell the indexes they count in, and what the indexes
+tell businesses back. Like entity resolution's, these messages travel on
+the resolution topic keyed by their target, so each target's state is
+changed only by the worker that owns its partition.
+
+- out of a business: ``SIGNAL`` (a complaint to its complainant's index, a
+  failed sample to its areas' indexes) and ``MEMBER`` (to each of its legal
+  representatives' indexes, when what they should know of it changed);
+- into a business: ``SERIAL`` and ``LINK``;
+- into an index: ``SIGNAL`` and ``MEMBER``.
+A message sent to a key of the wrong kind is refused (``misrouted_resolution``).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hub.domain import signals
+from hub.domain.events import Event, cst_day
+from hub.domain.leads import Accepted, BusinessState
+from hub.flow.effects import Send
+from hub.flow.messages import Refused, ResolutionKind, ResolutionMessage, resolution_message
+
+if TYPE_CHECKING:
+    from hub.flow.core import Batch, Flow
+
+KINDS = frozenset({ResolutionKind.SIGNAL, ResolutionKind.SERIAL, ResolutionKind.MEMBER, ResolutionKind.LINK})
+_TARGETS = {ResolutionKind.SIGNAL: (signals.COMPLAINANT_PREFIX, signals.AREA_PREFIX),
+            ResolutionKind.MEMBER: (signals.PERSON_PREFIX,)}
+
+
+def sent_by_event(flow: Flow, key: bytes, state: BusinessState, event: Event, accepted: Accepted,
+                  encoded: bytes) -> list[Send]:
+    """What an event newly on a business tells the indexes it counts in."""
+    if not accepted.is_evidence:
+        return []
+    targets = [k for k in (signals.complainant_key(event), *signals.area_keys(event)) if k]
+    if not targets:
+        return []
+    subject = signals.Party(key.decode(), state.business_id, state.name, state.region_code, (),
+                            event["occurred_on"]).to_message()
+    return [flow.resolution(target, resolution_message(ResolutionKind.SIGNAL, event=encoded, party=subject))
+            for target in targets]
+
+
+def sent_by_state(flow: Flow, key: bytes, state: BusinessState, now_ms: int) -> list[Send]:
+    """What a changed business tells its legal representatives' indexes:
+    itself, whenever its name, identity or reasons to matter changed."""
+    if not state.representatives or signals.is_index_key(key.decode()):
+        return []
+    party = state.party(key.decode(), cst_day(now_ms))
+    told = f"{sorted(state.representatives)}|{party.business_id}|{party.name}|{','.join(party.reasons)}"
+    if told == state.member_told:
+        return []
+    state.member_told = told
+    return [flow.resolution(target, resolution_message(ResolutionKind.MEMBER, party=party.to_message()))
+            for target in signals.person_keys(state.representatives)]
+
+
+def apply(flow: Flow, message: ResolutionMessage, batch: Batch) -> None:
+    kind, key = message.kind, message.key.decode()
+    prefixes = _TARGETS.get(kind)
+    if (prefixes is not None and not key.startswith(prefixes)) or (prefixes is None and signals.is_index_key(key)):
+        raise Refused("misrouted_resolution", f"{kind} sent to a key of another kind")
+    state = flow.state(batch, message.key, message.record.partition)
+    body, rules, first = message.body, flow.rules, batch.effects.first
+    changed = False
+    if kind is ResolutionKind.SIGNAL:
+        assert message.event is not None  # the reader refuses a SIGNAL without one
+        changed = signals.count(state, key, message.event, signals.Party.from_message(body["party"]), rules)
+        if changed and key.startswith(signals.COMPLAINANT_PREFIX):
+            first += [flow.resolution(business, resolution_message(ResolutionKind.SERIAL, index_key=key))
+                      for business in signals.serial_to_tell(state, rules)]
+    elif kind is ResolutionKind.MEMBER:
+        links = signals.member(state, signals.Party.from_message(body["party"]), rules)
+        changed = True
+        first += [flow.resolution(to, resolution_message(ResolutionKind.LINK, party=other.to_message()))
+                  for to, other in links]
+    elif kind is ResolutionKind.SERIAL:
+        complainant = str(body["index_key"]).removeprefix(signals.COMPLAINANT_PREFIX)
+        changed = complainant not in state.serial
+        state.serial.add(complainant)
+    else:  # LINK
+        fact = signals.link_fact(signals.Party.from_message(body["party"]))
+        changed = fact.event_id not in state.facts
+        state.facts.setdefault(fact.event_id, fact)
+    if changed:
+        batch.changed[message.key] = state
