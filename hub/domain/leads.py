@@ -385,7 +385,7 @@ class BusinessState:
                        "agency": holder[event_id].agency if event_id in holder else None,
                        "occurred_on": dt.date.fromordinal(day)} for kind, event_id, day, other in mark.links],
             "oversight": mark.oversight,
-            "credit": self.credit.record() if self.credit else None,
+            **(self.credit.record() if self.credit else NEVER_LISTED),
             "parties": signals.parties(draft.rule.value, evidence),
             "also_regions": signals.also_regions(draft.rule.value, evidence, code),
             "reported_late_days": late if late > deadlines.late_report_days else None,
@@ -438,6 +438,8 @@ def _registered_licences(event: Event) -> list[str]:
     return list(detail_of(event).get("licences") or []) if event["kind"] == "REGISTRATION" else []
 
 
+NEVER_LISTED = {"credit_status": None, "credit_listed_on": None, "credit_reason": None, "credit_authority": None,
+                "credit_removed_on": None}
 MOVED_NOTE = "its evidence was resolved to "
 # A lead holds up to history_max_events findings: each is clipped so that the
 # lead record stays far below the broker's message limit.

@@ -121,8 +121,10 @@ class Credit:
                    body.get("removed_on"))
 
     def record(self) -> dict[str, Any]:
-        return {"status": "LISTED" if self.listed else "REMOVED", "listed_on": self.listed_on,
-                "reason": self.reason, "authority": self.authority, "removed_on": self.removed_on}
+        """The lead record's credit_* fields."""
+        return {"credit_status": "LISTED" if self.listed else "REMOVED", "credit_listed_on": self.listed_on,
+                "credit_reason": self.reason, "credit_authority": self.authority,
+                "credit_removed_on": self.removed_on}
 
     def to_json(self) -> list[Any]:
         return [self.event_id, self.listed_on.toordinal(), self.reason, self.authority,
