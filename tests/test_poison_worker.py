@@ -123,14 +123,14 @@ def test_an_unexpected_exception_fails_its_message_alone_and_rolls_it_back(good,
     is undone, the genuine event before and after it stand."""
     bus = Bus()
     key = event_key(good).encode()
-    prune = BusinessState._prune
+    prune = BusinessState.prune
 
     def exploding(self: BusinessState, rules: Any) -> None:
         if "samr.penalty:boom" in self.facts:
             raise KeyError("boom")
         prune(self, rules)
 
-    monkeypatch.setattr(BusinessState, "_prune", exploding)
+    monkeypatch.setattr(BusinessState, "prune", exploding)
     boom = spoiled(good, "boom")
     after = spoiled(good, "after")
     after["summary"] = good["summary"]

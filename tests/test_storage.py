@@ -13,6 +13,7 @@ from hub.domain import storage
 from hub.domain.leads import BusinessState
 from hub.domain.lifecycle import LeadStatus
 from hub.domain.resolution import ResolverState
+from hub.settings import RuleSettings
 
 V1 = json.loads((Path(__file__).parent / "data" / "states_v1.json").read_text())
 # Written by the release before follow-through (version 2): the demo scenario
@@ -27,12 +28,32 @@ def test_every_business_state_of_version_2_reads_with_no_follow_up_and_writes_th
     assert old["v"] == 2
     state = BusinessState.from_bytes(written)
     assert BusinessState.from_bytes(state.to_bytes()) == state
-    assert json.loads(state.to_bytes())["v"] == storage.BUSINESS_STATE_VERSION == 3
+    assert json.loads(state.to_bytes())["v"] == storage.BUSINESS_STATE_VERSION
     assert [f.event_id for f in state.facts.values()] == [f[0] for f in old["f"]]
     assert all((f.outcome, f.due, f.delay_days) == ("", 0, 0) for f in state.facts.values())
     assert {k: (m.status, m.history, m.escalated) for k, m in state.leads.items()} == \
         {k: (m[5], [tuple(h) for h in m[7]], tuple(m[8])) for k, m in old["l"].items()}
     assert all(m.links == () and not m.oversight for m in state.leads.values()) and state.flagged == set()
+
+
+# Written by the release before the new signals (version 3): the demo
+# scenario with an acknowledgement and a tick 20 days on (rectifications overdue).
+V3 = json.loads((Path(__file__).parent / "data" / "states_v3.json").read_text())
+
+
+@pytest.mark.parametrize("key", sorted(V3["businesses"]))
+def test_every_business_state_of_version_3_reads_with_no_signals_and_writes_the_current_version(key: str) -> None:
+    written = V3["businesses"][key].encode()
+    old = json.loads(written)
+    assert old["v"] == 3
+    state = BusinessState.from_bytes(written)
+    assert BusinessState.from_bytes(state.to_bytes()) == state
+    assert json.loads(state.to_bytes())["v"] == storage.BUSINESS_STATE_VERSION == 4
+    assert [(f.event_id, f.outcome, f.due) for f in state.facts.values()] == [(f[0], f[14], f[15]) for f in old["f"]]
+    assert all((f.party, f.party_name, f.party_region) == ("", "", "") for f in state.facts.values())
+    assert state.credit is None and state.serial == state.representatives == set() and state.member_told == ""
+    assert state.flagged == set(old["x"]) and set(state.leads) == set(old["l"])
+    assert state.lead_updates(key, RuleSettings(), 0) == []  # no lead changes with the upgrade
 
 
 @pytest.mark.parametrize("key", sorted(V1["businesses"]))
