@@ -83,6 +83,10 @@ class WorkerMetrics:
                                      "Findings in a CRITICAL lead that reached the hub later than the "
                                      "configured limit (lifecycle.late_report_days) after their own date",
                                      ["connector"], registry=registry)
+        self.signals = Counter("hub_worker_signals_total",
+                               "Messages between businesses and the indexes they share (complainants, areas, "
+                               "legal representatives), by kind: SIGNAL, SERIAL, MEMBER, LINK",
+                               ["kind"], registry=registry)
         self.time_to_acknowledge = Histogram("hub_lead_time_to_acknowledge_seconds",
                                              "From a lead's (re)opening to its team's first answer",
                                              ["severity"], buckets=LIFECYCLE_BUCKETS, registry=registry)
@@ -120,7 +124,7 @@ class WorkerMetrics:
         counters = {Seen.EVENT: self.events_processed, Seen.DUPLICATE: self.duplicates,
                     Seen.NEAR_DUPLICATE: self.near_duplicates, Seen.DEAD_LETTER: self.dead_letters,
                     Seen.LEAD_PUBLISHED: self.leads_published, Seen.ESCALATED: self.escalations,
-                    Seen.RESOLVED: self.resolved, Seen.UNTRUSTED: self.untrusted}
+                    Seen.RESOLVED: self.resolved, Seen.UNTRUSTED: self.untrusted, Seen.SIGNAL: self.signals}
         for o in effects.observations:
             if o.seen in counters:
                 counters[o.seen].labels(o.label).inc()

@@ -23,6 +23,8 @@ import pytest
 from connectors.agri_sampling import AgriSamplingConnector
 from connectors.business_registry import BusinessRegistryConnector
 from connectors.police_case import PoliceCaseConnector
+from connectors.samr_complaint import SamrComplaintConnector
+from connectors.samr_credit import SamrCreditConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector
@@ -47,6 +49,8 @@ NATURAL = "周桂兰"          # a natural person penalised
 NATURAL_BAD = "孙玉珍"      # another, whose row is rejected (her ID typed as the USCC)
 INFORMANT = "刘红梅"
 INSPECTOR = "何晓燕"
+COMPLAINANT = "吴秀英"      # a 12315 complainant: protected by law (暂行办法 art. 33)
+ID_COMPLAINANT = make_resident_id("140702", dt.date(1988, 6, 1), "428")
 ID_LEGAL = make_resident_id("140702", dt.date(1971, 3, 4), "217")
 ID_TYPO = SUSPECT_ID[:-1] + ("1" if SUSPECT_ID[-1] != "1" else "2")   # checksum typo
 ID_15 = "410502780517301"                                               # an old 15-digit ID
@@ -54,8 +58,8 @@ ID_SPACED = f"{ID_LEGAL[:6]} {ID_LEGAL[6:14]} {ID_LEGAL[14:]}"
 ID_FULLWIDTH = unicodedata.normalize("NFKC", ID_LEGAL).translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
 MOBILE, MOBILE_DASHED = "13912345678", "139-1234-5678"
 LANDLINE = "0354-6231234"
-NAMES = [SUSPECT_NAME, SUSPECT2_NAME, LEGAL_REP, NATURAL, NATURAL_BAD, INFORMANT, INSPECTOR]
-NUMBERS = [SUSPECT_ID, ID_LEGAL, ID_TYPO, ID_15, ID_SPACED, ID_FULLWIDTH, MOBILE, MOBILE_DASHED, LANDLINE,
+NAMES = [SUSPECT_NAME, SUSPECT2_NAME, LEGAL_REP, NATURAL, NATURAL_BAD, INFORMANT, INSPECTOR, COMPLAINANT]
+NUMBERS = [SUSPECT_ID, ID_LEGAL, ID_COMPLAINANT, ID_TYPO, ID_15, ID_SPACED, ID_FULLWIDTH, MOBILE, MOBILE_DASHED, LANDLINE,
            LANDLINE.replace("-", "")]
 
 
@@ -123,7 +127,21 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
                  检测项目="毒死蜱", 检测值="0.3", 限量值="0.05", 单位="mg/kg", 判定结果="不合格",
                  检测机构=f"检测员{LANDLINE}")]
     registry = [_row(BusinessRegistryConnector, 统一社会信用代码=YUXIANG.uscc, 企业名称=YUXIANG.name,
-                     住所=f"{YUXIANG.address}（联系电话{MOBILE}，身份证{ID_SPACED}）", 登记机关="原阳县市场监督管理局")]
+                     住所=f"{YUXIANG.address}（联系电话{MOBILE}，身份证{ID_SPACED}）", 登记机关="原阳县市场监督管理局",
+                     法定代表人=LEGAL_REP, 法定代表人证件号码=ID_SPACED)]
+    complaint = [_row(SamrComplaintConnector, 登记编号="12315-SWEEP-1", 登记日期="2026-09-05", 诉求类型="举报",
+                      被投诉举报对象名称=FUSHUN.name, 被投诉举报对象统一社会信用代码=FUSHUN.uscc, 所属行政区划="140702",
+                      涉及商品或服务=f"月饼（{COMPLAINANT}购买）",
+                      问题描述=f"{COMPLAINANT}（身份证{ID_COMPLAINANT}）举报：法定代表人{LEGAL_REP}销售过期月饼，电话{MOBILE}",
+                      诉求人姓名=COMPLAINANT, 诉求人联系电话=MOBILE_DASHED, 诉求人证件号码=ID_COMPLAINANT,
+                      处理单位=f"榆次区局 {LANDLINE}", 处理状态="已受理"),
+                 # a clerk typed the complainant's name as the status: a dead letter that must not show it
+                 _row(SamrComplaintConnector, 登记编号="12315-SWEEP-2", 登记日期="2026-09-06", 诉求类型="投诉",
+                      被投诉举报对象名称=FUSHUN.name, 诉求人姓名=COMPLAINANT, 诉求人证件号码=ID_COMPLAINANT,
+                      处理状态=COMPLAINANT)]
+    credit = [_row(SamrCreditConnector, 主体名称=FUSHUN.name, 统一社会信用代码=FUSHUN.uscc, 法定代表人=LEGAL_REP,
+                   法定代表人证件号码=ID_LEGAL, 列入日期="2026-09-20", 列入事由=f"{LEGAL_REP}（{ID_LEGAL}）组织生产不合格食品",
+                   作出决定机关=f"晋中市市场监督管理局 {MOBILE}")]
     return [
         ("police.case", write_csv(folder / "sweep-police.csv", _headers(PoliceCaseConnector), police, "utf-8")),
         ("samr.penalty", write_csv(folder / "sweep-penalty.csv", _headers(SamrPenaltyConnector), penalty, "gbk")),
@@ -134,6 +152,9 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
         ("agri.sampling", write_xlsx(folder / "sweep-agri.xlsx", _headers(AgriSamplingConnector), agri)),
         ("registry.business", write_csv(folder / "sweep-registry.csv", _headers(BusinessRegistryConnector),
                                         registry, "utf-8")),
+        ("samr.complaint", write_csv(folder / "sweep-complaint.csv", _headers(SamrComplaintConnector), complaint,
+                                     "gbk")),
+        ("samr.credit", write_csv(folder / "sweep-credit.csv", _headers(SamrCreditConnector), credit, "utf-8")),
     ]
 
 

@@ -269,7 +269,7 @@ class Flow:
             batch.changed[key] = state
         encoded = record.value if isinstance(message, EventMessage) else message.body["event"]
         assert encoded is not None  # the reader refuses tombstones and resolved records without their event
-        effects.first += signalling.sent_by_event(self, key, state, event, outcome, encoded)
+        signalling.send_for_event(self, effects, key, state, event, outcome, encoded)
         learned = state.learn(event)
         if learned is not None:
             batch.changed[key] = state
@@ -385,7 +385,7 @@ class Flow:
                 if effects.oldest_received_at is not None and triggered >= effects.oldest_received_at:
                     # new evidence in this batch, not feedback or a tick
                     effects.observations.append(Observation(Seen.EVENT_TO_LEAD, value=max(0.0, now - triggered)))
-            effects.first += signalling.sent_by_state(self, key, state, int(now * 1000))
+            signalling.send_for_state(self, effects, key, state, int(now * 1000))
             state.writer = self.incarnation
             self._index(key, state, batch.partition_of[key])
             encoding = perf_counter()

@@ -56,6 +56,7 @@ class Seen(Enum):
     TICK = "tick"  # label: partition: its deadlines were checked
     REPORTING_DELAY = "reporting_delay"  # label: connector; kind: event kind; value: seconds (迟报)
     LATE_CRITICAL = "late_critical"  # label: connector: a late finding in a CRITICAL lead
+    SIGNAL = "signal"  # label: the message kind between a business and an index (SIGNAL, SERIAL, MEMBER, LINK)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ A message sent to a key of the wrong kind is refused (``misrouted_resolution``).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hub.domain import signals
 from hub.domain.events import Event, cst_day
 from hub.domain.leads import Accepted, BusinessState
-from hub.flow.effects import Send
+from hub.flow.effects import Effects, Observation, Seen
 from hub.flow.messages import Refused, ResolutionKind, ResolutionMessage, resolution_message
 
 if TYPE_CHECKING:
@@ -29,32 +29,33 @@ _TARGETS = {ResolutionKind.SIGNAL: (signals.COMPLAINANT_PREFIX, signals.AREA_PRE
             ResolutionKind.MEMBER: (signals.PERSON_PREFIX,)}
 
 
-def sent_by_event(flow: Flow, key: bytes, state: BusinessState, event: Event, accepted: Accepted,
-                  encoded: bytes) -> list[Send]:
+def send_for_event(flow: Flow, effects: Effects, key: bytes, state: BusinessState, event: Event,
+                   accepted: Accepted, encoded: bytes) -> None:
     """What an event newly on a business tells the indexes it counts in."""
     if not accepted.is_evidence:
-        return []
+        return
     targets = [k for k in (signals.complainant_key(event), *signals.area_keys(event)) if k]
-    if not targets:
-        return []
     subject = signals.Party(key.decode(), state.business_id, state.name, state.region_code, (),
                             event["occurred_on"]).to_message()
-    return [flow.resolution(target, resolution_message(ResolutionKind.SIGNAL, event=encoded, party=subject))
-            for target in targets]
+    _send(flow, effects, ResolutionKind.SIGNAL, targets, event=encoded, party=subject)
 
 
-def sent_by_state(flow: Flow, key: bytes, state: BusinessState, now_ms: int) -> list[Send]:
+def send_for_state(flow: Flow, effects: Effects, key: bytes, state: BusinessState, now_ms: int) -> None:
     """What a changed business tells its legal representatives' indexes:
     itself, whenever its name, identity or reasons to matter changed."""
     if not state.representatives or signals.is_index_key(key.decode()):
-        return []
+        return
     party = state.party(key.decode(), cst_day(now_ms))
     told = f"{sorted(state.representatives)}|{party.business_id}|{party.name}|{','.join(party.reasons)}"
-    if told == state.member_told:
-        return []
-    state.member_told = told
-    return [flow.resolution(target, resolution_message(ResolutionKind.MEMBER, party=party.to_message()))
-            for target in signals.person_keys(state.representatives)]
+    if told != state.member_told:
+        state.member_told = told
+        _send(flow, effects, ResolutionKind.MEMBER, signals.person_keys(state.representatives),
+              party=party.to_message())
+
+
+def _send(flow: Flow, effects: Effects, kind: ResolutionKind, targets: list[str], **fields: Any) -> None:
+    effects.first += [flow.resolution(target, resolution_message(kind, **fields)) for target in targets]
+    effects.observations += [Observation(Seen.SIGNAL, kind.value)] * len(targets)
 
 
 def apply(flow: Flow, message: ResolutionMessage, batch: Batch) -> None:
@@ -63,19 +64,17 @@ def apply(flow: Flow, message: ResolutionMessage, batch: Batch) -> None:
     if (prefixes is not None and not key.startswith(prefixes)) or (prefixes is None and signals.is_index_key(key)):
         raise Refused("misrouted_resolution", f"{kind} sent to a key of another kind")
     state = flow.state(batch, message.key, message.record.partition)
-    body, rules, first = message.body, flow.rules, batch.effects.first
+    body, rules, effects = message.body, flow.rules, batch.effects
     changed = False
     if kind is ResolutionKind.SIGNAL:
         assert message.event is not None  # the reader refuses a SIGNAL without one
         changed = signals.count(state, key, message.event, signals.Party.from_message(body["party"]), rules)
         if changed and key.startswith(signals.COMPLAINANT_PREFIX):
-            first += [flow.resolution(business, resolution_message(ResolutionKind.SERIAL, index_key=key))
-                      for business in signals.serial_to_tell(state, rules)]
+            _send(flow, effects, ResolutionKind.SERIAL, signals.serial_to_tell(state, rules), index_key=key)
     elif kind is ResolutionKind.MEMBER:
-        links = signals.member(state, signals.Party.from_message(body["party"]), rules)
         changed = True
-        first += [flow.resolution(to, resolution_message(ResolutionKind.LINK, party=other.to_message()))
-                  for to, other in links]
+        for to, other in signals.member(state, signals.Party.from_message(body["party"]), rules):
+            _send(flow, effects, ResolutionKind.LINK, [to], party=other.to_message())
     elif kind is ResolutionKind.SERIAL:
         complainant = str(body["index_key"]).removeprefix(signals.COMPLAINANT_PREFIX)
         changed = complainant not in state.serial
