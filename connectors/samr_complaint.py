@@ -5,7 +5,9 @@ The complainant is protected by law (市场监督管理投诉举报处理暂行�
 a token wherever it recurs in the row's text, and the complainant is known
 downstream only by a keyed hash of the first of them the row holds (ID
 number, else telephone, else name), enough to count distinct complainants
-and to spot a serial filer. A complaint (投诉) and a tip-off (举报) are
+and to spot a serial filer. The 问题描述 stays here: complainants write about
+the shop's staff, owners and other customers, people no column names, whom
+no scrubbing can find; no rule needs the text. A complaint (投诉) and a tip-off (举报) are
 events of their own kinds; each processing status is an event of its own,
 so a complaint later judged 不予受理 stops counting.
 """
@@ -62,6 +64,6 @@ class SamrComplaintConnector(Connector):
             occurred_on=registered_on, received_at=received_at, business=found, adverse=False, summary=summary,
             detail=("cn.supervision.hub.ComplaintDetail",
                     {"complainant_ref": complainant, "status": status, "subject_matter": subject_matter,
-                     "description": row.text("description"), "handling_unit": row.text("handling_unit"),
+                     "handling_unit": row.text("handling_unit"),
                      "concluded_on": row.date("concluded_on", required=False)}),
             id_suffix=f":{status}")]

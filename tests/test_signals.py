@@ -37,7 +37,7 @@ def complaint(no: str, day: dt.date, complainant: str, status: str = "ACCEPTED",
     e = event(f"c{no}:{status}", day, kind=EventKind.COMPLAINT, adverse=False)
     e["source_record_id"] = no
     e["detail"] = ("cn.supervision.hub.ComplaintDetail",
-                   {"complainant_ref": complainant, "status": status, "subject_matter": None, "description": None,
+                   {"complainant_ref": complainant, "status": status, "subject_matter": None,
                     "handling_unit": None, "concluded_on": None})
     return e
 
