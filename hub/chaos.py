@@ -34,6 +34,7 @@ from hub.broker import EmbeddedBroker
 from hub.trust import ensure_keys, trust_env
 from hub.domain.events import Agency, EventKind
 from hub.domain.leads import BusinessState
+from hub.domain.signals import is_index_key
 from hub.leadview import final_leads
 from hub.pipeline import wait_until_processed
 from hub.samples import make_uscc, write_csv
@@ -228,7 +229,9 @@ def outcome(settings: Settings) -> Outcome:
     latest: dict[bytes, bytes | None] = {}
     for message in read_to_end(settings, changelog_topic(settings)):
         key = message.key()
-        if key is not None and not key.startswith(b"\x00"):  # not a sentinel
+        # not a sentinel, and a business's state: an index (an area's, a
+        # complainant's) holds copies of its businesses' records
+        if key is not None and not key.startswith(b"\x00") and not is_index_key(key.decode()):
             latest[key] = message.value()
     applied: Counter[str] = Counter()
     for raw in filter(None, latest.values()):

@@ -34,7 +34,7 @@ import datetime as dt
 import enum
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of
 from hub.domain.identifiers import region
@@ -218,17 +218,18 @@ def _related(business_key: str, facts: list[Fact]) -> list[LeadDraft]:
                       tuple(links)) for day, links in sorted(by_day.items())]
 
 
-def _windows(facts: list[Fact], window_days: int, least: int) -> list[list[Fact]]:
+def _windows(facts: list[Fact], window_days: int, least: int,
+             who: Callable[[Fact], str] = lambda f: f.party) -> list[list[Fact]]:
     """Facts (sorted by date) in windows of ``window_days`` holding at least
-    ``least`` distinct parties; windows that overlap form one group, so a
-    later party joins the lead its window reaches."""
+    ``least`` distinct parties (``who``); windows that overlap form one group,
+    so a later party joins the lead its window reaches."""
     groups: list[list[Fact]] = []
     start = 0
     for i, fact in enumerate(facts):
         while (fact.occurred_on - facts[start].occurred_on).days >= window_days:
             start += 1
         window = facts[start:i + 1]
-        if len({f.party for f in window}) < least:
+        if len({who(f) for f in window}) < least:
             continue
         if groups and (window[0].occurred_on - groups[-1][-1].occurred_on).days < window_days:
             seen = {f.event_id for f in groups[-1]}
@@ -296,7 +297,7 @@ def serial_to_tell(state: "BusinessState", rules: RuleSettings) -> list[str]:
     is a serial filer (once it is one, every business it filed against, and
     each it files against later), each once."""
     facts = sorted(state.facts.values(), key=lambda f: (f.occurred_on, f.event_id))
-    if not _windows(facts, rules.complaints_window_days, rules.serial_filer_businesses):
+    if not _windows(facts, rules.complaints_window_days, rules.serial_filer_businesses, _business):
         return []
     told = sorted({f.party for f in facts} - {t.removeprefix(TOLD) for t in state.flagged if t.startswith(TOLD)})
     state.flagged.update(TOLD + party for party in told)
@@ -356,4 +357,11 @@ def area_drafts(key: str, facts: Iterable[Fact], rules: RuleSettings) -> list[Le
     """At an area's index: its AREA_RISK leads, the same whatever order the businesses came in."""
     ordered = sorted(facts, key=lambda f: (f.occurred_on, f.event_id))
     return [_draft(key, RuleFamily.AREA_RISK, group)
-            for group in _windows(ordered, rules.area_risk_window_days, rules.area_risk_min_businesses)]
+            for group in _windows(ordered, rules.area_risk_window_days, rules.area_risk_min_businesses, _business)]
+
+
+def _business(fact: Fact) -> str:
+    """Who a member of an index is: by name, so that a business that sent
+    one record under its USCC and one under its provisional key (no USCC,
+    not resolved yet) counts once."""
+    return normalise_name(fact.party_name) or fact.party
