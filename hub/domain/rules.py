@@ -248,7 +248,7 @@ def lead_id(business_key: str, rule: RuleFamily, window_start: dt.date) -> str:
     return f"lead-{digest[:20]}"
 
 
-def _chains(facts: list[Fact], window_days: int,
+def chains(facts: list[Fact], window_days: int,
             qualifies: Callable[[list[Fact]], bool]) -> list[list[Fact]]:
     """Slide a window of ``window_days`` ending at each fact; every window that
     qualifies is a hit; hits that chain (the next starts within the window of
@@ -300,7 +300,7 @@ def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> l
     ]
     drafts = []
     for family, candidates, window_days, qualifies in families:
-        for group in _chains(candidates, window_days, qualifies):
+        for group in chains(candidates, window_days, qualifies):
             group.sort(key=lambda f: (f.occurred_on, f.event_id))
             start, end = group[0].occurred_on, group[-1].occurred_on
             drafts.append(LeadDraft(lead_id(business_key, family, start), family, start, end, tuple(group)))

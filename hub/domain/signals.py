@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of
 from hub.domain.identifiers import region
 from hub.domain.names import normalise_name
-from hub.domain.rules import Fact, LeadDraft, RuleFamily, batch_of, category, lead_id, to_fact
+from hub.domain.rules import Fact, LeadDraft, RuleFamily, chains, batch_of, category, lead_id, to_fact
 from hub.settings import RuleSettings
 
 if TYPE_CHECKING:
@@ -221,22 +221,8 @@ def _related(business_key: str, facts: list[Fact]) -> list[LeadDraft]:
 def _windows(facts: list[Fact], window_days: int, least: int,
              who: Callable[[Fact], str] = lambda f: f.party) -> list[list[Fact]]:
     """Facts (sorted by date) in windows of ``window_days`` holding at least
-    ``least`` distinct parties (``who``); windows that overlap form one group,
-    so a later party joins the lead its window reaches."""
-    groups: list[list[Fact]] = []
-    start = 0
-    for i, fact in enumerate(facts):
-        while (fact.occurred_on - facts[start].occurred_on).days >= window_days:
-            start += 1
-        window = facts[start:i + 1]
-        if len({who(f) for f in window}) < least:
-            continue
-        if groups and (window[0].occurred_on - groups[-1][-1].occurred_on).days < window_days:
-            seen = {f.event_id for f in groups[-1]}
-            groups[-1].extend(f for f in window if f.event_id not in seen)
-        else:
-            groups.append(list(window))
-    return groups
+    ``least`` distinct parties (``who``), chained as the first rules' are."""
+    return chains(facts, window_days, lambda window: len({who(f) for f in window}) >= least)
 
 
 def _draft(key: str, rule: RuleFamily, group: list[Fact]) -> LeadDraft:
