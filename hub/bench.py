@@ -6,8 +6,12 @@ Phases, each on its own synthetic penalty rows:
 2. the connector alone (parse, validate, hash, Avro, publish);
 3. the worker alone, over events already on the broker;
 4. two worker processes sharing the topics, over the same events;
+   before it, Faust's floor: a bare agent of the worker's own Faust
+   configuration over the same events, taking batches and doing nothing
+   with them (what Faust's per-event machinery costs, whatever the hub does);
 5. the pipeline as deployed: connector in its own process, worker in this one;
-6. paced load, below capacity, for event-to-lead latency without a backlog.
+6. paced load, for event-to-lead latency, from when the worker has
+   processed a warm-up file (start-up and table recovery left out).
 
 The worker's time per event is split by stage (``hub.flow.effects.Stage``):
 the flow's own stages are timed inside the flow, the edge's around its sends
@@ -25,6 +29,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
+from typing import Any
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
@@ -32,7 +38,7 @@ from confluent_kafka.admin import NewTopic
 from connectors.runner import RunSummary
 from hub.connection import client_config
 from hub.metrics import Metrics
-from hub.pipeline import Feeder, run_connectors, run_pipeline
+from hub.pipeline import Feeder, run_connectors, run_pipeline, wait_until_processed
 from hub.samples import synthetic_penalties
 from hub.serde import Serde
 from hub.settings import Settings
@@ -57,6 +63,7 @@ class BenchResult:
     worker_wall_per_s: float  # the same, over the phase's wall time (start-up and group join included)
     worker_batches: int
     stages: dict[Stage, float]  # that worker's seconds per stage
+    faust_floor_per_s: float  # a bare Faust agent over the same events: the ceiling Faust sets
     two_workers_per_s: float  # two worker processes sharing the topics
     pipeline_per_s: float
     lead_records: int
@@ -82,6 +89,9 @@ class BenchResult:
             f"worker alone:                     {self.worker_per_s:10,.0f} events/s "
             f"(ratio to plain loop {self.worker_per_s / self.plain_per_s:.3f}; {self.lead_records} lead records, "
             f"{self.worker_batches} batches; {self.worker_wall_per_s:,.0f} events/s over the phase's wall time)",
+            f"bare Faust agent (the ceiling):   {self.faust_floor_per_s:10,.0f} events/s "
+            f"({1e6 / self.faust_floor_per_s if self.faust_floor_per_s else 0.0:.0f} µs an event before any work; "
+            f"ratio to plain loop {self.faust_floor_per_s / self.plain_per_s:.3f})",
             f"two worker processes:             {self.two_workers_per_s:10,.0f} events/s",
             f"pipeline end to end:              {self.pipeline_per_s:10,.0f} events/s "
             f"(ratio to plain loop {self.pipeline_per_s / self.plain_per_s:.3f})",
@@ -146,9 +156,13 @@ def _in_subprocess(settings: Settings, sources: list[tuple[str, Path]], _: Metri
     return runs
 
 
-def _paced(rate: float) -> Feeder:
+def _paced(rate: float, clock: dict[str, float]) -> Feeder:
     """One long-lived connector process (`hub connector run --follow`, as
-    deployed) fed one file at a time, at ``rate`` rows a second."""
+    deployed) fed one file at a time, at ``rate`` rows a second. The first
+    file warms up: once the worker has processed it (its tables restored
+    from the changelogs, its partitions assigned), ``clock["from"]`` is set
+    and the paced files follow. Latency is measured from then: a worker's
+    start-up is not the latency of its steady state."""
     def feed(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
         inbox = Path(tempfile.mkdtemp(prefix="hub-bench-inbox-"))
         connector = subprocess.Popen(
@@ -157,12 +171,17 @@ def _paced(rate: float) -> Feeder:
             stderr=subprocess.DEVNULL, text=True)
         try:
             _line_from(connector)  # "metrics: …": it is up
-            for _name, path in sources:
+            (_name, warm_up), *paced = sources
+            os.replace(warm_up, inbox / warm_up.name)
+            _line_from(connector)  # its summary line: published
+            wait_until_processed(settings, 600)
+            clock["from"] = time.time()
+            for _name, path in paced:
                 started = time.perf_counter()
                 os.replace(path, inbox / path.name)
                 rows = _rows(inbox / path.name)
                 time.sleep(max(0.0, rows / rate - (time.perf_counter() - started)))
-            for _source in sources:  # a summary line per file: all published
+            for _source in paced:  # a summary line per file: all published
                 _line_from(connector)
         finally:
             connector.terminate()
@@ -228,6 +247,48 @@ def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
             worker.wait(60)
 
 
+def _faust_floor(settings: Settings, timeout_s: float = 600.0) -> float:
+    """Events per second of a bare Faust agent, in a process and a consumer
+    group of its own, over the events already on the topics."""
+    floor = settings.with_overrides(app_id=f"{settings.app_id}-floor")
+    total = sum(event_ends(floor).values())
+    done = subprocess.run([sys.executable, "-c", f"from hub.bench import faust_floor; faust_floor({total})"],
+                          env=process_env(floor), capture_output=True, text=True, timeout=timeout_s, check=True)
+    return float(done.stdout.rsplit("floor ", 1)[-1].split()[0])
+
+
+def faust_floor(total: int) -> None:
+    """The worker's Faust app (``hub.worker._faust_app``: its settings, its
+    monitor) and its batching, with an agent that only counts: prints the
+    events per second from its first batch to the one that makes ``total``."""
+    import asyncio
+
+    from hub.faust_patches import StoppableWorker
+    from hub.settings import load_settings
+    from hub.topics import source_topics
+    from hub.worker import _faust_app
+
+    settings = load_settings()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = _faust_app(settings)
+
+    @app.agent(app.topic(*source_topics(), key_type=bytes, value_type=bytes), name="floor")
+    async def floor(stream: Any) -> None:
+        seen, first = 0, None
+        async for batch in stream.take_events(settings.worker_batch_size, within=settings.worker_batch_within_s):
+            if first is None:
+                first = (perf_counter(), len(batch))
+            seen += len(batch)
+            if seen >= total:
+                elapsed = perf_counter() - first[0]
+                print(f"floor {(seen - first[1]) / elapsed if elapsed > 0 else 0.0}", flush=True)
+                os._exit(0)
+
+    worker = StoppableWorker(app, loglevel="WARN", quiet=True, override_logging=False)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
 def _vm_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -256,6 +317,7 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
     tally = worker_only.tally
     busy = (tally.busy_until or 0.0) - (tally.busy_from or 0.0)
     sizes = _stored_states(settings)
+    floor = _faust_floor(settings)
     two = _two_workers(settings)
 
     both = synthetic_penalties(folder / "both.csv", rows=events, businesses=businesses, seed=8, first_row=events)
@@ -265,9 +327,10 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
     paced_files = [("samr.penalty", synthetic_penalties(folder / f"paced-{i}.csv", rows=chunk,
                                                         businesses=businesses, seed=100 + i,
                                                         first_row=2 * events + i * chunk))
-                   for i in range(paced_events // chunk)]
-    paced_started = time.time()
-    paced = run_pipeline(settings, paced_files, Metrics(), feeder=_paced(paced_rate))
+                   for i in range(paced_events // chunk + 1)]  # the first warms up
+    clock: dict[str, float] = {}
+    paced = run_pipeline(settings, paced_files, Metrics(), feeder=_paced(paced_rate, clock))
+    paced_started = clock["from"]
     decode = Serde(settings).decoder("lead")
     latencies = []
     for msg in read_to_end(settings, LEADS_TOPIC):
@@ -283,12 +346,13 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
         worker_wall_per_s=worker_only.events_processed / worker_only.elapsed_s,
         worker_batches=tally.batches,
         stages=dict(tally.seconds),
+        faust_floor_per_s=floor,
         two_workers_per_s=two,
         pipeline_per_s=events / pipeline.elapsed_s,
         lead_records=tally.seen[Seen.LEAD_PUBLISHED],
         paced_rate=paced_rate,
         paced_leads=len(latencies),
-        paced_events=paced.events_processed,
+        paced_events=paced.events_processed - chunk,
         latency_p50_s=_percentile(latencies, 0.50),
         latency_p99_s=_percentile(latencies, 0.99),
         peak_rss_mib=_vm_peak_mib(),

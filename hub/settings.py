@@ -162,6 +162,15 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     worker_batch_size: int = 1000
     worker_batch_within_s: float = 0.05
+    # Businesses whose decoded state a worker keeps between batches (the most
+    # recently written): their next record skips decoding the stored JSON.
+    state_cache_businesses: int = 10000
+    # Python's cyclic garbage collector in a worker: allocations between two
+    # young-generation passes (Python's default is 700). Each pass can cascade
+    # into a full one over the worker's whole heap (its tables, the decoded
+    # states), which at 700 cost the benchmark's worker a sixth of its time;
+    # the hub's records hold few reference cycles for it to find.
+    gc_young_threshold: int = 50_000
     commit_interval_s: float = 1.0
     # See hub.worker.heal_stalled_commits (faust-streaming issue #596).
     commit_stall_heal_s: float = 5.0

@@ -28,6 +28,7 @@ the worker checks it still owns the batch's partitions (``fence``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -556,6 +557,10 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
     # Faust closes its loop on shutdown: a fresh one lets a process run a worker again.
     asyncio.set_event_loop(asyncio.new_event_loop())
     edge = Edge(settings, metrics, started, audit)
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()  # what start-up built lives as long as the worker: no pass scans it again
+    gc.set_threshold(settings.gc_young_threshold, *thresholds[1:])
     edge.audit.start()
     worker = StoppableWorker(edge.app, loglevel=loglevel, quiet=True, override_logging=False)
     worker.broker_down = lambda: metrics.worker.broker_reachable._value.get() == 0
@@ -569,6 +574,9 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
     except SystemExit as exc:  # mode always ends with SystemExit; only failures matter
         if exc.code not in (0, None):
             raise
+    finally:  # a process that runs a worker in-process (backfill, tests) gets its collector back
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
     edge.audit.head()  # a graceful stop seals the chain
     edge.audit.flush(settings.publish_timeout_s)
     return edge.tally

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from hub.domain.teams import CLEARABLE, DETAIL_FIELDS, NOTES, SEVERITIES, Team, TeamConfigError, load_teams, \
-    parse_teams, route
+    parse_teams, redact, route, withhold
 from hub.settings import REPO_ROOT
 
 AGENCIES = ["SAMR", "POLICE", "AGRI"]
@@ -86,6 +86,21 @@ def test_no_team_copy_carries_a_field_above_its_clearance(case: tuple[dict, dict
             assert got["note"] == (full["note"] if visible else None)
         untouched = {k for k in lead if k not in ("evidence", "history", "team", "withheld")}
         assert {k: copy_[k] for k in untouched} == {k: lead[k] for k in untouched}
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(leads_and_teams(), st.sampled_from([None, "POLICE", "AGRI"]))
+def test_a_copy_without_edits_is_the_copy_the_full_walk_makes(case: tuple[dict, dict[str, Team]],
+                                                               link_agency: str | None) -> None:
+    """``redact`` skips the walk when the team reads everything: its copies
+    must be what the walk gives, for cleared teams and the rest alike."""
+    lead, teams = case
+    lead["links"] = [{"kind": "POLICE_FILED", "event_id": "p:1", "lead_id": None, "agency": link_agency,
+                      "occurred_on": dt.date(2026, 9, 2)}]
+    everything = Team(name="everything", agency="SAMR", cleared_agencies=tuple(AGENCIES))
+    for team in [*teams.values(), everything]:
+        assert redact(lead, team, teams) == withhold(lead, team, teams)
+    assert redact(lead, everything, teams)["withheld"] == []
 
 
 def test_shipped_teams_route_a_police_referral_with_and_without_police_details() -> None:

@@ -107,9 +107,11 @@ class Chain:
         self.chain, self.prev, self.seq = chain, prev, seq
 
     def append(self, note: Note, at_ms: int, key_id: str | None = None) -> Entry:
-        unhashed = Entry(self.chain, self.seq, self.prev, at_ms, note.actor, note.action, note.object, note.outcome,
-                         note.reason, note.source, note.detail, "", key_id=key_id)
-        entry = dataclasses.replace(unhashed, hash=digest(unhashed.body()))
+        fields = (self.chain, self.seq, self.prev, at_ms, note.actor, note.action, note.object, note.outcome,
+                  note.reason, note.source, note.detail)
+        # Every event and lead is noted: the body is hashed from its fields
+        # directly rather than from an unhashed Entry copied with its hash.
+        entry = Entry(*fields, hash=digest(Entry(*fields, hash="", key_id=key_id).body()), key_id=key_id)
         self.prev, self.seq = entry.hash, self.seq + 1
         return entry
 

@@ -333,7 +333,7 @@ class BusinessState:
                     mark.dirty = False
                     continue
                 draft = LeadDraft(lead_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
-            out.append(self._record(business_key, draft, mark, now_ms, deadlines))
+            out.append(self._record(business_key, draft, mark, now_ms, deadlines, holder))
             mark.dirty, mark.announced, mark.escalation = False, mark.escalation, None
         self.outbox = {lead["lead_id"] for lead in out}
         return out
@@ -344,7 +344,7 @@ class BusinessState:
         return {**{e: f for f in self.facts.values() for e, *_ in f.also_reported}, **self.facts}
 
     def _record(self, business_key: str, draft: LeadDraft, mark: LeadMark, now_ms: int,
-                deadlines: LifecycleSettings) -> dict[str, Any]:
+                deadlines: LifecycleSettings, holder: dict[str, Fact]) -> dict[str, Any]:
         code = self.region_code
         place = region(code) if code else None
         in_draft = {f.event_id for f in draft.evidence}
@@ -352,7 +352,6 @@ class BusinessState:
         evidence = sorted((*draft.evidence, *chained), key=lambda f: (f.occurred_on, f.event_id))
         due = lifecycle.deadlines(mark, deadlines)
         late = max((f.delay_days for f in evidence), default=0)
-        holder = self._holders()
         return {
             "lead_id": draft.lead_id,
             "business_id": self.business_id,

@@ -27,6 +27,7 @@ from hub.domain.events import Agency
 from hub.domain.rules import RuleFamily, Severity
 
 SEVERITIES = [s.value for s in Severity]
+_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 # Evidence fields that carry an agency's details; agency, kind and date always travel.
 DETAIL_FIELDS = ("event_id", "source_record_id", "finding", "resolution", "also_reported_as")
 NOTES = "notes"  # status-change notes written by teams of an agency
@@ -77,21 +78,25 @@ class Team:
         return self.role == TeamRole.OVERSIGHT
 
     def receives(self, lead: dict[str, Any]) -> bool:
-        if self.oversees and not lead.get("oversight"):
+        # Every lead is tested against every team: the cheapest tests go first.
+        if _RANK[lead["severity"]] < _RANK[self.min_severity]:
             return False
-        desks = RULE_AGENCIES.get(lead["rules"][0])
-        if desks is not None and not self.oversees and self.agency not in desks:
+        oversees = self.oversees
+        if oversees and not lead.get("oversight"):
             return False
-        # A batch trace reaches the sellers' counties as well as the producer's.
-        codes = [lead["region"]["code"], *(lead.get("also_regions") or [])]
-        if self.jurisdiction and not any(code.startswith(p) if code else p == UNLOCATED
-                                         for p in self.jurisdiction for code in codes):
+        rules = lead["rules"]
+        if self.rules and not any(rule in self.rules for rule in rules):
             return False
-        if self.rules and not set(self.rules) & set(lead["rules"]):
+        desks = RULE_AGENCIES.get(rules[0])
+        if desks is not None and not oversees and self.agency not in desks:
             return False
-        if self.categories and not any(theme in c for theme in self.categories for c in lead["categories"]):
-            return False
-        return SEVERITIES.index(lead["severity"]) >= SEVERITIES.index(self.min_severity)
+        if self.jurisdiction:
+            # A batch trace reaches the sellers' counties as well as the producer's.
+            also = lead.get("also_regions")
+            codes = [lead["region"]["code"], *also] if also else [lead["region"]["code"]]
+            if not any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction for code in codes):
+                return False
+        return not self.categories or any(theme in c for theme in self.categories for c in lead["categories"])
 
 
 class TeamConfigError(ValueError):
@@ -150,6 +155,24 @@ def load_teams(path: Path) -> dict[str, Team]:
 
 def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
     """The copy of a lead that ``team`` may read."""
+    if _reads_all_of(lead, team, teams):  # most copies: nothing to withhold, nothing to copy
+        return {**lead, "team": team.name, "withheld": [], "person_refs": list(lead.get("person_refs") or [])}
+    return withhold(lead, team, teams)
+
+
+def _reads_all_of(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> bool:
+    """Whether ``team`` is cleared for every detail field of every agency
+    whose evidence, follow-up or notes the lead holds."""
+    if not set(CLEARABLE) <= set(team.cleared_fields):
+        return False
+    agencies = {item["agency"] for item in lead["evidence"]}
+    agencies.update(k["agency"] for k in lead.get("links") or [] if k.get("agency") and k.get("event_id"))
+    agencies.update(teams[c["team"]].agency for c in lead["history"] if c["note"] and c["team"] in teams)
+    return all(team.cleared_for(agency) for agency in agencies)
+
+
+def withhold(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
+    """``redact`` the long way: every detail walked, whatever the team's clearance."""
     # Only evidence items and history entries are edited: copy those, share the rest.
     out = {**lead, "evidence": [dict(e) for e in lead["evidence"]], "history": [dict(h) for h in lead["history"]],
            "links": [dict(k) for k in lead.get("links") or []]}

@@ -93,6 +93,8 @@ def check_record(record: Any, limits: ValidationSettings, latest: dt.date) -> No
             if value is None or kind is bool or kind is int or (
                     kind is str and len(value) <= most and not _CONTROL.search(value)):
                 continue
+            if kind is dt.date and name not in DEADLINE_FIELDS and limits.earliest_date <= value <= latest:
+                continue
             try:
                 check_record(value, limits, latest if name not in DEADLINE_FIELDS
                              else latest + dt.timedelta(days=limits.max_deadline_ahead_days))

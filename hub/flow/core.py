@@ -100,6 +100,7 @@ class Flow:
         # batch republishes; each batch checks the store again, so a batch the
         # edge retries (its writes not done) republishes them too.
         self._owed: dict[bytes, int] = {}
+        self.decoded = DecodedStates(settings.state_cache_businesses)
 
     # -- partitions ------------------------------------------------------
     def assign(self, partitions: frozenset[int]) -> None:
@@ -111,12 +112,15 @@ class Flow:
         republishes them, because waiting for each business's next record
         would leave them unpublished for good where none comes."""
         self.deadlines, self.unresolved, self._owed = {}, {}, {}
+        self.decoded.clear()
         for key, data in self.store.businesses.items():
             partition = self.store.partition_of(key)
             if partition in partitions and (state := _readable(BusinessState.from_bytes, data)) is not None:
                 self._index(key, state, partition)
                 if state.resume(self.incarnation):
                     self._owed[key] = partition
+                else:
+                    self.decoded.keep(key, data, state)
         for key, data in self.store.resolver.items():
             if self.store.partition_of(key) in partitions and \
                     (resolver := _readable(ResolverState.from_bytes, data)) is not None:
@@ -128,6 +132,7 @@ class Flow:
         before the next batch."""
         for partition in partitions:
             self.deadlines.pop(partition, None)
+        self.decoded.clear()
         self._owed = {k: p for k, p in self._owed.items() if p not in partitions}
         self.unresolved = {k: v for k, v in self.unresolved.items()
                            if self.store.partition_of(k) not in partitions}
@@ -137,6 +142,7 @@ class Flow:
         publish. As another incarnation it republishes them; ``assign`` must
         be called again before the next batch."""
         self.incarnation = uuid.uuid4().hex
+        self.decoded.clear()
 
     # -- a batch ---------------------------------------------------------
     def process(self, records: Iterable[Record | tuple[Any, ...]]) -> Effects:
@@ -207,7 +213,8 @@ class Flow:
         if state is None:
             started = perf_counter()
             raw = self.store.businesses.get(key)
-            state = batch.states[key] = BusinessState.from_bytes(raw) if raw is not None else BusinessState()
+            state = batch.states[key] = self.decoded.take(key, raw) or (
+                BusinessState.from_bytes(raw) if raw is not None else BusinessState())
             batch.effects.seconds[Stage.STATE_LOAD] += perf_counter() - started
             batch.partition_of[key] = partition
             if state.resume(self.incarnation):
@@ -390,7 +397,9 @@ class Flow:
             self._index(key, state, batch.partition_of[key])
             encoding = perf_counter()
             effects.seconds[Stage.LEAD_BUILD] += encoding - started
-            effects.states.append(StateWrite(BUSINESS_TABLE, key, state.to_bytes()))
+            data = state.to_bytes()
+            effects.states.append(StateWrite(BUSINESS_TABLE, key, data))
+            self.decoded.keep(key, data, state)
             effects.seconds[Stage.STATE_ENCODE] += perf_counter() - encoding
 
     def _index(self, key: bytes, state: BusinessState, partition: int) -> None:
@@ -424,6 +433,39 @@ class Flow:
                                   {"topic": record.topic, **({"claimed_lead": claimed} if claimed else {})}))
         if code in UNTRUSTED_CODES:
             effects.observations.append(Observation(Seen.UNTRUSTED, code))
+
+
+class DecodedStates:
+    """Business states as last written by this flow, decoded, so that the
+    next batch to touch a business need not parse its stored JSON again;
+    the most recently written ``size`` of them.
+
+    A state is handed out once (``take``) and only while the store still
+    holds the bytes it was written as: a batch the edge did not write
+    (retried, fenced) or one whose record failed leaves the store behind the
+    object, which is then not reused. The next write keeps it again."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: dict[bytes, tuple[bytes, BusinessState]] = {}
+
+    def keep(self, key: bytes, data: bytes, state: BusinessState) -> None:
+        if self.size <= 0:
+            return
+        self._kept.pop(key, None)  # to the end: the most recent
+        self._kept[key] = (data, state)
+        while len(self._kept) > self.size:
+            del self._kept[next(iter(self._kept))]
+
+    def take(self, key: bytes, stored: bytes | None) -> BusinessState | None:
+        kept = self._kept.pop(key, None)
+        return kept[1] if kept is not None and stored is not None and kept[0] == stored else None
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 S = TypeVar("S")

@@ -35,6 +35,8 @@ def send_for_event(flow: Flow, effects: Effects, key: bytes, state: BusinessStat
     if not accepted.is_evidence:
         return
     targets = [k for k in (signals.complainant_key(event), *signals.area_keys(event)) if k]
+    if not targets:
+        return
     subject = signals.Party(key.decode(), state.business_id, state.name, state.region_code, (),
                             event["occurred_on"]).to_message()
     _send(flow, effects, ResolutionKind.SIGNAL, targets, event=encoded, party=subject)
