@@ -67,6 +67,9 @@ class Serde:
 
         return encode
 
+    def header(self, topic: str, contract: str) -> bytes:
+        return _HEADER.pack(0, self.schema_id(topic, contract))
+
     def _writer_schema(self, schema_id: int) -> Any:
         schema = self._writers.get(schema_id)
         if schema is None:
@@ -114,3 +117,65 @@ class Serde:
                     from exc
 
         return decode
+
+
+class SharedRuns:
+    """Bodies of records that are copies of one another but for a few
+    top-level fields (a lead's team copies: ``varying``), written by fastavro
+    a run of fields at a time: the runs the copies share once, the others
+    for each copy. Avro writes a record as its fields one after another, with
+    nothing around them, so the runs joined are the whole record's bytes.
+
+    A record shares the last one's runs when every field outside
+    ``varying`` holds the very same object (``is``): values that are the
+    same objects write the same bytes."""
+
+    def __init__(self, schema: dict[str, Any], varying: frozenset[str]) -> None:
+        named: dict[str, Any] = {}
+        fastavro.parse_schema(schema, named_schemas=named)
+        namespace = schema.get("namespace", "")
+        self.runs: list[tuple[bool, Any]] = []  # (whether it varies, its parsed schema)
+        fields = schema["fields"]
+        start = 0
+        for end in range(1, len(fields) + 1):
+            if end == len(fields) or (fields[end]["name"] in varying) != (fields[start]["name"] in varying):
+                run = fields[start:end]
+                inside = _defined_in(run, namespace)
+                record = {"type": "record", "name": f"{schema['name']}Run{len(self.runs)}",
+                          "namespace": namespace, "fields": run}
+                self.runs.append((run[0]["name"] in varying, fastavro.parse_schema(
+                    record, named_schemas={k: v for k, v in named.items() if k not in inside})))
+                start = end
+        self.shared = [f["name"] for f in fields if f["name"] not in varying]
+        self._base: dict[str, Any] | None = None
+        self._written: dict[int, bytes] = {}
+
+    def body(self, record: dict[str, Any]) -> bytes:
+        base = self._base
+        if base is None or any(record[name] is not base[name] for name in self.shared):
+            self._base = record
+            self._written = {i: _write(parsed, record) for i, (varies, parsed) in enumerate(self.runs) if not varies}
+        return b"".join(_write(parsed, record) if varies else self._written[i]
+                        for i, (varies, parsed) in enumerate(self.runs))
+
+
+def _write(schema: Any, record: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, record)
+    return buf.getvalue()
+
+
+def _defined_in(node: Any, namespace: str) -> set[str]:
+    """The full names of the named types a part of a schema defines."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= _defined_in(item, namespace)
+    elif isinstance(node, dict):
+        if node.get("type") in ("record", "enum", "fixed") and "name" in node:
+            name = node["name"]
+            namespace = node.get("namespace", name.rpartition(".")[0] if "." in name else namespace)
+            found.add(name if "." in name else f"{namespace}.{name}")
+        for value in node.values():
+            found |= _defined_in(value, namespace)
+    return found

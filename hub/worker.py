@@ -44,7 +44,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollectio
 from hub.audit.entries import Entry, key_changes
 from hub.audit.log import AuditLog, recent_report
 from hub.connection import faust_credentials
-from hub.domain.teams import load_teams
+from hub.domain.teams import COPY_FIELDS, load_teams
 from hub.faust_patches import (QuietMonitor, StallHealer, StoppableWorker, has_unacked, mark_unacknowledged,
                                read_offset, set_without_changelog, still_member, strict_commits)
 from hub.feedback import TICK_KEY, tick
@@ -53,7 +53,7 @@ from hub.flow import Effects, Flow, Record, Seen, Send
 from hub.flow.effects import Stage
 from hub.metrics import Metrics
 from hub.retry import Backoff, GaveUp, retried
-from hub.serde import Serde
+from hub.serde import Serde, SharedRuns
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
 from hub.trust.signatures import broker_timestamp_ms, headers_of
@@ -144,6 +144,10 @@ class Publisher:
         self.timeout_s = settings.publish_timeout_s
         self.producer = producer
         self.encoders: dict[tuple[str, str], Callable[[dict[str, Any]], bytes]] = {}
+        # A lead goes to the operators and to each team that receives it:
+        # what the copies share is written once (most copies read everything).
+        self.lead_runs = SharedRuns(serde.local.latest("lead").raw, COPY_FIELDS)
+        self.lead_headers: dict[str, bytes] = {}
         self.failures: list[KafkaError] = []
         self.delivered_to: set[tuple[str, int]] = set()  # (topic, partition) since the last flush
 
@@ -189,6 +193,11 @@ class Publisher:
             await self.flush(seconds)
 
     def encode(self, send: Send) -> bytes:
+        if send.contract == "lead":
+            header = self.lead_headers.get(send.topic)
+            if header is None:
+                header = self.lead_headers[send.topic] = self.serde.header(send.topic, "lead")
+            return header + self.lead_runs.body(send.value)
         encode = self.encoders.get((send.topic, send.contract))
         if encode is None:
             encode = self.encoders[(send.topic, send.contract)] = self.serde.encoder(send.topic, send.contract)

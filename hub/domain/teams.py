@@ -32,6 +32,9 @@ _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 DETAIL_FIELDS = ("event_id", "source_record_id", "finding", "resolution", "also_reported_as")
 NOTES = "notes"  # status-change notes written by teams of an agency
 CLEARABLE = (*DETAIL_FIELDS, NOTES)
+# What a team's copy of a lead may change of it, whatever the team's
+# clearance: a copy that reads everything differs only in these.
+COPY_FIELDS = frozenset({"team", "withheld", "person_refs"})
 UNLOCATED = "unlocated"  # a jurisdiction for leads on businesses whose region is not known yet
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # A team's own agency may also be the procuratorate (检察院): it sends no
