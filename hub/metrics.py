@@ -3,6 +3,9 @@ base units (seconds), ``_total`` counters. Label values are connectors,
 agencies, rules and reasons: never a business ID or a person."""
 from __future__ import annotations
 
+import collections
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from hub.flow.effects import Effects, Seen, Unresolved
@@ -125,9 +128,18 @@ class WorkerMetrics:
                     Seen.NEAR_DUPLICATE: self.near_duplicates, Seen.DEAD_LETTER: self.dead_letters,
                     Seen.LEAD_PUBLISHED: self.leads_published, Seen.ESCALATED: self.escalations,
                     Seen.RESOLVED: self.resolved, Seen.UNTRUSTED: self.untrusted, Seen.SIGNAL: self.signals}
+        # A batch holds hundreds of observations: a counter is incremented
+        # once per label, a histogram's child looked up once per label.
+        counted: collections.Counter[tuple[Seen, str]] = collections.Counter()
+        delays: dict[tuple[str, str], Any] = {}
         for o in effects.observations:
             if o.seen in counters:
-                counters[o.seen].labels(o.label).inc()
+                counted[o.seen, o.label] += 1
+            elif o.seen is Seen.REPORTING_DELAY:
+                child = delays.get((o.label, o.kind))
+                if child is None:
+                    child = delays[o.label, o.kind] = self.reporting_delay.labels(o.label, o.kind)
+                child.observe(o.value)
             elif o.seen is Seen.REOPENED:
                 self.leads_reopened.inc()
             elif o.seen is Seen.EVENT_TO_LEAD:
@@ -138,10 +150,10 @@ class WorkerMetrics:
                 self.time_to_close.labels(o.label).observe(o.value)
             elif o.seen is Seen.TICK:
                 self.ticks.inc()
-            elif o.seen is Seen.REPORTING_DELAY:
-                self.reporting_delay.labels(o.label, o.kind).observe(o.value)
             elif o.seen is Seen.LATE_CRITICAL:
                 self.late_critical.labels(o.label).inc()
+        for (seen, label), n in counted.items():
+            counters[seen].labels(label).inc(n)
         if effects.oldest_received_at is not None:
             self.lag_seconds.set(max(0.0, now - effects.oldest_received_at))
         self.report_unresolved(effects.unresolved, now)
