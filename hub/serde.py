@@ -56,7 +56,7 @@ class Serde:
 
     def encoder(self, topic: str, contract: str) -> Callable[[dict[str, Any]], bytes]:
         schema = self.local.latest(contract).parsed
-        header = _HEADER.pack(0, self.schema_id(topic, contract))
+        header = self.header(topic, contract)
         writer = fastavro.schemaless_writer
 
         def encode(record: dict[str, Any]) -> bytes:
@@ -68,6 +68,7 @@ class Serde:
         return encode
 
     def header(self, topic: str, contract: str) -> bytes:
+        """The wire format's magic byte and schema ID, before every body on ``topic``."""
         return _HEADER.pack(0, self.schema_id(topic, contract))
 
     def _writer_schema(self, schema_id: int) -> Any:
