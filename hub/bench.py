@@ -62,6 +62,7 @@ class BenchResult:
     worker_per_s: float  # one worker in this process, over its busy time
     worker_wall_per_s: float  # the same, over the phase's wall time (start-up and group join included)
     worker_batches: int
+    worker_records: int  # what that worker took from the topics: the events and entity resolution's messages
     stages: dict[Stage, float]  # that worker's seconds per stage
     faust_floor_per_s: float  # a bare Faust agent over the same events: the ceiling Faust sets
     two_workers_per_s: float  # two worker processes sharing the topics
@@ -89,6 +90,9 @@ class BenchResult:
             f"worker alone:                     {self.worker_per_s:10,.0f} events/s "
             f"(ratio to plain loop {self.worker_per_s / self.plain_per_s:.3f}; {self.lead_records} lead records, "
             f"{self.worker_batches} batches; {self.worker_wall_per_s:,.0f} events/s over the phase's wall time)",
+            f"  records it read:                {self.worker_records:10,} ({self.worker_records - self.events:,} "
+            f"besides the events: entity resolution's own messages and clock ticks, "
+            f"{self.worker_records / self.events if self.events else 0.0:.2f} records an event)",
             f"bare Faust agent (the ceiling):   {self.faust_floor_per_s:10,.0f} events/s "
             f"({1e6 / self.faust_floor_per_s if self.faust_floor_per_s else 0.0:.0f} µs an event before any work; "
             f"ratio to plain loop {self.faust_floor_per_s / self.plain_per_s:.3f})",
@@ -345,6 +349,7 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
         worker_per_s=worker_only.events_processed / busy if busy > 0 else 0.0,
         worker_wall_per_s=worker_only.events_processed / worker_only.elapsed_s,
         worker_batches=tally.batches,
+        worker_records=tally.records,
         stages=dict(tally.seconds),
         faust_floor_per_s=floor,
         two_workers_per_s=two,

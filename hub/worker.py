@@ -110,13 +110,15 @@ class Tally:
     seen: Counter[Seen] = field(default_factory=Counter)
     seconds: Counter[Stage] = field(default_factory=Counter)
     batches: int = 0
+    records: int = 0  # taken from the topics: events, and the messages entity resolution and the clock send
     busy_from: float | None = None  # perf_counter at the start of the first batch
     busy_until: float | None = None  # and at the end of the last
 
-    def add(self, effects: Effects, started: float) -> None:
+    def add(self, effects: Effects, started: float, records: int) -> None:
         self.seen.update(o.seen for o in effects.observations)
         self.seconds.update(effects.seconds)
         self.batches += 1
+        self.records += records
         self.busy_from = started if self.busy_from is None else self.busy_from
         self.busy_until = perf_counter()
 
@@ -392,7 +394,7 @@ class Edge:
         effects.seconds[Stage.AUDIT] += perf_counter() - started_audit
         await retried(lambda: self.leads_and_audit(effects, entries), self.backoff, self.failed("leads"))
         self.metrics.worker.observe(effects, time.time())
-        self.tally.add(effects, started)
+        self.tally.add(effects, started, len(records))
 
     async def first(self, records: list[Record]) -> Effects:
         """Run again whole on a retry: the tables are not written yet, so the

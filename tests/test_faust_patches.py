@@ -42,6 +42,7 @@ def test_the_fence_reaches_the_group_coordinator(app: faust.App) -> None:
     assert hasattr(app, "consumer_generation_id")
     assert "generation_id" in inspect.signature(Message.__init__).parameters
     assert "acked" in Message.__slots__
+    assert "tp" in Message.__slots__  # the stall healer tells in-flight partitions by it
 
 
 def test_the_monitor_hooks_silenced_exist() -> None:

@@ -1,0 +1,40 @@
+"""``hub bench``'s report, from figures given (no broker, no timing): the
+stages and the rest add up to the worker's time per event."""
+from __future__ import annotations
+
+import re
+
+from hub.bench import BenchResult
+from hub.flow.effects import Stage
+
+
+def _result(**changes: object) -> BenchResult:
+    figures: dict[str, object] = dict(
+        events=20000, businesses=5000, plain_per_s=50000.0, connector_per_s=3000.0, worker_per_s=800.0,
+        worker_wall_per_s=700.0, worker_batches=30, worker_records=24920,
+        stages={Stage.VERIFY: 1.0, Stage.DECODE: 2.0, Stage.RULES: 3.0}, faust_floor_per_s=4000.0,
+        two_workers_per_s=1600.0, pipeline_per_s=600.0, lead_records=15000, paced_rate=1000.0, paced_leads=200,
+        paced_events=10000, latency_p50_s=2.0, latency_p99_s=3.5, peak_rss_mib=1200.0,
+        worker_rss_growth_mib=220.0, broker_peak_rss_mib=500.0, state_bytes_mean=2004.0, state_bytes_max=6033,
+        states=4916)
+    figures.update(changes)
+    return BenchResult(**figures)  # type: ignore[arg-type]
+
+
+def _per_event(lines: list[str], label: str) -> float:
+    [line] = [line for line in lines if line.strip().rsplit(None, 1)[0] == label]
+    return float(line.split()[-1])
+
+
+def test_the_stages_and_the_rest_add_up_to_the_worker_time_an_event() -> None:
+    lines = _result().lines()
+    assert _per_event(lines, "total") == 1250.0  # 1e6 / 800 events a second
+    stages = {stage: _per_event(lines, stage.value) for stage in Stage}
+    assert (stages[Stage.VERIFY], stages[Stage.DECODE], stages[Stage.RULES]) == (50.0, 100.0, 150.0)  # s/20 000, µs
+    assert sum(stages.values()) + _per_event(lines, "Faust, Kafka and the rest") == 1250.0
+
+
+def test_the_report_says_how_many_records_the_worker_read_beside_the_events() -> None:
+    [line] = [line for line in _result().lines() if "records it read" in line]
+    assert re.search(r"24,920 \(4,920 besides the events.*1\.25 records an event", line), line
+    assert "ratio to plain loop 0.016" in _result().lines()[3]
