@@ -28,16 +28,18 @@ from typing import Any, Callable
 from connectors.agri_sampling import AgriSamplingConnector
 from connectors.business_registry import BusinessRegistryConnector
 from connectors.police_case import PoliceCaseConnector
+from connectors.samr_complaint import SamrComplaintConnector
+from connectors.samr_credit import SamrCreditConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector
 from hub.broker import EmbeddedBroker
 from hub.trust import ensure_keys, trust_env
 from hub.domain.events import Agency, EventKind
 from hub.domain.leads import BusinessState
-from hub.domain.signals import is_index_key
+from hub.domain.signals import LINK_PREFIX, is_index_key
 from hub.leadview import final_leads
 from hub.pipeline import wait_until_processed
-from hub.samples import make_uscc, write_csv
+from hub.samples import make_resident_id, make_uscc, write_csv
 from hub.serde import Serde
 from hub.settings import Settings, load_settings
 from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, changelog_topic, create_topics, events_topic, read_to_end
@@ -48,8 +50,10 @@ TIMES = frozenset({"first_seen", "updated_at", "triggered_by_received_at", "ackn
                    "recheck_on", "history", "transfer_by", "police_filing_by", "reported_late_days"})
 EVIDENCE_TIMES = frozenset({"reported_after_days"})  # from the record's arrival
 # Connectors in the order a clean run feeds them; the storm feeds them in the same order.
-ORDER = ("registry.business", "samr.penalty", "police.case", "agri.sampling", "samr.sampling")
+ORDER = ("registry.business", "samr.penalty", "police.case", "agri.sampling", "samr.sampling", "samr.complaint",
+         "samr.credit")
 BIG_FILE = "samr.penalty-big.csv"
+NO_HISTORY = frozenset({EventKind.REGISTRATION.value, EventKind.CREDIT_LISTING.value})
 CHAOS_PII_KEY = "chaos-test-key-not-for-production"
 
 _DIVISIONS = ("410502", "410503", "410505", "410523", "140702", "140703")
@@ -62,6 +66,7 @@ class _Business:
     uscc: str
     name: str
     address: str
+    representative: tuple[str, str]  # legal representative: name, ID number
 
 
 def _row(columns: dict[str, str], values: dict[str, str]) -> list[str]:
@@ -75,16 +80,28 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
     and halfway through one penalty file of ``big_file_rows`` rows (long
     enough to kill its connector mid-file: ``BIG_FILE``). Sampling
     announcements name businesses without a USCC, so entity resolution joins
-    them; their sellers are in no registry (placeholder keys). Returns
-    (connector, file) in feeding order: part by part."""
+    them; their sellers are in no registry (placeholder keys); one in ten
+    names a batch a second seller also failed. The signals between
+    businesses travel too: the registry names legal representatives (about
+    three businesses each: a police case or a listing at one is a related
+    party of the others), a tenth of the pool draws 12315 complaints from
+    forty people and a serial filer, and a few businesses a part join the
+    serious-violation list. Returns (connector, file) in feeding order: part
+    by part."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
+    people = [(f"代表人{n}", make_resident_id(rng.choice(_DIVISIONS), dt.date(1960 + n % 30, 1 + n % 12, 1 + n % 28),
+                                            f"{n % 1000:03d}")) for n in range(max(1, businesses // 3))]
     pool = []
     for i in range(businesses):
         division = rng.choice(_DIVISIONS)
         code = make_uscc(rng.choice(["91", "92"]), division, "".join(rng.choice(_ALPHABET) for _ in range(9)))
         place = _PLACES[division[:4]]
-        pool.append(_Business(code, f"{place[3:]}第{i}号食品有限公司", f"{place}中心路{i}号"))
+        pool.append(_Business(code, f"{place[3:]}第{i}号食品有限公司", f"{place}中心路{i}号", rng.choice(people)))
+    complained = pool[:max(1, businesses // 10)]
+    complainants = [(f"投诉人{n}", f"1380372{n:04d}", make_resident_id("410502", dt.date(1980, 1, 1 + n % 28),
+                                                                       f"{n % 1000:03d}")) for n in range(40)]
+    serial_filer = ("职业索赔人", "13903720099", make_resident_id("410522", dt.date(1982, 3, 3), "071"))
     sellers = {prefix: [f"{place[3:]}{n}号便民超市" for n in range(8)] for prefix, place in _PLACES.items()}
     start = dt.date(2026, 1, 5)
 
@@ -129,12 +146,16 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
         """One in ten is reported again by the city system: another sample
         number, announced three days later (a near-duplicate); one in twenty
         twice more, 10 and 20 days later (a chain: the first and the last
-        report are further apart than near_duplicate_days)."""
+        report are further apart than near_duplicate_days). One in ten names
+        a batch another seller failed too (a batch trace)."""
         out = []
         for i, b in enumerate(subjects):
             out.append(notice(base + i, b))
             if not out[-1]["公告日期"]:
                 continue
+            if rng.random() < 0.1:
+                others = [s for s in sellers[b.uscc[2:6]] if s != out[-1]["被抽样单位名称"]]
+                out.append(dict(out[-1], 抽样编号=f"BT-{base + i:06d}", 被抽样单位名称=rng.choice(others)))
             draw = rng.random()
             for n, later in enumerate((3,) if draw < 0.1 else (10, 20) if draw < 0.15 else ()):
                 again = dict(out[-1], 抽样编号=f"SC{n}-{base + i:06d}")
@@ -143,7 +164,28 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
         return out
 
     def registered(i: int, b: _Business) -> dict[str, str]:
-        return {"统一社会信用代码": b.uscc, "企业名称": b.name, "住所": b.address}
+        return {"统一社会信用代码": b.uscc, "企业名称": b.name, "住所": b.address, "法定代表人": b.representative[0],
+                "法定代表人证件号码": b.representative[1]}
+
+    def complaint(i: int, b: _Business) -> dict[str, str]:
+        """Against a business of the complained-about tenth (whatever ``b``),
+        within three months; one in five by the serial filer, against any
+        business (``b``) within one month."""
+        serial = rng.random() < 0.2
+        target = b if serial else rng.choice(complained)
+        name, phone, id_number = serial_filer if serial else rng.choice(complainants)
+        on = start + dt.timedelta(days=rng.randrange(30 if serial else 90))
+        return {"登记编号": f"12315-2026-{i:06d}", "登记日期": on.isoformat(),
+                "诉求类型": rng.choice(("投诉", "举报")), "被投诉举报对象名称": target.name,
+                "被投诉举报对象统一社会信用代码": uscc(target), "被投诉举报对象地址": target.address,
+                "所属行政区划": target.uscc[2:8], "涉及商品或服务": "食品", "问题描述": f"{name}反映商品变质，电话{phone}",
+                "诉求人姓名": name, "诉求人联系电话": phone, "诉求人证件号码": id_number,
+                "处理单位": "测试市市场监督管理局", "处理状态": "不予受理" if rng.random() < 0.05 else "已受理"}
+
+    def listed(i: int, b: _Business) -> dict[str, str]:
+        return {"主体名称": b.name, "统一社会信用代码": b.uscc, "法定代表人": b.representative[0],
+                "法定代表人证件号码": b.representative[1], "列入日期": day(),
+                "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证", "作出决定机关": "测试市市场监督管理局"}
 
     kinds: dict[str, tuple[Any, Callable[[int, _Business], dict[str, str]], str]] = {
         "registry.business": (BusinessRegistryConnector, registered, "utf-8-sig"),
@@ -151,12 +193,16 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
         "police.case": (PoliceCaseConnector, case, "utf-8"),
         "agri.sampling": (AgriSamplingConnector, farm_sample, "utf-8"),
         "samr.sampling": (SamrSamplingConnector, notice, "utf-8"),
+        "samr.complaint": (SamrComplaintConnector, complaint, "gbk"),
+        "samr.credit": (SamrCreditConnector, listed, "utf-8-sig"),
     }
     out = []
     for part in range(parts):
         for name in ORDER:
             connector, make, encoding = kinds[name]
-            subjects = pool[part::parts] if name == "registry.business" else [rng.choice(pool) for _ in range(rows // parts)]
+            subjects = pool[part::parts] if name == "registry.business" else \
+                rng.sample(pool, max(1, businesses // 100)) if name == "samr.credit" else \
+                [rng.choice(pool) for _ in range(rows // parts)]
             base = part * len(subjects)
             records = notices(subjects, base) if name == "samr.sampling" else \
                 [make(base + i, b) for i, b in enumerate(subjects)]
@@ -236,13 +282,15 @@ def outcome(settings: Settings) -> Outcome:
     applied: Counter[str] = Counter()
     for raw in filter(None, latest.values()):
         for fact in BusinessState.from_bytes(raw).facts.values():
-            if not fact.moved_to:
+            # a link is what a person index told this business of another: no event, and one ID at each it told
+            if not fact.moved_to and not fact.event_id.startswith(LINK_PREFIX):
                 applied.update([fact.event_id, *(e for e, *_ in fact.also_reported)])
     serde = Serde(settings)
     decode_event, decode_dead = serde.decoder("event"), serde.decoder("deadletter")
-    # A registry entry teaches entity resolution and changes no business's history.
+    # A registry entry teaches entity resolution and a listing sets a business's
+    # standing (shown on its leads, compared with them): neither is history.
     events = {event["event_id"] for a in Agency for m in read_to_end(settings, events_topic(a))
-              if (event := decode_event(m.value() or b""))["kind"] != EventKind.REGISTRATION.value}
+              if (event := decode_event(m.value() or b""))["kind"] not in NO_HISTORY}
     dead = [decode_dead(m.value() or b"") for m in read_to_end(settings, DEADLETTER_TOPIC)]
     return Outcome(leads, applied, events,
                    {(d["source_file"], d["source_row"]) for d in dead if d["stage"] != "worker"},

@@ -2,7 +2,11 @@
 a clean run and through a storm (two workers SIGKILLed and restarted, one
 SIGSTOPped beyond the session timeout, a connector killed mid-file) give the
 same open leads field by field, every event applied to state exactly once,
-every rejected row in the dead letters. `hub chaos` is the long version."""
+every rejected row in the dead letters. The exports carry the signals
+between businesses as well (complaints and a serial filer, legal
+representatives and a credit list, batches failing at two sellers, area
+risk), so their messages between businesses and indexes are killed mid-way
+too. `hub chaos` is the long version."""
 from __future__ import annotations
 
 import datetime as dt
@@ -40,6 +44,10 @@ def test_a_storm_of_kills_and_a_pause_leaves_the_clean_runs_leads(tmp_path: Path
     assert clean.rejected_rows == _bad_rows(sources)  # every bad row of the exports, dead-lettered
     assert any(key.startswith("unresolved:") for lead in clean.open_leads.values() for key in [lead["business_key"]])
     assert any(e["resolution"] for lead in clean.open_leads.values() for e in lead["evidence"])
+    # the signals between businesses go through the storm too: indexes, links, complaints, batches
+    rules = {rule for lead in clean.open_leads.values() for rule in lead["rules"]}
+    assert {"COMPLAINTS", "BATCH_TRACE", "AREA_RISK", "RELATED_PARTY"} <= rules, rules
+    assert any(lead["credit_status"] == "LISTED" for lead in clean.open_leads.values())
 
     said: list[str] = []
     storm, problems = run(sources, tmp_path / "storm", Storm(kills=4, pauses=1, seed=5), said.append)
