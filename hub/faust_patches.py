@@ -4,8 +4,9 @@ attributes, in one module. faust-streaming is pinned to 0.15.x;
 reshapes what these rely on.
 
 - ``QuietMonitor``: no per-event statistics for web views the hub turns off.
-- ``strict_commits``: commit only the processed run of offsets
-  (faust-streaming #606 commits over a gap at the head).
+- ``strict_commits``, ``Processed``: commit only the run of offsets the
+  worker processed (faust-streaming #606 commits over a gap at the head;
+  Faust's stream acknowledges events it skipped unprocessed).
 - ``StallHealer``: a partition whose commits wait behind a gap that the
   recovery race dropped (#596) is replayed from its committed offset.
 - ``still_member``: ask the group coordinator, before a write, whether this
@@ -22,7 +23,8 @@ import logging
 import os
 import signal
 import threading
-from typing import Any, Callable
+from collections import defaultdict
+from typing import Any, Callable, Iterable
 
 import faust
 import mode
@@ -56,10 +58,31 @@ def commit_start(consumer: Any, tp: Any, log_start: dict[Any, int]) -> int | Non
     return committed if committed is not None else log_start.get(tp)
 
 
-def strict_commits(consumer: Any, log_start: dict[Any, int]) -> None:
-    """Commit only what was processed: the run of acked offsets that starts
-    exactly at the committed offset, or for a partition never committed, at
-    the start of its log.
+class Processed:
+    """The offsets the worker has finished (its batches written, or
+    dead-lettered) and not yet committed, per partition: what commits are
+    computed from. Faust's own acknowledgements are not: its stream also
+    acknowledges, unprocessed, an event it skips as fetched in an earlier
+    group generation (faust-streaming PR #223, "otherwise the lag would
+    increase"), in compiled code that no hook reaches; such an offset would
+    let a commit pass the real event before it was processed."""
+
+    def __init__(self) -> None:
+        self.offsets: defaultdict[Any, set[int]] = defaultdict(set)
+
+    def add(self, events: Iterable[Any]) -> None:
+        for event in events:
+            self.offsets[event.message.tp].add(event.message.offset)
+
+    def forget(self, tps: Iterable[Any]) -> None:
+        for tp in tps:
+            self.offsets.pop(tp, None)
+
+
+def strict_commits(consumer: Any, log_start: dict[Any, int], processed: Processed) -> None:
+    """Commit only what was processed: the run of ``processed`` offsets that
+    starts exactly at the committed offset, or for a partition never
+    committed, at the start of its log.
 
     Replaces Faust's ``Consumer._new_offset`` on this consumer: it commits over
     a one-offset gap at the head (faust-streaming issue #606, open), which loses
@@ -68,26 +91,24 @@ def strict_commits(consumer: Any, log_start: dict[Any, int]) -> None:
     commits crawl one offset per interval. The event topics are not compacted
     and carry no transaction markers, so a gap in them is always an event not
     yet processed. Without a committed offset, any run would do for Faust: a
-    partition whose first events the race dropped was committed past them."""
+    partition whose first events the race dropped was committed past them.
+    Faust still asks only about partitions it holds acknowledgements for, which
+    every processed batch gives it (``take_events`` acknowledges it)."""
     def new_offset(tp: Any) -> int | None:
-        acked = consumer._acked[tp]
-        if not acked:
-            return None
+        consumer._acked[tp].clear()  # read by nothing: see Processed
+        consumer._acked_index[tp].clear()
+        done = processed.offsets.get(tp)
         start = commit_start(consumer, tp, log_start)
-        if start is None:  # not known yet: commit nothing rather than guess
+        if not done or start is None:  # nothing, or where to start not known yet: commit nothing
             return None
-        clean = sorted({o for o in acked if o >= start})
-        acked[:] = clean
-        consumer._acked_index[tp] = set(clean)
-        if not clean or clean[0] != start:
+        done.difference_update([o for o in done if o < start])
+        if start not in done:
             return None
-        end = 0
-        while end + 1 < len(clean) and clean[end + 1] == clean[end] + 1:
+        end = start
+        while end + 1 in done:
             end += 1
-        done = clean[:end + 1]
-        del acked[:end + 1]
-        consumer._acked_index[tp].difference_update(done)
-        return done[-1] + 1
+        done.difference_update(range(start, end + 1))
+        return end + 1
 
     consumer._new_offset = new_offset
 
@@ -103,8 +124,10 @@ class StallHealer:
     processed are duplicates the state suppresses, the dropped ones get
     processed."""
 
-    def __init__(self, consumer: Any, topics: set[str], heal_after_s: float, log_start: dict[Any, int]) -> None:
+    def __init__(self, consumer: Any, topics: set[str], heal_after_s: float, log_start: dict[Any, int],
+                 processed: Processed) -> None:
         self.consumer, self.topics, self.heal_after_s, self.log_start = consumer, topics, heal_after_s, log_start
+        self.processed = processed
         self.stalled_since: dict[Any, tuple[int, float]] = {}
 
     async def check(self, now: float) -> int:
@@ -115,7 +138,7 @@ class StallHealer:
             self.log_start.update(await consumer.earliest_offsets(*unknown))
         in_flight = {message.tp for message in list(consumer._unacked_messages) if not message.acked}
         for tp in consumer.assignment():
-            acked, start = consumer._acked.get(tp), commit_start(consumer, tp, self.log_start)
+            acked, start = self.processed.offsets.get(tp), commit_start(consumer, tp, self.log_start)
             if tp.topic not in self.topics or start is None or not (
                     min(acked) > start if acked else self._tail_dropped(tp, start, in_flight)):
                 self.stalled_since.pop(tp, None)
@@ -128,9 +151,7 @@ class StallHealer:
                     self.log_start.update(await consumer.earliest_offsets(tp))
                     start = self.log_start[tp]
                 log.warning("commits on %s wait at %s behind a gap; replaying from there", tp, start)
-                if acked:
-                    acked.clear()
-                    consumer._acked_index[tp].clear()
+                self.processed.forget([tp])
                 await consumer.seek(tp, start)
                 self.stalled_since.pop(tp, None)
                 healed += 1

@@ -45,8 +45,8 @@ from hub.audit.entries import Entry, key_changes
 from hub.audit.log import AuditLog, recent_report
 from hub.connection import faust_credentials
 from hub.domain.teams import COPY_FIELDS, load_teams
-from hub.faust_patches import (QuietMonitor, StallHealer, StoppableWorker, has_unacked, mark_unacknowledged,
-                               read_offset, set_without_changelog, still_member, strict_commits)
+from hub.faust_patches import (Processed, QuietMonitor, StallHealer, StoppableWorker, has_unacked,
+                               mark_unacknowledged, read_offset, set_without_changelog, still_member, strict_commits)
 from hub.feedback import TICK_KEY, tick
 from hub.flow.topics import feedback_topic
 from hub.flow import Effects, Flow, Record, Seen, Send
@@ -279,8 +279,10 @@ class Edge:
         # Where each partition's log starts: the first commit of a partition
         # must start there (see strict_commits).
         log_start: dict[Any, int] = {}
-        strict_commits(app.consumer, log_start)
-        self.healer = StallHealer(app.consumer, self.source_names, settings.commit_stall_heal_s, log_start)
+        self.processed = Processed()
+        strict_commits(app.consumer, log_start, self.processed)
+        self.healer = StallHealer(app.consumer, self.source_names, settings.commit_stall_heal_s, log_start,
+                                  self.processed)
         self._wire(started)
 
     def _wire(self, started: threading.Event | None) -> None:
@@ -334,6 +336,7 @@ class Edge:
         return frozenset(tp.partition for tp in self.app.consumer.assignment() if tp.topic == FEEDBACK_TOPIC)
 
     def revoked(self, partitions: Any) -> None:
+        self.processed.forget(partitions)  # as Faust forgets their acknowledgements
         self.flow.revoke(frozenset(tp.partition for tp in partitions if tp.topic == FEEDBACK_TOPIC))
         self.assigned_in = None  # the next batch assigns the flow again
 
@@ -348,6 +351,7 @@ class Edge:
                 if any(e.message.generation_id != generation for e in batch):
                     raise Fenced("the batch spans a rebalance")
                 await self.carry_out(records, generation)
+                self.processed.add(batch)  # done: committable (take_events' own ack is not read)
             except Fenced as exc:
                 # Whoever owns the partitions now replays these records from
                 # the committed offset; acknowledging them here would commit

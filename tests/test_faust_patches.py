@@ -15,7 +15,7 @@ from faust.streams import Stream
 from faust.transport import consumer as faust_consumer
 from faust.types import Message
 
-from hub.faust_patches import QuietMonitor, StoppableWorker, strict_commits
+from hub.faust_patches import Processed, QuietMonitor, StoppableWorker, strict_commits
 
 
 @pytest.fixture
@@ -30,8 +30,10 @@ def test_the_consumer_keeps_the_bookkeeping_strict_commits_and_healing_use(app: 
     # Faust calls _new_offset(tp) to decide each partition's commit: the patch replaces it.
     assert "self._new_offset(" in inspect.getsource(faust_consumer.Consumer)
     assert list(inspect.signature(consumer._new_offset).parameters) == ["tp"]
-    strict_commits(consumer, {})
+    strict_commits(consumer, {}, Processed())
     assert consumer._new_offset.__qualname__.startswith("strict_commits")
+    # It asks only about the partitions whose acknowledgements it holds: the patch keeps their entries.
+    assert "for tp in self._acked" in inspect.getsource(faust_consumer.Consumer._filter_tps_with_pending_acks)
 
 
 def test_the_fence_reaches_the_group_coordinator(app: faust.App) -> None:

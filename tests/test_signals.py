@@ -105,6 +105,37 @@ def test_a_complaint_corroborates_an_active_lead() -> None:
     assert chained["kind"] == "COMPLAINT" and referral["status"] == "OPEN"
 
 
+def test_a_complaint_corroborates_a_lead_whichever_is_processed_first() -> None:
+    """Two workers' partitions, or a replay after a kill, take a complaint and
+    the findings of a lead in either order: the lead shows the same evidence."""
+    failure = event("s1", dt.date(2026, 10, 1), kind=EventKind.SAMPLING_FAILURE, items=("克伦特罗",))
+    before_window = complaint("0", dt.date(2026, 9, 20), "z")  # made before the lead's window began
+    after = complaint("1", dt.date(2026, 10, 3), "a")
+    leads = []
+    for order in ([failure, "draw", before_window, after], [before_window, after, failure]):
+        state = BusinessState()
+        for step in order:
+            if step == "draw":
+                rules_of(state)
+            else:
+                state.accept(step, RULES)
+        leads.append(rules_of(state)["CRIMINAL_REFERRAL"])
+    assert [[(e["event_id"], e["chained"]) for e in lead["evidence"]] for lead in leads] == \
+        [[("test:s1", False), ("test:c1:ACCEPTED", True)]] * 2
+
+
+def test_a_batch_trace_corroborated_by_a_complaint_names_no_complainant_among_its_sellers() -> None:
+    producer = BusinessState(region_code="410523")
+    producer.accept(complaint("1", dt.date(2026, 11, 9), "complainant-ref"), RULES)
+    for i, seller in enumerate(["甲超市", "乙超市"]):
+        producer.accept(sample(f"s{i}", dt.date(2026, 11, 8 + i), seller=seller), RULES)
+    producer.accept(complaint("2", dt.date(2026, 11, 12), "other-ref"), RULES)
+    lead = rules_of(producer)["BATCH_TRACE"]
+    assert [e["event_id"] for e in lead["evidence"] if e["chained"]] == ["test:c1:ACCEPTED", "test:c2:ACCEPTED"]
+    assert [p["name"] for p in lead["parties"]] == ["乙超市", "甲超市"]
+    assert not any("ref" in str(p["business_key"]) for p in lead["parties"])
+
+
 def test_a_complainant_filing_against_20_businesses_in_30_days_is_serial_and_each_is_told_once() -> None:
     index = BusinessState()
     for i in range(19):

@@ -9,7 +9,7 @@ from typing import Any
 
 from faust.types import TP as TopicPartition
 
-from hub.faust_patches import StallHealer
+from hub.faust_patches import Processed, StallHealer
 
 TP = TopicPartition("hub.events.samr", 1)
 HEAL_AFTER_S = 5.0
@@ -18,10 +18,10 @@ HEAL_AFTER_S = 5.0
 class Consumer:
     """The parts of Faust's consumer the healer reads and moves."""
 
-    def __init__(self, committed: int | None, acked: list[int], read: int | None) -> None:
+    def __init__(self, committed: int | None, processed: list[int], read: int | None) -> None:
         self._committed_offset = {TP: committed}
-        self._acked: defaultdict[Any, list[int]] = defaultdict(list, {TP: list(acked)} if acked else {})
-        self._acked_index: defaultdict[Any, set[int]] = defaultdict(set, {TP: set(acked)} if acked else {})
+        self.processed = Processed()
+        self.processed.offsets.update({TP: set(processed)} if processed else {})
         self._read_offset = {TP: read}
         self._unacked_messages: list[Any] = []  # a WeakSet in Faust
         self.sought: list[tuple[Any, int]] = []
@@ -38,26 +38,26 @@ class Consumer:
 
 
 def _checks(consumer: Consumer, *times: float) -> list[int]:
-    healer = StallHealer(consumer, {TP.topic}, HEAL_AFTER_S, {})
+    healer = StallHealer(consumer, {TP.topic}, HEAL_AFTER_S, {}, consumer.processed)
     return [asyncio.run(healer.check(now)) for now in times]
 
 
 def test_a_gap_before_acknowledged_offsets_is_replayed_once_it_lasts() -> None:
-    consumer = Consumer(committed=100, acked=[105, 106], read=106)
+    consumer = Consumer(committed=100, processed=[105, 106], read=106)
     assert _checks(consumer, 0.0, HEAL_AFTER_S - 0.1, HEAL_AFTER_S) == [0, 0, 1]
-    assert consumer.sought == [(TP, 100)] and consumer._acked[TP] == []
+    assert consumer.sought == [(TP, 100)] and TP not in consumer.processed.offsets
 
 
 def test_a_tail_read_but_never_acknowledged_is_replayed() -> None:
     """Events 100-718 were fetched and dropped before reaching the agent:
     nothing later was acknowledged to show the gap."""
-    consumer = Consumer(committed=100, acked=[], read=718)
+    consumer = Consumer(committed=100, processed=[], read=718)
     assert _checks(consumer, 0.0, HEAL_AFTER_S, 2 * HEAL_AFTER_S) == [0, 1, 0]
     assert consumer.sought == [(TP, 100)]  # once: sought, it waits for the fetcher again
 
 
 def test_a_tail_in_flight_is_left_to_its_batch() -> None:
-    consumer = Consumer(committed=100, acked=[], read=718)
+    consumer = Consumer(committed=100, processed=[], read=718)
     consumer._unacked_messages.append(SimpleNamespace(tp=TP, offset=100, acked=False))
     assert _checks(consumer, 0.0, HEAL_AFTER_S, 2 * HEAL_AFTER_S) == [0, 0, 0]
     assert consumer.sought == []
@@ -66,22 +66,22 @@ def test_a_tail_in_flight_is_left_to_its_batch() -> None:
 def test_a_fenced_batch_left_unacknowledged_is_replayed() -> None:
     """``mark_unacknowledged`` flags a fenced batch's messages done without
     acknowledging them: if the partition stays here, they are read again."""
-    consumer = Consumer(committed=100, acked=[], read=150)
+    consumer = Consumer(committed=100, processed=[], read=150)
     consumer._unacked_messages.append(SimpleNamespace(tp=TP, offset=100, acked=True))
     assert _checks(consumer, 0.0, HEAL_AFTER_S) == [0, 1]
 
 
 def test_a_partition_processed_to_its_end_is_not_touched() -> None:
-    for consumer in (Consumer(committed=719, acked=[], read=718), Consumer(committed=None, acked=[], read=None),
-                     Consumer(committed=100, acked=[100, 101], read=101),
-                     Consumer(committed=100, acked=[], read=100)):  # sought to 100 after a rebalance: idle
+    for consumer in (Consumer(committed=719, processed=[], read=718), Consumer(committed=None, processed=[], read=None),
+                     Consumer(committed=100, processed=[100, 101], read=101),
+                     Consumer(committed=100, processed=[], read=100)):  # sought to 100 after a rebalance: idle
         assert _checks(consumer, 0.0, HEAL_AFTER_S, 10 * HEAL_AFTER_S) == [0, 0, 0]
         assert consumer.sought == []
 
 
 def test_a_stall_that_moves_on_starts_its_clock_again() -> None:
-    consumer = Consumer(committed=100, acked=[], read=718)
-    healer = StallHealer(consumer, {TP.topic}, HEAL_AFTER_S, {})
+    consumer = Consumer(committed=100, processed=[], read=718)
+    healer = StallHealer(consumer, {TP.topic}, HEAL_AFTER_S, {}, consumer.processed)
     assert asyncio.run(healer.check(0.0)) == 0
     consumer._committed_offset[TP] = 200  # a commit since: progress
     assert asyncio.run(healer.check(HEAL_AFTER_S)) == 0

@@ -113,10 +113,11 @@ class BusinessState:
             for mark in self.leads.values():  # their records carry the persons: republish them
                 mark.dirty = mark.dirty or mark.status in ACTIVE
         reopened = fact.adverse and self._reopen_latest_closed(fact)
-        if fact.kind in COMPLAINT_KINDS and fact.outcome != Outcome.NOT_ACCEPTED.value:
-            # A complaint corroborates what is already open on the business.
+        if _corroborates(fact):
+            # A complaint corroborates what is open on the business (and a lead
+            # drawn later takes the complaints already here: ``lead_updates``).
             for mark in self.leads.values():
-                if mark.status in ACTIVE and mark.rule != RuleFamily.COMPLAINTS.value:
+                if mark.status in ACTIVE and _corroborated_by(mark, fact):
                     mark.chained += (fact.event_id,)
                     mark.dirty = True
         business = event["business"]
@@ -298,6 +299,11 @@ class BusinessState:
                 mark = self.leads[draft.lead_id] = LeadMark(now_ms, fingerprint, draft.rule.value,
                                                             draft.window_start, evidence, opened_ms=now_ms)
                 mark.note(now_ms, LeadStatus.OPEN)
+                # The complaints that came first: whichever of a complaint and
+                # a lead is processed first, the lead shows it (two workers'
+                # partitions, or a replay, take them in either order).
+                mark.chained = tuple(f.event_id for f in sorted(self.facts.values(), key=lambda f: f.event_id)
+                                     if _corroborates(f) and _corroborated_by(mark, f))
                 if draft.rule is RuleFamily.RECTIFICATION_OVERDUE:  # opened by a deadline: escalated from the start
                     mark.flag(Escalation.RECTIFICATION_OVERDUE, now_ms)
             elif mark.fingerprint != fingerprint or mark.status is LeadStatus.SUPERSEDED:
@@ -385,8 +391,9 @@ class BusinessState:
                        "occurred_on": dt.date.fromordinal(day)} for kind, event_id, day, other in mark.links],
             "oversight": mark.oversight,
             **(self.credit.record() if self.credit else NEVER_LISTED),
-            "parties": signals.parties(draft.rule.value, evidence),
-            "also_regions": signals.also_regions(draft.rule.value, evidence, code),
+            # the rule's own evidence names them, not what corroborates it
+            "parties": signals.parties(draft.rule.value, draft.evidence),
+            "also_regions": signals.also_regions(draft.rule.value, draft.evidence, code),
             "reported_late_days": late if late > deadlines.late_report_days else None,
             "reopened": mark.reopened,
             "team": None,
@@ -462,3 +469,13 @@ def _maybe_ms(ms: int | None) -> dt.datetime | None:
 
 def _from_ms(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+
+
+def _corroborates(fact: Fact) -> bool:
+    """An accepted complaint or tip-off, still on this business."""
+    return fact.kind in COMPLAINT_KINDS and fact.outcome != Outcome.NOT_ACCEPTED.value and not fact.moved_to
+
+
+def _corroborated_by(mark: LeadMark, complaint: Fact) -> bool:
+    """A lead other than the complaints' own, whose window had begun when the complaint was made."""
+    return mark.rule != RuleFamily.COMPLAINTS.value and mark.window_start <= complaint.occurred_on
