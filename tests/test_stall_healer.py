@@ -3,7 +3,6 @@ it seeks back to their committed offset, and when."""
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 

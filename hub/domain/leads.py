@@ -302,8 +302,8 @@ class BusinessState:
                 # The complaints that came first: whichever of a complaint and
                 # a lead is processed first, the lead shows it (two workers'
                 # partitions, or a replay, take them in either order).
-                mark.chained = tuple(f.event_id for f in sorted(self.facts.values(), key=lambda f: f.event_id)
-                                     if _corroborates(f) and _corroborated_by(mark, f))
+                mark.chained = tuple(sorted(f.event_id for f in self.facts.values()
+                                            if _corroborates(f) and _corroborated_by(mark, f)))
                 if draft.rule is RuleFamily.RECTIFICATION_OVERDUE:  # opened by a deadline: escalated from the start
                     mark.flag(Escalation.RECTIFICATION_OVERDUE, now_ms)
             elif mark.fingerprint != fingerprint or mark.status is LeadStatus.SUPERSEDED:
