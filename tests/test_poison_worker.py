@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 
+from connectors.samr_complaint import SamrComplaintConnector
 from hub.audit.entries import AuditAction
 from hub.domain.events import event_key
 from hub.domain.leads import BusinessState
+from hub.domain.pii import PersonalDataHasher
 from hub.feedback import TICK_KEY, feedback, tick
+from hub.samples import LIQUOR, _headers, write_csv
 from hub.flow.codec import RegistryUnavailable
 from hub.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC, feedback_topic
 from hub.trust import Role
@@ -207,3 +210,46 @@ def test_a_stored_state_that_cannot_be_read_fails_its_own_records_only(good, sto
     assert [(d["reason_code"], d["original"]["offset"]) for d in result.dead_letters] == [("processing_error", "0")]
     assert _criticals(result) and all(l["business_key"] == event_key(other) for l in result.leads)
     assert bus.businesses[key] == stored  # left as it was, for an operator to look at
+
+
+def _complaint(tmp_path: Path, no: str, day: str, complainant: str) -> dict[str, Any]:
+    """A 12315 complaint against the genuine event's business, as its connector publishes it."""
+    connector = SamrComplaintConnector(PersonalDataHasher("poison-test-key"))
+    h = _headers(SamrComplaintConnector)
+    values = {c: "" for c in h}
+    values.update({"登记编号": no, "登记日期": day, "诉求类型": "举报", "被投诉举报对象名称": LIQUOR.name,
+                   "被投诉举报对象统一社会信用代码": LIQUOR.uscc, "问题描述": "白酒有异味", "诉求人姓名": complainant,
+                   "诉求人联系电话": "13803721001", "处理状态": "已受理"})
+    [row] = list(connector.read(write_csv(tmp_path / f"{no}.csv", h, [[values[c] for c in h]])))
+    [event] = connector.events(row, RECEIVED)
+    return event
+
+
+@pytest.mark.parametrize("complaint_first", [True, False], ids=["complaint-first", "penalty-first"])
+def test_poisoned_complaints_beside_a_genuine_one_never_join_the_critical_lead(good, tmp_path: Path,
+                                                                              complaint_first: bool) -> None:
+    """Complaints join the leads open on their business (hub.domain.leads):
+    a forged, replayed, implausible or oversized one is a dead letter and
+    joins nothing; the genuine one joins the CRITICAL lead, before or after
+    the penalty in the batch (the lead is drawn after both), and names no
+    party."""
+    bus = Bus()
+    key = event_key(good).encode()
+    genuine = _complaint(tmp_path, "12315-1", "2026-10-25", "李娜")
+    year_9999 = {**_complaint(tmp_path, "12315-2", "2026-10-26", "张伟"), "occurred_on": dt.date(9999, 12, 31)}
+    huge = {**_complaint(tmp_path, "12315-3", "2026-10-27", "王芳"), "summary": "伪" * 1_000_000 + SECRET}
+    forged = bus.record(TOPIC, key, encoded(bus.settings, _complaint(tmp_path, "12315-4", "2026-10-28", "赵强")),
+                        by=bus.signer(Role.TEAM, "police-jinzhong-food-crime"))
+    replayed = bus.record(TOPIC, key, encoded(bus.settings, _complaint(tmp_path, "12315-5", "2026-10-29", "钱多")),
+                          at=RECEIVED.timestamp() - 3600)
+    replayed = replayed._replace(timestamp_ms=int(RECEIVED.timestamp() * 1000))
+    records = [bus.record(TOPIC, key, encoded(bus.settings, e)) for e in (genuine, year_9999, huge)]
+    penalty = bus.record(TOPIC, key, encoded(bus.settings, good))
+    batch = [*records[:1], forged, *records[1:], replayed]
+    result = bus.process([*batch, penalty] if complaint_first else [penalty, *batch])
+    assert sorted(d["reason_code"] for d in result.dead_letters) == \
+        ["date_out_of_range", "not_authorised", "oversized_message", "replayed"], result.dead_letters
+    [lead] = _criticals(result)
+    assert [(e["kind"], e["chained"]) for e in lead["evidence"]] == [("PENALTY", False), ("TIP_OFF", True)]
+    assert lead["parties"] == [] and SECRET not in repr(result.leads)
+    _no_secret_in_dead_letters(bus, result)
