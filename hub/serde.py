@@ -1,28 +1,48 @@
 """Avro in the Confluent wire format: magic byte 0, 4-byte big-endian schema
 ID, then the Avro body.
 
-The framing is done here with fastavro rather than with confluent-kafka's
-``AvroSerializer`` because it sits on the workers' hot path (fastavro's
-schemaless reader/writer cost a few microseconds; the serializer's per-call
-context and dict conversion cost several times that) and because the embedded
-set-up has no registry server. Schema *IDs* come from ``schemas/registry.json``
-or, when a registry URL is configured, from that registry through
-confluent-kafka's ``SchemaRegistryClient``.
+The framing is done here rather than with confluent-kafka's
+``AvroSerializer`` because it sits on the workers' hot path (the
+serializer's per-call context and dict conversion cost several times the
+body's encoding) and because the embedded set-up has no registry server.
+Schema *IDs* come from ``schemas/registry.json`` or, when a registry URL is
+configured, from that registry through confluent-kafka's
+``SchemaRegistryClient``.
+
+Bodies are written and read with cavro, a Cython codec that compiles a
+schema once into typed encoders: on the hub's records it writes the same
+bytes as fastavro in a fifth to a half of the time and reads them in half
+(measured in the README's Benchmark section; ``tests/test_schemas.py``
+checks the bytes and the values against fastavro's for every contract's
+versions). fastavro stays for what is not on the hot path: the contracts'
+canonical forms, fingerprints and compatibility checks (``hub.schemas``).
 """
 from __future__ import annotations
 
-import io
 import json
 import struct
-from typing import Any, Callable, cast
+from typing import Any, Callable, Mapping, cast
 
-import fastavro
+import cavro
 
 from hub.flow.codec import DecodeError, RegistryUnavailable
 from hub.schemas import LocalRegistry
 from hub.settings import Settings
 
 _HEADER = struct.Struct(">bI")
+# Unions are written from the value (a record in a union may be named with
+# the tuple notation, as fastavro reads it: ``return_record_name``); read,
+# records are dicts, and a record in a union comes back as (name, dict).
+# Timestamps are written with whole-number arithmetic: cavro's default goes
+# through a float and is a millisecond short for some instants after 2038.
+OPTIONS = cavro.DEFAULT_OPTIONS.replace(allow_tuple_notation=True, record_decodes_to_dict=True,
+                                        union_decodes_to=cavro.UnionDecodeOption.TYPE_TUPLE_IF_RECORD,
+                                        alternate_timestamp_millis_encoding=True)
+
+
+def codec(schema: Any, external: Mapping[str, Any] | None = None) -> cavro.Schema:
+    """A schema (its JSON form) compiled; ``external``: named types it uses but does not define."""
+    return cavro.Schema(schema, options=OPTIONS.with_external_types(external) if external else OPTIONS)
 
 
 class Serde:
@@ -36,7 +56,8 @@ class Serde:
             # fast and let the worker's own backoff retry the batch.
             self._remote = SchemaRegistryClient({"url": settings.schema_registry_url, "timeout": 2,
                                                  "max.retries": 0})
-        self._writers: dict[int, Any] = {}
+        self._writers: dict[int, cavro.Schema] = {}
+        self._latest: dict[str, cavro.Schema] = {}
 
     def schema_id(self, topic: str, contract: str) -> int:
         latest = self.local.latest(contract)
@@ -55,36 +76,39 @@ class Serde:
         return int(found.schema_id)
 
     def encoder(self, topic: str, contract: str) -> Callable[[dict[str, Any]], bytes]:
-        schema = self.local.latest(contract).parsed
         header = self.header(topic, contract)
-        writer = fastavro.schemaless_writer
+        write = self.latest(contract).binary_encode
 
         def encode(record: dict[str, Any]) -> bytes:
-            buf = io.BytesIO()
-            buf.write(header)
-            writer(buf, schema, record)
-            return buf.getvalue()
+            return header + write(record)
 
         return encode
+
+    def latest(self, contract: str) -> cavro.Schema:
+        """The contract's latest version, compiled: what is written, and what every record is read as."""
+        compiled = self._latest.get(contract)
+        if compiled is None:
+            compiled = self._latest[contract] = codec(self.local.latest(contract).raw)
+        return compiled
 
     def header(self, topic: str, contract: str) -> bytes:
         """The wire format's magic byte and schema ID, before every body on ``topic``."""
         return _HEADER.pack(0, self.schema_id(topic, contract))
 
-    def _writer_schema(self, schema_id: int) -> Any:
+    def _writer_schema(self, schema_id: int) -> cavro.Schema:
         schema = self._writers.get(schema_id)
         if schema is None:
             # IDs mean the configured registry's IDs, or else schemas/registry.json's: never a mix
             if self._remote is not None:
                 schema = self._remote_schema(schema_id)
             elif schema_id in self.local.by_id:
-                schema = self.local.by_id[schema_id].parsed
+                schema = codec(self.local.by_id[schema_id].raw)
             else:
                 raise DecodeError(f"unknown schema id {schema_id}", "unknown_schema")
             self._writers[schema_id] = schema
         return schema
 
-    def _remote_schema(self, schema_id: int) -> Any:
+    def _remote_schema(self, schema_id: int) -> cavro.Schema:
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         assert self._remote is not None
@@ -97,22 +121,34 @@ class Serde:
         except Exception as exc:  # connection refused, timeout, TLS: the registry, not the record
             raise RegistryUnavailable(f"schema registry unreachable: {type(exc).__name__}") from exc
         try:
-            return fastavro.parse_schema(json.loads(text or ""))
+            return codec(json.loads(text or ""))
         except Exception as exc:
             raise DecodeError(f"schema id {schema_id} is not a usable Avro schema", "unknown_schema") from exc
 
     def decoder(self, contract: str) -> Callable[[bytes | None], dict[str, Any]]:
-        reader = self.local.latest(contract).parsed
-        read = fastavro.schemaless_reader
+        reader = self.latest(contract)
+        readers: dict[int, Any] = {}  # writer's schema ID -> what reads its bodies as ``reader``
+
+        def read_as(schema_id: int) -> Any:
+            found = readers.get(schema_id)
+            if found is None:
+                writer = self._writer_schema(schema_id)
+                try:
+                    found = reader if writer.canonical_form == reader.canonical_form \
+                        else reader.reader_for_writer(writer)
+                except Exception as exc:  # not resolvable: no body it wrote can be read as the contract
+                    raise DecodeError(f"schema id {schema_id} cannot be read as {contract} "
+                                      f"({type(exc).__name__})", "unknown_schema") from exc
+                readers[schema_id] = found
+            return found
 
         def decode(data: bytes | None) -> dict[str, Any]:
             if data is None or len(data) < 5 or data[0] != 0:
                 raise DecodeError("not in the Confluent wire format (no magic byte)")
             _, schema_id = _HEADER.unpack_from(data)
-            writer = self._writer_schema(schema_id)
+            read = read_as(schema_id)
             try:
-                return cast(dict[str, Any], read(io.BytesIO(data[5:]), writer,
-                                                 None if writer is reader else reader, return_record_name=True))
+                return cast(dict[str, Any], read.binary_decode(data[5:]))
             except Exception as exc:  # the message names the exception only: the bytes may be personal data
                 raise DecodeError(f"Avro body does not match schema id {schema_id} ({type(exc).__name__})") \
                     from exc
@@ -122,20 +158,19 @@ class Serde:
 
 class SharedRuns:
     """Bodies of records that are copies of one another but for a few
-    top-level fields (a lead's team copies: ``varying``), written by fastavro
-    a run of fields at a time: the runs the copies share once, the others
-    for each copy. Avro writes a record as its fields one after another, with
-    nothing around them, so the runs joined are the whole record's bytes.
+    top-level fields (a lead's team copies: ``varying``), written a run of
+    fields at a time: the runs the copies share once, the others for each
+    copy. Avro writes a record as its fields one after another, with nothing
+    around them, so the runs joined are the whole record's bytes.
 
     A record shares the last one's runs when every field outside
     ``varying`` holds the very same object (``is``): values that are the
     same objects write the same bytes."""
 
     def __init__(self, schema: dict[str, Any], varying: frozenset[str]) -> None:
-        named: dict[str, Any] = {}
-        fastavro.parse_schema(schema, named_schemas=named)
+        named = codec(schema).named_types
         namespace = schema.get("namespace", "")
-        self.runs: list[tuple[bool, Any]] = []  # (whether it varies, its parsed schema)
+        self.runs: list[tuple[bool, Callable[[dict[str, Any]], bytes]]] = []  # (whether it varies, its writer)
         fields = schema["fields"]
         start = 0
         for end in range(1, len(fields) + 1):
@@ -144,8 +179,8 @@ class SharedRuns:
                 inside = _defined_in(run, namespace)
                 record = {"type": "record", "name": f"{schema['name']}Run{len(self.runs)}",
                           "namespace": namespace, "fields": run}
-                self.runs.append((run[0]["name"] in varying, fastavro.parse_schema(
-                    record, named_schemas={k: v for k, v in named.items() if k not in inside})))
+                self.runs.append((run[0]["name"] in varying, codec(
+                    record, {k: v for k, v in named.items() if k not in inside}).binary_encode))
                 start = end
         self.shared = [f["name"] for f in fields if f["name"] not in varying]
         self._base: dict[str, Any] | None = None
@@ -155,15 +190,8 @@ class SharedRuns:
         base = self._base
         if base is None or any(record[name] is not base[name] for name in self.shared):
             self._base = record
-            self._written = {i: _write(parsed, record) for i, (varies, parsed) in enumerate(self.runs) if not varies}
-        return b"".join(_write(parsed, record) if varies else self._written[i]
-                        for i, (varies, parsed) in enumerate(self.runs))
-
-
-def _write(schema: Any, record: dict[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, schema, record)
-    return buf.getvalue()
+            self._written = {i: write(record) for i, (varies, write) in enumerate(self.runs) if not varies}
+        return b"".join(write(record) if varies else self._written[i] for i, (varies, write) in enumerate(self.runs))
 
 
 def _defined_in(node: Any, namespace: str) -> set[str]:

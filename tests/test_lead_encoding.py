@@ -4,7 +4,10 @@ or not, and whatever came before it."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
+
+import fastavro
 
 from hub.domain.teams import COPY_FIELDS, Team, redact
 from hub.flow import Send
@@ -36,8 +39,12 @@ def test_the_runs_joined_are_the_whole_records_bytes(tmp_path: Path) -> None:
     redacted = [s for s in sends if s.value["withheld"]]
     assert len({s.topic for s in sends}) > 3 and redacted and len(redacted) < len(sends) - len(
         [s for s in sends if s.topic == LEADS_TOPIC])  # copies of both kinds
+    reference = bus.serde.local.latest("lead").parsed
     for send in sends:
         assert bus.serde.header(send.topic, "lead") + runs.body(send.value) == whole[send.topic](send.value)
+        written = io.BytesIO()
+        fastavro.schemaless_writer(written, reference, send.value)
+        assert runs.body(send.value) == written.getvalue()  # the codec's bytes are fastavro's
 
 
 def test_a_record_equal_but_not_the_same_is_written_anew(tmp_path: Path) -> None:
