@@ -188,3 +188,59 @@ def _within_precision(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_within_precision(v) for v in value)
     return value
+
+
+@pytest.fixture(scope="module")
+def genuine_bodies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """One genuine body of each contract the worker reads or writes most: the demo's."""
+    from hub.feedback import tick
+    from hub.samples import write_scenario
+    from tests.bus import Bus
+
+    bus = Bus()
+    bodies = {"feedback": bus.serde.encoder("hub.feedback", "feedback")(tick(0))}
+    for connector, path in write_scenario(tmp_path_factory.mktemp("scenario")).items():
+        bus.publish_file(connector, path)
+    bodies["event"] = next(r.value for q in bus.queues.values() for r in q if r.topic.startswith("hub.events."))
+    while any(bus.queues.values()) and len(bodies) < 4:
+        effects = bus.process([queue.popleft() for queue in bus.queues.values() if queue]).effects
+        for send in effects.leads + effects.first:
+            if send.contract in ("lead", "resolution"):
+                bodies.setdefault(send.contract, bus.serde.encoder(send.topic, send.contract)(send.value))
+    return bodies
+
+
+@pytest.mark.parametrize("contract", ["event", "lead", "feedback", "resolution"])
+def test_hostile_bodies_are_decode_errors_and_nothing_else(contract: str, genuine_bodies: dict[str, bytes]) -> None:
+    """Bytes flipped, cut, padded with runaway varints or made up after a
+    valid header: each either reads as a record or is a ``DecodeError`` (a
+    dead letter), never another exception, a hang or a blow-up of memory
+    (the worker would stop on it, or lose the batch beside it)."""
+    import random
+    import resource
+
+    decode = Serde(load_settings()).decoder(contract)
+    body = genuine_bodies[contract]
+    assert isinstance(decode(body), dict)
+    rng = random.Random(contract)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    refused = 0
+    for _ in range(4000):
+        mutated = bytearray(body)
+        how = rng.random()
+        if how < 0.4:
+            for _ in range(rng.randint(1, 8)):
+                mutated[rng.randrange(5, len(mutated))] = rng.randrange(256)
+        elif how < 0.6:
+            mutated = mutated[:rng.randrange(5, len(mutated))]
+        elif how < 0.8:
+            mutated = mutated[:5] + bytearray(rng.randrange(256) for _ in range(rng.randrange(60)))
+        else:
+            at = rng.randrange(5, len(mutated))
+            mutated[at:at] = b"\xff" * rng.randint(1, 9) + b"\x7f"
+        try:
+            assert isinstance(decode(bytes(mutated)), dict)
+        except DecodeError:
+            refused += 1
+    assert refused > 1000  # the mutations do break bodies
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
