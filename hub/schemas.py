@@ -57,21 +57,34 @@ class LocalRegistry:
         return self.versions[contract][-1]
 
 
-def _backward_compatible(reader: Any, writer: Any, samples: int = 50) -> str | None:
+def _backward_compatible(reader: SchemaVersion, writer: SchemaVersion, samples: int = 50) -> str | None:
     """None if data written with ``writer`` can be read with ``reader``; else why not.
 
     fastavro's schema resolution decides: we write generated records with the
-    old schema and read them with the new one."""
+    old schema and read them with the new one. The workers read with the hub's
+    codec (``hub.serde``): it must resolve them too, to the same values."""
     import io
 
-    for record in generate_many(writer, samples):
+    from hub.serde import codec
+
+    try:
+        resolved = codec(reader.raw).reader_for_writer(codec(writer.raw))
+    except Exception as exc:
+        return f"the hub's codec cannot resolve it: {exc}"
+    for record in generate_many(writer.parsed, samples):
         buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, writer, record)
+        fastavro.schemaless_writer(buf, writer.parsed, record)
         buf.seek(0)
         try:
-            fastavro.schemaless_reader(buf, writer, reader)
+            expected = fastavro.schemaless_reader(buf, writer.parsed, reader.parsed, return_record_name=True)
         except Exception as exc:  # SchemaResolutionError and friends
             return str(exc)
+        try:
+            read = resolved.binary_decode(buf.getvalue())
+        except Exception as exc:
+            return f"the hub's codec cannot read it: {exc}"
+        if read != expected:
+            return "the hub's codec reads it otherwise than fastavro's schema resolution"
     return None
 
 
@@ -98,7 +111,7 @@ def check(schema_dir: Path) -> list[str]:
             if not v.fingerprint:
                 problems.append(f"{label}: no fingerprint recorded in {REGISTRY_FILE}")
             if previous is not None:
-                why = _backward_compatible(v.parsed, previous.parsed)
+                why = _backward_compatible(v, previous)
                 if why:
                     problems.append(f"{label}: not backward compatible with v{previous.version}: {why}")
             previous = v
