@@ -127,7 +127,8 @@ class Serde:
 
     def decoder(self, contract: str) -> Callable[[bytes | None], dict[str, Any]]:
         reader = self.latest(contract)
-        readers: dict[int, Any] = {}  # writer's schema ID -> what reads its bodies as ``reader``
+        # writer's schema ID -> what reads its bodies as ``reader``, or why nothing can
+        readers: dict[int, Any] = {}
 
         def read_as(schema_id: int) -> Any:
             found = readers.get(schema_id)
@@ -136,10 +137,11 @@ class Serde:
                 try:
                     found = reader if writer.canonical_form == reader.canonical_form \
                         else reader.reader_for_writer(writer)
-                except Exception as exc:  # not resolvable: no body it wrote can be read as the contract
-                    raise DecodeError(f"schema id {schema_id} cannot be read as {contract} "
-                                      f"({type(exc).__name__})", "unknown_schema") from exc
+                except Exception as exc:  # no body it wrote can be read as the contract: found once, not again
+                    found = f"schema id {schema_id} cannot be read as {contract} ({type(exc).__name__})"
                 readers[schema_id] = found
+            if isinstance(found, str):
+                raise DecodeError(found, "unknown_schema")
             return found
 
         def decode(data: bytes | None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Built from settings; nothing connects at import time. Whatever
 touches Faust's private attributes is in ``hub.faust_patches``.
 
 Per-event cost in Faust decides throughput, so the agent takes records in
-batches, decodes Avro with fastavro itself (raw serializers in Faust), and
+batches, decodes Avro itself (``hub.serde``; raw serializers in Faust), and
 the flow loads each business's state once per batch and writes it once.
 
 At-least-once, made idempotent: for each batch, what a replay would derive

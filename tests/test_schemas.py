@@ -244,3 +244,17 @@ def test_hostile_bodies_are_decode_errors_and_nothing_else(contract: str, genuin
             refused += 1
     assert refused > 1000  # the mutations do break bodies
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+
+def test_a_body_of_another_contract_is_refused_as_an_unknown_schema_each_time() -> None:
+    """A writer schema the contract cannot resolve (a feedback record on an
+    event topic) is found out once and refused alike every time after."""
+    from hub.feedback import tick
+
+    serde = Serde(load_settings())
+    body = serde.encoder("hub.feedback", "feedback")(tick(0))
+    decode = serde.decoder("event")
+    for _ in range(3):
+        with pytest.raises(DecodeError, match="cannot be read as event") as refused:
+            decode(body)
+        assert refused.value.reason_code == "unknown_schema"

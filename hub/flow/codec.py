@@ -1,6 +1,6 @@
 """What the flow needs of serialisation, and the two ways it can fail: the
 record's fault (a dead letter) or the registry's (retried). ``hub.serde``
-implements it with fastavro and the schema registry."""
+implements it with cavro and the schema registry."""
 from __future__ import annotations
 
 from typing import Any, Callable, Protocol
