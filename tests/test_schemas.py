@@ -242,6 +242,12 @@ def test_hostile_bodies_are_decode_errors_and_nothing_else(contract: str, genuin
             assert isinstance(decode(bytes(mutated)), dict)
         except DecodeError:
             refused += 1
+    # a length or a count of 2**62 claimed at every position: refused, nothing allocated for it
+    for at in range(5, len(body)):
+        try:
+            assert isinstance(decode(body[:at] + b"\x80" * 9 + b"\x01" + body[at:]), dict)
+        except DecodeError:
+            refused += 1
     assert refused > 1000  # the mutations do break bodies
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
 
