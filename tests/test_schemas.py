@@ -1,10 +1,16 @@
+import io
 import json
+import random
+import resource
 import shutil
 import struct
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
+from fastavro.utils import generate_many
 
 from hub.schemas import LocalRegistry, check
 from hub.serde import DecodeError, Serde
@@ -96,8 +102,6 @@ def test_a_plain_install_carries_the_contracts(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    import shutil
-
     root = Path(__file__).resolve().parents[1]
     # What the Dockerfile copies, and nothing else: a build/ left in the
     # checkout by an earlier build would lend the wheel files it lacks.
@@ -140,11 +144,6 @@ def test_the_codec_writes_and_reads_as_fastavro_does(contract: str) -> None:
     of every contract (generated, unions and logical types included), the
     bytes are fastavro's, and a body any version wrote reads as the latest
     exactly as fastavro's schema resolution reads it."""
-    import io
-
-    import fastavro
-    from fastavro.utils import generate_many
-
     serde = Serde(load_settings())
     latest = serde.local.latest(contract)
     decode = serde.decoder(contract)
@@ -165,22 +164,15 @@ def test_the_codec_writes_and_reads_as_fastavro_does(contract: str) -> None:
 
 
 def _fastavro_bytes(schema: object, record: object) -> bytes:
-    import io
-
-    import fastavro
-
     body = io.BytesIO()
     fastavro.schemaless_writer(body, schema, record)
     return body.getvalue()
-
 
 
 def _within_precision(value: Any) -> Any:
     """Generated decimals (scale 2) cut to 12 digits: fastavro writes a
     decimal past the schema's precision of 18 when its own digits are
     fewer, cavro refuses it (the worker's amounts stop far below either)."""
-    from decimal import Decimal
-
     if isinstance(value, Decimal):
         return Decimal(int(value.scaleb(2)) % 10 ** 12).scaleb(-2)
     if isinstance(value, dict):
@@ -216,9 +208,6 @@ def test_hostile_bodies_are_decode_errors_and_nothing_else(contract: str, genuin
     valid header: each either reads as a record or is a ``DecodeError`` (a
     dead letter), never another exception, a hang or a blow-up of memory
     (the worker would stop on it, or lose the batch beside it)."""
-    import random
-    import resource
-
     decode = Serde(load_settings()).decoder(contract)
     body = genuine_bodies[contract]
     assert isinstance(decode(body), dict)
