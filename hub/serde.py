@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, cast
 
 import cavro
 
-from hub.flow.codec import DecodeError, RegistryUnavailable
+from hub.flow.codec import DecodeError, EncodeError, RegistryUnavailable
 from hub.schemas import LocalRegistry
 from hub.settings import Settings
 
@@ -80,7 +80,10 @@ class Serde:
         write = self.latest(contract).binary_encode
 
         def encode(record: dict[str, Any]) -> bytes:
-            return header + write(record)
+            try:
+                return header + write(record)
+            except Exception as exc:
+                raise _unfit(contract, exc) from None
 
         return encode
 
@@ -170,6 +173,7 @@ class SharedRuns:
     same objects write the same bytes."""
 
     def __init__(self, schema: dict[str, Any], varying: frozenset[str]) -> None:
+        self.contract = schema["name"]
         named = codec(schema).named_types
         namespace = schema.get("namespace", "")
         self.runs: list[tuple[bool, Callable[[dict[str, Any]], bytes]]] = []  # (whether it varies, its writer)
@@ -189,11 +193,23 @@ class SharedRuns:
         self._written: dict[int, bytes] = {}
 
     def body(self, record: dict[str, Any]) -> bytes:
-        base = self._base
-        if base is None or any(record[name] is not base[name] for name in self.shared):
-            self._base = record
-            self._written = {i: write(record) for i, (varies, write) in enumerate(self.runs) if not varies}
-        return b"".join(write(record) if varies else self._written[i] for i, (varies, write) in enumerate(self.runs))
+        try:
+            base = self._base
+            if base is None or any(record[name] is not base[name] for name in self.shared):
+                self._base = None  # until its runs are written
+                self._written = {i: write(record) for i, (varies, write) in enumerate(self.runs) if not varies}
+                self._base = record
+            return b"".join(write(record) if varies else self._written[i]
+                            for i, (varies, write) in enumerate(self.runs))
+        except Exception as exc:
+            raise _unfit(self.contract, exc) from None
+
+
+def _unfit(contract: str, exc: Exception) -> EncodeError:
+    """What failed and where, without the value the codec's message quotes."""
+    path = getattr(exc, "schema_path", None)
+    where = f" at {'.'.join(map(str, path))}" if path else ""
+    return EncodeError(f"a {contract} record does not fit its schema{where} ({type(exc).__name__})")
 
 
 def _defined_in(node: Any, namespace: str) -> set[str]:

@@ -8,9 +8,11 @@ import io
 from pathlib import Path
 
 import fastavro
+import pytest
 
 from hub.domain.teams import COPY_FIELDS, Team, redact
 from hub.flow import Send
+from hub.flow.codec import EncodeError
 from hub.flow.topics import LEADS_TOPIC
 from hub.serde import SharedRuns
 from hub.samples import write_scenario
@@ -66,3 +68,25 @@ def test_a_copy_that_reads_everything_differs_only_in_the_copy_fields(tmp_path: 
     for lead in (s.value for s in sends if s.topic == LEADS_TOPIC):
         copy = redact(lead, everything, bus.teams)
         assert {k for k in lead if copy[k] is not lead[k]} <= COPY_FIELDS
+
+
+def test_a_record_that_does_not_fit_fails_every_time_and_never_quotes_its_values(tmp_path: Path) -> None:
+    """A lead that cannot be written fails again when the step is retried:
+    its shared runs were never written, so they are not the previous lead's
+    (which a retry used to send under this lead's copy fields). The error
+    names the field, not the value: the codec's own message quotes it."""
+    bus, sends = _lead_sends(tmp_path)
+    runs = SharedRuns(bus.serde.local.latest("lead").raw, COPY_FIELDS)
+    whole = bus.serde.encoder(LEADS_TOPIC, "lead")
+    leads = [s.value for s in sends if s.topic == LEADS_TOPIC]
+    runs.body(leads[0])
+    secret = "张三 110101199003071234"
+    unfit = {**leads[1], "evidence": [{**leads[1]["evidence"][0], "reported_after_days": secret}]}
+    for _ in range(2):
+        with pytest.raises(EncodeError, match=r"a Lead record does not fit its schema at evidence\.0\.") as refused:
+            runs.body(unfit)
+        assert "张三" not in str(refused.value) and "110101199003071234" not in repr(refused.value)
+    with pytest.raises(EncodeError) as refused:
+        whole(unfit)
+    assert "张三" not in str(refused.value) and refused.value.__suppress_context__
+    assert runs.body(leads[1]) == whole(leads[1])[5:]  # and the next record is written whole

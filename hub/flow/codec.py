@@ -14,6 +14,12 @@ class DecodeError(ValueError):
         self.reason_code = reason_code
 
 
+class EncodeError(ValueError):
+    """A record the hub built does not fit its schema: a bug, never the
+    broker's fault. The message names the field, never its value (which may
+    be personal data: the codec's own message quotes it)."""
+
+
 class RegistryUnavailable(RuntimeError):
     """The schema registry did not answer: the infrastructure's fault, never
     the record's. Retried; the record is not acknowledged meanwhile."""
