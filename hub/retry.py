@@ -12,11 +12,25 @@ import asyncio
 from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
+from hub.domain.pii import describe
+
 T = TypeVar("T")
 
 
 class GaveUp(RuntimeError):
     """The same work failed ``attempts`` times in a row."""
+
+
+def shown(exc: BaseException) -> str:
+    """A failure for a log line. The hub's own exceptions and the Kafka
+    client's say what failed in words written for it (an ``EncodeError``
+    names a field, never its value); any other (a bug's ``KeyError``, a
+    library's ``ValueError``) may quote the record it choked on, so only its
+    class and where it was raised are shown."""
+    module = type(exc).__module__
+    if module.startswith(("hub.", "confluent_kafka", "cimpl", "aiokafka")):
+        return f"{type(exc).__name__}: {exc}"
+    return describe(exc)
 
 
 @dataclass(frozen=True)
@@ -43,5 +57,5 @@ async def retried(work: Callable[[], Awaitable[T]], backoff: Backoff,
             failures += 1
             on_failure(failures, exc)
             if failures >= backoff.attempts:
-                raise GaveUp(f"failed {failures} times in a row; last: {type(exc).__name__}: {exc}") from exc
+                raise GaveUp(f"failed {failures} times in a row; last: {shown(exc)}") from None
             await sleep(backoff.delay(failures))

@@ -52,7 +52,7 @@ from hub.flow.topics import feedback_topic
 from hub.flow import Effects, Flow, Record, Seen, Send
 from hub.flow.effects import Stage
 from hub.metrics import Metrics
-from hub.retry import Backoff, GaveUp, retried
+from hub.retry import Backoff, GaveUp, retried, shown
 from hub.serde import Serde, SharedRuns
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
@@ -434,8 +434,8 @@ class Edge:
         def report(failures: int, exc: Exception) -> None:
             self.metrics.worker.infrastructure_failures.labels(stage).inc()
             self.metrics.worker.infrastructure_failing.set(1)
-            log.warning("%s failed (%d of %d in a row), batch not acknowledged: %s: %s", stage, failures,
-                        self.backoff.attempts, type(exc).__name__, exc)
+            log.warning("%s failed (%d of %d in a row), batch not acknowledged: %s", stage, failures,
+                        self.backoff.attempts, shown(exc))
         return report
 
     async def fence(self, generation: int, stage: str, seconds: dict[Stage, float]) -> None:

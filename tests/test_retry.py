@@ -51,3 +51,28 @@ def test_cancellation_is_never_retried() -> None:
     with pytest.raises(asyncio.CancelledError):
         _run(work, Backoff(attempts=3, first_s=0.1, max_s=1))
     assert calls == [1]
+
+
+def test_a_failure_is_shown_without_the_data_it_quotes() -> None:
+    """What a retried step's failure logs, and the worker's last word when it
+    gives up: the hub's and the Kafka client's messages, which say what
+    failed; for anything else (a bug quoting the record it choked on) only
+    its class and where it was raised."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from hub.flow.codec import EncodeError
+    from hub.retry import shown
+
+    secret = "张三 110101199003071234"
+    assert shown(KeyError(secret)).startswith("KeyError") and "张三" not in shown(KeyError(secret))
+    assert "110101199003071234" not in shown(ValueError(f"invalid value {secret!r}"))
+    assert shown(EncodeError("a Lead record does not fit its schema at evidence.0.finding")).endswith("evidence.0.finding")
+    assert "_MSG_TIMED_OUT" in shown(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT)))
+
+    async def work() -> None:
+        raise KeyError(secret)
+
+    with pytest.raises(GaveUp) as gave_up:
+        _run(work, Backoff(attempts=2, first_s=0.1, max_s=1))
+    assert "KeyError" in str(gave_up.value) and "张三" not in str(gave_up.value)
+    assert gave_up.value.__cause__ is None and gave_up.value.__suppress_context__
