@@ -103,14 +103,18 @@ def test_a_plain_install_carries_the_contracts(tmp_path: Path) -> None:
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    # What the Dockerfile copies, and nothing else: a build/ left in the
-    # checkout by an earlier build would lend the wheel files it lacks.
+    # What the Dockerfile copies into its build, and nothing else: a build/
+    # left in the checkout by an earlier build would lend the wheel files it lacks.
     source = tmp_path / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(root / name, source / name)
-    for name in ("hub", "connectors", "schemas"):
-        shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    copied = [name for line in (root / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") and "--from" not in line for name in line.split()[1:-1]]
+    assert {"pyproject.toml", "hub", "connectors", "schemas"} <= set(copied)
+    for name in copied:
+        if (root / name).is_dir():
+            shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(root / name, source / name)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheel"),
                             str(source)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
