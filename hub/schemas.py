@@ -65,10 +65,10 @@ def _backward_compatible(reader: SchemaVersion, writer: SchemaVersion, samples: 
     codec (``hub.serde``): it must resolve them too, to the same values."""
     import io
 
-    from hub.serde import codec
+    from hub.serde import codec, resolved
 
     try:
-        resolved = codec(reader.raw).reader_for_writer(codec(writer.raw))
+        read_as_reader = resolved(codec(reader.raw), codec(writer.raw))  # as the workers' decoder does
     except Exception as exc:
         return f"the hub's codec cannot resolve it: {exc}"
     for record in generate_many(writer.parsed, samples):
@@ -80,7 +80,7 @@ def _backward_compatible(reader: SchemaVersion, writer: SchemaVersion, samples: 
         except Exception as exc:  # SchemaResolutionError and friends
             return str(exc)
         try:
-            read = resolved.binary_decode(buf.getvalue())
+            read = read_as_reader.binary_decode(buf.getvalue())
         except Exception as exc:
             return f"the hub's codec cannot read it: {exc}"
         if read != expected:

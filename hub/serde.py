@@ -45,6 +45,13 @@ def codec(schema: Any, external: Mapping[str, Any] | None = None) -> cavro.Schem
     return cavro.Schema(schema, options=OPTIONS.with_external_types(external) if external else OPTIONS)
 
 
+def resolved(reader: cavro.Schema, writer: cavro.Schema) -> Any:
+    """What reads the bodies ``writer`` wrote as ``reader``: the reader itself
+    when both are the same schema, else cavro's schema resolution (raises
+    when there is none)."""
+    return reader if writer.canonical_form == reader.canonical_form else reader.reader_for_writer(writer)
+
+
 class Serde:
     def __init__(self, settings: Settings) -> None:
         self.local = LocalRegistry(settings.schema_dir)
@@ -138,8 +145,7 @@ class Serde:
             if found is None:
                 writer = self._writer_schema(schema_id)
                 try:
-                    found = reader if writer.canonical_form == reader.canonical_form \
-                        else reader.reader_for_writer(writer)
+                    found = resolved(reader, writer)
                 except Exception as exc:  # no body it wrote can be read as the contract: found once, not again
                     found = f"schema id {schema_id} cannot be read as {contract} ({type(exc).__name__})"
                 readers[schema_id] = found
