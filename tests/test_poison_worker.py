@@ -73,6 +73,26 @@ def test_a_bad_message_beside_a_critical_event_is_a_dead_letter(good, kind: str,
     _no_secret_in_dead_letters(bus, result)
 
 
+@pytest.mark.parametrize("first", [True, False], ids=["bad-first", "good-first"])
+def test_another_contracts_record_on_an_event_topic_is_an_unknown_schema(good, first: bool) -> None:
+    """A well-formed, signed record of another contract (a team's answer,
+    its note holding a name and ID number) sent to an agency's event topic:
+    its schema cannot be read as an event, so it is a dead letter, the same
+    every time, and the critical event beside it still makes its lead."""
+    bus = Bus()
+    key = event_key(good).encode()
+    answer = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")({**tick(RECEIVED.timestamp()), "note": SECRET})
+    bad, genuine = (TOPIC, key, answer), (TOPIC, key, encoded(bus.settings, good))
+    result = _run(bus, [bad, genuine] if first else [genuine, bad])
+    [lead] = _criticals(result)
+    assert [e["event_id"] for e in lead["evidence"]] == [good["event_id"]]
+    assert [d["reason_code"] for d in result.dead_letters] == ["unknown_schema"]
+    again = _run(bus, [bad])  # the decoder remembers the schema it cannot read: refused alike
+    assert [d["reason_code"] for d in again.dead_letters] == ["unknown_schema"]
+    _no_secret_in_dead_letters(bus, result)
+    _no_secret_in_dead_letters(bus, again)
+
+
 @pytest.mark.parametrize("kind", sorted(BAD_EVENT_CODES))
 def test_implausible_events_are_dead_letters_and_never_a_business_now(good, kind: str) -> None:
     bus = Bus()
