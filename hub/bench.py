@@ -32,7 +32,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from connectors.runner import RunSummary
@@ -45,7 +45,7 @@ from hub.settings import Settings
 from hub.chaos import process_env
 from hub.flow import Seen
 from hub.flow.effects import Stage
-from hub.topics import LEADS_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end, worker_lag
+from hub.topics import LEADS_TOPIC, RESOLUTION_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end, worker_lag
 
 
 # Connector processes on the bench's broker need a key other than the
@@ -83,6 +83,7 @@ class BenchResult:
     def lines(self) -> list[str]:
         per_event = {stage: s / self.events * 1e6 for stage, s in self.stages.items()}
         busy = self.events / self.worker_per_s * 1e6 / self.events if self.worker_per_s else 0.0
+        faust = 1e6 / self.faust_floor_per_s if self.faust_floor_per_s else 0.0
         return [
             f"events per phase:                 {self.events} ({self.businesses} businesses)",
             f"plain consume/json/produce loop:  {self.plain_per_s:10,.0f} events/s",
@@ -94,7 +95,7 @@ class BenchResult:
             f"besides the events: entity resolution's own messages and clock ticks, "
             f"{self.worker_records / self.events if self.events else 0.0:.2f} records an event)",
             f"bare Faust agent (the ceiling):   {self.faust_floor_per_s:10,.0f} events/s "
-            f"({1e6 / self.faust_floor_per_s if self.faust_floor_per_s else 0.0:.0f} µs an event before any work; "
+            f"({faust:.0f} µs an event before any work; "
             f"ratio to plain loop {self.faust_floor_per_s / self.plain_per_s:.3f})",
             f"two worker processes:             {self.two_workers_per_s:10,.0f} events/s",
             f"pipeline end to end:              {self.pipeline_per_s:10,.0f} events/s "
@@ -110,6 +111,10 @@ class BenchResult:
             *(f"  {stage.value:<28} {per_event.get(stage, 0.0):8.1f}" for stage in Stage),
             f"  {'Faust, Kafka and the rest':<28} {busy - sum(per_event.values()):8.1f}",
             f"  {'total':<28} {busy:8.1f}",
+            f"before the hub's own work: Faust {faust:.0f} µs an event + verifying its signature "
+            f"{per_event.get(Stage.VERIFY, 0.0):.0f} µs = {faust + per_event.get(Stage.VERIFY, 0.0):.0f} µs "
+            f"(at most {1e6 / (faust + per_event.get(Stage.VERIFY, 0.0)) if faust else 0.0:,.0f} events/s "
+            "for one worker, whatever else it does)",
             f"signatures: verifying {per_event.get(Stage.VERIFY, 0.0):.1f} µs an event "
             f"({per_event.get(Stage.VERIFY, 0.0) / busy if busy else 0.0:.1%} of the worker's time), signing what "
             f"it sends {per_event.get(Stage.SIGN, 0.0):.1f} µs an event "
@@ -221,13 +226,23 @@ def _broker_hwm_mib(pid: int | None) -> float:
     return 0.0
 
 
+def _event_share(settings: Settings) -> tuple[dict[TopicPartition, int], float]:
+    """The source topics' ends, and the events' share of the records up to
+    them: the rest is entity resolution's traffic, which a worker reads too.
+    Rates over records are turned into events a second with it, so that
+    every phase counts as the worker-alone phase does."""
+    ends = event_ends(settings)
+    events = sum(end for tp, end in ends.items() if tp.topic != RESOLUTION_TOPIC)
+    return ends, events / sum(ends.values()) if ends else 0.0
+
+
 def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
     """Two `hub worker` processes, in a consumer group of their own, over the
     events already on the topics: events per second from the group's first
     commit to its last (start-up and the group join left out)."""
     two = settings.with_overrides(app_id=f"{settings.app_id}-two", commit_interval_s=0.2)
     create_topics(two)  # the new group's changelogs
-    ends = event_ends(two)
+    ends, share = _event_share(two)
     total = sum(ends.values())
     env = process_env(two, HUB_LIFECYCLE_TICK_S="0")
     workers = [subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], env=env, stdout=subprocess.DEVNULL,
@@ -241,7 +256,7 @@ def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
             if first is None and left < total:
                 first = (now, left)
             if left == 0 and first is not None:
-                return first[1] / (now - first[0]) if now > first[0] else 0.0
+                return first[1] * share / (now - first[0]) if now > first[0] else 0.0
             time.sleep(0.1)
         raise TimeoutError("the two workers did not process the events in time")
     finally:
@@ -253,18 +268,19 @@ def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
 
 def _faust_floor(settings: Settings, timeout_s: float = 600.0) -> float:
     """Events per second of a bare Faust agent, in a process and a consumer
-    group of its own, over the events already on the topics."""
+    group of its own, over the records already on the topics."""
     floor = settings.with_overrides(app_id=f"{settings.app_id}-floor")
-    total = sum(event_ends(floor).values())
-    done = subprocess.run([sys.executable, "-c", f"from hub.bench import faust_floor; faust_floor({total})"],
-                          env=process_env(floor), capture_output=True, text=True, timeout=timeout_s, check=True)
-    return float(done.stdout.rsplit("floor ", 1)[-1].split()[0])
+    ends, share = _event_share(floor)
+    count = f"from hub.bench import faust_floor; faust_floor({sum(ends.values())})"
+    done = subprocess.run([sys.executable, "-c", count], env=process_env(floor), capture_output=True, text=True,
+                          timeout=timeout_s, check=True)
+    return float(done.stdout.rsplit("floor ", 1)[-1].split()[0]) * share
 
 
 def faust_floor(total: int) -> None:
     """The worker's Faust app (``hub.worker._faust_app``: its settings, its
     monitor) and its batching, with an agent that only counts: prints the
-    events per second from its first batch to the one that makes ``total``."""
+    records per second from its first batch to the one that makes ``total``."""
     import asyncio
 
     from hub.faust_patches import StoppableWorker

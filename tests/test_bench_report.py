@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from confluent_kafka import TopicPartition
+
+from hub import bench
 from hub.bench import BenchResult
+from hub.flow.topics import RESOLUTION_TOPIC
+from hub.settings import Settings
 from hub.flow.effects import Stage
 
 
@@ -38,3 +44,19 @@ def test_the_report_says_how_many_records_the_worker_read_beside_the_events() ->
     [line] = [line for line in _result().lines() if "records it read" in line]
     assert re.search(r"24,920 \(4,920 besides the events.*1\.25 records an event", line), line
     assert "ratio to plain loop 0.016" in _result().lines()[3]
+
+
+def test_the_report_states_the_rate_faust_and_verifying_alone_leave() -> None:
+    [line] = [line for line in _result().lines() if line.startswith("before the hub's own work")]
+    # Faust 1e6/4000 = 250 µs; verifying 1 s over 20 000 events = 50 µs; 1e6/300 ≈ 3,333 events/s
+    assert "Faust 250 µs" in line and "signature 50 µs = 300 µs" in line and "at most 3,333 events/s" in line, line
+    [floor] = [line for line in _result(faust_floor_per_s=0.0).lines() if line.startswith("before the hub's own work")]
+    assert "at most 0 events/s" in floor  # no floor measured: no division by zero
+
+
+def test_rates_over_records_count_events_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    ends = {TopicPartition("events.samr", 0): 12000, TopicPartition("events.samr", 1): 8000,
+            TopicPartition(RESOLUTION_TOPIC, 0): 5000}
+    monkeypatch.setattr(bench, "event_ends", lambda settings: ends)
+    got, share = bench._event_share(Settings())
+    assert got == ends and share == 0.8  # 20 000 events of 25 000 records
