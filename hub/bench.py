@@ -45,12 +45,14 @@ from hub.settings import Settings
 from hub.chaos import process_env
 from hub.flow import Seen
 from hub.flow.effects import Stage
-from hub.topics import LEADS_TOPIC, RESOLUTION_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end, worker_lag
+from hub.topics import (LEADS_TOPIC, RESOLUTION_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end,
+                        worker_lag)
 
 
 # Connector processes on the bench's broker need a key other than the
 # development one (which they refuse off the embedded broker they start).
 BENCH_PII_KEY = "hub-bench-only-key"
+PACED_CHUNK = 250  # rows a file in the paced phases
 
 
 @dataclass
@@ -73,6 +75,9 @@ class BenchResult:
     paced_events: int  # events the worker processed in the paced phase
     latency_p50_s: float
     latency_p99_s: float
+    two_paced_leads: int  # the same load on two worker processes
+    two_latency_p50_s: float
+    two_latency_p99_s: float
     peak_rss_mib: float
     worker_rss_growth_mib: float  # the worker phase's growth of this process's peak
     broker_peak_rss_mib: float
@@ -102,6 +107,8 @@ class BenchResult:
             f"(ratio to plain loop {self.pipeline_per_s / self.plain_per_s:.3f})",
             f"event-to-lead latency at {self.paced_rate:,.0f}/s: p50 {self.latency_p50_s * 1000:.0f} ms, "
             f"p99 {self.latency_p99_s * 1000:.0f} ms ({self.paced_events} events, {self.paced_leads} lead records)",
+            f"  the same on two worker processes: p50 {self.two_latency_p50_s * 1000:.0f} ms, "
+            f"p99 {self.two_latency_p99_s * 1000:.0f} ms ({self.two_paced_leads} lead records)",
             f"peak RSS: hub process {self.peak_rss_mib:.0f} MiB (worker phase +{self.worker_rss_growth_mib:.0f} MiB, "
             f"{self.worker_rss_growth_mib * 1024 / self.businesses:.1f} KiB a business), "
             f"broker {self.broker_peak_rss_mib:.0f} MiB",
@@ -309,6 +316,46 @@ def faust_floor(total: int) -> None:
     worker.execute_from_commandline()
 
 
+def _paced_files(folder: Path, name: str, businesses: int, events: int, first_row: int,
+                 seed: int) -> list[tuple[str, Path]]:
+    """Files of ``PACED_CHUNK`` rows for a paced phase, and one before them to warm up."""
+    return [("samr.penalty", synthetic_penalties(folder / f"{name}-{i}.csv", rows=PACED_CHUNK,
+                                                 businesses=businesses, seed=seed + i,
+                                                 first_row=first_row + i * PACED_CHUNK))
+            for i in range(events // PACED_CHUNK + 1)]
+
+
+def _latencies(settings: Settings, since: float) -> list[float]:
+    """Seconds from each event's receipt to the lead record it triggered,
+    for the events received since ``since``."""
+    decode = Serde(settings).decoder("lead")
+    latencies = []
+    for msg in read_to_end(settings, LEADS_TOPIC):
+        lead = decode(msg.value())
+        if lead["triggered_by_received_at"].timestamp() >= since:
+            latencies.append((lead["updated_at"] - lead["triggered_by_received_at"]).total_seconds())
+    return latencies
+
+
+def _two_workers_paced(settings: Settings, files: list[tuple[str, Path]], rate: float) -> list[float]:
+    """The paced load again, on two `hub worker` processes of the workers'
+    own consumer group (they restore its tables during the warm-up file):
+    a deployment's latency at that rate, once one worker is not enough."""
+    env = process_env(settings, HUB_LIFECYCLE_TICK_S="0")
+    workers = [subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        clock: dict[str, float] = {}
+        _paced(rate, clock)(settings, files, Metrics())
+        wait_until_processed(settings, 600)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(60)
+    return _latencies(settings, clock["from"])
+
+
 def _vm_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -343,20 +390,13 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
     both = synthetic_penalties(folder / "both.csv", rows=events, businesses=businesses, seed=8, first_row=events)
     pipeline = run_pipeline(settings, [("samr.penalty", both)], Metrics(), feeder=_in_subprocess)
 
-    chunk = 250
-    paced_files = [("samr.penalty", synthetic_penalties(folder / f"paced-{i}.csv", rows=chunk,
-                                                        businesses=businesses, seed=100 + i,
-                                                        first_row=2 * events + i * chunk))
-                   for i in range(paced_events // chunk + 1)]  # the first warms up
+    paced_files = _paced_files(folder, "paced", businesses, paced_events, first_row=2 * events, seed=100)
     clock: dict[str, float] = {}
     paced = run_pipeline(settings, paced_files, Metrics(), feeder=_paced(paced_rate, clock))
-    paced_started = clock["from"]
-    decode = Serde(settings).decoder("lead")
-    latencies = []
-    for msg in read_to_end(settings, LEADS_TOPIC):
-        lead = decode(msg.value())
-        if lead["triggered_by_received_at"].timestamp() >= paced_started:
-            latencies.append((lead["updated_at"] - lead["triggered_by_received_at"]).total_seconds())
+    latencies = _latencies(settings, clock["from"])
+    two_paced = _paced_files(folder, "paced-two", businesses, paced_events,
+                             first_row=2 * events + paced_events + PACED_CHUNK, seed=100_000)
+    latencies_two = _two_workers_paced(settings, two_paced, paced_rate)
     return BenchResult(
         events=events,
         businesses=businesses,
@@ -373,9 +413,12 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
         lead_records=tally.seen[Seen.LEAD_PUBLISHED],
         paced_rate=paced_rate,
         paced_leads=len(latencies),
-        paced_events=paced.events_processed - chunk,
+        paced_events=paced.events_processed - PACED_CHUNK,
         latency_p50_s=_percentile(latencies, 0.50),
         latency_p99_s=_percentile(latencies, 0.99),
+        two_paced_leads=len(latencies_two),
+        two_latency_p50_s=_percentile(latencies_two, 0.50),
+        two_latency_p99_s=_percentile(latencies_two, 0.99),
         peak_rss_mib=_vm_peak_mib(),
         worker_rss_growth_mib=growth,
         broker_peak_rss_mib=_broker_hwm_mib(broker_pid),

@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote
 
@@ -29,9 +29,10 @@ from prometheus_client.registry import Collector
 
 from hub.domain.lifecycle import ACTIVE, is_overdue
 from hub.domain.teams import SEVERITIES, Team
+from hub.httpd import http_server
 from hub.leadview import follow_topics
 from hub.pipeline import to_json_ready
-from hub.settings import Settings
+from hub.settings import HttpSettings, Settings
 from hub.audit.entries import UNPROVEN, AuditAction, Note
 from hub.trust import Role
 from hub.trust.keys import TrustedKey
@@ -392,12 +393,14 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
 
 
 def serve_board(board: LeadBoard, host: str, port: int, sessions: Sessions, allowed_hosts: tuple[str, ...] = (),
-                audit: Callable[[list[Note]], object] = lambda notes: None) -> ThreadingHTTPServer:
+                audit: Callable[[list[Note]], object] = lambda notes: None,
+                limits: HttpSettings = HttpSettings()) -> HTTPServer:
     """Serve the board on a daemon thread; returns the server (``server_port``,
     ``shutdown()``). It answers to loopback names, ``host`` (unless a
-    wildcard) and ``allowed_hosts``, and to those who log in (``sessions``)."""
+    wildcard) and ``allowed_hosts``, and to those who log in (``sessions``);
+    ``limits`` bound its connections (``hub.httpd``)."""
     allowed = frozenset({*LOOPBACK, *(h.strip().lower() for h in allowed_hosts if h.strip()),
                          *([host.lower()] if host not in ("0.0.0.0", "::", "") else [])})
-    server = ThreadingHTTPServer((host, port), _handler(board, allowed, sessions, BoardAudit(audit)))
+    server = http_server(host, port, _handler(board, allowed, sessions, BoardAudit(audit)), limits)
     threading.Thread(target=server.serve_forever, name="lead-board-http", daemon=True).start()
     return server

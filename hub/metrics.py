@@ -6,9 +6,11 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hub.flow.effects import Effects, Seen, Unresolved
+from hub.httpd import serve_metrics
+from hub.settings import HttpSettings
 
 # Leads are answered in hours and closed in days.
 LIFECYCLE_BUCKETS = tuple(h * 3600 for h in (1, 4, 12, 24, 48, 72, 168, 360, 720, 1440, 2160))
@@ -185,7 +187,6 @@ class Metrics:
         self.worker = WorkerMetrics(self.registry)
         self.audit = AuditMetrics(self.registry)
 
-    def serve(self, host: str, port: int) -> int:
+    def serve(self, host: str, port: int, limits: HttpSettings = HttpSettings()) -> int:
         """Expose /metrics; returns the port (0 picks a free one)."""
-        server, _ = start_http_server(port, addr=host, registry=self.registry)
-        return int(server.server_port)
+        return int(serve_metrics(self.registry, host, port, limits).server_port)

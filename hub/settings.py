@@ -72,6 +72,16 @@ class RuleSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The metrics and lead-board servers' bounds (``hub.httpd``): a
+    connection idle this long is closed; beyond this many at once, new ones
+    are closed unanswered."""
+
+    idle_timeout_s: float = 10.0
+    max_connections: int = 64
+
+
+@dataclass(frozen=True)
 class LifecycleSettings:
     """Deadlines per severity (RASFF-style: 24 h for the most serious), and
     the 回头看 re-check after closure. Hours, so a test can use small ones."""
@@ -187,6 +197,7 @@ class Settings:
     # Host names the board answers to besides loopback and web_host: a page
     # asked for under any other name (DNS rebinding) is refused.
     web_allowed_hosts: tuple[str, ...] = ()
+    http: HttpSettings = field(default_factory=HttpSettings)
     # How often a worker checks its leads' deadlines (0: only on ticks others send).
     lifecycle_tick_s: float = 10.0
     rules: RuleSettings = field(default_factory=RuleSettings)
@@ -261,7 +272,8 @@ class Settings:
         return dataclasses.replace(self, **_coerce(Settings, clean))
 
 
-_SECTION_NAMES = {"rules": RuleSettings, "lifecycle": LifecycleSettings, "validation": ValidationSettings}
+_SECTION_NAMES = {"rules": RuleSettings, "lifecycle": LifecycleSettings, "validation": ValidationSettings,
+                  "http": HttpSettings}
 _SECTIONS = tuple(_SECTION_NAMES.values())
 
 

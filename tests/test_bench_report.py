@@ -20,7 +20,8 @@ def _result(**changes: object) -> BenchResult:
         worker_wall_per_s=700.0, worker_batches=30, worker_records=24920,
         stages={Stage.VERIFY: 1.0, Stage.DECODE: 2.0, Stage.RULES: 3.0}, faust_floor_per_s=4000.0,
         two_workers_per_s=1600.0, pipeline_per_s=600.0, lead_records=15000, paced_rate=1000.0, paced_leads=200,
-        paced_events=10000, latency_p50_s=2.0, latency_p99_s=3.5, peak_rss_mib=1200.0,
+        paced_events=10000, latency_p50_s=2.0, latency_p99_s=3.5, two_paced_leads=190, two_latency_p50_s=0.2,
+        two_latency_p99_s=0.4, peak_rss_mib=1200.0,
         worker_rss_growth_mib=220.0, broker_peak_rss_mib=500.0, state_bytes_mean=2004.0, state_bytes_max=6033,
         states=4916)
     figures.update(changes)
@@ -60,3 +61,10 @@ def test_rates_over_records_count_events_only(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(bench, "event_ends", lambda settings: ends)
     got, share = bench._event_share(Settings())
     assert got == ends and share == 0.8  # 20 000 events of 25 000 records
+
+
+def test_the_report_gives_the_paced_latency_of_one_and_of_two_workers() -> None:
+    lines = _result().lines()
+    [one] = [n for n, line in enumerate(lines) if line.startswith("event-to-lead latency at 1,000/s")]
+    assert "p50 2000 ms, p99 3500 ms" in lines[one]
+    assert lines[one + 1] == "  the same on two worker processes: p50 200 ms, p99 400 ms (190 lead records)"

@@ -25,3 +25,9 @@ def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
     config.write_text("brokr_url = 'x'\n")
     with pytest.raises(ValueError, match="brokr_url"):
         load_settings(config, environ={})
+
+
+def test_the_http_servers_bounds_come_from_the_environment() -> None:
+    s = load_settings(environ={"HUB_HTTP_IDLE_TIMEOUT_S": "2.5", "HUB_HTTP_MAX_CONNECTIONS": "8"})
+    assert (s.http.idle_timeout_s, s.http.max_connections) == (2.5, 8)
+    assert load_settings(environ={}).http.max_connections == 64

@@ -86,9 +86,9 @@ def team_config(settings: Settings) -> dict[str, Any]:
 
 def serve_metrics(metrics: Any, settings: Settings) -> int:
     try:
-        return int(metrics.serve(settings.metrics_host, settings.metrics_port))
+        return int(metrics.serve(settings.metrics_host, settings.metrics_port, settings.http))
     except OSError:
-        port = int(metrics.serve(settings.metrics_host, 0))
+        port = int(metrics.serve(settings.metrics_host, 0, settings.http))
         log.warning("metrics port %s is taken; serving on %s", settings.metrics_port, port)
         return port
 
@@ -113,9 +113,9 @@ def serve_board(metrics: Any, settings: Settings, audit: Any = None) -> Callable
     record = audit.record if audit else lambda notes: None
     try:
         server = serve_board(board, settings.web_host, settings.web_port, sessions, settings.web_allowed_hosts,
-                             record)
+                             record, settings.http)
     except OSError:
-        server = serve_board(board, settings.web_host, 0, sessions, settings.web_allowed_hosts, record)
+        server = serve_board(board, settings.web_host, 0, sessions, settings.web_allowed_hosts, record, settings.http)
         log.warning("lead board port %s is taken; serving on %s", settings.web_port, server.server_port)
     click.echo(f"lead board: http://{settings.web_host}:{server.server_port}/", err=True)
 
