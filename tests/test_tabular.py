@@ -60,3 +60,32 @@ def test_unsupported_file_type(tmp_path: Path, hasher) -> None:
     path.write_bytes(b"\xd0\xcf\x11\xe0")
     with pytest.raises(FileFormatError, match="unsupported file type"):
         list(SamrPenaltyConnector(hasher).read(path))
+
+
+_LAUGHS = ('<!DOCTYPE w [<!ENTITY a "aaaaaaaaaa">'
+           + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9)) + "]>")
+_XXE = '<!DOCTYPE w [<!ENTITY j SYSTEM "file:///etc/passwd">]>'
+
+
+@pytest.mark.parametrize("doctype", [_LAUGHS, _XXE], ids=["billion-laughs", "external-entity"])
+@pytest.mark.parametrize("part", ["xl/worksheets/sheet1.xml", "xl/workbook.xml"])
+def test_a_workbook_declaring_entities_is_refused_unexpanded(tmp_path: Path, doctype: str, part: str) -> None:
+    """Attack: a sheet (or the workbook part) whose DTD expands one cell to
+    10¹⁰ characters, or pulls a file of the connector's host into it."""
+    import zipfile
+
+    from connectors.tabular import read_rows
+
+    clean = write_xlsx(tmp_path / "clean.xlsx", ["a", "b"], [["1", "2"]])
+    hostile = tmp_path / "hostile.xlsx"
+    with zipfile.ZipFile(clean) as src, zipfile.ZipFile(hostile, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == part:
+                body = data.decode().removeprefix('<?xml version="1.0" encoding="UTF-8"?>')
+                body = body.replace("<t>1</t>", "<t>&j;</t>").replace('name="Sheet"', 'name="&j;"')
+                data = f'<?xml version="1.0"?>{doctype}{body}'.encode()
+            dst.writestr(item, data)
+    with pytest.raises(FileFormatError) as refused:
+        list(read_rows(hostile, 256 << 20))
+    assert refused.value.reason_code == "unreadable_file" and "root:" not in str(refused.value)
