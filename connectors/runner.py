@@ -143,14 +143,14 @@ class ConnectorRunner:
                 except BufferError:  # local queue full: let deliveries drain, then retry
                     self.producer.poll(0.1)
 
-    def _checkpoint(self, file_fp: str, path: Path, cursor: FileCursor) -> None:
+    def _checkpoint(self, file_fp: str, shown: str, cursor: FileCursor) -> None:
         """Record ``cursor`` once every row before it is acknowledged. The
         cursor record itself goes with the next rows rather than waiting
         alone (a second flush cost a fifth of the connector's speed): a crash
         before it lands leaves the previous cursor, which covers less, and a
         rerun's count of rows sent again may then miss those few in flight."""
         self._flush()
-        self.offsets.put(self.connector.name, file_fp, str(path), cursor)
+        self.offsets.put(self.connector.name, file_fp, shown, cursor)
 
     def _reject(self, summary: RunSummary, code: str, reason: str, original: dict[str, str],
                 file: str, row: int | None, column: str | None) -> None:
@@ -170,12 +170,12 @@ class ConnectorRunner:
         """Publish one export. However the run ends (``PublishError``, a stop),
         ``self.summary`` says how far it got."""
         started = time.perf_counter()
-        name = self.connector.name
-        summary = self.summary = RunSummary(name, str(path))
+        name, shown = self.connector.name, self.connector.shown_name(path)
+        summary = self.summary = RunSummary(name, shown)
         try:
-            refused = self._refusal(path)
+            refused = self._refusal(path, shown)
             if refused is not None:
-                self._reject(summary, refused.reason_code, refused.detail, {}, str(path), None, None)
+                self._reject(summary, refused.reason_code, refused.detail, {}, shown, None, None)
                 self._flush()
                 return summary
             file_fp = fingerprint(path)
@@ -200,7 +200,7 @@ class ConnectorRunner:
                 if row.number > claimed or time.monotonic() - checkpointed >= CHECKPOINT_S:
                     # What was delivered so far, and a claim on the rows up to the next cursor.
                     claimed = row.number + CHECKPOINT_ROWS - 1
-                    self._checkpoint(file_fp, path, FileCursor(last_row, False, claimed))
+                    self._checkpoint(file_fp, summary.file, FileCursor(last_row, False, claimed))
                     checkpointed = time.monotonic()
                 summary.resent += row.number <= cursor.rows_claimed
                 summary.rows_read += 1
@@ -208,8 +208,8 @@ class ConnectorRunner:
                 self._publish_row(row, summary)
                 last_row = row.number
         except FileFormatError as exc:
-            self._reject(summary, exc.reason_code, exc.detail, {}, str(path), exc.row, exc.column)
-        self._checkpoint(file_fp, path, FileCursor(max(last_row, 1), True))
+            self._reject(summary, exc.reason_code, exc.detail, {}, summary.file, exc.row, exc.column)
+        self._checkpoint(file_fp, summary.file, FileCursor(max(last_row, 1), True))
         self._flush()
 
     def _rows(self, path: Path) -> Iterator[SourceRow]:
@@ -221,24 +221,25 @@ class ConnectorRunner:
         except FileFormatError:
             raise
         except Exception as exc:
-            log.error("%s: reading %s failed: %s", self.connector.name, path, describe(exc))
-            raise FileFormatError(str(path), f"reading stopped ({type(exc).__name__})",
+            shown = self.connector.shown_name(path)
+            log.error("%s: reading %s failed: %s", self.connector.name, shown, describe(exc))
+            raise FileFormatError(shown, f"reading stopped ({type(exc).__name__})",
                                   reason_code="unreadable_file") from exc
 
-    def _refusal(self, path: Path) -> FileFormatError | None:
+    def _refusal(self, path: Path, shown: str) -> FileFormatError | None:
         """Why the file is not read at all, if it is not: a link could point
         anywhere (its target is not an export of this folder), and a device
         or a pipe never ends."""
         try:
             info = os.lstat(path)
         except OSError as exc:
-            return FileFormatError(str(path), f"cannot be read ({type(exc).__name__})", reason_code="unreadable_file")
+            return FileFormatError(shown, f"cannot be read ({type(exc).__name__})", reason_code="unreadable_file")
         if not stat.S_ISREG(info.st_mode):
             kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
-            return FileFormatError(str(path), f"{kind}: refused", reason_code="not_regular_file")
+            return FileFormatError(shown, f"{kind}: refused", reason_code="not_regular_file")
         limit = self.settings.validation.max_file_bytes
         if info.st_size > limit:
-            return FileFormatError(str(path), f"{info.st_size} bytes, more than {limit}", reason_code="oversized_file")
+            return FileFormatError(shown, f"{info.st_size} bytes, more than {limit}", reason_code="oversized_file")
         return None
 
     def _publish_row(self, row: SourceRow, summary: RunSummary) -> None:

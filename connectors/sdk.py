@@ -235,16 +235,25 @@ class Connector(ABC):
         self._by_header = {normalise_header(h): f for h, f in self.columns.items()}
         self._headers = {f: h for h, f in self.columns.items()}
 
+    def shown_name(self, path: Path) -> str:
+        """How the hub names an export in its events, dead letters, cursors,
+        logs and output: the file's name without its folders, ID-like and
+        telephone numbers as keyed tokens (clerks name files after people:
+        ``罚款-13912345678.xlsx``). A bare name cannot be told by its form,
+        so one in a file's name stays."""
+        return self.hasher.scrub(path.name) or ""
+
     def read(self, path: Path) -> Iterator[SourceRow]:
         """Rows as canonical cells. A header that is missing, unknown or
         repeated is a file-level error naming the column; a row the reader
         cannot accept comes with ``rejected`` set, and the file goes on."""
-        rows = read_rows(path, self.limits.max_file_bytes)
+        file = self.shown_name(path)
+        rows = read_rows(path, self.limits.max_file_bytes, file)
         header = next(rows, None)
         if header is None:
-            raise FileFormatError(str(path), "the file is empty", reason_code="empty_file")
+            raise FileFormatError(file, "the file is empty", reason_code="empty_file")
         if isinstance(header, BadRecord):
-            raise FileFormatError(str(path), header.message, row=1, reason_code=header.reason_code)
+            raise FileFormatError(file, header.message, row=1, reason_code=header.reason_code)
         fields: list[str | None] = []
         for raw in header:
             norm = normalise_header(raw)
@@ -252,27 +261,27 @@ class Connector(ABC):
                 fields.append(None)  # Excel's trailing blank columns
                 continue
             if norm not in self._by_header:
-                raise FileFormatError(str(path), f"unknown column for {self.name}", row=1,
+                raise FileFormatError(file, f"unknown column for {self.name}", row=1,
                                       column=raw, reason_code="unknown_column")
             if self._by_header[norm] in fields:  # which of the two holds the value? Neither may win.
-                raise FileFormatError(str(path), "the column appears twice", row=1, column=raw,
+                raise FileFormatError(file, "the column appears twice", row=1, column=raw,
                                       reason_code="duplicate_column")
             fields.append(self._by_header[norm])
         present = {f for f in fields if f}
         for header_name, field in self.columns.items():
             if field not in present and header_name not in self.optional_columns:
-                raise FileFormatError(str(path), f"required column is missing for {self.name}",
+                raise FileFormatError(file, f"required column is missing for {self.name}",
                                       row=1, column=header_name, reason_code="missing_column")
         normalised = [normalise_header(h) for h in header]
         for number, cells in enumerate(rows, start=2):
             if isinstance(cells, BadRecord):
-                yield SourceRow(str(path), number, {}, {}, RowRejected(cells.reason_code, cells.message))
+                yield SourceRow(file, number, {}, {}, RowRejected(cells.reason_code, cells.message))
                 continue
             if not any(cells):
                 continue
             values = {f: (cells[i] if i < len(cells) else "") for i, f in enumerate(fields) if f}
             original = {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(header) if h}
-            yield SourceRow(str(path), number, values, original, self._check_cells(cells, header, normalised))
+            yield SourceRow(file, number, values, original, self._check_cells(cells, header, normalised))
 
     def _check_cells(self, cells: list[str], header: list[str], normalised: list[str]) -> RowRejected | None:
         if any(cells[len(header):]):

@@ -92,8 +92,8 @@ def _decodes(line: bytes, encoding: str) -> bool:
         return False
 
 
-def _csv_rows(path: Path, max_bytes: int) -> Iterator[list[str] | BadRecord]:
-    lines, bad = _decode_lines(path.read_bytes(), str(path))
+def _csv_rows(path: Path, max_bytes: int, shown: str) -> Iterator[list[str] | BadRecord]:
+    lines, bad = _decode_lines(path.read_bytes(), shown)
     # The limit is the parser's, per field (128 KiB by default, an exception
     # that ends the file); cells are held to the hub's own, smaller limit per
     # row, so no field may end the reading.
@@ -114,26 +114,26 @@ def _csv_rows(path: Path, max_bytes: int) -> Iterator[list[str] | BadRecord]:
         yield [c.strip() for c in row]
 
 
-def _xlsx_rows(path: Path, max_bytes: int) -> Iterator[list[str] | BadRecord]:
+def _xlsx_rows(path: Path, max_bytes: int, shown: str) -> Iterator[list[str] | BadRecord]:
     from openpyxl import load_workbook
 
     try:
         with zipfile.ZipFile(path) as archive:
             inflated = sum(member.file_size for member in archive.infolist())
     except (zipfile.BadZipFile, OSError) as exc:
-        raise FileFormatError(str(path), f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
+        raise FileFormatError(shown, f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
     if inflated > max_bytes:  # decided from the zip directory, before anything is inflated
-        raise FileFormatError(str(path), f"inflates to {inflated} bytes, more than {max_bytes}",
+        raise FileFormatError(shown, f"inflates to {inflated} bytes, more than {max_bytes}",
                               reason_code="oversized_file")
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
-        raise FileFormatError(str(path), f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
+        raise FileFormatError(shown, f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
     try:
         for row in book.worksheets[0].iter_rows(values_only=True):
             yield [_cell_text(c) for c in row]
     except Exception as exc:  # a corrupt sheet part: what was read stands, the rest cannot be
-        raise FileFormatError(str(path), f"the workbook breaks off ({type(exc).__name__})") from exc
+        raise FileFormatError(shown, f"the workbook breaks off ({type(exc).__name__})") from exc
     finally:
         book.close()
 
@@ -160,15 +160,15 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def read_rows(path: Path, max_bytes: int) -> Iterator[list[str] | BadRecord]:
+def read_rows(path: Path, max_bytes: int, shown: str) -> Iterator[list[str] | BadRecord]:
     """Every row of the file as strings, header first; a row that cannot be
     read is a ``BadRecord`` in its place. ``max_bytes`` bounds the file (an
-    .xlsx by its inflated size)."""
+    .xlsx by its inflated size); ``shown``: the file's name in errors
+    (``Connector.shown_name``)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        yield from _csv_rows(path, max_bytes)
+        yield from _csv_rows(path, max_bytes, shown)
     elif suffix == ".xlsx":
-        yield from _xlsx_rows(path, max_bytes)
+        yield from _xlsx_rows(path, max_bytes, shown)
     else:
-        raise FileFormatError(str(path), f"unsupported file type {suffix!r} (expected .csv or .xlsx)",
-                              reason_code="unsupported_file")
+        raise FileFormatError(shown, "unsupported file type (expected .csv or .xlsx)", reason_code="unsupported_file")

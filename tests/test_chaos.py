@@ -31,7 +31,7 @@ def _bad_rows(sources: list[tuple[str, Path]]) -> set[tuple[str, int]]:
             try:
                 connector.events(row, dt.datetime.now(dt.timezone.utc))
             except RowRejected:
-                bad.add((str(path), row.number))
+                bad.add((path.name, row.number))
     assert len(bad) > 50
     return bad
 

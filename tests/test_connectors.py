@@ -3,6 +3,8 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 
 from connectors.agri_sampling import AgriSamplingConnector
 from connectors.business_registry import BusinessRegistryConnector
@@ -159,3 +161,29 @@ def test_registry_entries_teach_names_licences_and_old_numbers(tmp_path: Path, h
     assert isinstance(no_uscc, RowRejected) and no_uscc.reason_code == "missing_value"
     assert isinstance(bad_licence, RowRejected) and bad_licence.reason_code == "invalid_licence" \
         and bad_licence.column == "许可证编号"
+
+
+def test_a_file_is_named_without_its_folders_and_its_numbers_as_tokens(tmp_path: Path, hasher) -> None:
+    """Attack (a careless clerk): an export named after a person, in a folder
+    named after another. Events, rows and file-level errors name the file by
+    its name alone, the ID and telephone numbers in it as keyed tokens."""
+    from connectors.tabular import FileFormatError
+
+    folder = tmp_path / f"案卷-{LEGAL_REP_ID}"
+    folder.mkdir()
+    connector = SamrPenaltyConnector(hasher)
+    path = write_csv(folder / f"罚款-{SUSPECT_ID}-139 1234 5678.csv", list(connector.columns), penalty_rows(), "gbk")
+    shown = f"罚款-{hasher.token(SUSPECT_ID)}-{hasher.token('13912345678')}.csv"
+    assert connector.shown_name(path) == shown
+    rows = list(connector.read(path))
+    events = []
+    for row in rows:
+        try:
+            events += connector.events(row, NOW)
+        except RowRejected:  # penalty_rows holds rows made to be rejected
+            pass
+    assert events and {row.file for row in rows} == {e["source"]["file"] for e in events} == {shown}
+    unsupported = path.rename(folder / f"罚款-{SUSPECT_ID}.{SUSPECT_ID}")
+    with pytest.raises(FileFormatError) as refused:
+        list(connector.read(unsupported))
+    assert SUSPECT_ID not in str(refused.value) and LEGAL_REP_ID not in str(refused.value)

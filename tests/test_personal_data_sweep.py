@@ -144,12 +144,14 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
                    作出决定机关=f"晋中市市场监督管理局 {MOBILE}")]
     return [
         ("police.case", write_csv(folder / "sweep-police.csv", _headers(PoliceCaseConnector), police, "utf-8")),
-        ("samr.penalty", write_csv(folder / "sweep-penalty.csv", _headers(SamrPenaltyConnector), penalty, "gbk")),
+        # clerks name files after people: the hub names a file without its folders, its numbers as tokens
+        ("samr.penalty", write_csv(folder / f"sweep-penalty-{MOBILE}.csv", _headers(SamrPenaltyConnector), penalty,
+                                   "gbk")),
         ("samr.inspection", write_csv(folder / "sweep-inspection.csv", _headers(SamrInspectionConnector),
                                       inspection, "utf-8-sig")),
         ("samr.sampling", write_csv(folder / "sweep-sampling.csv", _headers(SamrSamplingConnector), sampling,
                                     "gbk")),
-        ("agri.sampling", write_xlsx(folder / "sweep-agri.xlsx", _headers(AgriSamplingConnector), agri)),
+        ("agri.sampling", write_xlsx(folder / f"sweep-agri-{SUSPECT_ID}.xlsx", _headers(AgriSamplingConnector), agri)),
         ("registry.business", write_csv(folder / "sweep-registry.csv", _headers(BusinessRegistryConnector),
                                         registry, "utf-8")),
         ("samr.complaint", write_csv(folder / "sweep-complaint.csv", _headers(SamrComplaintConnector), complaint,
@@ -179,7 +181,7 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
     worker = start_worker(settings, tmp_path, "-vv", log=log_file, HUB_WEB_PORT="0", HUB_LIFECYCLE_TICK_S="0")
     try:
         board_port = wait_for("the lead board", lambda: _board_port(log_file), timeout=90)
-        sources = [*write_scenario(tmp_path / "scenario").items(), *planted(tmp_path / "planted")]
+        sources = [*write_scenario(tmp_path / "scenario").items(), *planted(tmp_path / f"planted-{ID_LEGAL}")]
         for kind, path in sources:
             run = hub("connector", "run", kind, "--path", str(path), cwd=tmp_path, env=env)
             assert run.returncode in (0, 3), run.stderr
