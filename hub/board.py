@@ -28,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hub.domain.lifecycle import ACTIVE, is_overdue
+from hub.domain.pii import describe
 from hub.domain.teams import SEVERITIES, Team
 from hub.httpd import http_server
 from hub.leadview import follow_topics
@@ -90,13 +91,23 @@ class BoardCollector(Collector):
         yield late
 
 
-def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event) -> threading.Thread:
+def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
+                retry_s: tuple[float, float] = (1.0, 60.0)) -> threading.Thread:
+    """Keep ``board`` up to date on a daemon thread until ``stop``. A failure
+    (the broker, the registry) neither takes the worker down (the board is a
+    view) nor leaves the board stale: it follows again from the beginning,
+    after a wait that doubles up to ``retry_s[1]``."""
     def run() -> None:
-        try:
-            for topic, lead in follow_topics(settings, sorted(board.topics), True, stop.is_set):
-                board.apply(topic, lead)
-        except Exception:  # the board is a view: its failure must not take the worker down
-            log.exception("lead board stopped following the team topics")
+        wait = retry_s[0]
+        while not stop.is_set():
+            try:
+                for topic, lead in follow_topics(settings, sorted(board.topics), True, stop.is_set):
+                    board.apply(topic, lead)
+                    wait = retry_s[0]
+            except Exception as exc:
+                log.warning("lead board: following the team topics failed (%s); again in %.0f s", describe(exc), wait)
+                stop.wait(wait)
+                wait = min(wait * 2, retry_s[1])
 
     thread = threading.Thread(target=run, name="lead-board", daemon=True)
     thread.start()

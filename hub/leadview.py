@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
 
 from hub.connection import client_config
+from hub.flow.codec import DecodeError
 from hub.serde import Serde
 from hub.settings import Settings
 from hub.topics import LEADS_TOPIC, partition_of, read_to_end
@@ -79,11 +80,14 @@ class SignedReader:
             signed = self.verifier.verify(topic, message.key(), value, headers_of(message.headers()), None)
             if signed.signer.role not in self.roles:
                 raise Untrusted("not_authorised", f"{signed.signer.identity} may not sign {topic}")
-        except Untrusted as exc:
-            log.warning("a lead record on %s[%s]@%s is left out: %s (%s)", topic, message.partition(),
-                        message.offset(), exc.code, exc)
+            return self.decode(value)
+        except (Untrusted, DecodeError) as exc:
+            # DecodeError: signed by a worker, yet unreadable here (a newer
+            # contract during a rolling upgrade): one record, not the reader's end.
+            code = exc.code if isinstance(exc, Untrusted) else exc.reason_code or "undecodable"
+            log.warning("a record on %s[%s]@%s is left out: %s (%s)", topic, message.partition(), message.offset(),
+                        code, exc)  # the hub's own messages: a position, a schema ID, never a value
             return None
-        return self.decode(value)
 
 
 def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
