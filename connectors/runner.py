@@ -92,7 +92,7 @@ class ConnectorRunner:
         # workers take an agency's events from that agency's connectors alone.
         self.signer = signer(settings, Role.CONNECTOR, connector.name)
         self.producer = Producer({**producer_config(settings), "on_delivery": self._failed})
-        self.offsets = OffsetStore(settings, self.serde, self.producer)
+        self.offsets = OffsetStore(settings, self.serde, self.producer, self.signer)
         self._encode_event = self.serde.encoder(self.topic, "event")
         self._encode_dead = self.serde.encoder(DEADLETTER_TOPIC, "deadletter")
         self._errors: list[KafkaError] = []
@@ -150,7 +150,7 @@ class ConnectorRunner:
         before it lands leaves the previous cursor, which covers less, and a
         rerun's count of rows sent again may then miss those few in flight."""
         self._flush()
-        self.offsets.put(self.connector.name, file_fp, shown, cursor)
+        self.offsets.put(file_fp, shown, cursor)
 
     def _reject(self, summary: RunSummary, code: str, reason: str, original: dict[str, str],
                 file: str, row: int | None, column: str | None) -> None:
@@ -179,7 +179,7 @@ class ConnectorRunner:
                 self._flush()
                 return summary
             file_fp = fingerprint(path)
-            cursor = self.offsets.get(name, file_fp)
+            cursor = self.offsets.get(file_fp)
             if cursor.complete:
                 summary.already_delivered = cursor.rows_done - 1
                 return summary

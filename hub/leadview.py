@@ -13,6 +13,7 @@ from hub.serde import Serde
 from hub.settings import Settings
 from hub.topics import LEADS_TOPIC, partition_of, read_to_end
 from hub.trust import Role, Untrusted, verifier
+from hub.trust.keys import TrustedKey
 from hub.trust.signatures import headers_of
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ class SignedReader:
         self.roles = roles
 
     def __call__(self, message: Message) -> dict[str, Any] | None:
+        read = self.signed(message)
+        return None if read is None else read[1]
+
+    def signed(self, message: Message) -> tuple[TrustedKey, dict[str, Any]] | None:
+        """Who signed the record, and what it holds; None if it is left out."""
         topic, value = str(message.topic()), message.value()
         if value is None:
             return None
@@ -80,7 +86,7 @@ class SignedReader:
             signed = self.verifier.verify(topic, message.key(), value, headers_of(message.headers()), None)
             if signed.signer.role not in self.roles:
                 raise Untrusted("not_authorised", f"{signed.signer.identity} may not sign {topic}")
-            return self.decode(value)
+            return signed.signer, self.decode(value)
         except (Untrusted, DecodeError) as exc:
             # DecodeError: signed by a worker, yet unreadable here (a newer
             # contract during a rolling upgrade): one record, not the reader's end.

@@ -5,12 +5,12 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from hub.serde import Serde
+from connectors.offsets import signed_cursors
 from hub.settings import Settings
 from hub.domain.lifecycle import ACTIVE
-from hub.leadview import final_leads
-from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, admin, event_ends, read_to_end, source_topics, \
-    worker_lag
+from hub.leadview import SignedReader, final_leads
+from hub.topics import DEADLETTER_TOPIC, admin, event_ends, read_to_end, source_topics, worker_lag
+from hub.trust import Role
 
 
 @dataclass
@@ -47,20 +47,18 @@ def _group_lag(settings: Settings) -> dict[str, int]:
 
 def collect(settings: Settings) -> Status:
     metadata = admin(settings).list_topics(timeout=10)
-    serde = Serde(settings)
     status = Status(
         broker=settings.broker_url, brokers=len(metadata.brokers),
         topics={name: len(t.partitions) for name, t in sorted(metadata.topics.items()) if not name.startswith("__")},
         lag=_group_lag(settings), connectors={})
-    decode_offset = serde.decoder("connector_offset")
-    for message in read_to_end(settings, CONNECTOR_OFFSETS_TOPIC):
-        cursor = decode_offset(message.value())
+    for cursor in signed_cursors(settings):
         if cursor["complete"]:
             previous = status.connectors.get(cursor["connector"])
             status.connectors[cursor["connector"]] = max(cursor["updated_at"], previous or cursor["updated_at"])
-    decode_dead = serde.decoder("deadletter")
+    read_dead = SignedReader(settings, "deadletter", frozenset({Role.CONNECTOR, Role.WORKER}))
     for message in read_to_end(settings, DEADLETTER_TOPIC):
-        letter = decode_dead(message.value())
+        if (letter := read_dead(message)) is None:
+            continue
         status.dead_letters[(letter["stage"], letter["reason_code"])] += 1
     for lead in final_leads(settings).values():
         if lead["status"] in ACTIVE:  # open, acknowledged, investigating or transferred

@@ -191,5 +191,6 @@ def test_a_file_of_bad_rows_logs_the_first_few_and_dead_letters_all(settings, tm
         summary = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)),
                                   Metrics()).run_file(path)
     assert summary.rejected == {"bad_date": 30}
-    assert len(caplog.records) == runner_module.LOGGED_REJECTS_PER_FILE + 1
+    # the runner's own lines (cursors of this module's earlier tests, under other keys, are logged apart)
+    assert len([r for r in caplog.records if r.name == "connectors.runner"]) == runner_module.LOGGED_REJECTS_PER_FILE + 1
     assert len([d for d in dead_letters(settings) if d["source_file"] == path.name]) == 30

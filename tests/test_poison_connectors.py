@@ -4,6 +4,7 @@ are published, and no bad file ends the process."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import os
 from collections import Counter
@@ -150,3 +151,44 @@ def test_an_xlsx_that_inflates_past_the_limit_is_refused_unopened(settings, tmp_
     assert path.stat().st_size < 200_000
     summary = _runner(small).run_file(path)
     assert summary.rejected == {"oversized_file": 1} and summary.events_published == 0
+
+
+def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, caplog) -> None:
+    """Attack: every connector may write the shared cursor topic. Another
+    connector's signed cursor, an unsigned one, a signed but unreadable one
+    and a tombstone, each marking a penalty export delivered, are left out:
+    the file is published, `hub status` reads on, and the connector's own
+    cursor then counts."""
+    from confluent_kafka import Producer
+
+    from connectors.offsets import cursor_key, fingerprint
+    from hub.serde import Serde
+    from hub.status import collect
+    from hub.topics import CONNECTOR_OFFSETS_TOPIC, producer_config
+    from hub.trust import Role, signer
+
+    path = write_csv(tmp_path / "forged-cursor.csv", PENALTY_HEADER, [_good(200 + i) for i in range(3)])
+    key = cursor_key("samr.penalty", fingerprint(path)).encode()
+    forged = Serde(settings).encoder(CONNECTOR_OFFSETS_TOPIC, "connector_offset")({
+        "connector": "samr.penalty", "file_fingerprint": fingerprint(path), "file": path.name,
+        "rows_done": 10**9, "complete": True, "rows_claimed": 10**9, "updated_at": dt.datetime.now(dt.timezone.utc)})
+    agri, penalty = signer(settings, Role.CONNECTOR, "agri.sampling"), signer(settings, Role.CONNECTOR, "samr.penalty")
+    junk = b"\x00\x00\x00\x00\x01\xff\xff\xff"
+    producer = Producer(producer_config(settings))
+    for value, headers in [(forged, None), (forged, agri.headers(CONNECTOR_OFFSETS_TOPIC, key, forged)),
+                           (junk, penalty.headers(CONNECTOR_OFFSETS_TOPIC, key, junk)), (None, None)]:
+        producer.produce(CONNECTOR_OFFSETS_TOPIC, key=key, value=value, headers=headers)
+    producer.flush(30)
+
+    runner = _runner(settings)
+    summary = runner.run_file(path)
+    runner.close()
+    assert (summary.events_published, summary.already_delivered) == (3, 0)
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert any("unsigned" in m for m in left_out) and any("another connector" in m for m in left_out)
+    assert any("undecodable" in m or "Avro" in m or "schema" in m for m in left_out)
+    assert "samr.penalty" in collect(settings).connectors  # hub status reads past them all
+    again = _runner(settings)
+    second = again.run_file(path)
+    again.close()
+    assert (second.events_published, second.already_delivered) == (0, 3)
