@@ -161,7 +161,7 @@ def test_the_board_tells_a_view_only_when_what_it_shows_changes() -> None:
         (AuditAction.BOARD_LOGIN, "denied"), (AuditAction.BOARD_DENIED, "denied")]
 
 
-@pytest.mark.parametrize("spoil", ["edit", "delete", "forge"])
+@pytest.mark.parametrize("spoil", ["edit", "delete", "forge", "garbage", "missing"])
 def test_hub_audit_verify_names_the_break_in_a_copy(signed_trail, tmp_path: Path, spoil: str) -> None:
     """`hub audit verify --file` on a copy of the trail (JSON lines, as HUB_AUDIT_FILE keeps it)."""
     import json
@@ -180,12 +180,19 @@ def test_hub_audit_verify_names_the_break_in_a_copy(signed_trail, tmp_path: Path
         records[7]["outcome"] = "duplicate"
     elif spoil == "delete":
         del records[7]
-    else:
+    elif spoil == "forge":
         head = next(r for r in records if r["action"] == "HEAD")
         head["signature"] = "00" * 64
-    copy.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif spoil == "missing":  # a line that is JSON, but no entry
+        del records[7]["chain"]
+    lines = [json.dumps(r) + "\n" for r in records]
+    if spoil == "garbage":  # a line that is not even JSON (a torn copy)
+        lines[7] = "{\"chain\": \"worker:a\", \"se\n"
+    copy.write_text("".join(lines))
     broken = hub("audit", "verify", "--file", str(copy), cwd=tmp_path, env=env)
     assert broken.returncode == 1 and f"BROKEN: {copy}:" in broken.stdout, broken.stdout + broken.stderr
+    if spoil in ("garbage", "missing"):
+        assert f"BROKEN: {copy}:8: not an audit entry" in broken.stdout, broken.stdout
 
 
 def test_keys_created_and_revoked_are_told(tmp_path: Path) -> None:

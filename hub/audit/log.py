@@ -13,12 +13,13 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from hub.audit.entries import GENESIS, AuditAction, Chain, Entry, Note
-from hub.audit.verify import Positioned, Report, verify
+from hub.audit.verify import Positioned, Report, Unreadable, verify
+from hub.flow.codec import DecodeError
 from hub.flow.topics import AUDIT_TOPIC
 from hub.metrics import Metrics
 from hub.serde import Serde
@@ -55,17 +56,34 @@ def last_head(settings: Settings, worker_name: str, look_back: int = 5000) -> st
     for message in read_to_end(settings, AUDIT_TOPIC, partitions=[partition_of(settings, AUDIT_TOPIC,
                                                                                worker_name.encode())],
                                last=look_back):
-        record = decode(message.value())
-        if record["action"] == AuditAction.HEAD and record["chain"].startswith(worker_name + ":"):
-            found = record["hash"]
+        read = _entry(decode, message)
+        if isinstance(read, Unreadable):  # `hub audit verify` names it; it must not keep a worker from starting
+            log.warning("audit: %s is not an entry (%s)", read.where, read.why)
+        elif read.entry.action is AuditAction.HEAD and read.entry.chain.startswith(worker_name + ":"):
+            found = read.entry.hash
     return found
 
 
-def read_trail(settings: Settings, last: int | None = None) -> list[Positioned]:
+def entry_of(where: str, record: Any) -> Positioned | Unreadable:
+    """An entry read back (from the topic or a copy), or why it is none."""
+    try:
+        return Positioned(where, Entry.from_record(record))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        return Unreadable(where, f"{type(exc).__name__}: a field missing or of the wrong kind")
+
+
+def _entry(decode: Callable[[bytes | None], dict[str, Any]], message: Message) -> Positioned | Unreadable:
+    where = f"{AUDIT_TOPIC}[{message.partition()}]@{message.offset()}"
+    try:
+        return entry_of(where, decode(message.value()))
+    except DecodeError as exc:
+        return Unreadable(where, exc.reason_code or "undecodable")
+
+
+def read_trail(settings: Settings, last: int | None = None) -> list[Positioned | Unreadable]:
     """The audit topic's entries (or the ``last`` of each partition), with where each sits."""
     decode = Serde(settings).decoder("audit")
-    return [Positioned(f"{AUDIT_TOPIC}[{m.partition()}]@{m.offset()}", Entry.from_record(decode(m.value())))
-            for m in read_to_end(settings, AUDIT_TOPIC, last=last, timeout_s=120)]
+    return [_entry(decode, m) for m in read_to_end(settings, AUDIT_TOPIC, last=last, timeout_s=120)]
 
 
 def recent_report(settings: Settings, trust: TrustStore, last: int = 5000) -> Report:

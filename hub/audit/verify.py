@@ -20,6 +20,15 @@ class Positioned:
     entry: Entry
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """Something where an entry should be that is none (a torn or foreign
+    record, a tombstone, a line that is not one): a break in the trail."""
+
+    where: str
+    why: str  # its kind of fault, never its content
+
+
 @dataclass
 class Report:
     entries: int = 0
@@ -39,7 +48,7 @@ class Report:
         return [summary, *(f"BROKEN: {p}" for p in self.problems)] if self.problems else [summary, "trail intact"]
 
 
-def verify(trail: Iterable[Positioned], trust: TrustStore, window: bool = False) -> Report:
+def verify(trail: Iterable[Positioned | Unreadable], trust: TrustStore, window: bool = False) -> Report:
     """``window``: the trail is the recent part of a longer one (a worker's
     periodic check): a chain may begin before it, and a start may name a
     head before it."""
@@ -47,6 +56,9 @@ def verify(trail: Iterable[Positioned], trust: TrustStore, window: bool = False)
     chains: dict[str, list[Positioned]] = {}
     for item in trail:
         report.entries += 1
+        if isinstance(item, Unreadable):
+            report.problems.append(f"{item.where}: not an audit entry ({item.why})")
+            continue
         chains.setdefault(item.entry.chain, []).append(item)
     report.chains = len(chains)
     heads = {p.entry.hash for c in chains.values() for p in c if p.entry.action is AuditAction.HEAD}

@@ -190,16 +190,21 @@ def audit() -> None:
 
 
 def _trail(ctx: click.Context, file: Path | None) -> list[Any]:
-    from hub.audit.entries import Entry
-    from hub.audit.log import read_trail
-    from hub.audit.verify import Positioned
+    from hub.audit.log import entry_of, read_trail
+    from hub.audit.verify import Unreadable
     from hub.cli.common import existing_broker
 
-    if file is not None:
-        with open(file, encoding="utf-8") as fh:
-            return [Positioned(f"{file}:{n}", Entry.from_record(json.loads(line)))
-                    for n, line in enumerate(fh, 1) if line.strip()]
-    return read_trail(existing_broker(ctx, "read the audit trail of"))
+    if file is None:
+        return read_trail(existing_broker(ctx, "read the audit trail of"))
+    trail: list[Any] = []
+    with open(file, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    trail.append(entry_of(f"{file}:{n}", json.loads(line)))
+                except ValueError:
+                    trail.append(Unreadable(f"{file}:{n}", "not a JSON line"))
+    return trail
 
 
 @audit.command("verify")
@@ -227,8 +232,9 @@ def audit_trail(ctx: click.Context, lead_id: str, file: Path | None) -> None:
     """A lead's whole story: the events that raised it, where it was
     published, who saw it on the board, who answered, who was refused and why."""
     from hub.audit.trail import render, story
+    from hub.audit.verify import Positioned
 
-    entries = story((p.entry for p in _trail(ctx, file)), lead_id)
+    entries = story((p.entry for p in _trail(ctx, file) if isinstance(p, Positioned)), lead_id)
     if not entries:
         raise click.ClickException(f"nothing about {lead_id} on the audit trail")
     click.echo("\n".join(render(e) for e in entries))
