@@ -2,12 +2,16 @@
 business yet, read from the resolver's state changelog."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
+from hub.domain.pii import describe
 from hub.domain.resolution import ResolverState
 from hub.settings import Settings
 from hub.topics import RESOLVER_TABLE, changelog_topic, read_to_end
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,16 +46,31 @@ def _age(seconds: float) -> str:
 def collect_unresolved(settings: Settings, now: float | None = None) -> list[Unresolved]:
     """Every unresolved record, oldest first. The changelog holds every
     version of a state (Tansu does not compact): the last one per key counts."""
-    latest: dict[bytes, bytes | None] = {}
+    latest: dict[bytes, tuple[str, bytes | None]] = {}
     for message in read_to_end(settings, changelog_topic(settings, RESOLVER_TABLE)):
         key = message.key()
         if key is not None and not key.startswith(b"\x00"):  # the worker's changelog sentinels
-            latest[key] = message.value()
-    now = time.time() if now is None else now
-    found = [Unresolved(r.event_id, r.display_name, r.region_code, key.decode(), r.provisional_key,
-                        r.decision.ambiguous, r.decision.reason, r.decision.candidates,
-                        max(0.0, now - r.parked_ms / 1000))
-             for key, raw in latest.items() if raw for r in ResolverState.from_bytes(raw).unresolved()]
+            latest[key] = (f"{message.topic()}[{message.partition()}]@{message.offset()}", message.value())
+    return unresolved_in(latest, time.time() if now is None else now)
+
+
+def unresolved_in(latest: dict[bytes, tuple[str, bytes | None]], now: float) -> list[Unresolved]:
+    """The unresolved records of the resolver's latest states (by key: where
+    the state sits, its bytes). A state that cannot be read is left out and
+    logged by where it sits, as the workers leave it: one bad state must not
+    hide the others."""
+    found = []
+    for key, (where, raw) in latest.items():
+        if not raw:
+            continue
+        try:
+            state = ResolverState.from_bytes(raw)
+        except Exception as exc:  # whatever the bytes hold
+            log.warning("a resolver state at %s cannot be read: %s", where, describe(exc))
+            continue
+        found += [Unresolved(r.event_id, r.display_name, r.region_code, key.decode(errors="replace"),
+                             r.provisional_key, r.decision.ambiguous, r.decision.reason, r.decision.candidates,
+                             max(0.0, now - r.parked_ms / 1000)) for r in state.unresolved()]
     return sorted(found, key=lambda u: (-u.age_s, u.event_id))
 
 

@@ -197,3 +197,27 @@ def test_bad_resolution_messages_are_dead_letters_with_the_reason() -> None:
         "undecodable_resolution", "unkeyed_resolution", "misrouted_resolution", "incomplete_resolution",
         "not_authorised"]
     assert result.resolvers == set() and result.resolution == []
+
+
+def test_hub_unresolved_reads_past_a_state_it_cannot_read(tmp_path: Path, caplog) -> None:
+    """Attack: a torn, a foreign and a future-version state among the
+    resolver's: `hub unresolved` lists the parked records of the others and
+    logs each bad one by where it sits."""
+    import datetime as dt
+
+    from hub.unresolved import unresolved_in
+    from tests.bus import scenario_bus
+
+    now = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
+    bus = scenario_bus(tmp_path, now)
+    latest: dict[bytes, tuple[str, bytes | None]] = {
+        key: (f"changelog[0]@{n}", value) for n, (key, value) in enumerate(bus.store.resolver.items())}
+    parked = unresolved_in(latest, now.timestamp())
+    assert parked
+    latest[b"torn"] = ("changelog[1]@1", b'{"v": 3, "c": [')
+    latest[b"foreign"] = ("changelog[1]@2", b"\x00\x00\x00\x00\x01avro")
+    latest[b"future"] = ("changelog[1]@3", b'{"v": 99}')
+    with caplog.at_level("WARNING", logger="hub.unresolved"):
+        assert unresolved_in(latest, now.timestamp()) == parked
+    assert sorted(r.getMessage().split(" cannot")[0] for r in caplog.records) == [
+        f"a resolver state at changelog[1]@{n}" for n in (1, 2, 3)]
