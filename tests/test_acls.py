@@ -4,7 +4,6 @@ run here, so the bindings themselves are what is tested, down to the
 admin-API objects ``hub acls --apply`` sends."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AclBinding, ResourcePatternType

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.domain.events import event_key
-from hub.flow import Flow, Record
+from hub.flow import Flow
 from tests.bus import RECEIVED, Bus, Delivered
 from tests.poison import critical_event, encoded, spoiled
 
