@@ -49,6 +49,10 @@ class WorkerMetrics:
                                        "city systems), merged into it", ["agency"], registry=registry)
         self.dead_letters = Counter("hub_worker_dead_letters_total",
                                     "Events the worker could not process", ["reason"], registry=registry)
+        self.timer_failures = Counter("hub_worker_timer_failures_total",
+                                      "Runs of a worker's periodic job (clock tick, audit head or check, lag, "
+                                      "commit healing) that failed; each runs again at its next interval",
+                                      ["timer"], registry=registry)
         self.untrusted = Counter("hub_worker_untrusted_records_total",
                                  "Records refused because their sender is not proven or not allowed to send "
                                  "them (unsigned, tampered, replayed, unknown or revoked key, wrong agency or "

@@ -35,8 +35,9 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import partial, wraps
 from time import perf_counter
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import faust
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
@@ -44,6 +45,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollectio
 from hub.audit.entries import Entry, key_changes
 from hub.audit.log import AuditLog, recent_report
 from hub.connection import faust_credentials
+from hub.domain.pii import describe
 from hub.domain.teams import COPY_FIELDS, load_teams
 from hub.faust_patches import (Processed, QuietMonitor, StallHealer, StoppableWorker, has_unacked,
                                mark_unacknowledged, read_offset, set_without_changelog, still_member, strict_commits)
@@ -301,26 +303,28 @@ class Edge:
         async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             self.revoked(args[0])  # the signal's argument: the partitions taken away
 
-        @app.timer(min(1.0, settings.commit_stall_heal_s / 2))
+        periodic = partial(_periodic, app, self.metrics)
+
+        @periodic(min(1.0, settings.commit_stall_heal_s / 2))
         async def heal_stalled_commits() -> None:
             healed = await self.healer.check(asyncio.get_running_loop().time())
             if healed:
                 self.metrics.worker.commit_stalls_healed.inc(healed)
 
-        @app.timer(2.0)
+        @periodic(2.0)
         async def report_lag() -> None:
             self.report_lag()
 
         if settings.lifecycle_tick_s > 0:
-            @app.timer(settings.lifecycle_tick_s)
+            @periodic(settings.lifecycle_tick_s)
             async def clock_tick() -> None:
                 await self.clock_tick()
 
-        @app.timer(settings.audit_head_s)
+        @periodic(settings.audit_head_s)
         async def audit_head() -> None:
             await asyncio.get_running_loop().run_in_executor(None, self.seal)
 
-        @app.timer(settings.audit_verify_s)
+        @periodic(settings.audit_verify_s)
         async def audit_check() -> None:
             await asyncio.get_running_loop().run_in_executor(None, self.check_trail)
 
@@ -493,6 +497,35 @@ class Edge:
         for partition in sorted(self.owned_partitions()):
             await self.app.producer.send(FEEDBACK_TOPIC, TICK_KEY, value, partition=partition, timestamp=None,
                                          headers=headers)
+
+
+Periodic = Callable[[], Awaitable[None]]
+
+
+def surviving(fun: Periodic, metrics: Metrics, interval_s: float) -> Periodic:
+    """``fun`` as a timer's body that a failure does not end. In a bare Faust
+    timer an exception crashes the app (mode's ``Service.crash``): a tick
+    that the broker did not take for a moment, or an audit check that timed
+    out, would take the worker down, and stop every deadline check with it.
+    Here it is logged and counted, and the timer runs again at its next
+    interval."""
+    name = fun.__name__
+
+    @wraps(fun)
+    async def body() -> None:
+        try:
+            await fun()
+        except Exception as exc:  # cancellation (a BaseException) still stops it
+            metrics.worker.timer_failures.labels(name).inc()
+            log.warning("%s failed (%s); again in %.0f s", name, describe(exc), interval_s)
+    return body
+
+
+def _periodic(app: faust.App, metrics: Metrics, interval_s: float) -> Callable[[Periodic], Periodic]:
+    def register(fun: Periodic) -> Periodic:
+        app.timer(interval_s)(surviving(fun, metrics, interval_s))
+        return fun
+    return register
 
 
 def _watch_broker(app: faust.App, settings: Settings, metrics: Metrics, watched: list[str]) -> None:
