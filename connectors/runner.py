@@ -193,7 +193,7 @@ class ConnectorRunner:
         last_row = claimed = cursor.rows_done
         checkpointed = time.monotonic()
         try:
-            for row in self._rows(path):
+            for row in self._rows(path, summary.file):
                 if row.number <= cursor.rows_done:
                     summary.already_delivered += 1
                     continue
@@ -212,7 +212,7 @@ class ConnectorRunner:
         self._checkpoint(file_fp, summary.file, FileCursor(max(last_row, 1), True))
         self._flush()
 
-    def _rows(self, path: Path) -> Iterator[SourceRow]:
+    def _rows(self, path: Path, shown: str) -> Iterator[SourceRow]:
         """The connector's rows; a reader that fails unforeseen fails the file
         from there on (what was read stands), never the process. Publishing
         errors are not the reader's and are not caught here."""
@@ -221,7 +221,6 @@ class ConnectorRunner:
         except FileFormatError:
             raise
         except Exception as exc:
-            shown = self.connector.shown_name(path)
             log.error("%s: reading %s failed: %s", self.connector.name, shown, describe(exc))
             raise FileFormatError(shown, f"reading stopped ({type(exc).__name__})",
                                   reason_code="unreadable_file") from exc

@@ -27,10 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, Iterator
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
@@ -251,10 +252,7 @@ def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
     create_topics(two)  # the new group's changelogs
     ends, share = _event_share(two)
     total = sum(ends.values())
-    env = process_env(two, HUB_LIFECYCLE_TICK_S="0")
-    workers = [subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL) for _ in range(2)]
-    try:
+    with _worker_processes(two, 2):
         first: tuple[float, int] | None = None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -266,6 +264,17 @@ def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
                 return first[1] * share / (now - first[0]) if now > first[0] else 0.0
             time.sleep(0.1)
         raise TimeoutError("the two workers did not process the events in time")
+
+
+@contextmanager
+def _worker_processes(settings: Settings, n: int) -> Iterator[None]:
+    """``n`` `hub worker` processes on the settings' consumer group, without
+    periodic ticks, stopped on the way out."""
+    env = process_env(settings, HUB_LIFECYCLE_TICK_S="0")
+    workers = [subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for _ in range(n)]
+    try:
+        yield
     finally:
         for worker in workers:
             worker.terminate()
@@ -341,18 +350,10 @@ def _two_workers_paced(settings: Settings, files: list[tuple[str, Path]], rate: 
     """The paced load again, on two `hub worker` processes of the workers'
     own consumer group (they restore its tables during the warm-up file):
     a deployment's latency at that rate, once one worker is not enough."""
-    env = process_env(settings, HUB_LIFECYCLE_TICK_S="0")
-    workers = [subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL) for _ in range(2)]
-    try:
-        clock: dict[str, float] = {}
+    clock: dict[str, float] = {}
+    with _worker_processes(settings, 2):
         _paced(rate, clock)(settings, files, Metrics())
         wait_until_processed(settings, 600)
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(60)
     return _latencies(settings, clock["from"])
 
 

@@ -28,11 +28,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hub.domain.lifecycle import ACTIVE, is_overdue
-from hub.domain.pii import describe
 from hub.domain.teams import SEVERITIES, Team
 from hub.httpd import http_server
 from hub.leadview import follow_topics
 from hub.pipeline import to_json_ready
+from hub.retry import shown
 from hub.settings import HttpSettings, Settings
 from hub.audit.entries import UNPROVEN, AuditAction, Note
 from hub.trust import Role
@@ -105,7 +105,7 @@ def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
                     board.apply(topic, lead)
                     wait = retry_s[0]
             except Exception as exc:
-                log.warning("lead board: following the team topics failed (%s); again in %.0f s", describe(exc), wait)
+                log.warning("lead board: following the team topics failed (%s); again in %.0f s", shown(exc), wait)
                 stop.wait(wait)
                 wait = min(wait * 2, retry_s[1])
 

@@ -45,7 +45,6 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollectio
 from hub.audit.entries import Entry, key_changes
 from hub.audit.log import AuditLog, recent_report
 from hub.connection import faust_credentials
-from hub.domain.pii import describe
 from hub.domain.teams import COPY_FIELDS, load_teams
 from hub.faust_patches import (Processed, QuietMonitor, StallHealer, StoppableWorker, has_unacked,
                                mark_unacknowledged, read_offset, set_without_changelog, still_member, strict_commits)
@@ -517,7 +516,7 @@ def surviving(fun: Periodic, metrics: Metrics, interval_s: float) -> Periodic:
             await fun()
         except Exception as exc:  # cancellation (a BaseException) still stops it
             metrics.worker.timer_failures.labels(name).inc()
-            log.warning("%s failed (%s); again in %.0f s", name, describe(exc), interval_s)
+            log.warning("%s failed (%s); again in %.0f s", name, shown(exc), interval_s)
     return body
 
 
