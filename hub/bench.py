@@ -37,6 +37,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from connectors.runner import RunSummary
+from hub.broker import EmbeddedBroker
 from hub.connection import client_config
 from hub.metrics import Metrics
 from hub.pipeline import Feeder, run_connectors, run_pipeline, wait_until_processed
@@ -85,6 +86,10 @@ class BenchResult:
     state_bytes_mean: float  # a business's stored state, as written last
     state_bytes_max: int
     states: int
+    events_on_broker: int  # every event the bench's phases put on the broker
+    disk_bytes_before: int  # the broker's log directory when the last phase ended
+    disk_bytes_after: int  # and once the log cleaner had compacted what it could
+    changelog_bytes_after: int
 
     def lines(self) -> list[str]:
         per_event = {stage: s / self.events * 1e6 for stage, s in self.stages.items()}
@@ -115,6 +120,10 @@ class BenchResult:
             f"broker {self.broker_peak_rss_mib:.0f} MiB",
             f"stored state: {self.states} businesses, {self.state_bytes_mean:,.0f} bytes each on average, "
             f"{self.state_bytes_max:,} at most (bounded by history_days and history_max_events)",
+            f"broker disk: {self.disk_bytes_before / 2**20:.0f} MiB after {self.events_on_broker:,} events, "
+            f"{self.disk_bytes_after / 2**20:.0f} MiB once compacted (changelogs {self.changelog_bytes_after / 2**20:.0f}"
+            f" MiB): {self.disk_bytes_after / 2**20 / self.events_on_broker * 100_000 if self.events_on_broker else 0:.0f}"
+            " MiB per 100 000 events",
             "worker alone, time per event by stage (µs):",
             *(f"  {stage.value:<28} {per_event.get(stage, 0.0):8.1f}" for stage in Stage),
             f"  {'Faust, Kafka and the rest':<28} {busy - sum(per_event.values()):8.1f}",
@@ -366,13 +375,33 @@ def _stored_states(settings: Settings) -> list[int]:
     latest: dict[bytes, int] = {}
     for message in read_to_end(settings, changelog_topic(settings)):
         key, value = message.key(), message.value()
-        if key is not None and not key.startswith(b"\x00"):
+        if key is not None:
             latest[key] = len(value or b"")
     return [n for n in latest.values() if n]
 
 
-def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: int | None,
+def _compacted(broker: EmbeddedBroker, settle_s: float = 5.0, timeout_s: float = 120.0) -> tuple[int, int]:
+    """The broker's disk use once the log cleaner has done what it can: the
+    whole log directory's bytes and the changelogs', when they stayed put
+    ``settle_s``."""
+    def sizes() -> tuple[int, int]:
+        changelogs = sum(p.stat().st_size for p in broker.log_dir.glob("*-changelog-*/*") if p.is_file())
+        return broker.disk_bytes(), changelogs
+
+    last, since, deadline = sizes(), time.monotonic(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline and time.monotonic() - since < settle_s:
+        time.sleep(0.5)
+        now = sizes()
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def run_benchmark(settings: Settings, events: int, businesses: int, broker: EmbeddedBroker,
                   paced_rate: float = 1000.0, paced_events: int = 10000) -> BenchResult:
+    """Every phase on ``broker``, a fresh one whose topics were made with
+    ``settings`` (a short compacted segment, so that the cleaner reaches the
+    changelogs within the run)."""
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     plain = plain_loop_rate(settings, events)
 
@@ -398,6 +427,9 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
     two_paced = _paced_files(folder, "paced-two", businesses, paced_events,
                              first_row=2 * events + paced_events + PACED_CHUNK, seed=100_000)
     latencies_two = _two_workers_paced(settings, two_paced, paced_rate)
+    on_broker = sum(end for tp, end in event_ends(settings).items() if tp.topic != RESOLUTION_TOPIC)
+    disk_before = broker.disk_bytes()
+    disk_after, changelogs_after = _compacted(broker)
     return BenchResult(
         events=events,
         businesses=businesses,
@@ -422,8 +454,12 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker_pid: 
         two_latency_p99_s=_percentile(latencies_two, 0.99),
         peak_rss_mib=_vm_peak_mib(),
         worker_rss_growth_mib=growth,
-        broker_peak_rss_mib=_broker_hwm_mib(broker_pid),
+        broker_peak_rss_mib=_broker_hwm_mib(broker.pid),
         state_bytes_mean=sum(sizes) / len(sizes) if sizes else 0.0,
         state_bytes_max=max(sizes, default=0),
         states=len(sizes),
+        events_on_broker=on_broker,
+        disk_bytes_before=disk_before,
+        disk_bytes_after=disk_after,
+        changelog_bytes_after=changelogs_after,
     )

@@ -275,9 +275,9 @@ def outcome(settings: Settings) -> Outcome:
     latest: dict[bytes, bytes | None] = {}
     for message in read_to_end(settings, changelog_topic(settings)):
         key = message.key()
-        # not a sentinel, and a business's state: an index (an area's, a
+        # a business's state: an index (an area's, a
         # complainant's) holds copies of its businesses' records
-        if key is not None and not key.startswith(b"\x00") and not is_index_key(key.decode()):
+        if key is not None and not is_index_key(key.decode()):
             latest[key] = message.value()
     applied: Counter[str] = Counter()
     for raw in filter(None, latest.values()):
@@ -311,7 +311,10 @@ class Fleet:
 
     def __init__(self, settings: Settings, workdir: Path) -> None:
         self.settings, self.workdir = settings, workdir
-        self.env = process_env(settings, HUB_STATE_DIR=str(workdir / "state"))
+        # Kafka's shortest session (group.min.session.timeout.ms): a killed
+        # worker's partitions move after 6 s, and a pause of 8 s outlasts it.
+        self.env = process_env(settings, HUB_STATE_DIR=str(workdir / "state"), HUB_SESSION_TIMEOUT_S="6",
+                               HUB_HEARTBEAT_INTERVAL_S="1")
         self.workers: list[subprocess.Popen[bytes]] = []
         self.exits: list[int] = []  # statuses of workers that ended by themselves
         self.log = open(workdir / "processes.log", "ab")
@@ -355,13 +358,15 @@ class Fleet:
 class Storm:
     """What a storm does: ``kills`` SIGKILLs of a random worker every 2-9 s,
     each restarted 1-3 s later; ``pauses`` SIGSTOPs of 8-15 s (beyond the
-    session timeout); the connector of ``BIG_FILE`` killed up to
+    session timeout); ``broker_kills`` SIGKILLs of the broker's JVM, each
+    restarted 1-3 s later on the same log directory and port; the connector of ``BIG_FILE`` killed up to
     ``connector_kill_s`` after its first checkpoint with rows delivered (None:
     not killed)."""
 
     kills: int = 8
     pauses: int = 1
     connector_kill_s: float | None = 0.2
+    broker_kills: int = 1
     seed: int = 0
 
 
@@ -393,6 +398,11 @@ def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_afte
             say(f"  connector killed {kill_after_s:.2f}s into {BIG_FILE}; its rerun: {rerun.splitlines()[-1]}")
         else:
             run = fleet.connector(name, path)
+        for _ in range(3):  # 1: the broker did not answer in time (it was killed); its supervisor runs it again
+            if run.wait() != 1:
+                break
+            say(f"  connector {name} on {path.name} failed (status 1: the broker away); run again")
+            run = fleet.connector(name, path)
         if run.wait() not in (0, 3):  # 3: finished with rows rejected
             problems.append(f"connector {name} on {path.name} ended with status {run.returncode}")
         time.sleep(gap_s)
@@ -406,7 +416,7 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
     workdir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(storm.seed if storm else 0)
     problems: list[str] = []
-    with EmbeddedBroker().start(log_dir=workdir) as broker:
+    with EmbeddedBroker(workdir / "kafka").start() as broker:
         settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
                                                             pii_key=CHAOS_PII_KEY)
         create_topics(settings)
@@ -422,6 +432,12 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
             feeder.start()
             for what, before, during in actions:
                 _sleep_supervising(fleet, before)
+                if what == "broker":
+                    say(f"  kill the broker (pid {broker.pid}) for {during:.1f}s")
+                    broker.kill()
+                    _sleep_supervising(fleet, during)
+                    broker.start()
+                    continue
                 slot = rng.randrange(len(fleet.workers))
                 worker = fleet.workers[slot]
                 say(f"  {what} worker {slot} (pid {worker.pid}) for {during:.1f}s")
@@ -446,12 +462,14 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
 
 
 def _actions(storm: Storm | None, rng: random.Random) -> list[tuple[str, float, float]]:
-    """(kill | pause, seconds before it, seconds it lasts), in order."""
+    """(kill | pause | broker, seconds before it, seconds it lasts), in order."""
     if storm is None:
         return []
     actions = [("kill", rng.uniform(2, 9), rng.uniform(1, 3)) for _ in range(storm.kills)]
     for _ in range(storm.pauses):
         actions.insert(rng.randrange(len(actions) + 1), ("pause", rng.uniform(2, 9), rng.uniform(8, 15)))
+    for _ in range(storm.broker_kills):
+        actions.insert(rng.randrange(len(actions) + 1), ("broker", rng.uniform(2, 9), rng.uniform(1, 3)))
     return actions
 
 

@@ -156,16 +156,28 @@ class ValidationSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    # Broker: empty means "start the embedded Tansu broker".
+    # Broker: empty means the embedded Apache Kafka on the state directory
+    # (hub.broker): the one running there, or one started for the command.
     broker_url: str = ""
+    # How long a command waits for the embedded broker running on its state
+    # directory to answer before it fails (it never sends anywhere else).
+    broker_wait_s: float = 30.0
     schema_registry_url: str = ""
     schema_dir: Path = field(default_factory=_contracts)
     state_dir: Path = Path(".hub-state")
     topic_partitions: int = 4
     replication_factor: int = 1
-    # Tansu holds a group join for half the session timeout; real Kafka needs >= 6 s.
-    session_timeout_s: float = 2.0
-    heartbeat_interval_s: float = 0.5
+    # Event and dead-letter topics keep records this many days (they are
+    # evidence: ten years by default; -1 keeps them for ever). State topics
+    # are compacted, the audit trail is never deleted (hub.topics).
+    event_retention_days: int = 3650
+    # A compacted topic's active segment rolls after this long, so the
+    # cleaner can reach its superseded values (Kafka's default is 7 days).
+    compacted_segment_ms: int = 3_600_000
+    # The consumer group's: a worker silent this long loses its partitions.
+    # Kafka's brokers accept 6 s at the least (group.min.session.timeout.ms).
+    session_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 3.0
     app_id: str = "supervision-hub"
     pii_key: str = DEV_PII_KEY
     metrics_port: int = 9400
@@ -184,8 +196,6 @@ class Settings:
     commit_interval_s: float = 1.0
     # See hub.worker.heal_stalled_commits (faust-streaming issue #596).
     commit_stall_heal_s: float = 5.0
-    # Tansu 0.6 workaround (see hub.worker.SENTINEL_KEY); false on Kafka.
-    changelog_sentinels: bool = True
     # Faust table store: memory:// rebuilds from the changelog on start;
     # rocksdb:// (needs faust-streaming[rocksdb]) keeps a local copy.
     table_store: str = "memory://"
@@ -207,7 +217,7 @@ class Settings:
     # write failing): a batch is retried with exponential backoff this many
     # times, never acknowledged, then the worker exits non-zero.
     # How often a worker asks the broker who it is: unreachable sets a gauge;
-    # another cluster (a restarted in-memory Tansu, a rebuilt cluster) stops it.
+    # another cluster (a rebuilt cluster, a deleted log directory) stops it.
     broker_check_s: float = 5.0
     # How long a connector waits for the broker to acknowledge a record
     # before its run fails (with its summary; the cursor stays behind).

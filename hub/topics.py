@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Collection
+from typing import Callable, Collection, TypeVar
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.connection import client_config
@@ -61,7 +61,7 @@ def producer_config(settings: Settings) -> dict[str, object]:
     """What every confluent-kafka producer of the hub shares."""
     # murmur2: the Java client's partitioner, which the workers' Faust (aiokafka)
     # producer uses too; the workers rely on a key mapping to one partition everywhere.
-    return {**client_config(settings), "linger.ms": 20, "acks": "all",
+    return {**client_config(settings), "linger.ms": 20, "acks": "all", "compression.type": "lz4",
             "partitioner": "murmur2_random",
             "enable.idempotence": True,
             "message.timeout.ms": int(settings.publish_timeout_s * 1000)}
@@ -82,26 +82,43 @@ def team_topics(settings: Settings) -> list[TopicSpec]:
               for t in teams if not t.oversees)]  # oversight answers nothing
 
 
-def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] | None = None) -> dict[str, str]:
-    """Create topics with explicit partition counts; existing ones are left as they are.
+def topic_config(settings: Settings, compacted: bool, kept: bool) -> dict[str, str]:
+    """A hub topic's policy: compacted state, the audit trail kept for ever,
+    the rest (events, dead letters, feedback, resolution) kept
+    ``event_retention_days``."""
+    # The broker stamps each record as it takes it: a signed record whose
+    # stamp is far from its signature's time is a replayed copy (see
+    # hub.trust.signatures), and no producer can set that stamp.
+    config = {"message.timestamp.type": "LogAppendTime"}
+    if compacted:
+        config.update({"cleanup.policy": "compact", "segment.ms": str(settings.compacted_segment_ms)})
+    elif kept:
+        config.update({"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"})
+    else:
+        days = settings.event_retention_days
+        config.update({"cleanup.policy": "delete", "retention.bytes": "-1",
+                       "retention.ms": "-1" if days < 0 else str(days * 86_400_000)})
+    return config
 
-    Returns ``{topic: "created" | "exists"}``. Idempotent: Tansu auto-creates
-    topics with 4 partitions, so the hub never relies on auto-creation.
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] | None = None) -> dict[str, str]:
+    """Create topics with explicit partition counts and policies; existing ones are left as they are.
+
+    Returns ``{topic: "created" | "exists"}``. Idempotent; the hub never
+    relies on a broker's auto-creation (the embedded one has it off).
     """
     if specs is None:
         specs = [*CATALOGUE, *team_topics(settings)]
     wanted = {s.name: (s.partitions(settings), s.compacted, s.kept) for s in specs}
     for table in (BUSINESS_TABLE, RESOLVER_TABLE):
         wanted[changelog_topic(settings, table)] = (settings.topic_partitions, True, False)
+    # Faust's leader assignor subscribes to it (nothing is written there);
+    # missing, every metadata refresh of a worker logs an error.
+    wanted[f"{settings.app_id}-__assignor-__leader"] = (1, False, False)
     client = admin(settings)
-    # The broker stamps each record as it takes it: a signed record whose
-    # stamp is far from its signature's time is a replayed copy (see
-    # hub.trust.signatures), and no producer can set that stamp.
     futures = client.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
-                  config={"message.timestamp.type": "LogAppendTime",
-                          **({"cleanup.policy": "compact"} if compacted else {}),
-                          **({"retention.ms": "-1", "retention.bytes": "-1"} if kept else {})})
+                  config=topic_config(settings, compacted, kept))
          for name, (n, compacted, kept) in wanted.items()], operation_timeout=10, request_timeout=15)
     result: dict[str, str] = {}
     for name, fut in futures.items():
@@ -112,7 +129,24 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicS
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
             result[name] = "exists"
+    _wait_for_leaders(client, [name for name, outcome in result.items() if outcome == "created"])
     return result
+
+
+def _wait_for_leaders(client: AdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+    """A created topic is usable once the brokers' metadata gives every
+    partition a leader, a moment after the controller took it: until then a
+    read or a write is refused as NOT_LEADER_FOR_PARTITION."""
+    deadline = time.monotonic() + timeout_s
+    waiting = set(names)
+    while waiting:
+        topics = client.list_topics(timeout=10).topics
+        waiting = {name for name in waiting if name not in topics or topics[name].error is not None
+                   or any(p.leader < 0 for p in topics[name].partitions.values())}
+        if waiting and time.monotonic() > deadline:
+            raise KafkaException(f"topics without a leader {timeout_s:g} s after their creation: {sorted(waiting)}")
+        if waiting:
+            time.sleep(0.05)
 
 
 def list_topics(settings: Settings) -> dict[str, int]:
@@ -125,6 +159,7 @@ def list_topics(settings: Settings) -> dict[str, int]:
 def _reader(settings: Settings) -> Consumer:
     return Consumer({**client_config(settings), "group.id": "hub-reader",
                      "enable.auto.commit": False, "log_level": 3, "fetch.wait.max.ms": 20,
+                     "auto.offset.reset": "earliest",
                      "fetch.error.backoff.ms": 20})
 
 
@@ -144,44 +179,48 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None,
                 partitions: Collection[int] | None = None) -> dict[int, int]:
-    """The offset after the last message of each non-empty partition (of ``partitions``, or all).
-
-    Not simply the high watermark: Tansu 0.6.0 reports the base offset of the
-    last record batch plus one, so the last batch is read to find its end (on
-    Kafka that reads one message per partition)."""
+    """The high watermark of each non-empty partition (of ``partitions``, or all)."""
     own = consumer is None
     consumer = consumer or _reader(settings)
     try:
-        md = consumer.list_topics(topic, timeout=10).topics[topic]
+        md = _retried(lambda: consumer.list_topics(topic, timeout=10)).topics[topic]
         if md.error is not None:
             raise KafkaException(md.error)
         ends: dict[int, int] = {}
         for p in md.partitions if partitions is None else sorted(set(partitions) & set(md.partitions)):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            low, high = _watermarks(consumer, TopicPartition(topic, p))
             if high > low:
                 ends[p] = high
-        if ends:
-            consumer.assign([TopicPartition(topic, p, high - 1) for p, high in ends.items()])
-            unseen = set(ends)  # each partition has a message at high - 1: wait for it
-            deadline = time.monotonic() + 30
-            quiet_since = time.monotonic()
-            while time.monotonic() < deadline:
-                # consume() waits its whole timeout unless the batch fills up: keep it short
-                batch = consumer.consume(1000, 0.02)
-                if batch:
-                    quiet_since = time.monotonic()
-                elif not unseen and time.monotonic() - quiet_since > 0.1:
-                    break
-                for msg in batch:
-                    partition, offset = msg.partition(), msg.offset()
-                    if not msg.error() and partition is not None and offset is not None:
-                        unseen.discard(partition)
-                        ends[partition] = max(ends[partition], offset + 1)
-            consumer.unassign()
         return ends
     finally:
         if own:
             consumer.close()
+
+
+_PASSING_FAULTS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                            KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT, KafkaError._TRANSPORT})
+
+
+T = TypeVar("T")
+
+
+def _retried(ask: Callable[[], T], timeout_s: float = 30.0) -> T:
+    """``ask()``, asked again while the broker is briefly away or busy (a
+    restart, a leader being elected, a topic just created:
+    NOT_LEADER_FOR_PARTITION for a moment), up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return ask()
+        except KafkaException as exc:
+            if exc.args[0].code() not in _PASSING_FAULTS or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    low, high = _retried(lambda: consumer.get_watermark_offsets(tp, timeout=10))
+    return int(low), int(high)
 
 
 def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0,
@@ -199,12 +238,13 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0,
         while ends and time.monotonic() < deadline:
             for msg in consumer.consume(1000, 0.02):
                 partition, offset = msg.partition(), msg.offset()
-                if msg.error() or partition not in ends or offset is None:
-                    continue
-                if offset < ends[partition]:
+                if not msg.error() and partition in ends and offset is not None and offset < ends[partition]:
                     messages.append(msg)
-                if offset + 1 >= ends[partition]:
-                    ends.pop(partition)
+            # By position, not by the last message seen: the offsets before a
+            # high watermark may end in a compacted gap or a transaction marker.
+            for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+                if tp.offset >= ends[tp.partition]:
+                    ends.pop(tp.partition)
         if ends:
             raise TimeoutError(f"could not read {topic} to its end within {timeout_s}s")
         return messages

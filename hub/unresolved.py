@@ -44,12 +44,13 @@ def _age(seconds: float) -> str:
 
 
 def collect_unresolved(settings: Settings, now: float | None = None) -> list[Unresolved]:
-    """Every unresolved record, oldest first. The changelog holds every
-    version of a state (Tansu does not compact): the last one per key counts."""
+    """Every unresolved record, oldest first. The changelog may hold several
+    versions of a state (the cleaner compacts only rolled segments): the last
+    one per key counts."""
     latest: dict[bytes, tuple[str, bytes | None]] = {}
     for message in read_to_end(settings, changelog_topic(settings, RESOLVER_TABLE)):
         key = message.key()
-        if key is not None and not key.startswith(b"\x00"):  # the worker's changelog sentinels
+        if key is not None:
             latest[key] = (f"{message.topic()}[{message.partition()}]@{message.offset()}", message.value())
     return unresolved_in(latest, time.time() if now is None else now)
 

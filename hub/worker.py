@@ -58,16 +58,11 @@ from hub.serde import Serde, SharedRuns
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
 from hub.trust.signatures import broker_timestamp_ms, headers_of
-from hub.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE, admin, changelog_topic,
+from hub.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE, admin, changelog_topic, key_partition,
                         source_topics)
 
 log = logging.getLogger(__name__)
 
-# Written alone after each batch's state changes, so the last record batch of
-# every changelog partition holds one record: Tansu 0.6 reports a partition's
-# high watermark as its last batch's base offset + 1, and Faust stops
-# restoring a table at the high watermark. No business key starts with NUL.
-SENTINEL_KEY = b"\x00hub:changelog-sentinel"
 # EX_TEMPFAIL: the infrastructure failed a batch ``retry_attempts`` times; a
 # restart replays it.
 EXIT_INFRASTRUCTURE = 75
@@ -81,7 +76,7 @@ class Fenced(Exception):
 
 
 class TableView:
-    """A Faust table as the flow's ``Table``: the sentinel is no state."""
+    """A Faust table as the flow's ``Table``."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -91,16 +86,19 @@ class TableView:
         return None if value is None else bytes(value)
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return ((k, v) for k, v in self.table.items() if k != SENTINEL_KEY)
+        return self.table.items()
 
 
 class FaustStore:
-    def __init__(self, app: faust.App, businesses: Any, resolver: Any, changelog: str) -> None:
+    def __init__(self, businesses: Any, resolver: Any, partitions: int) -> None:
         self.businesses, self.resolver = TableView(businesses), TableView(resolver)
-        self._app, self._changelog = app, changelog
+        self._partitions = partitions
 
     def partition_of(self, key: bytes) -> int:
-        return int(self._app.producer.key_partition(self._changelog, key).partition)
+        """The changelog partition of a key: murmur2, as every producer of the
+        hub chooses it. Not asked of Faust's producer, whose metadata knows
+        only the topics it has sent to (a restarted worker's knows none)."""
+        return key_partition(key, self._partitions)
 
 
 @dataclass
@@ -152,13 +150,10 @@ class Publisher:
         self.lead_runs = SharedRuns(serde.local.latest("lead").raw, COPY_FIELDS)
         self.lead_headers: dict[str, bytes] = {}
         self.failures: list[KafkaError] = []
-        self.delivered_to: set[tuple[str, int]] = set()  # (topic, partition) since the last flush
 
     def _delivered(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:
             self.failures.append(error)
-        else:
-            self.delivered_to.add((message.topic(), message.partition()))
 
     def produce(self, topic: str, key: bytes, value: bytes, partition: int = -1,
                 headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
@@ -169,17 +164,16 @@ class Publisher:
             except BufferError:  # the local queue is full: let deliveries drain it
                 self.producer.poll(0.1)
 
-    async def flush(self, seconds: dict[Stage, float], stage: Stage = Stage.SEND) -> set[tuple[str, int]]:
-        """Wait for every record produced so far; the partitions they went to."""
+    async def flush(self, seconds: dict[Stage, float], stage: Stage = Stage.SEND) -> None:
+        """Wait for every record produced so far."""
         started = perf_counter()
         # librdkafka waits without the GIL; the event loop goes on meanwhile.
         left = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, self.timeout_s)
         seconds[stage] += perf_counter() - started
-        failures, self.failures, delivered, self.delivered_to = self.failures, [], self.delivered_to, set()
+        failures, self.failures = self.failures, []
         if left or failures:
             raise Undelivered(f"{left} records unacknowledged, {len(failures)} refused"
                               + (f" ({failures[0].str()})" if failures else ""))
-        return delivered
 
     async def send_all(self, sends: list[Send], seconds: dict[Stage, float]) -> None:
         """Every record, signed by the worker as one batch (a hash tree: one
@@ -226,13 +220,6 @@ def _faust_app(settings: Settings) -> faust.App:
         web_enabled=False,
         Monitor=QuietMonitor,
         producer_linger_ms=5,
-        # Faust stops recovery when a table's persisted offset passes the
-        # changelog's high watermark, taking it for a topic emptied under
-        # the store. Tansu 0.6 reports the watermark short of its last batch,
-        # so the check fired on healthy rebalances and crashed the worker.
-        # Lost data is detected by ``watch_broker`` instead: the cluster ID
-        # and the topics' IDs it started on.
-        recovery_consistency_check=False,
         # Standby copies of other workers' tables: with the memory store a
         # worker restores a partition from its changelog when it gets it
         # anyway, and Faust's standby recovery seeks to negative offsets on
@@ -264,8 +251,7 @@ class Edge:
                                        partitions=settings.topic_partitions)
                        for name in (BUSINESS_TABLE, RESOLVER_TABLE)}
         self.changelogs = {name: changelog_topic(settings, name) for name in self.tables}
-        store = FaustStore(app, self.tables[BUSINESS_TABLE], self.tables[RESOLVER_TABLE],
-                           self.changelogs[BUSINESS_TABLE])
+        store = FaustStore(self.tables[BUSINESS_TABLE], self.tables[RESOLVER_TABLE], settings.topic_partitions)
         teams = load_teams(settings.teams_file)
         # one key for the worker's records and its audit chain
         self.signer = audit.signer if audit else signer(settings, Role.WORKER, settings.worker_name)
@@ -417,13 +403,9 @@ class Edge:
         for write in effects.states:
             set_without_changelog(self.tables[write.table], write.key, write.value)
             self.publisher.produce(self.changelogs[write.table], write.key, write.value)
-        touched = await self.publisher.flush(effects.seconds, Stage.STATE_WRITE)
-        if self.settings.changelog_sentinels and touched:
-            for topic, partition in sorted(touched):
-                self.publisher.produce(topic, SENTINEL_KEY, b"", partition)
-            await self.publisher.flush(effects.seconds, Stage.STATE_WRITE)
+        await self.publisher.flush(effects.seconds, Stage.STATE_WRITE)
         for name, table in self.tables.items():
-            self.metrics.worker.table_entries.labels(name).set(len(table) - (SENTINEL_KEY in table))
+            self.metrics.worker.table_entries.labels(name).set(len(table))
 
     async def leads_and_audit(self, effects: Effects, entries: list[Entry]) -> None:
         await self.publisher.send_all(effects.leads, effects.seconds)
@@ -470,9 +452,7 @@ class Edge:
             log.critical("the audit trail is broken: %s", "; ".join(report.problems))
 
     def report_lag(self) -> None:
-        """Consumer lag in records per owned partition. On Tansu the high
-        watermark can trail the last batch (see hub.topics.end_offsets), so
-        the figure there is a lower bound."""
+        """Consumer lag in records per owned partition."""
         consumer: Any = self.app.consumer
         total = 0
         for tp in consumer.assignment():
@@ -547,8 +527,8 @@ def _watch_broker(app: faust.App, settings: Settings, metrics: Metrics, watched:
     @app.timer(settings.broker_check_s)
     async def watch_broker() -> None:
         """Whether the broker answers, and whether it still holds the data this
-        worker started on: an in-memory Tansu that restarted, a cluster
-        rebuilt from nothing or a topic deleted and created again has lost
+        worker started on: a cluster rebuilt from nothing (its log
+        directory deleted) or a topic deleted and created again has lost
         what the worker's tables and offsets describe. Writing them into it
         would pass off stale state as current."""
         try:

@@ -21,9 +21,9 @@ def hasher() -> PersonalDataHasher:
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    """A fresh embedded Tansu per test module: it keeps everything in memory."""
-    with EmbeddedBroker().start() as running:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A fresh embedded Apache Kafka per test module, on a log directory of its own."""
+    with EmbeddedBroker(tmp_path_factory.mktemp("kafka")).start() as running:
         yield running
 
 

@@ -1,6 +1,8 @@
 """Shared helpers for broker tests."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import subprocess
@@ -97,6 +99,22 @@ def hub(*args: str, cwd: Path, env: dict[str, str] | None = None,
                           timeout=timeout, env={**os.environ, "HUB_METRICS_PORT": "0", **(env or {})})
 
 
+def start_hub_broker(cwd: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str, int | str]]:
+    """`hub broker` in ``cwd``, once it answers: the process and its record."""
+    record = cwd / ".hub-state" / "kafka" / "broker.json"
+    assert not record.exists(), "a record left by an earlier broker"
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "broker", *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not record.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert record.exists(), proc.communicate()[1] if proc.poll() is not None else "no record"
+    assert proc.stdout is not None
+    banner = proc.stdout.readline()  # printed once its topics exist
+    assert "embedded Apache Kafka" in banner and "data in" in banner, banner
+    return proc, json.loads(record.read_text())
+
+
 def scenario_on_broker(bootstrap: str, tmp: Path, app_id: str) -> Settings:
     """Settings on the embedded broker (clock ticks only from the test) with
     the sample scenario's exports published by the connectors."""
@@ -137,3 +155,73 @@ def worker_process(settings: Settings, cwd: Path, **env: str) -> tuple[subproces
         if found := re.search(r"(metrics|lead board): http://127\.0\.0\.1:(\d+)", line):
             ports[found.group(1)] = int(found.group(2))
     return worker, ports
+
+
+class Valve:
+    """A TCP relay in front of a broker that lets the first ``budget`` bytes
+    its clients send through, then holds whatever they send next (their
+    requests wait, as on a stalled link), until ``open()``. A broker that
+    advertises the valve's address is reached through it by every client, so
+    a test can catch a process mid-way at a point that does not depend on
+    the machine's speed."""
+
+    def __init__(self, target_port: int, budget: int) -> None:
+        import socket
+        import threading
+
+        self.target_port, self.budget = target_port, budget
+        self.sent = 0
+        self.held = threading.Event()  # the budget is spent: clients are held
+        self._open = threading.Event()
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._sockets: list[Any] = [self._server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def close(self) -> None:
+        self._open.set()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the broker is not up (yet, or any more): as if the link failed
+                client.close()
+                continue
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: Any, sink: Any, metered: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if metered and not self._open.is_set():
+                    with self._lock:
+                        allowed = max(0, self.budget - self.sent)
+                        self.sent += len(data)
+                    if allowed < len(data):
+                        sink.sendall(data[:allowed])
+                        self.held.set()
+                        self._open.wait()
+                        data = data[allowed:]
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)

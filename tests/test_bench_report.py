@@ -23,7 +23,8 @@ def _result(**changes: object) -> BenchResult:
         paced_events=10000, latency_p50_s=2.0, latency_p99_s=3.5, two_paced_leads=190, two_latency_p50_s=0.2,
         two_latency_p99_s=0.4, peak_rss_mib=1200.0,
         worker_rss_growth_mib=220.0, broker_peak_rss_mib=500.0, state_bytes_mean=2004.0, state_bytes_max=6033,
-        states=4916)
+        states=4916, events_on_broker=60000, disk_bytes_before=300 * 2**20, disk_bytes_after=120 * 2**20,
+        changelog_bytes_after=40 * 2**20)
     figures.update(changes)
     return BenchResult(**figures)  # type: ignore[arg-type]
 
@@ -68,3 +69,9 @@ def test_the_report_gives_the_paced_latency_of_one_and_of_two_workers() -> None:
     [one] = [n for n, line in enumerate(lines) if line.startswith("event-to-lead latency at 1,000/s")]
     assert "p50 2000 ms, p99 3500 ms" in lines[one]
     assert lines[one + 1] == "  the same on two worker processes: p50 200 ms, p99 400 ms (190 lead records)"
+
+
+def test_the_report_gives_the_brokers_disk_per_100_000_events() -> None:
+    lines = _result().lines()
+    assert "broker disk: 300 MiB after 60,000 events, 120 MiB once compacted (changelogs 40 MiB): " \
+           "200 MiB per 100 000 events" in lines

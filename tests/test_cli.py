@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,18 +11,9 @@ from pathlib import Path
 import pytest
 
 from hub.samples import write_scenario
-from tests.helpers import hub
+from tests.helpers import hub, start_hub_broker
 
 pytestmark = pytest.mark.broker
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead too
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_every_command_has_help(tmp_path: Path) -> None:
@@ -44,54 +34,6 @@ def test_connector_run_on_a_gbk_file_prints_a_summary(tmp_path: Path) -> None:
 def test_unknown_connector_is_a_usage_error(tmp_path: Path) -> None:
     result = hub("connector", "run", "samr.nope", "--path", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "no connector 'samr.nope'" in result.stderr
-
-
-def _start_shared_broker(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "broker"], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    marker = tmp_path / ".hub-state" / "embedded-broker.json"
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "no marker"
-    return proc, json.loads(marker.read_text())["pid"]
-
-
-def test_shared_broker_serves_later_commands_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    files = write_scenario(tmp_path)
-    proc, tansu_pid = _start_shared_broker(tmp_path)
-    try:
-        run = hub("connector", "run", "police.case", "--path", str(files["police.case"]), cwd=tmp_path)
-        assert run.returncode == 0, run.stderr
-        listing = hub("topics", cwd=tmp_path)
-        assert "private embedded broker" not in listing.stdout
-        assert "hub.events.police" in listing.stdout and "4 partitions" in listing.stdout
-        again = hub("connector", "run", "police.case", "--path", str(files["police.case"]), cwd=tmp_path)
-        assert "0 rows read, 0 events published" in again.stdout and "2 rows already delivered" in again.stdout
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=15)
-    assert not _alive(tansu_pid)
-    assert not (tmp_path / ".hub-state" / "embedded-broker.json").exists()
-
-
-def test_hub_broker_exits_when_its_tansu_dies(tmp_path: Path) -> None:
-    proc, tansu_pid = _start_shared_broker(tmp_path)
-    os.kill(tansu_pid, signal.SIGKILL)
-    assert proc.wait(timeout=15) == 1
-    assert "the embedded broker died" in (proc.stderr.read() if proc.stderr else "")
-    assert not (tmp_path / ".hub-state" / "embedded-broker.json").exists()
-
-
-def test_killed_hub_leaves_no_orphan_broker(tmp_path: Path) -> None:
-    proc, tansu_pid = _start_shared_broker(tmp_path)
-    assert _alive(tansu_pid)
-    proc.kill()
-    proc.wait()
-    deadline = time.monotonic() + 10
-    while _alive(tansu_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(tansu_pid)
 
 
 def test_development_pii_key_is_refused_on_a_configured_broker(tmp_path: Path) -> None:
@@ -130,9 +72,9 @@ def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
     from hub.settings import load_settings
     from hub.trust import Role, signer
 
-    proc, _ = _start_shared_broker(tmp_path)
+    proc, record = start_hub_broker(tmp_path)
     try:
-        bootstrap = json.loads((tmp_path / ".hub-state" / "embedded-broker.json").read_text())["bootstrap"]
+        bootstrap = str(record["bootstrap"])
         settings = load_settings(environ={}).on_embedded(bootstrap, state_dir=tmp_path / ".hub-state")
         worker = signer(settings, Role.WORKER, "worker")  # the CLI shows only what the hub's workers signed
         encode = Serde(settings).encoder("hub.leads", "lead")
@@ -193,7 +135,7 @@ def test_schemas_check_fails_on_an_edited_release(tmp_path: Path) -> None:
 
 
 def test_topics_create_is_idempotent(tmp_path: Path) -> None:
-    proc, _ = _start_shared_broker(tmp_path)
+    proc, _ = start_hub_broker(tmp_path)
     try:
         first = hub("topics", "create", cwd=tmp_path)  # `hub broker` created them already
         assert first.returncode == 0, first.stderr

@@ -161,8 +161,8 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
 
 
 @pytest.fixture
-def own_broker() -> Iterator[str]:
-    with EmbeddedBroker().start() as running:
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with EmbeddedBroker(tmp_path_factory.mktemp("kafka")).start() as running:
         yield running.bootstrap
 
 

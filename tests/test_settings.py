@@ -7,7 +7,7 @@ from hub.settings import load_settings
 
 def test_defaults_work_on_the_embedded_broker() -> None:
     s = load_settings(environ={})
-    assert s.embedded and s.session_timeout_s == 2.0 and s.rules.cross_agency_window_days == 90
+    assert s.embedded and s.session_timeout_s == 10.0 and s.rules.cross_agency_window_days == 90
 
 
 def test_file_then_env_then_overrides(tmp_path: Path) -> None:

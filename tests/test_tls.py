@@ -46,10 +46,10 @@ def tls(tmp_path_factory) -> Iterator[tuple[Settings, Path]]:
     make_cert(certs, "broker", ["localhost"], now)
     make_cert(certs, "hub-worker", [], now, client=True)
     port = free_port()
-    with EmbeddedBroker(advertised=f"tcp://localhost:{port}").start() as broker:
+    with EmbeddedBroker(tmp / "kafka", advertised=f"localhost:{port}").start() as broker:
         conf = tmp / "stunnel.conf"
         conf.write_text(f"foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{port}\n"
-                        f"connect = {broker.bootstrap}\ncert = {certs}/broker.pem\nkey = {certs}/broker.key\n"
+                        f"connect = 127.0.0.1:{broker.port}\ncert = {certs}/broker.pem\nkey = {certs}/broker.key\n"
                         f"CAfile = {certs}/ca.pem\nverifyChain = yes\nsslVersionMin = TLSv1.2\n")
         stunnel = subprocess.Popen([STUNNEL, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

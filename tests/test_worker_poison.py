@@ -36,7 +36,7 @@ TOPIC = "hub.events.samr"
 
 @pytest.fixture
 def own_settings(tmp_path: Path) -> Iterator[Settings]:
-    with EmbeddedBroker().start() as running:
+    with EmbeddedBroker(tmp_path / "kafka").start() as running:
         settings = load_settings(environ={}).on_embedded(running.bootstrap, pii_key=TEST_PII_KEY, metrics_port=0,
                                                          state_dir=tmp_path / "state")
         create_topics(settings)

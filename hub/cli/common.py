@@ -19,7 +19,20 @@ def settings_of(ctx: click.Context) -> Settings:
     return cast(Settings, found["settings"])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class HubGroup(click.Group):
+    """The ``hub`` group: an embedded broker that cannot start or be reached
+    is a one-line error naming it (exit 1), never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from hub.broker import BrokerError
+
+        try:
+            return super().invoke(ctx)
+        except BrokerError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", type=click.Path(exists=True, dir_okay=False),
               help="TOML config file (default: $HUB_CONFIG). Env vars HUB_* override it.")
 @click.option("--broker", "broker_url", metavar="HOST:PORT",
@@ -29,9 +42,9 @@ def settings_of(ctx: click.Context) -> Settings:
 def main(ctx: click.Context, config: str | None, broker_url: str | None, verbose: int) -> None:
     """supervision-hub: agency exports in, shared enforcement leads out.
 
-    With no broker configured, every command runs on an embedded Tansu broker:
-    the one `hub broker` keeps up, or else a private one for the command's
-    lifetime (in memory only: its data ends with the command)."""
+    With no broker configured, every command runs on the embedded Apache Kafka
+    of its state directory: the one `hub broker` keeps up, or else the same
+    broker started for the command's lifetime (its data is kept on disk)."""
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -43,17 +56,18 @@ def main(ctx: click.Context, config: str | None, broker_url: str | None, verbose
 
 def existing_broker(ctx: click.Context, doing: str) -> Settings:
     """Settings on a broker that already holds data: the configured one, or the
-    embedded one `hub broker` keeps up. A private broker would be empty."""
-    from hub.broker import running_embedded_broker
+    embedded one on the state directory (running, or started for this
+    command's lifetime when it has data). None yet: nothing to do."""
+    from hub.broker import broker_for, embedded_dir, running_broker
 
     settings = settings_of(ctx)
     if not settings.embedded:
         return settings
-    shared = running_embedded_broker(settings)
-    if shared is None:
-        click.echo(f"no broker configured and no `hub broker` running: nothing to {doing}", err=True)
+    if running_broker(embedded_dir(settings)) is None and not (embedded_dir(settings) / "cluster.id").exists():
+        click.echo(f"no broker configured and no embedded broker's data in {settings.state_dir}: "
+                   f"nothing to {doing}", err=True)
         sys.exit(1)
-    return settings.on_embedded(shared)
+    return ctx.with_resource(broker_for(settings))[0]
 
 
 def require_pii_key(settings: Settings) -> None:

@@ -36,6 +36,8 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
     3 finished with rows (or the file) rejected, 1 failed (the broker did not
     acknowledge within HUB_PUBLISH_TIMEOUT_S), 130 stopped by a signal; each
     prints the run's summary so far."""
+    from confluent_kafka import KafkaException
+
     from connectors.discovery import UnknownConnector, load
     from connectors.runner import ConnectorRunner, PublishError
     from hub.broker import broker_for
@@ -70,10 +72,14 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
                 click.echo(summary.line())
                 if summary.rows_rejected:
                     ctx.exit(EXIT_REJECTED)
-        except PublishError as exc:
+        except (PublishError, KafkaException) as exc:
+            # KafkaException: the broker did not answer the cursors' read (it
+            # was away longer than the reads retry): nothing was sent yet
             if runner.summary is not None:  # how far it got: the cursor says where a rerun resumes
                 click.echo(runner.summary.line())
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(str(exc) if isinstance(exc, PublishError) else
+                                       f"the broker at {settings.broker_url} did not answer: {exc.args[0].str()}; "
+                                       "cursor kept at the last checkpoint") from exc
         except (KeyboardInterrupt, SystemError) as exc:
             # A signal that lands in a delivery callback reaches us as the
             # SystemError confluent-kafka raises around it.

@@ -8,31 +8,35 @@ import click
 from hub.cli.common import main, settings_of, stop_on_sigterm
 
 @main.command()
-@click.option("--port", type=int, default=0, help="Loopback port (default: a free one).")
+@click.option("--port", type=int, default=0,
+              help="Loopback port (default: the one it had last time, if free, else any free one).")
 @click.pass_context
 def broker(ctx: click.Context, port: int) -> None:
-    """Run the embedded Tansu broker in the foreground, with the hub's topics.
+    """Run the embedded Apache Kafka in the foreground, with the hub's topics.
 
-    Other hub commands on this machine (same state dir) use it until it stops (Ctrl-C)."""
-    from hub.broker import EmbeddedBroker, forget_running_broker, record_running_broker
+    Its data lives under the state directory and survives a stop; other hub
+    commands on the same state directory use it while it runs (Ctrl-C stops it)."""
+    from hub.broker import EmbeddedBroker, embedded_dir, format_bytes, kafka_version
     from hub.topics import create_topics
 
     settings = settings_of(ctx)
+    if not settings.embedded:
+        raise click.UsageError("a broker is configured (HUB_BROKER_URL); `hub broker` runs the embedded one")
     stop_on_sigterm()
-    with EmbeddedBroker(port=port).start(log_dir=settings.state_dir) as embedded:
+    embedded = EmbeddedBroker(embedded_dir(settings), port=port).start()
+    with embedded:
         try:
             create_topics(settings.on_embedded(embedded.bootstrap))
-            # Only a broker with its topics is offered to later commands.
-            record_running_broker(settings, embedded)
-            click.echo(f"embedded broker at {embedded.bootstrap} (memory only); Ctrl-C stops it")
+            click.echo(f"embedded Apache Kafka {kafka_version()} at {embedded.bootstrap} (pid {embedded.pid}); "
+                       f"data in {embedded.log_dir} ({format_bytes(embedded.disk_bytes())}), kept across "
+                       "restarts; Ctrl-C stops it")
             while (status := embedded.exited(0.5)) is None:
                 pass
-            # Its data went with it: clients must not carry on as if it were there.
-            raise click.ClickException(f"the embedded broker died (exit status {status}); its data is gone")
+            raise click.ClickException(
+                f"the embedded broker exited by itself (status {status}); its data stays in {embedded.log_dir}. "
+                f"Its log ({embedded.log_file}) ends:\n{embedded.log_tail()}")
         except KeyboardInterrupt:
-            pass
-        finally:
-            forget_running_broker(settings)
+            click.echo(f"stopping; data kept in {embedded.log_dir} ({format_bytes(embedded.disk_bytes())})")
 
 
 @main.group(invoke_without_command=True)
@@ -53,8 +57,6 @@ def topics_list(ctx: click.Context) -> None:
     with broker_for(settings_of(ctx)) as (settings, private):
         if private:
             create_topics(settings)
-            click.echo("(a private embedded broker was started for this command; "
-                       "run `hub broker` to keep one up)")
         described = {t.name: t.description for t in CATALOGUE}
         for name, partitions in list_topics(settings).items():
             click.echo(f"{name:<40} {partitions:>3} partitions  {described.get(name, '')}")

@@ -185,21 +185,26 @@ def unresolved(ctx: click.Context, as_json: bool) -> None:
 @click.option("--businesses", default=20_000, show_default=True, help="Distinct businesses among them.")
 @click.pass_context
 def bench(ctx: click.Context, events: int, businesses: int) -> None:
-    """Benchmark on a private embedded broker: connector rows/s, end-to-end
+    """Benchmark on an embedded broker of its own (a fresh log directory): connector rows/s, end-to-end
     events/s, event-to-lead latency and peak memory, beside a plain
     confluent-kafka consume/json/produce loop on the same broker."""
     from hub.bench import run_benchmark
     from hub.broker import EmbeddedBroker
     from hub.topics import create_topics
 
+    import tempfile
+
     settings = settings_of(ctx)
     if not settings.embedded:
         raise click.UsageError("hub bench runs on its own embedded broker; unset the broker URL")
-    with EmbeddedBroker().start(log_dir=settings.state_dir) as embedded:
-        on_broker = settings.on_embedded(embedded.bootstrap, metrics_port=0)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # a broker of its own, on a fresh log directory: its disk figure is the bench's alone
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=settings.state_dir) as home, \
+            EmbeddedBroker(Path(home) / "kafka", extra_config={"log.cleaner.backoff.ms": "1000"}).start() as embedded:
+        # changelog segments roll every 10 s, so the cleaner compacts them within the run
+        on_broker = settings.on_embedded(embedded.bootstrap, metrics_port=0, compacted_segment_ms=10_000)
         create_topics(on_broker)
-        pid = embedded.process.pid if embedded.process else None
-        result = run_benchmark(on_broker, events, businesses, pid)
+        result = run_benchmark(on_broker, events, businesses, embedded)
     for line in result.lines():
         click.echo(line)
 
@@ -208,16 +213,19 @@ def bench(ctx: click.Context, events: int, businesses: int) -> None:
 @click.option("--storms", default=10, show_default=True, help="Storms to run against the clean run.")
 @click.option("--kills", default=8, show_default=True, help="Workers SIGKILLed per storm (every 2-9 s).")
 @click.option("--pauses", default=1, show_default=True, help="Workers SIGSTOPped 8-15 s per storm.")
+@click.option("--broker-kills", default=1, show_default=True,
+              help="Broker JVMs SIGKILLed per storm, each restarted 1-3 s later on the same log directory.")
 @click.option("--rows", default=600, show_default=True, help="Rows per connector (about 5 events each, all told).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the exports and of the storms.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where exports, broker and process logs go (default: under the state dir).")
 @click.pass_context
-def chaos(ctx: click.Context, storms: int, kills: int, pauses: int, rows: int, seed: int,
+def chaos(ctx: click.Context, storms: int, kills: int, pauses: int, broker_kills: int, rows: int, seed: int,
           workdir: Path | None) -> None:
     """Crash-test the hub Jepsen-style on embedded brokers: a clean run, then
     STORMS runs with two workers SIGKILLed and restarted, one paused beyond
-    the session timeout and a connector killed mid-file; each compared with
+    the session timeout, the broker's JVM SIGKILLed and restarted on its log
+    directory, and a connector killed mid-file; each compared with
     the clean run (open leads field by field, events applied once, rejected
     rows dead-lettered). Exit status 1 unless every storm was identical."""
     from hub.chaos import Storm, storms as run_storms
@@ -226,7 +234,7 @@ def chaos(ctx: click.Context, storms: int, kills: int, pauses: int, rows: int, s
     if not settings.embedded:
         raise click.UsageError("hub chaos starts its own embedded brokers; unset the broker URL")
     folder = workdir or settings.state_dir / "chaos"
-    identical = run_storms(folder, storms, Storm(kills=kills, pauses=pauses), rows, seed,
+    identical = run_storms(folder, storms, Storm(kills=kills, pauses=pauses, broker_kills=broker_kills), rows, seed,
                            lambda line: click.echo(line))
     click.echo(f"logs and exports: {folder}")
     if identical < storms:

@@ -1,0 +1,187 @@
+"""The embedded Apache Kafka: its data survives a stop and a kill, one broker
+per state directory, clear refusals (a taken port, another cluster's or a
+damaged log directory), no command that publishes elsewhere while it does
+not answer, and compaction that really compacts."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from hub.broker import BrokerError, EmbeddedBroker, running_broker
+from hub.samples import write_scenario
+from hub.settings import load_settings
+from hub.topics import changelog_topic, create_topics, events_topic, read_to_end
+from hub.domain.events import Agency
+from tests.helpers import hub, start_hub_broker, wait_for
+
+pytestmark = pytest.mark.broker
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is dead too
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    return out
+
+
+def _police_events(cwd: Path) -> int:
+    settings = load_settings(environ={}).on_embedded(
+        json.loads((cwd / ".hub-state" / "kafka" / "broker.json").read_text())["bootstrap"])
+    return len(read_to_end(settings, events_topic(Agency.POLICE)))
+
+
+def test_hub_broker_keeps_every_record_across_a_stop_and_a_kill(tmp_path: Path) -> None:
+    files = write_scenario(tmp_path / "data")
+    proc, record = start_hub_broker(tmp_path)
+    try:
+        run = hub("connector", "run", "police.case", "--path", str(files["police.case"]), cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert "runs for this command only" not in run.stderr  # it used the running broker
+        assert _police_events(tmp_path) == 2
+    finally:
+        said = _stop(proc)
+    assert "data kept in" in said
+    assert not _alive(int(record["broker_pid"]))
+    assert running_broker(tmp_path / ".hub-state" / "kafka") is None
+
+    proc, record = start_hub_broker(tmp_path)
+    assert _police_events(tmp_path) == 2  # the graceful stop kept them
+    again = hub("connector", "run", "police.case", "--path", str(files["police.case"]), cwd=tmp_path)
+    assert "2 rows already delivered" in again.stdout, again.stdout  # the cursors too
+    os.kill(int(record["broker_pid"]), signal.SIGKILL)
+    assert proc.wait(timeout=30) == 1
+    assert "exited by itself" in (proc.stderr.read() if proc.stderr else "")
+
+    proc, record = start_hub_broker(tmp_path)  # the same log directory, after a kill
+    try:
+        assert _police_events(tmp_path) == 2
+    finally:
+        _stop(proc)
+
+
+def test_a_second_broker_on_the_same_state_directory_is_refused(tmp_path: Path) -> None:
+    proc, record = start_hub_broker(tmp_path)
+    try:
+        cluster = (tmp_path / ".hub-state" / "kafka" / "cluster.id").read_text()
+        second = hub("broker", cwd=tmp_path, timeout=60)
+        assert second.returncode == 1
+        assert "already runs on .hub-state/kafka" in second.stderr
+        assert f"at {record['bootstrap']}, process {record['pid']}" in second.stderr
+        assert (tmp_path / ".hub-state" / "kafka" / "cluster.id").read_text() == cluster
+        assert json.loads((tmp_path / ".hub-state" / "kafka" / "broker.json").read_text()) == record
+        assert proc.poll() is None and _police_events(tmp_path) == 0  # the first one answers still
+    finally:
+        _stop(proc)
+
+
+def test_a_taken_port_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = hub("broker", "--port", str(port), cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr
+
+
+def test_another_clusters_or_a_damaged_log_directory_is_refused_never_reformatted(tmp_path: Path) -> None:
+    with EmbeddedBroker(tmp_path / "a"):
+        pass
+    with EmbeddedBroker(tmp_path / "b"):
+        pass
+    meta = tmp_path / "a" / "log" / "meta.properties"
+    shutil.copy(tmp_path / "b" / "log" / "meta.properties", meta)
+    before = meta.read_text()
+    with pytest.raises(BrokerError, match="belongs to another cluster"):
+        EmbeddedBroker(tmp_path / "a").start()
+    assert meta.read_text() == before
+
+    meta.unlink()
+    kept = sorted(p.name for p in (tmp_path / "a" / "log").iterdir())
+    with pytest.raises(BrokerError, match="damaged or not a Kafka log directory"):
+        EmbeddedBroker(tmp_path / "a").start()
+    assert sorted(p.name for p in (tmp_path / "a" / "log").iterdir()) == kept and not meta.exists()
+    assert running_broker(tmp_path / "a") is None  # the refusal let go of the lock
+
+
+def test_a_killed_hub_broker_leaves_no_orphan_jvm(tmp_path: Path) -> None:
+    proc, record = start_hub_broker(tmp_path)
+    jvm = int(record["broker_pid"])
+    proc.kill()
+    proc.wait()
+    wait_for("the JVM to end with its parent", lambda: not _alive(jvm), timeout=60)
+    assert running_broker(tmp_path / ".hub-state" / "kafka") is None
+
+
+def test_a_command_waits_for_an_unanswering_broker_then_fails_and_publishes_nowhere_else(tmp_path: Path) -> None:
+    """Issue 30: a connector started while the broker is paused used to
+    publish to a throwaway broker of its own and report success."""
+    files = write_scenario(tmp_path / "data")
+    proc, record = start_hub_broker(tmp_path)
+    jvm = int(record["broker_pid"])
+    try:
+        os.kill(jvm, signal.SIGSTOP)
+        started = time.monotonic()
+        run = hub("connector", "run", "police.case", "--path", str(files["police.case"]), cwd=tmp_path,
+                  env={"HUB_BROKER_WAIT_S": "3"})
+        waited = time.monotonic() - started
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert f"({'process'} {record['pid']}, {record['bootstrap']}) did not answer within 3 s" in run.stderr
+        assert "nothing was sent elsewhere" in run.stderr and "events published" not in run.stdout
+        assert waited >= 3
+        # the one broker of the state directory: no other was started meanwhile
+        assert [p.name for p in (tmp_path / ".hub-state").iterdir() if p.name != "keys"] == ["kafka"]
+    finally:
+        os.kill(jvm, signal.SIGCONT)
+    try:
+        assert _police_events(tmp_path) == 0
+        run = hub("connector", "run", "police.case", "--path", str(files["police.case"]), cwd=tmp_path)
+        assert run.returncode == 0 and _police_events(tmp_path) == 2
+    finally:
+        _stop(proc)
+
+
+def test_a_changelogs_superseded_values_are_compacted_away(tmp_path: Path) -> None:
+    """State topics are compacted on the broker: once the cleaner has run,
+    only the latest value of a key is left of a rolled segment."""
+    broker = EmbeddedBroker(tmp_path / "kafka", extra_config={"log.cleaner.backoff.ms": "200"})
+    with broker:
+        settings = load_settings(environ={}).on_embedded(broker.bootstrap, compacted_segment_ms=100)
+        create_topics(settings)
+        topic = changelog_topic(settings)
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        for version in range(30):
+            producer.produce(topic, f"v{version}".encode(), b"business-1", partition=0)
+            producer.produce(topic, f"w{version}".encode(), b"business-2", partition=0)
+            producer.flush()
+            time.sleep(0.02)  # several segments roll (segment.ms 100)
+        time.sleep(0.2)
+        producer.produce(topic, b"x", b"business-3", partition=0)  # rolls the segment holding the last values
+        producer.flush()
+        written = 61
+
+        def compacted() -> list[tuple[bytes, bytes]] | None:
+            left = [(m.key(), m.value()) for m in read_to_end(settings, topic, partitions=[0])]
+            return left if len(left) < written else None
+
+        left = wait_for("the log cleaner", compacted, timeout=90)
+        latest = {key: value for key, value in left}
+        assert latest == {b"business-1": b"v29", b"business-2": b"w29", b"business-3": b"x"}
+        assert len(left) <= 10, left  # the superseded values are gone, not merely fewer
