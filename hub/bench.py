@@ -37,7 +37,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from connectors.runner import RunSummary
-from hub.broker import EmbeddedBroker
+from hub.broker import EmbeddedBroker, disk_bytes
 from hub.connection import client_config
 from hub.metrics import Metrics
 from hub.pipeline import Feeder, run_connectors, run_pipeline, wait_until_processed
@@ -385,8 +385,7 @@ def _compacted(broker: EmbeddedBroker, settle_s: float = 5.0, timeout_s: float =
     whole log directory's bytes and the changelogs', when they stayed put
     ``settle_s``."""
     def sizes() -> tuple[int, int]:
-        changelogs = sum(p.stat().st_size for p in broker.log_dir.glob("*-changelog-*/*") if p.is_file())
-        return broker.disk_bytes(), changelogs
+        return broker.disk_bytes(), disk_bytes(broker.log_dir, "*-changelog-*/*")
 
     last, since, deadline = sizes(), time.monotonic(), time.monotonic() + timeout_s
     while time.monotonic() < deadline and time.monotonic() - since < settle_s:

@@ -358,8 +358,9 @@ class Fleet:
 class Storm:
     """What a storm does: ``kills`` SIGKILLs of a random worker every 2-9 s,
     each restarted 1-3 s later; ``pauses`` SIGSTOPs of 8-15 s (beyond the
-    session timeout); ``broker_kills`` SIGKILLs of the broker's JVM, each
-    restarted 1-3 s later on the same log directory and port; the connector of ``BIG_FILE`` killed up to
+    session timeout); ``broker_kills`` SIGKILLs of the broker's JVM and
+    ``broker_stops`` graceful stops of it, each restarted 1-3 s later on the
+    same log directory and port; the connector of ``BIG_FILE`` killed up to
     ``connector_kill_s`` after its first checkpoint with rows delivered (None:
     not killed)."""
 
@@ -367,6 +368,7 @@ class Storm:
     pauses: int = 1
     connector_kill_s: float | None = 0.2
     broker_kills: int = 1
+    broker_stops: int = 0
     seed: int = 0
 
 
@@ -432,9 +434,10 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
             feeder.start()
             for what, before, during in actions:
                 _sleep_supervising(fleet, before)
-                if what == "broker":
-                    say(f"  kill the broker (pid {broker.pid}) for {during:.1f}s")
-                    broker.kill()
+                if what.startswith("broker"):
+                    say(f"  {'kill' if what == 'broker kill' else 'stop'} the broker (pid {broker.pid}) "
+                        f"for {during:.1f}s")
+                    broker.kill() if what == "broker kill" else broker.stop()
                     _sleep_supervising(fleet, during)
                     broker.start()
                     continue
@@ -462,14 +465,15 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
 
 
 def _actions(storm: Storm | None, rng: random.Random) -> list[tuple[str, float, float]]:
-    """(kill | pause | broker, seconds before it, seconds it lasts), in order."""
+    """(kill | pause | broker kill | broker stop, seconds before it, seconds it lasts), in order."""
     if storm is None:
         return []
     actions = [("kill", rng.uniform(2, 9), rng.uniform(1, 3)) for _ in range(storm.kills)]
     for _ in range(storm.pauses):
         actions.insert(rng.randrange(len(actions) + 1), ("pause", rng.uniform(2, 9), rng.uniform(8, 15)))
-    for _ in range(storm.broker_kills):
-        actions.insert(rng.randrange(len(actions) + 1), ("broker", rng.uniform(2, 9), rng.uniform(1, 3)))
+    for what, times in (("broker kill", storm.broker_kills), ("broker stop", storm.broker_stops)):
+        for _ in range(times):
+            actions.insert(rng.randrange(len(actions) + 1), (what, rng.uniform(2, 9), rng.uniform(1, 3)))
     return actions
 
 

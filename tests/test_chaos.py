@@ -1,7 +1,8 @@
 """The crash-consistency claim, tested Jepsen-style: the same exports through
 a clean run and through a storm (two workers SIGKILLed and restarted, one
 SIGSTOPped beyond the session timeout, the broker's JVM SIGKILLed and
-restarted on its log directory, a connector killed mid-file) give the
+restarted on its log directory, then stopped and started again, a connector
+killed mid-file) give the
 same open leads field by field, every event applied to state exactly once,
 every rejected row in the dead letters. The exports carry the signals
 between businesses as well (complaints and a serial filer, legal
@@ -51,9 +52,10 @@ def test_a_storm_of_kills_and_a_pause_leaves_the_clean_runs_leads(tmp_path: Path
     assert any(lead["credit_status"] == "LISTED" for lead in clean.open_leads.values())
 
     said: list[str] = []
-    storm, problems = run(sources, tmp_path / "storm", Storm(kills=4, pauses=1, broker_kills=1, seed=5), said.append)
+    storm, problems = run(sources, tmp_path / "storm", Storm(kills=4, pauses=1, broker_kills=1, broker_stops=1, seed=5),
+                          said.append)
     assert sum("kill worker" in line for line in said) == 4 and sum("pause worker" in line for line in said) == 1
-    assert sum("kill the broker" in line for line in said) == 1
+    assert sum("kill the broker" in line for line in said) == 1 and sum("stop the broker" in line for line in said) == 1
     [rerun] = [line for line in said if BIG_FILE in line]
     assert "rows already delivered" in rerun or "sent again" in rerun, rerun  # killed mid-file, not before or after
     difference = compare(clean, storm)

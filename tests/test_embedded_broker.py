@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Producer
+from confluent_kafka.admin import ConfigResource
 
 from hub.broker import BrokerError, EmbeddedBroker, running_broker
 from hub.samples import write_scenario
 from hub.settings import load_settings
-from hub.topics import changelog_topic, create_topics, events_topic, read_to_end
+from hub.topics import LEADS_TOPIC, admin, changelog_topic, create_topics, events_topic, list_topics, read_to_end
 from hub.domain.events import Agency
 from tests.helpers import hub, start_hub_broker, wait_for
 
@@ -185,3 +186,20 @@ def test_a_changelogs_superseded_values_are_compacted_away(tmp_path: Path) -> No
         latest = {key: value for key, value in left}
         assert latest == {b"business-1": b"v29", b"business-2": b"w29", b"business-3": b"x"}
         assert len(left) <= 10, left  # the superseded values are gone, not merely fewer
+
+
+def test_the_broker_stamps_every_hub_record_with_its_own_clock(broker: EmbeddedBroker) -> None:
+    """The replay check reads the broker's time (LogAppendTime): a producer
+    cannot set it, whatever time it claims."""
+    settings = load_settings(environ={}).on_embedded(broker.bootstrap)
+    create_topics(settings)
+    described = admin(settings).describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, name) for name in list_topics(settings)])
+    stamps = {resource.name: future.result()["message.timestamp.type"].value for resource, future in described.items()}
+    assert set(stamps.values()) == {"LogAppendTime"}, stamps
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce(LEADS_TOPIC, b"a lead", b"lead-1", timestamp=1_000)  # a copy claiming a 1970 stamp
+    producer.flush()
+    [message] = read_to_end(settings, LEADS_TOPIC, last=1)
+    kind, stamp = message.timestamp()
+    assert kind == TIMESTAMP_LOG_APPEND_TIME and abs(stamp / 1000 - time.time()) < 120

@@ -215,13 +215,15 @@ def bench(ctx: click.Context, events: int, businesses: int) -> None:
 @click.option("--pauses", default=1, show_default=True, help="Workers SIGSTOPped 8-15 s per storm.")
 @click.option("--broker-kills", default=1, show_default=True,
               help="Broker JVMs SIGKILLed per storm, each restarted 1-3 s later on the same log directory.")
+@click.option("--broker-stops", default=0, show_default=True,
+              help="Graceful stops of the broker per storm, each started again 1-3 s later.")
 @click.option("--rows", default=600, show_default=True, help="Rows per connector (about 5 events each, all told).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the exports and of the storms.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where exports, broker and process logs go (default: under the state dir).")
 @click.pass_context
-def chaos(ctx: click.Context, storms: int, kills: int, pauses: int, broker_kills: int, rows: int, seed: int,
-          workdir: Path | None) -> None:
+def chaos(ctx: click.Context, storms: int, kills: int, pauses: int, broker_kills: int, broker_stops: int, rows: int,
+          seed: int, workdir: Path | None) -> None:
     """Crash-test the hub Jepsen-style on embedded brokers: a clean run, then
     STORMS runs with two workers SIGKILLed and restarted, one paused beyond
     the session timeout, the broker's JVM SIGKILLed and restarted on its log
@@ -234,7 +236,8 @@ def chaos(ctx: click.Context, storms: int, kills: int, pauses: int, broker_kills
     if not settings.embedded:
         raise click.UsageError("hub chaos starts its own embedded brokers; unset the broker URL")
     folder = workdir or settings.state_dir / "chaos"
-    identical = run_storms(folder, storms, Storm(kills=kills, pauses=pauses, broker_kills=broker_kills), rows, seed,
+    identical = run_storms(folder, storms, Storm(kills=kills, pauses=pauses, broker_kills=broker_kills,
+                                                             broker_stops=broker_stops), rows, seed,
                            lambda line: click.echo(line))
     click.echo(f"logs and exports: {folder}")
     if identical < storms:
