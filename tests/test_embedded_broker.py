@@ -193,7 +193,8 @@ def test_the_broker_stamps_every_hub_record_with_its_own_clock(broker: EmbeddedB
     cannot set it, whatever time it claims."""
     settings = load_settings(environ={}).on_embedded(broker.bootstrap)
     create_topics(settings)
-    described = admin(settings).describe_configs(
+    client = admin(settings)  # kept: its futures fail once it is gone
+    described = client.describe_configs(
         [ConfigResource(ConfigResource.Type.TOPIC, name) for name in list_topics(settings)])
     stamps = {resource.name: future.result()["message.timestamp.type"].value for resource, future in described.items()}
     assert set(stamps.values()) == {"LogAppendTime"}, stamps
