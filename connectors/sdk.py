@@ -20,7 +20,8 @@ from hub.domain.events import Agency, Business, BusinessRole, Event
 from hub.domain.identifiers import (InvalidIdentifier, region_of_address, uscc_region, validate_licence,
                                     validate_registration_number, validate_uscc)
 from hub.domain.pii import PersonalDataHasher, split_people
-from hub.domain.validation import Invalid, check_amount, check_date, check_text, has_control_character, latest_date
+from hub.domain.validation import (DEADLINE_FIELDS, Invalid, check_amount, check_date, check_text,
+                                   has_control_character, latest_date)
 from hub.settings import ValidationSettings
 
 
@@ -123,8 +124,13 @@ class Row:
         date = _parse_date(value)
         if date is None:
             raise RowRejected("bad_date", "not a date", self._column(field))
+        # A deadline (a 整改期限 weeks after the inspection) lies ahead by its
+        # meaning; a finding does not (hub.domain.validation.DEADLINE_FIELDS,
+        # the rule the workers apply too).
+        latest = self._latest + dt.timedelta(days=self._limits.max_deadline_ahead_days) \
+            if field in DEADLINE_FIELDS else self._latest
         try:
-            check_date(date, self._column(field), self._limits, self._latest)
+            check_date(date, self._column(field), self._limits, latest)
         except Invalid as exc:
             raise RowRejected(exc.reason_code, exc.detail, self._column(field)) from None
         return date

@@ -576,6 +576,11 @@ class WorkerHandle:
         assert self._worker is not None
         self._worker.request_stop()
 
+    def detach(self) -> None:
+        """The worker has ended: let go of it (and of its clients)."""
+        with self._lock:
+            self._worker = None
+
 
 def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | None = None,
                loglevel: str = "WARN", handle: WorkerHandle | None = None, audit: AuditLog | None = None) -> Tally:
@@ -606,4 +611,13 @@ def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | 
         gc.unfreeze()
     edge.audit.head()  # a graceful stop seals the chain
     edge.audit.flush(settings.publish_timeout_s)
-    return edge.tally
+    tally = edge.tally
+    # The edge's Kafka clients sit in reference cycles (Faust's app): freed
+    # now, not at some later collection, they close while the broker is
+    # still there, instead of logging refused reconnections after a command
+    # that ran the worker in-process has stopped its broker.
+    if handle is not None:
+        handle.detach()
+    del edge, worker
+    gc.collect()
+    return tally

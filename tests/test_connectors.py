@@ -91,6 +91,23 @@ def test_penalty_bad_amount_names_the_column(tmp_path: Path, hasher) -> None:
     assert bad.reason_code == "bad_number" and bad.column == "罚款金额(万元)"
 
 
+def test_a_rectification_deadline_ahead_is_kept_and_a_finding_ahead_is_not(tmp_path: Path, hasher) -> None:
+    """Issue 32: a 整改期限 30 days after the export was rejected as in the
+    future, and the whole inspection, its 不符合 finding included, was lost."""
+    header = list(SamrInspectionConnector.columns)
+    row = list(inspection_rows()[0])
+    row[header.index("检查日期")] = "2026-10-30"
+    row[header.index("整改期限")] = "2026-12-01"  # 30 days after NOW
+    too_far = list(row)
+    too_far[header.index("整改期限")] = "2028-01-01"  # beyond max_deadline_ahead_days: a typo
+    found_ahead = list(row)
+    found_ahead[header.index("检查日期")] = "2026-11-20"  # an inspection 19 days from now did not happen yet
+    kept, typo, future = _parse(SamrInspectionConnector(hasher), tmp_path, [row, too_far, found_ahead])
+    assert kept[0]["adverse"] and kept[0]["detail"][1]["rectify_by"] == dt.date(2026, 12, 1)
+    assert isinstance(typo, RowRejected) and typo.reason_code == "date_out_of_range" and typo.column == "整改期限"
+    assert isinstance(future, RowRejected) and future.reason_code == "date_out_of_range" and future.column == "检查日期"
+
+
 def test_inspection_results(tmp_path: Path, hasher) -> None:
     first, second, noodle, pork, bad = _parse(SamrInspectionConnector(hasher), tmp_path, inspection_rows())
     assert first[0]["adverse"] and first[0]["detail"][1]["result"] == "NON_COMPLIANT"
