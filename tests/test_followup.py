@@ -82,7 +82,8 @@ def test_a_referral_not_transferred_in_time_escalates_to_oversight() -> None:
     assert "oversight-henan" in names(recipients(escalated, TEAMS))
     state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送安阳市公安局", T0 + 98 * H)
     later = publish(state, T0 + 98 * H)["CRIMINAL_REFERRAL"]
-    assert later["escalation"] is None and "oversight-henan" in names(recipients(later, TEAMS))  # from then on
+    # from then on, and its later records keep the label (issue 30: a republished lead lost it)
+    assert later["escalation"] == "TRANSFER_OVERDUE" and "oversight-henan" in names(recipients(later, TEAMS))
     assert not is_overdue(later)
 
 
@@ -239,6 +240,40 @@ def test_a_rectification_past_its_deadline_opens_an_escalated_lead_and_a_later_c
     [found] = rectifications(state.facts.values())
     assert found.status(dt.date(2026, 11, 30), 3) is RectificationStatus.CONFIRMED_LATE
     assert names(recipients(done, TEAMS)) == {"samr-anyang"}
+
+
+def _missed_twice_then_compliant() -> list[dict]:
+    """Issue 30's case: 不符合 on 03-15 (deadline 03-29) and on 07-14
+    (deadline 07-28), then 符合 on 09-09: both deadlines were missed."""
+    return [inspection("m1", dt.date(2026, 3, 15), "NON_COMPLIANT", rectify_by=dt.date(2026, 3, 29)),
+            inspection("m2", dt.date(2026, 7, 14), "NON_COMPLIANT", rectify_by=dt.date(2026, 7, 28)),
+            inspection("m3", dt.date(2026, 9, 9), "COMPLIANT")]
+
+
+def test_a_missed_rectification_deadline_is_decided_by_the_records_dates_not_by_when_a_tick_fell() -> None:
+    """Fed at once (no tick between), the late compliant re-inspection used
+    to hide the missed deadlines: no RECTIFICATION_OVERDUE lead. Fed with a
+    tick before the re-inspection, the lead opened. Both now give the lead,
+    linked to the inspection that rectified it late."""
+    at_once = BusinessState(region_code="410502")
+    for record in _missed_twice_then_compliant():
+        at_once.accept(record, RULES)
+    lead = publish(at_once, T0)["RECTIFICATION_OVERDUE"]
+    assert lead["status"] == "OPEN" and lead["escalation"] == "RECTIFICATION_OVERDUE"
+    assert [e["event_id"] for e in lead["evidence"]] == ["test:m1", "test:m2"]
+    assert [(k["kind"], k["event_id"]) for k in lead["links"]] == [("RECTIFIED", "test:m3")]
+
+    ticked = BusinessState(region_code="410502")
+    first, second, compliant = _missed_twice_then_compliant()
+    for record in (first, second):
+        ticked.accept(record, RULES)
+    ticked.escalate_due(LIFE, T0)
+    publish(ticked, T0)
+    ticked.accept(compliant, RULES)
+    again = publish(ticked, T0 + H)["RECTIFICATION_OVERDUE"]
+    assert again["lead_id"] == lead["lead_id"]
+    assert {k: v for k, v in again.items() if k not in ("first_seen", "updated_at", "history")} == \
+        {k: v for k, v in lead.items() if k not in ("first_seen", "updated_at", "history")}
 
 
 def test_a_rectification_confirmed_in_time_raises_nothing() -> None:

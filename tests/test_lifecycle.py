@@ -79,7 +79,8 @@ def test_overdue_leads_escalate_once_per_deadline() -> None:
     assert state.escalate_due(LIFE, 74 * H) == []  # once
     state.apply_feedback(lead["lead_id"], "ACKNOWLEDGED", "t", None, 75 * H)
     [answered] = _publish(state, 75 * H)
-    assert answered["escalation"] is None and not is_overdue(answered)
+    # acknowledged, late: no longer overdue, and its records keep the label they earned
+    assert answered["escalation"] == "ACKNOWLEDGE_OVERDUE" and not is_overdue(answered)
     assert state.escalate_due(LIFE, 241 * H) == ["CLOSE_OVERDUE"]
     [late] = _publish(state, 241 * H)
     assert late["escalation"] == "CLOSE_OVERDUE" and is_overdue(late)

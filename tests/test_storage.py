@@ -89,8 +89,8 @@ def test_the_oldest_layouts_read_with_their_defaults() -> None:
     fact = state.facts["test:m1"]
     assert (fact.category, fact.identity, fact.also_reported, fact.resolution, fact.moved_to) == ("", "", (), "", "")
     mark = state.leads["lead-1"]
-    assert (mark.status, mark.opened_ms, mark.history, mark.reopened, mark.announced) == \
-        (LeadStatus.OPEN, 1000, [], 0, None)
+    assert (mark.status, mark.opened_ms, mark.history, mark.reopened, mark.escalated) == \
+        (LeadStatus.OPEN, 1000, [], 0, ())
     assert (state.persons, state.outbox, state.writer, state.registered) == (set(), set(), "", None)
 
 
@@ -100,9 +100,15 @@ def test_merged_reports_kept_without_their_dates_take_the_findings_date() -> Non
     assert read.also_reported == (("test:b", "b", 739311),)
 
 
-def test_marks_written_before_escalations_were_kept_announce_none() -> None:
-    mark = [1000, "fp", "REPEAT_OFFENDER", 739311, [], "CLOSED", 1000, [[1000, "OPEN", None, None]], [], [], 0, 2000]
-    assert BusinessState.from_bytes(_v1([], {"lead-1": mark})).leads["lead-1"].announced is None
+def test_the_retired_announced_escalation_is_read_past_and_written_empty() -> None:
+    """Slot 12 of a mark held the escalation the last record carried; every
+    record now carries the latest one raised (``escalated``), so the slot is
+    read past and written as None, and releases before and after read it."""
+    mark = [1000, "fp", "REPEAT_OFFENDER", 739311, [], "CLOSED", 1000, [[1000, "OPEN", None, None]],
+            ["ACKNOWLEDGE_OVERDUE"], [], 0, 2000, "ACKNOWLEDGE_OVERDUE", [], True]
+    read = BusinessState.from_bytes(_v1([], {"lead-1": mark})).leads["lead-1"]
+    assert read.escalated == ("ACKNOWLEDGE_OVERDUE",)
+    assert read.to_json()[12] is None and len(read.to_json()) == 15
 
 
 def test_what_a_newer_release_adds_is_ignored() -> None:

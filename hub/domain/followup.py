@@ -70,6 +70,12 @@ class Rectification:
                 return limit + dt.timedelta(days=1)
         return None
 
+    def confirmed_late(self, grace_days: int) -> bool:
+        """Confirmed by an inspection dated after it fell overdue: its
+        deadline was missed, by the records' own dates."""
+        overdue = self.overdue_from(grace_days)
+        return self.confirmed_by is not None and overdue is not None and overdue <= self.confirmed_by.occurred_on
+
     def status(self, today: dt.date, grace_days: int) -> RectificationStatus:
         overdue = self.overdue_from(grace_days)
         late = overdue is not None and overdue <= today
@@ -116,11 +122,16 @@ def next_due_ms(found: Iterable[Rectification], flagged: set[str], grace_days: i
     return cst_start_ms(min(days)) if days else None
 
 
-def overdue_drafts(business_key: str, found: Iterable[Rectification], flagged: set[str]) -> list[LeadDraft]:
+def overdue_drafts(business_key: str, found: Iterable[Rectification], flagged: set[str],
+                   grace_days: int) -> list[LeadDraft]:
+    """A lead for every rectification a tick found overdue (``flagged``), and
+    for every one whose own evidence says it was: a compliant re-inspection
+    dated after a deadline plus grace. The evidence decides whether or not a
+    tick fell in between, so the same records give the same leads."""
     family = RuleFamily.RECTIFICATION_OVERDUE
     return [LeadDraft(lead_id(business_key, family, r.start.occurred_on), family, r.start.occurred_on,
                       r.evidence[-1].occurred_on, r.evidence)
-            for r in found if r.start.event_id in flagged]
+            for r in found if r.start.event_id in flagged or r.confirmed_late(grace_days)]
 
 
 def is_police_follow_up(fact: Fact, leads: Mapping[str, LeadMark]) -> bool:

@@ -225,7 +225,7 @@ class BusinessState:
             return False
         for lead_id in self.outbox & self.leads.keys():
             mark = self.leads[lead_id]
-            mark.dirty, mark.escalation = True, mark.announced
+            mark.dirty = True
         return True
 
     # -- lifecycle --------------------------------------------------------
@@ -281,7 +281,7 @@ class BusinessState:
         else:
             facts = list(self.facts.values())
             drafts = evaluate(business_key, facts, rules) + signals.drafts(business_key, facts, self.serial, rules) \
-                + followup.overdue_drafts(business_key, rectifications, self.flagged)
+                + followup.overdue_drafts(business_key, rectifications, self.flagged, deadlines.rectification_grace_days)
         settled: dt.date | None = None
         if self.pruned_through is not None:
             # A window that could reach back to forgotten facts would be re-drawn
@@ -340,7 +340,7 @@ class BusinessState:
                     continue
                 draft = LeadDraft(lead_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
             out.append(self._record(business_key, draft, mark, now_ms, deadlines, holder))
-            mark.dirty, mark.announced, mark.escalation = False, mark.escalation, None
+            mark.dirty = False
         self.outbox = {lead["lead_id"] for lead in out}
         return out
 
@@ -383,7 +383,7 @@ class BusinessState:
             "acknowledge_by": _maybe_ms(due.get(lifecycle.ACKNOWLEDGE_OVERDUE)),
             "close_by": _maybe_ms(due.get(lifecycle.CLOSE_OVERDUE)),
             "recheck_on": _maybe_ms(due.get(lifecycle.RECHECK_DUE)),
-            "escalation": mark.escalation,
+            "escalation": mark.escalated[-1] if mark.escalated else None,
             "transfer_by": _maybe_ms(due.get(Escalation.TRANSFER_OVERDUE)),
             "police_filing_by": _maybe_ms(due.get(Escalation.TRANSFER_UNFILED)),
             "links": [{"kind": kind, "event_id": event_id or None, "lead_id": other or None,

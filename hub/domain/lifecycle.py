@@ -113,15 +113,11 @@ class LeadMark:
     chained: tuple[str, ...] = ()  # events that reopened the lead after closure
     reopened: int = 0
     closed_ms: int | None = None
-    # The escalation the last record published carried: a worker that
-    # publishes that record again for a writer that died sends it alike.
-    announced: str | None = None
     # Follow-ups: (LinkKind, event ID or "", date ordinal, lead ID or "").
     links: tuple[tuple[str, str, int, str], ...] = ()
     oversight: bool = False  # flagged for the oversight teams (see OVERSIGHT)
-    # Not stored: what the next published record must carry.
+    # Not stored: the next ``lead_updates`` publishes it.
     dirty: bool = False
-    escalation: str | None = None
 
     @property
     def severity(self) -> str:
@@ -137,18 +133,20 @@ class LeadMark:
     def to_json(self) -> list[object]:
         return [self.first_seen_ms, self.fingerprint, self.rule, self.window_start.toordinal(), list(self.evidence),
                 self.status, self.opened_ms, [list(h) for h in self.history], list(self.escalated),
-                list(self.chained), self.reopened, self.closed_ms, self.announced, [list(k) for k in self.links],
+                # None: the retired slot of the escalation the last record
+                # carried (every record now carries the latest, ``escalated[-1]``)
+                list(self.chained), self.reopened, self.closed_ms, None, [list(k) for k in self.links],
                 self.oversight]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> "LeadMark":
         """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
         after them, from a newer release, are ignored."""
-        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, announced, \
+        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, _retired, \
             links, oversight = raw[:15]
         return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)), tuple(evidence),
                    LeadStatus(status), int(opened), [(int(a), str(s), t, n) for a, s, t, n in history],
-                   tuple(escalated), tuple(chained), int(reopened), closed, announced,
+                   tuple(escalated), tuple(chained), int(reopened), closed,
                    tuple((str(k), str(e), int(d), str(lead)) for k, e, d, lead, *_ in links), bool(oversight))
 
     @property
@@ -181,9 +179,8 @@ class LeadMark:
         return self.link(kind, event_id, day)
 
     def flag(self, level: Escalation, at_ms: int) -> None:
-        """Raise an escalation on the next record (once)."""
+        """Raise an escalation: every record of the lead carries it from now on (the latest one raised)."""
         self.escalated += (level,)
-        self.escalation = level
         self.oversight = self.oversight or level in OVERSIGHT
         self.note(at_ms, f"ESCALATED_{level}")
 
