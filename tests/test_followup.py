@@ -167,6 +167,26 @@ def test_a_dropped_case_opens_a_reverse_referral_for_market_supervision_linked_b
     assert "POLICE evidence event_id" in desk_copy["withheld"]
 
 
+def test_a_reverse_referrals_links_do_not_depend_on_when_an_earlier_finding_arrived() -> None:
+    """Issue 30: an earlier finding that re-draws the referral's window (a
+    sampling notice resolved to the business after the 撤案 was processed)
+    left the open reverse referral linked to the superseded referral too."""
+    earlier = event("s0", dt.date(2026, 10, 5), kind=EventKind.SAMPLING_FAILURE, items=("克伦特罗",))
+    dropped = police("WITHDRAWN", dt.date(2026, 11, 10))
+
+    def reverse_links(order: list[dict]) -> list[tuple[str, str]]:
+        state = BusinessState(region_code="410502")
+        for n, record in enumerate(order):
+            state.accept(record, RULES)
+            publish(state, T0 + n * H)  # each record processed in a batch of its own
+        [mark] = [m for m in state.leads.values() if m.rule == "REVERSE_REFERRAL"]
+        return [(kind, lead_id) for kind, _, _, lead_id in mark.links]
+
+    late = reverse_links([clenbuterol(), dropped, earlier])
+    in_order = reverse_links([earlier, clenbuterol(), dropped])
+    assert late == in_order and len(late) == 1, (late, in_order)
+
+
 def test_a_dropped_case_without_a_referral_still_comes_back() -> None:
     state = BusinessState(region_code="410502")
     state.accept(police("WITHDRAWN", dt.date(2026, 11, 10)), RULES)

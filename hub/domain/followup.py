@@ -160,10 +160,10 @@ def link(business_key: str, leads: Mapping[str, LeadMark], facts: Iterable[Fact]
                         if kind is LinkKind.POLICE_DROPPED else ""
                     mark.link(kind, fact.event_id, fact.occurred_on, reverse)
         elif mark.rule == RuleFamily.REVERSE_REFERRAL:
-            for referral_id, referral in live.items():
-                if referral.rule == RuleFamily.CRIMINAL_REFERRAL and referral.window_start <= mark.window_start:
-                    mark.link(LinkKind.REFERRAL, mark.evidence[0] if mark.evidence else "", mark.window_start,
-                              referral_id)
+            mark.link_exactly(LinkKind.REFERRAL, [
+                (mark.evidence[0] if mark.evidence else "", mark.window_start, referral_id)
+                for referral_id, referral in live.items()
+                if referral.rule == RuleFamily.CRIMINAL_REFERRAL and referral.window_start <= mark.window_start])
         elif mark.rule == RuleFamily.RECTIFICATION_OVERDUE:
             proof = confirmed.get(mark.window_start)
             if proof is not None:

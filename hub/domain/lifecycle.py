@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Iterable
 
 from hub.domain.rules import SEVERITY, RuleFamily
 from hub.settings import LifecycleSettings
@@ -165,6 +165,19 @@ class LeadMark:
         if entry in self.links:
             return False
         self.links = tuple(sorted((*self.links, entry), key=lambda k: (k[2], k[0], k[1], k[3])))
+        self.dirty = True
+        return True
+
+    def link_exactly(self, kind: LinkKind, entries: Iterable[tuple[str, dt.date, str]]) -> bool:
+        """The follow-ups of ``kind`` are exactly ``entries`` (event ID, date,
+        lead ID): one to a lead that has since been superseded goes, so the
+        links are those of the leads as they stand, whatever order their
+        records came in. Whether anything changed."""
+        wanted = {(str(kind), event_id, day.toordinal(), lead_id) for event_id, day, lead_id in entries}
+        if wanted == {k for k in self.links if k[0] == kind}:
+            return False
+        self.links = tuple(sorted((*(k for k in self.links if k[0] != kind), *wanted),
+                                  key=lambda k: (k[2], k[0], k[1], k[3])))
         self.dirty = True
         return True
 
