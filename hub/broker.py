@@ -138,7 +138,6 @@ class Running:
 
     bootstrap: str
     pid: int
-    data_dir: Path
 
 
 def running_broker(data_dir: Path) -> Running | None:
@@ -158,10 +157,10 @@ def running_broker(data_dir: Path) -> Running | None:
     while True:
         try:
             info = json.loads((data_dir / "broker.json").read_text())
-            return Running(str(info["bootstrap"]), int(info["pid"]), data_dir)
+            return Running(str(info["bootstrap"]), int(info["pid"]))
         except (OSError, ValueError, KeyError):
             if time.monotonic() > deadline:
-                return Running("(starting)", 0, data_dir)
+                return Running("(starting)", 0)
             time.sleep(0.1)
 
 
@@ -425,11 +424,15 @@ def disk_bytes(folder: Path, pattern: str = "*") -> int:
 
 
 def format_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+    """1536 -> "1.5 KiB"."""
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 @contextlib.contextmanager
