@@ -430,3 +430,53 @@ def test_the_earliest_proof_stands_whatever_order_the_proofs_arrived_in() -> Non
         state.lead_updates(KEY, RULES, T0, LIFE)
     [lead] = state.leads.values()
     assert [(k[0], k[1]) for k in lead.links] == [("RECTIFIED", "test:r2")]
+
+
+# -- the same records, the same leads ------------------------------------------
+
+def _scenario() -> list[dict]:
+    """One business through most rule families: a banned pesticide and a
+    non-food substance (criminal referrals), a police case filed then
+    dropped (撤案: a reverse referral), penalties and inspections (repeat
+    offender, cross-agency), a rectification missed twice and confirmed late,
+    a compliant re-inspection and a passed farm sample."""
+    return [event("a1", dt.date(2026, 3, 2), Agency.AGRI, EventKind.FARM_SAMPLING, items=("克百威",)),
+            clenbuterol(dt.date(2026, 3, 20)),
+            police("FILED", dt.date(2026, 4, 2)),
+            police("WITHDRAWN", dt.date(2026, 6, 1)),
+            event("p1", dt.date(2026, 4, 10), kind=EventKind.PENALTY),
+            event("p2", dt.date(2026, 8, 10), kind=EventKind.PENALTY),
+            *_missed_twice_then_compliant(),
+            passed_sample("a2", dt.date(2026, 10, 1))]
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_open_leads_do_not_depend_on_arrival_order_or_on_where_ticks_fall(rng: random.Random) -> None:
+    """Issue 30: the records in any order, each in a batch of its own, with
+    clock ticks (all at the same instant, as ticks of one moment would be)
+    anywhere between them: the same open leads, field by field, as the
+    records in date order with one tick at the end."""
+    now = T0 + 400 * 24 * H  # every deadline of the scenario has passed
+
+    def final(steps: list[dict | None]) -> dict[str, dict]:
+        state = BusinessState(region_code="410502")
+        last: dict[str, dict] = {}
+        for step in [*steps, None]:  # None: a tick; one after all the records
+            if step is None:
+                state.escalate_due(LIFE, now)
+            else:
+                state.accept(step, RULES)
+            last.update({lead["lead_id"]: lead for lead in state.lead_updates(KEY, RULES, now, LIFE)})
+        return {lead_id: {k: v for k, v in lead.items() if k != "history"}
+                for lead_id, lead in last.items() if lead["status"] == "OPEN"}
+
+    in_order: list[dict | None] = sorted(_scenario(), key=lambda e: e["occurred_on"])
+    shuffled: list[dict | None] = _scenario()
+    rng.shuffle(shuffled)
+    for _ in range(rng.randrange(4)):
+        shuffled.insert(rng.randrange(len(shuffled) + 1), None)
+    expected = final(in_order)
+    assert {lead["rules"][0] for lead in expected.values()} >= {
+        "CRIMINAL_REFERRAL", "REVERSE_REFERRAL", "RECTIFICATION_OVERDUE", "REPEAT_OFFENDER"}
+    assert final(shuffled) == expected
