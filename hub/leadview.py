@@ -1,6 +1,7 @@
 """Leads for people: the terminal form and the subscriber loop."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Callable, Iterator
@@ -11,7 +12,7 @@ from hub.connection import client_config
 from hub.flow.codec import DecodeError
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import LEADS_TOPIC, partition_of, read_to_end
+from hub.topics import DEADLETTER_TOPIC, LEADS_TOPIC, partition_of, read_to_end
 from hub.trust import Role, Untrusted, verifier
 from hub.trust.keys import TrustedKey
 from hub.trust.signatures import headers_of
@@ -94,6 +95,29 @@ class SignedReader:
             log.warning("a record on %s[%s]@%s is left out: %s (%s)", topic, message.partition(), message.offset(),
                         code, exc)  # the hub's own messages: a position, a schema ID, never a value
             return None
+
+
+def dead_letters(settings: Settings) -> list[dict[str, Any]]:
+    """The dead letters on the topic, each once, as counts of a connector's
+    work read them: a letter counts only when the connector it names signed
+    it (or a worker, for a worker's own), so one connector's key cannot fill
+    another's figures; a row sent again (a connector run again after it was
+    killed mid-file) is the same letter, counted once."""
+    reader = SignedReader(settings, "deadletter", frozenset({Role.CONNECTOR, Role.WORKER}))
+    kept: dict[str, dict[str, Any]] = {}
+    for message in read_to_end(settings, DEADLETTER_TOPIC):
+        read = reader.signed(message)
+        if read is None:
+            continue
+        signer, letter = read
+        if letter["stage"] != (signer.name if signer.role is Role.CONNECTOR else "worker"):
+            log.warning("a dead letter on %s[%s]@%s is left out: signed by %s, not by the stage it names",
+                        message.topic(), message.partition(), message.offset(), signer.identity)
+            continue
+        # what the letter says, less when it was written: the same row, the same letter
+        identity = json.dumps({k: v for k, v in letter.items() if k != "failed_at"}, sort_keys=True, default=str)
+        kept.setdefault(identity, letter)
+    return list(kept.values())
 
 
 def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,

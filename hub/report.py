@@ -217,22 +217,23 @@ def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tu
     """From the topics: each team's received leads (their latest records), the
     events the period needs (those that arrived in it, and every inspection,
     for the rectifications), the dead letters. Only what the hub's own
-    identities signed counts."""
-    from hub.flow.topics import DEADLETTER_TOPIC, events_topic
-    from hub.leadview import SignedReader, final_leads
+    identities signed counts, a connector's records only under its own name."""
+    from hub.flow.topics import events_topic
+    from hub.leadview import SignedReader, dead_letters, final_leads
     from hub.topics import read_to_end
     from hub.trust import Role
 
     received = {name: list(final_leads(settings, team.topic).values()) for name, team in teams.items()}
     events: dict[str, Event] = {}  # a record sent twice counts once
-    dead: list[dict[str, Any]] = []
     read_event = SignedReader(settings, "event", frozenset({Role.CONNECTOR}))
     for agency in Agency:
         for message in read_to_end(settings, events_topic(agency)):
-            event = read_event(message)
-            if event is not None and (event["kind"] == EventKind.INSPECTION.value
-                                      or period.holds_instant(event["received_at"])):
+            signed = read_event.signed(message)
+            if signed is None:
+                continue
+            signer, event = signed
+            # a connector's figures hold what it signed itself, not another's key's records under its name
+            if event["source"]["connector"] == signer.name and (
+                    event["kind"] == EventKind.INSPECTION.value or period.holds_instant(event["received_at"])):
                 events.setdefault(event["event_id"], event)
-    read_dead = SignedReader(settings, "deadletter", frozenset({Role.CONNECTOR, Role.WORKER}))
-    dead += [d for m in read_to_end(settings, DEADLETTER_TOPIC) if (d := read_dead(m)) is not None]
-    return received, list(events.values()), dead
+    return received, list(events.values()), dead_letters(settings)

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from connectors.offsets import signed_cursors
 from hub.settings import Settings
 from hub.domain.lifecycle import ACTIVE
-from hub.leadview import SignedReader, final_leads
-from hub.topics import DEADLETTER_TOPIC, admin, event_ends, read_to_end, source_topics, worker_lag
-from hub.trust import Role
+from hub.leadview import dead_letters, final_leads
+from hub.topics import admin, event_ends, source_topics, worker_lag
 
 
 @dataclass
@@ -55,10 +54,7 @@ def collect(settings: Settings) -> Status:
         if cursor["complete"]:
             previous = status.connectors.get(cursor["connector"])
             status.connectors[cursor["connector"]] = max(cursor["updated_at"], previous or cursor["updated_at"])
-    read_dead = SignedReader(settings, "deadletter", frozenset({Role.CONNECTOR, Role.WORKER}))
-    for message in read_to_end(settings, DEADLETTER_TOPIC):
-        if (letter := read_dead(message)) is None:
-            continue
+    for letter in dead_letters(settings):
         status.dead_letters[(letter["stage"], letter["reason_code"])] += 1
     for lead in final_leads(settings).values():
         if lead["status"] in ACTIVE:  # open, acknowledged, investigating or transferred

@@ -168,6 +168,23 @@ def test_forged_events_never_make_a_lead(bus: Bus) -> None:
     assert _untrusted(bus, "wrong_agency") == 2
 
 
+def test_a_connectors_key_speaks_for_that_connector_alone(bus: Bus) -> None:
+    """Issue 31: the 12315 connector's key (a SAMR key) published a
+    samr.penalty event that raised a CRITICAL referral."""
+    genuine = next(r for r in bus.delivered if r.topic == events_topic(Agency.SAMR)
+                   and bus.flow.reader.decode_event(r.value)["source"]["connector"] == "samr.penalty")
+    leads_before, states_before = dict(bus.leads), dict(bus.businesses)
+    event = bus.flow.reader.decode_event(genuine.value)
+    forged = dict(event, event_id="samr.penalty:forged-1", source_record_id="forged-1", business=dict(
+        event["business"], business_id="91410502MA3XK1Q2Y8", name="无辜的公司"))
+    samr = events_topic(Agency.SAMR)
+    bus.process([bus.record(samr, event_key(forged).encode(), bus.serde.encoder(samr, "event")(forged),
+                            by=bus.signer(Role.CONNECTOR, "samr.complaint"))])
+    assert _codes(bus) == ["wrong_connector"]
+    assert bus.leads == leads_before and bus.businesses == states_before
+    assert _untrusted(bus, "wrong_connector") == 1
+
+
 def test_replayed_flipped_or_stripped_records_never_change_a_lead(bus: Bus) -> None:
     """Every real record of the scenario, taken from its topic: replayed
     late, one byte flipped, its headers stripped, or moved to another topic."""

@@ -40,7 +40,7 @@ class Record(NamedTuple):
 # said: forgeries, tampering, replays, stolen or retired keys.
 UNTRUSTED_CODES = frozenset({
     "unsigned", "malformed_signature", "unknown_key", "revoked_key", "bad_signature", "replayed",
-    "signed_in_future", "not_authorised", "wrong_agency", "wrong_team", "team_not_recipient", "bad_timestamp",
+    "signed_in_future", "not_authorised", "wrong_agency", "wrong_connector", "wrong_team", "team_not_recipient", "bad_timestamp",
     "misrouted_event", "misrouted_feedback", "tick_too_far_ahead", "oversight_read_only"})
 
 
@@ -177,6 +177,11 @@ class Reader:
         event = self.event(value, latest)
         if event["agency"] != agency:
             raise Refused("wrong_agency", f"a {event['agency']} event on {record.topic}")
+        if event["source"]["connector"] != signer.name:
+            # One connector's key speaks for that connector alone: the 12315
+            # connector's may not publish a penalty (its event IDs, which
+            # name the connector, could pre-empt the penalty connector's).
+            raise Refused("wrong_connector", f"{signer.identity} may not publish another connector's events")
         key = event_key(event).encode()
         if record.key is not None and record.key != key:
             # It would join another business's state, in a partition that is not that business's.
