@@ -128,6 +128,18 @@ class Bus:
             return self.signer(Role.WORKER, self.settings.worker_name)
         return self.signer(Role.CONNECTOR, self.connector_of(topic.rsplit(".", 1)[-1].upper()))
 
+    def _rightful(self, topic: str, value: bytes) -> Signer:
+        """An event's rightful sender is the connector it names, when it
+        decodes and names one (a connector's key speaks for it alone)."""
+        if topic.startswith("hub.events."):
+            try:
+                connector = self.serde.decoder("event")(value)["source"]["connector"]
+            except Exception:  # a poison record: whoever rightly publishes on the topic sends it
+                connector = None
+            if connector in available():
+                return self.signer(Role.CONNECTOR, connector)
+        return self.sender(topic)
+
     def record(self, topic: str, key: bytes | None, value: bytes | None, offset: int = -1, partition: int = 0,
                by: Signer | None = None, at: float | None = None, signed: bool = True) -> Record:
         """A record as the broker holds it, signed by ``by`` (default: its
@@ -136,7 +148,7 @@ class Bus:
         at = self.clock() if at is None else at
         headers: tuple[tuple[str, bytes | None], ...] = ()
         if signed and value is not None:
-            signer = by or self.sender(topic)
+            signer = by or self._rightful(topic, value)
             signer.clock = lambda: at
             headers = tuple(signer.headers(topic, key, value))  # type: ignore[arg-type]
         return Record(topic, partition, key, value, offset, headers, int(at * 1000))

@@ -180,9 +180,9 @@ def test_a_business_whose_leads_cannot_be_drawn_fails_alone(good, tmp_path: Path
         return draw(self, business_key, *args, **kwargs)
 
     monkeypatch.setattr(BusinessState, "lead_updates", failing)
-    penalty, inspection = bus.signer(Role.CONNECTOR, "samr.penalty"), bus.signer(Role.CONNECTOR, "samr.inspection")
+    penalty = bus.signer(Role.CONNECTOR, "samr.penalty")  # the connector both events name
     result = bus.process([bus.record(TOPIC, doomed, encoded(bus.settings, good), 0, by=penalty),
-                          bus.record(TOPIC, event_key(other).encode(), encoded(bus.settings, other), 1, by=inspection)])
+                          bus.record(TOPIC, event_key(other).encode(), encoded(bus.settings, other), 1, by=penalty)])
     assert [(d["reason_code"], d["original"]["offset"]) for d in result.dead_letters] == [("processing_error", "0")]
     assert doomed not in result.states and {l["business_key"] for l in result.leads} == {event_key(other)}
     # The audit trail: the doomed record refused, in its own sender's name, and not also accepted
