@@ -1,6 +1,7 @@
 """The hub command as a user runs it."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -64,8 +65,6 @@ def test_demo_shows_leads_of_all_three_rules(tmp_path: Path) -> None:
 
 
 def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
-    import datetime as dt
-
     from confluent_kafka import Producer
 
     from hub.serde import Serde
@@ -159,3 +158,11 @@ def test_teams_lists_what_each_team_receives_and_prints_acls(tmp_path: Path) -> 
     bad.write_text('[[teams]]\nname = "x"\nagency = "SAMR"\nparent = "nobody"\n')
     refused = hub("teams", cwd=tmp_path, env={"HUB_TEAMS_FILE": str(bad)})
     assert refused.returncode == 1 and "parent 'nobody' is not a team" in refused.stderr
+
+
+def test_a_drill_is_refused_on_a_configured_cluster_before_anything_is_sent(tmp_path: Path) -> None:
+    """Issue 31: `hub leads tick --at` a week ahead on a configured cluster;
+    the workers refuse such a tick, and now the command says so first."""
+    ahead = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)).isoformat()
+    refused = hub("--broker", "127.0.0.1:1", "leads", "tick", "--at", ahead, cwd=tmp_path)
+    assert refused.returncode == 2 and "is a drill" in refused.stderr and "HUB_ALLOW_DRILLS" in refused.stderr

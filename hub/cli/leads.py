@@ -144,9 +144,13 @@ def leads_tick(ctx: click.Context, at: str | None, key_path: Path | None) -> Non
     from hub.trust.keys import key_file
 
     settings = existing_broker(ctx, "tick")
+    when = dt.datetime.fromisoformat(at).timestamp() if at else time.time()
+    if when - time.time() > settings.max_tick_ahead_s and not settings.allow_drills:
+        # the workers would refuse it too (a dead letter each): say so here, before anything is sent
+        raise click.UsageError(f"a tick {when - time.time():.0f} s ahead is a drill, which a configured cluster "
+                               "refuses unless HUB_ALLOW_DRILLS is set")
     default = key_file(settings.keys_path, Role.OPERATOR, "operator")
     operator = _own(settings, Role.OPERATOR, key_path or (None if settings.key_file else default))
-    when = dt.datetime.fromisoformat(at).timestamp() if at else time.time()
     n = publish_ticks(settings, when, operator)
     click.echo(f"tick at {dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat()} on {n} partitions, "
                f"signed by {operator.key.trusted.identity}")
