@@ -5,16 +5,19 @@ The standard library's threading servers start a thread per connection and
 wait on it for ever: a few thousand connections that send nothing would
 give the process a few thousand threads, until it can start none, and
 Kafka's own threads are among those it then cannot start. Here a connection
-that sends nothing for ``idle_timeout_s`` is closed, and beyond
+that sends nothing for ``idle_timeout_s`` is closed, any connection
+``request_deadline_s`` after it opened, and beyond
 ``max_connections`` at once a new one is closed at once: the server is
 unavailable while it is flooded, the process beside it is not.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -39,7 +42,25 @@ class _Guarded(ThreadingMixIn):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self._deadlines: dict[socket.socket, float] = {}  # open connections, when each is cut
+        self._deadlines_lock = threading.Lock()
         super().__init__(*args, **kwargs)
+        # One thread per server, not per connection: a connection's thread
+        # blocks in a read, so something else must cut it at its deadline.
+        threading.Thread(target=self._cut_late, name=f"{type(self).__name__}-deadlines", daemon=True).start()
+
+    def _cut_late(self) -> None:
+        """Close every connection past its deadline: a client that sends a
+        byte now and then is never idle, yet its slot is freed (64 trickling
+        connections kept the board unavailable for as long as they trickled)."""
+        while self.socket.fileno() >= 0:  # type: ignore[attr-defined]
+            time.sleep(min(0.5, self.limits.request_deadline_s / 4))
+            now = time.monotonic()
+            with self._deadlines_lock:
+                late = [connection for connection, at in self._deadlines.items() if at <= now]
+            for connection in late:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -52,9 +73,13 @@ class _Guarded(ThreadingMixIn):
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._deadlines_lock:
+            self._deadlines[request] = time.monotonic() + self.limits.request_deadline_s
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._deadlines_lock:
+                self._deadlines.pop(request, None)
             self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -74,11 +74,14 @@ class RuleSettings:
 @dataclass(frozen=True)
 class HttpSettings:
     """The metrics and lead-board servers' bounds (``hub.httpd``): a
-    connection idle this long is closed; beyond this many at once, new ones
-    are closed unanswered."""
+    connection idle this long is closed, and any connection after its
+    deadline; beyond this many at once, new ones are closed unanswered."""
 
     idle_timeout_s: float = 10.0
     max_connections: int = 64
+    # However it trickles (a header line every few seconds keeps it from
+    # ever being idle), a connection is closed this long after it opened.
+    request_deadline_s: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from hub.trust import TrustStore
 from hub.trust.signatures import TrustStoreFile
 from tests.test_board import TEAMS
 
-LIMITS = HttpSettings(idle_timeout_s=0.5, max_connections=4)
+LIMITS = HttpSettings(idle_timeout_s=0.5, max_connections=4, request_deadline_s=2.0)
 SLOW = HttpSettings(idle_timeout_s=3.0, max_connections=4)  # a flood outlasts nothing sooner than this
 
 
@@ -68,6 +68,25 @@ def test_half_a_request_is_closed_too(server) -> None:
     with socket.create_connection(("127.0.0.1", port)) as slow:
         slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the end of the headers
         assert _closed_within(slow, 5.0)
+    assert legit() == 200
+
+
+def test_a_request_that_trickles_is_cut_at_its_deadline(server) -> None:
+    """Issue 31: one header line every so often, each within the idle
+    timeout, kept a connection (and its slot) for as long as it went on."""
+    port, legit = server
+    with socket.create_connection(("127.0.0.1", port)) as slow:
+        slow.sendall(b"GET /metrics HTTP/1.1\r\n")
+        started = time.monotonic()
+        cut = False
+        while time.monotonic() - started < 10 and not cut:
+            try:
+                slow.sendall(b"X-Trickle: 1\r\n")  # never idle for 0.5 s
+            except OSError:
+                cut = True
+                break
+            cut = _closed_within(slow, 0.2)
+        assert cut and time.monotonic() - started < 5  # at the 2 s deadline, not at the client's pleasure
     assert legit() == 200
 
 
