@@ -204,3 +204,25 @@ def test_a_file_is_named_without_its_folders_and_its_numbers_as_tokens(tmp_path:
     with pytest.raises(FileFormatError) as refused:
         list(connector.read(unsupported))
     assert SUSPECT_ID not in str(refused.value) and LEGAL_REP_ID not in str(refused.value)
+
+
+def test_a_spaced_id_number_is_one_value_and_the_rest_of_its_row_arrives_intact(tmp_path: Path, hasher) -> None:
+    """Issue 31: `4105 0219 8001 0100 38` in the complainant's ID column was
+    split as five "people", and every cell of the row had those fragments
+    replaced: the complaint's 所属行政区划 410506 became `[pii:…]06`, and
+    the row was rejected (invalid_region), lost."""
+    from connectors.samr_complaint import SamrComplaintConnector
+    from hub.signal_samples import complaint_rows
+
+    header = list(SamrComplaintConnector.columns)
+    row = list(complaint_rows()[0])
+    row[header.index("所属行政区划")] = "410506"
+    row[header.index("诉求人证件号码")] = "4105 0219 8001 0100 38"
+    row[header.index("诉求人联系电话")] = ""
+    row[header.index("诉求人姓名")] = "王建国"
+    row[header.index("涉及商品或服务")] = "蛋糕2019个，金额8001.38元，0100批次"
+    row[header.index("问题描述")] = "2026-11-02购买，身份证4105 0219 8001 0100 38，金额8001.38元"
+    [[event]] = _parse(SamrComplaintConnector(hasher), tmp_path, [row])
+    assert event["detail"][1]["complainant_ref"] == hasher.ref("410502198001010038")  # the whole ID, canonical
+    assert event["detail"][1]["subject_matter"] == "蛋糕2019个，金额8001.38元，0100批次"  # no fragment scrubbed
+    assert "410502198001010038" not in repr(event) and "4105 0219 8001 0100 38" not in repr(event)

@@ -45,6 +45,7 @@ _SEPARATORS = re.compile(r"[\s\-()（）+＋]")
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]{2,}")
 _TOKEN = re.compile(r"\[pii:[0-9a-f]{24}\]")
 _SPLIT = re.compile(r"[、,，;；/\s]+")
+_DIGITS_ONLY = re.compile(r"[0-9０-９XxＸｘ.\-－]+")
 
 NAME_CHARS = (2, 3, 4)  # 王五, 王建国, 欧阳建国
 
@@ -120,8 +121,14 @@ def canonical(value: str) -> str:
 
 
 def split_people(cell: str) -> list[str]:
-    """Several suspects or ID numbers in one cell, separated the usual ways."""
-    return [p for p in _SPLIT.split(cell.strip()) if p]
+    """Several suspects or ID numbers in one cell, separated the usual ways.
+    An ID or telephone number is one value however it is spaced
+    (``4105 0219 8001 0100 38``): it is taken whole before the rest is
+    split, and what is left of digits alone is no person (its fragments,
+    scrubbed as names, mangled a region code and amounts in the same row)."""
+    numbers = [m.group() for m in _BY_FORM.finditer(cell)]
+    rest = _BY_FORM.sub(" ", cell)
+    return numbers + [p for p in _SPLIT.split(rest.strip()) if p and not _DIGITS_ONLY.fullmatch(p)]
 
 
 def is_token(text: str) -> bool:
