@@ -32,7 +32,8 @@ def signed_trail(tmp_path: Path) -> tuple[list[Positioned], TrustStore]:
     prev = GENESIS
     for incarnation in ("a", "b"):
         chain = Chain(f"worker:{incarnation}", prev)
-        trail.append(chain.append(Note("worker:worker", AuditAction.CHAIN_START, chain.chain, "started"), 1))
+        trail.append(chain.signed(Note("worker:worker", AuditAction.CHAIN_START, chain.chain, "started"), 1,
+                                  key.key_id, key.private.sign))
         for i in range(6):
             trail.append(chain.append(Note("connector:samr.penalty", AuditAction.EVENT_ACCEPTED, f"e{i}", "new",
                                            source=f"hub.events.samr/0/{i}"), 2 + i))
@@ -77,7 +78,8 @@ def test_a_forged_or_altered_head_is_found(signed_trail, tmp_path: Path) -> None
     # a head signed with a key the trust store does not hold as a worker's
     other = create_key(tmp_path / "other", TrustStore({}), Role.WORKER, "worker", None, NOW)
     chain = Chain("worker:c")
-    forged = [chain.append(Note("worker:worker", AuditAction.CHAIN_START, "worker:c", "started"), 1),
+    forged = [chain.signed(Note("worker:worker", AuditAction.CHAIN_START, "worker:c", "started"), 1,
+                           other.key_id, other.private.sign),
               chain.head(2, "worker:worker", other.key_id, other.private.sign)]
     report = verify([*trail, *(Positioned(f"x@{n}", e) for n, e in enumerate(forged))], store)
     assert not report.ok and "no worker's" in report.problems[0]
@@ -105,6 +107,41 @@ def test_entries_after_the_last_head_are_reported_unsealed(signed_trail) -> None
     trail, store = signed_trail
     report = verify(trail[:-1], store)  # the last head lost with a killed worker
     assert report.ok and report.unsealed == 3  # e3, e4, e5 of the second chain
+
+
+def test_a_chain_forged_without_a_key_neither_verifies_nor_tells_a_story(signed_trail) -> None:
+    """Issue 31: a new chain (a CHAIN_START with no predecessor, then a
+    team's CLOSED feedback and a CLOSED publication, no signed head)
+    appended to hub.audit gave "trail intact", and `hub audit trail`
+    printed its entries as fact."""
+    trail, store = signed_trail
+    chain = Chain("worker:forged")
+    forged = [chain.append(Note("worker:worker", AuditAction.CHAIN_START, chain.chain, "started"), 20),
+              chain.append(Note("team:police-x", AuditAction.FEEDBACK_APPLIED, "lead-1", "CLOSED"), 21),
+              chain.append(Note("worker:worker", AuditAction.LEAD_PUBLISHED, "lead-1", "CLOSED"), 22)]
+    report = verify([*trail, *(Positioned(f"hub.audit[1]@{n}", e) for n, e in enumerate(forged))], store)
+    assert not report.ok
+    assert report.problems == ["hub.audit[1]@0: chain worker:forged has no signed start (signed by a key that is "
+                               "no worker's in the trust store): none of its entries is the hub's"]
+    assert story([p.entry for p in trail] + forged, "lead-1", report) == []
+
+
+def test_an_unsigned_entry_cannot_hide_a_sealed_one_in_a_story(signed_trail) -> None:
+    """Issue 31: a forged entry 1 ms before a real one, with the same
+    source, action and object, took its place in the lead's story."""
+    trail, store = signed_trail
+    real = trail[2].entry  # worker:a#2, EVENT_ACCEPTED e1, sealed by the head after e2
+    chain = Chain("worker:forged")
+    forged = [chain.append(Note("worker:worker", AuditAction.CHAIN_START, chain.chain, "started"), 0),
+              chain.append(Note("connector:x", real.action, real.object, "forged", source=real.source), real.at_ms - 1)]
+    entries = [p.entry for p in trail] + forged
+    report = verify([*trail, *(Positioned(f"x@{n}", e) for n, e in enumerate(forged))], store)
+    published = dataclasses.replace(real, action=AuditAction.LEAD_PUBLISHED, object="lead-1",
+                                    detail={"evidence": real.object})
+    told = story([published, *entries], "lead-1", report)
+    assert real in told and not any(e.chain == "worker:forged" for e in told)
+    # without the report (a bare list), the earliest telling still wins: the report is what proves
+    assert report.sealed(real) and not report.proven(forged[1])
 
 
 # -- what the flow and the board tell the trail -----------------------------------

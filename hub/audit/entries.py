@@ -6,8 +6,8 @@ never personal data. Entries are chained: each holds the SHA-256 of the one
 before it in its chain, so an edit or a deletion breaks a link, and each
 chain's writer (a worker) signs a ``HEAD`` entry at intervals and on
 shutdown, so the chain up to it cannot be rewritten without its key. A new
-chain (a worker starting) begins with a ``CHAIN_START`` that names the
-hash of the last head its predecessor signed.
+chain (a worker starting) begins with a signed ``CHAIN_START`` that names
+the hash of the last head its predecessor signed.
 """
 from __future__ import annotations
 
@@ -70,8 +70,8 @@ class Entry:
     source: str | None
     detail: Mapping[str, str]
     hash: str
-    signature: str | None = None  # HEAD entries: the writer's Ed25519 signature over the hash, hex
-    key_id: str | None = None  # HEAD entries: the key that signed
+    signature: str | None = None  # CHAIN_START and HEAD entries: the writer's Ed25519 signature over the hash, hex
+    key_id: str | None = None  # CHAIN_START and HEAD entries: the key that signed
 
     def body(self) -> dict[str, Any]:
         """What the hash covers: everything but the hash and the signature."""
@@ -115,10 +115,16 @@ class Chain:
         self.prev, self.seq = entry.hash, self.seq + 1
         return entry
 
-    def head(self, at_ms: int, actor: str, key_id: str, sign: Callable[[bytes], bytes]) -> Entry:
-        """A signed head over everything before it (its own hash included)."""
-        entry = self.append(Note(actor, AuditAction.HEAD, self.chain, "signed"), at_ms, key_id)
+    def signed(self, note: Note, at_ms: int, key_id: str, sign: Callable[[bytes], bytes]) -> Entry:
+        """An entry its writer signs over everything before it (its own hash
+        included): a chain's start and its heads, so that no one without a
+        worker's key can begin a chain or seal one."""
+        entry = self.append(note, at_ms, key_id)
         return dataclasses.replace(entry, signature=sign(head_message(entry.hash, entry.chain, entry.seq)).hex())
+
+    def head(self, at_ms: int, actor: str, key_id: str, sign: Callable[[bytes], bytes]) -> Entry:
+        """A signed head over everything before it."""
+        return self.signed(Note(actor, AuditAction.HEAD, self.chain, "signed"), at_ms, key_id, sign)
 
 
 def key_changes(seen: Mapping[str, bool], store: TrustStore) -> tuple[list[Note], dict[str, bool]]:

@@ -120,9 +120,9 @@ class AuditLog:
                 return
             self.started = True
             self.chain.prev = predecessor
-            self._send([self.chain.append(Note(self.signer.key.trusted.identity, AuditAction.CHAIN_START,
+            self._send([self.chain.signed(Note(self.signer.key.trusted.identity, AuditAction.CHAIN_START,
                                                self.chain.chain, "started", detail=settings_detail(self.settings)),
-                                          _now_ms())])
+                                          _now_ms(), self.signer.key.key_id, self.signer.key.private.sign)])
 
     def record(self, notes: Iterable[Note]) -> list[Entry]:
         self.start()

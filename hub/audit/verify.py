@@ -37,6 +37,16 @@ class Report:
     redelivered: int = 0  # the same entry twice (a retried send): harmless
     unsealed: int = 0  # entries after their chain's last head (a worker killed since)
     problems: list[str] = field(default_factory=list)
+    # chain -> the last entry a signed head covers (-1: none); a chain
+    # without a signed start is absent: none of its entries is the hub's
+    sealed_through: dict[str, int] = field(default_factory=dict)
+
+    def sealed(self, entry: Entry) -> bool:
+        return entry.seq <= self.sealed_through.get(entry.chain, -1)
+
+    def proven(self, entry: Entry) -> bool:
+        """Whether the entry is in a chain a worker's key began."""
+        return entry.chain in self.sealed_through
 
     @property
     def ok(self) -> bool:
@@ -62,12 +72,16 @@ def verify(trail: Iterable[Positioned | Unreadable], trust: TrustStore, window: 
         chains.setdefault(item.entry.chain, []).append(item)
     report.chains = len(chains)
     heads = {p.entry.hash for c in chains.values() for p in c if p.entry.action is AuditAction.HEAD}
-    for items in chains.values():
-        _chain(items, trust, heads, report, window)
+    for name, items in chains.items():
+        sealed = _chain(items, trust, heads, report, window)
+        if sealed is not None:
+            report.sealed_through[name] = sealed
     return report
 
 
-def _chain(items: list[Positioned], trust: TrustStore, heads: set[str], report: Report, window: bool) -> None:
+def _chain(items: list[Positioned], trust: TrustStore, heads: set[str], report: Report, window: bool) -> int | None:
+    """Check one chain; the last seq a signed head covers, None when the
+    chain has no signed start (forged: nothing in it counts)."""
     first = items[0].entry
     expected_seq, prev = (first.seq, first.prev) if window and first.seq > 0 else (0, None)
     last_head = expected_seq - 1
@@ -76,42 +90,49 @@ def _chain(items: list[Positioned], trust: TrustStore, heads: set[str], report: 
         if digest(entry.body()) != entry.hash:
             report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} was changed after it was written "
                                    "(its hash does not match its content)")
-            return
+            return last_head
         if entry.seq < expected_seq:
             if prev is not None and entry.seq == expected_seq - 1 and entry.hash == prev:
                 report.redelivered += 1
                 continue
             report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} appears again with other content "
                                    "(a forked or rewritten chain)")
-            return
+            return last_head
         if entry.seq > expected_seq:
             report.problems.append(f"{where}: entries {entry.chain}#{expected_seq}..{entry.seq - 1} are missing "
                                    "(deleted)")
-            return
+            return last_head
         if entry.seq == 0:
             if entry.action is not AuditAction.CHAIN_START:
                 report.problems.append(f"{where}: chain {entry.chain} does not begin with its start")
-                return
+                return None
+            problem = _head(entry, trust)
+            if problem:
+                report.problems.append(f"{where}: chain {entry.chain} has no signed start ({problem}): "
+                                       "none of its entries is the hub's")
+                return None
             if entry.prev != GENESIS and entry.prev not in heads and not window:
                 report.problems.append(f"{where}: chain {entry.chain} names a predecessor head {entry.prev[:16]}… "
                                        "that is not on the trail (deleted)")
-                return
+                return last_head
         elif entry.prev != prev:
             report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} does not follow #{entry.seq - 1} "
                                    "(an entry before it was changed or replaced)")
-            return
+            return last_head
         if entry.action is AuditAction.HEAD:
             problem = _head(entry, trust)
             if problem:
                 report.problems.append(f"{where}: head {entry.chain}#{entry.seq}: {problem}")
-                return
+                return last_head
             report.heads += 1
             last_head = entry.seq
         prev, expected_seq = entry.hash, entry.seq + 1
     report.unsealed += expected_seq - 1 - last_head
+    return last_head
 
 
 def _head(entry: Entry, trust: TrustStore) -> str | None:
+    """Why a signed entry (a start, a head) is not a worker's, if it is not."""
     key = trust.keys.get(entry.key_id or "")
     if key is None or key.role is not Role.WORKER:
         return "signed by a key that is no worker's in the trust store"

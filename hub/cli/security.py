@@ -232,9 +232,11 @@ def audit_trail(ctx: click.Context, lead_id: str, file: Path | None) -> None:
     """A lead's whole story: the events that raised it, where it was
     published, who saw it on the board, who answered, who was refused and why."""
     from hub.audit.trail import render, story
-    from hub.audit.verify import Positioned
+    from hub.audit.verify import Positioned, verify
 
-    entries = story((p.entry for p in _trail(ctx, file) if isinstance(p, Positioned)), lead_id)
+    trail = _trail(ctx, file)
+    report = verify(trail, TrustStore.load(settings_of(ctx).trust_path))
+    entries = story((p.entry for p in trail if isinstance(p, Positioned)), lead_id, report)
     if not entries:
         raise click.ClickException(f"nothing about {lead_id} on the audit trail")
-    click.echo("\n".join(render(e) for e in entries))
+    click.echo("\n".join(render(e, report.sealed(e)) for e in entries))
