@@ -45,7 +45,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollectio
 from hub.audit.entries import Entry, key_changes
 from hub.audit.log import AuditLog, recent_report
 from hub.connection import faust_credentials
-from hub.domain.teams import COPY_FIELDS, load_teams
+from hub.domain.teams import COPY_FIELDS, load_teams, without_oversight
 from hub.faust_patches import (Processed, QuietMonitor, StallHealer, StoppableWorker, has_unacked,
                                mark_unacknowledged, read_offset, set_without_changelog, still_member, strict_commits)
 from hub.feedback import TICK_KEY, tick
@@ -253,6 +253,10 @@ class Edge:
         self.changelogs = {name: changelog_topic(settings, name) for name in self.tables}
         store = FaustStore(self.tables[BUSINESS_TABLE], self.tables[RESOLVER_TABLE], settings.topic_partitions)
         teams = load_teams(settings.teams_file)
+        uncovered = without_oversight(teams)
+        if uncovered:
+            log.warning("no oversight team covers %s: leads flagged there (a transfer overdue, a referral closed "
+                        "untransferred) reach no procuratorate", ", ".join(uncovered))
         # one key for the worker's records and its audit chain
         self.signer = audit.signer if audit else signer(settings, Role.WORKER, settings.worker_name)
         self.flow = Flow(settings, self.serde, store, teams, verifier(settings))

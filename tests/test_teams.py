@@ -143,3 +143,17 @@ def test_parent_cycles_are_refused() -> None:
     with pytest.raises(TeamConfigError, match="cycle"):
         parse_teams({"teams": [{"name": "a", "agency": "SAMR", "parent": "b"},
                                {"name": "b", "agency": "SAMR", "parent": "a"}]})
+
+
+def test_every_region_with_desks_has_an_oversight_team_or_a_warning() -> None:
+    """Issue 32: Jinzhong's flagged leads reached no procuratorate, and nothing said so."""
+    from hub.domain.teams import without_oversight
+    from hub.settings import Settings
+
+    assert without_oversight(load_teams(Settings().teams_file)) == []
+    desks_only = parse_teams({"teams": [
+        {"name": "samr-a", "agency": "SAMR", "jurisdiction": ["4105"]},
+        {"name": "samr-j", "agency": "SAMR", "jurisdiction": ["1407"]},
+        {"name": "samr-u", "agency": "SAMR", "jurisdiction": ["unlocated"]},
+        {"name": "proc-a", "agency": "PROCURATORATE", "role": "oversight", "jurisdiction": ["41"]}]})
+    assert without_oversight(desks_only) == ["1407"]

@@ -15,7 +15,7 @@ from hub.trust import Role, Signer
 def teams_command(ctx: click.Context) -> None:
     """List the joint-enforcement teams (HUB_TEAMS_FILE) and what each receives
     (`hub acls` prints the Kafka ACLs that give each its topics)."""
-    from hub.domain.teams import describe
+    from hub.domain.teams import describe, without_oversight
     from hub.topics import LEADS_TOPIC
 
     settings = settings_of(ctx)
@@ -25,6 +25,10 @@ def teams_command(ctx: click.Context) -> None:
         return
     click.echo(f"{len(teams)} teams from {settings.teams_file}; operators read {LEADS_TOPIC} in full\n")
     click.echo("\n".join(line for team in teams.values() for line in describe(team)))
+    uncovered = without_oversight(teams)
+    if uncovered:
+        click.echo(f"\nWARNING: no oversight team covers {', '.join(uncovered)}: flagged leads there reach no "
+                   "procuratorate")
 
 
 @main.group()

@@ -21,7 +21,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from hub.domain.events import Agency
 from hub.domain.rules import RuleFamily, Severity
@@ -144,6 +144,15 @@ def parse_teams(raw: dict[str, Any]) -> dict[str, Team]:
             seen.add(parent)
             parent = teams[parent].parent
     return teams
+
+
+def without_oversight(teams: Mapping[str, Team]) -> list[str]:
+    """The desks' jurisdictions that no oversight team covers: their
+    flagged leads (a transfer overdue, a referral closed untransferred)
+    reach no procuratorate."""
+    overseen = [prefix for t in teams.values() if t.oversees for prefix in t.jurisdiction or ("",)]
+    return sorted({prefix for t in teams.values() if not t.oversees for prefix in t.jurisdiction or ("",)
+                   if prefix != UNLOCATED and not any(prefix.startswith(o) for o in overseen)})
 
 
 def load_teams(path: Path) -> dict[str, Team]:
