@@ -72,6 +72,23 @@ def test_a_lead_whose_report_merges_into_an_earlier_twin_is_superseded_by_the_tw
         ("GC-county", ["SC-city"])]
 
 
+def test_a_superseded_lead_with_no_successor_says_why() -> None:
+    """Issue 32: a lead superseded with no lead taking over its evidence
+    said nothing of why (superseded_by empty, no note)."""
+    from hub.domain.leads import NO_LONGER_NOTE
+
+    state = BusinessState()
+    first, second = report("SC-a", days(0), batch="b1"), report("SC-b", days(40), batch="b2")
+    for record in (first, second):
+        state.accept(record, RULES)
+    [lead] = state.lead_updates(KEY, RULES, 0)
+    assert lead["rules"] == ["REPEAT_OFFENDER"]
+    del state.facts[second["event_id"]]  # one finding left: no repeat, and no lead to take the other over
+    [superseded] = state.lead_updates(KEY, RULES, 1)
+    assert superseded["lead_id"] == lead["lead_id"] and superseded["status"] == "SUPERSEDED"
+    assert superseded["superseded_by"] is None and superseded["history"][-1]["note"] == NO_LONGER_NOTE
+
+
 def test_a_replayed_merged_report_is_an_exact_duplicate() -> None:
     state = BusinessState()
     state.accept(report("GC-county", days(0)), RULES)

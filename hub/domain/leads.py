@@ -14,7 +14,7 @@ from hub.domain.identifiers import region, uscc_region
 from hub.domain.lifecycle import ACTIVE, Escalation, FeedbackRejected, LeadMark, LeadStatus
 from hub.domain.names import normalise_name
 from hub.domain.resolution import Candidate
-from hub.domain.rules import RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate, to_fact
+from hub.domain.rules import LEAD_ID_PREFIX, RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate, to_fact
 from hub.settings import LifecycleSettings, RuleSettings
 
 
@@ -324,7 +324,7 @@ class BusinessState:
             mark.status = LeadStatus.SUPERSEDED
             moved = {holder[e].moved_to for e in mark.evidence if e in holder} - {""}
             mark.note(now_ms, LeadStatus.SUPERSEDED, None, successor.lead_id if successor else
-                      f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else None)
+                      f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else NO_LONGER_NOTE)
         followup.link(business_key, self.leads, self.facts.values(), rectifications, now_ms)
         out = []
         for lead_id, mark in self.leads.items():
@@ -447,6 +447,9 @@ def _registered_licences(event: Event) -> list[str]:
 NEVER_LISTED = {"credit_status": None, "credit_listed_on": None, "credit_reason": None, "credit_authority": None,
                 "credit_removed_on": None}
 MOVED_NOTE = "its evidence was resolved to "
+# Superseded with no successor and nothing moved: the records no longer make
+# the rule's lead (a late record re-drew the window), and the desk is told so.
+NO_LONGER_NOTE = "its evidence no longer makes this lead: a record that arrived since re-drew the window"
 # A lead holds up to history_max_events findings: each is clipped so that the
 # lead record stays far below the broker's message limit.
 FINDING_CHARS = 500
@@ -460,7 +463,7 @@ def _finding(fact: Fact) -> str:
 def _successor(mark: LeadMark) -> str | None:
     """The lead that took over a superseded one's evidence, if one did."""
     note = mark.history[-1][3] if mark.status is LeadStatus.SUPERSEDED else None
-    return note if note and not note.startswith(MOVED_NOTE) else None
+    return note if note and note.startswith(LEAD_ID_PREFIX) else None
 
 
 def _maybe_ms(ms: int | None) -> dt.datetime | None:

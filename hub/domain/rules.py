@@ -243,9 +243,12 @@ class LeadDraft:
         return hashlib.sha1("|".join(ids).encode()).hexdigest()[:16]
 
 
+LEAD_ID_PREFIX = "lead-"
+
+
 def lead_id(business_key: str, rule: RuleFamily, window_start: dt.date) -> str:
     digest = hashlib.sha1(f"{business_key}|{rule.value}|{window_start.isoformat()}".encode()).hexdigest()
-    return f"lead-{digest[:20]}"
+    return f"{LEAD_ID_PREFIX}{digest[:20]}"
 
 
 def chains(facts: list[Fact], window_days: int,
