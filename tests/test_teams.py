@@ -157,3 +157,13 @@ def test_every_region_with_desks_has_an_oversight_team_or_a_warning() -> None:
         {"name": "samr-u", "agency": "SAMR", "jurisdiction": ["unlocated"]},
         {"name": "proc-a", "agency": "PROCURATORATE", "role": "oversight", "jurisdiction": ["41"]}]})
     assert without_oversight(desks_only) == ["1407"]
+
+
+def test_a_theme_matches_the_foods_name_as_well_as_its_category() -> None:
+    """Issue 32: pork sampled as 食用农产品 reached no meat team."""
+    meat = Team("samr-meat", "SAMR", jurisdiction=("4105",), categories=("肉", "畜禽"))
+    pork = {**_lead([_evidence("SAMR", "x")], [], "410502", "HIGH", ["REPEAT_OFFENDER"]), "categories": ["食用农产品"]}
+    pork["evidence"][0]["finding"] = "猪肉 克伦特罗 检出"
+    assert meat.receives(pork)
+    cabbage = {**pork, "evidence": [{**pork["evidence"][0], "finding": "大白菜 毒死蜱 超标"}]}
+    assert not meat.receives(cabbage)

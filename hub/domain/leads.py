@@ -242,6 +242,7 @@ class BusinessState:
         return {"region": {"code": self.region_code}, "rules": [mark.rule], "severity": mark.severity,
                 "also_regions": signals.also_regions(mark.rule, facts, self.region_code),
                 "categories": sorted({f.category for f in facts if f.category}),
+                "findings": [_finding(f) for f in facts],
                 "escalation": mark.escalated[-1] if mark.escalated else None, "oversight": mark.oversight}
 
     def apply_feedback(self, lead_id: str, action: str, team: str | None, note: str | None,

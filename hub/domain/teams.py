@@ -99,7 +99,17 @@ class Team:
             codes = [lead["region"]["code"], *also] if also else [lead["region"]["code"]]
             if not any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction for code in codes):
                 return False
-        return not self.categories or any(theme in c for theme in self.categories for c in lead["categories"])
+        return not self.categories or any(theme in text for theme in self.categories for text in _themed(lead))
+
+
+def _themed(lead: dict[str, Any]) -> Iterable[str]:
+    """What a product theme is matched in: the evidence's categories and its
+    findings, which name the food (pork sold as 食用农产品 is meat all the
+    same). A lead record holds its findings in its evidence; the flow's
+    routing view of a lead (``BusinessState.routing_view``) as ``findings``."""
+    yield from lead["categories"]
+    yield from (e["finding"] or "" for e in lead.get("evidence") or ())
+    yield from lead.get("findings") or ()
 
 
 class TeamConfigError(ValueError):
