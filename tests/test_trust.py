@@ -67,6 +67,19 @@ def test_provisioning_makes_missing_keys_only(tmp_path: Path) -> None:
     assert sorted(k.revoked for k in store.keys.values() if k.name == "worker") == [False, True]
 
 
+def test_provisioning_never_replaces_a_key_it_did_not_make(tmp_path: Path) -> None:
+    """Issue 31: a team that keeps its key outside the keys folder lost its
+    identity when a connector run provisioned the demo keys."""
+    store_path = tmp_path / "keys" / "trust.json"
+    store = TrustStore({})
+    kept = create_key(tmp_path / "elsewhere", store, Role.TEAM, "samr-taigu", "SAMR", UTC_NOW)
+    store.save(store_path)
+    who = [Identity(Role.WORKER, "worker"), Identity(Role.TEAM, "samr-taigu", "SAMR")]
+    assert provision(tmp_path / "keys", store_path, who, UTC_NOW) == who[:1]
+    [live] = TrustStore.load(store_path).active(Role.TEAM, "samr-taigu")
+    assert live.key_id == kept.trusted.key_id and not key_file(tmp_path / "keys", Role.TEAM, "samr-taigu").exists()
+
+
 # -- the signature ----------------------------------------------------------
 @pytest.fixture
 def signed(tmp_path: Path) -> tuple[Signer, Verifier, Path]:

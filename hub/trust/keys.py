@@ -201,17 +201,29 @@ def provision(keys_dir: Path, store_path: Path, identities: Iterable[Identity], 
         return _provision(keys_dir, store_path, identities, now)
 
 
+_PROVISIONED = ".provisioned.json"  # the key IDs provisioning made, in the keys directory
+
+
 def _provision(keys_dir: Path, store_path: Path, identities: Iterable[Identity], now: dt.datetime) -> list[Identity]:
+    """Never revokes or replaces a key it did not make: an identity whose
+    live key is held elsewhere (a team keeping its key outside the keys
+    folder) keeps it. A key it made whose private half is gone is revoked
+    (an orphaned public half is of no use to anyone) and made anew."""
     store = TrustStore.load(store_path)
+    ours_path = keys_dir / _PROVISIONED
+    ours: set[str] = set(json.loads(ours_path.read_text())) if ours_path.exists() else set()
     made = []
     for who in identities:
-        if store.active(who.role, who.name) and key_file(keys_dir, who.role, who.name).exists():
+        live = store.active(who.role, who.name)
+        if live and (key_file(keys_dir, who.role, who.name).exists() or any(k.key_id not in ours for k in live)):
             continue
-        store.revoke(f"{who.role}:{who.name}", now)  # an orphaned public half is of no use to anyone
-        create_key(keys_dir, store, who.role, who.name, who.agency, now)
+        for key in live:
+            store.revoke(key.key_id, now)
+        ours.add(create_key(keys_dir, store, who.role, who.name, who.agency, now).trusted.key_id)
         made.append(who)
     if made:
         store.save(store_path)
+        ours_path.write_text(json.dumps(sorted(ours)))
     return made
 
 
