@@ -211,6 +211,14 @@ def host_name(header: str | None) -> str:
     return host.split(":", 1)[0]
 
 
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether a form's ``Origin`` is the board's own: a web scheme and the
+    same host and port as the request's ``Host`` (another port on the same
+    host is another origin: another program's page)."""
+    scheme, _, netloc = origin.strip().lower().partition("://")
+    return scheme in ("http", "https") and bool(netloc) and netloc == (host or "").strip().lower()
+
+
 class Sessions:
     """Who a request comes from: a board token (``Authorization: Bearer``,
     or once at ``/login``, which sets a session cookie). A session names
@@ -316,7 +324,7 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
             if not self._host_ok():
                 return None
             origin = self.headers.get("Origin")
-            if origin is not None and host_name(origin.split("//", 1)[-1]) != host_name(self.headers.get("Host")):
+            if origin is not None and not same_origin(origin, self.headers.get("Host")):
                 return self.send_error(403, "a form from another site")
             try:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -101,6 +101,15 @@ def test_a_login_opens_a_session_that_ends_with_the_key(board) -> None:
     assert foreign.status == 403  # a login form posted from another site
     sandboxed = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}", headers={"Origin": "null"})
     assert sandboxed.status == 403  # or from a sandboxed frame
+    # issue 31: another port on the same host is another origin (another program's page), and so is a
+    # scheme that is no web page's
+    for other in (f"http://127.0.0.1:{port + 1}", "http://127.0.0.1", f"file://127.0.0.1:{port}"):
+        refused = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}",
+                           headers={"Origin": other})
+        assert refused.status == 403, other
+    own = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}",
+                   headers={"Origin": f"http://127.0.0.1:{port}"})
+    assert own.status == 303
     login = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}")
     assert login.status == 303 and login.getheader("Location") == "/teams/samr-taigu"
     cookie = login.getheader("Set-Cookie") or ""
