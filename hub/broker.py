@@ -108,13 +108,14 @@ def answers(bootstrap: str, timeout_s: float) -> bool:
         return False
 
 
-def wait_until_answers(bootstrap: str, timeout_s: float = 20.0) -> None:
-    """Block until a Kafka metadata request succeeds."""
+def answers_within(bootstrap: str, timeout_s: float) -> bool:
+    """Whether a Kafka metadata request to ``bootstrap`` succeeds within ``timeout_s``, asked again until then."""
     deadline = time.monotonic() + timeout_s
     while not answers(bootstrap, min(2.0, max(0.1, deadline - time.monotonic()))):
         if time.monotonic() >= deadline:
-            raise BrokerError(f"the broker at {bootstrap} did not answer within {timeout_s:g} s")
+            return False
         time.sleep(0.1)
+    return True
 
 
 def _cluster_id() -> str:
@@ -436,13 +437,13 @@ def format_bytes(n: int) -> str:
 
 
 @contextlib.contextmanager
-def broker_for(settings: Settings, wait_s: float | None = None) -> Iterator[tuple[Settings, bool]]:
+def broker_for(settings: Settings) -> Iterator[tuple[Settings, bool]]:
     """Yield settings with ``broker_url`` set, and whether this call started
     the embedded broker itself (its topics then have to be created).
 
     Configured: that cluster. Otherwise the embedded broker running on the
-    state directory, which must answer within ``wait_s`` (default
-    ``broker_wait_s``) or this fails, naming it: a command never publishes to
+    state directory, which must answer within ``broker_wait_s`` or this
+    fails, naming it: a command never publishes to
     another broker meanwhile. Only when none runs does it start one, on the
     same state directory (the same data), for its own lifetime."""
     if not settings.embedded:
@@ -452,8 +453,8 @@ def broker_for(settings: Settings, wait_s: float | None = None) -> Iterator[tupl
     for _ in range(2):  # a second round when another process started one between the look and the start
         running = running_broker(data_dir)
         if running is not None:
-            bound = settings.broker_wait_s if wait_s is None else wait_s
-            if running.bootstrap == "(starting)" or not _answers_within(running.bootstrap, bound):
+            bound = settings.broker_wait_s
+            if running.bootstrap == "(starting)" or not answers_within(running.bootstrap, bound):
                 raise BrokerError(f"the embedded broker running on {data_dir} (process {running.pid}, "
                                   f"{running.bootstrap}) did not answer within {bound:g} s "
                                   "(HUB_BROKER_WAIT_S); nothing was sent elsewhere")
@@ -473,10 +474,3 @@ def broker_for(settings: Settings, wait_s: float | None = None) -> Iterator[tupl
         return
     raise BrokerError(f"could neither start nor reach the embedded broker on {data_dir}")
 
-
-def _answers_within(bootstrap: str, timeout_s: float) -> bool:
-    try:
-        wait_until_answers(bootstrap, timeout_s)
-        return True
-    except BrokerError:
-        return False
