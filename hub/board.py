@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from hub.domain.lifecycle import ACTIVE, is_overdue
 from hub.domain.teams import SEVERITIES, Team
 from hub.httpd import http_server
-from hub.leadview import follow_topics
+from hub.leadview import LeadReader, follow_topics
 from hub.pipeline import to_json_ready
 from hub.retry import shown
 from hub.settings import HttpSettings, Settings
@@ -51,6 +51,7 @@ class LeadBoard:
         self._leads: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in teams}
         self._lock = threading.Lock()
         self.version = 0  # changes whenever a lead does: the page polls cheaply
+        self.reading: LeadReader | None = None  # the current pass over the team topics
 
     def apply(self, topic: str, lead: dict[str, Any]) -> None:
         with self._lock:
@@ -89,6 +90,12 @@ class BoardCollector(Collector):
             late.add_metric([team], n)
         yield opened
         yield late
+        reading = self.board.reading
+        stale = GaugeMetricFamily("hub_board_stale_lead_records", "Lead records on the team topics left out as "
+                                  "replays: a version not above one read before for the same lead (the board's "
+                                  "current pass over the topics)")
+        stale.add_metric([], reading.stale if reading else 0)
+        yield stale
 
 
 def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
@@ -101,7 +108,8 @@ def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
         wait = retry_s[0]
         while not stop.is_set():
             try:
-                for topic, lead in follow_topics(settings, sorted(board.topics), True, stop.is_set):
+                board.reading = LeadReader(settings)  # from the beginning again: versions from nothing
+                for topic, lead in follow_topics(settings, sorted(board.topics), True, stop.is_set, board.reading):
                     board.apply(topic, lead)
                     wait = retry_s[0]
             except Exception as exc:

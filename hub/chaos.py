@@ -47,7 +47,8 @@ from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, changelog_topi
 # Fields of a lead that record when something happened rather than what:
 # they differ between any two runs.
 TIMES = frozenset({"first_seen", "updated_at", "triggered_by_received_at", "acknowledge_by", "close_by",
-                   "recheck_on", "history", "transfer_by", "police_filing_by", "reported_late_days"})
+                   "recheck_on", "history", "transfer_by", "police_filing_by", "reported_late_days",
+                   "version"})  # version: a clock (LeadMark.next_version)
 EVIDENCE_TIMES = frozenset({"reported_after_days"})  # from the record's arrival
 # Connectors in the order a clean run feeds them; the storm feeds them in the same order.
 ORDER = ("registry.business", "samr.penalty", "police.case", "agri.sampling", "samr.sampling", "samr.complaint",

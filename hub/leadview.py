@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, TopicPartition
 
 from hub.connection import client_config
 from hub.flow.codec import DecodeError
@@ -83,8 +83,12 @@ class SignedReader:
         topic, value = str(message.topic()), message.value()
         if value is None:
             return None
+        kind, stamp = message.timestamp()
+        # the broker's own time only (the hub's topics use LogAppendTime): a
+        # producer's CreateTime is whatever the sender wrote
+        appended = stamp if kind == TIMESTAMP_LOG_APPEND_TIME else None
         try:
-            signed = self.verifier.verify(topic, message.key(), value, headers_of(message.headers()), None)
+            signed = self.verifier.verify(topic, message.key(), value, headers_of(message.headers()), appended)
             if signed.signer.role not in self.roles:
                 raise Untrusted("not_authorised", f"{signed.signer.identity} may not sign {topic}")
             return signed.signer, self.decode(value)
@@ -95,6 +99,37 @@ class SignedReader:
             log.warning("a record on %s[%s]@%s is left out: %s (%s)", topic, message.partition(), message.offset(),
                         code, exc)  # the hub's own messages: a position, a schema ID, never a value
             return None
+
+
+class LeadReader:
+    """Lead records as every reader keeps them: signed by a worker
+    (``SignedReader``, with the broker's time for the replay check), and
+    newer than any record of the same lead read before on the same topic.
+    A genuine, signed record copied back onto a topic (a CLOSED one over a
+    reopened lead, an OPEN one over a closed lead) carries the version it was
+    published with; one not above the highest read is left out, logged and
+    counted in ``stale``. Records written before versions (0) are read in
+    topic order until a versioned one arrives."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.signed = SignedReader(settings)
+        self.versions: dict[tuple[str, str], int] = {}
+        self.stale = 0
+
+    def __call__(self, message: Message) -> dict[str, Any] | None:
+        lead = self.signed(message)
+        if lead is None:
+            return None
+        where = (str(message.topic()), lead["lead_id"])
+        version, seen = lead["version"], self.versions.get(where)
+        if seen is not None and (version <= seen if version else seen > 0):
+            self.stale += 1
+            log.warning("a lead record on %s[%s]@%s is left out: stale_version (%s of %s, not above %s read before:"
+                        " a replayed older record)", message.topic(), message.partition(), message.offset(),
+                        version, lead["lead_id"], seen)
+            return None
+        self.versions[where] = version
+        return lead
 
 
 def dead_letters(settings: Settings) -> list[dict[str, Any]]:
@@ -121,24 +156,32 @@ def dead_letters(settings: Settings) -> list[dict[str, Any]]:
 
 
 def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
-                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every lead record arriving on these lead topics, with its topic; read
-    without a consumer group, so any number of subscribers see every lead."""
-    read = SignedReader(settings)
+                  should_stop: Callable[[], bool] = lambda: False,
+                  read: LeadReader | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every lead record arriving on these lead topics, with its topic, as
+    ``read`` keeps them (a new ``LeadReader`` by default); read without a
+    consumer group, so any number of subscribers see every lead. Not
+    ``from_beginning``, what the topics already hold is read but not
+    yielded: the reader must know each lead's latest version to refuse a
+    replay of an older one arriving later."""
+    read = read or LeadReader(settings)
     consumer = Consumer({**client_config(settings), "group.id": "hub-leads-tail",
                          "enable.auto.commit": False, "log_level": 3})
     try:
-        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        assignment = []
+        shown_from: dict[tuple[str, int], int] = {}  # partition -> the first offset to yield
         for topic in topics:
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
             if metadata.error is not None:
                 raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
-            assignment += [TopicPartition(topic, p, start) for p in metadata.partitions]
-        consumer.assign(assignment)
+            for p in metadata.partitions:
+                shown_from[topic, p] = 0 if from_beginning else \
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in shown_from])
         while not should_stop():
             for message in consumer.consume(500, 0.2):
-                if not message.error() and (lead := read(message)) is not None:
+                if message.error() or (lead := read(message)) is None:
+                    continue
+                if (message.offset() or 0) >= shown_from[str(message.topic()), message.partition() or 0]:
                     yield str(message.topic()), lead
             time.sleep(0)
     finally:
@@ -153,7 +196,7 @@ def follow_leads(settings: Settings, from_beginning: bool, should_stop: Callable
 
 def final_leads(settings: Settings, topic: str = LEADS_TOPIC) -> dict[str, dict[str, Any]]:
     """The latest record of every lead on the lead topic (or a team's)."""
-    read = SignedReader(settings)
+    read = LeadReader(settings)
     leads: dict[str, dict[str, Any]] = {}
     for message in read_to_end(settings, topic):
         if (lead := read(message)) is not None:
@@ -165,7 +208,7 @@ def find_lead(settings: Settings, lead_id: str, topic: str = LEADS_TOPIC) -> dic
     """The latest record of one lead, read from the one partition its key
     puts it in: the lead topics are keyed by lead ID."""
     key = lead_id.encode()
-    read = SignedReader(settings)
+    read = LeadReader(settings)
     found = None
     for message in read_to_end(settings, topic, partitions=[partition_of(settings, topic, key)]):
         if message.key() == key and (lead := read(message)) is not None:

@@ -292,8 +292,8 @@ def test_a_missed_rectification_deadline_is_decided_by_the_records_dates_not_by_
     ticked.accept(compliant, RULES)
     again = publish(ticked, T0 + H)["RECTIFICATION_OVERDUE"]
     assert again["lead_id"] == lead["lead_id"]
-    assert {k: v for k, v in again.items() if k not in ("first_seen", "updated_at", "history")} == \
-        {k: v for k, v in lead.items() if k not in ("first_seen", "updated_at", "history")}
+    assert {k: v for k, v in again.items() if k not in ("first_seen", "updated_at", "history", "version")} == \
+        {k: v for k, v in lead.items() if k not in ("first_seen", "updated_at", "history", "version")}
 
 
 def test_a_rectification_confirmed_in_time_raises_nothing() -> None:
@@ -468,7 +468,7 @@ def test_open_leads_do_not_depend_on_arrival_order_or_on_where_ticks_fall(rng: r
             else:
                 state.accept(step, RULES)
             last.update({lead["lead_id"]: lead for lead in state.lead_updates(KEY, RULES, now, LIFE)})
-        return {lead_id: {k: v for k, v in lead.items() if k != "history"}
+        return {lead_id: {k: v for k, v in lead.items() if k not in ("history", "version")}
                 for lead_id, lead in last.items() if lead["status"] == "OPEN"}
 
     in_order: list[dict | None] = sorted(_scenario(), key=lambda e: e["occurred_on"])

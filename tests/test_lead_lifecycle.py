@@ -6,8 +6,10 @@ test publishes (`hub leads tick --at`), so it runs days ahead in seconds."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -81,8 +83,17 @@ def browser(tmp_path_factory) -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def _hub_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "HUB_METRICS_PORT": "0", **trust_env(settings), "HUB_BROKER_URL": settings.broker_url,
+            "HUB_PII_KEY": TEST_PII_KEY}
+
+
+def _hub_argv() -> list[str]:
+    return [sys.executable, "-m", "hub.cli"]
+
+
 def _hub(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return hub(*args, cwd=cwd, env={**trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY})
+    return hub(*args, cwd=cwd, env=_hub_env(settings))
 
 
 def _key(settings: Settings, team: str) -> str:
@@ -204,3 +215,73 @@ def test_a_tick_from_the_cli_escalates_an_overdue_lead_to_the_parent(running) ->
     wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_overdue", 'team="samr-yuci"') == 1, timeout=20)
     wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_open", 'severity="HIGH",team="samr-yuci"') == 1, timeout=20)
 
+
+
+def _latest_raw(settings: Settings, topic: str, lead_id: str) -> Any:
+    """The last record of a lead on a topic, as bytes and headers: what an attacker copies."""
+    return [m for m in read_to_end(settings, topic) if m.key() == lead_id.encode()][-1]
+
+
+def _replay(settings: Settings, records: dict[str, Any]) -> None:
+    """Copy genuine, worker-signed records back onto their topics, byte for byte."""
+    producer = Producer(producer_config(settings))
+    for topic, message in records.items():
+        producer.produce(topic, key=message.key(), value=message.value(), headers=message.headers())
+    assert producer.flush(30) == 0
+
+
+def test_a_replayed_lead_record_undoes_nothing(running) -> None:
+    """After ``test_ack_and_close…`` (CLOSED by the police): new evidence
+    reopens the CRITICAL referral, then its genuine CLOSED record is copied
+    back onto the operators' topic and the police team's; later, closed
+    again, its genuine OPEN record is copied back. Every reader keeps the
+    newer record, and says what it left out."""
+    settings, metrics_port, board_port, tmp = running
+    lead_id = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
+    topics = (LEADS_TOPIC, _team_topic(POLICE_TEAM))
+    closed = {t: _latest_raw(settings, t, lead_id) for t in topics}
+    decode = Serde(settings).decoder("lead")
+    assert {decode(m.value())["status"] for m in closed.values()} == {"CLOSED"}
+
+    from hub.samples import write_recheck_failure
+    run = _hub(settings, tmp, "connector", "run", "samr.inspection", "--path", str(write_recheck_failure(tmp / "recheck")))
+    assert run.returncode == 0, run.stderr
+    _copies_once(settings, lead_id, "the lead reopened", lambda c: all(c[t]["status"] == "OPEN" for t in topics))
+    wait_for("the board's gauge", lambda: _metric(
+        metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 1, timeout=20)
+    reopened = {t: _latest_raw(settings, t, lead_id) for t in topics}
+
+    tail_err = tmp / "tail.err"
+    with tail_err.open("w") as err:
+        tail = subprocess.Popen([*_hub_argv(), "leads", "tail", "--team", POLICE_TEAM], cwd=tmp, stdout=subprocess.PIPE,
+                                stderr=err, text=True, env=_hub_env(settings))
+    try:
+        time.sleep(3)  # any time will do: the tail reads what the topic holds before it shows what arrives
+        _replay(settings, closed)
+        wait_for("the board to count the replay", lambda: _metric(
+            metrics_port, "hub_board_stale_lead_records") == 1, timeout=30)
+        wait_for("the tail to leave the replay out", lambda: "stale_version" in tail_err.read_text(), timeout=30)
+    finally:
+        tail.terminate()
+        printed = tail.communicate(timeout=30)[0]
+    assert lead_id not in printed  # the replayed CLOSED record is not shown as news
+    for topic in topics:
+        assert final_leads(settings, topic)[lead_id]["status"] == "OPEN"
+        assert find_lead(settings, lead_id, topic)["status"] == "OPEN"  # type: ignore[index]
+    assert _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 1
+    ack = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM))
+    assert ack.returncode == 0, ack.stderr
+
+    close = _hub(settings, tmp, "leads", "close", lead_id, "--key", _key(settings, POLICE_TEAM), "--outcome", "并案侦查")
+    assert close.returncode == 0, close.stderr
+    _copies_once(settings, lead_id, "CLOSED again", lambda c: all(c[t]["status"] == "CLOSED" for t in topics))
+    wait_for("the board's gauge", lambda: _metric(
+        metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 0, timeout=20)
+    _replay(settings, reopened)  # the other way: a closed lead shown as open
+    wait_for("the board to count the replay", lambda: _metric(metrics_port, "hub_board_stale_lead_records") == 2,
+             timeout=30)
+    for topic in topics:
+        assert find_lead(settings, lead_id, topic)["status"] == "CLOSED"  # type: ignore[index]
+    assert _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 0
+    again = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM))
+    assert again.returncode == 1 and "cannot become ACKNOWLEDGED" in again.stderr

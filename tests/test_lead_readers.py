@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 
 from hub import board as board_module
 from hub.board import LeadBoard, follow_into
 from hub.flow.topics import LEADS_TOPIC
-from hub.leadview import SignedReader
+from hub.leadview import LeadReader, SignedReader
 from hub.serde import Serde
 from hub.settings import Settings
 from hub.trust import Role, signer
@@ -52,6 +53,9 @@ class _Message:
     def offset(self) -> int:
         return self._offset
 
+    def timestamp(self) -> tuple[int, int]:
+        return TIMESTAMP_LOG_APPEND_TIME, int(time.time() * 1000)
+
 
 def test_a_signed_but_undecodable_lead_is_left_out_and_the_next_one_read(tmp_path: Path, caplog,
                                                                           a_lead: dict[str, Any]) -> None:
@@ -75,7 +79,8 @@ def test_the_board_follows_again_after_a_failure(monkeypatch: pytest.MonkeyPatch
     team = next(iter(TEAMS.values()))
     calls = []
 
-    def follow(settings: Settings, topics: list[str], from_beginning: bool, stop: Any) -> Iterator[tuple[str, dict]]:
+    def follow(settings: Settings, topics: list[str], from_beginning: bool, stop: Any,
+               read: Any) -> Iterator[tuple[str, dict]]:
         calls.append(from_beginning)
         if len(calls) == 1:
             raise ConnectionError("the broker went away")
@@ -91,3 +96,28 @@ def test_the_board_follows_again_after_a_failure(monkeypatch: pytest.MonkeyPatch
     thread.join(5)
     assert [lead["lead_id"] for lead in board.open_leads(team.name)] == [a_lead["lead_id"]]
     assert calls[:2] == [True, True]  # from the beginning again: the board is rebuilt, not patched
+
+
+def test_a_lead_record_not_newer_than_one_read_is_left_out_and_counted(tmp_path: Path, caplog,
+                                                                       a_lead: dict[str, Any]) -> None:
+    """Versions per lead and per topic: a replay (the same or an older
+    version) is refused; records from before versions (0) are read in order
+    until a versioned one comes, and none after it."""
+    settings = Settings().with_overrides(keys_dir=str(tmp_path / "keys"), provision_keys=True, state_dir=tmp_path)
+    worker = signer(settings, Role.WORKER, settings.worker_name)
+    read = LeadReader(settings)
+    encode = Serde(settings).encoder(LEADS_TOPIC, "lead")
+    key = a_lead["lead_id"].encode()
+
+    def record(topic: str, version: int, status: str, offset: int) -> dict[str, Any] | None:
+        value = encode({**a_lead, "version": version, "status": status})
+        return read(_Message(topic, key, value, worker.headers(topic, key, value), offset))
+
+    team = "hub.team.samr-anyang"
+    seen = [record(LEADS_TOPIC, 0, "OPEN", 0), record(LEADS_TOPIC, 0, "ACKNOWLEDGED", 1),
+            record(LEADS_TOPIC, 5, "CLOSED", 2), record(LEADS_TOPIC, 0, "OPEN", 3), record(LEADS_TOPIC, 5, "CLOSED", 4),
+            record(LEADS_TOPIC, 4, "OPEN", 5), record(team, 4, "OPEN", 0), record(LEADS_TOPIC, 6, "OPEN", 6)]
+    assert [r and r["status"] for r in seen] == ["OPEN", "ACKNOWLEDGED", "CLOSED", None, None, None, "OPEN", "OPEN"]
+    assert read.stale == 3
+    assert [r.getMessage().split(":")[1].strip().split()[0] for r in caplog.records if "left out" in r.getMessage()] \
+        == ["stale_version"] * 3

@@ -48,12 +48,34 @@ def test_every_business_state_of_version_3_reads_with_no_signals_and_writes_the_
     assert old["v"] == 3
     state = BusinessState.from_bytes(written)
     assert BusinessState.from_bytes(state.to_bytes()) == state
-    assert json.loads(state.to_bytes())["v"] == storage.BUSINESS_STATE_VERSION == 4
+    assert json.loads(state.to_bytes())["v"] == storage.BUSINESS_STATE_VERSION
     assert [(f.event_id, f.outcome, f.due) for f in state.facts.values()] == [(f[0], f[14], f[15]) for f in old["f"]]
     assert all((f.party, f.party_name, f.party_region) == ("", "", "") for f in state.facts.values())
     assert state.credit is None and state.serial == state.representatives == set() and state.member_told == ""
     assert state.flagged == set(old["x"]) and set(state.leads) == set(old["l"])
     assert state.lead_updates(key, RuleSettings(), 0) == []  # no lead changes with the upgrade
+
+
+# Written by the release before lead versions (version 4): the demo scenario
+# and a tick 20 days on.
+V4 = json.loads((Path(__file__).parent / "data" / "states_v4.json").read_text())
+
+
+@pytest.mark.parametrize("key", sorted(V4["businesses"]))
+def test_every_business_state_of_version_4_reads_with_unversioned_leads_and_writes_the_current_version(
+        key: str) -> None:
+    written = V4["businesses"][key].encode()
+    old = json.loads(written)
+    assert old["v"] == 4
+    state = BusinessState.from_bytes(written)
+    assert BusinessState.from_bytes(state.to_bytes()) == state
+    assert json.loads(state.to_bytes())["v"] == storage.BUSINESS_STATE_VERSION == 5
+    assert {k: (m.status, m.links, m.version) for k, m in state.leads.items()} == \
+        {k: (m[5], tuple(tuple(x) for x in m[13]), 0) for k, m in old["l"].items()}
+    assert state.lead_updates(key, RuleSettings(), 0) == []  # no lead changes with the upgrade
+    for mark in state.leads.values():  # the first versioned record: the worker's clock
+        assert mark.next_version(1_800_000_000_000) == 1_800_000_000_000
+        assert mark.next_version(1_700_000_000_000) == 1_800_000_000_001  # a clock behind: still above
 
 
 @pytest.mark.parametrize("key", sorted(V1["businesses"]))
@@ -108,7 +130,7 @@ def test_the_retired_announced_escalation_is_read_past_and_written_empty() -> No
             ["ACKNOWLEDGE_OVERDUE"], [], 0, 2000, "ACKNOWLEDGE_OVERDUE", [], True]
     read = BusinessState.from_bytes(_v1([], {"lead-1": mark})).leads["lead-1"]
     assert read.escalated == ("ACKNOWLEDGE_OVERDUE",)
-    assert read.to_json()[12] is None and len(read.to_json()) == 15
+    assert read.to_json()[12] is None and len(read.to_json()) == 16
 
 
 def test_what_a_newer_release_adds_is_ignored() -> None:

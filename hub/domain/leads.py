@@ -404,6 +404,7 @@ class BusinessState:
             "window_end": draft.window_end,
             "first_seen": _from_ms(mark.first_seen_ms),
             "updated_at": _from_ms(now_ms),
+            "version": mark.next_version(now_ms),
             "triggered_by_received_at": _from_ms(max(f.received_ms for f in evidence)),
         }
 

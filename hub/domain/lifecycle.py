@@ -116,6 +116,7 @@ class LeadMark:
     # Follow-ups: (LinkKind, event ID or "", date ordinal, lead ID or "").
     links: tuple[tuple[str, str, int, str], ...] = ()
     oversight: bool = False  # flagged for the oversight teams (see OVERSIGHT)
+    version: int = 0  # of the last record published: see ``next_version``
     # Not stored: the next ``lead_updates`` publishes it.
     dirty: bool = False
 
@@ -136,18 +137,31 @@ class LeadMark:
                 # None: the retired slot of the escalation the last record
                 # carried (every record now carries the latest, ``escalated[-1]``)
                 list(self.chained), self.reopened, self.closed_ms, None, [list(k) for k in self.links],
-                self.oversight]
+                self.oversight, self.version]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> "LeadMark":
         """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
         after them, from a newer release, are ignored."""
         first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, _retired, \
-            links, oversight = raw[:15]
+            links, oversight, version = raw[:16]
         return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)), tuple(evidence),
                    LeadStatus(status), int(opened), [(int(a), str(s), t, n) for a, s, t, n in history],
                    tuple(escalated), tuple(chained), int(reopened), closed,
-                   tuple((str(k), str(e), int(d), str(lead)) for k, e, d, lead, *_ in links), bool(oversight))
+                   tuple((str(k), str(e), int(d), str(lead)) for k, e, d, lead, *_ in links), bool(oversight),
+                   int(version))
+
+    def next_version(self, now_ms: int) -> int:
+        """The version of the record about to be published: a hybrid logical
+        clock, the greater of the last version plus one and the worker's
+        clock. It grows with every record of the lead, and across a crash
+        too: a worker that takes over reloads the last stored version, but
+        publishes later than the one that died (after its session timed
+        out), so above any record that one published and never stored.
+        Readers keep the highest version per lead, so a replayed older
+        record cannot undo a newer one."""
+        self.version = max(self.version + 1, now_ms)
+        return self.version
 
     @property
     def police_took_up(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-BUSINESS_STATE_VERSION = 4
+BUSINESS_STATE_VERSION = 5
 RESOLVER_STATE_VERSION = 2
 
 Raw = dict[str, Any]
@@ -75,9 +75,15 @@ def business_v3_to_v4(raw: Raw) -> Raw:
     return {**raw, "f": [[*f[:17], "", "", ""] for f in raw["f"]], "c": None, "s": [], "y": [], "m": ""}
 
 
+def business_v4_to_v5(raw: Raw) -> Raw:
+    """Lead marks gain the version of the last record published (0: none
+    was versioned yet, so the next record's version is the worker's clock)."""
+    return {**raw, "l": {k: [*m[:15], 0] for k, m in raw["l"].items()}}
+
+
 def resolver_v1_to_v2(raw: Raw) -> Raw:
     return raw  # the contents are unchanged: version 2 only writes its version
 
 
-BUSINESS_MIGRATIONS = {1: business_v1_to_v2, 2: business_v2_to_v3, 3: business_v3_to_v4}
+BUSINESS_MIGRATIONS = {1: business_v1_to_v2, 2: business_v2_to_v3, 3: business_v3_to_v4, 4: business_v4_to_v5}
 RESOLVER_MIGRATIONS = {1: resolver_v1_to_v2}
