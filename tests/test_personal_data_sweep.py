@@ -58,9 +58,29 @@ ID_SPACED = f"{ID_LEGAL[:6]} {ID_LEGAL[6:14]} {ID_LEGAL[14:]}"
 ID_FULLWIDTH = unicodedata.normalize("NFKC", ID_LEGAL).translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
 MOBILE, MOBILE_DASHED = "13912345678", "139-1234-5678"
 LANDLINE = "0354-6231234"
-NAMES = [SUSPECT_NAME, SUSPECT2_NAME, LEGAL_REP, NATURAL, NATURAL_BAD, INFORMANT, INSPECTOR, COMPLAINANT]
+# Issue 31: the odd forms. Numbers spaced twice, with no-break spaces, dots,
+# letters touching them, run together; names with a clerk's note in a
+# personal column, and names a role word introduces in free text.
+ID_ODD = make_resident_id("410502", dt.date(1977, 3, 3), "341")
+ID_IN_FILE_NAME = make_resident_id("410502", dt.date(1977, 6, 6), "661")
+ODD = {f"{ID_ODD[:6]}  {ID_ODD[6:]}": ID_ODD, f"{ID_ODD[:6]}\u00a0{ID_ODD[6:14]}\u00a0{ID_ODD[14:]}": ID_ODD,
+       f"{ID_ODD[:6]}.{ID_ODD[6:14]}.{ID_ODD[14:]}": ID_ODD, f"ID{ID_ODD}": ID_ODD, "139.8765.4322": "13987654322",
+       "Tel13987654321": "13987654321", "13987654324abc": "13987654324", "0354 - 3019876": "03543019876",
+       "1398765432613912345670": "13987654326"}
+REP_NOTED, SUSPECT_NOTED, OPERATOR_NOTED = "猪八戒（法人）", f"{SUSPECT_NAME}（男，45岁）", f"{LEGAL_REP}（经营者）"
+BY_ROLE = {"经办人": "钱多多", "民警": "郑小虎", "检测员": "孙丽娜", "联系人": "周小云", "举报人": "冯大庆", "当事人": "褚小楠"}
+NAMES = [SUSPECT_NAME, SUSPECT2_NAME, LEGAL_REP, NATURAL, NATURAL_BAD, INFORMANT, INSPECTOR, COMPLAINANT, "猪八戒",
+         *BY_ROLE.values()]
 NUMBERS = [SUSPECT_ID, ID_LEGAL, ID_COMPLAINANT, ID_TYPO, ID_15, ID_SPACED, ID_FULLWIDTH, MOBILE, MOBILE_DASHED, LANDLINE,
-           LANDLINE.replace("-", "")]
+           LANDLINE.replace("-", ""), *ODD, *set(ODD.values()), "13912345670", ID_IN_FILE_NAME]
+
+
+def _odd(*written: str) -> str:
+    return "，".join(written)
+
+
+def _role(*cues: str) -> str:
+    return "，".join(f"{cue}{BY_ROLE[cue]}" for cue in cues)
 
 
 def _needles() -> dict[str, list[bytes]]:
@@ -87,8 +107,9 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
         _row(PoliceCaseConnector, 案件编号="P-SWEEP-1", 案件名称=f"{SUSPECT_NAME}等销售伪劣白酒案（{ID_SPACED}）",
              案由=f"{SUSPECT_NAME}生产、销售伪劣产品罪", 受案时间="2026-08-20", 立案时间="2026-08-22",
              案件状态="立案", 涉案单位名称=LIQUOR.name, 涉案单位统一社会信用代码=LIQUOR.uscc,
-             犯罪嫌疑人姓名=f"{SUSPECT_NAME}、{SUSPECT2_NAME}", 犯罪嫌疑人身份证号=f"{SUSPECT_ID}、{ID_15}",
-             **{"涉案金额(元)": "90000"}, 办案单位=f"太谷分局 承办人联系{SUSPECT2_NAME} {LANDLINE}",
+             犯罪嫌疑人姓名=f"{SUSPECT_NOTED}、{SUSPECT2_NAME}", 犯罪嫌疑人身份证号=f"{SUSPECT_ID}、{ID_15}",
+             **{"涉案金额(元)": "90000"},
+             办案单位=f"太谷分局 承办人联系{SUSPECT2_NAME} {LANDLINE}，{_role('民警')}，{_odd(*list(ODD)[:3])}",
              线索来源=f"群众举报（{INFORMANT} {MOBILE_DASHED}）"),
         # a clerk typed a suspect's name as the status: a dead letter that must not show it
         _row(PoliceCaseConnector, 案件编号="P-SWEEP-2", 案件名称="某案", 案由="生产、销售伪劣产品罪",
@@ -97,7 +118,8 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
     ]
     penalty = [
         _row(SamrPenaltyConnector, 行政相对人名称=NATURAL, 行政相对人类别="自然人", 处罚决定书文号="晋太市监罚〔2026〕301号",
-             违法行为类型=f"{NATURAL}销售伪劣白酒", 违法事实=f"当事人{NATURAL}（身份证{ID_FULLWIDTH}，电话{MOBILE}）销售伪劣白酒",
+             违法行为类型=f"{NATURAL}销售伪劣白酒",
+             违法事实=f"当事人{NATURAL}（身份证{ID_FULLWIDTH}，电话{MOBILE}）销售伪劣白酒，{_role('经办人')}，{_odd(*list(ODD)[3:6])}",
              处罚类别="罚款", 处罚内容=f"对{NATURAL}罚款", **{"罚款金额(万元)": "0.5"}, 处罚决定日期="2026-09-10",
              处罚机关="晋中市太谷区市场监督管理局", 备注=f"联系电话{LANDLINE}"),
         _row(SamrPenaltyConnector, 行政相对人名称=FUSHUN.name, 行政相对人类别="法人及非法人组织",
@@ -115,7 +137,7 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
     inspection = [_row(SamrInspectionConnector, 检查编号="JC-SWEEP-1", 被检查单位名称=FUSHUN.name,
                        统一社会信用代码=FUSHUN.uscc, 许可证编号=FUSHUN.licence, 检查日期="2026-09-01",
                        检查人员=INSPECTOR, 检查结果="不符合", 结果处理="书面限期整改",
-                       发现问题=f"{INSPECTOR}现场发现后厨脏乱，负责人手机{MOBILE}，身份证{ID_TYPO}")]
+                       发现问题=f"{INSPECTOR}现场发现后厨脏乱，负责人手机{MOBILE}，身份证{ID_TYPO}，{_odd(*list(ODD)[6:])}")]
     sampling = [_row(SamrSamplingConnector, 抽样编号="GC-SWEEP-1", 标称生产企业名称=FUSHUN.name,
                      标称生产企业地址="山西省晋中市榆次区", 被抽样单位名称=f"太谷区小卖部（电话{MOBILE}）",
                      被抽样单位地址=f"太谷区 {LANDLINE}", 食品名称="月饼",
@@ -125,25 +147,27 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
     agri = [_row(AgriSamplingConnector, 样品编号="NY-SWEEP-1", 样品名称="芹菜", 受检单位名称=VEG_BASE.name,
                  统一社会信用代码=VEG_BASE.uscc, 抽样地点=f"基地（负责人电话{MOBILE}）", 抽样日期="2026-09-03",
                  检测项目="毒死蜱", 检测值="0.3", 限量值="0.05", 单位="mg/kg", 判定结果="不合格",
-                 检测机构=f"检测员{LANDLINE}")]
+                 检测机构=f"检测员{LANDLINE}，{_role('检测员')}")]
     registry = [_row(BusinessRegistryConnector, 统一社会信用代码=YUXIANG.uscc, 企业名称=YUXIANG.name,
-                     住所=f"{YUXIANG.address}（联系电话{MOBILE}，身份证{ID_SPACED}）", 登记机关="原阳县市场监督管理局",
-                     法定代表人=LEGAL_REP, 法定代表人证件号码=ID_SPACED)]
+                     住所=f"{YUXIANG.address}（联系电话{MOBILE}，身份证{ID_SPACED}，法人猪八戒）", 登记机关="原阳县市场监督管理局",
+                     法定代表人=REP_NOTED, 法定代表人证件号码=ID_SPACED)]
     complaint = [_row(SamrComplaintConnector, 登记编号="12315-SWEEP-1", 登记日期="2026-09-05", 诉求类型="举报",
                       被投诉举报对象名称=FUSHUN.name, 被投诉举报对象统一社会信用代码=FUSHUN.uscc, 所属行政区划="140702",
                       涉及商品或服务=f"月饼（{COMPLAINANT}购买）",
-                      问题描述=f"{COMPLAINANT}（身份证{ID_COMPLAINANT}）举报：法定代表人{LEGAL_REP}销售过期月饼，电话{MOBILE}",
+                      问题描述=f"{COMPLAINANT}（身份证{ID_COMPLAINANT}）举报：法定代表人{LEGAL_REP}销售过期月饼，电话{MOBILE}，"
+                           f"{_role('联系人', '举报人', '当事人')}",
                       诉求人姓名=COMPLAINANT, 诉求人联系电话=MOBILE_DASHED, 诉求人证件号码=ID_COMPLAINANT,
                       处理单位=f"榆次区局 {LANDLINE}", 处理状态="已受理"),
                  # a clerk typed the complainant's name as the status: a dead letter that must not show it
                  _row(SamrComplaintConnector, 登记编号="12315-SWEEP-2", 登记日期="2026-09-06", 诉求类型="投诉",
                       被投诉举报对象名称=FUSHUN.name, 诉求人姓名=COMPLAINANT, 诉求人证件号码=ID_COMPLAINANT,
                       处理状态=COMPLAINANT)]
-    credit = [_row(SamrCreditConnector, 主体名称=FUSHUN.name, 统一社会信用代码=FUSHUN.uscc, 法定代表人=LEGAL_REP,
+    credit = [_row(SamrCreditConnector, 主体名称=FUSHUN.name, 统一社会信用代码=FUSHUN.uscc, 法定代表人=OPERATOR_NOTED,
                    法定代表人证件号码=ID_LEGAL, 列入日期="2026-09-20", 列入事由=f"{LEGAL_REP}（{ID_LEGAL}）组织生产不合格食品",
                    作出决定机关=f"晋中市市场监督管理局 {MOBILE}")]
     return [
-        ("police.case", write_csv(folder / "sweep-police.csv", _headers(PoliceCaseConnector), police, "utf-8")),
+        ("police.case", write_csv(folder / f"刑事案件_ID{ID_IN_FILE_NAME}.csv", _headers(PoliceCaseConnector), police,
+                                  "utf-8")),
         # clerks name files after people: the hub names a file without its folders, its numbers as tokens
         ("samr.penalty", write_csv(folder / f"sweep-penalty-{MOBILE}.csv", _headers(SamrPenaltyConnector), penalty,
                                    "gbk")),

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 
 import pytest
 from stdnum.cn import ric
 
 from connectors.police_case import clue_source
-from hub.domain.pii import PersonalDataHasher, describe
-from hub.samples import make_resident_id
+from hub.domain.pii import PersonalDataHasher, describe, split_people
+from hub.samples import CONDIMENT, FUSHUN, LIQUOR, VEG_BASE, YUXIANG, make_resident_id
 
 HASHER = PersonalDataHasher("pii-test-key")
 
@@ -80,3 +82,89 @@ def test_an_exception_is_described_without_its_message() -> None:
     except KeyError as exc:
         described = describe(exc)
     assert described.startswith("KeyError at test_pii.py:") and "王建国" not in described
+
+
+# Issue 31, item 3: numbers in the forms the scrubber missed.
+ODD_ID = make_resident_id("410502", dt.date(1977, 3, 3), "341")
+
+
+def _clear_digits(scrubbed: str) -> str:
+    """What is left of digits once the tokens are out: a number in clear shows here whatever its separators."""
+    return "".join(c for c in unicodedata.normalize("NFKC", re.sub(r"\[pii:[0-9a-f]{24}\]", "|", scrubbed))
+                   if c.isdigit() or c in "X|")
+
+
+@pytest.mark.parametrize("written, number", [
+    (f"{ODD_ID[:6]}  {ODD_ID[6:]}", ODD_ID),                          # two spaces
+    (f"{ODD_ID[:6]}\u00a0{ODD_ID[6:14]}\u00a0{ODD_ID[14:]}", ODD_ID),  # no-break spaces
+    (f"{ODD_ID[:6]}.{ODD_ID[6:14]}.{ODD_ID[14:]}", ODD_ID),            # dots
+    ("139.8765.4322", "13987654322"),
+    (f"ID{ODD_ID[:-1]}X", f"{ODD_ID[:-1]}X"),                         # a letter touching it
+    ("Tel13987654321", "13987654321"), ("13987654324abc", "13987654324"),
+    ("0354 - 3019876", "03543019876"),
+    ("1398765432113912345678", "13987654321"),                       # two run together
+    (f"{ODD_ID}13912345678", ODD_ID),
+    ("4105 0219 8001 0100 38", "410502198001010038"),
+    ("1 3 9 8 7 6 5 4 3 2 1", "13987654321"),                         # a digit at a time
+])
+def test_numbers_in_odd_forms_are_found(written: str, number: str) -> None:
+    for text in (written, f"当事人{written}称", f"电话：{written}。"):
+        scrubbed = HASHER.scrub(text)
+        assert scrubbed is not None and number not in _clear_digits(scrubbed), scrubbed
+    assert HASHER.scrub(written) is not None and HASHER.token(number) in HASHER.scrub(written)  # type: ignore[operator]
+
+
+def test_two_numbers_run_together_are_two_people() -> None:
+    assert HASHER.scrub("1398765432113912345678") == HASHER.token("13987654321") + HASHER.token("13912345678")
+
+
+def test_an_id_in_a_files_name_after_a_letter() -> None:
+    scrubbed = HASHER.scrub(f"刑事案件_ID{ODD_ID}.csv")
+    assert scrubbed == f"刑事案件_ID{HASHER.token(ODD_ID)}.csv"
+
+
+@pytest.mark.parametrize("text", [
+    "2026-03-15", "2026.03.15-2026.04.15", "2026 03 15", "检查日期2026-03-15，整改期限2026-03-29", "销售金额6.2万元",
+    "罚款120000元，没收违法所得8000元", "JC2026-0412-001", "SP202603150001234", "A1407032026080031",
+    "所属行政区划410506", "晋榆市监罚〔2026〕302号", "91140100MA0L2K3X4Y", "SC11514070300777", "批号20260801-03",
+    "第3、4、5项", "菌落总数5000CFU/g（≤1000CFU/g）", "2026年第40号",
+])
+def test_dates_amounts_and_codes_beside_numbers_stay(text: str) -> None:
+    assert HASHER.scrub(text) == text
+
+
+def test_a_date_beside_a_number_stays_and_the_number_goes() -> None:
+    assert HASHER.scrub("2026-03-15 13987654321") == f"2026-03-15 {HASHER.token('13987654321')}"
+    assert HASHER.scrub("2026.03.15 139 8765 4321") == f"2026.03.15 {HASHER.token('13987654321')}"
+
+
+@pytest.mark.parametrize("cell, names", [
+    ("猪八戒（法人）", ["猪八戒"]), ("王建国（男，45岁）", ["王建国"]), ("孙悟空(经营者)", ["孙悟空"]),
+    ("法人：猪八戒", ["猪八戒"]), ("王建国（男，45岁）、李秀英（女）", ["王建国", "李秀英"]),
+])
+def test_a_name_in_a_personal_column_is_the_person_without_the_clerks_note(cell: str, names: list[str]) -> None:
+    assert split_people(cell) == names
+
+
+@pytest.mark.parametrize("text, name", [
+    ("经办人钱多多", "钱多多"), ("民警郑小虎到场", "郑小虎"), ("检测员孙丽娜称", "孙丽娜"), ("负责人郑小虎", "郑小虎"),
+    ("举报人王秀兰反映", "王秀兰"), ("联系人：赵四", "赵四"), ("当事人李强对违法事实无异议", "李强"),
+    ("负责人为郑小虎", "郑小虎"), ("法定代表人欧阳建华", "欧阳建华"), ("执法人员刘洋、陈静现场检查", "陈静"),
+])
+def test_names_introduced_by_a_role_word_are_found_wherever_they_recur(text: str, name: str) -> None:
+    scrubbed = HASHER.scrub(f"{text}。后经核实，{name}确有此事")
+    assert scrubbed is not None and name not in scrubbed and HASHER.token(name) in scrubbed
+
+
+# Free text where a role word is followed by no name, and business names: all kept word for word.
+KEPT = ["负责人未到场", "当事人对违法事实无异议", "负责人手机号未登记", "经营者应当建立进货查验记录", "联系人不详",
+        "当事人于2026年3月15日", "执法人员现场检查", "民警已出警", "当事人已整改", "举报人要求保密",
+        "法人及非法人组织", "负责人签字确认", "检测员在场",
+        *(b.name for b in (FUSHUN, LIQUOR, VEG_BASE, YUXIANG, CONDIMENT)),
+        "太谷区老王家小卖部", "晋中市榆次区张三烧烤店", "山西杏花村汾酒厂股份有限公司", "平遥县牛肉集团有限公司",
+        "安阳市文峰区惠民生鲜超市", "北京同仁堂（太原）药店有限责任公司"]
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_no_name_is_found_where_a_role_word_has_none_and_business_names_keep_their_words(text: str) -> None:
+    assert HASHER.scrub(text) == text
