@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from connectors.sdk import Connector, Row, RowRejected, SourceRow, business
 from hub.domain.events import Agency, Event, EventKind, make_event
+from hub.domain.rules import missing_figure_note
 
 _LICENCE_IN_TEXT = re.compile(r"(?:SC|JY)\d{14}")
 _SPLIT_KINDS = re.compile(r"[;；、,，]+")
@@ -62,6 +63,7 @@ class SamrPenaltyConnector(Connector):
         if not kinds:
             raise RowRejected("missing_value", "required value is empty", "处罚类别")
         money = f", 罚没{value}元" if value else ""
+        missing = missing_figure_note(violation or facts or "", facts or "")
         detail = {
             "subject_category": category, "violation_facts": facts,
             "legal_basis": row.text("legal_basis"), "penalty_kinds": kinds,
@@ -76,7 +78,8 @@ class SamrPenaltyConnector(Connector):
             occurred_on=decided_on, received_at=received_at,
             business=business(name, business_id=uscc, registration_number=registration_no,
                               licence_number=licence.group() if licence else None),
-            adverse=True, summary=f"行政处罚 {decision_no}: {violation or '、'.join(kinds)}{money}",
+            adverse=True,
+            summary=f"行政处罚 {decision_no}: {violation or '、'.join(kinds)}{money}{'；' + missing if missing else ''}",
             offence=violation or facts, value_yuan=value,
             person_refs=[self.hasher.ref(p) for p in people],
             detail=("cn.supervision.hub.PenaltyDetail", detail))]

@@ -114,13 +114,14 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
 
     def penalty(i: int, b: _Business) -> dict[str, str]:
         counterfeit = rng.random() < 0.1
+        wan = rng.randint(50, 90) / 10 if counterfeit else rng.randint(1, 30) / 10
         return {"行政相对人名称": b.name, "行政相对人类别": "法人及非法人组织", "行政相对人代码_1(统一社会信用代码)": uscc(b),
                 "法定代表人": "张三", "处罚决定书文号": f"混市监罚〔2026〕{i}号",
                 "违法行为类型": "生产销售伪劣产品" if counterfeit else "经营超过保质期的食品",
-                "违法事实": "以次充好" if counterfeit else "经营超过保质期的食品",
+                # the sales the law reads (刑法第140条: 5万 or more), fined as much
+                "违法事实": f"以次充好，销售金额{wan}万元" if counterfeit else "经营超过保质期的食品",
                 "处罚依据": "《中华人民共和国食品安全法》第一百二十四条", "处罚类别": "罚款", "处罚内容": "罚款",
-                "罚款金额(万元)": str(rng.randint(50, 90) / 10 if counterfeit else rng.randint(1, 30) / 10),
-                "处罚决定日期": day(), "处罚机关": "测试市市场监督管理局"}
+                "罚款金额(万元)": str(wan), "处罚决定日期": day(), "处罚机关": "测试市市场监督管理局"}
 
     def case(i: int, b: _Business) -> dict[str, str]:
         accepted = day()

@@ -15,8 +15,9 @@ from connectors.samr_sampling import SamrSamplingConnector, parse_failures
 from connectors.sdk import Connector, RowRejected
 from hub.domain.events import event_key
 from hub.samples import (CONDIMENT, FUSHUN, LEGAL_REP, LEGAL_REP_ID, LIQUOR, PORK, SUSPECT2_ID,
-                         SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, agri_rows, inspection_rows,
+                         SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, _headers, agri_rows, inspection_rows,
                          penalty_rows, police_rows, sampling_rows, write_csv)
+from hub.domain.pii import PersonalDataHasher
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 
@@ -226,3 +227,33 @@ def test_a_spaced_id_number_is_one_value_and_the_rest_of_its_row_arrives_intact(
     assert event["detail"][1]["complainant_ref"] == hasher.ref("410502198001010038")  # the whole ID, canonical
     assert event["detail"][1]["subject_matter"] == "蛋糕2019个，金额8001.38元，0100批次"  # no fragment scrubbed
     assert "410502198001010038" not in repr(event) and "4105 0219 8001 0100 38" not in repr(event)
+
+
+def _penalty(subject, decision: str, violation: str, facts: str, fine_wan: str) -> list[str]:
+    values = {"行政相对人名称": subject.name, "行政相对人类别": "法人及非法人组织",
+              "行政相对人代码_1(统一社会信用代码)": subject.uscc, "处罚决定书文号": decision, "违法行为类型": violation,
+              "违法事实": facts, "处罚类别": "罚款", "处罚内容": f"罚款{fine_wan}万元", "罚款金额(万元)": fine_wan,
+              "处罚决定日期": "2026-10-20", "处罚机关": "晋中市太谷区市场监督管理局"}
+    return [values.get(c, "") for c in _headers(SamrPenaltyConnector)]
+
+
+def test_a_penalty_is_referred_on_the_sales_it_states_never_on_its_fine(tmp_path: Path) -> None:
+    """Issue 32, item 2, through a worker's flow: 6.2万 of sales fined 3万 goes
+    to the police; a 12万 fine on 8 000 元 of goods does not; a record that
+    states no figure says so on the evidence."""
+    from tests.bus import Bus
+
+    path = write_csv(tmp_path / "行政处罚.csv", _headers(SamrPenaltyConnector), [
+        _penalty(LIQUOR, "晋太市监罚〔2026〕401号", "以假充真销售白酒", "当事人以假充真销售白酒，销售金额6.2万元", "3"),
+        _penalty(FUSHUN, "晋榆市监罚〔2026〕402号", "生产销售伪劣月饼", "当事人以次充好，货值金额8000元", "12"),
+        _penalty(CONDIMENT, "安北市监罚〔2026〕403号", "销售伪劣酱油", "当事人销售伪劣酱油", "12"),
+    ], "gbk")
+    bus = Bus(clock=lambda: NOW.timestamp())
+    bus.publish_file("samr.penalty", path)
+    bus.run()
+    by_business = {lead["business_id"]: lead for lead in bus.leads.values()}
+    assert by_business[LIQUOR.uscc]["rules"] == ["CRIMINAL_REFERRAL"]
+    assert set(by_business) == {LIQUOR.uscc}  # a fine alone refers nobody
+    silent = next(e for e in _parse(SamrPenaltyConnector(PersonalDataHasher("k")), tmp_path, [
+        _penalty(CONDIMENT, "安北市监罚〔2026〕403号", "销售伪劣酱油", "当事人销售伪劣酱油", "12")])[0])
+    assert "涉案销售金额、货值金额未载明" in silent["summary"]

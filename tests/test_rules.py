@@ -5,11 +5,13 @@ import datetime as dt
 import random
 from decimal import Decimal
 
+import pytest
+
 from hypothesis import given, settings as hsettings, strategies as st
 
 from hub.domain.events import Agency, BusinessRole, EventKind, make_event
 from hub.domain.leads import Accepted, BusinessState
-from hub.domain.rules import Fact, RuleFamily, criminal_reason, evaluate, to_fact
+from hub.domain.rules import Fact, RuleFamily, criminal_reason, evaluate, missing_figure_note, to_fact
 from hub.settings import RuleSettings
 
 RULES = RuleSettings()
@@ -245,3 +247,48 @@ def test_state_round_trips_through_bytes() -> None:
 def test_fact_keeps_what_the_rules_need() -> None:
     fact = to_fact(event("s1", D, kind=EventKind.SAMPLING_FAILURE, items=("苏丹红Ⅳ",)), RULES)
     assert Fact.from_json(fact.to_json()) == fact and fact.criminal.startswith("非食用物质")
+
+
+# -- 以罚代刑: the figures the law uses, never the fine (issue 32, item 2) -----
+
+def penalty(eid: str, offence: str, facts: str, fine: str) -> dict:
+    """A market-supervision penalty as the connector makes it: value_yuan is its fine."""
+    return {**event(eid, D, kind=EventKind.PENALTY, offence=offence, value=fine),
+            "detail": ("cn.supervision.hub.PenaltyDetail", {"violation_facts": facts})}
+
+
+def test_sales_stated_in_the_facts_make_the_referral_whatever_the_fine() -> None:
+    liquor = penalty("p1", "以假充真销售白酒", "当事人以假充真销售白酒，销售金额6.2万元，违法所得1.1万元", "30000")
+    assert criminal_reason(liquor, RULES) == "伪劣产品 销售金额62000元 ≥ 50000元 (刑法第140条)"
+    assert rules_of(liquor) == ["CRIMINAL_REFERRAL"]
+
+
+def test_a_large_fine_on_little_goods_is_no_referral() -> None:
+    fined = penalty("p1", "生产销售伪劣食品", "当事人以次充好销售伪劣月饼，货值金额8000元", "120000")
+    assert criminal_reason(fined, RULES) == "" and rules_of(fined) == []
+
+
+@pytest.mark.parametrize("facts, reason", [
+    ("尚未销售的货值金额16万元", "伪劣产品 货值金额160000元 ≥ 150000元 (刑法第140条, 未遂)"),
+    ("销售金额3万元，尚未销售货值金额6万元", "伪劣产品 销售金额30000元×3 + 未销售货值金额60000元 ≥ 150000元 (刑法第140条)"),
+    ("销售金额4.9万元", ""), ("销售金额3万元，尚未销售货值金额5万元", ""),
+    ("销售金额共计50,000元", "伪劣产品 销售金额50000元 ≥ 50000元 (刑法第140条)"),
+    ("销售金额１５万元", "伪劣产品 销售金额150000元 ≥ 50000元 (刑法第140条)"),
+])
+def test_article_140_on_the_stated_figures(facts: str, reason: str) -> None:
+    assert criminal_reason(penalty("p1", "以次充好", f"当事人{facts}", "1000000"), RULES) == reason
+
+
+def test_a_record_without_a_figure_says_so_and_guesses_nothing() -> None:
+    silent = penalty("p1", "销售伪劣白酒", "当事人销售伪劣白酒", "120000")
+    assert criminal_reason(silent, RULES) == ""
+    assert missing_figure_note("销售伪劣白酒", "当事人销售伪劣白酒").startswith("涉案销售金额、货值金额未载明")
+    assert missing_figure_note("销售伪劣白酒", "销售金额2万元") == ""
+    assert missing_figure_note("未按规定公示许可证", "") == ""  # not an offence with a figure in law
+
+
+def test_the_thresholds_of_article_140_are_configuration() -> None:
+    low = RuleSettings(counterfeit_threshold_yuan=10_000, counterfeit_goods_value_threshold_yuan=30_000)
+    assert criminal_reason(penalty("p1", "以次充好", "销售金额2万元", "0"), low)
+    assert criminal_reason(penalty("p1", "以次充好", "货值金额3万元", "0"), low)
+    assert not criminal_reason(penalty("p1", "以次充好", "销售金额2万元", "0"), RULES)

@@ -15,11 +15,14 @@ evidence, and that start, with the business and the rule, is its identity.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 
 from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of, outcome, reporting_delay_s
@@ -154,11 +157,87 @@ def criminal_reason(event: Event, rules: RuleSettings) -> str:
         for pesticide in rules.banned_pesticides:
             if pesticide in finding["item"]:
                 return f"禁用农药 {finding['item']}"
-    value = event["value_yuan"]
     offence = event["offence"] or ""
-    if value is not None and value >= rules.counterfeit_threshold_yuan and _COUNTERFEIT.search(offence):
+    if not _COUNTERFEIT.search(offence):
+        return ""
+    if event["kind"] == EventKind.PENALTY.value:
+        # A penalty's value_yuan is its fine and confiscation: never a figure
+        # of the law (a 12万 fine can punish 8 000 元 of goods). The figures
+        # are those the record states.
+        return counterfeit_reason(stated_figures(f"{detail_of(event).get('violation_facts') or ''} {offence}"),
+                                  rules)
+    value = event["value_yuan"]  # a police case's 涉案金额, as the police record it
+    if value is not None and value >= rules.counterfeit_threshold_yuan:
         return f"伪劣产品 涉案金额{value}元 ≥ {rules.counterfeit_threshold_yuan}元 (刑法第140条)"
     return ""
+
+
+@dataclass(frozen=True)
+class StatedFigures:
+    """The figures of the law as a record states them (in 违法事实): 销售金额
+    (sales), 货值金额 (the goods' value, sold or not), of which 未销售 /
+    尚未销售 (unsold), 违法所得 (illegal gains), 非法经营数额 (illegal
+    turnover); in 元, None where the record states none. A fine (罚款) or a
+    confiscation (罚没) is never one of them."""
+
+    sales: Decimal | None = None
+    goods_value: Decimal | None = None
+    unsold_value: Decimal | None = None
+    illegal_gains: Decimal | None = None
+    illegal_turnover: Decimal | None = None
+
+    @property
+    def none(self) -> bool:
+        return all(v is None for v in dataclasses.astuple(self))
+
+
+_FIGURE = re.compile(r"(未销售|尚未销售|库存)?[^，。；,;0-9]{0,6}?(销售金额|货值金额|违法所得|非法经营数额)"
+                     r"[^，。；,;0-9０-９]{0,8}?([0-9０-９][0-9０-９,.．]*)\s*(万)?元")
+_FIGURE_NAMES = {"销售金额": "sales", "货值金额": "goods_value", "违法所得": "illegal_gains",
+                 "非法经营数额": "illegal_turnover"}
+
+
+def stated_figures(text: str) -> StatedFigures:
+    """The figures ``text`` states (``销售金额6.2万元``, ``尚未销售的货值金额16万元``);
+    several of one kind add up."""
+    found: dict[str, Decimal] = {}
+    for unsold, name, number, wan in _FIGURE.findall(unicodedata.normalize("NFKC", text)):
+        try:
+            amount = Decimal(number.replace(",", "").rstrip(".")) * (10_000 if wan else 1)
+        except ArithmeticError:
+            continue
+        field = "unsold_value" if unsold and name == "货值金额" else _FIGURE_NAMES[name]
+        found[field] = found.get(field, Decimal(0)) + amount
+    return StatedFigures(**found)
+
+
+def counterfeit_reason(figures: StatedFigures, rules: RuleSettings) -> str:
+    """刑法第140条 on the figures stated: 销售金额 of the threshold or more; or
+    goods whose value (sold or not: sold, they are sales too) reaches the
+    attempt threshold; or 销售金额 × 3 plus unsold 货值金额 reaching it (立案追诉标准)."""
+    sales, unsold = figures.sales, figures.unsold_value
+    goods = max(figures.goods_value or Decimal(0), unsold or Decimal(0))
+    if sales is not None and sales >= rules.counterfeit_threshold_yuan:
+        return f"伪劣产品 销售金额{_yuan(sales)}元 ≥ {rules.counterfeit_threshold_yuan}元 (刑法第140条)"
+    if goods >= rules.counterfeit_goods_value_threshold_yuan:
+        return f"伪劣产品 货值金额{_yuan(goods)}元 ≥ {rules.counterfeit_goods_value_threshold_yuan}元 (刑法第140条, 未遂)"
+    if sales is not None and unsold is not None and \
+            sales * 3 + unsold >= rules.counterfeit_goods_value_threshold_yuan:
+        return (f"伪劣产品 销售金额{_yuan(sales)}元×3 + 未销售货值金额{_yuan(unsold)}元 ≥ "
+                f"{rules.counterfeit_goods_value_threshold_yuan}元 (刑法第140条)")
+    return ""
+
+
+def _yuan(amount: Decimal) -> str:
+    return f"{amount.to_integral_value() if amount == amount.to_integral_value() else amount.normalize():f}"
+
+
+def missing_figure_note(offence: str, facts: str) -> str:
+    """What a counterfeit penalty's record lacks for the law, or "": the hub
+    does not guess a figure, it asks the agency for it."""
+    if not _COUNTERFEIT.search(offence) or not stated_figures(f"{facts} {offence}").none:
+        return ""
+    return "涉案销售金额、货值金额未载明，请执法机关补充（是否涉嫌刑法第140条无从判断）"
 
 
 def category(event: Event) -> str:
