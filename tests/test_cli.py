@@ -117,7 +117,7 @@ def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
 def test_schemas_check_passes_on_the_shipped_contracts(tmp_path: Path) -> None:
     result = hub("schemas", "check", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "ok event: v3 (id 13)" in result.stdout and "ok lead: v5 (id 15)" in result.stdout \
+    assert "ok event: v3 (id 13)" in result.stdout and "ok lead: v6 (id 16)" in result.stdout \
         and "ok resolution: v2 (id 14)" in result.stdout
 
 
