@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from decimal import Decimal
 
 from hypothesis import given, settings as hsettings, strategies as st
 
@@ -20,7 +21,8 @@ from tests.test_rules import KEY, NOW, RULES, event
 
 H = 3_600_000
 LIFE = LifecycleSettings()
-T0 = int(NOW.timestamp() * 1000)  # the referral opens when its finding arrives
+FOUND = cst_start_ms(dt.date(2026, 10, 20))  # the day of the referral's finding (clenbuterol), CST
+T0 = FOUND + 10 * H  # the referral opens when its finding arrives, that morning: the 310 clock runs from FOUND
 TEAMS = parse_teams({"teams": [
     {"name": "samr-anyang", "agency": "SAMR", "jurisdiction": ["4105"], "cleared_agencies": ["AGRI"]},
     {"name": "police-anyang", "agency": "POLICE", "jurisdiction": ["4105"], "cleared_agencies": ["SAMR", "AGRI"]},
@@ -73,11 +75,11 @@ def names(teams: list) -> set[str]:
 
 def test_a_referral_not_transferred_in_time_escalates_to_oversight() -> None:
     state, lead = referral()
-    assert lead["transfer_by"].timestamp() * 1000 == T0 + 96 * H and not lead["oversight"]
+    assert lead["transfer_by"].timestamp() * 1000 == FOUND + 96 * H and not lead["oversight"]
     assert names(recipients(lead, TEAMS)) == {"samr-anyang", "police-anyang"}  # oversight: not yet
-    state.escalate_due(LIFE, T0 + 24 * H + 1)  # ACKNOWLEDGE_OVERDUE comes first
-    assert state.escalate_due(LIFE, T0 + 96 * H + 1) == ["TRANSFER_OVERDUE"]
-    escalated = publish(state, T0 + 97 * H)["CRIMINAL_REFERRAL"]
+    state.escalate_due(LIFE, T0 + 24 * H + 1)  # ACKNOWLEDGE_OVERDUE comes first (from publication)
+    assert state.escalate_due(LIFE, FOUND + 96 * H + 1) == ["TRANSFER_OVERDUE"]
+    escalated = publish(state, FOUND + 97 * H)["CRIMINAL_REFERRAL"]
     assert escalated["escalation"] == "TRANSFER_OVERDUE" and escalated["oversight"] and is_overdue(escalated)
     assert "oversight-henan" in names(recipients(escalated, TEAMS))
     state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送安阳市公安局", T0 + 98 * H)
@@ -85,6 +87,27 @@ def test_a_referral_not_transferred_in_time_escalates_to_oversight() -> None:
     # from then on, and its later records keep the label (issue 30: a republished lead lost it)
     assert later["escalation"] == "TRANSFER_OVERDUE" and "oversight-henan" in names(recipients(later, TEAMS))
     assert not is_overdue(later)
+
+
+def test_the_transfer_clock_runs_from_the_finding_and_a_late_finding_is_overdue_on_arrival() -> None:
+    """Issue 32, item 3: a finding reported 34 days late got a fresh 96 h.
+    By the 310 limits it is overdue on arrival, and the lead says so at once:
+    escalated, to oversight, before any tick."""
+    state = BusinessState(region_code="410502")
+    found_on = dt.date(2026, 10, 20) - dt.timedelta(days=34)
+    state.accept(clenbuterol(found_on), RULES)
+    [lead] = state.lead_updates(KEY, RULES, T0, LIFE)
+    assert lead["transfer_by"].timestamp() * 1000 == cst_start_ms(found_on) + 96 * H < T0
+    assert lead["history"][-1]["status"] == "ESCALATED_TRANSFER_OVERDUE"
+    assert lead["escalation"] == "TRANSFER_OVERDUE" and lead["oversight"] and is_overdue(lead)
+    assert "oversight-henan" in names(recipients(lead, TEAMS))
+    # a referral the police's own case raised has nothing to transfer: no clock from its finding
+    police_only = BusinessState(region_code="410502")
+    case = police("FILED", found_on)
+    case.update(offence="生产、销售伪劣产品罪", value_yuan=Decimal("90000"))
+    police_only.accept(case, RULES)
+    [own] = police_only.lead_updates(KEY, RULES, T0, LIFE)
+    assert own["rules"] == ["CRIMINAL_REFERRAL"] and own["escalation"] is None
 
 
 def test_a_transfer_the_police_never_take_up_escalates_as_unfiled() -> None:
@@ -362,7 +385,8 @@ def test_the_workers_route_a_flagged_referral_to_oversight_and_refuse_its_answer
     bus = scenario_bus(tmp_path / "data", dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc))
     [lead] = [l for l in bus.leads.values() if l["business_id"] == VEG_BASE.uscc]
     oversight = "hub.team.procuratorate-anyang"
-    assert lead["lead_id"] not in bus.topics.get(oversight, {})
+    # its finding reached the hub weeks after its date: overdue on arrival (310), oversight has it from the start
+    assert bus.topics[oversight][lead["lead_id"]]["escalation"] == "TRANSFER_OVERDUE"
     bus.publish_feedback(lead, "CLOSED", "samr-anyang", "罚款2万元结案")
     bus.run()
     flagged = bus.topics[oversight][lead["lead_id"]]

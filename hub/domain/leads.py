@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any
 
 from hub.domain import followup, lifecycle, signals, storage
-from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, cst_day, detail_of
+from hub.domain.events import COMPLAINT_KINDS, Agency, Event, EventKind, Outcome, cst_day, cst_start_ms, detail_of
 from hub.domain.identifiers import region, uscc_region
 from hub.domain.lifecycle import ACTIVE, Escalation, FeedbackRejected, LeadMark, LeadStatus
 from hub.domain.names import normalise_name
@@ -256,14 +256,27 @@ class BusinessState:
     def escalate_due(self, settings: LifecycleSettings, now_ms: int) -> list[str]:
         """Every escalation due by ``now_ms``, and every rectification
         overdue by then (each opens its lead at the next ``lead_updates``)."""
-        levels = [level for m in self.leads.values() if (level := lifecycle.escalate_if_due(m, settings, now_ms))]
+        levels = [level for m in self.leads.values()
+                  if (level := lifecycle.escalate_if_due(m, settings, now_ms, self.found_ms(m)))]
         overdue = followup.newly_overdue(followup.rectifications(self.facts.values()), self.flagged,
                                          cst_day(now_ms), settings.rectification_grace_days)
         self.flagged.update(overdue)
         return levels + [Escalation.RECTIFICATION_OVERDUE.value] * len(overdue)
 
+    def found_ms(self, mark: LeadMark) -> int | None:
+        """When an administrative agency found a criminal referral's crime: the
+        start (CST) of the day of the earliest criminal finding of market
+        supervision or agriculture in its evidence, from which the 310
+        transfer clock runs. None for other leads, for a referral the police's
+        own case raised (they have it: nothing to transfer), or when its
+        evidence has aged out."""
+        days = [f.occurred_on for e in mark.evidence if (f := self.facts.get(e)) is not None and f.criminal
+                and f.agency != Agency.POLICE.value]
+        return cst_start_ms(min(days)) if mark.rule == RuleFamily.CRIMINAL_REFERRAL and days else None
+
     def next_deadline(self, settings: LifecycleSettings) -> int | None:
-        due = [d for m in self.leads.values() if (d := lifecycle.pending_deadline(m, settings)) is not None]
+        due = [d for m in self.leads.values()
+               if (d := lifecycle.pending_deadline(m, settings, self.found_ms(m))) is not None]
         rectification = followup.next_due_ms(followup.rectifications(self.facts.values()), self.flagged,
                                              settings.rectification_grace_days)
         if rectification is not None:
@@ -307,6 +320,8 @@ class BusinessState:
                                             if _corroborates(f) and _corroborated_by(mark, f)))
                 if draft.rule is RuleFamily.RECTIFICATION_OVERDUE:  # opened by a deadline: escalated from the start
                     mark.flag(Escalation.RECTIFICATION_OVERDUE, now_ms)
+                elif draft.rule is RuleFamily.CRIMINAL_REFERRAL:  # a finding reported late: overdue on arrival
+                    lifecycle.escalate_if_due(mark, deadlines, now_ms, self.found_ms(mark))
             elif mark.fingerprint != fingerprint or mark.status is LeadStatus.SUPERSEDED:
                 if mark.status is LeadStatus.SUPERSEDED:
                     mark.status = LeadStatus.OPEN
@@ -357,7 +372,7 @@ class BusinessState:
         in_draft = {f.event_id for f in draft.evidence}
         chained = [self.facts[e] for e in mark.chained if e in self.facts and e not in in_draft]
         evidence = sorted((*draft.evidence, *chained), key=lambda f: (f.occurred_on, f.event_id))
-        due = lifecycle.deadlines(mark, deadlines)
+        due = lifecycle.deadlines(mark, deadlines, self.found_ms(mark))
         late = max((f.delay_days for f in evidence), default=0)
         return {
             "lead_id": draft.lead_id,

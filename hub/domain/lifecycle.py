@@ -260,8 +260,12 @@ def reopen(mark: LeadMark, event_id: str, at_ms: int) -> None:
     mark.note(at_ms, "REOPENED", None, f"new adverse evidence {event_id}")
 
 
-def deadlines(mark: LeadMark, lifecycle: LifecycleSettings) -> dict[str, int]:
-    """The deadlines that still apply: escalation level -> epoch ms."""
+def deadlines(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None = None) -> dict[str, int]:
+    """The deadlines that still apply: escalation level -> epoch ms.
+    ``found_ms``: when the agency found the suspected crime (the start of the
+    criminal finding's own day, CST): the 310 transfer clock runs from there,
+    not from when the hub heard of it (国务院令第310号: decide within 3 days,
+    send within 24 hours), so a finding reported late is overdue on arrival."""
     out: dict[str, int] = {}
     if mark.status is LeadStatus.OPEN:
         out[ACKNOWLEDGE_OVERDUE] = mark.opened_ms + lifecycle.acknowledge_ms(mark.severity)
@@ -272,22 +276,23 @@ def deadlines(mark: LeadMark, lifecycle: LifecycleSettings) -> dict[str, int]:
         if mark.status is LeadStatus.TRANSFERRED and transferred is not None:
             out[Escalation.TRANSFER_UNFILED] = transferred + lifecycle.police_filing_ms
         elif mark.status in ACTIVE and transferred is None:
-            out[Escalation.TRANSFER_OVERDUE] = mark.opened_ms + lifecycle.transfer_ms
+            out[Escalation.TRANSFER_OVERDUE] = (mark.opened_ms if found_ms is None else found_ms) + lifecycle.transfer_ms
     if mark.status is LeadStatus.CLOSED and mark.closed_ms is not None:
         out[RECHECK_DUE] = mark.closed_ms + lifecycle.recheck_ms
         out[Escalation.RECHECK_OVERDUE] = mark.closed_ms + lifecycle.recheck_ms + lifecycle.recheck_grace_ms
     return out
 
 
-def pending_deadline(mark: LeadMark, lifecycle: LifecycleSettings) -> int | None:
+def pending_deadline(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None = None) -> int | None:
     """The earliest deadline not yet escalated."""
-    due = [at for level, at in deadlines(mark, lifecycle).items() if level not in mark.escalated]
+    due = [at for level, at in deadlines(mark, lifecycle, found_ms).items() if level not in mark.escalated]
     return min(due) if due else None
 
 
-def escalate_if_due(mark: LeadMark, lifecycle: LifecycleSettings, now_ms: int) -> str | None:
+def escalate_if_due(mark: LeadMark, lifecycle: LifecycleSettings, now_ms: int,
+                    found_ms: int | None = None) -> str | None:
     """Raise the most urgent escalation whose deadline has passed, once."""
-    for level, at in sorted(deadlines(mark, lifecycle).items(), key=lambda kv: kv[1]):
+    for level, at in sorted(deadlines(mark, lifecycle, found_ms).items(), key=lambda kv: kv[1]):
         if at <= now_ms and level not in mark.escalated:
             mark.flag(Escalation(level), now_ms)
             return level
