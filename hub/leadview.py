@@ -31,7 +31,8 @@ def render(lead: dict[str, Any]) -> str:
         f"{_MARK[lead['severity']]} {lead['severity']:<8} {' + '.join(lead['rules'])}  {lead['lead_id']}"
         + {"OPEN": "", "SUPERSEDED": f"  [SUPERSEDED {_why_superseded(lead)}]"}.get(
             lead["status"], f"  [{lead['status']}]")
-        + (f"  ESCALATED: {lead['escalation']}" if lead.get("escalation") else "")
+        + (f"  ESCALATED: {' > '.join(lead.get('escalations') or [lead['escalation']])}" if lead.get("escalation")
+           else "")
         + (f"  reopened x{lead['reopened']}" if lead.get("reopened") else ""),
         f"    {lead['business_name']}  [{who}]  {where}",
         f"    agencies: {', '.join(lead['agencies'])}   window: {lead['window_start']} .. {lead['window_end']}",

@@ -81,6 +81,8 @@ def test_a_referral_not_transferred_in_time_escalates_to_oversight() -> None:
     assert state.escalate_due(LIFE, FOUND + 96 * H + 1) == ["TRANSFER_OVERDUE"]
     escalated = publish(state, FOUND + 97 * H)["CRIMINAL_REFERRAL"]
     assert escalated["escalation"] == "TRANSFER_OVERDUE" and escalated["oversight"] and is_overdue(escalated)
+    # why the procuratorate and the parent received it: every flag, not only the latest (issue 32)
+    assert escalated["escalations"] == ["ACKNOWLEDGE_OVERDUE", "TRANSFER_OVERDUE"]
     assert "oversight-henan" in names(recipients(escalated, TEAMS))
     state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送安阳市公安局", T0 + 98 * H)
     later = publish(state, T0 + 98 * H)["CRIMINAL_REFERRAL"]
@@ -181,13 +183,16 @@ def test_a_dropped_case_opens_a_reverse_referral_for_market_supervision_linked_b
     assert reverse["severity"] == "MEDIUM" and [e["event_id"] for e in reverse["evidence"]] == [dropped["event_id"]]
     assert [(k["kind"], k["lead_id"]) for k in reverse["links"]] == [("REFERRAL", lead["lead_id"])]
     assert ("POLICE_DROPPED", reverse["lead_id"]) in [(k["kind"], k["lead_id"]) for k in original["links"]]
-    assert names(recipients(reverse, TEAMS)) == {"samr-anyang"}  # the market-supervision desk only
+    # the market-supervision desk, and the procuratorate that watches transfers both ways (issue 32)
+    assert names(recipients(reverse, TEAMS)) == {"samr-anyang", "oversight-henan"} and reverse["oversight"]
     police_copy = redact(original, TEAMS["police-anyang"], TEAMS)
     assert dropped["event_id"] in {k["event_id"] for k in police_copy["links"]}
     desk_copy = redact(reverse, TEAMS["samr-anyang"], TEAMS)  # not cleared for police details
     assert [(k["kind"], k["event_id"], k["lead_id"]) for k in desk_copy["links"]] == [
         ("REFERRAL", None, lead["lead_id"])]
     assert "POLICE evidence event_id" in desk_copy["withheld"]
+    # what 310 hands back with the case: its number and date, and that its reason must be asked for
+    assert "公安机关撤案：案件编号 A1:WITHDRAWN，2026-11-10，撤案原因未随数据报送" in desk_copy["recommended_action"]
 
 
 def test_a_reverse_referrals_links_do_not_depend_on_when_an_earlier_finding_arrived() -> None:

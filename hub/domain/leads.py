@@ -322,6 +322,8 @@ class BusinessState:
                     mark.flag(Escalation.RECTIFICATION_OVERDUE, now_ms)
                 elif draft.rule is RuleFamily.CRIMINAL_REFERRAL:  # a finding reported late: overdue on arrival
                     lifecycle.escalate_if_due(mark, deadlines, now_ms, self.found_ms(mark))
+                elif draft.rule is RuleFamily.REVERSE_REFERRAL:  # 两法衔接 both ways: the procuratorate watches it
+                    mark.oversight = True
             elif mark.fingerprint != fingerprint or mark.status is LeadStatus.SUPERSEDED:
                 if mark.status is LeadStatus.SUPERSEDED:
                     mark.status = LeadStatus.OPEN
@@ -390,7 +392,7 @@ class BusinessState:
                           "resolution": f.resolution or None, "category": f.category or None,
                           "chained": f.event_id in mark.chained, "reported_after_days": f.delay_days}
                          for f in evidence],
-            "recommended_action": RECOMMENDED_ACTION[RuleFamily(draft.rule)],
+            "recommended_action": _recommended_action(draft),
             "status": mark.status,
             "superseded_by": _successor(mark),
             "categories": sorted({f.category for f in evidence if f.category}),
@@ -400,6 +402,7 @@ class BusinessState:
             "close_by": _maybe_ms(due.get(lifecycle.CLOSE_OVERDUE)),
             "recheck_on": _maybe_ms(due.get(lifecycle.RECHECK_DUE)),
             "escalation": mark.escalated[-1] if mark.escalated else None,
+            "escalations": mark.escalations,
             "transfer_by": _maybe_ms(due.get(Escalation.TRANSFER_OVERDUE)),
             "police_filing_by": _maybe_ms(due.get(Escalation.TRANSFER_UNFILED)),
             "links": [{"kind": kind, "event_id": event_id or None, "lead_id": other or None,
@@ -485,6 +488,20 @@ def _successor(mark: LeadMark) -> str | None:
 
 def _maybe_ms(ms: int | None) -> dt.datetime | None:
     return None if ms is None else _from_ms(ms)
+
+
+def _recommended_action(draft: LeadDraft) -> str:
+    """The rule's action; a reverse referral also tells the desk which police
+    case was dropped and when, which 310 hands back to the agency with the
+    case (its 撤案 reason is not in the police export: the desk asks for
+    the 撤案决定书)."""
+    action = RECOMMENDED_ACTION[draft.rule]
+    if draft.rule is not RuleFamily.REVERSE_REFERRAL:
+        return action
+    dropped = sorted({(f.occurred_on, f.source_record_id) for f in draft.evidence
+                      if f.outcome == Outcome.POLICE_DROPPED.value})
+    return action + "".join(f"；公安机关撤案：案件编号 {case}，{day.isoformat()}，撤案原因未随数据报送，请向办案单位调取撤案决定书"
+                            for day, case in dropped)
 
 
 def _from_ms(ms: int) -> dt.datetime:

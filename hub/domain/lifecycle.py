@@ -151,6 +151,14 @@ class LeadMark:
                    tuple((str(k), str(e), int(d), str(lead)) for k, e, d, lead, *_ in links), bool(oversight),
                    int(version))
 
+    @property
+    def escalations(self) -> list[str]:
+        """Every escalation the lead has had, oldest first, each once: its
+        history keeps them across reopenings (``escalated`` restarts)."""
+        raised = (status.removeprefix("ESCALATED_") for _, status, _, _ in self.history
+                  if status.startswith("ESCALATED_"))
+        return list(dict.fromkeys(raised))
+
     def next_version(self, now_ms: int) -> int:
         """The version of the record about to be published: a hybrid logical
         clock, the greater of the last version plus one and the worker's
