@@ -20,12 +20,17 @@ command -v chromium >/dev/null || missing="$missing chromium"
 command -v chromedriver >/dev/null || missing="$missing chromium-driver"
 command -v stunnel4 >/dev/null || missing="$missing stunnel4"
 fc-list 2>/dev/null | grep -qi "noto sans cjk\|wenquanyi" || missing="$missing fonts-noto-cjk"
-if [ -n "$missing" ]; then
+# the 通报's rendering test: LibreOffice prints the workbook, poppler makes the pictures
+lean=""
+command -v soffice >/dev/null || lean="$lean libreoffice-calc-nogui"
+command -v pdftoppm >/dev/null || lean="$lean poppler-utils"
+if [ -n "$missing$lean" ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
-  echo "setup: installing Debian packages:$missing"
+  echo "setup: installing Debian packages:$missing$lean"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+  [ -z "$missing" ] || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+  [ -z "$lean" ] || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $lean >/dev/null
 fi
 major=$(java_major)
 if [ -z "$major" ] || [ "$major" -lt 17 ]; then

@@ -30,16 +30,33 @@ from typing import Any, Iterable, Mapping
 from hub.domain.events import CST, Agency, Event, EventKind, event_key, reporting_delay_s
 from hub.domain.identifiers import region as division
 from hub.domain.followup import RectificationStatus, rectifications
+from hub.domain import labels
 from hub.domain.lifecycle import Escalation, LeadStatus, LinkKind
-from hub.domain.rules import to_fact
+from hub.domain.rules import RuleFamily, to_fact
 from hub.domain.teams import Team
 from hub.settings import LifecycleSettings, RuleSettings, Settings
 
-TEAM_COLUMNS = ("team", "county", "county_name", "opened", "acknowledged_in_time", "overdue", "transferred",
-                "filed_by_police", "closed", "reopened", "flagged_for_oversight", "rectifications_open",
-                "rectifications_overdue", "rechecks_done", "rechecks_overdue")
-SOURCE_COLUMNS = ("agency", "connector", "records", "rejects", "median_delay_days", "p90_delay_days",
+# The figures of a row, in the order of the columns, with their headings.
+LEAD_FIGURES = {
+    "opened": "新发线索", "acknowledged_in_time": "按时签收", "overdue": "超期未签收或未办结",
+    "transferred_in_time": "按时移送公安", "transferred_late": "超期移送公安", "transfer_overdue": "超期未移送",
+    "transfer_unfiled": "移送后未立案", "not_transferred": "应移未移", "filed_by_police": "公安受案立案",
+    "closed": "办结", "reopened": "重新打开", "flagged_for_oversight": "提请监督",
+    "rectification_overdue_leads": "整改逾期线索", "rechecks_due": "回头看到期", "rechecks_done": "回头看完成",
+}
+RECTIFICATION_FIGURES = {"rectifications_ordered": "责令整改", "rectifications_open": "整改未到期",
+                         "rectifications_overdue": "整改逾期未核实"}
+LATE_FIGURES = {"export_rows": "报送记录（行）", "late_reports": "迟报（行）"}
+COUNTY_KEYS = {"county": "区划代码", "county_name": "区县"}
+COUNTY_COLUMNS = (*COUNTY_KEYS, *LEAD_FIGURES, *RECTIFICATION_FIGURES, *LATE_FIGURES)
+TEAM_COLUMNS = ("team", "team_name", *COUNTY_KEYS, *LEAD_FIGURES, *RECTIFICATION_FIGURES)
+SOURCE_COLUMNS = ("agency", "connector", "export_rows", "rejects", "median_delay_days", "p90_delay_days",
                   "late_reports")
+HEADINGS = {**COUNTY_KEYS, **LEAD_FIGURES, **RECTIFICATION_FIGURES, **LATE_FIGURES, "team": "队伍",
+            "team_name": "队伍名称", "agency": "部门", "connector": "数据接入", "rejects": "退回（死信）",
+            "median_delay_days": "报送延时中位数（天）", "p90_delay_days": "报送延时90分位（天）"}
+DELAY_BUCKETS = ((0, 1, "1天内"), (2, 3, "2-3天"), (4, 7, "4-7天"), (8, 15, "8-15天"), (16, 30, "16-30天"),
+                 (31, None, "30天以上"))
 WORKER = "(worker)"  # records the workers refused, by the agency of their topic
 
 
@@ -58,12 +75,19 @@ class Period:
 @dataclass
 class Report:
     period: Period
-    teams: list[dict[str, Any]] = field(default_factory=list)
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    counties: list[dict[str, Any]] = field(default_factory=list)  # each lead once per county it acts in
+    rules: list[dict[str, Any]] = field(default_factory=list)  # per county: leads raised per rule
+    teams: list[dict[str, Any]] = field(default_factory=list)  # per team and county: what the team received
+    sources: list[dict[str, Any]] = field(default_factory=list)  # per agency and connector
+    delays: dict[str, int] = field(default_factory=dict)  # export rows per reporting delay bucket
+
+
+def _raised(lead: Mapping[str, Any]) -> list[str]:
+    return [h["status"] for h in lead["history"]]
 
 
 def _escalated(lead: Mapping[str, Any], *levels: Escalation) -> bool:
-    return bool({f"ESCALATED_{level}" for level in levels} & {h["status"] for h in lead["history"]})
+    return bool({f"ESCALATED_{level}" for level in levels} & set(_raised(lead)))
 
 
 def _acknowledged_in_time(lead: Mapping[str, Any], lifecycle: LifecycleSettings) -> bool:
@@ -72,29 +96,57 @@ def _acknowledged_in_time(lead: Mapping[str, Any], lifecycle: LifecycleSettings)
     return first is not None and first <= limit
 
 
+def _transfer(lead: Mapping[str, Any]) -> str:
+    """"in_time", "late" (TRANSFER_OVERDUE raised before the transfer), or "" (not transferred)."""
+    raised = _raised(lead)
+    if LeadStatus.TRANSFERRED not in raised:
+        return ""
+    before = raised[:raised.index(LeadStatus.TRANSFERRED)]
+    return "late" if f"ESCALATED_{Escalation.TRANSFER_OVERDUE}" in before else "in_time"
+
+
+def counted(leads: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The leads a 通报 counts: a SUPERSEDED lead was re-drawn into another
+    (or its evidence makes none any more), so it was never a lead of its own."""
+    return [lead for lead in leads if lead["status"] != LeadStatus.SUPERSEDED]
+
+
 def lead_figures(leads: Iterable[Mapping[str, Any]], lifecycle: LifecycleSettings) -> Counter[str]:
-    """The lead columns of a row, over these leads."""
-    out: Counter[str] = Counter()
-    for lead in leads:
-        statuses = {h["status"] for h in lead["history"]}
+    """The lead columns of a row, over these leads (SUPERSEDED ones left out)."""
+    out: Counter[str] = Counter({key: 0 for key in LEAD_FIGURES})
+    for lead in counted(leads):
+        raised = set(_raised(lead))
         links = {k["kind"] for k in lead.get("links") or []}
+        transfer = _transfer(lead)
         out["opened"] += 1
         out["acknowledged_in_time"] += _acknowledged_in_time(lead, lifecycle)
         out["overdue"] += _escalated(lead, Escalation.ACKNOWLEDGE_OVERDUE, Escalation.CLOSE_OVERDUE)
-        out["transferred"] += LeadStatus.TRANSFERRED in statuses
+        out["transferred_in_time"] += transfer == "in_time"
+        out["transferred_late"] += transfer == "late"
+        out["transfer_overdue"] += f"ESCALATED_{Escalation.TRANSFER_OVERDUE}" in raised
+        out["transfer_unfiled"] += f"ESCALATED_{Escalation.TRANSFER_UNFILED}" in raised
+        out["not_transferred"] += f"ESCALATED_{Escalation.NOT_TRANSFERRED}" in raised
         out["filed_by_police"] += bool({LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED} & links)
         out["closed"] += lead["status"] in (LeadStatus.CLOSED, LeadStatus.RECHECKED)
         out["reopened"] += lead["reopened"] > 0
         out["flagged_for_oversight"] += bool(lead.get("oversight"))
+        out["rectification_overdue_leads"] += lead["rules"][0] == RuleFamily.RECTIFICATION_OVERDUE
+        out["rechecks_due"] += _escalated(lead, Escalation.RECHECK_DUE)
         out["rechecks_done"] += LinkKind.RECHECKED in links
-        out["rechecks_overdue"] += lead["status"] == LeadStatus.CLOSED and _escalated(lead, Escalation.RECHECK_OVERDUE)
     return out
+
+
+def _counties(lead: Mapping[str, Any]) -> list[str]:
+    """Where a lead acts: its business's county, and the further ones it
+    reaches (a batch trace: the sellers' counties), each once."""
+    return list(dict.fromkeys([lead["region"]["code"] or "", *(lead.get("also_regions") or [])]))
 
 
 def rectification_figures(events: Iterable[Event], period: Period, rules: RuleSettings,
                           lifecycle: LifecycleSettings) -> dict[str, Counter[str]]:
-    """County code -> the rectifications ordered by the period's end that are
-    still open, or overdue, at its end: what a 通报 lists as outstanding."""
+    """County code -> the rectifications ordered in the period, and those
+    ordered by its end still open, or overdue, at its end: what a 通报 lists
+    as outstanding."""
     by_business: dict[str, list[Any]] = defaultdict(list)
     county: dict[str, str] = {}
     for event in events:
@@ -107,22 +159,64 @@ def rectification_figures(events: Iterable[Event], period: Period, rules: RuleSe
             if found.start.occurred_on > period.end:
                 continue
             status = found.status(period.end, lifecycle.rectification_grace_days)
+            out[county[key]]["rectifications_ordered"] += period.holds(found.start.occurred_on)
             out[county[key]]["rectifications_open"] += status is RectificationStatus.OPEN
             out[county[key]]["rectifications_overdue"] += status is RectificationStatus.OVERDUE
     return out
 
 
-def source_figures(events: Iterable[Event], dead_letters: Iterable[Mapping[str, Any]],
-                   connectors: Mapping[str, str], period: Period, lifecycle: LifecycleSettings) -> list[dict[str, Any]]:
-    """One row per agency and connector (``connectors``: name -> agency)."""
-    delays: dict[tuple[str, str], list[float]] = defaultdict(list)
-    counts: Counter[tuple[str, str]] = Counter()
+def _export_rows(events: Iterable[Event], period: Period) -> dict[tuple[str, str, int], Event]:
+    """The export rows that arrived in the period, each once (a sampling row
+    gives its producer's and its seller's event; a farm sample, one per
+    item): 迟报 is the clerk's, counted per row."""
+    rows: dict[tuple[str, str, int], Event] = {}
     for event in events:
         if period.holds_instant(event["received_at"]):
-            source = event["agency"], event["source"]["connector"]
-            counts[source] += 1
-            if event["kind"] != EventKind.REGISTRATION.value:  # a registry entry reports no finding: no delay
-                delays[source].append(reporting_delay_s(event) / 86_400)
+            source = event["source"]
+            rows.setdefault((source["connector"], source["file"], source["row"]), event)
+    return rows
+
+
+def _delay_days(event: Event) -> float | None:
+    """Days from the record's own date to its arrival; None for a registry
+    entry, which reports no finding."""
+    return None if event["kind"] == EventKind.REGISTRATION.value else reporting_delay_s(event) / 86_400
+
+
+def late_figures(events: Iterable[Event], period: Period, lifecycle: LifecycleSettings) -> dict[str, Counter[str]]:
+    """County code -> export rows that arrived in the period and the late ones (迟报)."""
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    for event in _export_rows(events, period).values():
+        county = event["business"]["region_code"] or ""
+        days = _delay_days(event)
+        out[county]["export_rows"] += 1
+        out[county]["late_reports"] += days is not None and int(days) > lifecycle.late_report_days
+    return out
+
+
+def delay_distribution(events: Iterable[Event], period: Period) -> dict[str, int]:
+    """Export rows per reporting delay, in whole days."""
+    out = {label: 0 for _, _, label in DELAY_BUCKETS}
+    for event in _export_rows(events, period).values():
+        days = _delay_days(event)
+        if days is None:
+            continue
+        label = next(label for low, high, label in DELAY_BUCKETS if high is None or int(days) <= high)
+        out[label] += 1
+    return out
+
+
+def source_figures(events: Iterable[Event], dead_letters: Iterable[Mapping[str, Any]],
+                   connectors: Mapping[str, str], period: Period, lifecycle: LifecycleSettings) -> list[dict[str, Any]]:
+    """One row per agency and connector (``connectors``: name -> agency):
+    export rows, rejects and reporting delays, per export row."""
+    delays: dict[tuple[str, str], list[float]] = defaultdict(list)
+    counts: Counter[tuple[str, str]] = Counter()
+    for event in _export_rows(events, period).values():
+        source = event["agency"], event["source"]["connector"]
+        counts[source] += 1
+        if (delay := _delay_days(event)) is not None:
+            delays[source].append(delay)
     rejects: Counter[tuple[str, str]] = Counter()
     for letter in dead_letters:
         if not period.holds_instant(letter["failed_at"]):
@@ -137,7 +231,7 @@ def source_figures(events: Iterable[Event], dead_letters: Iterable[Mapping[str, 
     rows = []
     for agency, connector in sorted(set(counts) | set(rejects)):
         days = sorted(delays.get((agency, connector), []))
-        rows.append({"agency": agency, "connector": connector, "records": counts[agency, connector],
+        rows.append({"agency": agency, "connector": connector, "export_rows": counts[agency, connector],
                      "rejects": rejects[agency, connector],
                      "median_delay_days": round(statistics.median(days), 1) if days else None,
                      "p90_delay_days": round(_percentile(days, 0.9), 1) if days else None,
@@ -151,70 +245,201 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def build(received: Mapping[str, Iterable[Mapping[str, Any]]], events: list[Event],
-          dead_letters: Iterable[Mapping[str, Any]], teams: Mapping[str, Team], connectors: Mapping[str, str],
-          period: Period, rules: RuleSettings, lifecycle: LifecycleSettings, team: str | None = None,
-          region: str | None = None) -> Report:
-    """``received``: team name -> the latest record of each lead on its topic."""
+def _county_name(code: str) -> str:
+    place = division(code) if code else None
+    return place.name if place else "（区划不明）"
+
+
+def build(leads: Iterable[Mapping[str, Any]], received: Mapping[str, Iterable[Mapping[str, Any]]],
+          events: list[Event], dead_letters: Iterable[Mapping[str, Any]], teams: Mapping[str, Team],
+          connectors: Mapping[str, str], period: Period, rules: RuleSettings, lifecycle: LifecycleSettings,
+          team: str | None = None, region: str | None = None) -> Report:
+    """``leads``: the latest record of each lead (the operators' topic);
+    ``received``: team name -> the latest record of each lead on its topic.
+    Counted: the leads first published in the period."""
     report = Report(period)
+    prefix = region or ""
+    in_period = [lead for lead in counted(leads) if period.holds_instant(lead["first_seen"])]
+    by_county: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for lead in in_period:
+        for code in _counties(lead):
+            if code.startswith(prefix):
+                by_county[code].append(lead)
     rectified = rectification_figures(events, period, rules, lifecycle)
+    late = late_figures(events, period, lifecycle)
+    codes = sorted(c for c in {*by_county, *rectified, *late} if c.startswith(prefix))
+    for code in codes:
+        row: dict[str, Any] = {"county": code, "county_name": _county_name(code)}
+        row.update(lead_figures(by_county.get(code, []), lifecycle))
+        row.update({k: rectified.get(code, Counter())[k] for k in RECTIFICATION_FIGURES})
+        row.update({k: late.get(code, Counter())[k] for k in LATE_FIGURES})
+        report.counties.append(row)
+        per_rule = Counter(lead["rules"][0] for lead in by_county.get(code, []))
+        report.rules.append({"county": code, "county_name": row["county_name"],
+                             **{r.value: per_rule[r.value] for r in RuleFamily}})
     for name in sorted(teams):
         if team is not None and name != team:
             continue
-        by_county: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        for lead in received.get(name, ()):
-            code = lead["region"]["code"] or ""
-            if period.holds_instant(lead["first_seen"]) and code.startswith(region or ""):
-                by_county[code].append(lead)
+        mine: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        for lead in counted(received.get(name, ())):
+            if period.holds_instant(lead["first_seen"]):
+                for code in _counties(lead):
+                    if code.startswith(prefix) and teams[name].receives({**lead, "also_regions": [],
+                                                                         "region": {"code": code}}):
+                        mine[code].append(lead)
         desk = teams[name].agency == Agency.SAMR.value and not teams[name].oversees  # 整改 is market supervision's
-        rectifying = {c for c in rectified if desk and c.startswith(region or "") and teams[name].receives(
+        rectifying = {c for c in rectified if desk and c.startswith(prefix) and teams[name].receives(
             {"region": {"code": c}, "rules": ["RECTIFICATION_OVERDUE"], "categories": [], "severity": "LOW"})}
-        for code in sorted(set(by_county) | rectifying):
-            place = division(code) if code else None
-            row: dict[str, Any] = {column: 0 for column in TEAM_COLUMNS}
-            row.update(lead_figures(by_county.get(code, []), lifecycle))
-            if code in rectifying:
-                row.update(rectified[code])
-            row.update({"team": name, "county": code, "county_name": place.name if place else ""})
+        for code in sorted(set(mine) | rectifying):
+            row = {"team": name, "team_name": teams[name].description or name, "county": code,
+                   "county_name": _county_name(code), **lead_figures(mine.get(code, []), lifecycle)}
+            row.update({k: rectified.get(code, Counter())[k] if code in rectifying else 0
+                        for k in RECTIFICATION_FIGURES})
             report.teams.append(row)
     report.sources = source_figures(events, dead_letters, connectors, period, lifecycle)
+    report.delays = delay_distribution(events, period)
     return report
 
 
+def totals(rows: list[dict[str, Any]], columns: Iterable[str]) -> dict[str, Any]:
+    """The 合计 row of a table: each figure summed (a lead in two counties counts in each)."""
+    return {c: sum(r[c] or 0 for r in rows) for c in columns}
+
+
+def _tables(report: Report) -> list[tuple[str, str, tuple[str, ...], list[dict[str, Any]]]]:
+    """(sheet, title, columns, rows) of the workbook, in order; each lead table ends with its 合计."""
+    rule_columns = ("county", "county_name", *(r.value for r in RuleFamily))
+    sources = [{**r, "agency": labels.agency(r["agency"]), "connector": "（工作进程拒收）" if r["connector"] == WORKER
+                else r["connector"]} for r in report.sources]
+    return [
+        ("各区县", "各区县线索办理情况（每条线索在其作用的每个区县计一次）", COUNTY_COLUMNS, report.counties),
+        ("按规则", "各区县新发线索（按规则）", rule_columns, report.rules),
+        ("各队伍", "各执法队伍收到线索的办理情况", TEAM_COLUMNS, report.teams),
+        ("数据报送", "各部门数据报送与迟报（按导出记录行计）", SOURCE_COLUMNS, sources),
+    ]
+
+
+def _width(text: str) -> float:
+    """A text's width in Excel's units: a Chinese character is two."""
+    return float(sum(2 if ord(ch) > 0x2E80 else 1 for ch in text))
+
+
+def _heading(column: str) -> str:
+    return HEADINGS.get(column) or labels.rule(column)
+
+
 def write_xlsx(report: Report, path: Path) -> Path:
+    """The 通报 as a workbook: one sheet per table, Chinese headings, a 合计
+    row, frozen headings, widths to fit, and native charts: leads per county
+    by rule, overdue per team, the reporting delays."""
     from openpyxl import Workbook
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
 
     book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "teams"
-    for title, columns, rows in (("teams", TEAM_COLUMNS, report.teams), ("sources", SOURCE_COLUMNS, report.sources)):
-        if title != "teams":
-            sheet = book.create_sheet(title)
-        sheet.append([f"通报 {report.period.start} .. {report.period.end}"])
-        sheet.append(list(columns))
+    bold = Font(bold=True)
+    first = book.active
+    assert first is not None
+    book.remove(first)
+    sheets = {}
+    for name, title, columns, rows in _tables(report):
+        sheet = book.create_sheet(name)
+        sheets[name] = sheet
+        sheet.append([f"通报  {report.period.start} 至 {report.period.end}  {title}"])
+        sheet["A1"].font = Font(bold=True, size=13)
+        sheet.append([_heading(c) for c in columns])
+        for cell in sheet[2]:
+            cell.font, cell.alignment = bold, Alignment(wrap_text=True, vertical="center")
         for row in rows:
             sheet.append([row[c] for c in columns])
+        figures = [c for c in columns if rows and isinstance(rows[0][c], int) and c not in ("county",)]
+        if rows and name != "数据报送":
+            total = totals(rows, figures)
+            sheet.append(["合计" if i == 0 else total.get(c, "") for i, c in enumerate(columns)])
+            for cell in sheet[sheet.max_row]:
+                cell.font = bold
+        sheet.freeze_panes = "C3"
+        for i, column in enumerate(columns, 1):
+            # a heading wraps onto two lines; a value does not
+            wide = max([_width(_heading(column)) / 2, *(_width(str(r[column])) for r in rows if r[column] is not None)])
+            sheet.column_dimensions[get_column_letter(i)].width = min(max(6.0, wide + 2), 40)
+        sheet.row_dimensions[2].height = 32
+        # printed as an office circulates it: A4 landscape, one page wide, the headings on every page
+        sheet.page_setup.orientation, sheet.page_setup.paperSize = "landscape", sheet.PAPERSIZE_A4
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
+        sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
+        sheet.print_title_rows = "1:2"
+    by_rule = sheets["按规则"]
+    if report.rules:
+        chart = BarChart()
+        chart.type, chart.grouping, chart.overlap = "bar", "stacked", 100
+        chart.title, chart.y_axis.title = "各区县新发线索（按规则）", "线索数"
+        chart.add_data(Reference(by_rule, min_col=3, max_col=2 + len(RuleFamily), min_row=2,
+                                 max_row=2 + len(report.rules)), titles_from_data=True)
+        chart.set_categories(Reference(by_rule, min_col=2, min_row=3, max_row=2 + len(report.rules)))
+        chart.height, chart.width = min(12.0, 6 + len(report.rules) * 0.6), 22
+        chart.y_axis.majorUnit, chart.y_axis.number_format = 1, "0"  # whole leads
+        by_rule.add_chart(chart, f"A{len(report.rules) + 6}")
+    teams = sheets["各队伍"]
+    if report.teams:  # per team, over its counties: the table the chart draws
+        per_team: dict[str, Counter[str]] = defaultdict(Counter)
+        for row in report.teams:
+            per_team[row["team_name"]].update({k: row[k] for k in ("overdue", "transfer_overdue")})
+        top = teams.max_row + 3
+        for i, heading in enumerate(("队伍名称", HEADINGS["overdue"], HEADINGS["transfer_overdue"]), 1):
+            teams.cell(top, i, heading).font = bold
+        for r, (team_name, overdue_of) in enumerate(sorted(per_team.items()), top + 1):
+            teams.cell(r, 1, team_name)
+            teams.cell(r, 2, overdue_of["overdue"])
+            teams.cell(r, 3, overdue_of["transfer_overdue"])
+        overdue = BarChart()
+        overdue.title, overdue.y_axis.title = "各队伍超期线索", "线索数"
+        overdue.add_data(Reference(teams, min_col=2, max_col=3, min_row=top, max_row=top + len(per_team)),
+                         titles_from_data=True)
+        overdue.set_categories(Reference(teams, min_col=1, min_row=top + 1, max_row=top + len(per_team)))
+        overdue.height, overdue.width = 9, 20
+        overdue.y_axis.majorUnit, overdue.y_axis.number_format = 1, "0"
+        teams.add_chart(overdue, f"E{top}")
+    sources = sheets["数据报送"]
+    start = sources.max_row + 3
+    sources.cell(start, 1, "报送延时分布（导出记录行）").font = bold
+    sources.cell(start + 1, 1, "延时").font = bold
+    sources.cell(start + 1, 2, "记录行").font = bold
+    for i, (label, n) in enumerate(report.delays.items(), start + 2):
+        sources.cell(i, 1, label)
+        sources.cell(i, 2, n)
+    delays = BarChart()
+    delays.title, delays.y_axis.title, delays.x_axis.title = "报送延时分布", "记录行", "自记录日期至到达枢纽"
+    delays.add_data(Reference(sources, min_col=2, min_row=start + 1, max_row=start + 1 + len(report.delays)),
+                    titles_from_data=True)
+    delays.set_categories(Reference(sources, min_col=1, min_row=start + 2, max_row=start + 1 + len(report.delays)))
+    delays.legend, delays.height, delays.width = None, 8, 16
+    delays.y_axis.number_format = "0"
+    sources.add_chart(delays, f"D{start}")
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
     return path
 
 
 def write_markdown(report: Report, path: Path) -> Path:
-    lines = [f"# 通报 {report.period.start} .. {report.period.end}", ""]
-    for title, columns, rows in (("Teams and counties", TEAM_COLUMNS, report.teams),
-                                 ("Agencies and connectors", SOURCE_COLUMNS, report.sources)):
-        lines += [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines = [f"# 通报 {report.period.start} 至 {report.period.end}", ""]
+    for _, title, columns, rows in _tables(report):
+        lines += [f"## {title}", "", "| " + " | ".join(_heading(c) for c in columns) + " |",
+                  "|" + " --- |" * len(columns)]
         lines += ["| " + " | ".join("" if row[c] is None else str(row[c]) for c in columns) + " |" for row in rows]
         lines.append("")
+    lines += ["## 报送延时分布（导出记录行）", "", "| 延时 | 记录行 |", "| --- | --- |",
+              *(f"| {label} | {n} |" for label, n in report.delays.items()), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
 
 def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tuple[
-        dict[str, list[dict[str, Any]]], list[Event], list[dict[str, Any]]]:
-    """From the topics: each team's received leads (their latest records), the
+        list[dict[str, Any]], dict[str, list[dict[str, Any]]], list[Event], list[dict[str, Any]]]:
+    """From the topics: every lead (its latest record on the operators'
+    topic), each team's received leads (their latest records), the
     events the period needs (those that arrived in it, and every inspection,
     for the rectifications), the dead letters. Only what the hub's own
     identities signed counts, a connector's records only under its own name."""
@@ -223,6 +448,7 @@ def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tu
     from hub.topics import read_to_end
     from hub.trust import Role
 
+    leads = list(final_leads(settings).values())
     received = {name: list(final_leads(settings, team.topic).values()) for name, team in teams.items()}
     events: dict[str, Event] = {}  # a record sent twice counts once
     read_event = SignedReader(settings, "event", frozenset({Role.CONNECTOR}))
@@ -236,4 +462,4 @@ def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tu
             if event["source"]["connector"] == signer.name and (
                     event["kind"] == EventKind.INSPECTION.value or period.holds_instant(event["received_at"])):
                 events.setdefault(event["event_id"], event)
-    return received, list(events.values()), dead_letters(settings)
+    return leads, received, list(events.values()), dead_letters(settings)

@@ -17,7 +17,7 @@ from hub.domain.events import CST
 from hub.leadview import final_leads
 from hub.metrics import Metrics
 from hub.pipeline import run_connectors, wait_until_processed
-from hub.report import SOURCE_COLUMNS, TEAM_COLUMNS
+from hub.report import COUNTY_COLUMNS, HEADINGS, SOURCE_COLUMNS, TEAM_COLUMNS
 from hub.samples import CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, _headers, _inspection_row, write_csv
 from hub.settings import Settings
 from hub.topics import LEADS_TOPIC
@@ -160,25 +160,30 @@ def test_the_report_opens_with_openpyxl_and_its_figures_match_the_leads(running)
     result = _hub(settings, tmp, "report", "--from", start.isoformat(), "--to", TODAY.isoformat(), "--out", str(out))
     assert result.returncode == 0, result.stderr
     book = load_workbook(out / f"report-{start}-{TODAY}.xlsx", read_only=True)
-    teams_sheet = list(book["teams"].iter_rows(values_only=True))
-    assert teams_sheet[1] == TEAM_COLUMNS
-    rows = {(r[0], r[1]): dict(zip(TEAM_COLUMNS, r)) for r in teams_sheet[2:]}
+    teams_sheet = list(book["各队伍"].iter_rows(values_only=True))
+    assert teams_sheet[1] == tuple(HEADINGS[c] for c in TEAM_COLUMNS)
+    rows = {(r[0], r[2]): dict(zip(TEAM_COLUMNS, r)) for r in teams_sheet[2:] if r[0] and r[2]}
     desk = final_leads(settings, _team_topic("samr-anyang"))
     for county in ("410502", "410503", "410523"):
-        leads = [l for l in desk.values() if l["region"]["code"] == county]
+        leads = [l for l in desk.values() if county in (l["region"]["code"], *l["also_regions"])
+                 and l["status"] != "SUPERSEDED"]
         row = rows["samr-anyang", county]
         assert row["opened"] == len(leads)
-        assert row["transferred"] == sum("TRANSFERRED" in {h["status"] for h in l["history"]} for l in leads)
+        assert row["transferred_in_time"] + row["transferred_late"] == sum(
+            "TRANSFERRED" in {h["status"] for h in l["history"]} for l in leads)
         assert row["filed_by_police"] == sum(_has(l, "POLICE_FILED") for l in leads)
         assert row["closed"] == sum(l["status"] == "CLOSED" for l in leads)
         assert row["flagged_for_oversight"] == sum(l["oversight"] for l in leads)
-    assert rows["samr-anyang", "410502"]["transferred"] == 1 and rows["samr-anyang", "410502"]["filed_by_police"] == 1
-    assert rows["samr-anyang", "410523"]["flagged_for_oversight"] == 1
+    assert rows["samr-anyang", "410502"]["transferred_in_time"] + rows["samr-anyang", "410502"]["transferred_late"] == 1
+    assert rows["samr-anyang", "410502"]["filed_by_police"] == 1
     assert rows["samr-anyang", "410503"]["rectifications_overdue"] == 1  # the condiment shop's
     oversight = [r for (team, _), r in rows.items() if team == "procuratorate-anyang"]
-    assert sum(r["opened"] for r in oversight) == 2 and sum(r["flagged_for_oversight"] for r in oversight) == 2
-    sources = list(book["sources"].iter_rows(values_only=True))
-    assert sources[1] == SOURCE_COLUMNS
+    assert sum(r["opened"] for r in oversight) == sum(r["flagged_for_oversight"] for r in oversight) >= 2
+    counties = {r[0]: dict(zip(COUNTY_COLUMNS, r)) for r in list(book["各区县"].iter_rows(values_only=True))[2:]}
+    every = [l for l in final_leads(settings).values() if l["status"] != "SUPERSEDED"]
+    assert counties["410502"]["opened"] == sum("410502" in (l["region"]["code"], *l["also_regions"]) for l in every)
+    sources = list(book["数据报送"].iter_rows(values_only=True))
+    assert sources[1] == tuple(HEADINGS[c] for c in SOURCE_COLUMNS)
     police = next(dict(zip(SOURCE_COLUMNS, r)) for r in sources[2:] if r[1] == "police.case")
-    assert police["records"] == 4 and police["late_reports"] >= 2  # the scenario's 2 cases, the filing, the drop
+    assert police["export_rows"] == 4 and police["late_reports"] >= 2  # the scenario's 2 cases, the filing, the drop
     assert (out / f"report-{start}-{TODAY}.md").read_text(encoding="utf-8").startswith("# 通报")

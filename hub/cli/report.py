@@ -20,9 +20,10 @@ def write_report(settings: Settings, start: dt.date, end: dt.date, out: Path, te
     if team is not None and team not in teams:
         raise click.UsageError(f"no team {team!r} in {settings.teams_file}")
     period = Period(start, end)
-    received, events, dead = collect(settings, teams, period)
+    leads, received, events, dead = collect(settings, teams, period)
     connectors = {name: c.agency.value for name, c in available().items()}
-    report = build(received, events, dead, teams, connectors, period, settings.rules, settings.lifecycle, team, region)
+    report = build(leads, received, events, dead, teams, connectors, period, settings.rules, settings.lifecycle,
+                   team, region)
     stem = f"report-{start}-{end}" + (f"-{team}" if team else "") + (f"-{region}" if region else "")
     return write_xlsx(report, out / f"{stem}.xlsx"), write_markdown(report, out / f"{stem}.md")
 
