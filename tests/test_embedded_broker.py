@@ -161,7 +161,10 @@ def test_a_command_waits_for_an_unanswering_broker_then_fails_and_publishes_nowh
 def test_a_changelogs_superseded_values_are_compacted_away(tmp_path: Path) -> None:
     """State topics are compacted on the broker: once the cleaner has run,
     only the latest value of a key is left of a rolled segment."""
-    broker = EmbeddedBroker(tmp_path / "kafka", extra_config={"log.cleaner.backoff.ms": "200"})
+    # the cleaner cleans again whatever share of the log is dirty: its first pass may leave some (a loaded
+    # machine), and the test waits for what it asserts rather than for the first pass
+    broker = EmbeddedBroker(tmp_path / "kafka", extra_config={"log.cleaner.backoff.ms": "200",
+                                                              "log.cleaner.min.cleanable.ratio": "0.01"})
     with broker:
         settings = load_settings(environ={}).on_embedded(broker.bootstrap, compacted_segment_ms=100)
         create_topics(settings)
@@ -175,16 +178,18 @@ def test_a_changelogs_superseded_values_are_compacted_away(tmp_path: Path) -> No
         time.sleep(0.2)
         producer.produce(topic, b"x", b"business-3", partition=0)  # rolls the segment holding the last values
         producer.flush()
-        written = 61
+        read: list[list[tuple[bytes, bytes]]] = []
 
         def compacted() -> list[tuple[bytes, bytes]] | None:
-            left = [(m.key(), m.value()) for m in read_to_end(settings, topic, partitions=[0])]
-            return left if len(left) < written else None
+            read.append([(m.key(), m.value()) for m in read_to_end(settings, topic, partitions=[0])])
+            return read[-1] if len(read[-1]) <= 10 else None  # the superseded values gone, not merely fewer
 
-        left = wait_for("the log cleaner", compacted, timeout=90)
+        try:
+            left = wait_for("the log cleaner", compacted, timeout=120)
+        except AssertionError:
+            raise AssertionError(f"61 values written, still {len(read[-1])} after 120 s: {read[-1]}") from None
         latest = {key: value for key, value in left}
         assert latest == {b"business-1": b"v29", b"business-2": b"w29", b"business-3": b"x"}
-        assert len(left) <= 10, left  # the superseded values are gone, not merely fewer
 
 
 def test_the_broker_stamps_every_hub_record_with_its_own_clock(broker: EmbeddedBroker) -> None:
