@@ -27,11 +27,12 @@ from urllib.parse import parse_qs, unquote
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hub.domain.lifecycle import ACTIVE, is_overdue
+from hub.domain import labels
+from hub.domain.events import CST
+from hub.domain.lifecycle import ACTIVE, Escalation, LeadStatus, is_overdue
 from hub.domain.teams import SEVERITIES, Team
 from hub.httpd import http_server
 from hub.leadview import LeadReader, follow_topics
-from hub.pipeline import to_json_ready
 from hub.retry import shown
 from hub.settings import HttpSettings, Settings
 from hub.audit.entries import UNPROVEN, AuditAction, Note
@@ -61,6 +62,17 @@ class LeadBoard:
     def open_leads(self, team: str) -> list[dict[str, Any]]:
         with self._lock:
             leads = [lead for lead in self._leads[team].values() if lead["status"] in ACTIVE]
+        return sorted(leads, key=lambda l: (-SEVERITIES.index(l["severity"]), l["first_seen"]))
+
+    def followups(self, team: str) -> list[dict[str, Any]]:
+        """Leads closed or rejected whose follow-through is still due or
+        overdue: a 回头看 not yet proven, a referral closed without transfer
+        (NOT_TRANSFERRED): what the oversight teams exist for."""
+        with self._lock:
+            leads = [lead for lead in self._leads[team].values() if lead["status"] not in ACTIVE
+                     and lead["status"] not in (LeadStatus.SUPERSEDED, LeadStatus.RECHECKED)
+                     and (lead.get("recheck_on") is not None or set(lead.get("escalations") or ())
+                          & {Escalation.NOT_TRANSFERRED, Escalation.RECHECK_OVERDUE})]
         return sorted(leads, key=lambda l: (-SEVERITIES.index(l["severity"]), l["first_seen"]))
 
     def counts(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
@@ -122,78 +134,192 @@ def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
     return thread
 
 
+def _minute(value: Any) -> str | None:
+    """An instant as a desk reads it: Beijing time, to the minute."""
+    if value is None:
+        return None
+    return value.astimezone(CST).strftime("%Y-%m-%d %H:%M")
+
+
+_DEADLINES = (("acknowledge_by", "签收期限"), ("close_by", "办结期限"), ("transfer_by", "移送公安期限"),
+              ("police_filing_by", "公安立案期限"), ("recheck_on", "回头看日期"))
+
+
+def displayed(lead: dict[str, Any]) -> dict[str, Any]:
+    """A lead as the board shows it: in Chinese, Beijing time to the minute,
+    with the recommended action, the parties and the credit standing; the
+    codes (lead_id, status, severity) stay for the page's own use."""
+    credit = None
+    if lead.get("credit_status") == "LISTED":
+        credit = f"已列入严重违法失信名单（{lead['credit_listed_on']}，{lead.get('credit_reason') or '事由未载明'}）"
+    elif lead.get("credit_status") == "REMOVED":
+        credit = f"曾列入严重违法失信名单，已于{lead['credit_removed_on']}移出"
+    escalations = [labels.escalation(e) for e in lead.get("escalations") or
+                   ([lead["escalation"]] if lead.get("escalation") else [])]
+    return {
+        "lead_id": lead["lead_id"], "status": lead["status"], "severity": lead["severity"],
+        "overdue": bool(is_overdue(lead)),
+        "severity_label": labels.SEVERITIES[lead["severity"]],
+        "rules": " + ".join(labels.rule(r) for r in lead["rules"]),
+        "status_label": labels.status(lead["status"]) + (f"（重新打开{lead['reopened']}次）" if lead.get("reopened")
+                                                         else ""),
+        "escalations": escalations,
+        "business": f"{lead['business_name']}（{lead['business_id'] or '统一社会信用代码未识别'}）",
+        "region": lead["region"]["name"] or "区划不明",
+        "deadlines": [f"{label} {_minute(lead[key])}" for key, label in _DEADLINES if lead.get(key) is not None]
+        + ([f"迟报：记录日期后{lead['reported_late_days']}天才报送"] if lead.get("reported_late_days") else []),
+        "evidence": [{"text": f"{e['occurred_on']} {labels.agency(e['agency'])} "
+                              + (e["finding"] if e["finding"] is not None else "详情不予显示（未获授权）"),
+                      "withheld": e["finding"] is None} for e in lead["evidence"]],
+        "action": lead["recommended_action"],
+        "parties": [f"{labels.PARTY_ROLES.get(p['role'], p['role'])}：{p['name']}"
+                    f"（{p['business_id'] or '统一社会信用代码未识别'}）" for p in lead.get("parties") or []],
+        "credit": credit,
+        "links": [f"{k['occurred_on']} {labels.LINKS.get(k['kind'], k['kind'])}"
+                  + (f" {k['event_id']}" if k.get("event_id") else "") + (f" 线索 {k['lead_id']}" if k.get("lead_id")
+                                                                        else "") for k in lead.get("links") or []],
+        "history": [f"{_minute(h['at'])} {labels.history(h['status'])}" + (f" {h['team']}" if h["team"] else "")
+                    + (f"：{h['note']}" if h["note"] else "") for h in lead["history"]],
+    }
+
+
+def chart(open_leads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The open and overdue leads per severity, for the page's chart."""
+    return [{"severity": labels.SEVERITIES[s], "code": s, "open": sum(l["severity"] == s for l in open_leads),
+             "overdue": sum(l["severity"] == s and bool(is_overdue(l)) for l in open_leads)}
+            for s in reversed(SEVERITIES)]
+
+
 _STYLE = """
-body { font-family: sans-serif; margin: 1.5em; } table { border-collapse: collapse; width: 100%; }
-td, th { border-bottom: 1px solid #ccc; padding: .4em; vertical-align: top; text-align: left; }
+body { font-family: "Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif; margin: 1.2em; color: #222; }
+table { border-collapse: collapse; width: 100%; table-layout: fixed; }
+td, th { border-bottom: 1px solid #ccc; padding: .35em; vertical-align: top; text-align: left;
+  overflow-wrap: anywhere; font-size: 14px; }
+th { background: #f3f3f3; } col.severity { width: 6%; } col.lead { width: 11%; } col.business { width: 16%; }
+col.status { width: 11%; } col.deadlines { width: 15%; } col.evidence { width: 24%; } col.action { width: 17%; }
 .CRITICAL { color: #b00; font-weight: bold; } .HIGH { color: #d60; } .overdue { background: #fee; }
-.withheld { color: #888; font-style: italic; } ul { margin: 0; padding-left: 1.2em; }
-form.logout { display: inline; }
+.withheld { color: #888; font-style: italic; } ul { margin: 0; padding-left: 1.1em; } li { margin: .1em 0; }
+.code { color: #777; font-size: 12px; } .escalated { color: #b00; } .muted { color: #666; }
+form.logout { display: inline; } .tabs button { font-size: 15px; padding: .3em 1em; margin-right: .3em; }
+.tabs button.active { background: #246; color: #fff; border: 1px solid #246; }
+#chart { margin: .5em 0 1em; } details { margin-top: .3em; } summary { cursor: pointer; color: #246; }
 """
 
 _SCRIPT = """
 const team = document.body.dataset.team;
+const SVG = "http://www.w3.org/2000/svg";
 let version = -1;
-function cell(row, content) { const td = document.createElement("td"); td.append(content); row.append(td); return td; }
+function cell(row, content, cls) { const td = document.createElement("td"); td.append(content);
+  if (cls) td.className = cls; row.append(td); return td; }
 function list(items) {
   const ul = document.createElement("ul");
   for (const [text, cls] of items) { const li = document.createElement("li"); li.textContent = text;
     if (cls) li.className = cls; ul.append(li); }
   return ul;
 }
+function block(...parts) { const div = document.createElement("div"); div.append(...parts); return div; }
+function span(text, cls) { const s = document.createElement("span"); s.textContent = text; if (cls) s.className = cls;
+  return s; }
+function more(title, items) {
+  const d = document.createElement("details"); const s = document.createElement("summary"); s.textContent = title;
+  d.append(s, list(items)); return d;
+}
+function rows(body, leads) {
+  body.replaceChildren();
+  for (const lead of leads) {
+    const row = document.createElement("tr");
+    row.dataset.leadId = lead.lead_id; row.dataset.status = lead.status;
+    if (lead.overdue) row.className = "overdue";
+    cell(row, lead.severity_label, lead.severity);
+    cell(row, block(span(lead.rules), document.createElement("br"), span(lead.lead_id, "code")));
+    cell(row, block(span(lead.business), document.createElement("br"), span(lead.region, "muted"),
+      ...(lead.credit ? [document.createElement("br"), span(lead.credit, "escalated")] : [])));
+    cell(row, list([[lead.status_label], ...lead.escalations.map(e => ["升级：" + e, "escalated"])]));
+    cell(row, list(lead.deadlines.map(d => [d, d.startsWith("迟报") ? "overdue" : ""])));
+    cell(row, block(list(lead.evidence.map(e => [e.text, e.withheld ? "withheld" : ""])),
+      ...(lead.parties.length ? [more("涉及主体（" + lead.parties.length + "）", lead.parties.map(p => [p]))] : []),
+      ...(lead.links.length ? [more("后续（" + lead.links.length + "）", lead.links.map(k => [k]))] : []),
+      more("处理经过（" + lead.history.length + "）", lead.history.map(h => [h]))));
+    cell(row, lead.action);
+    body.append(row);
+  }
+}
+function drawChart(data) {
+  const svg = document.getElementById("chart"); svg.replaceChildren();
+  const top = Math.max(1, ...data.map(d => d.open)); const width = 90, gap = 30, height = 120;
+  data.forEach((d, i) => {
+    for (const [n, cls, dx] of [[d.open, "#4a7bb7", 0], [d.overdue, "#c0392b", 36]]) {
+      const bar = document.createElementNS(SVG, "rect"); const h = Math.round(height * n / top);
+      bar.setAttribute("x", 40 + i * (width + gap) + dx); bar.setAttribute("y", 20 + height - h);
+      bar.setAttribute("width", 32); bar.setAttribute("height", h); bar.setAttribute("fill", cls);
+      const label = document.createElementNS(SVG, "text"); label.textContent = n;
+      label.setAttribute("x", 40 + i * (width + gap) + dx + 10); label.setAttribute("y", 16 + height - h);
+      label.setAttribute("font-size", "12"); svg.append(bar, label);
+    }
+    const name = document.createElementNS(SVG, "text"); name.textContent = d.severity;
+    name.setAttribute("x", 40 + i * (width + gap) + 18); name.setAttribute("y", 20 + height + 18);
+    name.setAttribute("font-size", "13"); svg.append(name);
+  });
+  for (const [text, color, x] of [["待办", "#4a7bb7", 40 + 4 * (width + gap)], ["超期", "#c0392b", 40 + 4 * (width + gap)]]) {
+    const key = document.createElementNS(SVG, "text"); key.textContent = "■ " + text; key.setAttribute("fill", color);
+    key.setAttribute("x", x); key.setAttribute("y", text === "待办" ? 40 : 60); key.setAttribute("font-size", "13");
+    svg.append(key);
+  }
+}
+function show(tab) {
+  for (const name of ["open", "followup"]) {
+    document.getElementById("tab-" + name).hidden = name !== tab;
+    document.getElementById("show-" + name).className = name === tab ? "active" : "";
+  }
+}
+document.getElementById("show-open").addEventListener("click", () => show("open"));
+document.getElementById("show-followup").addEventListener("click", () => show("followup"));
 async function refresh() {
   try {
     const response = await fetch("/teams/" + encodeURIComponent(team) + "/leads.json?since=" + version);
-    if (!response.ok) { document.getElementById("updated").textContent = "failed: " + response.status; return; }
+    if (!response.ok) { document.getElementById("updated").textContent = "刷新失败：" + response.status; return; }
     const data = await response.json();
     if (data.version !== version) {
       version = data.version;
-      const body = document.getElementById("leads");
-      body.replaceChildren();
-      for (const lead of data.leads) {
-        const row = document.createElement("tr");
-        row.dataset.leadId = lead.lead_id; row.dataset.status = lead.status;
-        if (lead.overdue) row.className = "overdue";
-        cell(row, lead.severity).className = lead.severity;
-        cell(row, lead.rules.join(" + ") + " " + lead.lead_id);
-        cell(row, lead.business_name + " [" + (lead.business_id || "not identified") + "] " + (lead.region.name || ""));
-        cell(row, lead.status + (lead.escalation ? " (" + lead.escalation + ")" : "") + (lead.reopened ? " reopened" : ""));
-        cell(row, list([["acknowledge by " + (lead.acknowledge_by || "-")], ["close by " + (lead.close_by || "-")],
-          ...(lead.transfer_by ? [["transfer by " + lead.transfer_by]] : []),
-          ...(lead.police_filing_by ? [["police filing by " + lead.police_filing_by]] : []),
-          ...(lead.reported_late_days ? [["reported " + lead.reported_late_days + " days late (迟报)", "overdue"]] : [])]));
-        cell(row, list(lead.evidence.map(e => e.finding === null
-          ? [e.occurred_on + " " + e.agency + " " + e.kind + ": details withheld", "withheld"]
-          : [e.occurred_on + " " + e.agency + " " + e.finding, e.chained ? "chained" : ""])));
-        cell(row, list([...(lead.links || []).map(k => ["follow-up " + k.occurred_on + " " + k.kind
-            + (k.event_id ? " " + k.event_id : "") + (k.lead_id ? " lead " + k.lead_id : "")]),
-          ...lead.history.map(h => [h.at + " " + h.status + (h.team ? " by " + h.team : "") + (h.note ? ": " + h.note : "")])]));
-        body.append(row);
-      }
+      rows(document.getElementById("leads"), data.leads);
+      rows(document.getElementById("followups"), data.followup);
+      drawChart(data.chart);
       document.getElementById("count").textContent = data.leads.length;
+      document.getElementById("count-followup").textContent = data.followup.length;
     }
-    document.getElementById("updated").textContent = new Date().toLocaleTimeString();
-  } catch (err) { document.getElementById("updated").textContent = "failed: " + err; }
+    document.getElementById("updated").textContent = new Date().toLocaleTimeString("zh-CN",
+      {timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit"});
+  } catch (err) { document.getElementById("updated").textContent = "刷新失败：" + err; }
 }
-refresh(); setInterval(refresh, 1000);
+show("open"); refresh(); setInterval(refresh, 1000);
 """
+
+_COLUMNS = ('<colgroup><col class="severity"><col class="lead"><col class="business"><col class="status">'
+            '<col class="deadlines"><col class="evidence"><col class="action"></colgroup>'
+            '<thead><tr><th>紧急程度</th><th>线索</th><th>主体</th><th>状态</th><th>期限（北京时间）</th>'
+            '<th>证据与经过</th><th>建议措施</th></tr></thead>')
 
 _HEAD = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>'
          '<link rel="stylesheet" href="/static/board.css"></head>')
 
 _PAGE = _HEAD + """
 <body data-team="{team}"><h1>{title}</h1>
-<p>Read-only, as team <b>{team}</b>. <span id="count">loading</span> open leads; updated <span id="updated">never</span>.
-<form class="logout" method="post" action="/logout"><button id="logout">log out</button></form></p>
-<table><thead><tr><th>severity</th><th>lead</th><th>business</th><th>status</th><th>deadlines</th>
-<th>evidence</th><th>history</th></tr></thead><tbody id="leads"></tbody></table>
+<p>只读页面，队伍 <b>{team}</b>。待办线索 <span id="count">加载中</span> 条；更新于 <span id="updated">尚未</span>。
+<form class="logout" method="post" action="/logout"><button id="logout">退出</button></form></p>
+<svg id="chart" width="640" height="170" role="img" aria-label="待办与超期线索（按紧急程度）"></svg>
+<div class="tabs"><button id="show-open">待办线索</button><button id="show-followup">办结后跟进
+（<span id="count-followup">0</span>）</button></div>
+<div id="tab-open"><table>""" + _COLUMNS + """<tbody id="leads"></tbody></table></div>
+<div id="tab-followup" hidden><p class="muted">已办结或不予采纳、但后续仍到期或逾期的线索：回头看待核实、应移未移（以罚代刑）。</p>
+<table>""" + _COLUMNS + """<tbody id="followups"></tbody></table></div>
 <script src="/static/board.js"></script></body></html>
 """
 
 _LOGIN = _HEAD + """
-<body><h1>Lead board: log in</h1>
-<p>{message}Your team's board token (<code>hub keys token --key YOUR-TEAM-KEY</code>):</p>
+<body><h1>执法线索看板：登录</h1>
+<p>{message}本队伍的看板令牌（<code>hub keys token --key 本队伍密钥文件</code>）：</p>
 <form method="post" action="/login"><input type="password" name="token" id="token" size="50" autocomplete="off">
-<button type="submit" id="login">log in</button></form></body></html>
+<button type="submit" id="login">登录</button></form></body></html>
 """
 
 # Every response: no inline script or style, no framing, no sniffing, no
@@ -299,7 +425,7 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
             if parts == ["static", "board.css"]:
                 return self._send(200, "text/css", _STYLE)
             if parts == ["login"]:
-                return self._send(200, "text/html", _LOGIN.format(title="Lead board: log in", message=""))
+                return self._send(200, "text/html", _LOGIN.format(title="执法线索看板：登录", message=""))
             holder = self._holder()
             if holder is None:
                 return self._unauthenticated(parts)
@@ -308,7 +434,7 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
                     return self._redirect(f"/teams/{holder.name}")
                 links = "".join(f'<li><a href="/teams/{html.escape(t)}">{html.escape(t)}</a> '
                                 f"{html.escape(board.teams[t].description)}</li>" for t in sorted(board.teams))
-                return self._send(200, "text/html", _HEAD.format(title="Teams") + f"<body><h1>Teams</h1><ul>{links}</ul>"
+                return self._send(200, "text/html", _HEAD.format(title="各队伍") + f"<body><h1>各队伍看板</h1><ul>{links}</ul>"
                                   "</body></html>")
             if parts[0] != "teams" or len(parts) not in (2, 3) or parts[1] not in board.teams:
                 return self.send_error(404, "no such page")
@@ -319,14 +445,15 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
                 audit.denied(holder, team, "not_your_team")
                 return self.send_error(403, "not your team's page")
             if len(parts) == 2:
-                title = html.escape(f"{team}: open leads")
+                title = html.escape(f"{board.teams[team].description or team}：执法线索看板")
                 return self._send(200, "text/html", _PAGE.format(title=title, team=html.escape(team)))
             if parts[2] != "leads.json":
                 return self.send_error(404, "no such page")
-            leads = [{**to_json_ready(lead), "overdue": bool(is_overdue(lead))} for lead in board.open_leads(team)]
-            audit.viewed(holder, team, [lead["lead_id"] for lead in leads])
-            return self._send(200, "application/json", json.dumps({"version": board.version, "leads": leads},
-                                                                  ensure_ascii=False))
+            open_leads, followups = board.open_leads(team), board.followups(team)
+            audit.viewed(holder, team, [lead["lead_id"] for lead in (*open_leads, *followups)])
+            return self._send(200, "application/json", json.dumps(
+                {"version": board.version, "leads": [displayed(lead) for lead in open_leads],
+                 "followup": [displayed(lead) for lead in followups], "chart": chart(open_leads)}, ensure_ascii=False))
 
         def do_POST(self) -> None:  # noqa: N802
             if not self._host_ok():
@@ -349,8 +476,8 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
             audit.login(holder)
             if holder is None:
                 log.warning("board: a login with a token no live key has")
-                return self._send(401, "text/html", _LOGIN.format(title="Lead board: log in",
-                                                                  message="That token opens no board. "))
+                return self._send(401, "text/html", _LOGIN.format(title="执法线索看板：登录",
+                                                                  message="该令牌不能打开任何看板。"))
             log.info("board: %s logged in", holder.identity)
             cookie = (f"{SESSION_COOKIE}={sessions.cookie(holder)}; Max-Age={sessions.seconds}; Path=/; HttpOnly; "
                       "SameSite=Strict")
@@ -383,7 +510,7 @@ def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
             if parts[-1:] == ["leads.json"]:
                 return self._send(401, "application/json", '{"error": "log in first"}',
                                   {"WWW-Authenticate": 'Bearer realm="lead board"'})
-            return self._send(401, "text/html", _LOGIN.format(title="Lead board: log in", message=""),
+            return self._send(401, "text/html", _LOGIN.format(title="执法线索看板：登录", message=""),
                               {"WWW-Authenticate": 'Bearer realm="lead board"'})
 
         def _redirect(self, where: str, cookie: str | None = None) -> None:

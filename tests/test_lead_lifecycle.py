@@ -76,6 +76,7 @@ def browser(tmp_path_factory) -> Iterator[webdriver.Chrome]:
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(flag)
+    options.add_argument("--window-size=1400,900")
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         yield driver
@@ -98,6 +99,13 @@ def _hub(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProce
 
 def _key(settings: Settings, team: str) -> str:
     return str(key_file(settings.keys_path, Role.TEAM, team))
+
+
+def _shots(tmp: Path) -> Path:
+    """Where screenshots go to be looked at: HUB_SCREENSHOT_DIR, or the test's folder."""
+    folder = Path(os.environ.get("HUB_SCREENSHOT_DIR") or tmp)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _token(settings: Settings, team: str) -> str:
@@ -135,7 +143,13 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert "403" in browser.page_source and CASE_NO not in browser.page_source
     browser.get(f"{board}/teams/{COUNTY_TEAM}")
     row = _row(browser, lead_id, "OPEN")
-    assert "details withheld" in row.text and CASE_NO not in browser.page_source
+    assert "详情不予显示" in row.text and CASE_NO not in browser.page_source
+    # issue 32: the desk's board in Chinese, Beijing time to the minute, its action and chart, no overflow
+    assert "涉嫌犯罪移送" in row.text and "待签收" in row.text and "移送公安机关" in row.text
+    assert re.search(r"签收期限 \d{4}-\d\d-\d\d \d\d:\d\d(?!:)", row.text), row.text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart rect")) == 8  # open and overdue, per severity
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    browser.save_screenshot(str(_shots(tmp) / "board-county-desk.png"))
 
     # A forged answer, produced straight onto the police team's topic by a client without its key.
     lead = find_lead(settings, lead_id)
@@ -162,7 +176,14 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert copies[_team_topic(COUNTY_TEAM)]["history"][-1]["note"] is None
     assert copies[_team_topic("samr-jinzhong")]["history"][-1]["status"] == "CLOSED"
     wait_for("the lead to leave the board's open list", lambda: not browser.find_elements(
-        By.CSS_SELECTOR, f'tr[data-lead-id="{lead_id}"]'))
+        By.CSS_SELECTOR, f'#leads tr[data-lead-id="{lead_id}"]'))
+    # closed, its 回头看 still due: on the follow-through tab
+    browser.find_element(By.ID, "show-followup").click()
+    followed = WebDriverWait(browser, 30).until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, f'#followups tr[data-lead-id="{lead_id}"][data-status="CLOSED"]'))[0]
+    assert "已办结" in followed.text and "回头看日期" in followed.text
+    browser.save_screenshot(str(_shots(tmp) / "board-follow-through.png"))
+    browser.find_element(By.ID, "show-open").click()
 
     # The outcome goes back to the agency whose evidence raised the lead.
     decode = Serde(settings).decoder("feedback")

@@ -45,6 +45,14 @@ AGENCIES = {Agency.SAMR: "市场监管", Agency.POLICE: "公安", Agency.AGRI: "
 
 SEVERITIES = {"CRITICAL": "特急", "HIGH": "紧急", "MEDIUM": "较急", "LOW": "一般"}
 
+PARTY_ROLES = {"SELLER": "销售方", "MEMBER": "同区域不合格主体", "RELATED": "关联主体"}
+
+LINKS = {"POLICE_ACCEPTED": "公安受案", "POLICE_FILED": "公安立案", "POLICE_DROPPED": "公安撤案",
+         "RECHECKED": "回头看已核实", "RECTIFIED": "整改已核实", "REFERRAL": "原移送线索"}
+
+# Lead history entries that are not statuses: the hub's own events.
+HISTORY = {"REOPENED": "重新打开"}
+
 
 def rule(code: str) -> str:
     return RULES.get(RuleFamily(code), code) if code in RuleFamily.__members__ else code
@@ -60,3 +68,10 @@ def escalation(code: str) -> str:
 
 def agency(code: str) -> str:
     return AGENCIES[Agency(code)] if code in Agency.__members__ else code
+
+
+def history(code: str) -> str:
+    """A history entry's status: a LeadStatus, REOPENED, or ESCALATED_<level>."""
+    if code.startswith("ESCALATED_"):
+        return "升级：" + escalation(code.removeprefix("ESCALATED_"))
+    return HISTORY.get(code) or status(code)

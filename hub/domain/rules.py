@@ -63,23 +63,17 @@ SEVERITY = {RuleFamily.CRIMINAL_REFERRAL: Severity.CRITICAL, RuleFamily.CROSS_AG
             RuleFamily.BATCH_TRACE: Severity.HIGH, RuleFamily.AREA_RISK: Severity.HIGH,
             RuleFamily.RELATED_PARTY: Severity.MEDIUM}
 
-RECOMMENDED_ACTION = {
-    RuleFamily.CRIMINAL_REFERRAL: "移送公安机关 (行刑衔接): transfer the case to the police; a crime is never "
-                                  "settled with a fine alone (绝不能以罚代刑)",
-    RuleFamily.CROSS_AGENCY: "联合执法: joint inspection by the agencies involved, share case files (避免各自为战)",
-    RuleFamily.REPEAT_OFFENDER: "重点监管: put under intensified supervision, re-inspect and consider licence action",
-    RuleFamily.REVERSE_REFERRAL: "反向移送: the police dropped the case (撤案); consider an administrative penalty "
-                                 "so that the finding does not vanish",
-    RuleFamily.RECTIFICATION_OVERDUE: "整改逾期: no compliant re-inspection confirmed the rectification by its "
-                                      "deadline; re-inspect and consider a penalty",
-    RuleFamily.COMPLAINTS: "投诉举报集中: complaints or tip-offs from several independent complainants; inspect "
-                           "the business (professional claimants' filings are left out of the count)",
-    RuleFamily.BATCH_TRACE: "批次追溯: one batch failed at several sellers; trace and recall the batch at the "
-                            "producer (下架召回), inform the sellers' counties",
-    RuleFamily.AREA_RISK: "风险预警: several businesses of the county failed the same item in the same category; "
-                          "a regional hazard, not separate cases: targeted sampling and a source investigation",
-    RuleFamily.RELATED_PARTY: "关联主体: the legal representative also represents a listed (联合惩戒) or "
-                              "referred business; check the business's licences and operations",
+RECOMMENDED_ACTION = {  # in the desks' language: the board and every team's topic show it as it is
+    RuleFamily.CRIMINAL_REFERRAL: "移送公安机关（行刑衔接）：3日内作出移送决定，24小时内移送；涉嫌犯罪的，绝不能以罚代刑",
+    RuleFamily.CROSS_AGENCY: "联合执法：相关部门联合检查，互通案卷，避免各自为战",
+    RuleFamily.REPEAT_OFFENDER: "重点监管：列为重点监管对象，复查并视情采取许可证措施",
+    RuleFamily.REVERSE_REFERRAL: "反向移送：公安机关已撤案，依法考虑给予行政处罚，避免违法行为不了了之",
+    RuleFamily.RECTIFICATION_OVERDUE: "整改逾期：整改期限届满未经合规复查确认，应复查并依法处罚",
+    RuleFamily.COMPLAINTS: "投诉举报集中：多名相互独立的投诉举报人反映同一主体，应现场检查（职业索赔人的投诉不计入）",
+    RuleFamily.BATCH_TRACE: "批次追溯：同一批次在多个销售者处不合格，应在生产者处追溯并下架召回，通报销售者所在区县",
+    RuleFamily.AREA_RISK: "风险预警：本区县多家主体同类产品同一项目不合格，属区域性风险，应开展专项抽检并追查来源",
+    RuleFamily.RELATED_PARTY: "关联主体：法定代表人同时担任被列入严重违法失信名单或涉嫌犯罪移送主体的法定代表人，"
+                              "应核查本主体的许可与经营情况",
 }
 
 _COUNTERFEIT = re.compile(r"伪劣|假冒|以假充真|以次充好|以不合格产品冒充合格产品|不符合安全标准")
