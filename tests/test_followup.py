@@ -215,6 +215,26 @@ def test_a_reverse_referrals_links_do_not_depend_on_when_an_earlier_finding_arri
     assert late == in_order and len(late) == 1, (late, in_order)
 
 
+def test_a_police_filing_on_a_referred_business_is_its_follow_up_not_a_cross_agency_lead() -> None:
+    """Issue 32: the police's 立案 of the case the hub referred was linked
+    (POLICE_FILED) and also opened a HIGH CROSS_AGENCY lead for the same facts."""
+    state, lead = referral()
+    state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + H)
+    state.accept(police("FILED", dt.date(2026, 10, 22)), RULES)
+    out = publish(state, T0 + 2 * H)
+    assert set(out) == {"CRIMINAL_REFERRAL"}, set(out)
+    assert _has_link(out["CRIMINAL_REFERRAL"], "POLICE_FILED")
+    # the police's own case before any referral is evidence of its own: two agencies, a joint lead
+    alone = BusinessState(region_code="410502")
+    alone.accept(police("FILED", dt.date(2026, 10, 1), case="A0"), RULES)
+    alone.accept(event("p1", dt.date(2026, 10, 10), kind=EventKind.PENALTY), RULES)
+    assert "CROSS_AGENCY" in publish(alone, T0)
+
+
+def _has_link(lead: dict, kind: str) -> bool:
+    return kind in {k["kind"] for k in lead["links"]}
+
+
 def test_a_dropped_case_without_a_referral_still_comes_back() -> None:
     state = BusinessState(region_code="410502")
     state.accept(police("WITHDRAWN", dt.date(2026, 11, 10)), RULES)

@@ -361,6 +361,19 @@ def _one_per_batch(facts: Iterable[Fact]) -> list[Fact]:
     return out
 
 
+_TAKEN_UP = frozenset({Outcome.POLICE_ACCEPTED.value, Outcome.POLICE_FILED.value})
+
+
+def _takes_up_a_referral(fact: Fact, adverse: list[Fact]) -> bool:
+    """The police accepting or filing a case after another agency's criminal
+    finding on the business: the referral's follow-up (linked to it as
+    POLICE_FILED), not a second agency's separate evidence, so it makes no
+    CROSS_AGENCY lead of the same facts. Decided from the facts alone, so
+    whatever order they came in."""
+    return fact.outcome in _TAKEN_UP and any(
+        f.criminal and f.agency != fact.agency and f.occurred_on <= fact.occurred_on for f in adverse)
+
+
 def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> list[LeadDraft]:
     """Every lead the history implies. Deterministic in the set of facts,
     whatever order they arrived in. Facts resolution moved elsewhere do not count."""
@@ -369,8 +382,8 @@ def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> l
     families: list[tuple[RuleFamily, list[Fact], int, Callable[[list[Fact]], bool]]] = [
         (RuleFamily.CRIMINAL_REFERRAL, [f for f in adverse if f.criminal],
          rules.cross_agency_window_days, lambda w: True),
-        (RuleFamily.CROSS_AGENCY, adverse, rules.cross_agency_window_days,
-         lambda w: len({f.agency for f in w}) >= rules.cross_agency_min_agencies),
+        (RuleFamily.CROSS_AGENCY, [f for f in adverse if not _takes_up_a_referral(f, adverse)],
+         rules.cross_agency_window_days, lambda w: len({f.agency for f in w}) >= rules.cross_agency_min_agencies),
         (RuleFamily.REPEAT_OFFENDER, _one_per_batch(f for f in adverse if f.kind in _FINDING_KINDS),
          rules.repeat_offender_window_days, lambda w: len(w) >= rules.repeat_offender_min_findings),
     ]
