@@ -270,6 +270,18 @@ def test_a_listed_members_representative_links_the_others_once_each() -> None:
         ("A", "C", ("CRIMINAL_REFERRAL",)), ("B", "C", ("CRIMINAL_REFERRAL",)), ("C", "A", ("LISTED",))]
 
 
+def test_a_removed_listing_is_told_as_withdrawn_once_and_told_again_if_listed_again() -> None:
+    """Issue 32: a RELATED_PARTY lead kept saying 已列入严重违法失信名单 after the removal."""
+    index = BusinessState()
+    signals.member(index, party("A", "LISTED"), RULES)
+    signals.member(index, party("B"), RULES)
+    [(to, withdrawn)] = signals.member(index, party("A"), RULES)  # A's listing removed
+    assert to == "B" and withdrawn.reasons == ("-LISTED",)
+    assert signals.member(index, party("A"), RULES) == []  # told once
+    [(_, again)] = signals.member(index, party("A", "LISTED"), RULES)
+    assert again.reasons == ("LISTED",)
+
+
 def test_an_over_common_representative_links_nothing() -> None:
     rules = dataclasses.replace(RULES, related_party_max_businesses=3)
     index = BusinessState()
@@ -390,6 +402,24 @@ def test_the_demo_signals_in_any_interleaving(tmp_path: Path, pick: int) -> None
     assert serial_ref in bus.state(TEA.uscc).serial
     for lead in bus.leads.values():  # no complainant, not even by hash, and no representative on any lead
         assert serial_ref not in repr(lead) and REPRESENTATIVE[0] not in repr(lead)
+
+
+def test_a_removal_from_the_list_supersedes_the_related_party_lead_and_says_why(tmp_path: Path) -> None:
+    bus = signal_bus(tmp_path)
+    lead = final(bus)[(NEWCO.name, "RELATED_PARTY")]
+    assert lead["status"] == "OPEN" and "已列入严重违法失信名单" in lead["evidence"][0]["finding"]
+    credit = _headers(SamrCreditConnector)
+    removal = {"主体名称": LISTED.name, "统一社会信用代码": LISTED.uscc, "法定代表人": REPRESENTATIVE[0],
+               "法定代表人证件号码": REPRESENTATIVE[1], "列入日期": "2026-09-01",
+               "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证", "作出决定机关": "安阳市市场监督管理局",
+               "移出日期": "2026-11-25", "移出事由": "信用修复"}
+    bus.publish_file("samr.credit", write_csv(tmp_path / "移出.csv", credit, [[removal[c] for c in credit]], "utf-8"))
+    bus.run()
+    after = bus.leads[lead["lead_id"]]
+    assert after["status"] == "SUPERSEDED", after["status"]
+    assert "已移出严重违法失信名单" in after["evidence"][0]["finding"]
+    assert "已列入严重违法失信名单" not in repr(after["evidence"])
+    assert final(bus)[(LISTED.name, "REPEAT_OFFENDER")]["credit_status"] == "REMOVED"
 
 
 def test_signals_sent_to_the_wrong_kind_of_key_are_refused(tmp_path: Path) -> None:

@@ -71,6 +71,8 @@ class PartyRole(enum.StrEnum):
 
 
 _REASON_TEXT = {Reason.LISTED: "已列入严重违法失信名单", Reason.CRIMINAL_REFERRAL: "有移送公安机关的线索"}
+_WITHDRAWN_TEXT = {Reason.LISTED: "已移出严重违法失信名单", Reason.CRIMINAL_REFERRAL: "的移送公安机关线索已不成立"}
+WITHDRAWN = "-"  # before a reason in a LINK: it no longer holds
 
 
 @dataclass(frozen=True)
@@ -306,26 +308,41 @@ def member(state: "BusinessState", party: Party, rules: RuleSettings) -> list[tu
     out = []
     for one in sorted(state.facts.values(), key=lambda f: f.event_id):
         for other in sorted(state.facts.values(), key=lambda f: f.event_id):
-            if one.party == other.party or not other.identity:
+            if one.party == other.party:
                 continue
-            for reason in other.identity.split(","):
+            current = [r for r in other.identity.split(",") if r]
+            for reason in current:
                 told = f"{TOLD}{one.party}>{other.party}:{reason}"
                 if told not in state.flagged:
                     state.flagged.add(told)
-                    out.append((one.party, Party(other.party, other.summary or None, other.party_name,
-                                                 other.party_region or None, (reason,),
-                                                 max(one.occurred_on, other.occurred_on))))
+                    out.append((one.party, _other(one, other, reason)))
+            # what was told and holds no more (a listing removed): told as withdrawn, once
+            for told in sorted(t for t in state.flagged if t.startswith(f"{TOLD}{one.party}>{other.party}:")):
+                reason = told.rsplit(":", 1)[1]
+                if reason not in current:
+                    state.flagged.discard(told)
+                    out.append((one.party, _other(one, other, WITHDRAWN + reason)))
     return out
+
+
+def _other(one: Fact, other: Fact, reason: str) -> Party:
+    return Party(other.party, other.summary or None, other.party_name, other.party_region or None, (reason,),
+                 max(one.occurred_on, other.occurred_on))
 
 
 def link_fact(other: Party) -> Fact:
     """What a business keeps of a link: evidence for its RELATED_PARTY lead,
-    naming the other business and why it matters, never the person."""
-    reason = Reason(other.reasons[0])
+    naming the other business and why it matters, never the person. A
+    withdrawn reason (the listing removed) replaces the link's fact with one
+    that says so and counts for no lead: the lead is superseded, and its
+    last record says the other business is no longer listed."""
+    withdrawn = other.reasons[0].startswith(WITHDRAWN)
+    reason = Reason(other.reasons[0].removeprefix(WITHDRAWN))
     summary = (f"法定代表人同时是{other.name}（{other.business_id or '统一社会信用代码未知'}）的法定代表人，"
-               f"该主体{_REASON_TEXT[reason]}")
+               f"该主体{(_WITHDRAWN_TEXT if withdrawn else _REASON_TEXT)[reason]}")
     return Fact(f"{LINK_PREFIX}{other.key}:{reason.value}", "SAMR", EventKind.REGISTRATION.value, other.on, False, "",
-                summary, other.business_id or "", 0, identity=reason.value, outcome=Outcome.RELATED.value,
+                summary, other.business_id or "", 0, identity=reason.value,
+                outcome="" if withdrawn else Outcome.RELATED.value,
                 party=other.key, party_name=other.name, party_region=other.region_code or "")
 
 

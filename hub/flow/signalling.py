@@ -83,7 +83,9 @@ def apply(flow: Flow, message: ResolutionMessage, batch: Batch) -> None:
         state.serial.add(complainant)
     else:  # LINK
         fact = signals.link_fact(signals.Party.from_message(body["party"]))
-        changed = fact.event_id not in state.facts
-        state.facts.setdefault(fact.event_id, fact)
+        known = state.facts.get(fact.event_id)
+        changed = known is None or known.outcome != fact.outcome  # new, withdrawn, or told again after that
+        if changed:
+            state.facts[fact.event_id] = fact
     if changed:
         batch.changed[message.key] = state
