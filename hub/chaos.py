@@ -255,11 +255,18 @@ class Difference:
                    else ""))
 
 
+def _fields_apart(clean: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """Which fields of a lead differ, with both values: what to look at."""
+    return [f"{k}: {clean.get(k)!r} / {run.get(k)!r}" for k in sorted(clean.keys() | run.keys())
+            if clean.get(k) != run.get(k)]
+
+
 def compare(clean: Outcome, run: Outcome) -> Difference:
     diff = Difference(
         lost=sorted(clean.open_leads.keys() - run.open_leads.keys()),
         extra=sorted(run.open_leads.keys() - clean.open_leads.keys()),
-        changed=sorted(k for k in clean.open_leads.keys() & run.open_leads.keys()
+        changed=sorted(f"{k} ({', '.join(_fields_apart(clean.open_leads[k], run.open_leads[k]))})"
+                       for k in clean.open_leads.keys() & run.open_leads.keys()
                        if clean.open_leads[k] != run.open_leads[k]))
     diff.other += run.faults()
     if run.events != clean.events:
