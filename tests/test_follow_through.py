@@ -74,8 +74,10 @@ def _has(lead: dict, kind: str) -> bool:
 def test_a_transfer_with_no_police_case_escalates_to_oversight_then_a_police_filing_links_to_it(running) -> None:
     settings, metrics_port, tmp = running
     pork = _lead_of(settings, PORK.uscc, "CRIMINAL_REFERRAL")
-    assert pork["transfer_by"] is not None and OVERSIGHT not in _copies(settings, pork["lead_id"])
-    # The clenbuterol finding was announced in July and reached the hub today: late (迟报).
+    # The clenbuterol finding was announced in July and reached the hub today: late (迟报), and by the 310
+    # limits, which run from the finding, overdue on arrival: the oversight team has it from the start.
+    assert pork["transfer_by"] < pork["first_seen"] and pork["escalation"] == "TRANSFER_OVERDUE"
+    assert OVERSIGHT in _copies_once(settings, pork["lead_id"], "the oversight copy", lambda c: OVERSIGHT in c)
     assert pork["reported_late_days"] > 100 and pork["evidence"][0]["reported_after_days"] > 100
     assert _metric(metrics_port, "hub_late_critical_findings_total", 'connector="samr.sampling"') >= 1
     moved = _hub(settings, tmp, "leads", "transfer", pork["lead_id"], "--key", _key(settings, "samr-anyang"),
@@ -124,9 +126,11 @@ def test_a_dropped_case_opens_a_reverse_referral_for_the_county_desk(running) ->
     _publish(settings, "police.case", dropped)
     reverse = _lead_of(settings, LIQUOR.uscc, "REVERSE_REFERRAL")
     assert [(k["kind"], k["lead_id"]) for k in reverse["links"]] == [("REFERRAL", liquor["lead_id"])]
-    copies = _copies_once(settings, reverse["lead_id"], "the county desk's copy",
-                          lambda c: _team_topic("samr-taigu") in c)  # published once: every copy alike
-    assert set(copies) == {LEADS_TOPIC, _team_topic("samr-taigu")}  # not the police, nor the city (MEDIUM)
+    copies = _copies_once(settings, reverse["lead_id"], "the county desk's and the procuratorate's copies",
+                          lambda c: {_team_topic("samr-taigu"), _team_topic("procuratorate-shanxi")} <= set(c))
+    # the county desk and the procuratorate that watches transfers both ways; not the police, nor the city (MEDIUM)
+    assert set(copies) == {LEADS_TOPIC, _team_topic("samr-taigu"), _team_topic("procuratorate-shanxi")}
+    assert "公安机关撤案：案件编号 A1407032026080031" in copies[_team_topic("samr-taigu")]["recommended_action"]
     original = _copies_once(settings, liquor["lead_id"], "the referral's link",
                             lambda c: _has(c[LEADS_TOPIC], "POLICE_DROPPED"))[LEADS_TOPIC]
     assert reverse["lead_id"] in {k["lead_id"] for k in original["links"]}
