@@ -31,9 +31,11 @@ from connectors.police_case import PoliceCaseConnector
 from connectors.samr_complaint import SamrComplaintConnector
 from connectors.samr_credit import SamrCreditConnector
 from connectors.samr_penalty import SamrPenaltyConnector
+from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_sampling import SamrSamplingConnector
 from hub.broker import EmbeddedBroker
-from hub.trust import ensure_keys, trust_env
+from hub.feedback import publish_ticks
+from hub.trust import Role, ensure_keys, signer, trust_env
 from hub.domain.events import Agency, EventKind
 from hub.domain.leads import BusinessState
 from hub.domain.signals import LINK_PREFIX, is_index_key
@@ -51,8 +53,8 @@ TIMES = frozenset({"first_seen", "updated_at", "triggered_by_received_at", "ackn
                    "version"})  # version: a clock (LeadMark.next_version)
 EVIDENCE_TIMES = frozenset({"reported_after_days"})  # from the record's arrival
 # Connectors in the order a clean run feeds them; the storm feeds them in the same order.
-ORDER = ("registry.business", "samr.penalty", "police.case", "agri.sampling", "samr.sampling", "samr.complaint",
-         "samr.credit")
+ORDER = ("registry.business", "samr.penalty", "police.case", "agri.sampling", "samr.sampling", "samr.inspection",
+         "samr.complaint", "samr.credit")
 BIG_FILE = "samr.penalty-big.csv"
 NO_HISTORY = frozenset({EventKind.REGISTRATION.value, EventKind.CREDIT_LISTING.value})
 CHAOS_PII_KEY = "chaos-test-key-not-for-production"
@@ -123,12 +125,33 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
                 "处罚依据": "《中华人民共和国食品安全法》第一百二十四条", "处罚类别": "罚款", "处罚内容": "罚款",
                 "罚款金额(万元)": str(wan), "处罚决定日期": day(), "处罚机关": "测试市市场监督管理局"}
 
-    def case(i: int, b: _Business) -> dict[str, str]:
+    def case(i: int, b: _Business) -> list[dict[str, str]]:
+        """A filed case; one in six later dropped (撤案: a reverse referral to market supervision)."""
         accepted = day()
-        return {"案件编号": f"A{b.uscc[2:8]}2026{i:06d}", "案件名称": "生产、销售伪劣产品案", "案由": "生产、销售伪劣产品罪",
-                "受案时间": accepted, "立案时间": accepted, "案件状态": "立案", "涉案单位名称": b.name,
-                "涉案单位统一社会信用代码": uscc(b), "涉案金额(元)": str(rng.randint(1000, 90000)),
-                "办案单位": "测试市公安局食药环侦大队", "线索来源": "群众举报"}
+        filed = {"案件编号": f"A{b.uscc[2:8]}2026{i:06d}", "案件名称": "生产、销售伪劣产品案",
+                 "案由": "生产、销售伪劣产品罪", "受案时间": accepted, "立案时间": accepted, "案件状态": "立案",
+                 "涉案单位名称": b.name, "涉案单位统一社会信用代码": uscc(b), "涉案金额(元)": str(rng.randint(1000, 90000)),
+                 "办案单位": "测试市公安局食药环侦大队", "线索来源": "群众举报"}
+        if rng.random() >= 1 / 6:
+            return [filed]
+        return [filed, dict(filed, 案件状态="撤案", 受案时间=accepted)]
+
+    def inspection(i: int, b: _Business) -> list[dict[str, str]]:
+        """An inspection; half find the business non-compliant and order a
+        rectification within two weeks (书面限期整改), of which a third are
+        confirmed by a compliant re-inspection in time, a third late, and a
+        third never: rectifications met, missed and left open."""
+        on = dt.date.fromisoformat(day())
+        failed = rng.random() < 0.5
+        found = {"检查编号": f"JC2026-{i:06d}", "被检查单位名称": b.name, "统一社会信用代码": uscc(b),
+                 "检查日期": on.isoformat(), "检查人员": "检查员甲、检查员乙", "检查结果": "不符合" if failed else "符合",
+                 "结果处理": "书面限期整改" if failed else "通过", "发现问题": "冷库温度记录缺失" if failed else "",
+                 "整改期限": (on + dt.timedelta(days=14)).isoformat() if failed else ""}
+        later = rng.choice((7, 40, None)) if failed else None
+        if later is None:
+            return [found]
+        return [found, dict(found, 检查编号=f"FC2026-{i:06d}", 检查日期=(on + dt.timedelta(days=later)).isoformat(),
+                            检查结果="符合", 结果处理="通过", 发现问题="", 整改期限="")]
 
     def farm_sample(i: int, b: _Business) -> dict[str, str]:
         failed = rng.random() < 0.3
@@ -189,10 +212,11 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
                 "法定代表人证件号码": b.representative[1], "列入日期": day(),
                 "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证", "作出决定机关": "测试市市场监督管理局"}
 
-    kinds: dict[str, tuple[Any, Callable[[int, _Business], dict[str, str]], str]] = {
+    kinds: dict[str, tuple[Any, Callable[[int, _Business], Any], str]] = {
         "registry.business": (BusinessRegistryConnector, registered, "utf-8-sig"),
         "samr.penalty": (SamrPenaltyConnector, penalty, "gbk"),
         "police.case": (PoliceCaseConnector, case, "utf-8"),
+        "samr.inspection": (SamrInspectionConnector, inspection, "utf-8"),
         "agri.sampling": (AgriSamplingConnector, farm_sample, "utf-8"),
         "samr.sampling": (SamrSamplingConnector, notice, "utf-8"),
         "samr.complaint": (SamrComplaintConnector, complaint, "gbk"),
@@ -206,8 +230,9 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
                 rng.sample(pool, max(1, businesses // 100)) if name == "samr.credit" else \
                 [rng.choice(pool) for _ in range(rows // parts)]
             base = part * len(subjects)
+            made = [make(base + i, b) for i, b in enumerate(subjects)] if name != "samr.sampling" else []
             records = notices(subjects, base) if name == "samr.sampling" else \
-                [make(base + i, b) for i, b in enumerate(subjects)]
+                [r for m in made for r in (m if isinstance(m, list) else [m])]
             out.append((name, write_csv(folder / f"{name}-{part}.csv", list(connector.columns),
                                         [_row(connector.columns, r) for r in records], encoding)))
         if part == parts // 2:
@@ -277,10 +302,14 @@ def compare(clean: Outcome, run: Outcome) -> Difference:
     return diff
 
 
+def compared(lead: dict[str, Any]) -> dict[str, Any]:
+    """What of a lead two runs must agree on: every field but when things happened."""
+    return {**{k: v for k, v in lead.items() if k not in TIMES},
+            "evidence": [{k: v for k, v in e.items() if k not in EVIDENCE_TIMES} for e in lead["evidence"]]}
+
+
 def outcome(settings: Settings) -> Outcome:
-    leads = {lead_id: {**{k: v for k, v in lead.items() if k not in TIMES},
-                       "evidence": [{k: v for k, v in e.items() if k not in EVIDENCE_TIMES} for e in lead["evidence"]]}
-             for lead_id, lead in final_leads(settings).items() if lead["status"] == "OPEN"}
+    leads = {lead_id: compared(lead) for lead_id, lead in final_leads(settings).items() if lead["status"] == "OPEN"}
     latest: dict[bytes, bytes | None] = {}
     for message in read_to_end(settings, changelog_topic(settings)):
         key = message.key()
@@ -465,6 +494,11 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
             while feeder.is_alive():
                 _sleep_supervising(fleet, 0.5)
             _wait_supervising(fleet, settings, timeout_s)
+            # The workers tick every 10 s, wherever that falls among the events; one tick once every event
+            # is in decides the deadlines no evidence answered (as `hub backfill` does), so that a run's
+            # leads do not depend on whether a periodic tick came after its last event.
+            publish_ticks(settings, time.time(), signer(settings, Role.WORKER, settings.worker_name))
+            _wait_supervising(fleet, settings, timeout_s)
         finally:
             fleet.stop()
         if fleet.exits:  # a worker's own non-zero exit is its supervisor's to restart: reported, not a fault
@@ -511,6 +545,26 @@ def _wait_supervising(fleet: Fleet, settings: Settings, timeout_s: float) -> Non
         raise done[0]
 
 
+def backfilled(sources: list[tuple[str, Path]], workdir: Path, timeout_s: float) -> dict[str, dict[str, Any]]:
+    """The open leads `hub backfill` makes of the same exports (every file
+    first, then the worker, one tick at the end), compared as a run's are."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "leads.jsonl"
+    env = {**os.environ, "HUB_STATE_DIR": str(workdir / "state"), "HUB_PII_KEY": CHAOS_PII_KEY,
+           "HUB_APP_ID": "hub-chaos", "HUB_METRICS_PORT": "0", "HUB_WEB_PORT": "-1"}
+    env.pop("HUB_BROKER_URL", None)
+    with open(workdir / "backfill.log", "wb") as log:
+        subprocess.run([sys.executable, "-m", "hub.cli", "backfill", *(a for name, path in sources
+                                                                      for a in ("--source", f"{name}={path}")),
+                        "--leads-out", str(out), "--timeout", str(timeout_s)], cwd=workdir, env=env, stdout=log,
+                       stderr=log, check=True, timeout=timeout_s * 2)
+    with EmbeddedBroker(workdir / "state" / "kafka").start() as broker:  # read back as a run's leads are
+        settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
+                                                            pii_key=CHAOS_PII_KEY, state_dir=workdir / "state")
+        return {lead_id: compared(lead) for lead_id, lead in final_leads(settings).items()
+                if lead["status"] == "OPEN"}
+
+
 def storms(workdir: Path, count: int, storm: Storm, rows: int, seed: int,
            say: Callable[[str], None]) -> int:
     """A clean run, then ``count`` storms against it: how many came out identical."""
@@ -521,6 +575,9 @@ def storms(workdir: Path, count: int, storm: Storm, rows: int, seed: int,
         f"{len(clean.rejected_rows)} rows rejected, in {time.monotonic() - t0:.0f}s")
     for fault in clean.faults() + problems:
         say(f"  clean run fault: {fault}")
+    filled = backfilled(sources, workdir / "backfill", timeout_s=600)
+    apart = compare(clean, dataclasses.replace(clean, open_leads=filled))
+    say(f"hub backfill over the same files: {apart.line()}")
     identical = 0
     for n in range(count):
         t0 = time.monotonic()

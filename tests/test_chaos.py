@@ -8,9 +8,12 @@ every rejected row in the dead letters. The exports carry the signals
 between businesses as well (complaints and a serial filer, legal
 representatives and a credit list, batches failing at two sellers, area
 risk), so their messages between businesses and indexes are killed mid-way
-too. `hub chaos` is the long version."""
+too, with 撤案 and rectifications met, missed and left open; `hub backfill`
+over the same files gives the same open leads. `hub chaos` is the long
+version."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import pytest
 
 from connectors.discovery import load
 from connectors.sdk import RowRejected
-from hub.chaos import BIG_FILE, CHAOS_PII_KEY, Storm, compare, run, write_dataset
+from hub.chaos import BIG_FILE, CHAOS_PII_KEY, Storm, backfilled, compare, run, write_dataset
 from hub.domain.pii import PersonalDataHasher
 
 pytestmark = pytest.mark.broker
@@ -50,6 +53,13 @@ def test_a_storm_of_kills_and_a_pause_leaves_the_clean_runs_leads(tmp_path: Path
     rules = {rule for lead in clean.open_leads.values() for rule in lead["rules"]}
     assert {"COMPLAINTS", "BATCH_TRACE", "AREA_RISK", "RELATED_PARTY"} <= rules, rules
     assert any(lead["credit_status"] == "LISTED" for lead in clean.open_leads.values())
+    # and every rule family of follow-through: 撤案 (reverse referrals), rectifications missed, escalations
+    assert {"REVERSE_REFERRAL", "RECTIFICATION_OVERDUE", "CRIMINAL_REFERRAL", "CROSS_AGENCY"} <= rules, rules
+    assert {"RECTIFICATION_OVERDUE", "TRANSFER_OVERDUE"} <= {e for lead in clean.open_leads.values()
+                                                             for e in lead["escalations"]}
+    # the same files through `hub backfill` (every file first, then the worker): the same open leads
+    filled = backfilled(sources, tmp_path / "backfill", timeout_s=600)
+    assert not (apart := compare(clean, dataclasses.replace(clean, open_leads=filled))), apart.line()
 
     said: list[str] = []
     storm, problems = run(sources, tmp_path / "storm", Storm(kills=4, pauses=1, broker_kills=1, broker_stops=1, seed=5),
