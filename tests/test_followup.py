@@ -112,6 +112,53 @@ def test_the_transfer_clock_runs_from_the_finding_and_a_late_finding_is_overdue_
     assert own["rules"] == ["CRIMINAL_REFERRAL"] and own["escalation"] is None
 
 
+def _final(*records: dict, now: int = T0 + H) -> dict[str, dict]:
+    """Each record in its own batch, a tick after each: the last record of every lead, less when things happened."""
+    state = BusinessState(region_code="410502")
+    last: dict[str, dict] = {}
+    for record in records:
+        state.accept(record, RULES)
+        last.update({l["lead_id"]: l for l in state.lead_updates(KEY, RULES, now, LIFE)})
+        state.escalate_due(LIFE, now)
+        last.update({l["lead_id"]: l for l in state.lead_updates(KEY, RULES, now, LIFE)})
+    return {l["rules"][0]: {k: v for k, v in l.items() if k not in ("history", "version", "updated_at")}
+            for l in last.values() if l["status"] != "SUPERSEDED"}
+
+
+def test_a_transfer_deadline_is_decided_by_the_police_records_date_in_either_order() -> None:
+    """Issue 30: a late finding is overdue on arrival; when the police's 立案,
+    dated within the 310 limit, comes after it, the escalation is withdrawn,
+    so the lead is the same as when the 立案 came first. A 立案 after the
+    limit was late either way."""
+    late_finding = clenbuterol(dt.date(2026, 10, 1))  # its transfer was due by 10-05, 00:00 CST
+    for filed_on, overdue in ((dt.date(2026, 10, 3), False), (dt.date(2026, 10, 12), True)):
+        filing = police("FILED", filed_on)
+        first, second = _final(late_finding, filing), _final(filing, late_finding)
+        assert first == second, (filed_on, first["CRIMINAL_REFERRAL"], second["CRIMINAL_REFERRAL"])
+        referral = first["CRIMINAL_REFERRAL"]
+        assert (referral["escalation"], referral["escalations"], referral["oversight"]) == (
+            ("TRANSFER_OVERDUE", ["TRANSFER_OVERDUE"], True) if overdue else (None, [], False))
+    state = BusinessState(region_code="410502")
+    state.accept(late_finding, RULES)
+    [lead] = state.lead_updates(KEY, RULES, T0, LIFE)
+    assert lead["escalation"] == "TRANSFER_OVERDUE" and "oversight-henan" in names(recipients(lead, TEAMS))
+    state.accept(police("FILED", dt.date(2026, 10, 3)), RULES)
+    [withdrawn] = [l for l in state.lead_updates(KEY, RULES, T0 + H, LIFE) if l["rules"] == ["CRIMINAL_REFERRAL"]]
+    assert withdrawn["history"][-1]["status"] == "WITHDRAWN_TRANSFER_OVERDUE" and not withdrawn["oversight"]
+    assert "oversight-henan" in names(recipients(withdrawn, TEAMS))  # the procuratorate hears it was withdrawn
+
+
+def test_a_rectification_a_tick_flagged_is_no_lead_once_its_in_time_confirmation_arrives() -> None:
+    """Issue 30: a tick found a rectification overdue before the compliant
+    re-inspection, dated before the deadline, arrived: the same records in
+    date order give no RECTIFICATION_OVERDUE lead, so neither may this order."""
+    order = inspection("r1", dt.date(2026, 9, 24), "NON_COMPLIANT", rectify_by=dt.date(2026, 10, 8))
+    confirmed = inspection("r2", dt.date(2026, 10, 6), "COMPLIANT")
+    assert "RECTIFICATION_OVERDUE" in _final(order)
+    assert "RECTIFICATION_OVERDUE" not in _final(order, confirmed)
+    assert _final(order, confirmed) == _final(confirmed, order)
+
+
 def test_a_transfer_the_police_never_take_up_escalates_as_unfiled() -> None:
     state, lead = referral()
     state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + 10 * H)

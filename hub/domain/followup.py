@@ -124,14 +124,17 @@ def next_due_ms(found: Iterable[Rectification], flagged: set[str], grace_days: i
 
 def overdue_drafts(business_key: str, found: Iterable[Rectification], flagged: set[str],
                    grace_days: int) -> list[LeadDraft]:
-    """A lead for every rectification a tick found overdue (``flagged``), and
-    for every one whose own evidence says it was: a compliant re-inspection
-    dated after a deadline plus grace. The evidence decides whether or not a
-    tick fell in between, so the same records give the same leads."""
+    """A lead for every rectification a tick found overdue (``flagged``) and
+    no evidence since showed confirmed in time, and for every one whose own
+    evidence says it was: a compliant re-inspection dated after a deadline
+    plus grace. The evidence decides whether or not a tick fell in between,
+    so the same records give the same leads."""
     family = RuleFamily.RECTIFICATION_OVERDUE
     return [LeadDraft(lead_id(business_key, family, r.start.occurred_on), family, r.start.occurred_on,
                       r.evidence[-1].occurred_on, r.evidence)
-            for r in found if r.start.event_id in flagged or r.confirmed_late(grace_days)]
+            for r in found if r.confirmed_late(grace_days) or r.start.event_id in flagged and not (
+                # a tick flagged it before the compliant re-inspection, dated in time, arrived: not overdue
+                r.confirmed_by is not None and r.overdue_from(grace_days) is None)]
 
 
 def is_police_follow_up(fact: Fact, leads: Mapping[str, LeadMark]) -> bool:

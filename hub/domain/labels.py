@@ -74,4 +74,6 @@ def history(code: str) -> str:
     """A history entry's status: a LeadStatus, REOPENED, or ESCALATED_<level>."""
     if code.startswith("ESCALATED_"):
         return "升级：" + escalation(code.removeprefix("ESCALATED_"))
+    if code.startswith("WITHDRAWN_"):
+        return "撤回升级：" + escalation(code.removeprefix("WITHDRAWN_"))
     return HISTORY.get(code) or status(code)

@@ -344,6 +344,8 @@ class BusinessState:
             mark.note(now_ms, LeadStatus.SUPERSEDED, None, successor.lead_id if successor else
                       f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else NO_LONGER_NOTE)
         followup.link(business_key, self.leads, self.facts.values(), rectifications, now_ms)
+        for mark in self.leads.values():
+            lifecycle.withdraw_if_answered(mark, deadlines, self.found_ms(mark), now_ms)
         out = []
         for lead_id, mark in self.leads.items():
             if not mark.dirty:

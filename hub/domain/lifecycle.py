@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Iterable
 
+from hub.domain.events import cst_start_ms
 from hub.domain.rules import SEVERITY, RuleFamily
 from hub.settings import LifecycleSettings
 
@@ -76,6 +77,7 @@ class LinkKind(StrEnum):
 
 # Escalations that bring a lead to the oversight teams (行政执法监督).
 OVERSIGHT = frozenset({Escalation.TRANSFER_OVERDUE, Escalation.TRANSFER_UNFILED, Escalation.NOT_TRANSFERRED})
+WITHDRAWN = "WITHDRAWN_"  # a history entry: the escalation after it, withdrawn on evidence
 
 
 ACTIVE = frozenset({LeadStatus.OPEN, LeadStatus.ACKNOWLEDGED, LeadStatus.INVESTIGATING, LeadStatus.TRANSFERRED})
@@ -154,10 +156,22 @@ class LeadMark:
     @property
     def escalations(self) -> list[str]:
         """Every escalation the lead has had, oldest first, each once: its
-        history keeps them across reopenings (``escalated`` restarts)."""
-        raised = (status.removeprefix("ESCALATED_") for _, status, _, _ in self.history
-                  if status.startswith("ESCALATED_"))
-        return list(dict.fromkeys(raised))
+        history keeps them across reopenings (``escalated`` restarts); one
+        later evidence withdrew (the police took the case up in time) is
+        not among them."""
+        raised: dict[str, None] = {}
+        for _, status, _, _ in self.history:
+            if status.startswith("ESCALATED_"):
+                raised[status.removeprefix("ESCALATED_")] = None
+            elif status.startswith(WITHDRAWN):
+                raised.pop(status.removeprefix(WITHDRAWN), None)
+        return list(raised)
+
+    @property
+    def taken_up_ms(self) -> int | None:
+        """When the police first took the case up (受案 or 立案), by their record's own date (CST day start)."""
+        days = [day for kind, _, day, _ in self.links if kind in (LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED)]
+        return cst_start_ms(dt.date.fromordinal(min(days))) if days else None
 
     def next_version(self, now_ms: int) -> int:
         """The version of the record about to be published: a hybrid logical
@@ -279,12 +293,18 @@ def deadlines(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None
         out[ACKNOWLEDGE_OVERDUE] = mark.opened_ms + lifecycle.acknowledge_ms(mark.severity)
     if mark.status in ACTIVE:
         out[CLOSE_OVERDUE] = mark.opened_ms + lifecycle.close_ms(mark.severity)
-    if mark.rule == RuleFamily.CRIMINAL_REFERRAL and not mark.police_took_up:
-        transferred = mark.transferred_ms
-        if mark.status is LeadStatus.TRANSFERRED and transferred is not None:
+    if mark.rule == RuleFamily.CRIMINAL_REFERRAL:
+        transferred, taken_up = mark.transferred_ms, mark.taken_up_ms
+        if mark.status is LeadStatus.TRANSFERRED and transferred is not None and taken_up is None:
             out[Escalation.TRANSFER_UNFILED] = transferred + lifecycle.police_filing_ms
-        elif mark.status in ACTIVE and transferred is None:
-            out[Escalation.TRANSFER_OVERDUE] = (mark.opened_ms if found_ms is None else found_ms) + lifecycle.transfer_ms
+        elif found_ms is not None:
+            # Not transferred: by the records' own dates, overdue if the police have no case on it by the
+            # deadline, or took it up only after (late), whatever order the records came in.
+            due = found_ms + lifecycle.transfer_ms
+            if mark.status in ACTIVE and transferred is None and (taken_up is None or taken_up > due):
+                out[Escalation.TRANSFER_OVERDUE] = due
+        elif mark.status in ACTIVE and transferred is None and taken_up is None:
+            out[Escalation.TRANSFER_OVERDUE] = mark.opened_ms + lifecycle.transfer_ms
     if mark.status is LeadStatus.CLOSED and mark.closed_ms is not None:
         out[RECHECK_DUE] = mark.closed_ms + lifecycle.recheck_ms
         out[Escalation.RECHECK_OVERDUE] = mark.closed_ms + lifecycle.recheck_ms + lifecycle.recheck_grace_ms
@@ -295,6 +315,21 @@ def pending_deadline(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int
     """The earliest deadline not yet escalated."""
     due = [at for level, at in deadlines(mark, lifecycle, found_ms).items() if level not in mark.escalated]
     return min(due) if due else None
+
+
+def withdraw_if_answered(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None, now_ms: int) -> bool:
+    """A TRANSFER_OVERDUE raised before the police's record arrived (a tick,
+    or overdue on arrival), when that record shows they took the case up by
+    the deadline: withdrawn, so the lead is what the records' own dates say,
+    whatever order they came in. Whether it was."""
+    taken_up = mark.taken_up_ms
+    if Escalation.TRANSFER_OVERDUE not in mark.escalated or found_ms is None or taken_up is None \
+            or taken_up > found_ms + lifecycle.transfer_ms:
+        return False
+    mark.escalated = tuple(e for e in mark.escalated if e != Escalation.TRANSFER_OVERDUE)
+    mark.note(now_ms, WITHDRAWN + Escalation.TRANSFER_OVERDUE, None, "公安机关已按期受案或立案：移送未超期")
+    mark.oversight = mark.rule == RuleFamily.REVERSE_REFERRAL or any(e in OVERSIGHT for e in mark.escalated)
+    return True
 
 
 def escalate_if_due(mark: LeadMark, lifecycle: LifecycleSettings, now_ms: int,

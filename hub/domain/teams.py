@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hub.domain.events import Agency
+from hub.domain.lifecycle import WITHDRAWN
 from hub.domain.rules import RuleFamily, Severity
 
 SEVERITIES = [s.value for s in Severity]
@@ -85,7 +86,7 @@ class Team:
         if _RANK[lead["severity"]] < _RANK[self.min_severity]:
             return False
         oversees = self.oversees
-        if oversees and not lead.get("oversight"):
+        if oversees and not (lead.get("oversight") or _withdrawn(lead)):
             return False
         rules = lead["rules"]
         if self.rules and not any(rule in self.rules for rule in rules):
@@ -100,6 +101,12 @@ class Team:
             if not any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction for code in codes):
                 return False
         return not self.categories or any(theme in text for theme in self.categories for text in _themed(lead))
+
+
+def _withdrawn(lead: dict[str, Any]) -> bool:
+    """A flag for oversight withdrawn on evidence: the oversight teams that
+    received the lead hear of the withdrawal, and of the lead from then on."""
+    return any(h["status"].startswith(WITHDRAWN) for h in lead.get("history") or ())
 
 
 def _themed(lead: dict[str, Any]) -> Iterable[str]:
