@@ -274,10 +274,9 @@ class Difference:
     def line(self) -> str:
         if not self:
             return "identical"
+        shown = [f"lost {k}" for k in self.lost[:5]] + [f"extra {k}" for k in self.extra[:5]] + self.changed[:5]
         return (f"lost {len(self.lost)} / extra {len(self.extra)} / changed {len(self.changed)} open leads"
-                + "".join(f"; {o}" for o in self.other)
-                + (f" (e.g. {(self.lost + self.extra + self.changed)[0]})" if self.lost or self.extra or self.changed
-                   else ""))
+                + "".join(f"; {o}" for o in self.other) + (f" (e.g. {'; '.join(shown)})" if shown else ""))
 
 
 def _fields_apart(clean: dict[str, Any], run: dict[str, Any]) -> list[str]:
