@@ -173,7 +173,7 @@ def test_a_transfer_the_police_never_take_up_escalates_as_unfiled() -> None:
 def test_a_police_filing_links_to_the_referral_and_stops_its_clocks_in_either_order() -> None:
     for police_first in (False, True):
         state = BusinessState(region_code="410502")
-        filed = police("FILED", dt.date(2026, 10, 25))
+        filed = police("FILED", dt.date(2026, 10, 22))  # within 3 days of the transfer (10-20)
         if police_first:
             state.accept(filed, RULES)
         state.accept(clenbuterol(), RULES)
@@ -187,6 +187,27 @@ def test_a_police_filing_links_to_the_referral_and_stops_its_clocks_in_either_or
         assert linked["police_filing_by"] is None and linked["transfer_by"] is None
         raised = [level for _ in range(5) for level in state.escalate_due(LIFE, T0 + 1000 * H)]
         assert "CLOSE_OVERDUE" in raised and not {"TRANSFER_OVERDUE", "TRANSFER_UNFILED"} & set(raised)
+
+
+def test_a_police_filing_dated_after_its_three_days_is_late_in_either_order() -> None:
+    """The police decide within 3 days of the transfer (310): a 立案 dated
+    later is TRANSFER_UNFILED, whether it arrived before the tick or after;
+    one dated in time withdraws a TRANSFER_UNFILED a tick raised first."""
+    for filed_on, late in ((dt.date(2026, 10, 25), True), (dt.date(2026, 10, 22), False)):
+        outcomes = []
+        for police_first in (False, True):
+            state, lead = referral()
+            state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + H)
+            filed = police("FILED", filed_on)
+            if police_first:
+                state.accept(filed, RULES)
+            state.escalate_due(LIFE, T0 + 200 * H)
+            if not police_first:
+                state.accept(filed, RULES)
+            state.escalate_due(LIFE, T0 + 201 * H)
+            final = publish(state, T0 + 201 * H)["CRIMINAL_REFERRAL"]
+            outcomes.append((final["escalations"], final["oversight"]))
+        assert outcomes[0] == outcomes[1] == ((["TRANSFER_UNFILED"], True) if late else ([], False)), outcomes
 
 
 def test_a_police_filing_after_closure_is_follow_up_and_reopens_nothing() -> None:

@@ -295,7 +295,9 @@ def deadlines(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None
         out[CLOSE_OVERDUE] = mark.opened_ms + lifecycle.close_ms(mark.severity)
     if mark.rule == RuleFamily.CRIMINAL_REFERRAL:
         transferred, taken_up = mark.transferred_ms, mark.taken_up_ms
-        if mark.status is LeadStatus.TRANSFERRED and transferred is not None and taken_up is None:
+        if mark.status is LeadStatus.TRANSFERRED and transferred is not None and (
+                taken_up is None or taken_up > transferred + lifecycle.police_filing_ms):
+            # none yet, or the police's record dated after the limit: late, whatever order they came in
             out[Escalation.TRANSFER_UNFILED] = transferred + lifecycle.police_filing_ms
         elif found_ms is not None:
             # Not transferred: by the records' own dates, overdue if the police have no case on it by the
@@ -318,18 +320,23 @@ def pending_deadline(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int
 
 
 def withdraw_if_answered(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None, now_ms: int) -> bool:
-    """A TRANSFER_OVERDUE raised before the police's record arrived (a tick,
-    or overdue on arrival), when that record shows they took the case up by
-    the deadline: withdrawn, so the lead is what the records' own dates say,
-    whatever order they came in. Whether it was."""
-    taken_up = mark.taken_up_ms
-    if Escalation.TRANSFER_OVERDUE not in mark.escalated or found_ms is None or taken_up is None \
-            or taken_up > found_ms + lifecycle.transfer_ms:
+    """A TRANSFER_OVERDUE or TRANSFER_UNFILED raised before the police's
+    record arrived (a tick, or overdue on arrival), when that record shows
+    they took the case up by the deadline: withdrawn, so the lead is what
+    the records' own dates say, whatever order they came in. Whether one was."""
+    taken_up, transferred = mark.taken_up_ms, mark.transferred_ms
+    if taken_up is None:
         return False
-    mark.escalated = tuple(e for e in mark.escalated if e != Escalation.TRANSFER_OVERDUE)
-    mark.note(now_ms, WITHDRAWN + Escalation.TRANSFER_OVERDUE, None, "公安机关已按期受案或立案：移送未超期")
-    mark.oversight = mark.rule == RuleFamily.REVERSE_REFERRAL or any(e in OVERSIGHT for e in mark.escalated)
-    return True
+    met = {Escalation.TRANSFER_OVERDUE: found_ms is not None and taken_up <= found_ms + lifecycle.transfer_ms,
+           Escalation.TRANSFER_UNFILED: transferred is not None
+           and taken_up <= transferred + lifecycle.police_filing_ms}
+    withdrawn = [level for level, in_time in met.items() if in_time and level in mark.escalated]
+    for level in withdrawn:
+        mark.escalated = tuple(e for e in mark.escalated if e != level)
+        mark.note(now_ms, WITHDRAWN + level, None, "公安机关已按期受案或立案")
+    if withdrawn:
+        mark.oversight = mark.rule == RuleFamily.REVERSE_REFERRAL or any(e in OVERSIGHT for e in mark.escalated)
+    return bool(withdrawn)
 
 
 def escalate_if_due(mark: LeadMark, lifecycle: LifecycleSettings, now_ms: int,
