@@ -203,6 +203,25 @@ def area(businesses: list[tuple[str, dt.date]]) -> BusinessState:
     return index
 
 
+def test_an_area_names_a_member_by_its_uscc_whether_resolution_came_before_or_after_the_count() -> None:
+    """Issue 30, item 4: an AREA_RISK lead named one member by its USCC in a
+    storm and by its provisional key in the clean runs: the record was
+    counted at the index under whichever key it had first."""
+    uscc = "92410526MA44G0W7MR"
+    provisional = signals.Party("unresolved:410526:c超市", None, "C超市", "410526", (), dt.date(2026, 11, 9))
+    resolved = signals.Party(uscc, uscc, "C超市", "410526", (), dt.date(2026, 11, 9))
+    found = []
+    for order in ((provisional, resolved), (resolved, provisional), (resolved,)):
+        index = area([("A", dt.date(2026, 11, 1)), ("B", dt.date(2026, 11, 5))])
+        e = sample("c-1109", dt.date(2026, 11, 9), producer=False, region="410526", items=("铅(以Pb计)",),
+                   category="蔬菜制品")
+        [area_key] = signals.area_keys(e)
+        for subject in order:
+            signals.count(index, area_key, e, subject, RULES)
+        found.append(rules_of(index, area_key)["AREA_RISK"]["parties"])
+    assert found[0] == found[1] == found[2] and uscc in {p["business_key"] for p in found[0]}
+
+
 def test_the_area_key_is_county_item_without_qualifier_and_category_and_only_for_the_sampled_business() -> None:
     seller = sample("x", dt.date(2026, 11, 1), producer=False, region="410526", items=("铅(以Pb计)",),
                     category="蔬菜制品")

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of
+from hub.domain.events import COMPLAINT_KINDS, UNRESOLVED_PREFIX, Event, EventKind, Outcome, detail_of
 from hub.domain.identifiers import region
 from hub.domain.names import normalise_name
 from hub.domain.rules import Fact, LeadDraft, RuleFamily, chains, batch_of, category, lead_id, to_fact
@@ -267,8 +267,16 @@ def count(state: "BusinessState", key: str, event: Event, subject: Party, rules:
     """A business's record at a complainant's or an area's index; whether it
     is new there. No near-duplicate merging: two businesses' alike results
     are two businesses failing."""
-    if event["event_id"] in state.facts:
-        return False
+    known = state.facts.get(event["event_id"])
+    if known is not None:
+        # The same record, first counted under its business's provisional key (not resolved yet), then
+        # again once resolution moved it to the USCC: the index names the business by its USCC, as it
+        # would had resolution come first, so the lead's parties do not depend on that race.
+        if not (known.party.startswith(UNRESOLVED_PREFIX) and not subject.key.startswith(UNRESOLVED_PREFIX)):
+            return False
+        state.facts[known.event_id] = dataclasses.replace(known, party=subject.key, party_name=subject.name,
+                                                          party_region=subject.region_code or "")
+        return True
     fact = dataclasses.replace(to_fact(event, rules), party=subject.key, party_name=subject.name,
                                party_region=subject.region_code or "", identity="", resolution="")
     state.facts[fact.event_id] = fact
