@@ -186,11 +186,6 @@ class LeadMark:
         return self.version
 
     @property
-    def police_took_up(self) -> bool:
-        """The police have a case on it (受案 or 立案): the transfer clocks stop."""
-        return any(k in (LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED) for k, *_ in self.links)
-
-    @property
     def transferred_ms(self) -> int | None:
         return max((at for at, status, _, _ in self.history if status == LeadStatus.TRANSFERRED), default=None)
 
@@ -245,7 +240,7 @@ def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | No
         # is a copy of an old record (a CLOSED replayed after a reopening).
         raise FeedbackRejected("replayed", "older than this team's last answer on the lead")
     action = check_feedback(mark.status, action, note)
-    never_transferred = mark.transferred_ms is None and not mark.police_took_up
+    never_transferred = mark.transferred_ms is None and mark.taken_up_ms is None
     mark.status = LeadStatus(action.value)
     if action is Action.CLOSED:
         mark.closed_ms = at_ms
