@@ -279,6 +279,16 @@ def test_article_140_on_the_stated_figures(facts: str, reason: str) -> None:
     assert criminal_reason(penalty("p1", "以次充好", f"当事人{facts}", "1000000"), RULES) == reason
 
 
+def test_a_figure_stated_once_is_counted_once() -> None:
+    """A penalty with no 违法行为类型 has its 违法事实 as its offence: its
+    3万 of sales were read twice, as 6万, and referred."""
+    facts = "当事人以次充好，销售金额3万元"
+    assert criminal_reason(penalty("p1", facts, facts, "10000"), RULES) == ""
+    stated_in_both = penalty("p2", "以次充好，销售金额6万元", "当事人以次充好，销售金额6万元", "10000")
+    assert criminal_reason(stated_in_both, RULES) == "伪劣产品 销售金额60000元 ≥ 50000元 (刑法第140条)"
+    assert criminal_reason(penalty("p3", "以次充好，销售金额6万元", "当事人以次充好", "10000"), RULES)  # the type's
+
+
 def test_a_record_without_a_figure_says_so_and_guesses_nothing() -> None:
     silent = penalty("p1", "销售伪劣白酒", "当事人销售伪劣白酒", "120000")
     assert criminal_reason(silent, RULES) == ""

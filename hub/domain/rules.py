@@ -158,8 +158,7 @@ def criminal_reason(event: Event, rules: RuleSettings) -> str:
         # A penalty's value_yuan is its fine and confiscation: never a figure
         # of the law (a 12万 fine can punish 8 000 元 of goods). The figures
         # are those the record states.
-        return counterfeit_reason(stated_figures(f"{detail_of(event).get('violation_facts') or ''} {offence}"),
-                                  rules)
+        return counterfeit_reason(penalty_figures(detail_of(event).get("violation_facts") or "", offence), rules)
     value = event["value_yuan"]  # a police case's 涉案金额, as the police record it
     if value is not None and value >= rules.counterfeit_threshold_yuan:
         return f"伪劣产品 涉案金额{value}元 ≥ {rules.counterfeit_threshold_yuan}元 (刑法第140条)"
@@ -205,6 +204,15 @@ def stated_figures(text: str) -> StatedFigures:
     return StatedFigures(**found)
 
 
+def penalty_figures(facts: str, offence: str) -> StatedFigures:
+    """The figures a penalty states: those of its 违法事实, or, when those
+    state none, of its 违法行为类型. Never both added: a penalty without a
+    violation type has its facts as its offence, and the same 销售金额 read
+    twice would double it."""
+    figures = stated_figures(facts)
+    return stated_figures(offence) if figures.none else figures
+
+
 def counterfeit_reason(figures: StatedFigures, rules: RuleSettings) -> str:
     """刑法第140条 on the figures stated: 销售金额 of the threshold or more; or
     goods whose value (sold or not: sold, they are sales too) reaches the
@@ -229,7 +237,7 @@ def _yuan(amount: Decimal) -> str:
 def missing_figure_note(offence: str, facts: str) -> str:
     """What a counterfeit penalty's record lacks for the law, or "": the hub
     does not guess a figure, it asks the agency for it."""
-    if not _COUNTERFEIT.search(offence) or not stated_figures(f"{facts} {offence}").none:
+    if not _COUNTERFEIT.search(offence) or not penalty_figures(facts, offence).none:
         return ""
     return "涉案销售金额、货值金额未载明，请执法机关补充（是否涉嫌刑法第140条无从判断）"
 
