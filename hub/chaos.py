@@ -72,6 +72,11 @@ class _Business:
     representative: tuple[str, str]  # legal representative: name, ID number
 
 
+def _rows(made: dict[str, str] | list[dict[str, str]]) -> list[dict[str, str]]:
+    """An export row, or a record and the later rows about it (a case and its 撤案)."""
+    return made if isinstance(made, list) else [made]
+
+
 def _row(columns: dict[str, str], values: dict[str, str]) -> list[str]:
     return [values.get(c, "") for c in columns]
 
@@ -134,7 +139,7 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
                  "办案单位": "测试市公安局食药环侦大队", "线索来源": "群众举报"}
         if rng.random() >= 1 / 6:
             return [filed]
-        return [filed, dict(filed, 案件状态="撤案", 受案时间=accepted)]
+        return [filed, dict(filed, 案件状态="撤案")]
 
     def inspection(i: int, b: _Business) -> list[dict[str, str]]:
         """An inspection; half find the business non-compliant and order a
@@ -230,9 +235,8 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
                 rng.sample(pool, max(1, businesses // 100)) if name == "samr.credit" else \
                 [rng.choice(pool) for _ in range(rows // parts)]
             base = part * len(subjects)
-            made = [make(base + i, b) for i, b in enumerate(subjects)] if name != "samr.sampling" else []
             records = notices(subjects, base) if name == "samr.sampling" else \
-                [r for m in made for r in (m if isinstance(m, list) else [m])]
+                [row for i, b in enumerate(subjects) for row in _rows(make(base + i, b))]
             out.append((name, write_csv(folder / f"{name}-{part}.csv", list(connector.columns),
                                         [_row(connector.columns, r) for r in records], encoding)))
         if part == parts // 2:

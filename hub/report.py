@@ -31,7 +31,7 @@ from hub.domain.events import CST, Agency, Event, EventKind, event_key, reportin
 from hub.domain.identifiers import region as division
 from hub.domain.followup import RectificationStatus, rectifications
 from hub.domain import labels
-from hub.domain.lifecycle import Escalation, LeadStatus, LinkKind
+from hub.domain.lifecycle import TAKEN_UP, Escalation, LeadStatus, LinkKind
 from hub.domain.rules import RuleFamily, to_fact
 from hub.domain.teams import Team
 from hub.settings import LifecycleSettings, RuleSettings, Settings
@@ -126,7 +126,7 @@ def lead_figures(leads: Iterable[Mapping[str, Any]], lifecycle: LifecycleSetting
         out["transfer_overdue"] += f"ESCALATED_{Escalation.TRANSFER_OVERDUE}" in raised
         out["transfer_unfiled"] += f"ESCALATED_{Escalation.TRANSFER_UNFILED}" in raised
         out["not_transferred"] += f"ESCALATED_{Escalation.NOT_TRANSFERRED}" in raised
-        out["filed_by_police"] += bool({LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED} & links)
+        out["filed_by_police"] += bool(TAKEN_UP & links)
         out["closed"] += lead["status"] in (LeadStatus.CLOSED, LeadStatus.RECHECKED)
         out["reopened"] += lead["reopened"] > 0
         out["flagged_for_oversight"] += bool(lead.get("oversight"))

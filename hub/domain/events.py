@@ -78,6 +78,9 @@ class Outcome(str, enum.Enum):
     RELATED = "RELATED"  # not a record: a link to another business through a shared legal representative
 
 
+# The police taking a case up (受案 or 立案): what answers a transfer.
+POLICE_TAKES_UP = frozenset({Outcome.POLICE_ACCEPTED.value, Outcome.POLICE_FILED.value})
+
 _CASE_OUTCOMES = {"ACCEPTED": Outcome.POLICE_ACCEPTED, "FILED": Outcome.POLICE_FILED,
                   "INVESTIGATION_CLOSED": Outcome.POLICE_FILED, "REFERRED_FOR_PROSECUTION": Outcome.POLICE_FILED,
                   "WITHDRAWN": Outcome.POLICE_DROPPED}

@@ -24,7 +24,7 @@ import enum
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from hub.domain.events import EventKind, Outcome, cst_day, cst_start_ms
+from hub.domain.events import POLICE_TAKES_UP, EventKind, Outcome, cst_day, cst_start_ms
 from hub.domain.lifecycle import LeadMark, LeadStatus, LinkKind
 from hub.domain.rules import Fact, LeadDraft, RuleFamily, lead_id
 
@@ -140,7 +140,7 @@ def overdue_drafts(business_key: str, found: Iterable[Rectification], flagged: s
 def is_police_follow_up(fact: Fact, leads: Mapping[str, LeadMark]) -> bool:
     """The police taking up a case a criminal referral sent them: follow-up,
     not new adverse evidence (it reopens nothing)."""
-    return fact.outcome in (Outcome.POLICE_ACCEPTED.value, Outcome.POLICE_FILED.value) and any(
+    return fact.outcome in POLICE_TAKES_UP and any(
         m.rule == RuleFamily.CRIMINAL_REFERRAL and m.window_start <= fact.occurred_on for m in leads.values())
 
 

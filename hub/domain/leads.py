@@ -270,9 +270,11 @@ class BusinessState:
         transfer clock runs. None for other leads, for a referral the police's
         own case raised (they have it: nothing to transfer), or when its
         evidence has aged out."""
+        if mark.rule != RuleFamily.CRIMINAL_REFERRAL:  # asked of every lead at every update: the cheap test first
+            return None
         days = [f.occurred_on for e in mark.evidence if (f := self.facts.get(e)) is not None and f.criminal
                 and f.agency != Agency.POLICE.value]
-        return cst_start_ms(min(days)) if mark.rule == RuleFamily.CRIMINAL_REFERRAL and days else None
+        return cst_start_ms(min(days)) if days else None
 
     def next_deadline(self, settings: LifecycleSettings) -> int | None:
         due = [d for m in self.leads.values()

@@ -78,6 +78,7 @@ class LinkKind(StrEnum):
 # Escalations that bring a lead to the oversight teams (行政执法监督).
 OVERSIGHT = frozenset({Escalation.TRANSFER_OVERDUE, Escalation.TRANSFER_UNFILED, Escalation.NOT_TRANSFERRED})
 WITHDRAWN = "WITHDRAWN_"  # a history entry: the escalation after it, withdrawn on evidence
+TAKEN_UP = frozenset({LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED})  # the links of the police taking a case up
 
 
 ACTIVE = frozenset({LeadStatus.OPEN, LeadStatus.ACKNOWLEDGED, LeadStatus.INVESTIGATING, LeadStatus.TRANSFERRED})
@@ -170,7 +171,7 @@ class LeadMark:
     @property
     def taken_up_ms(self) -> int | None:
         """When the police first took the case up (受案 or 立案), by their record's own date (CST day start)."""
-        days = [day for kind, _, day, _ in self.links if kind in (LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED)]
+        days = [day for kind, _, day, _ in self.links if kind in TAKEN_UP]
         return cst_start_ms(dt.date.fromordinal(min(days))) if days else None
 
     def next_version(self, now_ms: int) -> int:
@@ -350,7 +351,7 @@ def is_overdue(lead: dict[str, Any]) -> bool:
         return False
     since = max((i for i, h in enumerate(lead["history"]) if h["status"] == "REOPENED"), default=-1)
     raised = {h["status"] for h in lead["history"][since + 1:]}
-    police = {LinkKind.POLICE_ACCEPTED, LinkKind.POLICE_FILED} & {k["kind"] for k in lead.get("links") or []}
+    police = TAKEN_UP & {k["kind"] for k in lead.get("links") or []}
     return f"ESCALATED_{CLOSE_OVERDUE}" in raised or (
         lead["status"] == "OPEN" and f"ESCALATED_{ACKNOWLEDGE_OVERDUE}" in raised) or (
         lead["status"] != LeadStatus.TRANSFERRED and f"ESCALATED_{Escalation.TRANSFER_OVERDUE}" in raised) or (

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 
-from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of, outcome, reporting_delay_s
+from hub.domain.events import (COMPLAINT_KINDS, POLICE_TAKES_UP, Event, EventKind, Outcome, detail_of, outcome,
+                               reporting_delay_s)
 from hub.domain.names import normalise_name
 from hub.settings import RuleSettings
 
@@ -369,16 +370,13 @@ def _one_per_batch(facts: Iterable[Fact]) -> list[Fact]:
     return out
 
 
-_TAKEN_UP = frozenset({Outcome.POLICE_ACCEPTED.value, Outcome.POLICE_FILED.value})
-
-
 def _takes_up_a_referral(fact: Fact, adverse: list[Fact]) -> bool:
     """The police accepting or filing a case after another agency's criminal
     finding on the business: the referral's follow-up (linked to it as
     POLICE_FILED), not a second agency's separate evidence, so it makes no
     CROSS_AGENCY lead of the same facts. Decided from the facts alone, so
     whatever order they came in."""
-    return fact.outcome in _TAKEN_UP and any(
+    return fact.outcome in POLICE_TAKES_UP and any(
         f.criminal and f.agency != fact.agency and f.occurred_on <= fact.occurred_on for f in adverse)
 
 
