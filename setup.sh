@@ -40,7 +40,7 @@ if [ -z "$major" ] || [ "$major" -lt 17 ]; then
 fi
 # The broker: skipped when the pinned version is already there.
 pinned=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' ops/kafka/pom.xml)
-if [ ! -f ".kafka/lib/kafka_2.13-$pinned.jar" ]; then
+if [ ! -f ".kafka/lib/kafka_2.13-$pinned.jar" ] || [ ! -f ".kafka/lib/kafka-tools-$pinned.jar" ]; then
   echo "setup: fetching Apache Kafka $pinned from Maven Central into .kafka/lib"
   rm -rf .kafka/lib
   mvn -q -B -f ops/kafka/pom.xml dependency:copy-dependencies || {

@@ -4,8 +4,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from connectors.sdk import Connector
-
-ENTRY_POINT_GROUP = "supervision_hub.connectors"
+from hub.topics import CONNECTOR_ENTRY_POINTS as ENTRY_POINT_GROUP
 
 
 class UnknownConnector(LookupError):

@@ -1,16 +1,20 @@
 """Connector cursors, kept in Kafka like Kafka Connect's source offsets.
 
-One record per (connector, file fingerprint) on ``hub.connector-offsets``; the
-latest record per key wins. Kept on the broker, the cursor lives and dies with
-the data it describes: a fresh embedded broker starts with no cursors, a
-production cluster keeps them across hosts and restarts.
+One record per file fingerprint on the connector's own topic,
+``hub.connector-offsets.<connector>``; the latest record per key wins. Kept
+on the broker, the cursor lives and dies with the data it describes: a fresh
+embedded broker starts with no cursors, a production cluster keeps them
+across hosts and restarts. On a secured cluster a connector's ACLs give it
+its own cursor topic and no other's, whose keys would name another agency's
+files.
 
 A cursor says which rows never to send again, so a forged one would lose
-them: every connector may write the shared topic, and one could mark
-another's export as delivered. Each cursor is signed by its connector, and
-only a cursor its own connector signed, under its own key, counts; any
-other is left out (logged by where it sits), and the rows it claimed are
-sent again, which the workers drop as duplicates.
+them. Each cursor is signed by its connector, and only a cursor its own
+connector signed, under its own key, counts; any other is left out (logged
+by where it sits), and the rows it claimed are sent again, which the
+workers drop as duplicates. Cursors an older installation kept on the shared
+``hub.connector-offsets`` are still read where that topic exists and the
+connector may read it (the embedded broker); newer ones on its own topic win.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from confluent_kafka import Producer
 from hub.leadview import SignedReader
 from hub.serde import Serde
 from hub.settings import Settings
-from hub.topics import CONNECTOR_OFFSETS_TOPIC, read_to_end
+from hub.flow.topics import LEGACY_CURSOR_TOPIC, cursor_topic
+from hub.topics import list_topics, read_to_end
 from hub.trust import Role, Signer
 
 log = logging.getLogger(__name__)
@@ -53,23 +58,27 @@ def cursor_key(connector: str, file_fingerprint: str) -> str:
     return f"{connector}|{file_fingerprint}"
 
 
-def signed_cursors(settings: Settings, connector: str | None = None) -> Iterator[dict[str, Any]]:
-    """The cursor records on the topic that their own connector signed (of
-    one connector, or of all), oldest first."""
+def signed_cursors(settings: Settings, connector: str) -> Iterator[dict[str, Any]]:
+    """The cursor records of ``connector`` that it signed itself, oldest first."""
     read = SignedReader(settings, "connector_offset", frozenset({Role.CONNECTOR}))
-    for message in read_to_end(settings, CONNECTOR_OFFSETS_TOPIC):
-        key = message.key() or b""
-        if connector is not None and not key.startswith(f"{connector}|".encode()):
-            continue  # another connector's: not ours to check
-        found = read.signed(message)
-        if found is None:
-            continue
-        signer, record = found
-        if signer.name != record["connector"] or key != cursor_key(signer.name, record["file_fingerprint"]).encode():
-            log.warning("a cursor on %s[%s]@%s is left out: %s signed another connector's cursor",
-                        CONNECTOR_OFFSETS_TOPIC, message.partition(), message.offset(), signer.identity)
-            continue
-        yield record
+    topics = [cursor_topic(connector)]
+    if LEGACY_CURSOR_TOPIC in list_topics(settings):
+        topics.insert(0, LEGACY_CURSOR_TOPIC)
+    for topic in topics:
+        for message in read_to_end(settings, topic):
+            key = message.key() or b""
+            if not key.startswith(f"{connector}|".encode()):
+                continue  # on the shared topic, another connector's: not ours to check
+            found = read.signed(message)
+            if found is None:
+                continue
+            signer, record = found
+            if signer.name != connector or record["connector"] != connector or \
+                    key != cursor_key(connector, record["file_fingerprint"]).encode():
+                log.warning("a cursor on %s[%s]@%s is left out: %s signed another connector's cursor",
+                            topic, message.partition(), message.offset(), signer.identity)
+                continue
+            yield record
 
 
 class OffsetStore:
@@ -79,7 +88,8 @@ class OffsetStore:
         self._settings = settings
         self._producer = producer
         self._signer = signer
-        self._encode = serde.encoder(CONNECTOR_OFFSETS_TOPIC, "connector_offset")
+        self._topic = cursor_topic(signer.name)
+        self._encode = serde.encoder(self._topic, "connector_offset")
         self._cursors: dict[str, FileCursor] | None = None  # by file fingerprint
 
     def _loaded(self) -> dict[str, FileCursor]:
@@ -100,5 +110,5 @@ class OffsetStore:
             "connector": connector, "file_fingerprint": file_fingerprint, "file": file,
             "rows_done": cursor.rows_done, "complete": cursor.complete, "rows_claimed": cursor.rows_claimed,
             "updated_at": dt.datetime.now(dt.timezone.utc)})
-        self._producer.produce(CONNECTOR_OFFSETS_TOPIC, key=key, value=value,
-                               headers=self._signer.headers(CONNECTOR_OFFSETS_TOPIC, key, value))
+        self._producer.produce(self._topic, key=key, value=value,
+                               headers=self._signer.headers(self._topic, key, value))

@@ -16,11 +16,16 @@ from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, R
 
 from hub.domain.events import Agency
 from hub.domain.teams import Team
-from hub.flow.topics import (AUDIT_TOPIC, CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC,
+from hub.flow.topics import (AUDIT_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, cursor_topic,
                              events_topic, feedback_topic, outcomes_topic)
 
 WORKERS = "hub-worker"
 OPERATORS = "hub-operator"
+# The schema registry's store: its principal is its client certificate's
+# (mutual TLS), so it has no SCRAM user.
+SCHEMA_REGISTRY = "schema-registry"
+SCHEMA_REGISTRY_TOPIC = "_schemas"
+CERTIFICATE_PRINCIPALS = frozenset({SCHEMA_REGISTRY})
 
 
 class Operation(StrEnum):
@@ -28,6 +33,8 @@ class Operation(StrEnum):
     WRITE = "WRITE"
     DESCRIBE = "DESCRIBE"
     IDEMPOTENT_WRITE = "IDEMPOTENT_WRITE"
+    CREATE = "CREATE"
+    DESCRIBE_CONFIGS = "DESCRIBE_CONFIGS"
 
 
 class Resource(StrEnum):
@@ -78,10 +85,10 @@ def bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id
     out: list[Binding] = []
     for name, agency in connectors.items():
         p = connector_principal(name)
-        # its agency's events and its own rejected rows; its cursors (the
-        # offsets topic is shared: a connector's key is its name and file)
-        out += _writes(p, [events_topic(agency), DEADLETTER_TOPIC, CONNECTOR_OFFSETS_TOPIC])
-        out += _reads(p, [CONNECTOR_OFFSETS_TOPIC])
+        # its agency's events, its rejected rows, its own cursors (no other's:
+        # their keys name another agency's files)
+        out += _writes(p, [events_topic(agency), DEADLETTER_TOPIC, cursor_topic(name)])
+        out += _reads(p, [cursor_topic(name)])
         out += [_producer(p), Binding(p, Resource.GROUP, f"connector-{name}", Operation.READ)]
     for team in teams.values():
         p = team_principal(team.name)
@@ -99,18 +106,29 @@ def bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id
                      *(outcomes_topic(a.value) for a in Agency), *(t.topic for t in teams.values()), *changelogs]
     out += _reads(f"User:{WORKERS}", worker_reads) + _writes(f"User:{WORKERS}", worker_writes)
     out += [_producer(f"User:{WORKERS}"), Binding(f"User:{WORKERS}", Resource.GROUP, app_id, Operation.READ)]
-    # Operators: every lead in full, the dead letters, the outcomes; drills on the clock topic.
+    # Operators: every lead in full, the dead letters, the outcomes, the
+    # connectors' cursors and the workers' lag (hub status); drills on the clock topic.
+    operator = f"User:{OPERATORS}"
     operator_reads = [LEADS_TOPIC, DEADLETTER_TOPIC, AUDIT_TOPIC, *(outcomes_topic(a.value) for a in Agency),
-                      *(t.topic for t in teams.values())]
-    out += _reads(f"User:{OPERATORS}", operator_reads) + _writes(f"User:{OPERATORS}", [FEEDBACK_TOPIC])
-    out += [_producer(f"User:{OPERATORS}"), Binding(f"User:{OPERATORS}", Resource.GROUP, "hub-operator",
-                                                    Operation.READ)]
+                      *(t.topic for t in teams.values()), *(cursor_topic(name) for name in connectors)]
+    out += _reads(operator, operator_reads) + _writes(operator, [FEEDBACK_TOPIC])
+    out += [_producer(operator), Binding(operator, Resource.GROUP, "hub-operator", Operation.READ),
+            Binding(operator, Resource.GROUP, app_id, Operation.DESCRIBE)]
+    # the workers' lag: where their sources end (a description, not a read)
+    out += [Binding(operator, Resource.TOPIC, t, Operation.DESCRIBE) for t in (*(events_topic(a) for a in Agency),
+                                                                               RESOLUTION_TOPIC)]
+    # The registry keeps its schemas on its own topic (made at its first start) and reads it in its own group.
+    registry = f"User:{SCHEMA_REGISTRY}"
+    out += [Binding(registry, Resource.TOPIC, SCHEMA_REGISTRY_TOPIC, op) for op in Operation
+            if op is not Operation.IDEMPOTENT_WRITE]
+    out += [_producer(registry), Binding(registry, Resource.GROUP, SCHEMA_REGISTRY, Operation.READ)]
     return sorted(set(out))
 
 
 def principals(rules: Iterable[Binding]) -> list[str]:
-    """The SCRAM user names the rules name (without ``User:``)."""
-    return sorted({b.principal.removeprefix("User:") for b in rules})
+    """The SCRAM user names the rules name (without ``User:``): every
+    principal but those that authenticate by certificate."""
+    return sorted({b.principal.removeprefix("User:") for b in rules} - CERTIFICATE_PRINCIPALS)
 
 
 def to_admin(binding: Binding) -> AclBinding:

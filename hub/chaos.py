@@ -44,7 +44,7 @@ from hub.pipeline import wait_until_processed
 from hub.samples import make_resident_id, make_uscc, write_csv
 from hub.serde import Serde
 from hub.settings import Settings, load_settings
-from hub.topics import CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, changelog_topic, create_topics, events_topic, read_to_end
+from hub.topics import DEADLETTER_TOPIC, changelog_topic, cursor_topic, create_topics, events_topic, read_to_end
 
 # Fields of a lead that record when something happened rather than what:
 # they differ between any two runs.
@@ -414,11 +414,11 @@ class Storm:
 
 
 
-def wait_for_checkpoint(settings: Settings, run: subprocess.Popen[Any], file_name: str) -> None:
-    """Until the connector ``run`` has recorded delivered rows of ``file_name`` (or ended)."""
+def wait_for_checkpoint(settings: Settings, run: subprocess.Popen[Any], connector: str, file_name: str) -> None:
+    """Until ``run`` of ``connector`` has recorded delivered rows of ``file_name`` (or ended)."""
     decode = Serde(settings).decoder("connector_offset")
     while run.poll() is None:
-        cursors = [decode(m.value() or b"") for m in read_to_end(settings, CONNECTOR_OFFSETS_TOPIC)]
+        cursors = [decode(m.value() or b"") for m in read_to_end(settings, cursor_topic(connector))]
         if any(Path(c["file"]).name == file_name and c["rows_done"] > 0 for c in cursors):
             return
         time.sleep(0.02)
@@ -432,7 +432,7 @@ def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_afte
     for name, path in sources:
         if kill_after_s is not None and path.name == BIG_FILE:
             run = fleet.connector(name, path, stdout=subprocess.PIPE)
-            wait_for_checkpoint(fleet.settings, run, BIG_FILE)  # so the kill lands mid-file, not before it
+            wait_for_checkpoint(fleet.settings, run, name, BIG_FILE)  # so the kill lands mid-file, not before it
             time.sleep(kill_after_s)
             run.kill()
             run.wait()

@@ -187,6 +187,9 @@ class Settings:
     heartbeat_interval_s: float = 3.0
     app_id: str = "supervision-hub"
     pii_key: str = DEV_PII_KEY
+    # The PII key from a file (a mounted secret), so it is in no environment
+    # or process list; set, it replaces pii_key.
+    pii_key_file: str = ""
     metrics_port: int = 9400
     metrics_host: str = "127.0.0.1"
     worker_batch_size: int = 1000
@@ -335,4 +338,10 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
         section_env = {f.name: env[prefix + f.name.upper()] for f in fields(cls) if prefix + f.name.upper() in env}
         if section_env:
             values[section] = {**values.get(section, {}), **section_env}
+    if values.get("pii_key_file"):
+        if "pii_key" in values:
+            raise ValueError("HUB_PII_KEY and HUB_PII_KEY_FILE are both set: give the key once, as a file")
+        values["pii_key"] = Path(values["pii_key_file"]).read_text(encoding="utf-8").strip()
+        if not values["pii_key"]:
+            raise ValueError(f"HUB_PII_KEY_FILE {values['pii_key_file']} is empty")
     return Settings(**_coerce(Settings, values))

@@ -9,7 +9,7 @@ from connectors.offsets import signed_cursors
 from hub.settings import Settings
 from hub.domain.lifecycle import ACTIVE
 from hub.leadview import dead_letters, final_leads
-from hub.topics import admin, event_ends, source_topics, worker_lag
+from hub.topics import admin, event_ends, installed_connectors, source_topics, worker_lag
 
 
 @dataclass
@@ -50,10 +50,11 @@ def collect(settings: Settings) -> Status:
         broker=settings.broker_url, brokers=len(metadata.brokers),
         topics={name: len(t.partitions) for name, t in sorted(metadata.topics.items()) if not name.startswith("__")},
         lag=_group_lag(settings), connectors={})
-    for cursor in signed_cursors(settings):
-        if cursor["complete"]:
-            previous = status.connectors.get(cursor["connector"])
-            status.connectors[cursor["connector"]] = max(cursor["updated_at"], previous or cursor["updated_at"])
+    for connector in installed_connectors():
+        for cursor in signed_cursors(settings, connector):
+            if cursor["complete"]:
+                previous = status.connectors.get(connector)
+                status.connectors[connector] = max(cursor["updated_at"], previous or cursor["updated_at"])
     for letter in dead_letters(settings):
         status.dead_letters[(letter["stage"], letter["reason_code"])] += 1
     for lead in final_leads(settings).values():

@@ -47,8 +47,9 @@ def make_ca(out: Path, now: dt.datetime) -> None:
 
 def make_cert(out: Path, name: str, hosts: list[str], now: dt.datetime, client: bool = False) -> Path:
     """``name``.pem and ``name``.key signed by the CA in ``out``: a server
-    certificate for ``hosts`` (DNS names or IP addresses), or a client's
-    whose common name is its principal (``User:CN=name``)."""
+    certificate for ``hosts`` (DNS names or IP addresses), or a client's;
+    either's common name is its principal (``User:name`` under the brokers'
+    mapping rule)."""
     ca_key = serialization.load_pem_private_key((out / "ca.key").read_bytes(), password=None)
     ca = x509.load_pem_x509_certificate((out / "ca.pem").read_bytes())
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
@@ -63,8 +64,10 @@ def make_cert(out: Path, name: str, hosts: list[str], now: dt.datetime, client: 
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=_DAYS))
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client
-                                                     else ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+               # A broker is also a client: of the controllers and of the other brokers.
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH] if client else
+                                                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                              critical=False))
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Callable, Collection, TypeVar
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
@@ -12,11 +13,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.connection import client_config
 from hub.domain.events import Agency
-from hub.flow.topics import (AUDIT_TOPIC, BUSINESS_TABLE, CONNECTOR_OFFSETS_TOPIC, DEADLETTER_TOPIC, FEEDBACK_TOPIC,  # noqa: F401
-                             LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic, feedback_topic,
-                             outcomes_topic)
+from hub.flow.topics import (AUDIT_TOPIC, BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC,  # noqa: F401
+                             LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, cursor_topic, events_topic,
+                             feedback_topic, outcomes_topic)
 from hub.settings import Settings
 
+# Where installed connectors are registered (pyproject's entry points).
+CONNECTOR_ENTRY_POINTS = "supervision_hub.connectors"
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -45,11 +48,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               "records keyed by lookup key, resolved records keyed by business; co-partitioned with the events"),
     TopicSpec(AUDIT_TOPIC, "audit", kept=True, description="the audit trail: hash-chained entries per worker, "
               "signed heads; keyed by worker name; never compacted, never expired"),
-    TopicSpec(CONNECTOR_OFFSETS_TOPIC, "connector_offset", partitioned=False,
-              description="connector cursors (rows delivered per file)", compacted=True),
 )
-
-
 
 
 def changelog_topic(settings: Settings, table: str = BUSINESS_TABLE) -> str:
@@ -71,6 +70,18 @@ def admin(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings))
 
 
+def installed_connectors() -> list[str]:
+    """The names of the connectors installed (their entry points), not loaded."""
+    return sorted({ep.name for ep in entry_points(group=CONNECTOR_ENTRY_POINTS)})
+
+
+def cursor_topics() -> list[TopicSpec]:
+    """One compacted topic per installed connector: its cursors."""
+    return [TopicSpec(cursor_topic(name), "connector_offset", partitioned=False, compacted=True,
+                      description=f"connector {name}'s cursors (rows delivered per file)")
+            for name in installed_connectors()]
+
+
 def team_topics(settings: Settings) -> list[TopicSpec]:
     """One compacted topic per configured team: its leads, redacted to its clearance."""
     from hub.domain.teams import load_teams
@@ -80,6 +91,11 @@ def team_topics(settings: Settings) -> list[TopicSpec]:
             *(TopicSpec(feedback_topic(t.name), "feedback", description=f"team {t.name}'s answers on its leads; "
                         "keyed by business, co-partitioned with the events")
               for t in teams if not t.oversees)]  # oversight answers nothing
+
+
+def all_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic the hub owns on this installation (its teams, its connectors)."""
+    return [*CATALOGUE, *team_topics(settings), *cursor_topics()]
 
 
 def topic_config(settings: Settings, compacted: bool, kept: bool) -> dict[str, str]:
@@ -108,7 +124,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicS
     relies on a broker's auto-creation (the embedded one has it off).
     """
     if specs is None:
-        specs = [*CATALOGUE, *team_topics(settings)]
+        specs = all_topics(settings)
     wanted = {s.name: (s.partitions(settings), s.compacted, s.kept) for s in specs}
     for table in (BUSINESS_TABLE, RESOLVER_TABLE):
         wanted[changelog_topic(settings, table)] = (settings.topic_partitions, True, False)

@@ -5,8 +5,11 @@
 #                workers, operators); hand each team its own file
 #   trust.json   the trust store: their public keys (workers and teams read it)
 #   scram/       a SCRAM-SHA-512 password per Kafka principal (hub acls)
-#   tls/         a private CA, the broker's certificate, the administrator's
-#                and the registry's client certificates (mutual TLS)
+#   tls/         a private CA, each broker's certificate (kafka-1..3), the
+#                administrator's and the registry's client certificates
+#                (mutual TLS); TLS_EXTRA_HOSTS=",name,..." adds names or
+#                addresses to the brokers' (the cluster test: 127.0.0.1)
+#   pii-key      the key that hashes personal data (HUB_PII_KEY_FILE)
 #   grafana-admin-password
 # Existing files are kept: run it again after adding a team or a connector.
 set -eu
@@ -17,10 +20,13 @@ umask 077
 mkdir -p "$OUT"
 HUB_KEYS_DIR="$OUT/keys" HUB_TRUST_FILE="$OUT/trust.json" $HUB keys provision
 $HUB acls --make-passwords "$OUT/scram"
-$HUB certs --out "$OUT/tls" --server kafka=kafka,localhost --client hub-admin --client schema-registry
-for name in kafka hub-admin schema-registry; do  # Kafka's PEM keystores: the key, then its certificate
+$HUB certs --out "$OUT/tls" --server "kafka-1=kafka-1,localhost${TLS_EXTRA_HOSTS:-}" \
+  --server "kafka-2=kafka-2,localhost${TLS_EXTRA_HOSTS:-}" --server "kafka-3=kafka-3,localhost${TLS_EXTRA_HOSTS:-}" \
+  --client hub-admin --client schema-registry
+for name in kafka-1 kafka-2 kafka-3 hub-admin schema-registry; do  # Kafka's PEM keystores: the key, then its certificate
   cat "$OUT/tls/$name.key" "$OUT/tls/$name.pem" > "$OUT/tls/$name.keystore.pem"
 done
+[ -f "$OUT/pii-key" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$OUT/pii-key"
 [ -f "$OUT/grafana-admin-password" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(24))' \
   > "$OUT/grafana-admin-password"
 # Public halves are for everyone; the containers run as uid 10001 (see Dockerfile).

@@ -12,14 +12,14 @@ from typing import Any, Iterator
 
 from hub.schemas import register
 from hub.settings import Settings
-from hub.topics import CATALOGUE, team_topics
+from hub.topics import CATALOGUE, all_topics
 
 SUBJECTS = {f"{t.name}-value": t.contract for t in CATALOGUE}
 
 
 def register_all(settings: Settings, url: str) -> None:
     """What `hub schemas register` registers: every topic's subject, the teams' too."""
-    register(settings.schema_dir, url, {f"{t.name}-value": t.contract for t in [*CATALOGUE, *team_topics(settings)]})
+    register(settings.schema_dir, url, {f"{t.name}-value": t.contract for t in all_topics(settings)})
 
 
 class Registry:

@@ -55,8 +55,8 @@ def test_a_connector_writes_its_own_agencys_events_only(rules: list[Binding]) ->
     for name, agency in CONNECTORS.items():
         written = _allowed(rules, f"User:connector-{name}", Operation.WRITE)
         assert {t for t in written if t.startswith("hub.events.")} == {events_topic(agency)}
-        assert not {t for t in _allowed(rules, f"User:connector-{name}", Operation.READ) if t.startswith("hub.")} - \
-            {"hub.connector-offsets"}
+        # its own cursors, no other connector's (their keys name other agencies' files)
+        assert _allowed(rules, f"User:connector-{name}", Operation.READ) == {f"hub.connector-offsets.{name}"}
 
 
 def test_workers_read_every_source_and_only_workers_and_operators_tick(rules: list[Binding]) -> None:
@@ -80,3 +80,16 @@ def test_only_workers_write_the_audit_trail(rules: list[Binding]) -> None:
     writers = {b.principal for b in rules if b.name == "hub.audit" and b.operation == Operation.WRITE}
     readers = {b.principal for b in rules if b.name == "hub.audit" and b.operation == Operation.READ}
     assert writers == {"User:hub-worker"} and readers == {"User:hub-worker", "User:hub-operator"}
+
+
+def test_the_registry_keeps_to_its_topic_and_operators_see_cursors_and_lag_only(rules: list[Binding]) -> None:
+    registry = {(b.resource, b.name) for b in rules if b.principal == "User:schema-registry"}
+    assert registry == {(Resource.TOPIC, "_schemas"), (Resource.GROUP, "schema-registry"),
+                        (Resource.CLUSTER, "kafka-cluster")}
+    assert "schema-registry" not in principals(rules)  # its client certificate, no SCRAM user
+    operator = "User:hub-operator"
+    assert {f"hub.connector-offsets.{n}" for n in CONNECTORS} <= _allowed(rules, operator, Operation.READ)
+    described_only = _allowed(rules, operator, Operation.DESCRIBE) - _allowed(rules, operator, Operation.READ)
+    # the lag, not the events; and the clock it writes drills to
+    assert described_only == {events_topic(a) for a in Agency} | {"hub.resolution", FEEDBACK_TOPIC}
+    assert LEADS_TOPIC not in _allowed(rules, operator, Operation.WRITE)

@@ -140,7 +140,8 @@ def test_topics_create_is_idempotent(tmp_path: Path) -> None:
         assert first.returncode == 0, first.stderr
         assert all(line.split()[-1] == "exists" for line in first.stdout.splitlines()), first.stdout
         listing = hub("topics", "list", cwd=tmp_path)
-        assert "hub.connector-offsets                      1 partitions" in listing.stdout
+        assert "hub.connector-offsets.police.case          1 partitions  connector police.case's cursors" in \
+            listing.stdout
         assert "supervision-hub-businesses-changelog       4 partitions" in listing.stdout
     finally:
         proc.send_signal(signal.SIGINT)

@@ -1,4 +1,6 @@
-"""docker-compose.yml, validated by a real Compose binary (no Docker engine here)."""
+"""docker-compose.yml, validated by a real Compose binary (no Docker engine
+here). Its Kafka nodes are read as the apache/kafka image reads them, by the
+code that starts them in tests/test_secured_cluster.py."""
 from __future__ import annotations
 
 import json
@@ -8,48 +10,49 @@ import subprocess
 import sys
 from pathlib import Path
 
-import compose
 import pytest
 import yaml
 
 from connectors.discovery import available
 from hub.settings import REPO_ROOT, load_settings
+from tests.cluster import NODES, compose_stack, image_properties
 
-# the binary itself: the package's wrapper script always exits 0
-COMPOSE = Path(compose.__file__).parent / "docker-compose"
-HUB_SERVICES = {"setup", "worker-1", "worker-2"} | {f"connector-{n.replace('.', '-')}" for n in available()}
-
-
-def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(COMPOSE), "-f", str(REPO_ROOT / "docker-compose.yml"), "config", "--format", "json"],
-                          capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
-                          env={k: v for k, v in {**os.environ, **env}.items() if k != "HUB_PII_KEY" or "HUB_PII_KEY" in env})
+CONNECTORS = {f"connector-{n.replace('.', '-')}" for n in available()}
+HUB_SERVICES = {"setup", "worker-1", "worker-2"} | CONNECTORS  # the Kafka clients among the hub's services
+PII_KEY = "/run/secrets/pii-key"
 
 
 @pytest.fixture(scope="module")
 def stack() -> dict:
-    result = compose_config(HUB_PII_KEY="compose-test-key")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return compose_stack()
+
+
+def _settings(service: dict, tmp: Path) -> object:
+    """The service's settings, its PII key file (a secret) stood in for."""
+    env = dict(service["environment"])
+    if env.get("HUB_PII_KEY_FILE") == PII_KEY:
+        (tmp / "pii-key").write_text("compose-test-key\n")
+        env["HUB_PII_KEY_FILE"] = str(tmp / "pii-key")
+    return load_settings(environ=env)  # every variable is a real setting
 
 
 def test_the_stack_has_every_service(stack: dict) -> None:
-    assert set(stack["services"]) == HUB_SERVICES | {"kafka", "schema-registry", "prometheus", "grafana"}
-    kafka = stack["services"]["kafka"]
-    assert kafka["image"].startswith("apache/kafka:")
-    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert set(stack["services"]) == HUB_SERVICES | {"schemas", *NODES, "schema-registry", "prometheus", "grafana"}
+    for node in NODES:
+        assert stack["services"][node]["image"].startswith("apache/kafka:")
+        assert image_properties(stack["services"][node])["process.roles"] == "broker,controller"  # KRaft
     assert "schema-registry" in stack["services"]["schema-registry"]["image"]
 
 
-def test_hub_services_are_configured_for_kafka(stack: dict) -> None:
+def test_hub_services_are_configured_for_kafka(stack: dict, tmp_path: Path) -> None:
     for name in HUB_SERVICES:
-        env = stack["services"][name]["environment"]
-        settings = load_settings(environ=env)  # every variable is a real setting
-        assert settings.broker_url in ("kafka:9093", "kafka:9094") and not settings.embedded
+        settings = _settings(stack["services"][name], tmp_path)
+        assert settings.broker_url in (",".join(f"{n}:9093" for n in NODES), ",".join(f"{n}:9094" for n in NODES))
         assert settings.schema_registry_url == "http://schema-registry:8081"
-        assert settings.pii_key == "compose-test-key"
+        assert settings.replication_factor == 3  # as many as the nodes; two in sync (the brokers' minimum)
         assert settings.session_timeout_s >= 6
         assert settings.metrics_host == "0.0.0.0" and settings.metrics_port == 9400
+    assert _settings(stack["services"]["worker-1"], tmp_path).pii_key == "compose-test-key"
 
 
 def test_connectors_watch_their_mounted_folders(stack: dict) -> None:
@@ -59,11 +62,15 @@ def test_connectors_watch_their_mounted_folders(stack: dict) -> None:
         assert any(v["target"] == "/exports" for v in service["volumes"])
 
 
-def test_set_up_job_runs_before_the_workers(stack: dict) -> None:
-    assert "hub topics create && hub schemas register && hub acls --apply --scram-users" in \
-        " ".join(stack["services"]["setup"]["entrypoint"])
+def test_set_up_and_schema_jobs_run_before_the_workers(stack: dict) -> None:
+    services = stack["services"]
+    assert services["setup"]["entrypoint"][-1] == "hub topics create && hub acls --apply --scram-users /etc/hub/scram"
+    assert services["schemas"]["entrypoint"] == ["hub", "schemas", "register"]
+    assert set(services["setup"]["depends_on"]) == set(NODES)
+    assert services["schema-registry"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert "schema-registry" in services["schemas"]["depends_on"]
     for name in HUB_SERVICES - {"setup"}:
-        assert stack["services"][name]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+        assert services[name]["depends_on"]["schemas"]["condition"] == "service_completed_successfully"
 
 
 def test_prometheus_and_grafana_use_the_ops_files(stack: dict) -> None:
@@ -78,22 +85,43 @@ def test_prometheus_and_grafana_use_the_ops_files(stack: dict) -> None:
     assert targets == {f"{name}:9400" for name in HUB_SERVICES - {"setup"}}
 
 
-def test_the_pii_key_is_required() -> None:
-    result = compose_config()
-    assert result.returncode != 0 and "HUB_PII_KEY" in result.stderr
+def test_the_pii_key_is_a_secret_file_mounted_only_where_it_is_used(stack: dict) -> None:
+    """Issue 33: it was HUB_PII_KEY, in every container's environment."""
+    users = {name for name, service in stack["services"].items()
+             if any(s["source"] == "pii-key" for s in service.get("secrets", []))}
+    assert users == {"worker-1", "worker-2"} | CONNECTORS  # (and the operators' tools, a profile)
+    for name, service in stack["services"].items():
+        env = service.get("environment") or {}
+        assert "HUB_PII_KEY" not in env, name
+        assert (env.get("HUB_PII_KEY_FILE") == PII_KEY) == (name in users), name
+    assert "HUB_PII_KEY:" not in (REPO_ROOT / "docker-compose.yml").read_text()
 
 
 def test_kafka_authenticates_and_authorises_every_client(stack: dict) -> None:
-    """Issue 15: PLAINTEXT listeners, no SASL, no TLS, no authorizer."""
-    env = stack["services"]["kafka"]["environment"]
-    protocols = dict(pair.split(":") for pair in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
-    listeners = [l.split("://")[0] for l in env["KAFKA_ADVERTISED_LISTENERS"].split(",")]
-    assert {protocols[l] for l in listeners} == {"SASL_SSL", "SSL"}  # no PLAINTEXT for any client
-    assert env["KAFKA_LISTENER_NAME_ADMIN_SSL_CLIENT_AUTH"] == "required"
-    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
-    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
-    assert "ports" not in stack["services"]["kafka"]
+    """Issue 15: PLAINTEXT listeners, no SASL, no TLS, no authorizer;
+    issue 33: a PLAINTEXT controller listener, one node."""
+    for node in NODES:
+        properties = image_properties(stack["services"][node])
+        protocols = dict(pair.split(":") for pair in properties["listener.security.protocol.map"].split(","))
+        listeners = [l.split("://")[0] for l in properties["listeners"].split(",")]
+        assert {protocols[l] for l in listeners} == {"SASL_SSL", "SSL"}  # no PLAINTEXT at all, the controller's too
+        assert properties["listener.name.admin.ssl.client.auth"] == "required"
+        assert properties["listener.name.controller.ssl.client.auth"] == "required"
+        assert properties["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+        assert properties["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        assert properties["allow.everyone.if.no.acl.found"] == "false"
+        assert properties["super.users"] == "User:kafka-1;User:kafka-2;User:kafka-3;User:hub-admin"
+        assert properties["min.insync.replicas"] == "2" and properties["default.replication.factor"] == "3"
+        assert properties["node.id"] == node.removeprefix("kafka-")
+        assert properties["controller.quorum.voters"] == "1@kafka-1:9095,2@kafka-2:9095,3@kafka-3:9095"
+        assert "ports" not in stack["services"][node]
+
+
+def test_only_the_hub_reaches_the_brokers_and_the_registry(stack: dict) -> None:
+    services = stack["services"]
+    on_kafka = {name for name, service in services.items() if "kafka" in service.get("networks", {})}
+    assert on_kafka == HUB_SERVICES | {"schemas", "schema-registry", *NODES}
+    assert set(services["prometheus"]["networks"]) == set(services["grafana"]["networks"]) == {"monitoring"}
 
 
 def test_registry_prometheus_and_grafana_are_not_open_to_the_network(stack: dict) -> None:
@@ -105,7 +133,7 @@ def test_registry_prometheus_and_grafana_are_not_open_to_the_network(stack: dict
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and "GF_SECURITY_ADMIN_PASSWORD__FILE" in grafana
 
 
-def test_each_hub_process_is_its_own_principal_with_its_own_secrets(stack: dict) -> None:
+def test_each_hub_process_is_its_own_principal_with_its_own_secrets(stack: dict, tmp_path: Path) -> None:
     from hub.acls import bindings, principals
     from hub.domain.teams import load_teams
 
@@ -114,12 +142,12 @@ def test_each_hub_process_is_its_own_principal_with_its_own_secrets(stack: dict)
     users = {}
     for name in HUB_SERVICES - {"setup"}:
         service = stack["services"][name]
-        settings = load_settings(environ=service["environment"])
+        settings = _settings(service, tmp_path)
         assert settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
         assert settings.kafka_sasl_username in known
         users[name] = settings.kafka_sasl_username
         mounted = {s["target"]: stack["secrets"][s["source"]]["file"] for s in service["secrets"]}
-        assert set(mounted) == {"kafka-password", "signing-key"}
+        assert set(mounted) == {"kafka-password", "signing-key", PII_KEY}
         assert Path(mounted["kafka-password"]).name == settings.kafka_sasl_username
         identity = settings.kafka_sasl_username.removeprefix("hub-").removeprefix("connector-")
         assert Path(mounted["signing-key"]).name.endswith(f"{identity}.pem")

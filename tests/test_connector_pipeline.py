@@ -176,7 +176,7 @@ def test_state_topics_are_compacted_and_event_topics_are_not(settings) -> None:
         entry = future.result().get("cleanup.policy")
         return entry.value if entry else None
 
-    for topic in ("hub.leads", "hub.connector-offsets", changelog_topic(settings)):
+    for topic in ("hub.leads", "hub.connector-offsets.samr.penalty", changelog_topic(settings)):
         assert policy(topic) == "compact", topic
     assert policy("hub.events.samr") != "compact"
 

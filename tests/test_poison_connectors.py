@@ -154,8 +154,8 @@ def test_an_xlsx_that_inflates_past_the_limit_is_refused_unopened(settings, tmp_
 
 
 def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, caplog) -> None:
-    """Attack: every connector may write the shared cursor topic. Another
-    connector's signed cursor, an unsigned one, a signed but unreadable one
+    """Attack: a cursor written onto a connector's own topic by another
+    (the embedded broker has no ACLs to stop it). Another connector's signed cursor, an unsigned one, a signed but unreadable one
     and a tombstone, each marking a penalty export delivered, are left out:
     the file is published, `hub status` reads on, and the connector's own
     cursor then counts."""
@@ -164,20 +164,21 @@ def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, 
     from connectors.offsets import cursor_key, fingerprint
     from hub.serde import Serde
     from hub.status import collect
-    from hub.topics import CONNECTOR_OFFSETS_TOPIC, producer_config
+    from hub.topics import cursor_topic, producer_config
     from hub.trust import Role, signer
 
     path = write_csv(tmp_path / "forged-cursor.csv", PENALTY_HEADER, [_good(200 + i) for i in range(3)])
     key = cursor_key("samr.penalty", fingerprint(path)).encode()
-    forged = Serde(settings).encoder(CONNECTOR_OFFSETS_TOPIC, "connector_offset")({
+    topic = cursor_topic("samr.penalty")
+    forged = Serde(settings).encoder(topic, "connector_offset")({
         "connector": "samr.penalty", "file_fingerprint": fingerprint(path), "file": path.name,
         "rows_done": 10**9, "complete": True, "rows_claimed": 10**9, "updated_at": dt.datetime.now(dt.timezone.utc)})
     agri, penalty = signer(settings, Role.CONNECTOR, "agri.sampling"), signer(settings, Role.CONNECTOR, "samr.penalty")
     junk = b"\x00\x00\x00\x00\x01\xff\xff\xff"
     producer = Producer(producer_config(settings))
-    for value, headers in [(forged, None), (forged, agri.headers(CONNECTOR_OFFSETS_TOPIC, key, forged)),
-                           (junk, penalty.headers(CONNECTOR_OFFSETS_TOPIC, key, junk)), (None, None)]:
-        producer.produce(CONNECTOR_OFFSETS_TOPIC, key=key, value=value, headers=headers)
+    for value, headers in [(forged, None), (forged, agri.headers(topic, key, forged)),
+                           (junk, penalty.headers(topic, key, junk)), (None, None)]:
+        producer.produce(topic, key=key, value=value, headers=headers)
     producer.flush(30)
 
     runner = _runner(settings)
@@ -192,3 +193,33 @@ def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, 
     second = again.run_file(path)
     again.close()
     assert (second.events_published, second.already_delivered) == (0, 3)
+
+
+def test_cursors_an_older_installation_kept_on_the_shared_topic_still_count(settings, tmp_path: Path) -> None:
+    """Issue 33 gave each connector a cursor topic of its own; an upgraded
+    embedded installation's cursors on the shared hub.connector-offsets are
+    read still, so its delivered files are not sent again."""
+    from confluent_kafka import Producer
+
+    from connectors.offsets import cursor_key, fingerprint
+    from hub.flow.topics import LEGACY_CURSOR_TOPIC
+    from hub.serde import Serde
+    from hub.topics import TopicSpec, create_topics, producer_config
+    from hub.trust import Role, signer
+
+    create_topics(settings, [TopicSpec(LEGACY_CURSOR_TOPIC, "connector_offset", partitioned=False, compacted=True)])
+    path = write_csv(tmp_path / "delivered-before.csv", PENALTY_HEADER, [_good(300 + i) for i in range(2)])
+    key = cursor_key("samr.penalty", fingerprint(path)).encode()
+    value = Serde(settings).encoder(LEGACY_CURSOR_TOPIC, "connector_offset")({
+        "connector": "samr.penalty", "file_fingerprint": fingerprint(path), "file": path.name,
+        "rows_done": 3, "complete": True, "rows_claimed": 3,  # row numbers: the header is row 1
+        "updated_at": dt.datetime.now(dt.timezone.utc)})
+    producer = Producer(producer_config(settings))
+    producer.produce(LEGACY_CURSOR_TOPIC, key=key, value=value,
+                     headers=signer(settings, Role.CONNECTOR, "samr.penalty").headers(LEGACY_CURSOR_TOPIC, key, value))
+    producer.flush(30)
+
+    runner = _runner(settings)
+    summary = runner.run_file(path)
+    runner.close()
+    assert (summary.events_published, summary.already_delivered) == (0, 2)

@@ -31,3 +31,19 @@ def test_the_http_servers_bounds_come_from_the_environment() -> None:
     s = load_settings(environ={"HUB_HTTP_IDLE_TIMEOUT_S": "2.5", "HUB_HTTP_MAX_CONNECTIONS": "8"})
     assert (s.http.idle_timeout_s, s.http.max_connections) == (2.5, 8)
     assert load_settings(environ={}).http.max_connections == 64
+
+
+def test_the_pii_key_comes_from_a_secret_file(tmp_path) -> None:
+    """Issue 33: compose mounts it as a secret (HUB_PII_KEY_FILE), in no environment."""
+    import pytest
+
+    from hub.settings import load_settings
+
+    key = tmp_path / "pii-key"
+    key.write_text("a-secret-from-a-file\n")
+    assert load_settings(environ={"HUB_PII_KEY_FILE": str(key)}).pii_key == "a-secret-from-a-file"
+    with pytest.raises(ValueError, match="both set"):
+        load_settings(environ={"HUB_PII_KEY_FILE": str(key), "HUB_PII_KEY": "another"})
+    key.write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        load_settings(environ={"HUB_PII_KEY_FILE": str(key)})

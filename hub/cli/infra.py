@@ -52,12 +52,12 @@ def topics(ctx: click.Context) -> None:
 def topics_list(ctx: click.Context) -> None:
     """List the broker's topics with partition counts."""
     from hub.broker import broker_for
-    from hub.topics import CATALOGUE, create_topics, list_topics
+    from hub.topics import all_topics, create_topics, list_topics
 
     with broker_for(settings_of(ctx)) as (settings, private):
         if private:
             create_topics(settings)
-        described = {t.name: t.description for t in CATALOGUE}
+        described = {t.name: t.description for t in all_topics(settings)}
         for name, partitions in list_topics(settings).items():
             click.echo(f"{name:<40} {partitions:>3} partitions  {described.get(name, '')}")
 
@@ -105,7 +105,7 @@ def schemas_register(ctx: click.Context) -> None:
     """Register schemas/ with the configured schema registry (HUB_SCHEMA_REGISTRY_URL),
     subject <topic>-value per topic; refuses a version the registry finds incompatible."""
     from hub.schemas import IncompatibleSchema, register
-    from hub.topics import CATALOGUE, team_topics
+    from hub.topics import all_topics
 
     settings = settings_of(ctx)
     if not settings.schema_registry_url:
@@ -113,7 +113,7 @@ def schemas_register(ctx: click.Context) -> None:
                                "without one, schemas/registry.json is the registry")
     try:
         for line in register(settings.schema_dir, settings.schema_registry_url,
-                             {f"{t.name}-value": t.contract for t in [*CATALOGUE, *team_topics(settings)]}):
+                             {f"{t.name}-value": t.contract for t in all_topics(settings)}):
             click.echo(line)
     except IncompatibleSchema as exc:
         raise click.ClickException(str(exc)) from exc
