@@ -33,6 +33,7 @@ from connectors.samr_credit import SamrCreditConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_sampling import SamrSamplingConnector
+from hub.acls import WORKERS
 from hub.broker import EmbeddedBroker
 from hub.feedback import publish_ticks
 from hub.trust import Role, ensure_keys, signer, trust_env
@@ -348,31 +349,36 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class Fleet:
-    """Workers and connectors as the processes a supervisor would run."""
+    """Workers and connectors as the processes a supervisor would run;
+    ``principal_env`` gives each its own credentials on a secured cluster
+    (workers are ``hub-worker``, a connector ``connector-<name>``)."""
 
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    def __init__(self, settings: Settings, workdir: Path,
+                 principal_env: Callable[[str], dict[str, str]] = lambda principal: {}) -> None:
         self.settings, self.workdir = settings, workdir
         # Kafka's shortest session (group.min.session.timeout.ms): a killed
         # worker's partitions move after 6 s, and a pause of 8 s outlasts it.
         self.env = process_env(settings, HUB_STATE_DIR=str(workdir / "state"), HUB_SESSION_TIMEOUT_S="6",
                                HUB_HEARTBEAT_INTERVAL_S="1")
+        self.principal_env = principal_env
         self.workers: list[subprocess.Popen[bytes]] = []
         self.exits: list[int] = []  # statuses of workers that ended by themselves
         self.log = open(workdir / "processes.log", "ab")
 
-    def _spawn(self, *args: str, stdout: Any = None) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], cwd=self.workdir, env=self.env,
+    def _spawn(self, principal: str, *args: str, stdout: Any = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], cwd=self.workdir,
+                                env={**self.env, **self.principal_env(principal)},
                                 stdout=stdout or self.log, stderr=self.log, stdin=subprocess.DEVNULL)
 
     def start_worker(self, slot: int | None = None) -> None:
-        worker = self._spawn("worker")
+        worker = self._spawn(WORKERS, "worker")
         if slot is None:
             self.workers.append(worker)
         else:
             self.workers[slot] = worker
 
     def connector(self, name: str, path: Path, stdout: Any = None) -> subprocess.Popen[bytes]:
-        return self._spawn("connector", "run", name, "--path", str(path), stdout=stdout)
+        return self._spawn(f"connector-{name}", "connector", "run", name, "--path", str(path), stdout=stdout)
 
     def supervise(self) -> None:
         """A worker that exited by itself is restarted, as systemd or compose would."""
@@ -380,6 +386,13 @@ class Fleet:
             if worker.poll() is not None:
                 self.exits.append(worker.returncode)
                 self.start_worker(slot)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, supervising meanwhile."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.supervise()
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -458,28 +471,23 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
     way (connectors that failed)."""
     workdir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(storm.seed if storm else 0)
-    problems: list[str] = []
     with EmbeddedBroker(workdir / "kafka").start() as broker:
         settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
                                                             pii_key=CHAOS_PII_KEY)
         create_topics(settings)
         fleet = Fleet(settings, workdir)
-        try:
-            fleet.start_worker()
-            fleet.start_worker()
-            actions = _actions(storm, rng)
-            span = sum(a[1] + a[2] for a in actions)
-            kill_after_s = rng.uniform(0, storm.connector_kill_s) if storm and storm.connector_kill_s else None
-            feeder = threading.Thread(target=_feed, args=(fleet, sources, span / len(sources) if storm else 0,
-                                                          kill_after_s, problems, say), daemon=True)
-            feeder.start()
+        actions = _actions(storm, rng)
+        span = sum(a[1] + a[2] for a in actions)
+        kill_after_s = rng.uniform(0, storm.connector_kill_s) if storm and storm.connector_kill_s else None
+
+        def disrupt() -> None:
             for what, before, during in actions:
-                _sleep_supervising(fleet, before)
+                fleet.sleep(before)
                 if what.startswith("broker"):
                     say(f"  {'kill' if what == 'broker kill' else 'stop'} the broker (pid {broker.pid}) "
                         f"for {during:.1f}s")
                     broker.kill() if what == "broker kill" else broker.stop()
-                    _sleep_supervising(fleet, during)
+                    fleet.sleep(during)
                     broker.start()
                     continue
                 slot = rng.randrange(len(fleet.workers))
@@ -494,20 +502,39 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
                     worker.send_signal(signal.SIGSTOP)
                     time.sleep(during)
                     worker.send_signal(signal.SIGCONT)
-            while feeder.is_alive():
-                _sleep_supervising(fleet, 0.5)
-            _wait_supervising(fleet, settings, timeout_s)
-            # The workers tick every 10 s, wherever that falls among the events; one tick once every event
-            # is in decides the deadlines no evidence answered (as `hub backfill` does), so that a run's
-            # leads do not depend on whether a periodic tick came after its last event.
-            publish_ticks(settings, time.time(), signer(settings, Role.WORKER, settings.worker_name))
-            _wait_supervising(fleet, settings, timeout_s)
-        finally:
-            fleet.stop()
-        if fleet.exits:  # a worker's own non-zero exit is its supervisor's to restart: reported, not a fault
-            say(f"  workers that exited by themselves and were restarted: {len(fleet.exits)} "
-                f"(statuses {sorted(fleet.exits)})")
-        return outcome(settings), problems
+
+        return drive(fleet, sources, span / len(sources) if storm else 0, kill_after_s, disrupt, say, timeout_s)
+
+
+def drive(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_after_s: float | None,
+          disrupt: Callable[[], None], say: Callable[[str], None], timeout_s: float) -> tuple[Outcome, list[str]]:
+    """Two workers; the exports through their connectors, ``gap_s`` apart,
+    while ``disrupt()`` runs; then until every event is processed and one
+    final tick. The outcome, read with the fleet's settings, and what went
+    wrong on the way (connectors that failed)."""
+    problems: list[str] = []
+    settings = fleet.settings
+    try:
+        fleet.start_worker()
+        fleet.start_worker()
+        feeder = threading.Thread(target=_feed, args=(fleet, sources, gap_s, kill_after_s, problems, say),
+                                  daemon=True)
+        feeder.start()
+        disrupt()
+        while feeder.is_alive():
+            fleet.sleep(0.5)
+        _wait_supervising(fleet, settings, timeout_s)
+        # The workers tick every 10 s, wherever that falls among the events; one tick once every event
+        # is in decides the deadlines no evidence answered (as `hub backfill` does), so that a run's
+        # leads do not depend on whether a periodic tick came after its last event.
+        publish_ticks(settings, time.time(), signer(settings, Role.WORKER, settings.worker_name))
+        _wait_supervising(fleet, settings, timeout_s)
+    finally:
+        fleet.stop()
+    if fleet.exits:  # a worker's own non-zero exit is its supervisor's to restart: reported, not a fault
+        say(f"  workers that exited by themselves and were restarted: {len(fleet.exits)} "
+            f"(statuses {sorted(fleet.exits)})")
+    return outcome(settings), problems
 
 
 def _actions(storm: Storm | None, rng: random.Random) -> list[tuple[str, float, float]]:
@@ -523,13 +550,6 @@ def _actions(storm: Storm | None, rng: random.Random) -> list[tuple[str, float, 
     return actions
 
 
-def _sleep_supervising(fleet: Fleet, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        fleet.supervise()
-        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-
-
 def _wait_supervising(fleet: Fleet, settings: Settings, timeout_s: float) -> None:
     done: list[BaseException | None] = []
 
@@ -543,7 +563,7 @@ def _wait_supervising(fleet: Fleet, settings: Settings, timeout_s: float) -> Non
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
     while waiter.is_alive():
-        _sleep_supervising(fleet, 0.5)
+        fleet.sleep(0.5)
     if done and done[0] is not None:
         raise done[0]
 
