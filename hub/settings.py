@@ -204,6 +204,9 @@ class Settings:
     # 50 000 2.1 s of 38.9 s. The hub's records hold few reference cycles.
     gc_young_threshold: int = 50_000
     commit_interval_s: float = 1.0
+    # Faust's: "at_least_once" (the hub's fence keeps replays harmless) or
+    # "exactly_once" (Kafka transactions); see README, "Transactions".
+    processing_guarantee: str = "at_least_once"
     # See hub.worker.heal_stalled_commits (faust-streaming issue #596).
     commit_stall_heal_s: float = 5.0
     # Faust table store: memory:// rebuilds from the changelog on start;
