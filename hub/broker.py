@@ -73,7 +73,7 @@ def embedded_dir(settings: Settings) -> Path:
     return settings.state_dir / "kafka"
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child: the kernel sends SIGTERM to the JVM when the hub dies,
     so even a SIGKILLed hub leaves no orphan broker (SIGTERM is Kafka's
     graceful stop: its data is flushed)."""
@@ -124,7 +124,7 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _properties(path: Path) -> dict[str, str]:
+def read_properties(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.lstrip().startswith("#") and "=" in line:
@@ -224,7 +224,7 @@ class EmbeddedBroker:
                      "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
                      f"-Dlog4j2.configurationFile={logging_config}", "-cp", f"{lib}/*", "kafka.Kafka", str(config)],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent, pass_fds=(self._lock.fileno(),))
+                    preexec_fn=die_with_parent, pass_fds=(self._lock.fileno(),))
             self._wait_until_up()
             (self.data_dir / "broker.json").write_text(json.dumps(
                 {"bootstrap": self.bootstrap, "pid": os.getpid(), "broker_pid": self.process.pid}))
@@ -283,7 +283,7 @@ class EmbeddedBroker:
         meta = self.log_dir / "meta.properties"
         if meta.exists():
             try:
-                found = _properties(meta)
+                found = read_properties(meta)
             except (OSError, UnicodeDecodeError) as exc:
                 raise BrokerError(f"{meta} is unreadable ({exc}): the log directory is damaged; "
                                   "move it away to start afresh") from exc

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import compose
 from confluent_kafka.admin import AdminClient
 
-from hub.broker import _die_with_parent, free_port, kafka_home
+from hub.broker import die_with_parent, free_port, kafka_home, read_properties
 from hub.settings import REPO_ROOT, Settings, load_settings
 
 # the binary itself: the package's wrapper script always exits 0
@@ -49,15 +49,6 @@ def compose_stack() -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     stack: dict[str, Any] = json.loads(result.stdout)
     return stack
-
-
-def read_properties(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            out[key.strip()] = value.strip()
-    return out
 
 
 def property_name(variable: str) -> str:
@@ -177,7 +168,7 @@ class SecuredCluster:
         with open(node.log, "ab") as out:
             node.process = subprocess.Popen(self._java("kafka.Kafka", str(node.config), heap_mb=HEAP_MB),
                                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent)
 
     def kill(self, name: str) -> None:
         process = self.nodes[name].process
