@@ -132,10 +132,10 @@ class BenchResult:
             *(f"  {stage.value:<28} {per_event.get(stage, 0.0):8.1f}" for stage in Stage),
             f"  {'Faust, Kafka and the rest':<28} {busy - sum(per_event.values()):8.1f}",
             f"  {'total':<28} {busy:8.1f}",
-            f"before the hub's own work: Faust {faust:.0f} µs an event + verifying its signature "
-            f"{per_event.get(Stage.VERIFY, 0.0):.0f} µs = {faust + per_event.get(Stage.VERIFY, 0.0):.0f} µs "
-            f"(at most {1e6 / (faust + per_event.get(Stage.VERIFY, 0.0)) if faust else 0.0:,.0f} events/s "
-            "for one worker, whatever else it does)",
+            *([f"before the hub's own work: Faust {faust:.0f} µs an event + verifying its signature "
+               f"{per_event.get(Stage.VERIFY, 0.0):.0f} µs = {faust + per_event.get(Stage.VERIFY, 0.0):.0f} µs "
+               f"(at most {1e6 / (faust + per_event.get(Stage.VERIFY, 0.0)):,.0f} events/s "
+               "for one worker, whatever else it does)"] if faust else []),
             f"signatures: verifying {per_event.get(Stage.VERIFY, 0.0):.1f} µs an event "
             f"({per_event.get(Stage.VERIFY, 0.0) / busy if busy else 0.0:.1%} of the worker's time), signing what "
             f"it sends {per_event.get(Stage.SIGN, 0.0):.1f} µs an event "
