@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -161,6 +162,16 @@ class ValidationSettings:
     max_file_bytes: int = 256 * 1024 * 1024  # a CSV, or an .xlsx uncompressed
 
 
+class ProcessingGuarantee(StrEnum):
+    """Faust's processing guarantee. AT_LEAST_ONCE: the hub's fence and
+    strict commits keep replays harmless (the default). EXACTLY_ONCE: Faust
+    commits through Kafka transactions, which fence none of the hub's own
+    writes (README, "Transactions, evaluated"): evaluated, not adopted."""
+
+    AT_LEAST_ONCE = "at_least_once"
+    EXACTLY_ONCE = "exactly_once"
+
+
 @dataclass(frozen=True)
 class Settings:
     # Broker: empty means the embedded Apache Kafka on the state directory
@@ -204,9 +215,8 @@ class Settings:
     # 50 000 2.1 s of 38.9 s. The hub's records hold few reference cycles.
     gc_young_threshold: int = 50_000
     commit_interval_s: float = 1.0
-    # Faust's: "at_least_once" (the hub's fence keeps replays harmless) or
-    # "exactly_once" (Kafka transactions); see README, "Transactions".
-    processing_guarantee: str = "at_least_once"
+    # Faust's; see ProcessingGuarantee.
+    processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE
     # See hub.worker.heal_stalled_commits (faust-streaming issue #596).
     commit_stall_heal_s: float = 5.0
     # Faust table store: memory:// rebuilds from the changelog on start;

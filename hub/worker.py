@@ -214,7 +214,7 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
-        processing_guarantee=settings.processing_guarantee,
+        processing_guarantee=settings.processing_guarantee.value,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,

@@ -47,3 +47,15 @@ def test_the_pii_key_comes_from_a_secret_file(tmp_path) -> None:
     key.write_text("\n")
     with pytest.raises(ValueError, match="is empty"):
         load_settings(environ={"HUB_PII_KEY_FILE": str(key)})
+
+
+def test_the_processing_guarantee_is_one_faust_knows() -> None:
+    import pytest
+
+    from hub.settings import ProcessingGuarantee, load_settings
+
+    assert load_settings(environ={}).processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE
+    chosen = load_settings(environ={"HUB_PROCESSING_GUARANTEE": "exactly_once"}).processing_guarantee
+    assert chosen is ProcessingGuarantee.EXACTLY_ONCE
+    with pytest.raises(ValueError, match="exactly-once"):
+        load_settings(environ={"HUB_PROCESSING_GUARANTEE": "exactly-once"})
