@@ -65,7 +65,7 @@ def _backward_compatible(reader: SchemaVersion, writer: SchemaVersion, samples: 
     codec (``hub.serde``): it must resolve them too, to the same values."""
     import io
 
-    from hub.serde import codec, resolved
+    from hub.avro import codec, resolved
 
     try:
         read_as_reader = resolved(codec(reader.raw), codec(writer.raw))  # as the workers' decoder does
