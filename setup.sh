@@ -5,7 +5,7 @@
 # - Prometheus and promtool (the ops tests use the real ones), Chromium and
 #   ChromeDriver (the lead board's browser test), a CJK font (so its
 #   screenshots show Chinese), stunnel (TLS in front of the embedded broker,
-#   for the TLS test);
+#   for the TLS test), nginx (the registry proxy's test);
 # - a virtualenv in .venv with the hub and its test tools.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,6 +24,8 @@ fc-list 2>/dev/null | grep -qi "noto sans cjk\|wenquanyi" || missing="$missing f
 lean=""
 command -v soffice >/dev/null || lean="$lean libreoffice-calc-nogui"
 command -v pdftoppm >/dev/null || lean="$lean poppler-utils"
+# the registry's read-only way in for the hub's services (ops/registry-proxy.conf)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || lean="$lean nginx"
 if [ -n "$missing$lean" ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo

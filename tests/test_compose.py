@@ -37,7 +37,8 @@ def _settings(service: dict, tmp: Path) -> object:
 
 
 def test_the_stack_has_every_service(stack: dict) -> None:
-    assert set(stack["services"]) == HUB_SERVICES | {"schemas", *NODES, "schema-registry", "prometheus", "grafana"}
+    assert set(stack["services"]) == HUB_SERVICES | {"schemas", *NODES, "schema-registry", "schema-registry-read",
+                                                     "prometheus", "grafana"}
     for node in NODES:
         assert stack["services"][node]["image"].startswith("apache/kafka:")
         assert image_properties(stack["services"][node])["process.roles"] == "broker,controller"  # KRaft
@@ -48,7 +49,7 @@ def test_hub_services_are_configured_for_kafka(stack: dict, tmp_path: Path) -> N
     for name in HUB_SERVICES:
         settings = _settings(stack["services"][name], tmp_path)
         assert settings.broker_url in (",".join(f"{n}:9093" for n in NODES), ",".join(f"{n}:9094" for n in NODES))
-        assert settings.schema_registry_url == "http://schema-registry:8081"
+        assert settings.schema_registry_url == "http://schema-registry-read:8081"  # look-ups and fetches only
         assert settings.replication_factor == 3  # as many as the nodes; two in sync (the brokers' minimum)
         assert settings.session_timeout_s >= 6
         assert settings.metrics_host == "0.0.0.0" and settings.metrics_port == 9400
@@ -117,16 +118,25 @@ def test_kafka_authenticates_and_authorises_every_client(stack: dict) -> None:
         assert "ports" not in stack["services"][node]
 
 
-def test_only_the_hub_reaches_the_brokers_and_the_registry(stack: dict) -> None:
+def test_only_the_hub_reaches_the_brokers_and_only_the_schemas_job_the_registry(stack: dict) -> None:
+    """Issue 33: the registry authenticates nobody, so who can reach it is who can change it."""
     services = stack["services"]
-    on_kafka = {name for name, service in services.items() if "kafka" in service.get("networks", {})}
-    assert on_kafka == HUB_SERVICES | {"schemas", "schema-registry", *NODES}
+
+    def on(network: str) -> set[str]:
+        return {name for name, service in services.items() if network in service.get("networks", {})}
+
+    assert on("kafka") == HUB_SERVICES | {"schema-registry-read", *NODES}
+    assert on("store") == {"schema-registry", *NODES}  # the registry's own topic, on the brokers
+    assert on("registry") == {"schema-registry", "schema-registry-read", "schemas"}
+    assert services["schemas"]["environment"]["HUB_SCHEMA_REGISTRY_URL"] == "http://schema-registry:8081"
+    [conf] = [v for v in services["schema-registry-read"]["volumes"] if v["target"] == "/etc/nginx/conf.d/default.conf"]
+    assert Path(conf["source"]) == REPO_ROOT / "ops" / "registry-proxy.conf"  # run by tests/test_registry_proxy.py
     assert set(services["prometheus"]["networks"]) == set(services["grafana"]["networks"]) == {"monitoring"}
 
 
 def test_registry_prometheus_and_grafana_are_not_open_to_the_network(stack: dict) -> None:
     services = stack["services"]
-    assert "ports" not in services["schema-registry"]  # the internal network only
+    assert "ports" not in services["schema-registry"] and "ports" not in services["schema-registry-read"]
     for name in ("prometheus", "grafana", "worker-1", "worker-2"):
         assert all(p.get("host_ip") == "127.0.0.1" for p in services[name].get("ports", [])), name
     grafana = services["grafana"]["environment"]
