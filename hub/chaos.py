@@ -312,8 +312,13 @@ def compared(lead: dict[str, Any]) -> dict[str, Any]:
             "evidence": [{k: v for k, v in e.items() if k not in EVIDENCE_TIMES} for e in lead["evidence"]]}
 
 
+def open_leads(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The open leads on the settings' broker, as two runs compare them."""
+    return {lead_id: compared(lead) for lead_id, lead in final_leads(settings).items() if lead["status"] == "OPEN"}
+
+
 def outcome(settings: Settings) -> Outcome:
-    leads = {lead_id: compared(lead) for lead_id, lead in final_leads(settings).items() if lead["status"] == "OPEN"}
+    leads = open_leads(settings)
     latest: dict[bytes, bytes | None] = {}
     for message in read_to_end(settings, changelog_topic(settings)):
         key = message.key()
@@ -584,8 +589,7 @@ def backfilled(sources: list[tuple[str, Path]], workdir: Path, timeout_s: float)
     with EmbeddedBroker(workdir / "state" / "kafka").start() as broker:  # read back as a run's leads are
         settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
                                                             pii_key=CHAOS_PII_KEY, state_dir=workdir / "state")
-        return {lead_id: compared(lead) for lead_id, lead in final_leads(settings).items()
-                if lead["status"] == "OPEN"}
+        return open_leads(settings)
 
 
 def storms(workdir: Path, count: int, storm: Storm, rows: int, seed: int,

@@ -21,6 +21,7 @@ from hub.settings import Settings
 # Where installed connectors are registered (pyproject's entry points).
 CONNECTOR_ENTRY_POINTS = "supervision_hub.connectors"
 
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str

@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 
 from hub.broker import die_with_parent, free_port, kafka_home, read_properties
 from hub.settings import REPO_ROOT, Settings, load_settings
+from tests.helpers import hub
 
 # the binary itself: the package's wrapper script always exits 0
 COMPOSE = Path(compose.__file__).parent / "docker-compose"
@@ -202,8 +203,7 @@ class SecuredCluster:
 
     def wait_until_up(self, brokers: int = 3, timeout_s: float = 180) -> None:
         """Until the admin sees ``brokers`` brokers and a quorum leader."""
-        client = AdminClient({"bootstrap.servers": self.bootstrap("ADMIN"), **self._tls("hub-admin"),
-                              "log_level": 0})
+        client = AdminClient(self.admin_client())
         deadline = time.monotonic() + timeout_s
         while True:
             with contextlib.suppress(Exception):
@@ -300,10 +300,8 @@ def secured_cluster(root: Path) -> Iterator[SecuredCluster]:
         setup = cluster.stack["services"]["setup"]["entrypoint"][-1]
         for command in setup.split(" && "):
             args = [cluster.host_path("setup", arg) for arg in command.split()[1:]]
-            ran = subprocess.run([sys.executable, "-m", "hub.cli", *args], capture_output=True,
-                                 text=True, timeout=300, cwd=root,
-                                 env={**os.environ, **cluster.env("hub-admin"),
-                                      "HUB_METRICS_PORT": "0"} | {"HUB_PII_KEY_FILE": ""})
+            # the set-up job has no PII key
+            ran = hub(*args, cwd=root, env={**cluster.env("hub-admin"), "HUB_PII_KEY_FILE": ""})
             assert ran.returncode == 0, f"{command}: {ran.stdout}{ran.stderr}"
         yield cluster
     finally:

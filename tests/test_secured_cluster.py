@@ -29,7 +29,7 @@ from hub.samples import write_scenario
 from hub.settings import REPO_ROOT
 from hub.tls import make_ca, make_cert
 from tests.cluster import SecuredCluster, secured_cluster
-from tests.helpers import wait_for
+from tests.helpers import hub, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -205,10 +205,9 @@ def test_every_principal_is_refused_what_it_must_not_do(cluster: SecuredCluster,
                 "connector-samr.penalty") == "read"
 
 
-def _hub(cluster: SecuredCluster, principal: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], capture_output=True, text=True, timeout=300,
-                          cwd=cluster.root, env={**os.environ, **cluster.env(principal), "HUB_METRICS_PORT": "0",
-                                                 **env})
+def _hub(cluster: SecuredCluster, principal: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The hub command as ``principal`` runs it."""
+    return hub(*args, cwd=cluster.root, env=cluster.env(principal))
 
 
 def _worker(cluster: SecuredCluster, log: Path) -> subprocess.Popen[str]:
