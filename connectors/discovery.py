@@ -4,7 +4,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from connectors.sdk import Connector
-from hub.topics import CONNECTOR_ENTRY_POINTS as ENTRY_POINT_GROUP
+from hub.settings import CONNECTOR_ENTRY_POINTS as ENTRY_POINT_GROUP
 
 
 class UnknownConnector(LookupError):

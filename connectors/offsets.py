@@ -27,11 +27,11 @@ from typing import Any, Iterator
 
 from confluent_kafka import Producer
 
-from hub.leadview import SignedReader
-from hub.serde import Serde
+from hub.kafka.readers import SignedReader
+from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.flow.topics import LEGACY_CURSOR_TOPIC, cursor_topic
-from hub.topics import list_topics, read_to_end
+from hub.kafka.topics import list_topics, read_to_end
 from hub.trust import Role, Signer
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from connectors.tabular import TABULAR_SUFFIXES, FileFormatError
 from hub.domain.events import event_key
 from hub.domain.pii import describe
 from hub.domain.validation import Invalid, check_record, latest_date
-from hub.metrics import Metrics
-from hub.serde import Serde
+from hub.edge.metrics import Metrics
+from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.topics import DEADLETTER_TOPIC, events_topic, producer_config
+from hub.kafka.topics import DEADLETTER_TOPIC, events_topic, producer_config
 from hub.trust import Role, signer
 
 log = logging.getLogger(__name__)

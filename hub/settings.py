@@ -12,6 +12,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -78,7 +79,7 @@ class RuleSettings:
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """The metrics and lead-board servers' bounds (``hub.httpd``): a
+    """The metrics and lead-board servers' bounds (``hub.edge.httpd``): a
     connection idle this long is closed, and any connection after its
     deadline; beyond this many at once, new ones are closed unanswered."""
 
@@ -175,7 +176,7 @@ class ProcessingGuarantee(StrEnum):
 @dataclass(frozen=True)
 class Settings:
     # Broker: empty means the embedded Apache Kafka on the state directory
-    # (hub.broker): the one running there, or one started for the command.
+    # (hub.kafka.broker): the one running there, or one started for the command.
     broker_url: str = ""
     # How long a command waits for the embedded broker running on its state
     # directory to answer before it fails (it never sends anywhere else).
@@ -187,7 +188,7 @@ class Settings:
     replication_factor: int = 1
     # Event and dead-letter topics keep records this many days (they are
     # evidence: ten years by default; -1 keeps them for ever). State topics
-    # are compacted, the audit trail is never deleted (hub.topics).
+    # are compacted, the audit trail is never deleted (hub.kafka.topics).
     event_retention_days: int = 3650
     # A compacted topic's active segment rolls after this long, so the
     # cleaner can reach its superseded values (Kafka's default is 7 days).
@@ -217,7 +218,7 @@ class Settings:
     commit_interval_s: float = 1.0
     # Faust's; see ProcessingGuarantee.
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.AT_LEAST_ONCE
-    # See hub.worker.heal_stalled_commits (faust-streaming issue #596).
+    # See hub.edge.worker.heal_stalled_commits (faust-streaming issue #596).
     commit_stall_heal_s: float = 5.0
     # Faust table store: memory:// rebuilds from the changelog on start;
     # rocksdb:// (needs faust-streaming[rocksdb]) keeps a local copy.
@@ -358,3 +359,19 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
         if not values["pii_key"]:
             raise ValueError(f"HUB_PII_KEY_FILE {values['pii_key_file']} is empty")
     return Settings(**_coerce(Settings, values))
+
+
+# Connectors are plugins: an agency's package declares one under this
+# entry-point group and never edits hub/ (pyproject.toml lists ours).
+CONNECTOR_ENTRY_POINTS = "supervision_hub.connectors"
+
+
+def installed_connectors() -> list[str]:
+    """The names of the connectors installed (their entry points), not loaded."""
+    return sorted({ep.name for ep in entry_points(group=CONNECTOR_ENTRY_POINTS)})
+
+
+def connector_agencies() -> dict[str, str]:
+    """Each installed connector's agency (its class's ``agency``): the
+    plugins are loaded, which is what installing one means."""
+    return {ep.name: str(ep.load().agency.value) for ep in entry_points(group=CONNECTOR_ENTRY_POINTS)}

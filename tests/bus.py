@@ -20,12 +20,12 @@ from hub.domain.leads import BusinessState
 from hub.domain.lifecycle import ACTIVE
 from hub.domain.pii import PersonalDataHasher
 from hub.domain.teams import load_teams
-from hub.feedback import TICK_KEY, feedback, tick
+from hub.edge.feedback import TICK_KEY, feedback, tick
 from hub.flow import Effects, Flow, MemoryStore, Record, Send
 from hub.flow.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic,
                              feedback_topic)
-from hub.metrics import Metrics
-from hub.serde import Serde
+from hub.edge.metrics import Metrics
+from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
 
@@ -247,8 +247,8 @@ class Bus:
 
 def scenario_bus(folder: Path, now: dt.datetime) -> Bus:
     """A bus whose clock stands at ``now``, through which the sample
-    scenario's exports have run (``hub.samples.write_scenario``)."""
-    from hub.samples import write_scenario
+    scenario's exports have run (``hub.devtools.samples.write_scenario``)."""
+    from hub.devtools.samples import write_scenario
 
     bus = Bus(clock=lambda: now.timestamp())
     for connector, path in write_scenario(folder).items():

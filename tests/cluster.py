@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import compose
 from confluent_kafka.admin import AdminClient
 
-from hub.broker import die_with_parent, free_port, kafka_home, read_properties
+from hub.kafka.broker import die_with_parent, free_port, kafka_home, read_properties
 from hub.settings import REPO_ROOT, Settings, load_settings
 from tests.helpers import hub
 

@@ -5,10 +5,10 @@ from typing import Iterator
 
 import pytest
 
-from hub.broker import EmbeddedBroker
+from hub.kafka.broker import EmbeddedBroker
 from hub.domain.pii import PersonalDataHasher
 from hub.settings import Settings, load_settings
-from hub.topics import create_topics
+from hub.kafka.topics import create_topics
 from hub.trust import ensure_keys
 from tests.registry import Registry, serve
 

@@ -13,12 +13,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
-from hub.chaos import process_env
+from hub.devtools.chaos import process_env
 from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
-from hub.serde import Serde
+from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.topics import CATALOGUE, DEADLETTER_TOPIC, RESOLUTION_TOPIC, event_ends, events_topic, read_to_end, worker_lag
+from hub.kafka.topics import CATALOGUE, DEADLETTER_TOPIC, RESOLUTION_TOPIC, event_ends, events_topic, read_to_end, worker_lag
 
 
 def events_on_broker(settings: Settings) -> list[dict]:
@@ -118,11 +118,11 @@ def start_hub_broker(cwd: Path, *args: str) -> tuple[subprocess.Popen[str], dict
 def scenario_on_broker(bootstrap: str, tmp: Path, app_id: str) -> Settings:
     """Settings on the embedded broker (clock ticks only from the test) with
     the sample scenario's exports published by the connectors."""
-    from hub.metrics import Metrics
-    from hub.pipeline import run_connectors
-    from hub.samples import write_scenario
+    from hub.edge.metrics import Metrics
+    from hub.apps.pipeline import run_connectors
+    from hub.devtools.samples import write_scenario
     from hub.settings import load_settings
-    from hub.topics import create_topics
+    from hub.kafka.topics import create_topics
     from hub.trust import ensure_keys
     from tests.conftest import TEST_PII_KEY
 

@@ -11,10 +11,10 @@ from typing import Any
 from connectors.samr_penalty import SamrPenaltyConnector
 from hub.domain.events import Agency, Event
 from hub.domain.pii import PersonalDataHasher
-from hub.samples import LIQUOR, _headers, write_csv
-from hub.serde import Serde
+from hub.devtools.samples import LIQUOR, _headers, write_csv
+from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.topics import events_topic
+from hub.kafka.topics import events_topic
 
 PENALTY_HEADER = _headers(SamrPenaltyConnector)
 # Stands in for personal data in bad records: no dead letter may carry it.

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from hub.schemas import register
+from hub.kafka.schemas import register
 from hub.settings import Settings
-from hub.topics import CATALOGUE, all_topics
+from hub.kafka.topics import CATALOGUE, all_topics
 
 SUBJECTS = {f"{t.name}-value": t.contract for t in CATALOGUE}
 

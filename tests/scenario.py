@@ -1,4 +1,4 @@
-"""The open leads the sample scenario (``hub.samples.write_scenario``) must give
+"""The open leads the sample scenario (``hub.devtools.samples.write_scenario``) must give
 once every record is resolved, whatever the order of its files and messages."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Iterable
 from connectors.samr_sampling import SamrSamplingConnector
 
 from hub.domain.names import normalise_name
-from hub.samples import (BAKERY, CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, SampleBusiness, _headers, make_uscc,
+from hub.devtools.samples import (BAKERY, CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, SampleBusiness, _headers, make_uscc,
                          write_csv, write_registry)
 
 SELLER = "unresolved:410502:安阳市文峰区惠民生鲜超市"

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka.admin import AclBinding, ResourcePatternType
 
 from connectors.discovery import available
-from hub.acls import Binding, Operation, Resource, bindings, principals, to_admin
+from hub.kafka.acls import Binding, Operation, Resource, bindings, principals, to_admin
 from hub.domain.events import Agency
 from hub.domain.teams import load_teams, parse_teams
 from hub.flow.topics import FEEDBACK_TOPIC, LEADS_TOPIC, events_topic, feedback_topic

@@ -11,10 +11,10 @@ import pytest
 from hub.audit.entries import GENESIS, AuditAction, Chain, Entry, Note, digest
 from hub.audit.trail import story
 from hub.audit.verify import Positioned, verify
-from hub.board import BoardAudit
-from hub.feedback import feedback
+from hub.apps.board import BoardAudit
+from hub.edge.feedback import feedback
 from hub.flow.topics import feedback_topic
-from hub.samples import LIQUOR
+from hub.devtools.samples import LIQUOR
 from hub.trust import Role, TrustStore
 from hub.trust.keys import create_key
 from tests.bus import Bus, scenario_bus
@@ -249,7 +249,7 @@ def test_keys_created_and_revoked_are_told(tmp_path: Path) -> None:
 
 
 def test_a_workers_start_tells_its_settings_never_its_secrets(tmp_path: Path) -> None:
-    from hub.audit.log import settings_detail
+    from hub.edge.audit_log import settings_detail
     from hub.settings import Settings
 
     base = Settings(pii_key="a-secret-key-nobody-may-see")

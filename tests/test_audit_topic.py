@@ -9,12 +9,12 @@ import datetime as dt
 import pytest
 from confluent_kafka import Producer
 
-from hub.audit.log import AuditLog, last_head, read_trail
+from hub.edge.audit_log import AuditLog, last_head, read_trail
 from hub.audit.verify import Unreadable, verify
 from hub.flow.topics import AUDIT_TOPIC, DEADLETTER_TOPIC
-from hub.metrics import Metrics
-from hub.serde import Serde
-from hub.topics import partition_of, producer_config
+from hub.edge.metrics import Metrics
+from hub.kafka.serde import Serde
+from hub.kafka.topics import partition_of, producer_config
 from hub.trust import Role, TrustStore, signer
 
 pytestmark = pytest.mark.broker

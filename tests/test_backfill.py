@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.samples import (FUSHUN, LEGAL_REP, LEGAL_REP_ID, SUSPECT2_ID, SUSPECT2_NAME,
+from hub.devtools.samples import (FUSHUN, LEGAL_REP, LEGAL_REP_ID, SUSPECT2_ID, SUSPECT2_NAME,
                          SUSPECT_ID, SUSPECT_NAME, VEG_BASE, write_scenario)
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub as run_hub

@@ -7,8 +7,8 @@ import re
 import pytest
 from confluent_kafka import TopicPartition
 
-from hub import bench
-from hub.bench import BenchResult
+from hub.devtools import bench
+from hub.devtools.bench import BenchResult
 from hub.flow.topics import RESOLUTION_TOPIC
 from hub.settings import Settings
 from hub.flow.effects import Stage

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from hub.board import LeadBoard, Sessions, host_name, serve_board
+from hub.apps.board import LeadBoard, Sessions, host_name, serve_board
 from hub.domain.teams import load_teams
 from hub.settings import REPO_ROOT
 from hub.trust import Role, TrustStore

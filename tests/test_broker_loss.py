@@ -14,12 +14,12 @@ from typing import Iterator
 
 import pytest
 
-from hub.broker import EmbeddedBroker, free_port
-from hub.chaos import process_env
-from hub.samples import synthetic_penalties
+from hub.kafka.broker import EmbeddedBroker, free_port
+from hub.devtools.chaos import process_env
+from hub.devtools.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
-from hub.topics import FEEDBACK_TOPIC, admin, create_topics
-from hub.worker import EXIT_BROKER_LOST
+from hub.kafka.topics import FEEDBACK_TOPIC, admin, create_topics
+from hub.edge.worker import EXIT_BROKER_LOST
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import Valve, metric, start_worker, wait_for
 

@@ -21,7 +21,7 @@ import pytest
 
 from connectors.discovery import load
 from connectors.sdk import RowRejected
-from hub.chaos import BIG_FILE, CHAOS_PII_KEY, Storm, backfilled, compare, run, write_dataset
+from hub.devtools.chaos import BIG_FILE, CHAOS_PII_KEY, Storm, backfilled, compare, run, write_dataset
 from hub.domain.pii import PersonalDataHasher
 
 pytestmark = pytest.mark.broker

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.samples import write_scenario
+from hub.devtools.samples import write_scenario
 from tests.helpers import hub, start_hub_broker
 
 pytestmark = pytest.mark.broker
@@ -67,7 +67,7 @@ def test_demo_shows_leads_of_all_three_rules(tmp_path: Path) -> None:
 def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
     from confluent_kafka import Producer
 
-    from hub.serde import Serde
+    from hub.kafka.serde import Serde
     from hub.settings import load_settings
     from hub.trust import Role, signer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import chaos
+from hub.devtools import chaos
 from tests.cluster import NODES, secured_cluster
 
 pytestmark = pytest.mark.broker

@@ -144,7 +144,7 @@ def test_registry_prometheus_and_grafana_are_not_open_to_the_network(stack: dict
 
 
 def test_each_hub_process_is_its_own_principal_with_its_own_secrets(stack: dict, tmp_path: Path) -> None:
-    from hub.acls import bindings, principals
+    from hub.kafka.acls import bindings, principals
     from hub.domain.teams import load_teams
 
     known = principals(bindings(load_teams(REPO_ROOT / "ops" / "teams.toml"),

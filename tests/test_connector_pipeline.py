@@ -10,8 +10,8 @@ from connectors.discovery import load
 from connectors.runner import ConnectorRunner
 from connectors.samr_inspection import SamrInspectionConnector
 from hub.domain.pii import PersonalDataHasher
-from hub.metrics import Metrics
-from hub.samples import (LEGAL_REP, LEGAL_REP_ID, SUSPECT2_ID, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME,
+from hub.edge.metrics import Metrics
+from hub.devtools.samples import (LEGAL_REP, LEGAL_REP_ID, SUSPECT2_ID, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME,
                          YUXIANG, inspection_rows, write_csv, write_scenario)
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import dead_letters, events_on_broker, raw_bytes_by_topic
@@ -44,7 +44,7 @@ def _run_all(settings, files: dict[str, Path], metrics: Metrics) -> dict[str, ru
 def scenario(broker, tmp_path_factory):
     """All six connectors over the scenario files, once per module (fresh broker)."""
     from hub.settings import load_settings
-    from hub.topics import create_topics
+    from hub.kafka.topics import create_topics
 
     folder = tmp_path_factory.mktemp("exports")
     settings = load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY,
@@ -66,9 +66,9 @@ def test_connectors_publish_exactly_the_expected_events(scenario) -> None:
 
 def test_events_are_keyed_by_business(scenario) -> None:
     settings, *_ = scenario
-    from hub.topics import read_to_end
+    from hub.kafka.topics import read_to_end
 
-    from hub.serde import Serde
+    from hub.kafka.serde import Serde
 
     decode = Serde(settings).decoder("event")
     for message in read_to_end(settings, "hub.events.agri"):
@@ -167,7 +167,7 @@ def test_a_file_with_a_missing_column_is_dead_lettered_whole(settings, tmp_path)
 def test_state_topics_are_compacted_and_event_topics_are_not(settings) -> None:
     from confluent_kafka.admin import ConfigResource
 
-    from hub.topics import admin, changelog_topic
+    from hub.kafka.topics import admin, changelog_topic
 
     client = admin(settings)
 

@@ -14,7 +14,7 @@ from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector, parse_failures
 from connectors.sdk import Connector, RowRejected
 from hub.domain.events import event_key
-from hub.samples import (CONDIMENT, FUSHUN, LEGAL_REP, LEGAL_REP_ID, LIQUOR, PORK, SUSPECT2_ID,
+from hub.devtools.samples import (CONDIMENT, FUSHUN, LEGAL_REP, LEGAL_REP_ID, LIQUOR, PORK, SUSPECT2_ID,
                          SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, _headers, agri_rows, inspection_rows,
                          penalty_rows, police_rows, sampling_rows, write_csv)
 from hub.domain.pii import PersonalDataHasher
@@ -213,7 +213,7 @@ def test_a_spaced_id_number_is_one_value_and_the_rest_of_its_row_arrives_intact(
     replaced: the complaint's 所属行政区划 410506 became `[pii:…]06`, and
     the row was rejected (invalid_region), lost."""
     from connectors.samr_complaint import SamrComplaintConnector
-    from hub.signal_samples import complaint_rows
+    from hub.devtools.signal_samples import complaint_rows
 
     header = list(SamrComplaintConnector.columns)
     row = list(complaint_rows()[0])

@@ -10,11 +10,11 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.runner import dead_letter
-from hub.leadview import dead_letters
-from hub.serde import Serde
+from hub.kafka.readers import dead_letters
+from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.status import collect
-from hub.topics import DEADLETTER_TOPIC, producer_config
+from hub.apps.status import collect
+from hub.kafka.topics import DEADLETTER_TOPIC, producer_config
 from hub.trust import Role, signer
 
 pytestmark = pytest.mark.broker

@@ -11,7 +11,7 @@ import pytest
 from hub.domain.leads import BusinessState
 from hub.flow import Record
 from hub.flow.core import DecodedStates
-from hub.samples import synthetic_penalties
+from hub.devtools.samples import synthetic_penalties
 from hub.settings import Settings
 from tests.bus import Bus
 

@@ -17,10 +17,10 @@ import pytest
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Producer
 from confluent_kafka.admin import ConfigResource
 
-from hub.broker import BrokerError, EmbeddedBroker, running_broker
-from hub.samples import write_scenario
+from hub.kafka.broker import BrokerError, EmbeddedBroker, running_broker
+from hub.devtools.samples import write_scenario
 from hub.settings import load_settings
-from hub.topics import LEADS_TOPIC, admin, changelog_topic, create_topics, events_topic, list_topics, read_to_end
+from hub.kafka.topics import LEADS_TOPIC, admin, changelog_topic, create_topics, events_topic, list_topics, read_to_end
 from hub.domain.events import Agency
 from tests.helpers import hub, start_hub_broker, wait_for
 

@@ -1,4 +1,4 @@
-"""What ``hub.faust_patches`` relies on in Faust and aiokafka's private
+"""What ``hub.edge.faust_patches`` relies on in Faust and aiokafka's private
 parts, checked on the installed versions without a broker: an upgrade that
 renames or removes any of it fails here, loudly, instead of silently
 turning off strict commits, stall healing, fencing or the stop watchdog."""
@@ -15,7 +15,7 @@ from faust.streams import Stream
 from faust.transport import consumer as faust_consumer
 from faust.types import Message
 
-from hub.faust_patches import Processed, QuietMonitor, StoppableWorker, strict_commits
+from hub.edge.faust_patches import Processed, QuietMonitor, StoppableWorker, strict_commits
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def app() -> faust.App:
 def test_the_consumer_keeps_the_bookkeeping_strict_commits_and_healing_use(app: faust.App) -> None:
     consumer = app.consumer
     for name in ("_acked", "_acked_index", "_committed_offset", "_read_offset", "_unacked_messages"):
-        assert hasattr(consumer, name), f"faust's Consumer has no {name}: see hub.faust_patches"
+        assert hasattr(consumer, name), f"faust's Consumer has no {name}: see hub.edge.faust_patches"
     # Faust calls _new_offset(tp) to decide each partition's commit: the patch replaces it.
     assert "self._new_offset(" in inspect.getsource(faust_consumer.Consumer)
     assert list(inspect.signature(consumer._new_offset).parameters) == ["tp"]
@@ -66,7 +66,7 @@ def test_a_table_entry_set_without_its_changelog_record_reads_back(app: faust.Ap
     send one more (on_key_set), and the store is the table's ``data``."""
     from mode.utils.collections import ManagedUserDict
 
-    from hub.faust_patches import set_without_changelog
+    from hub.edge.faust_patches import set_without_changelog
 
     assert "self.on_key_set(key, value)" in inspect.getsource(ManagedUserDict.__setitem__)
     table = app.Table("states", key_type=bytes, value_type=bytes, use_partitioner=True, partitions=4)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from hub.domain.lifecycle import ACTIVE
-from hub.feedback import feedback
+from hub.edge.feedback import feedback
 from hub.flow.topics import FEEDBACK_TOPIC, LEADS_TOPIC, feedback_topic
-from hub.samples import FUSHUN, LIQUOR, write_recheck_failure, write_scenario
+from hub.devtools.samples import FUSHUN, LIQUOR, write_recheck_failure, write_scenario
 from tests.bus import Bus, scenario_bus
 
 NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)

@@ -14,13 +14,13 @@ from openpyxl import load_workbook
 from connectors.police_case import PoliceCaseConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from hub.domain.events import CST
-from hub.leadview import final_leads
-from hub.metrics import Metrics
-from hub.pipeline import run_connectors, wait_until_processed
-from hub.report import COUNTY_COLUMNS, HEADINGS, SOURCE_COLUMNS, TEAM_COLUMNS
-from hub.samples import CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, _headers, _inspection_row, write_csv
+from hub.kafka.readers import final_leads
+from hub.edge.metrics import Metrics
+from hub.apps.pipeline import run_connectors, wait_until_processed
+from hub.apps.report import COUNTY_COLUMNS, HEADINGS, SOURCE_COLUMNS, TEAM_COLUMNS
+from hub.devtools.samples import CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, _headers, _inspection_row, write_csv
 from hub.settings import Settings
-from hub.topics import LEADS_TOPIC
+from hub.kafka.topics import LEADS_TOPIC
 from tests.helpers import scenario_on_broker, wait_for, worker_process
 from tests.test_lead_lifecycle import _copies, _copies_once, _hub, _key, _lead_of, _metric, _team_topic
 

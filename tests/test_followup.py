@@ -472,7 +472,7 @@ def test_oversight_teams_are_validated_and_described() -> None:
 # -- through the real flow (the in-memory bus) ----------------------------------
 
 def test_the_workers_route_a_flagged_referral_to_oversight_and_refuse_its_answers(tmp_path) -> None:
-    from hub.samples import VEG_BASE
+    from hub.devtools.samples import VEG_BASE
     from tests.bus import scenario_bus
 
     bus = scenario_bus(tmp_path / "data", dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc))

@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from hub.board import LeadBoard, Sessions, serve_board
-from hub.metrics import Metrics
+from hub.apps.board import LeadBoard, Sessions, serve_board
+from hub.edge.metrics import Metrics
 from hub.settings import HttpSettings
 from hub.trust import TrustStore
 from hub.trust.signatures import TrustStoreFile

@@ -2,7 +2,7 @@ import pytest
 
 from hub.domain.identifiers import (InvalidIdentifier, region, validate_licence,
                                     validate_registration_number, validate_uscc)
-from hub.samples import make_uscc
+from hub.devtools.samples import make_uscc
 
 
 def test_valid_uscc_is_returned_compact() -> None:

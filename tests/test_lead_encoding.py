@@ -1,4 +1,4 @@
-"""A lead's copies are written a run of fields at a time (``hub.serde.SharedRuns``):
+"""A lead's copies are written a run of fields at a time (``hub.kafka.serde.SharedRuns``):
 the bytes must be fastavro's for the whole record, for every copy, redacted
 or not, and whatever came before it."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hub.domain.teams import COPY_FIELDS, Team, redact
 from hub.flow import Send
 from hub.flow.codec import EncodeError
 from hub.flow.topics import LEADS_TOPIC
-from hub.serde import SharedRuns
-from hub.samples import write_scenario
+from hub.kafka.serde import SharedRuns
+from hub.devtools.samples import write_scenario
 from tests.bus import Bus
 
 NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)

@@ -24,12 +24,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 from confluent_kafka import Producer
 
 from hub.domain.teams import load_teams
-from hub.feedback import feedback
-from hub.leadview import final_leads, find_lead
-from hub.samples import FUSHUN, LIQUOR
-from hub.serde import Serde
+from hub.edge.feedback import feedback
+from hub.kafka.readers import final_leads, find_lead
+from hub.devtools.samples import FUSHUN, LIQUOR
+from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.topics import LEADS_TOPIC, producer_config, read_to_end
+from hub.kafka.topics import LEADS_TOPIC, producer_config, read_to_end
 from hub.trust import Role, trust_env
 from hub.trust.keys import TrustStore, board_token, key_file, load_key
 from tests.conftest import TEST_PII_KEY
@@ -264,7 +264,7 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
     decode = Serde(settings).decoder("lead")
     assert {decode(m.value())["status"] for m in closed.values()} == {"CLOSED"}
 
-    from hub.samples import write_recheck_failure
+    from hub.devtools.samples import write_recheck_failure
     run = _hub(settings, tmp, "connector", "run", "samr.inspection", "--path", str(write_recheck_failure(tmp / "recheck")))
     assert run.returncode == 0, run.stderr
     _copies_once(settings, lead_id, "the lead reopened", lambda c: all(c[t]["status"] == "OPEN" for t in topics))

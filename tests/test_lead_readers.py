@@ -12,11 +12,11 @@ from typing import Any, Iterator
 import pytest
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 
-from hub import board as board_module
-from hub.board import LeadBoard, follow_into
+from hub.apps import board as board_module
+from hub.apps.board import LeadBoard, follow_into
 from hub.flow.topics import LEADS_TOPIC
-from hub.leadview import LeadReader, SignedReader
-from hub.serde import Serde
+from hub.kafka.readers import LeadReader, SignedReader
+from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.trust import Role, signer
 from tests.bus import scenario_bus

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 
 from hub.domain.events import EventKind
 from hub.domain.leads import Accepted, BusinessState
-from hub.samples import write_city_double_report, write_scenario
+from hub.devtools.samples import write_city_double_report, write_scenario
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub
 from tests.scenario import EXPECTED_TICKED

@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 from hub.trust import ensure_keys, trust_env
-from hub.broker import free_port
-from hub.metrics import Metrics
-from hub.samples import write_scenario
+from hub.kafka.broker import free_port
+from hub.edge.metrics import Metrics
+from hub.devtools.samples import write_scenario
 from hub.settings import REPO_ROOT, load_settings
-from hub.topics import create_topics
+from hub.kafka.topics import create_topics
 
 OPS = REPO_ROOT / "ops"
 PROMTOOL = shutil.which("promtool")
@@ -40,7 +40,7 @@ def _rules() -> list[dict]:
 
 def _exported_metric_names() -> set[str]:
     """What a worker serves: its metrics and its lead board's gauges."""
-    from hub.board import BoardCollector, LeadBoard
+    from hub.apps.board import BoardCollector, LeadBoard
     from hub.domain.teams import load_teams
 
     registry = Metrics().registry

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from connectors.discovery import available
 from connectors.sdk import Connector, RowRejected, SourceRow
 from hub.domain.pii import PersonalDataHasher
-from hub.samples import make_resident_id
+from hub.devtools.samples import make_resident_id
 from tests.test_personal_data_sweep import planted
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)

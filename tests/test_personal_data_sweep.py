@@ -30,15 +30,15 @@ from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector
 from hub.trust import Role, ensure_keys, signer, trust_env
 from hub.trust.keys import TrustStore, board_token, key_file, load_key
-from hub.broker import EmbeddedBroker
+from hub.kafka.broker import EmbeddedBroker
 from hub.domain.teams import load_teams
-from hub.feedback import feedback, publish_feedback
-from hub.leadview import final_leads
-from hub.pipeline import wait_until_processed
-from hub.samples import (FUSHUN, LIQUOR, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, YUXIANG, _headers,
+from hub.edge.feedback import feedback, publish_feedback
+from hub.kafka.readers import final_leads
+from hub.apps.pipeline import wait_until_processed
+from hub.devtools.samples import (FUSHUN, LIQUOR, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, YUXIANG, _headers,
                          make_resident_id, write_csv, write_scenario, write_xlsx)
 from hub.settings import Settings, load_settings
-from hub.topics import create_topics, feedback_topic, read_to_end
+from hub.kafka.topics import create_topics, feedback_topic, read_to_end
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub, start_worker, wait_for
 
@@ -287,6 +287,6 @@ def _tail(cwd: Path, env: dict[str, str]) -> str:
 
 
 def _all_topics(settings: Settings) -> list[str]:
-    from hub.topics import admin
+    from hub.kafka.topics import admin
 
     return [t for t in admin(settings).list_topics(timeout=10).topics if not t.startswith("__")]

@@ -10,7 +10,7 @@ from stdnum.cn import ric
 
 from connectors.police_case import clue_source
 from hub.domain.pii import PersonalDataHasher, describe, split_people
-from hub.samples import CONDIMENT, FUSHUN, LIQUOR, VEG_BASE, YUXIANG, make_resident_id
+from hub.devtools.samples import CONDIMENT, FUSHUN, LIQUOR, VEG_BASE, YUXIANG, make_resident_id
 
 HASHER = PersonalDataHasher("pii-test-key")
 

@@ -16,8 +16,8 @@ from connectors.runner import ConnectorRunner
 from connectors.samr_penalty import SamrPenaltyConnector
 from hub.trust import trust_env
 from hub.domain.pii import PersonalDataHasher
-from hub.metrics import Metrics
-from hub.samples import write_csv, write_xlsx
+from hub.edge.metrics import Metrics
+from hub.devtools.samples import write_csv, write_xlsx
 from hub.settings import Settings
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import dead_letters, events_on_broker, hub
@@ -162,9 +162,9 @@ def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, 
     from confluent_kafka import Producer
 
     from connectors.offsets import cursor_key, fingerprint
-    from hub.serde import Serde
-    from hub.status import collect
-    from hub.topics import cursor_topic, producer_config
+    from hub.kafka.serde import Serde
+    from hub.apps.status import collect
+    from hub.kafka.topics import cursor_topic, producer_config
     from hub.trust import Role, signer
 
     path = write_csv(tmp_path / "forged-cursor.csv", PENALTY_HEADER, [_good(200 + i) for i in range(3)])
@@ -203,8 +203,8 @@ def test_cursors_an_older_installation_kept_on_the_shared_topic_still_count(sett
 
     from connectors.offsets import cursor_key, fingerprint
     from hub.flow.topics import LEGACY_CURSOR_TOPIC
-    from hub.serde import Serde
-    from hub.topics import TopicSpec, create_topics, producer_config
+    from hub.kafka.serde import Serde
+    from hub.kafka.topics import TopicSpec, create_topics, producer_config
     from hub.trust import Role, signer
 
     create_topics(settings, [TopicSpec(LEGACY_CURSOR_TOPIC, "connector_offset", partitioned=False, compacted=True)])

@@ -13,10 +13,10 @@ from hub.audit.entries import AuditAction
 from hub.domain.events import event_key
 from hub.domain.leads import BusinessState
 from hub.domain.pii import PersonalDataHasher
-from hub.feedback import TICK_KEY, feedback, tick
-from hub.samples import LIQUOR, _headers, write_csv
+from hub.edge.feedback import TICK_KEY, feedback, tick
+from hub.devtools.samples import LIQUOR, _headers, write_csv
 from hub.flow.codec import RegistryUnavailable
-from hub.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC, feedback_topic
+from hub.kafka.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC, feedback_topic
 from hub.trust import Role
 from tests.bus import RECEIVED, Bus, Delivered
 from tests.poison import BAD_EVENT_CODES, SECRET, bad_events, critical_event, encoded, spoiled

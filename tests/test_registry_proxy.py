@@ -17,9 +17,9 @@ from typing import Iterator
 
 import pytest
 
-from hub.broker import free_port
-from hub.schemas import register
-from hub.serde import Serde
+from hub.kafka.broker import free_port
+from hub.kafka.schemas import register
+from hub.kafka.serde import Serde
 from hub.settings import REPO_ROOT, load_settings
 from tests.registry import SUBJECTS, serve
 

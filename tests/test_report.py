@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 
 from hub.domain.events import CST, Agency
 from hub.domain.teams import parse_teams
-from hub.report import (COUNTY_COLUMNS, HEADINGS, LEAD_FIGURES, Period, build, lead_figures, source_figures,
+from hub.apps.report import (COUNTY_COLUMNS, HEADINGS, LEAD_FIGURES, Period, build, lead_figures, source_figures,
                         write_markdown, write_xlsx)
 from hub.settings import LifecycleSettings, RuleSettings
 from tests.test_followup import inspection

@@ -14,7 +14,7 @@ from hub.domain.leads import BusinessState
 from hub.domain.names import normalise_name
 from hub.domain.resolution import (BY_LICENCE, BY_NAME_AND_ADDRESS, BY_NAME_IN_REGION, Candidate, Decision,
                                    ParkedRecord, ResolverState, decide)
-from hub.samples import (BAKERY, CONDIMENT, PORK, _headers, write_city_double_report, write_csv,
+from hub.devtools.samples import (BAKERY, CONDIMENT, PORK, _headers, write_city_double_report, write_csv,
                          write_registry, write_scenario)
 from connectors.samr_inspection import SamrInspectionConnector
 from hub.flow.messages import ResolutionKind, resolution_message
@@ -205,7 +205,7 @@ def test_hub_unresolved_reads_past_a_state_it_cannot_read(tmp_path: Path, caplog
     logs each bad one by where it sits."""
     import datetime as dt
 
-    from hub.unresolved import unresolved_in
+    from hub.apps.unresolved import unresolved_in
     from tests.bus import scenario_bus
 
     now = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
@@ -217,7 +217,7 @@ def test_hub_unresolved_reads_past_a_state_it_cannot_read(tmp_path: Path, caplog
     latest[b"torn"] = ("changelog[1]@1", b'{"v": 3, "c": [')
     latest[b"foreign"] = ("changelog[1]@2", b"\x00\x00\x00\x00\x01avro")
     latest[b"future"] = ("changelog[1]@3", b'{"v": 99}')
-    with caplog.at_level("WARNING", logger="hub.unresolved"):
+    with caplog.at_level("WARNING", logger="hub.apps.unresolved"):
         assert unresolved_in(latest, now.timestamp()) == parked
     assert sorted(r.getMessage().split(" cannot")[0] for r in caplog.records) == [
         f"a resolver state at changelog[1]@{n}" for n in (1, 2, 3)]

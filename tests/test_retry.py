@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from hub.retry import Backoff, GaveUp, retried
+from hub.edge.retry import Backoff, GaveUp, retried
 
 
 def _run(work, backoff: Backoff) -> tuple[object, list[float], list[int]]:
@@ -61,7 +61,7 @@ def test_a_failure_is_shown_without_the_data_it_quotes() -> None:
     from confluent_kafka import KafkaError, KafkaException
 
     from hub.flow.codec import EncodeError
-    from hub.retry import shown
+    from hub.edge.retry import shown
 
     secret = "张三 110101199003071234"
     assert shown(KeyError(secret)).startswith("KeyError") and "张三" not in shown(KeyError(secret))

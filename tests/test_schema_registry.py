@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.schemas import LocalRegistry, IncompatibleSchema, register
-from hub.serde import DecodeError, RegistryUnavailable, Serde
+from hub.kafka.schemas import LocalRegistry, IncompatibleSchema, register
+from hub.kafka.serde import DecodeError, RegistryUnavailable, Serde
 from hub.settings import REPO_ROOT, load_settings
 from tests.registry import SUBJECTS
 

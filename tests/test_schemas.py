@@ -12,8 +12,8 @@ import fastavro
 import pytest
 from fastavro.utils import generate_many
 
-from hub.schemas import LocalRegistry, check
-from hub.serde import DecodeError, Serde
+from hub.kafka.schemas import LocalRegistry, check
+from hub.kafka.serde import DecodeError, Serde
 from hub.settings import REPO_ROOT, load_settings
 
 SCHEMAS = REPO_ROOT / "schemas"
@@ -25,7 +25,7 @@ def test_shipped_contracts_pass() -> None:
 
 def _with_next(tmp_path: Path, mutate, contract: str = "lead") -> tuple[Path, str]:
     """A copy of schemas/ with a next version of ``contract``: the latest one, mutated."""
-    from hub.schemas import SchemaVersion
+    from hub.kafka.schemas import SchemaVersion
 
     folder = tmp_path / "schemas"
     shutil.copytree(SCHEMAS, folder)
@@ -127,11 +127,11 @@ def test_a_plain_install_carries_the_contracts(tmp_path: Path) -> None:
     # install (a finder on sys.meta_path) must not lend it what it lacks.
     probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in "
              "getattr(f, '__module__', '')]; "
-             "import hub, hub.settings as s, importlib, pkgutil; from hub.serde import Serde; st = s.Settings(); "
+             "import hub, hub.settings as s, importlib, pkgutil; from hub.kafka.serde import Serde; st = s.Settings(); "
              "[importlib.import_module(m.name) for m in pkgutil.walk_packages(hub.__path__, 'hub.') "
              "if not m.name.endswith('__main__')]; "
              "e = Serde(st).encoder('hub.feedback', 'feedback'); "
-             "from hub.feedback import tick; print(hub.__file__, st.schema_dir, len(e(tick(0))))")
+             "from hub.edge.feedback import tick; print(hub.__file__, st.schema_dir, len(e(tick(0))))")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -144,7 +144,7 @@ def test_a_plain_install_carries_the_contracts(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("contract", sorted(LocalRegistry(SCHEMAS).versions))
 def test_the_codec_writes_and_reads_as_fastavro_does(contract: str) -> None:
-    """``hub.serde`` writes and reads with cavro: for records of every version
+    """``hub.kafka.serde`` writes and reads with cavro: for records of every version
     of every contract (generated, unions and logical types included), the
     bytes are fastavro's, and a body any version wrote reads as the latest
     exactly as fastavro's schema resolution reads it."""
@@ -190,8 +190,8 @@ def _within_precision(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def genuine_bodies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """One genuine body of each contract the worker reads or writes most: the demo's."""
-    from hub.feedback import tick
-    from hub.samples import write_scenario
+    from hub.edge.feedback import tick
+    from hub.devtools.samples import write_scenario
     from tests.bus import Bus
 
     bus = Bus()
@@ -249,7 +249,7 @@ def test_hostile_bodies_are_decode_errors_and_nothing_else(contract: str, genuin
 def test_a_body_of_another_contract_is_refused_as_an_unknown_schema_each_time() -> None:
     """A writer schema the contract cannot resolve (a feedback record on an
     event topic) is found out once and refused alike every time after."""
-    from hub.feedback import tick
+    from hub.edge.feedback import tick
 
     serde = Serde(load_settings())
     body = serde.encoder("hub.feedback", "feedback")(tick(0))

@@ -23,11 +23,11 @@ from hub.domain.teams import load_teams
 from hub.flow.topics import AUDIT_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, cursor_topic, events_topic, feedback_topic, \
     outcomes_topic
 from hub.domain.events import Agency
-from hub.leadview import final_leads
-from hub.pipeline import wait_until_processed
-from hub.samples import write_scenario
+from hub.kafka.readers import final_leads
+from hub.apps.pipeline import wait_until_processed
+from hub.devtools.samples import write_scenario
 from hub.settings import REPO_ROOT
-from hub.tls import make_ca, make_cert
+from hub.kafka.tls import make_ca, make_cert
 from tests.cluster import SecuredCluster, secured_cluster
 from tests.helpers import hub, wait_for
 

@@ -22,9 +22,9 @@ from hub.domain.pii import PersonalDataHasher
 from hub.domain.teams import parse_teams, recipients
 from hub.flow.messages import ResolutionKind, resolution_message
 from hub.flow.topics import RESOLUTION_TOPIC
-from hub.samples import _headers, write_csv
+from hub.devtools.samples import _headers, write_csv
 from hub.trust import Role
-from hub.signal_samples import (COMPLAINANTS, HAM_MAKER, LISTED, NEWCO, REPRESENTATIVE, SERIAL, SWEETS, TEA,
+from hub.devtools.signal_samples import (COMPLAINANTS, HAM_MAKER, LISTED, NEWCO, REPRESENTATIVE, SERIAL, SWEETS, TEA,
                                 complaint_rows, write_signals)
 from tests.bus import Bus
 from tests.test_rules import NOW, RULES, event

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from hub.leadview import final_leads
-from hub.metrics import Metrics
-from hub.pipeline import run_connectors, wait_until_processed
+from hub.kafka.readers import final_leads
+from hub.edge.metrics import Metrics
+from hub.apps.pipeline import run_connectors, wait_until_processed
 from hub.settings import load_settings
-from hub.signal_samples import COMPLAINANTS, HAM_MAKER, LISTED, NEWCO, REPRESENTATIVE, SERIAL, SWEETS, TEA, write_signals
-from hub.topics import create_topics
+from hub.devtools.signal_samples import COMPLAINANTS, HAM_MAKER, LISTED, NEWCO, REPRESENTATIVE, SERIAL, SWEETS, TEA, write_signals
+from hub.kafka.topics import create_topics
 from hub.trust import ensure_keys
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import raw_bytes_by_topic, worker_process

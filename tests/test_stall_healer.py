@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.types import TP as TopicPartition
 
-from hub.faust_patches import Processed, StallHealer
+from hub.edge.faust_patches import Processed, StallHealer
 
 TP = TopicPartition("hub.events.samr", 1)
 HEAL_AFTER_S = 5.0

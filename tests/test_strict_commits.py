@@ -7,7 +7,7 @@ from typing import Any
 
 from faust.types import TP as TopicPartition
 
-from hub.faust_patches import Processed, strict_commits
+from hub.edge.faust_patches import Processed, strict_commits
 
 TP = TopicPartition("hub.events.police", 0)
 

@@ -4,7 +4,7 @@ import pytest
 
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.tabular import FileFormatError, decode_csv_bytes, normalise_header
-from hub.samples import penalty_rows, write_csv, write_xlsx
+from hub.devtools.samples import penalty_rows, write_csv, write_xlsx
 
 
 @pytest.mark.parametrize("encoding, detected", [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("gbk", "gbk")])

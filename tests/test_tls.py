@@ -18,16 +18,16 @@ from confluent_kafka.admin import AdminClient
 
 from connectors.runner import ConnectorRunner
 from connectors.samr_penalty import SamrPenaltyConnector
-from hub.broker import EmbeddedBroker, free_port
-from hub.connection import client_config
+from hub.kafka.broker import EmbeddedBroker, free_port
+from hub.kafka.connection import client_config
 from hub.domain.pii import PersonalDataHasher
-from hub.leadview import final_leads
-from hub.metrics import Metrics
-from hub.pipeline import wait_until_processed
-from hub.samples import synthetic_penalties
+from hub.kafka.readers import final_leads
+from hub.edge.metrics import Metrics
+from hub.apps.pipeline import wait_until_processed
+from hub.devtools.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
-from hub.tls import make_ca, make_cert
-from hub.topics import create_topics
+from hub.kafka.tls import make_ca, make_cert
+from hub.kafka.topics import create_topics
 from hub.trust import ensure_keys
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import start_worker

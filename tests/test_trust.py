@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from hub.domain.events import event_key
-from hub.feedback import TICK_KEY, feedback, tick
+from hub.edge.feedback import TICK_KEY, feedback, tick
 from hub.flow import Record
 from hub.flow.topics import FEEDBACK_TOPIC, events_topic, feedback_topic
 from hub.domain.events import Agency
-from hub.samples import LIQUOR
+from hub.devtools.samples import LIQUOR
 from hub.trust import Role, TrustError, TrustStore
 from hub.trust.keys import Identity, board_token, create_key, key_file, load_key, provision
 from hub.trust.signatures import HEADER, Signer, TrustStoreFile, Untrusted, Verifier

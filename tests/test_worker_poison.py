@@ -15,14 +15,14 @@ import pytest
 from confluent_kafka import Producer
 
 from hub.trust import Role, ensure_keys, signer
-from hub.broker import EmbeddedBroker
+from hub.kafka.broker import EmbeddedBroker
 from hub.domain.events import event_key
-from hub.leadview import final_leads
-from hub.pipeline import wait_until_processed
-from hub.serde import Serde
+from hub.kafka.readers import final_leads
+from hub.apps.pipeline import wait_until_processed
+from hub.kafka.serde import Serde
 from hub.settings import Settings, load_settings
-from hub.topics import create_topics, read_to_end
-from hub.worker import EXIT_INFRASTRUCTURE
+from hub.kafka.topics import create_topics, read_to_end
+from hub.edge.worker import EXIT_INFRASTRUCTURE
 from tests.bus import RECEIVED
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import committed_total, dead_letters, metric, start_worker

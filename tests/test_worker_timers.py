@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from hub.metrics import Metrics
-from hub.worker import surviving
+from hub.edge.metrics import Metrics
+from hub.edge.worker import surviving
 
 
 def test_a_failing_run_is_logged_counted_and_the_next_one_runs(caplog) -> None:
@@ -25,7 +25,7 @@ def test_a_failing_run_is_logged_counted_and_the_next_one_runs(caplog) -> None:
         asyncio.run(body())
     assert runs == [0, 1, 2]
     assert metrics.worker.timer_failures.labels("clock_tick")._value.get() == 2
-    warnings = [r.getMessage() for r in caplog.records if r.name == "hub.worker"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hub.edge.worker"]
     assert len(warnings) == 2 and all(w.startswith("clock_tick failed (ConnectionError") for w in warnings)
     assert not any("13912345678" in w for w in warnings)  # the exception's message is never logged
     assert body.__name__ == "clock_tick"  # Faust names a timer after its function

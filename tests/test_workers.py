@@ -12,15 +12,15 @@ import pytest
 
 from connectors.runner import ConnectorRunner
 from connectors.samr_penalty import SamrPenaltyConnector
-from hub.audit.log import read_trail
+from hub.edge.audit_log import read_trail
 from hub.audit.verify import verify
 from hub.domain.pii import PersonalDataHasher
-from hub.leadview import final_leads
-from hub.metrics import Metrics
-from hub.pipeline import wait_until_processed
-from hub.samples import synthetic_penalties
+from hub.kafka.readers import final_leads
+from hub.edge.metrics import Metrics
+from hub.apps.pipeline import wait_until_processed
+from hub.devtools.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
-from hub.topics import changelog_topic, create_topics, read_to_end
+from hub.kafka.topics import changelog_topic, create_topics, read_to_end
 from hub.trust import TrustStore
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import committed_total, expected_leads, start_worker

@@ -24,7 +24,7 @@ class HubGroup(click.Group):
     is a one-line error naming it (exit 1), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from hub.broker import BrokerError
+        from hub.kafka.broker import BrokerError
 
         try:
             return super().invoke(ctx)
@@ -58,7 +58,7 @@ def existing_broker(ctx: click.Context, doing: str) -> Settings:
     """Settings on a broker that already holds data: the configured one, or the
     embedded one on the state directory (running, or started for this
     command's lifetime when it has data). None yet: nothing to do."""
-    from hub.broker import broker_for, embedded_dir, running_broker
+    from hub.kafka.broker import broker_for, embedded_dir, running_broker
 
     settings = settings_of(ctx)
     if not settings.embedded:
@@ -111,7 +111,7 @@ def serve_board(metrics: Any, settings: Settings, audit: Any = None) -> Callable
     """The read-only lead board and the open/overdue gauges, when teams are configured."""
     import threading
 
-    from hub.board import BoardCollector, LeadBoard, Sessions, follow_into, serve_board
+    from hub.apps.board import BoardCollector, LeadBoard, Sessions, follow_into, serve_board
     from hub.trust import ensure_keys
     from hub.trust.signatures import TrustStoreFile
 

@@ -40,10 +40,10 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
 
     from connectors.discovery import UnknownConnector, load
     from connectors.runner import ConnectorRunner, PublishError
-    from hub.broker import broker_for
+    from hub.kafka.broker import broker_for
     from hub.domain.pii import PersonalDataHasher
-    from hub.metrics import Metrics
-    from hub.topics import create_topics
+    from hub.edge.metrics import Metrics
+    from hub.kafka.topics import create_topics
 
     try:
         connector_cls = load(name)

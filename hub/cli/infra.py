@@ -16,8 +16,8 @@ def broker(ctx: click.Context, port: int) -> None:
 
     Its data lives under the state directory and survives a stop; other hub
     commands on the same state directory use it while it runs (Ctrl-C stops it)."""
-    from hub.broker import EmbeddedBroker, embedded_dir, format_bytes, kafka_version
-    from hub.topics import create_topics
+    from hub.kafka.broker import EmbeddedBroker, embedded_dir, format_bytes, kafka_version
+    from hub.kafka.topics import create_topics
 
     settings = settings_of(ctx)
     if not settings.embedded:
@@ -51,8 +51,8 @@ def topics(ctx: click.Context) -> None:
 @click.pass_context
 def topics_list(ctx: click.Context) -> None:
     """List the broker's topics with partition counts."""
-    from hub.broker import broker_for
-    from hub.topics import all_topics, create_topics, list_topics
+    from hub.kafka.broker import broker_for
+    from hub.kafka.topics import all_topics, create_topics, list_topics
 
     with broker_for(settings_of(ctx)) as (settings, private):
         if private:
@@ -66,8 +66,8 @@ def topics_list(ctx: click.Context) -> None:
 @click.pass_context
 def topics_create(ctx: click.Context) -> None:
     """Create every topic the hub owns with explicit partition counts (idempotent)."""
-    from hub.broker import broker_for
-    from hub.topics import create_topics
+    from hub.kafka.broker import broker_for
+    from hub.kafka.topics import create_topics
 
     with broker_for(settings_of(ctx)) as (settings, _):
         for name, outcome in create_topics(settings).items():
@@ -86,7 +86,7 @@ def schemas() -> None:
 def schemas_check(ctx: click.Context) -> None:
     """Parse every schema; fail if a released one was edited or a new version is
     not backward compatible with the one it replaces."""
-    from hub.schemas import LocalRegistry, check
+    from hub.kafka.schemas import LocalRegistry, check
 
     settings = settings_of(ctx)
     problems = check(settings.schema_dir)
@@ -104,8 +104,8 @@ def schemas_check(ctx: click.Context) -> None:
 def schemas_register(ctx: click.Context) -> None:
     """Register schemas/ with the configured schema registry (HUB_SCHEMA_REGISTRY_URL),
     subject <topic>-value per topic; refuses a version the registry finds incompatible."""
-    from hub.schemas import IncompatibleSchema, register
-    from hub.topics import all_topics
+    from hub.kafka.schemas import IncompatibleSchema, register
+    from hub.kafka.topics import all_topics
 
     settings = settings_of(ctx)
     if not settings.schema_registry_url:

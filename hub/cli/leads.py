@@ -16,7 +16,7 @@ def teams_command(ctx: click.Context) -> None:
     """List the joint-enforcement teams (HUB_TEAMS_FILE) and what each receives
     (`hub acls` prints the Kafka ACLs that give each its topics)."""
     from hub.domain.teams import describe, without_oversight
-    from hub.topics import LEADS_TOPIC
+    from hub.kafka.topics import LEADS_TOPIC
 
     settings = settings_of(ctx)
     teams = team_config(settings)
@@ -49,9 +49,11 @@ def leads_tail(ctx: click.Context, region_prefix: str | None, severity: str | No
     """Print leads as they arrive on the lead topic, or a team's (Ctrl-C stops)."""
     import json
 
-    from hub.leadview import follow_leads, matches, render
-    from hub.pipeline import to_json_ready
-    from hub.topics import LEADS_TOPIC
+    from hub.kafka.readers import follow_leads
+
+    from hub.apps.leadview import matches, render
+    from hub.apps.leadview import to_json_ready
+    from hub.kafka.topics import LEADS_TOPIC
 
     topic = LEADS_TOPIC
     if team is not None:
@@ -83,8 +85,8 @@ def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
                 note: str | None = None) -> None:
         from hub.domain.lifecycle import FeedbackRejected, check_feedback
         from hub.domain.pii import PersonalDataHasher
-        from hub.feedback import feedback, publish_feedback
-        from hub.leadview import find_lead
+        from hub.edge.feedback import feedback, publish_feedback
+        from hub.kafka.readers import find_lead
 
         require_pii_key(settings_of(ctx))
         settings = existing_broker(ctx, verb)
@@ -144,7 +146,7 @@ def leads_tick(ctx: click.Context, at: str | None, key_path: Path | None) -> Non
     """Make the workers check lead deadlines now, or as of another time (drills, tests)."""
     import datetime as dt
 
-    from hub.feedback import publish_ticks
+    from hub.edge.feedback import publish_ticks
     from hub.trust.keys import key_file
 
     settings = existing_broker(ctx, "tick")

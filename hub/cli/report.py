@@ -14,7 +14,7 @@ def write_report(settings: Settings, start: dt.date, end: dt.date, out: Path, te
                  region: str | None = None) -> tuple[Path, Path]:
     from connectors.discovery import available
     from hub.domain.teams import load_teams
-    from hub.report import Period, build, collect, write_markdown, write_xlsx
+    from hub.apps.report import Period, build, collect, write_markdown, write_xlsx
 
     teams = load_teams(settings.teams_file)
     if team is not None and team not in teams:

@@ -14,12 +14,12 @@ def worker(ctx: click.Context) -> None:
     """Run a stream-processing worker: deduplicate, join by business ID, publish leads.
 
     Start several to share the partitions; each serves Prometheus metrics."""
-    from hub.audit.log import AuditLog
-    from hub.broker import broker_for
-    from hub.metrics import Metrics
-    from hub.topics import create_topics
+    from hub.edge.audit_log import AuditLog
+    from hub.kafka.broker import broker_for
+    from hub.edge.metrics import Metrics
+    from hub.kafka.topics import create_topics
     from hub.trust import Role, signer
-    from hub.worker import run_worker
+    from hub.edge.worker import run_worker
 
     with broker_for(settings_of(ctx)) as (settings, _):
         if settings_of(ctx).embedded:
@@ -67,10 +67,11 @@ def backfill(ctx: click.Context, sources: tuple[str, ...], leads_out: Path, time
     a worker until every event is processed, write the leads, print a summary."""
     import json
 
-    from hub.broker import broker_for
-    from hub.metrics import Metrics
-    from hub.pipeline import run_pipeline, to_json_ready
-    from hub.topics import create_topics
+    from hub.kafka.broker import broker_for
+    from hub.edge.metrics import Metrics
+    from hub.apps.pipeline import run_pipeline
+    from hub.apps.leadview import to_json_ready
+    from hub.kafka.topics import create_topics
 
     require_pii_key(settings_of(ctx))
     parsed = _parse_sources(sources)
@@ -100,17 +101,18 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     import tempfile
     import threading
 
-    from hub.audit.log import read_trail
+    from hub.edge.audit_log import read_trail
     from hub.audit.verify import verify
-    from hub.broker import broker_for
+    from hub.kafka.broker import broker_for
     from hub.cli.report import write_report
     from hub.domain.events import CST
-    from hub.leadview import follow_leads, render
-    from hub.metrics import Metrics
-    from hub.pipeline import run_pipeline
-    from hub.samples import write_scenario
-    from hub.signal_samples import write_signals
-    from hub.topics import create_topics
+    from hub.kafka.readers import follow_leads
+    from hub.apps.leadview import render
+    from hub.edge.metrics import Metrics
+    from hub.apps.pipeline import run_pipeline
+    from hub.devtools.samples import write_scenario
+    from hub.devtools.signal_samples import write_signals
+    from hub.kafka.topics import create_topics
     from hub.trust import TrustStore
 
     if not settings_of(ctx).embedded:  # sample CRITICAL leads, the development key: never on a real cluster
@@ -156,7 +158,7 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
 def status(ctx: click.Context) -> None:
     """Broker, topics and partitions, worker lag per event topic, connectors' last
     success, dead-letter counts and open leads, at a glance."""
-    from hub.status import collect
+    from hub.apps.status import collect
 
     for line in collect(existing_broker(ctx, "report")).lines():
         click.echo(line)
@@ -172,7 +174,7 @@ def unresolved(ctx: click.Context, as_json: bool) -> None:
     import dataclasses
     import json
 
-    from hub.unresolved import collect_unresolved, report
+    from hub.apps.unresolved import collect_unresolved, report
 
     records = collect_unresolved(existing_broker(ctx, "report"))
     for line in ([json.dumps(dataclasses.asdict(r), ensure_ascii=False) for r in records] if as_json
@@ -188,9 +190,9 @@ def bench(ctx: click.Context, events: int, businesses: int) -> None:
     """Benchmark on an embedded broker of its own (a fresh log directory): connector rows/s, end-to-end
     events/s, event-to-lead latency and peak memory, beside a plain
     confluent-kafka consume/json/produce loop on the same broker."""
-    from hub.bench import run_benchmark
-    from hub.broker import EmbeddedBroker
-    from hub.topics import create_topics
+    from hub.devtools.bench import run_benchmark
+    from hub.kafka.broker import EmbeddedBroker
+    from hub.kafka.topics import create_topics
 
     import tempfile
 
@@ -230,7 +232,7 @@ def chaos(ctx: click.Context, storms: int, kills: int, pauses: int, broker_kills
     directory, and a connector killed mid-file; each compared with
     the clean run (open leads field by field, events applied once, rejected
     rows dead-lettered). Exit status 1 unless every storm was identical."""
-    from hub.chaos import Storm, storms as run_storms
+    from hub.devtools.chaos import Storm, storms as run_storms
 
     settings = settings_of(ctx)
     if not settings.embedded:

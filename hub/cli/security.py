@@ -117,9 +117,9 @@ def acls_command(ctx: click.Context, apply_: bool, scram_users: Path | None, mak
     import secrets
 
     from connectors.discovery import available
-    from hub.acls import bindings, describe, principals
+    from hub.kafka.acls import bindings, describe, principals
     from hub.cli.common import team_config
-    from hub.topics import BUSINESS_TABLE, RESOLVER_TABLE, changelog_topic
+    from hub.kafka.topics import BUSINESS_TABLE, RESOLVER_TABLE, changelog_topic
 
     settings = settings_of(ctx)
     rules = bindings(team_config(settings), {name: c.agency for name, c in available().items()}, settings.app_id,
@@ -143,8 +143,8 @@ def _apply(settings: Any, rules: list[Any], scram_users: Path | None) -> None:
     from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
                                        UserScramCredentialAlteration, UserScramCredentialUpsertion)
 
-    from hub.acls import principals, to_admin
-    from hub.connection import client_config
+    from hub.kafka.acls import principals, to_admin
+    from hub.kafka.connection import client_config
 
     client = AdminClient(client_config(settings))
     if scram_users is not None:
@@ -172,7 +172,7 @@ def _apply(settings: Any, rules: list[Any], scram_users: Path | None) -> None:
               help="A client certificate NAME.pem whose principal is User:CN=NAME (repeatable).")
 def certs_command(out: Path, servers: tuple[str, ...], clients: tuple[str, ...]) -> None:
     """A private CA (made once) and the certificates it signs, as PEM files."""
-    from hub.tls import make_ca, make_cert
+    from hub.kafka.tls import make_ca, make_cert
 
     now = _now()
     make_ca(out, now)
@@ -190,7 +190,7 @@ def audit() -> None:
 
 
 def _trail(ctx: click.Context, file: Path | None) -> list[Any]:
-    from hub.audit.log import entry_of, read_trail
+    from hub.edge.audit_log import entry_of, read_trail
     from hub.audit.verify import Unreadable
     from hub.cli.common import existing_broker
 

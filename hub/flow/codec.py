@@ -1,5 +1,5 @@
 """What the flow needs of serialisation, and the two ways it can fail: the
-record's fault (a dead letter) or the registry's (retried). ``hub.serde``
+record's fault (a dead letter) or the registry's (retried). ``hub.kafka.serde``
 implements it with cavro and the schema registry."""
 from __future__ import annotations
 

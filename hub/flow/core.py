@@ -1,5 +1,5 @@
 """The flow: a batch of records in, ``Effects`` out. No Kafka, no metrics, no
-Avro here: the edge (``hub.worker``, or the in-memory bus of the tests)
+Avro here: the edge (``hub.edge.worker``, or the in-memory bus of the tests)
 feeds it records and carries out its effects.
 
 Four kinds of message meet a business's state, all keyed by business:

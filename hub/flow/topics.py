@@ -1,4 +1,4 @@
-"""The names of the topics the flow reads and writes (``hub.topics`` owns
+"""The names of the topics the flow reads and writes (``hub.kafka.topics`` owns
 their creation and contracts)."""
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from hub.settings import Settings
+from hub.settings import Settings, connector_agencies
 from hub.trust.keys import Identity, Role, SigningKey, TrustError, TrustStore, key_file, load_key, provision
 from hub.trust.signatures import Signer, Untrusted, Verified, Verifier, open_verifier
 
@@ -16,10 +16,9 @@ __all__ = ["Identity", "Role", "Signer", "SigningKey", "TrustError", "TrustStore
 def demo_identities(settings: Settings) -> list[Identity]:
     """Everyone the embedded set-up gives a key: each installed connector,
     each configured team, the workers and the operators."""
-    from connectors.discovery import available
     from hub.domain.teams import load_teams
 
-    return [*(Identity(Role.CONNECTOR, c.name, c.agency.value) for c in available().values()),
+    return [*(Identity(Role.CONNECTOR, name, agency) for name, agency in sorted(connector_agencies().items())),
             *(Identity(Role.TEAM, t.name, t.agency) for t in load_teams(settings.teams_file).values()),
             Identity(Role.WORKER, settings.worker_name), Identity(Role.OPERATOR, "operator")]
 

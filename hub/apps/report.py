@@ -444,8 +444,8 @@ def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tu
     for the rectifications), the dead letters. Only what the hub's own
     identities signed counts, a connector's records only under its own name."""
     from hub.flow.topics import events_topic
-    from hub.leadview import SignedReader, dead_letters, final_leads
-    from hub.topics import read_to_end
+    from hub.kafka.readers import SignedReader, dead_letters, final_leads
+    from hub.kafka.topics import read_to_end
     from hub.trust import Role
 
     leads = list(final_leads(settings).values())

@@ -12,10 +12,10 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from hub.serde import Serde
+from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.flow.topics import feedback_topic
-from hub.topics import FEEDBACK_TOPIC, admin, producer_config
+from hub.kafka.topics import FEEDBACK_TOPIC, admin, producer_config
 from hub.trust import Signer
 
 TICK_KEY = b"\x00hub:tick"

@@ -33,19 +33,19 @@ from connectors.samr_credit import SamrCreditConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_sampling import SamrSamplingConnector
-from hub.acls import WORKERS
-from hub.broker import EmbeddedBroker
-from hub.feedback import publish_ticks
+from hub.kafka.acls import WORKERS
+from hub.kafka.broker import EmbeddedBroker
+from hub.edge.feedback import publish_ticks
 from hub.trust import Role, ensure_keys, signer, trust_env
 from hub.domain.events import Agency, EventKind
 from hub.domain.leads import BusinessState
 from hub.domain.signals import LINK_PREFIX, is_index_key
-from hub.leadview import final_leads
-from hub.pipeline import wait_until_processed
-from hub.samples import make_resident_id, make_uscc, write_csv
-from hub.serde import Serde
+from hub.kafka.readers import final_leads
+from hub.apps.pipeline import wait_until_processed
+from hub.devtools.samples import make_resident_id, make_uscc, write_csv
+from hub.kafka.serde import Serde
 from hub.settings import Settings, load_settings
-from hub.topics import DEADLETTER_TOPIC, changelog_topic, cursor_topic, create_topics, events_topic, read_to_end
+from hub.kafka.topics import DEADLETTER_TOPIC, changelog_topic, cursor_topic, create_topics, events_topic, read_to_end
 
 # Fields of a lead that record when something happened rather than what:
 # they differ between any two runs.

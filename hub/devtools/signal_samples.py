@@ -12,7 +12,7 @@ from connectors.samr_complaint import SamrComplaintConnector
 from connectors.samr_credit import SamrCreditConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_sampling import SamrSamplingConnector
-from hub.samples import (SampleBusiness, _headers, _inspection_row, make_resident_id, make_uscc, write_csv,
+from hub.devtools.samples import (SampleBusiness, _headers, _inspection_row, make_resident_id, make_uscc, write_csv,
                          write_registry)
 
 # COMPLAINTS: three distinct complainants within 30 days.

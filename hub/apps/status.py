@@ -6,10 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from connectors.offsets import signed_cursors
-from hub.settings import Settings
+from hub.settings import Settings, installed_connectors
 from hub.domain.lifecycle import ACTIVE
-from hub.leadview import dead_letters, final_leads
-from hub.topics import admin, event_ends, installed_connectors, source_topics, worker_lag
+from hub.kafka.readers import dead_letters, final_leads
+from hub.kafka.topics import admin, event_ends, source_topics, worker_lag
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The hub's Avro codec: cavro, compiled once per schema, with the options
-every reader and writer of the hub shares (``hub.serde`` frames its bodies;
-``hub.schemas`` checks that it resolves each contract's versions as
+every reader and writer of the hub shares (``hub.kafka.serde`` frames its bodies;
+``hub.kafka.schemas`` checks that it resolves each contract's versions as
 fastavro does)."""
 from __future__ import annotations
 

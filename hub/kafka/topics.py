@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Callable, Collection, TypeVar
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
@@ -11,15 +10,14 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hub.connection import client_config
+from hub.kafka.connection import client_config
 from hub.domain.events import Agency
 from hub.flow.topics import (AUDIT_TOPIC, BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC,  # noqa: F401
                              LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, cursor_topic, events_topic,
                              feedback_topic, outcomes_topic)
-from hub.settings import Settings
+from hub.settings import Settings, installed_connectors
 
 # Where installed connectors are registered (pyproject's entry points).
-CONNECTOR_ENTRY_POINTS = "supervision_hub.connectors"
 
 
 @dataclass(frozen=True)
@@ -69,11 +67,6 @@ def producer_config(settings: Settings) -> dict[str, object]:
 
 def admin(settings: Settings) -> AdminClient:
     return AdminClient(client_config(settings))
-
-
-def installed_connectors() -> list[str]:
-    """The names of the connectors installed (their entry points), not loaded."""
-    return sorted({ep.name for ep in entry_points(group=CONNECTOR_ENTRY_POINTS)})
 
 
 def cursor_topics() -> list[TopicSpec]:

@@ -1,4 +1,4 @@
-"""Leads for people: the terminal form and the subscriber loop."""
+"""Readers of the hub's signed topics: leads, dead letters, follow loops."""
 from __future__ import annotations
 
 import json
@@ -8,61 +8,16 @@ from typing import Any, Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, TopicPartition
 
-from hub.connection import client_config
+from hub.kafka.connection import client_config
 from hub.flow.codec import DecodeError
-from hub.serde import Serde
+from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.topics import DEADLETTER_TOPIC, LEADS_TOPIC, partition_of, read_to_end
+from hub.kafka.topics import DEADLETTER_TOPIC, LEADS_TOPIC, partition_of, read_to_end
 from hub.trust import Role, Untrusted, verifier
 from hub.trust.keys import TrustedKey
 from hub.trust.signatures import headers_of
 
 log = logging.getLogger(__name__)
-
-SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-_MARK = {"CRITICAL": "!!!", "HIGH": "!! ", "MEDIUM": "!  ", "LOW": "   "}
-
-
-def render(lead: dict[str, Any]) -> str:
-    region = lead["region"]
-    where = f"{region['name']} ({region['code']})" if region["code"] else "region unknown"
-    who = lead["business_id"] or "not identified yet"
-    lines = [
-        f"{_MARK[lead['severity']]} {lead['severity']:<8} {' + '.join(lead['rules'])}  {lead['lead_id']}"
-        + {"OPEN": "", "SUPERSEDED": f"  [SUPERSEDED {_why_superseded(lead)}]"}.get(
-            lead["status"], f"  [{lead['status']}]")
-        + (f"  ESCALATED: {' > '.join(lead.get('escalations') or [lead['escalation']])}" if lead.get("escalation")
-           else "")
-        + (f"  reopened x{lead['reopened']}" if lead.get("reopened") else ""),
-        f"    {lead['business_name']}  [{who}]  {where}",
-        f"    agencies: {', '.join(lead['agencies'])}   window: {lead['window_start']} .. {lead['window_end']}",
-        "    evidence:",
-        *(f"      {e['occurred_on']}  {e['agency']:<6} {e['finding'] or e['kind'] + ' (details withheld)'}"
-          for e in lead["evidence"]),
-        *(f"    follow-up: {k['kind']} {k['occurred_on']} {k['event_id'] or ''} {k['lead_id'] or ''}".rstrip()
-          for k in lead.get("links") or []),
-        *([f"    reported late: {lead['reported_late_days']} days after its own date (迟报)"]
-          if lead.get("reported_late_days") else []),
-        f"    action: {lead['recommended_action']}",
-    ]
-    return "\n".join(lines)
-
-
-def _why_superseded(lead: dict[str, Any]) -> str:
-    """The lead that replaced it, or the note saying why none did."""
-    if lead["superseded_by"]:
-        return f"by {lead['superseded_by']}"
-    note = next((h["note"] for h in reversed(lead["history"]) if h["status"] == "SUPERSEDED"), None)
-    return f"({note})" if note else "(its evidence no longer makes a lead)"
-
-
-def matches(lead: dict[str, Any], region_prefix: str | None, min_severity: str | None) -> bool:
-    if region_prefix and not (lead["region"]["code"] or "").startswith(region_prefix):
-        return False
-    if min_severity and SEVERITIES.index(lead["severity"]) < SEVERITIES.index(min_severity):
-        return False
-    return True
-
 
 class SignedReader:
     """Records as a reader takes them: only those the hub's own identities of

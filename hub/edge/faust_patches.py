@@ -182,7 +182,7 @@ async def still_member(app: faust.App, generation: int) -> bool:
 
 def set_without_changelog(table: Any, key: bytes, value: bytes) -> None:
     """Set a table entry in the table's store alone: the caller writes the
-    changelog record itself (``hub.worker.Publisher``). Faust's
+    changelog record itself (``hub.edge.worker.Publisher``). Faust's
     ``__setitem__`` would also send it through Faust's producer buffer, at
     several times the cost."""
     table.data[key] = value

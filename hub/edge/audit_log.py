@@ -21,10 +21,10 @@ from hub.audit.entries import GENESIS, AuditAction, Chain, Entry, Note
 from hub.audit.verify import Positioned, Report, Unreadable, verify
 from hub.flow.codec import DecodeError
 from hub.flow.topics import AUDIT_TOPIC
-from hub.metrics import Metrics
-from hub.serde import Serde
+from hub.edge.metrics import Metrics
+from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.topics import partition_of, producer_config, read_to_end
+from hub.kafka.topics import partition_of, producer_config, read_to_end
 from hub.trust import Signer, TrustStore
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class AuditLog:
         self.key = settings.worker_name.encode()
         self.chain = Chain(f"{settings.worker_name}:{uuid.uuid4().hex[:12]}")
         # The worker's one producer: librdkafka batches in C, and the worker's
-        # wait for its leads covers these entries too (see hub.worker.Publisher).
+        # wait for its leads covers these entries too (see hub.edge.worker.Publisher).
         self.producer = Producer({**producer_config(settings), "linger.ms": 5, "log_level": 3,
                                   "queue.buffering.max.messages": 1_000_000})
         self.encode = Serde(settings).encoder(AUDIT_TOPIC, "audit")

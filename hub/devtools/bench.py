@@ -38,17 +38,17 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from connectors.runner import RunSummary
-from hub.broker import EmbeddedBroker, disk_bytes
-from hub.connection import client_config
-from hub.metrics import Metrics
-from hub.pipeline import Feeder, run_connectors, run_pipeline, wait_until_processed
-from hub.samples import synthetic_penalties
-from hub.serde import Serde
+from hub.kafka.broker import EmbeddedBroker, disk_bytes
+from hub.kafka.connection import client_config
+from hub.edge.metrics import Metrics
+from hub.apps.pipeline import Feeder, run_connectors, run_pipeline, wait_until_processed
+from hub.devtools.samples import synthetic_penalties
+from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.chaos import process_env
+from hub.devtools.chaos import process_env
 from hub.flow import Seen
 from hub.flow.effects import Stage
-from hub.topics import (LEADS_TOPIC, RESOLUTION_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end,
+from hub.kafka.topics import (LEADS_TOPIC, RESOLUTION_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end,
                         worker_lag)
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ def _faust_floor(settings: Settings, timeout_s: float = 600.0) -> float:
     floor = settings.with_overrides(app_id=f"{settings.app_id}-floor")
     create_topics(floor, [])  # its group's own (Faust's leader topic: exactly_once cannot start without it)
     ends, share = _event_share(floor)
-    count = f"from hub.bench import faust_floor; faust_floor({sum(ends.values())})"
+    count = f"from hub.devtools.bench import faust_floor; faust_floor({sum(ends.values())})"
     done = subprocess.run([sys.executable, "-c", count], env=process_env(floor), capture_output=True, text=True,
                           timeout=timeout_s)
     if done.returncode != 0:
@@ -310,15 +310,15 @@ def _faust_floor(settings: Settings, timeout_s: float = 600.0) -> float:
 
 
 def faust_floor(total: int) -> None:
-    """The worker's Faust app (``hub.worker._faust_app``: its settings, its
+    """The worker's Faust app (``hub.edge.worker._faust_app``: its settings, its
     monitor) and its batching, with an agent that only counts: prints the
     records per second from its first batch to the one that makes ``total``."""
     import asyncio
 
-    from hub.faust_patches import StoppableWorker
+    from hub.edge.faust_patches import StoppableWorker
     from hub.settings import load_settings
-    from hub.topics import source_topics
-    from hub.worker import _faust_app
+    from hub.kafka.topics import source_topics
+    from hub.edge.worker import _faust_app
 
     settings = load_settings()
     asyncio.set_event_loop(asyncio.new_event_loop())

@@ -406,7 +406,7 @@ class EmbeddedBroker:
 
 
 _LOG4J2 = """\
-# Written by hub.broker at each start: warnings and errors to the broker's log.
+# Written by hub.kafka.broker at each start: warnings and errors to the broker's log.
 rootLogger.level = WARN
 rootLogger.appenderRef.out.ref = OUT
 appender.out.type = Console

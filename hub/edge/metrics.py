@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hub.flow.effects import Effects, Seen, Unresolved
-from hub.httpd import serve_metrics
+from hub.edge.httpd import serve_metrics
 from hub.settings import HttpSettings
 
 # Leads are answered in hours and closed in days.

@@ -7,7 +7,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,17 +14,17 @@ from confluent_kafka import Consumer, TopicPartition
 
 from connectors.discovery import load
 from connectors.runner import ConnectorRunner, RunSummary
-from hub.connection import client_config
+from hub.kafka.connection import client_config
 from hub.domain.lifecycle import ACTIVE
 from hub.domain.pii import PersonalDataHasher
-from hub.metrics import Metrics
-from hub.leadview import final_leads
+from hub.edge.metrics import Metrics
+from hub.kafka.readers import final_leads
 from hub.settings import Settings
-from hub.feedback import publish_ticks
-from hub.topics import event_ends, worker_lag
+from hub.edge.feedback import publish_ticks
+from hub.kafka.topics import event_ends, worker_lag
 from hub.trust import Role, signer
 from hub.flow import Seen
-from hub.worker import Tally, WorkerHandle, run_worker
+from hub.edge.worker import Tally, WorkerHandle, run_worker
 
 
 @dataclass
@@ -158,16 +157,3 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
     summary.near_duplicates = tally.seen[Seen.NEAR_DUPLICATE]
     summary.leads = final_leads(settings)
     return summary
-
-
-def to_json_ready(value: Any) -> Any:
-    """Avro values as JSON: dates and times in ISO 8601, decimals as strings."""
-    if isinstance(value, dict):
-        return {k: to_json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json_ready(v) for v in value]
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value

@@ -62,10 +62,10 @@ def _backward_compatible(reader: SchemaVersion, writer: SchemaVersion, samples: 
 
     fastavro's schema resolution decides: we write generated records with the
     old schema and read them with the new one. The workers read with the hub's
-    codec (``hub.serde``): it must resolve them too, to the same values."""
+    codec (``hub.kafka.serde``): it must resolve them too, to the same values."""
     import io
 
-    from hub.avro import codec, resolved
+    from hub.kafka.avro import codec, resolved
 
     try:
         read_as_reader = resolved(codec(reader.raw), codec(writer.raw))  # as the workers' decoder does

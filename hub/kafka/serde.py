@@ -15,7 +15,7 @@ bytes as fastavro in a fifth to a half of the time and reads them in half
 (measured in the README's Benchmark section; ``tests/test_schemas.py``
 checks the bytes and the values against fastavro's for every contract's
 versions). fastavro stays for what is not on the hot path: the contracts'
-canonical forms, fingerprints and compatibility checks (``hub.schemas``).
+canonical forms, fingerprints and compatibility checks (``hub.kafka.schemas``).
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from typing import Any, Callable, cast
 
 import cavro
 
-from hub.avro import codec, resolved
+from hub.kafka.avro import codec, resolved
 from hub.flow.codec import DecodeError, EncodeError, RegistryUnavailable
-from hub.schemas import LocalRegistry
+from hub.kafka.schemas import LocalRegistry
 from hub.settings import Settings
 
 _HEADER = struct.Struct(">bI")

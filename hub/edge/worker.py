@@ -1,10 +1,10 @@
 """The Faust edge of the flow: it wires the topics and tables to
 ``hub.flow.Flow`` and carries out the effects the flow returns (``Edge``).
 Built from settings; nothing connects at import time. Whatever
-touches Faust's private attributes is in ``hub.faust_patches``.
+touches Faust's private attributes is in ``hub.edge.faust_patches``.
 
 Per-event cost in Faust decides throughput, so the agent takes records in
-batches, decodes Avro itself (``hub.serde``; raw serializers in Faust), and
+batches, decodes Avro itself (``hub.kafka.serde``; raw serializers in Faust), and
 the flow loads each business's state once per batch and writes it once.
 
 At-least-once, made idempotent: for each batch, what a replay would derive
@@ -43,22 +43,22 @@ import faust
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
 
 from hub.audit.entries import Entry, key_changes
-from hub.audit.log import AuditLog, recent_report
-from hub.connection import faust_credentials
+from hub.edge.audit_log import AuditLog, recent_report
+from hub.kafka.connection import faust_credentials
 from hub.domain.teams import COPY_FIELDS, load_teams, without_oversight
-from hub.faust_patches import (Processed, QuietMonitor, StallHealer, StoppableWorker, has_unacked,
+from hub.edge.faust_patches import (Processed, QuietMonitor, StallHealer, StoppableWorker, has_unacked,
                                mark_unacknowledged, read_offset, set_without_changelog, still_member, strict_commits)
-from hub.feedback import TICK_KEY, tick
+from hub.edge.feedback import TICK_KEY, tick
 from hub.flow.topics import feedback_topic
 from hub.flow import Effects, Flow, Record, Seen, Send
 from hub.flow.effects import Stage
-from hub.metrics import Metrics
-from hub.retry import Backoff, GaveUp, retried, shown
-from hub.serde import Serde, SharedRuns
+from hub.edge.metrics import Metrics
+from hub.edge.retry import Backoff, GaveUp, retried, shown
+from hub.kafka.serde import Serde, SharedRuns
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
 from hub.trust.signatures import broker_timestamp_ms, headers_of
-from hub.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE, admin, changelog_topic, key_partition,
+from hub.kafka.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE, admin, changelog_topic, key_partition,
                         source_topics)
 
 log = logging.getLogger(__name__)

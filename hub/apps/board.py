@@ -31,9 +31,9 @@ from hub.domain import labels
 from hub.domain.events import CST
 from hub.domain.lifecycle import ACTIVE, Escalation, LeadStatus, is_overdue
 from hub.domain.teams import SEVERITIES, Team
-from hub.httpd import http_server
-from hub.leadview import LeadReader, follow_topics
-from hub.retry import shown
+from hub.edge.httpd import http_server
+from hub.kafka.readers import LeadReader, follow_topics
+from hub.edge.retry import shown
 from hub.settings import HttpSettings, Settings
 from hub.audit.entries import UNPROVEN, AuditAction, Note
 from hub.trust import Role
@@ -552,7 +552,7 @@ def serve_board(board: LeadBoard, host: str, port: int, sessions: Sessions, allo
     """Serve the board on a daemon thread; returns the server (``server_port``,
     ``shutdown()``). It answers to loopback names, ``host`` (unless a
     wildcard) and ``allowed_hosts``, and to those who log in (``sessions``);
-    ``limits`` bound its connections (``hub.httpd``)."""
+    ``limits`` bound its connections (``hub.edge.httpd``)."""
     allowed = frozenset({*LOOPBACK, *(h.strip().lower() for h in allowed_hosts if h.strip()),
                          *([host.lower()] if host not in ("0.0.0.0", "::", "") else [])})
     server = http_server(host, port, _handler(board, allowed, sessions, BoardAudit(audit)), limits)

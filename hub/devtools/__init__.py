@@ -1,0 +1,1 @@
+"""Developer tools apart from the runtime: the benchmark, the chaos drill and sample exports."""

@@ -1,0 +1,1 @@
+"""Kafka plumbing: connections, topics and their contracts, Avro, ACLs, TLS, the embedded broker, and readers of the hub's signed topics."""
