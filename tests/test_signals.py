@@ -15,7 +15,7 @@ import pytest
 from connectors.samr_complaint import SamrComplaintConnector
 from connectors.samr_credit import SamrCreditConnector
 from connectors.sdk import RowRejected
-from hub.domain import signals, storage
+from hub.domain import indexes, signals, storage
 from hub.domain.events import EventKind
 from hub.domain.leads import BusinessState
 from hub.domain.pii import PersonalDataHasher
@@ -140,17 +140,17 @@ def test_a_complainant_filing_against_20_businesses_in_30_days_is_serial_and_eac
     index = BusinessState()
     for i in range(19):
         party = signals.Party(f"B{i}", None, f"店{i}", "410502", (), dt.date(2026, 10, 1))
-        signals.count(index, "complainant:s", complaint(str(i), dt.date(2026, 10, 1 + i), "s"), party, RULES)
-        assert signals.serial_to_tell(index, RULES) == []
+        indexes.count(index, "complainant:s", complaint(str(i), dt.date(2026, 10, 1 + i), "s"), party, RULES)
+        assert indexes.serial_to_tell(index, RULES) == []
     party = signals.Party("B19", None, "店19", "410502", (), dt.date(2026, 10, 20))
-    assert signals.count(index, "complainant:s", complaint("19", dt.date(2026, 10, 20), "s"), party, RULES)
-    assert len(signals.serial_to_tell(index, RULES)) == 20
-    assert signals.serial_to_tell(index, RULES) == []  # told already
+    assert indexes.count(index, "complainant:s", complaint("19", dt.date(2026, 10, 20), "s"), party, RULES)
+    assert len(indexes.serial_to_tell(index, RULES)) == 20
+    assert indexes.serial_to_tell(index, RULES) == []  # told already
     party = signals.Party("B20", None, "店20", "410502", (), dt.date(2026, 11, 20))
-    signals.count(index, "complainant:s", complaint("20", dt.date(2026, 11, 20), "s"), party, RULES)
-    assert signals.serial_to_tell(index, RULES) == ["B20"]  # a later business, told as it comes
+    indexes.count(index, "complainant:s", complaint("20", dt.date(2026, 11, 20), "s"), party, RULES)
+    assert indexes.serial_to_tell(index, RULES) == ["B20"]  # a later business, told as it comes
     told = BusinessState.from_bytes(index.to_bytes())
-    assert signals.serial_to_tell(told, RULES) == []  # what it told is part of its state
+    assert indexes.serial_to_tell(told, RULES) == []  # what it told is part of its state
 
 
 # -- batch trace (可追溯) ----------------------------------------------------
@@ -199,7 +199,7 @@ def area(businesses: list[tuple[str, dt.date]]) -> BusinessState:
     for key, day in businesses:
         e = sample(f"{key}-{day}", day, producer=False, region="410526", items=("铅(以Pb计)",), category="蔬菜制品")
         [area_key] = signals.area_keys(e)
-        signals.count(index, area_key, e, signals.Party(key, None, key, "410526", (), day), RULES)
+        indexes.count(index, area_key, e, signals.Party(key, None, key, "410526", (), day), RULES)
     return index
 
 
@@ -217,7 +217,7 @@ def test_an_area_names_a_member_by_its_uscc_whether_resolution_came_before_or_af
                    category="蔬菜制品")
         [area_key] = signals.area_keys(e)
         for subject in order:
-            signals.count(index, area_key, e, subject, RULES)
+            indexes.count(index, area_key, e, subject, RULES)
         found.append(rules_of(index, area_key)["AREA_RISK"]["parties"])
     assert found[0] == found[1] == found[2] and uscc in {p["business_key"] for p in found[0]}
 
@@ -240,7 +240,7 @@ def test_three_businesses_raise_one_area_lead_a_fourth_joins_it_two_raise_none()
     assert [p["business_key"] for p in first["parties"]] == ["A", "B", "C"]
     assert first["business_id"] is None and first["region"]["code"] == "410526"
     e = sample("D-1", dt.date(2026, 11, 12), producer=False, region="410526", items=("铅",), category="蔬菜制品")
-    signals.count(index, key, e, signals.Party("D", None, "D", "410526", (), dt.date(2026, 11, 12)), RULES)
+    indexes.count(index, key, e, signals.Party("D", None, "D", "410526", (), dt.date(2026, 11, 12)), RULES)
     joined = rules_of(index, key)["AREA_RISK"]
     assert joined["lead_id"] == first["lead_id"] and len(joined["parties"]) == 4
 
@@ -280,11 +280,11 @@ def party(key: str, *reasons: str) -> signals.Party:
 
 def test_a_listed_members_representative_links_the_others_once_each() -> None:
     index = BusinessState()
-    assert signals.member(index, party("A", "LISTED"), RULES) == []
-    [(to, other)] = signals.member(index, party("B"), RULES)
+    assert indexes.member(index, party("A", "LISTED"), RULES) == []
+    [(to, other)] = indexes.member(index, party("B"), RULES)
     assert to == "B" and other.key == "A" and other.reasons == ("LISTED",)
-    assert signals.member(index, party("B"), RULES) == []  # told already
-    links = signals.member(index, party("C", "CRIMINAL_REFERRAL"), RULES)
+    assert indexes.member(index, party("B"), RULES) == []  # told already
+    links = indexes.member(index, party("C", "CRIMINAL_REFERRAL"), RULES)
     assert sorted((to, o.key, o.reasons) for to, o in links) == [
         ("A", "C", ("CRIMINAL_REFERRAL",)), ("B", "C", ("CRIMINAL_REFERRAL",)), ("C", "A", ("LISTED",))]
 
@@ -292,12 +292,12 @@ def test_a_listed_members_representative_links_the_others_once_each() -> None:
 def test_a_removed_listing_is_told_as_withdrawn_once_and_told_again_if_listed_again() -> None:
     """Issue 32: a RELATED_PARTY lead kept saying 已列入严重违法失信名单 after the removal."""
     index = BusinessState()
-    signals.member(index, party("A", "LISTED"), RULES)
-    signals.member(index, party("B"), RULES)
-    [(to, withdrawn)] = signals.member(index, party("A"), RULES)  # A's listing removed
+    indexes.member(index, party("A", "LISTED"), RULES)
+    indexes.member(index, party("B"), RULES)
+    [(to, withdrawn)] = indexes.member(index, party("A"), RULES)  # A's listing removed
     assert to == "B" and withdrawn.reasons == ("-LISTED",)
-    assert signals.member(index, party("A"), RULES) == []  # told once
-    [(_, again)] = signals.member(index, party("A", "LISTED"), RULES)
+    assert indexes.member(index, party("A"), RULES) == []  # told once
+    [(_, again)] = indexes.member(index, party("A", "LISTED"), RULES)
     assert again.reasons == ("LISTED",)
 
 
@@ -305,9 +305,9 @@ def test_an_over_common_representative_links_nothing() -> None:
     rules = dataclasses.replace(RULES, related_party_max_businesses=3)
     index = BusinessState()
     for key in "ABCD":
-        signals.member(index, party(key), rules)
-    assert signals.member(index, party("E", "LISTED"), rules) == []
-    assert signals.member(index, party("A", "LISTED"), rules) == []
+        indexes.member(index, party(key), rules)
+    assert indexes.member(index, party("E", "LISTED"), rules) == []
+    assert indexes.member(index, party("A", "LISTED"), rules) == []
 
 
 def test_a_link_becomes_a_related_party_lead_naming_the_business_and_not_the_person() -> None:
@@ -330,12 +330,12 @@ def test_a_listing_shows_on_every_lead_and_its_removal_too() -> None:
                           "removed_on": None, "removal_reason": None, "legal_representative_ref": "pii:r"})
     state.accept(listing, RULES)
     assert rules_of(state)["REPEAT_OFFENDER"]["credit_status"] == "LISTED"
-    assert signals.reasons(state) == ("LISTED",) and state.represented_by(listing)
+    assert signals.reasons(state.credit, state.leads.values()) == ("LISTED",) and state.represented_by(listing)
     removal = {**listing, "event_id": "credit:1:removed",
                "detail": (listing["detail"][0], {**listing["detail"][1], "removed_on": dt.date(2026, 11, 20)})}
     state.accept(removal, RULES)
     assert state.accept(listing, RULES).value == "duplicate"  # an older record does not undo the removal
-    assert rules_of(state)["REPEAT_OFFENDER"]["credit_status"] == "REMOVED" and signals.reasons(state) == ()
+    assert rules_of(state)["REPEAT_OFFENDER"]["credit_status"] == "REMOVED" and signals.reasons(state.credit, state.leads.values()) == ()
 
 
 # -- connectors --------------------------------------------------------------

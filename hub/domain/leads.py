@@ -158,7 +158,7 @@ class BusinessState:
 
     def party(self, key: str, on: dt.date) -> signals.Party:
         """This business as its legal representatives' indexes hear of it."""
-        return signals.Party(key, self.business_id, self.name, self.region_code, signals.reasons(self), on)
+        return signals.Party(key, self.business_id, self.name, self.region_code, signals.reasons(self.credit, self.leads.values()), on)
 
     def learn(self, event: Event) -> Candidate | None:
         """What a record that carries its USCC teaches the registry: the

@@ -25,25 +25,21 @@ key, ``party_name`` and ``party_region`` its name and division; at a
 person index ``summary`` holds the member's USCC and ``identity`` its
 reasons (LISTED, CRIMINAL_REFERRAL). What an index told whom is in the
 state's ``flagged`` set, as ``told:`` entries, so a replay tells nobody twice.
-Plain functions: the flow carries the messages.
+What changes an index state is in ``hub.domain.indexes``; the flow carries the messages.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
-from hub.domain.events import COMPLAINT_KINDS, UNRESOLVED_PREFIX, Event, EventKind, Outcome, detail_of
-from hub.domain.identifiers import region
+from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of
+from hub.domain.lifecycle import LeadMark
 from hub.domain.names import normalise_name
-from hub.domain.rules import Fact, LeadDraft, RuleFamily, chains, batch_of, category, lead_id, to_fact
+from hub.domain.rules import Fact, LeadDraft, RuleFamily, chains, batch_of, category, lead_id
 from hub.settings import RuleSettings
-
-if TYPE_CHECKING:
-    from hub.domain.leads import BusinessState
 
 COMPLAINANT_PREFIX = "complainant:"
 PERSON_PREFIX = "person:"
@@ -192,7 +188,7 @@ def _complaints(business_key: str, facts: list[Fact], serial: set[str], rules: R
     counted = sorted((f for f in complaints if f.source_record_id not in refused and f.party not in serial),
                      key=lambda f: (f.occurred_on, f.event_id))
     return [_draft(business_key, RuleFamily.COMPLAINTS, group)
-            for group in _windows(counted, rules.complaints_window_days, rules.complaints_min_complainants)]
+            for group in windows(counted, rules.complaints_window_days, rules.complaints_min_complainants)]
 
 
 def _batches(business_key: str, facts: list[Fact], rules: RuleSettings) -> list[LeadDraft]:
@@ -220,7 +216,7 @@ def _related(business_key: str, facts: list[Fact]) -> list[LeadDraft]:
                       tuple(links)) for day, links in sorted(by_day.items())]
 
 
-def _windows(facts: list[Fact], window_days: int, least: int,
+def windows(facts: list[Fact], window_days: int, least: int,
              who: Callable[[Fact], str] = lambda f: f.party) -> list[list[Fact]]:
     """Facts (sorted by date) in windows of ``window_days`` holding at least
     ``least`` distinct parties (``who``), chained as the first rules' are."""
@@ -262,82 +258,6 @@ def also_regions(rule: str, evidence: Iterable[Fact], own: str | None) -> list[s
     return sorted({f.party_region for f in evidence if f.party_region and f.party_region != own})
 
 
-# -- index states -----------------------------------------------------------
-def count(state: "BusinessState", key: str, event: Event, subject: Party, rules: RuleSettings) -> bool:
-    """A business's record at a complainant's or an area's index; whether it
-    is new there. No near-duplicate merging: two businesses' alike results
-    are two businesses failing."""
-    known = state.facts.get(event["event_id"])
-    if known is not None:
-        # The same record, first counted under its business's provisional key (not resolved yet), then
-        # again once resolution moved it to the USCC: the index names the business by its USCC, as it
-        # would had resolution come first, so the lead's parties do not depend on that race.
-        if not (known.party.startswith(UNRESOLVED_PREFIX) and not subject.key.startswith(UNRESOLVED_PREFIX)):
-            return False
-        state.facts[known.event_id] = dataclasses.replace(known, party=subject.key, party_name=subject.name,
-                                                          party_region=subject.region_code or "")
-        return True
-    fact = dataclasses.replace(to_fact(event, rules), party=subject.key, party_name=subject.name,
-                               party_region=subject.region_code or "", identity="", resolution="")
-    state.facts[fact.event_id] = fact
-    if key.startswith(AREA_PREFIX) and not state.name:
-        county, item, kind = key.removeprefix(AREA_PREFIX).split("|", 2)
-        place = region(county)
-        state.name, state.region_code = f"{place.name if place else county} {kind} {item} 区域风险", county
-    state.prune(rules)
-    return True
-
-
-def serial_to_tell(state: "BusinessState", rules: RuleSettings) -> list[str]:
-    """At a complainant's index: the businesses to tell that the complainant
-    is a serial filer (once it is one, every business it filed against, and
-    each it files against later), each once."""
-    facts = sorted(state.facts.values(), key=lambda f: (f.occurred_on, f.event_id))
-    if not _windows(facts, rules.complaints_window_days, rules.serial_filer_businesses, _business):
-        return []
-    told = sorted({f.party for f in facts} - {t.removeprefix(TOLD) for t in state.flagged if t.startswith(TOLD)})
-    state.flagged.update(TOLD + party for party in told)
-    return told
-
-
-def member(state: "BusinessState", party: Party, rules: RuleSettings) -> list[tuple[str, Party]]:
-    """At a legal representative's index: a business says it is theirs (and
-    why it matters, if it does). The links to tell, each once: (to whom, the
-    other business, with one reason)."""
-    event_id = MEMBER_PREFIX + party.key
-    members = {f.party for f in state.facts.values()}
-    if party.key not in members and len(members) > rules.related_party_max_businesses:
-        return []  # over-common already: it links nothing, and need not keep counting
-    state.facts[event_id] = Fact(event_id, "SAMR", EventKind.REGISTRATION.value, party.on, False, "",
-                                 party.business_id or "", "", 0, identity=",".join(sorted(party.reasons)),
-                                 party=party.key, party_name=party.name, party_region=party.region_code or "")
-    if len(state.facts) > rules.related_party_max_businesses:
-        return []
-    out = []
-    for one in sorted(state.facts.values(), key=lambda f: f.event_id):
-        for other in sorted(state.facts.values(), key=lambda f: f.event_id):
-            if one.party == other.party:
-                continue
-            current = [r for r in other.identity.split(",") if r]
-            for reason in current:
-                told = f"{TOLD}{one.party}>{other.party}:{reason}"
-                if told not in state.flagged:
-                    state.flagged.add(told)
-                    out.append((one.party, _other(one, other, reason)))
-            # what was told and holds no more (a listing removed): told as withdrawn, once
-            for told in sorted(t for t in state.flagged if t.startswith(f"{TOLD}{one.party}>{other.party}:")):
-                reason = told.rsplit(":", 1)[1]
-                if reason not in current:
-                    state.flagged.discard(told)
-                    out.append((one.party, _other(one, other, WITHDRAWN + reason)))
-    return out
-
-
-def _other(one: Fact, other: Fact, reason: str) -> Party:
-    return Party(other.party, other.summary or None, other.party_name, other.party_region or None, (reason,),
-                 max(one.occurred_on, other.occurred_on))
-
-
 def link_fact(other: Party) -> Fact:
     """What a business keeps of a link: evidence for its RELATED_PARTY lead,
     naming the other business and why it matters, never the person. A
@@ -354,12 +274,12 @@ def link_fact(other: Party) -> Fact:
                 party=other.key, party_name=other.name, party_region=other.region_code or "")
 
 
-def reasons(state: "BusinessState") -> tuple[str, ...]:
-    """Why this business matters to its legal representative's other businesses."""
+def reasons(credit: Credit | None, leads: Iterable[LeadMark]) -> tuple[str, ...]:
+    """Why a business matters to its legal representative's other businesses."""
     out = []
-    if state.credit is not None and state.credit.listed:
+    if credit is not None and credit.listed:
         out.append(Reason.LISTED.value)
-    if any(m.rule == RuleFamily.CRIMINAL_REFERRAL.value and m.status != "SUPERSEDED" for m in state.leads.values()):
+    if any(m.rule == RuleFamily.CRIMINAL_REFERRAL.value and m.status != "SUPERSEDED" for m in leads):
         out.append(Reason.CRIMINAL_REFERRAL.value)
     return tuple(out)
 
@@ -368,10 +288,10 @@ def area_drafts(key: str, facts: Iterable[Fact], rules: RuleSettings) -> list[Le
     """At an area's index: its AREA_RISK leads, the same whatever order the businesses came in."""
     ordered = sorted(facts, key=lambda f: (f.occurred_on, f.event_id))
     return [_draft(key, RuleFamily.AREA_RISK, group)
-            for group in _windows(ordered, rules.area_risk_window_days, rules.area_risk_min_businesses, _business)]
+            for group in windows(ordered, rules.area_risk_window_days, rules.area_risk_min_businesses, member_name)]
 
 
-def _business(fact: Fact) -> str:
+def member_name(fact: Fact) -> str:
     """Who a member of an index is: by name, so that a business that sent
     one record under its USCC and one under its provisional key (no USCC,
     not resolved yet) counts once."""

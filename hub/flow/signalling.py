@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hub.domain import signals
+from hub.domain import indexes, signals
 from hub.domain.events import Event, cst_day
 from hub.domain.leads import Accepted, BusinessState
 from hub.flow.effects import Effects, Observation, Seen
@@ -70,12 +70,12 @@ def apply(flow: Flow, message: ResolutionMessage, batch: Batch) -> None:
     changed = False
     if kind is ResolutionKind.SIGNAL:
         assert message.event is not None  # the reader refuses a SIGNAL without one
-        changed = signals.count(state, key, message.event, signals.Party.from_message(body["party"]), rules)
+        changed = indexes.count(state, key, message.event, signals.Party.from_message(body["party"]), rules)
         if changed and key.startswith(signals.COMPLAINANT_PREFIX):
-            _send(flow, effects, ResolutionKind.SERIAL, signals.serial_to_tell(state, rules), index_key=key)
+            _send(flow, effects, ResolutionKind.SERIAL, indexes.serial_to_tell(state, rules), index_key=key)
     elif kind is ResolutionKind.MEMBER:
         changed = True
-        for to, other in signals.member(state, signals.Party.from_message(body["party"]), rules):
+        for to, other in indexes.member(state, signals.Party.from_message(body["party"]), rules):
             _send(flow, effects, ResolutionKind.LINK, [to], party=other.to_message())
     elif kind is ResolutionKind.SERIAL:
         complainant = str(body["index_key"]).removeprefix(signals.COMPLAINANT_PREFIX)
