@@ -206,6 +206,39 @@ def delay_distribution(events: Iterable[Event], period: Period) -> dict[str, int
     return out
 
 
+def _worker_agency(topic: str) -> str | None:
+    """The agency whose events topic this is (a record the workers refused)."""
+    return next((a.value for a in Agency if topic == f"hub.events.{a.value.lower()}"), None)
+
+
+def _rejects(dead_letters: Iterable[Mapping[str, Any]], connectors: Mapping[str, str],
+             period: Period) -> Counter[tuple[str, str]]:
+    """(agency, connector) -> the dead letters of the period: a connector's
+    rejects under its name, the workers' under their topic's agency."""
+    rejects: Counter[tuple[str, str]] = Counter()
+    for letter in dead_letters:
+        if not period.holds_instant(letter["failed_at"]):
+            continue
+        if letter["stage"] == "worker":
+            agency = _worker_agency(letter["original"].get("topic", ""))
+            if agency is not None:
+                rejects[agency, WORKER] += 1
+        elif letter["stage"] in connectors:
+            rejects[connectors[letter["stage"]], letter["stage"]] += 1
+    return rejects
+
+
+def _source_row(agency: str, connector: str, export_rows: int, rejects: int, delays: list[float],
+                lifecycle: LifecycleSettings) -> dict[str, Any]:
+    """A row of the sources' table; ``delays``: its rows' reporting delays in days."""
+    days = sorted(delays)
+    return {"agency": agency, "connector": connector, "export_rows": export_rows, "rejects": rejects,
+            "median_delay_days": round(statistics.median(days), 1) if days else None,
+            "p90_delay_days": round(_percentile(days, 0.9), 1) if days else None,
+            # whole days, as a lead counts them (reported_after_days)
+            "late_reports": sum(int(d) > lifecycle.late_report_days for d in days)}
+
+
 def source_figures(events: Iterable[Event], dead_letters: Iterable[Mapping[str, Any]],
                    connectors: Mapping[str, str], period: Period, lifecycle: LifecycleSettings) -> list[dict[str, Any]]:
     """One row per agency and connector (``connectors``: name -> agency):
@@ -217,27 +250,10 @@ def source_figures(events: Iterable[Event], dead_letters: Iterable[Mapping[str, 
         counts[source] += 1
         if (delay := _delay_days(event)) is not None:
             delays[source].append(delay)
-    rejects: Counter[tuple[str, str]] = Counter()
-    for letter in dead_letters:
-        if not period.holds_instant(letter["failed_at"]):
-            continue
-        if letter["stage"] == "worker":
-            topic = letter["original"].get("topic", "")
-            agency = next((a.value for a in Agency if topic == f"hub.events.{a.value.lower()}"), None)
-            if agency is not None:
-                rejects[agency, WORKER] += 1
-        elif letter["stage"] in connectors:
-            rejects[connectors[letter["stage"]], letter["stage"]] += 1
-    rows = []
-    for agency, connector in sorted(set(counts) | set(rejects)):
-        days = sorted(delays.get((agency, connector), []))
-        rows.append({"agency": agency, "connector": connector, "export_rows": counts[agency, connector],
-                     "rejects": rejects[agency, connector],
-                     "median_delay_days": round(statistics.median(days), 1) if days else None,
-                     "p90_delay_days": round(_percentile(days, 0.9), 1) if days else None,
-                     # whole days, as a lead counts them (reported_after_days)
-                     "late_reports": sum(int(d) > lifecycle.late_report_days for d in days)})
-    return rows
+    rejects = _rejects(dead_letters, connectors, period)
+    return [_source_row(agency, connector, counts[agency, connector], rejects[agency, connector],
+                        delays.get((agency, connector), []), lifecycle)
+            for agency, connector in sorted(set(counts) | set(rejects))]
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -250,6 +266,86 @@ def _county_name(code: str) -> str:
     return place.name if place else "（区划不明）"
 
 
+def _leads_by_county(leads: Iterable[Mapping[str, Any]], period: Period,
+                     prefix: str) -> dict[str, list[Mapping[str, Any]]]:
+    """County code (under ``prefix``) -> the counted leads first published in
+    the period that act there."""
+    by_county: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for lead in counted(leads):
+        if not period.holds_instant(lead["first_seen"]):
+            continue
+        for code in _counties(lead):
+            if code.startswith(prefix):
+                by_county[code].append(lead)
+    return by_county
+
+
+def _county_row(code: str, leads: list[Mapping[str, Any]], rectified: Mapping[str, Counter[str]],
+                late: Mapping[str, Counter[str]], lifecycle: LifecycleSettings) -> dict[str, Any]:
+    """A row of the counties' table: its leads', rectifications' and late reports' figures."""
+    row: dict[str, Any] = {"county": code, "county_name": _county_name(code)}
+    row.update(lead_figures(leads, lifecycle))
+    row.update({k: rectified.get(code, Counter())[k] for k in RECTIFICATION_FIGURES})
+    row.update({k: late.get(code, Counter())[k] for k in LATE_FIGURES})
+    return row
+
+
+def _rule_row(code: str, county_name: str, leads: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A row of the rules' table: a county's new leads per rule."""
+    per_rule = Counter(lead["rules"][0] for lead in leads)
+    return {"county": code, "county_name": county_name, **{r.value: per_rule[r.value] for r in RuleFamily}}
+
+
+def _add_counties(report: Report, by_county: Mapping[str, list[Mapping[str, Any]]],
+                  rectified: Mapping[str, Counter[str]], late: Mapping[str, Counter[str]], prefix: str,
+                  lifecycle: LifecycleSettings) -> None:
+    """The counties' and the rules' tables: a row per county (under
+    ``prefix``) with leads, rectifications or export rows."""
+    for code in sorted(c for c in {*by_county, *rectified, *late} if c.startswith(prefix)):
+        row = _county_row(code, by_county.get(code, []), rectified, late, lifecycle)
+        report.counties.append(row)
+        report.rules.append(_rule_row(code, row["county_name"], by_county.get(code, [])))
+
+
+def _team_leads(team: Team, received: Iterable[Mapping[str, Any]], period: Period,
+                prefix: str) -> dict[str, list[Mapping[str, Any]]]:
+    """County code -> the leads the team received, first published in the
+    period, that act in that county within the team's reach."""
+    mine: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for lead in counted(received):
+        if not period.holds_instant(lead["first_seen"]):
+            continue
+        for code in _counties(lead):
+            if code.startswith(prefix) and team.receives({**lead, "also_regions": [], "region": {"code": code}}):
+                mine[code].append(lead)
+    return mine
+
+
+def _rectifying_counties(team: Team, rectified: Iterable[str], prefix: str) -> set[str]:
+    """The counties whose rectifications (整改) the team answers for: 整改 is
+    market supervision's, a desk's and not an oversight team's."""
+    if team.agency != Agency.SAMR.value or team.oversees:
+        return set()
+    return {c for c in rectified if c.startswith(prefix) and team.receives(
+        {"region": {"code": c}, "rules": ["RECTIFICATION_OVERDUE"], "categories": [], "severity": "LOW"})}
+
+
+def _team_rows(name: str, team: Team, received: Iterable[Mapping[str, Any]],
+               rectified: Mapping[str, Counter[str]], period: Period, prefix: str,
+               lifecycle: LifecycleSettings) -> list[dict[str, Any]]:
+    """The team's rows, one per county it received leads in or answers for rectifications in."""
+    mine = _team_leads(team, received, period, prefix)
+    rectifying = _rectifying_counties(team, rectified, prefix)
+    rows = []
+    for code in sorted(set(mine) | rectifying):
+        row = {"team": name, "team_name": team.description or name, "county": code,
+               "county_name": _county_name(code), **lead_figures(mine.get(code, []), lifecycle)}
+        row.update({k: rectified.get(code, Counter())[k] if code in rectifying else 0
+                    for k in RECTIFICATION_FIGURES})
+        rows.append(row)
+    return rows
+
+
 def build(leads: Iterable[Mapping[str, Any]], received: Mapping[str, Iterable[Mapping[str, Any]]],
           events: list[Event], dead_letters: Iterable[Mapping[str, Any]], teams: Mapping[str, Team],
           connectors: Mapping[str, str], period: Period, rules: RuleSettings, lifecycle: LifecycleSettings,
@@ -259,43 +355,14 @@ def build(leads: Iterable[Mapping[str, Any]], received: Mapping[str, Iterable[Ma
     Counted: the leads first published in the period."""
     report = Report(period)
     prefix = region or ""
-    in_period = [lead for lead in counted(leads) if period.holds_instant(lead["first_seen"])]
-    by_county: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for lead in in_period:
-        for code in _counties(lead):
-            if code.startswith(prefix):
-                by_county[code].append(lead)
+    by_county = _leads_by_county(leads, period, prefix)
     rectified = rectification_figures(events, period, rules, lifecycle)
     late = late_figures(events, period, lifecycle)
-    codes = sorted(c for c in {*by_county, *rectified, *late} if c.startswith(prefix))
-    for code in codes:
-        row: dict[str, Any] = {"county": code, "county_name": _county_name(code)}
-        row.update(lead_figures(by_county.get(code, []), lifecycle))
-        row.update({k: rectified.get(code, Counter())[k] for k in RECTIFICATION_FIGURES})
-        row.update({k: late.get(code, Counter())[k] for k in LATE_FIGURES})
-        report.counties.append(row)
-        per_rule = Counter(lead["rules"][0] for lead in by_county.get(code, []))
-        report.rules.append({"county": code, "county_name": row["county_name"],
-                             **{r.value: per_rule[r.value] for r in RuleFamily}})
+    _add_counties(report, by_county, rectified, late, prefix, lifecycle)
     for name in sorted(teams):
-        if team is not None and name != team:
-            continue
-        mine: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        for lead in counted(received.get(name, ())):
-            if period.holds_instant(lead["first_seen"]):
-                for code in _counties(lead):
-                    if code.startswith(prefix) and teams[name].receives({**lead, "also_regions": [],
-                                                                         "region": {"code": code}}):
-                        mine[code].append(lead)
-        desk = teams[name].agency == Agency.SAMR.value and not teams[name].oversees  # 整改 is market supervision's
-        rectifying = {c for c in rectified if desk and c.startswith(prefix) and teams[name].receives(
-            {"region": {"code": c}, "rules": ["RECTIFICATION_OVERDUE"], "categories": [], "severity": "LOW"})}
-        for code in sorted(set(mine) | rectifying):
-            row = {"team": name, "team_name": teams[name].description or name, "county": code,
-                   "county_name": _county_name(code), **lead_figures(mine.get(code, []), lifecycle)}
-            row.update({k: rectified.get(code, Counter())[k] if code in rectifying else 0
-                        for k in RECTIFICATION_FIGURES})
-            report.teams.append(row)
+        if team is None or name == team:
+            report.teams += _team_rows(name, teams[name], received.get(name, ()), rectified, period, prefix,
+                                       lifecycle)
     report.sources = source_figures(events, dead_letters, connectors, period, lifecycle)
     report.delays = delay_distribution(events, period)
     return report
@@ -328,80 +395,106 @@ def _heading(column: str) -> str:
     return HEADINGS.get(column) or labels.rule(column)
 
 
-def write_xlsx(report: Report, path: Path) -> Path:
-    """The 通报 as a workbook: one sheet per table, Chinese headings, a 合计
-    row, frozen headings, widths to fit, and native charts: leads per county
-    by rule, overdue per team, the reporting delays."""
-    from openpyxl import Workbook
-    from openpyxl.chart import BarChart, Reference
+def _write_table(book: Any, report: Report, name: str, title: str, columns: tuple[str, ...],
+                 rows: list[dict[str, Any]]) -> Any:
+    """A sheet of the workbook: its title, Chinese headings, the rows and,
+    under a lead table, its 合计 row; sized and set up for printing."""
     from openpyxl.styles import Alignment, Font
+
+    bold = Font(bold=True)
+    sheet = book.create_sheet(name)
+    sheet.append([f"通报  {report.period.start} 至 {report.period.end}  {title}"])
+    sheet["A1"].font = Font(bold=True, size=13)
+    sheet.append([_heading(c) for c in columns])
+    for cell in sheet[2]:
+        cell.font, cell.alignment = bold, Alignment(wrap_text=True, vertical="center")
+    for row in rows:
+        sheet.append([row[c] for c in columns])
+    if rows and name != "数据报送":
+        _append_total(sheet, columns, rows)
+    sheet.freeze_panes = "C3"
+    _fit_columns(sheet, columns, rows)
+    _set_up_printing(sheet)
+    return sheet
+
+
+def _append_total(sheet: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """The 合计 row, in bold, under a table's figures."""
+    from openpyxl.styles import Font
+
+    figures = [c for c in columns if isinstance(rows[0][c], int) and c not in ("county",)]
+    total = totals(rows, figures)
+    sheet.append(["合计" if i == 0 else total.get(c, "") for i, c in enumerate(columns)])
+    for cell in sheet[sheet.max_row]:
+        cell.font = Font(bold=True)
+
+
+def _fit_columns(sheet: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Column widths to fit the headings and values; a taller heading row."""
     from openpyxl.utils import get_column_letter
 
-    book = Workbook()
+    for i, column in enumerate(columns, 1):
+        # a heading wraps onto two lines; a value does not
+        wide = max([_width(_heading(column)) / 2, *(_width(str(r[column])) for r in rows if r[column] is not None)])
+        sheet.column_dimensions[get_column_letter(i)].width = min(max(6.0, wide + 2), 40)
+    sheet.row_dimensions[2].height = 32
+
+
+def _set_up_printing(sheet: Any) -> None:
+    # printed as an office circulates it: A4 landscape, one page wide, the headings on every page
+    sheet.page_setup.orientation, sheet.page_setup.paperSize = "landscape", sheet.PAPERSIZE_A4
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
+    sheet.print_title_rows = "1:2"
+
+
+def _chart_rules(by_rule: Any, report: Report) -> None:
+    """Leads per county by rule, stacked bars under the rules' table."""
+    from openpyxl.chart import BarChart, Reference
+
+    chart = BarChart()
+    chart.type, chart.grouping, chart.overlap = "bar", "stacked", 100
+    chart.title, chart.y_axis.title = "各区县新发线索（按规则）", "线索数"
+    chart.add_data(Reference(by_rule, min_col=3, max_col=2 + len(RuleFamily), min_row=2,
+                             max_row=2 + len(report.rules)), titles_from_data=True)
+    chart.set_categories(Reference(by_rule, min_col=2, min_row=3, max_row=2 + len(report.rules)))
+    chart.height, chart.width = min(12.0, 6 + len(report.rules) * 0.6), 22
+    chart.y_axis.majorUnit, chart.y_axis.number_format = 1, "0"  # whole leads
+    by_rule.add_chart(chart, f"A{len(report.rules) + 6}")
+
+
+def _chart_team_overdue(teams: Any, report: Report) -> None:
+    """Overdue leads per team, over its counties: the table the chart draws, and the chart."""
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.styles import Font
+
     bold = Font(bold=True)
-    first = book.active
-    assert first is not None
-    book.remove(first)
-    sheets = {}
-    for name, title, columns, rows in _tables(report):
-        sheet = book.create_sheet(name)
-        sheets[name] = sheet
-        sheet.append([f"通报  {report.period.start} 至 {report.period.end}  {title}"])
-        sheet["A1"].font = Font(bold=True, size=13)
-        sheet.append([_heading(c) for c in columns])
-        for cell in sheet[2]:
-            cell.font, cell.alignment = bold, Alignment(wrap_text=True, vertical="center")
-        for row in rows:
-            sheet.append([row[c] for c in columns])
-        figures = [c for c in columns if rows and isinstance(rows[0][c], int) and c not in ("county",)]
-        if rows and name != "数据报送":
-            total = totals(rows, figures)
-            sheet.append(["合计" if i == 0 else total.get(c, "") for i, c in enumerate(columns)])
-            for cell in sheet[sheet.max_row]:
-                cell.font = bold
-        sheet.freeze_panes = "C3"
-        for i, column in enumerate(columns, 1):
-            # a heading wraps onto two lines; a value does not
-            wide = max([_width(_heading(column)) / 2, *(_width(str(r[column])) for r in rows if r[column] is not None)])
-            sheet.column_dimensions[get_column_letter(i)].width = min(max(6.0, wide + 2), 40)
-        sheet.row_dimensions[2].height = 32
-        # printed as an office circulates it: A4 landscape, one page wide, the headings on every page
-        sheet.page_setup.orientation, sheet.page_setup.paperSize = "landscape", sheet.PAPERSIZE_A4
-        sheet.sheet_properties.pageSetUpPr.fitToPage = True
-        sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
-        sheet.print_title_rows = "1:2"
-    by_rule = sheets["按规则"]
-    if report.rules:
-        chart = BarChart()
-        chart.type, chart.grouping, chart.overlap = "bar", "stacked", 100
-        chart.title, chart.y_axis.title = "各区县新发线索（按规则）", "线索数"
-        chart.add_data(Reference(by_rule, min_col=3, max_col=2 + len(RuleFamily), min_row=2,
-                                 max_row=2 + len(report.rules)), titles_from_data=True)
-        chart.set_categories(Reference(by_rule, min_col=2, min_row=3, max_row=2 + len(report.rules)))
-        chart.height, chart.width = min(12.0, 6 + len(report.rules) * 0.6), 22
-        chart.y_axis.majorUnit, chart.y_axis.number_format = 1, "0"  # whole leads
-        by_rule.add_chart(chart, f"A{len(report.rules) + 6}")
-    teams = sheets["各队伍"]
-    if report.teams:  # per team, over its counties: the table the chart draws
-        per_team: dict[str, Counter[str]] = defaultdict(Counter)
-        for row in report.teams:
-            per_team[row["team_name"]].update({k: row[k] for k in ("overdue", "transfer_overdue")})
-        top = teams.max_row + 3
-        for i, heading in enumerate(("队伍名称", HEADINGS["overdue"], HEADINGS["transfer_overdue"]), 1):
-            teams.cell(top, i, heading).font = bold
-        for r, (team_name, overdue_of) in enumerate(sorted(per_team.items()), top + 1):
-            teams.cell(r, 1, team_name)
-            teams.cell(r, 2, overdue_of["overdue"])
-            teams.cell(r, 3, overdue_of["transfer_overdue"])
-        overdue = BarChart()
-        overdue.title, overdue.y_axis.title = "各队伍超期线索", "线索数"
-        overdue.add_data(Reference(teams, min_col=2, max_col=3, min_row=top, max_row=top + len(per_team)),
-                         titles_from_data=True)
-        overdue.set_categories(Reference(teams, min_col=1, min_row=top + 1, max_row=top + len(per_team)))
-        overdue.height, overdue.width = 9, 20
-        overdue.y_axis.majorUnit, overdue.y_axis.number_format = 1, "0"
-        teams.add_chart(overdue, f"E{top}")
-    sources = sheets["数据报送"]
+    per_team: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in report.teams:
+        per_team[row["team_name"]].update({k: row[k] for k in ("overdue", "transfer_overdue")})
+    top = teams.max_row + 3
+    for i, heading in enumerate(("队伍名称", HEADINGS["overdue"], HEADINGS["transfer_overdue"]), 1):
+        teams.cell(top, i, heading).font = bold
+    for r, (team_name, overdue_of) in enumerate(sorted(per_team.items()), top + 1):
+        teams.cell(r, 1, team_name)
+        teams.cell(r, 2, overdue_of["overdue"])
+        teams.cell(r, 3, overdue_of["transfer_overdue"])
+    overdue = BarChart()
+    overdue.title, overdue.y_axis.title = "各队伍超期线索", "线索数"
+    overdue.add_data(Reference(teams, min_col=2, max_col=3, min_row=top, max_row=top + len(per_team)),
+                     titles_from_data=True)
+    overdue.set_categories(Reference(teams, min_col=1, min_row=top + 1, max_row=top + len(per_team)))
+    overdue.height, overdue.width = 9, 20
+    overdue.y_axis.majorUnit, overdue.y_axis.number_format = 1, "0"
+    teams.add_chart(overdue, f"E{top}")
+
+
+def _chart_delays(sources: Any, report: Report) -> None:
+    """The reporting delays' distribution: its table under the sources' table, and the chart."""
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.styles import Font
+
+    bold = Font(bold=True)
     start = sources.max_row + 3
     sources.cell(start, 1, "报送延时分布（导出记录行）").font = bold
     sources.cell(start + 1, 1, "延时").font = bold
@@ -417,6 +510,25 @@ def write_xlsx(report: Report, path: Path) -> Path:
     delays.legend, delays.height, delays.width = None, 8, 16
     delays.y_axis.number_format = "0"
     sources.add_chart(delays, f"D{start}")
+
+
+def write_xlsx(report: Report, path: Path) -> Path:
+    """The 通报 as a workbook: one sheet per table, Chinese headings, a 合计
+    row, frozen headings, widths to fit, and native charts: leads per county
+    by rule, overdue per team, the reporting delays."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    first = book.active
+    assert first is not None
+    book.remove(first)
+    sheets = {name: _write_table(book, report, name, title, columns, rows)
+              for name, title, columns, rows in _tables(report)}
+    if report.rules:
+        _chart_rules(sheets["按规则"], report)
+    if report.teams:
+        _chart_team_overdue(sheets["各队伍"], report)
+    _chart_delays(sheets["数据报送"], report)
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
     return path
@@ -436,20 +548,21 @@ def write_markdown(report: Report, path: Path) -> Path:
     return path
 
 
-def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tuple[
-        list[dict[str, Any]], dict[str, list[dict[str, Any]]], list[Event], list[dict[str, Any]]]:
-    """From the topics: every lead (its latest record on the operators'
-    topic), each team's received leads (their latest records), the
-    events the period needs (those that arrived in it, and every inspection,
-    for the rectifications), the dead letters. Only what the hub's own
-    identities signed counts, a connector's records only under its own name."""
+def _counts_for(event: Event, signer: str, period: Period) -> bool:
+    """Whether a signed event counts in the period's report: a connector's
+    figures hold what it signed itself, not another's key's records under its
+    name; every inspection (for the rectifications) and what arrived in the period."""
+    return event["source"]["connector"] == signer and (
+        event["kind"] == EventKind.INSPECTION.value or period.holds_instant(event["received_at"]))
+
+
+def _signed_events(settings: Settings, period: Period) -> list[Event]:
+    """The events the period needs, from every agency's topic, as their connectors signed them."""
     from hub.flow.topics import events_topic
-    from hub.kafka.readers import SignedReader, dead_letters, final_leads
+    from hub.kafka.readers import SignedReader
     from hub.kafka.topics import read_to_end
     from hub.trust import Role
 
-    leads = list(final_leads(settings).values())
-    received = {name: list(final_leads(settings, team.topic).values()) for name, team in teams.items()}
     events: dict[str, Event] = {}  # a record sent twice counts once
     read_event = SignedReader(settings, "event", frozenset({Role.CONNECTOR}))
     for agency in Agency:
@@ -458,8 +571,20 @@ def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tu
             if signed is None:
                 continue
             signer, event = signed
-            # a connector's figures hold what it signed itself, not another's key's records under its name
-            if event["source"]["connector"] == signer.name and (
-                    event["kind"] == EventKind.INSPECTION.value or period.holds_instant(event["received_at"])):
+            if _counts_for(event, signer.name, period):
                 events.setdefault(event["event_id"], event)
-    return leads, received, list(events.values()), dead_letters(settings)
+    return list(events.values())
+
+
+def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tuple[
+        list[dict[str, Any]], dict[str, list[dict[str, Any]]], list[Event], list[dict[str, Any]]]:
+    """From the topics: every lead (its latest record on the operators'
+    topic), each team's received leads (their latest records), the
+    events the period needs (those that arrived in it, and every inspection,
+    for the rectifications), the dead letters. Only what the hub's own
+    identities signed counts, a connector's records only under its own name."""
+    from hub.kafka.readers import dead_letters, final_leads
+
+    leads = list(final_leads(settings).values())
+    received = {name: list(final_leads(settings, team.topic).values()) for name, team in teams.items()}
+    return leads, received, _signed_events(settings, period), dead_letters(settings)
