@@ -21,7 +21,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from hub.domain.events import Agency
 from hub.domain.lifecycle import WITHDRAWN
@@ -83,23 +83,31 @@ class Team:
 
     def receives(self, lead: dict[str, Any]) -> bool:
         # Every lead is tested against every team: the cheapest tests go first.
-        if _RANK[lead["severity"]] < _RANK[self.min_severity]:
-            return False
-        oversees = self.oversees
-        if oversees and not (lead.get("oversight") or _withdrawn(lead)):
-            return False
-        rules = lead["rules"]
+        return (_RANK[lead["severity"]] >= _RANK[self.min_severity] and self._in_role(lead)
+                and self._takes_rules(lead["rules"]) and self._reaches(lead) and self._on_theme(lead))
+
+    def _in_role(self, lead: dict[str, Any]) -> bool:
+        """A desk takes any lead; oversight only the flagged ones (and a flag's withdrawal)."""
+        return not self.oversees or bool(lead.get("oversight") or _withdrawn(lead))
+
+    def _takes_rules(self, rules: list[str]) -> bool:
+        """The team's rule families, and a desk only the rules for its agency's desks."""
         if self.rules and not any(rule in self.rules for rule in rules):
             return False
         desks = RULE_AGENCIES.get(rules[0])
-        if desks is not None and not oversees and self.agency not in desks:
-            return False
-        if self.jurisdiction:
-            # A batch trace reaches the sellers' counties as well as the producer's.
-            also = lead.get("also_regions")
-            codes = [lead["region"]["code"], *also] if also else [lead["region"]["code"]]
-            if not any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction for code in codes):
-                return False
+        return desks is None or self.oversees or self.agency in desks
+
+    def _reaches(self, lead: dict[str, Any]) -> bool:
+        """Whether the lead acts in the team's jurisdiction."""
+        if not self.jurisdiction:
+            return True
+        # A batch trace reaches the sellers' counties as well as the producer's.
+        also = lead.get("also_regions")
+        codes = [lead["region"]["code"], *also] if also else [lead["region"]["code"]]
+        return any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction for code in codes)
+
+    def _on_theme(self, lead: dict[str, Any]) -> bool:
+        """Whether the lead is on one of the team's product themes (any, if it names none)."""
         return not self.categories or any(theme in text for theme in self.categories for text in _themed(lead))
 
 
@@ -125,51 +133,86 @@ class TeamConfigError(ValueError):
 
 def parse_teams(raw: dict[str, Any]) -> dict[str, Team]:
     teams: dict[str, Team] = {}
-    agencies = {a.value for a in Agency}
-    roles = {r.value for r in TeamRole}
     for entry in raw.get("teams", []):
-        name = str(entry.get("name", ""))
-        if not _NAME.fullmatch(name):
-            raise TeamConfigError(f"team name {name!r}: lower-case letters, digits and '-' only (it names a topic)")
-        if name in teams:
-            raise TeamConfigError(f"team {name!r} is defined twice")
-        unknown = set(entry) - {f for f in Team.__dataclass_fields__}
-        if unknown:
-            raise TeamConfigError(f"team {name!r}: unknown keys {sorted(unknown)}")
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
-        team = Team(**values)
-        problems = [
-            *([f"agency {team.agency!r}"] if team.agency not in agencies | {PROCURATORATE} else []),
-            *(f"agency {a!r}" for a in team.cleared_agencies if a not in agencies),
-            *([f"role {team.role!r}"] if team.role not in roles else []),
-            *(f"rule {r!r}" for r in team.rules if r not in {f.value for f in RuleFamily}),
-            *(f"clearance field {c!r}" for c in team.cleared_fields if c not in CLEARABLE),
-            *(f"jurisdiction {j!r}" for j in team.jurisdiction if not re.fullmatch(r"\d{1,6}", j) and j != UNLOCATED),
-            *([f"min_severity {team.min_severity!r}"] if team.min_severity not in SEVERITIES else []),
-        ]
-        if problems:
-            raise TeamConfigError(f"team {name!r}: unknown {', '.join(problems)}")
-        teams[name] = team
+        team = _parse_team(entry, teams)
+        teams[team.name] = team
     for team in teams.values():
-        seen = {team.name}
-        parent = team.parent
-        while parent is not None:
-            if parent not in teams:
-                raise TeamConfigError(f"team {team.name!r}: parent {parent!r} is not a team")
-            if parent in seen:
-                raise TeamConfigError(f"team {team.name!r}: parents form a cycle")
-            seen.add(parent)
-            parent = teams[parent].parent
+        _check_parents(team, teams)
     return teams
+
+
+def _parse_team(entry: dict[str, Any], teams: Mapping[str, Team]) -> Team:
+    """One ``[[teams]]`` entry, checked against the teams before it."""
+    name = str(entry.get("name", ""))
+    _check_name(name, teams)
+    unknown = set(entry) - {f for f in Team.__dataclass_fields__}
+    if unknown:
+        raise TeamConfigError(f"team {name!r}: unknown keys {sorted(unknown)}")
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
+    team = Team(**values)
+    problems = _unknown_values(team)
+    if problems:
+        raise TeamConfigError(f"team {name!r}: unknown {', '.join(problems)}")
+    return team
+
+
+def _check_name(name: str, teams: Mapping[str, Team]) -> None:
+    """A team's name names its topic, and names one team."""
+    if not _NAME.fullmatch(name):
+        raise TeamConfigError(f"team name {name!r}: lower-case letters, digits and '-' only (it names a topic)")
+    if name in teams:
+        raise TeamConfigError(f"team {name!r} is defined twice")
+
+
+def _unknown_values(team: Team) -> list[str]:
+    """The values of a team's settings that name no agency, role, rule,
+    field, division or severity, in the order of the settings."""
+    agencies = {a.value for a in Agency}
+    return [
+        *_unknown("agency", [team.agency], agencies | {PROCURATORATE}),
+        *_unknown("agency", team.cleared_agencies, agencies),
+        *_unknown("role", [team.role], {r.value for r in TeamRole}),
+        *_unknown("rule", team.rules, {f.value for f in RuleFamily}),
+        *_unknown("clearance field", team.cleared_fields, CLEARABLE),
+        *(f"jurisdiction {j!r}" for j in team.jurisdiction if not _is_jurisdiction(j)),
+        *_unknown("min_severity", [team.min_severity], SEVERITIES),
+    ]
+
+
+def _unknown(setting: str, values: Iterable[str], known: Collection[str]) -> list[str]:
+    return [f"{setting} {value!r}" for value in values if value not in known]
+
+
+def _is_jurisdiction(prefix: str) -> bool:
+    """A division-code prefix (up to six digits), or UNLOCATED."""
+    return prefix == UNLOCATED or re.fullmatch(r"\d{1,6}", prefix) is not None
+
+
+def _check_parents(team: Team, teams: Mapping[str, Team]) -> None:
+    """The team's parents, up the chain, are teams and form no cycle."""
+    seen = {team.name}
+    parent = team.parent
+    while parent is not None:
+        if parent not in teams:
+            raise TeamConfigError(f"team {team.name!r}: parent {parent!r} is not a team")
+        if parent in seen:
+            raise TeamConfigError(f"team {team.name!r}: parents form a cycle")
+        seen.add(parent)
+        parent = teams[parent].parent
 
 
 def without_oversight(teams: Mapping[str, Team]) -> list[str]:
     """The desks' jurisdictions that no oversight team covers: their
     flagged leads (a transfer overdue, a referral closed untransferred)
     reach no procuratorate."""
-    overseen = [prefix for t in teams.values() if t.oversees for prefix in t.jurisdiction or ("",)]
-    return sorted({prefix for t in teams.values() if not t.oversees for prefix in t.jurisdiction or ("",)
+    overseen = _jurisdictions(teams, oversight=True)
+    return sorted({prefix for prefix in _jurisdictions(teams, oversight=False)
                    if prefix != UNLOCATED and not any(prefix.startswith(o) for o in overseen)})
+
+
+def _jurisdictions(teams: Mapping[str, Team], *, oversight: bool) -> list[str]:
+    """The oversight teams' (or the desks') jurisdiction prefixes; "" for everywhere."""
+    return [prefix for t in teams.values() if t.oversees == oversight for prefix in t.jurisdiction or ("",)]
 
 
 def load_teams(path: Path) -> dict[str, Team]:
@@ -194,10 +237,20 @@ def _reads_all_of(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> b
     whose evidence, follow-up or notes the lead holds."""
     if not set(CLEARABLE) <= set(team.cleared_fields):
         return False
+    return all(team.cleared_for(agency) for agency in _agencies_in(lead, teams))
+
+
+def _agencies_in(lead: dict[str, Any], teams: dict[str, Team]) -> set[str]:
+    """The agencies whose evidence, follow-up (a linked event) or notes the lead holds."""
     agencies = {item["agency"] for item in lead["evidence"]}
-    agencies.update(k["agency"] for k in lead.get("links") or [] if k.get("agency") and k.get("event_id"))
+    agencies.update(_linked_agencies(lead))
     agencies.update(teams[c["team"]].agency for c in lead["history"] if c["note"] and c["team"] in teams)
-    return all(team.cleared_for(agency) for agency in agencies)
+    return agencies
+
+
+def _linked_agencies(lead: dict[str, Any]) -> Iterable[str]:
+    """The agencies of the events linked to the lead (its follow-up)."""
+    return (k["agency"] for k in lead.get("links") or [] if k.get("agency") and k.get("event_id"))
 
 
 def withhold(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
@@ -206,24 +259,9 @@ def withhold(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[s
     out = {**lead, "evidence": [dict(e) for e in lead["evidence"]], "history": [dict(h) for h in lead["history"]],
            "links": [dict(k) for k in lead.get("links") or []]}
     withheld: set[str] = set()
-    for follow_up in out["links"]:
-        agency = follow_up.get("agency")
-        if agency and follow_up.get("event_id") and not (team.cleared_for(agency) and "event_id" in team.cleared_fields):
-            follow_up["event_id"] = None
-            withheld.add(f"{agency} evidence event_id")
-    for item in out["evidence"]:
-        for name in DETAIL_FIELDS:
-            if team.cleared_for(item["agency"]) and name in team.cleared_fields:
-                continue
-            if item.get(name):
-                withheld.add(f"{item['agency']} evidence {name}")
-            item[name] = [] if name == "also_reported_as" else None
-    for change in out["history"]:
-        author = teams.get(change["team"] or "")
-        if change["note"] and author is not None and not (
-                NOTES in team.cleared_fields and team.cleared_for(author.agency)):
-            change["note"] = None
-            withheld.add(f"{author.agency} notes")
+    _withhold_follow_ups(out["links"], team, withheld)
+    _withhold_evidence(out["evidence"], team, withheld)
+    _withhold_notes(out["history"], team, teams, withheld)
     out["team"] = team.name
     out["withheld"] = sorted(withheld)
     # The people's keyed tokens let a team's `hub leads` scrub their names
@@ -233,6 +271,36 @@ def withhold(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[s
     # workers scrub every other team's notes, by the same tokens).
     out["person_refs"] = list(lead.get("person_refs") or []) if not withheld else []
     return out
+
+
+def _withhold_follow_ups(links: list[dict[str, Any]], team: Team, withheld: set[str]) -> None:
+    """A linked event's id, of an agency the team may not read, blanked (in place)."""
+    for follow_up in links:
+        agency = follow_up.get("agency")
+        if agency and follow_up.get("event_id") and not (team.cleared_for(agency) and "event_id" in team.cleared_fields):
+            follow_up["event_id"] = None
+            withheld.add(f"{agency} evidence event_id")
+
+
+def _withhold_evidence(evidence: list[dict[str, Any]], team: Team, withheld: set[str]) -> None:
+    """Each evidence item's detail fields the team may not read, blanked (in place)."""
+    for item in evidence:
+        for name in DETAIL_FIELDS:
+            if team.cleared_for(item["agency"]) and name in team.cleared_fields:
+                continue
+            if item.get(name):
+                withheld.add(f"{item['agency']} evidence {name}")
+            item[name] = [] if name == "also_reported_as" else None
+
+
+def _withhold_notes(history: list[dict[str, Any]], team: Team, teams: dict[str, Team], withheld: set[str]) -> None:
+    """The notes of teams of an agency the team may not read, blanked (in place)."""
+    for change in history:
+        author = teams.get(change["team"] or "")
+        if change["note"] and author is not None and not (
+                NOTES in team.cleared_fields and team.cleared_for(author.agency)):
+            change["note"] = None
+            withheld.add(f"{author.agency} notes")
 
 
 def recipients(lead: dict[str, Any], teams: dict[str, Team]) -> list[Team]:
@@ -250,18 +318,31 @@ def route(lead: dict[str, Any], teams: dict[str, Team]) -> list[tuple[Team, dict
 
 
 def describe(team: Team) -> Iterable[str]:
-    yield f"{team.name}  ({team.agency}{', oversight' if team.oversees else ''})  -> {team.topic}" + (
-        f"  parent: {team.parent}" if team.parent else "")
+    yield _title(team)
     if team.description:
         yield f"    {team.description}"
     yield f"    jurisdiction: {', '.join(team.jurisdiction) or 'everywhere'}"
     if team.oversees:
         yield "    oversight: receives only leads transfer tracking flagged (TRANSFER_OVERDUE, TRANSFER_UNFILED, " \
               "NOT_TRANSFERRED); reads, does not answer"
-    yield (f"    receives: {', '.join(team.rules) or 'all rules'}; "
-           f"{'themes ' + ', '.join(team.categories) if team.categories else 'all themes'}; "
-           f"severity {team.min_severity} and above")
+    yield _receives_line(team)
+    yield _clearance_line(team)
+
+
+def _title(team: Team) -> str:
+    """Name, agency, role, topic and parent: the first line of ``describe``."""
+    return f"{team.name}  ({team.agency}{', oversight' if team.oversees else ''})  -> {team.topic}" + (
+        f"  parent: {team.parent}" if team.parent else "")
+
+
+def _receives_line(team: Team) -> str:
+    return (f"    receives: {', '.join(team.rules) or 'all rules'}; "
+            f"{'themes ' + ', '.join(team.categories) if team.categories else 'all themes'}; "
+            f"severity {team.min_severity} and above")
+
+
+def _clearance_line(team: Team) -> str:
     cleared = sorted({team.agency, *team.cleared_agencies} & {a.value for a in Agency})
     hidden = sorted({a.value for a in Agency} - set(cleared))
-    yield (f"    sees details of: {', '.join(cleared)} evidence ({', '.join(team.cleared_fields) or 'no fields'})"
-           + (f"; {', '.join(hidden)} evidence arrives without details" if hidden else ""))
+    return (f"    sees details of: {', '.join(cleared)} evidence ({', '.join(team.cleared_fields) or 'no fields'})"
+            + (f"; {', '.join(hidden)} evidence arrives without details" if hidden else ""))
