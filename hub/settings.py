@@ -163,6 +163,22 @@ class ValidationSettings:
     max_file_bytes: int = 256 * 1024 * 1024  # a CSV, or an .xlsx uncompressed
 
 
+@dataclass(frozen=True)
+class FlowSettings:
+    """What the flow (``hub.flow``) reads of the settings, and no more:
+    ``Settings.flow``."""
+
+    rules: RuleSettings
+    lifecycle: LifecycleSettings
+    validation: ValidationSettings
+    pii_key: str
+    worker_name: str
+    state_cache_businesses: int
+    signature_max_skew_s: float
+    max_tick_ahead_s: float
+    allow_drills: bool
+
+
 class ProcessingGuarantee(StrEnum):
     """Faust's processing guarantee. AT_LEAST_ONCE: the hub's fence and
     strict commits keep replays harmless (the default). EXACTLY_ONCE: Faust
@@ -287,6 +303,12 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return not self.broker_url
+
+    @property
+    def flow(self) -> FlowSettings:
+        return FlowSettings(self.rules, self.lifecycle, self.validation, self.pii_key, self.worker_name,
+                            self.state_cache_businesses, self.signature_max_skew_s, self.max_tick_ahead_s,
+                            self.allow_drills)
 
     @property
     def keys_path(self) -> Path:

@@ -1,5 +1,5 @@
 """The flow keeps the states it wrote, decoded, for the next batch
-(``hub.flow.core.DecodedStates``): reused only while the store holds the
+(``hub.flow.batch.DecodedStates``): reused only while the store holds the
 bytes they were written as, so a batch the edge did not write, a record that
 failed or a rebalance never lets a stale object stand in for the store."""
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 
 from hub.domain.leads import BusinessState
 from hub.flow import Record
-from hub.flow.core import DecodedStates
+from hub.flow.batch import DecodedStates
 from hub.devtools.samples import synthetic_penalties
 from hub.settings import Settings
-from tests.bus import Bus
+from hub.testing.bus import Bus
 
 
 def test_a_state_is_handed_out_once_and_only_for_the_bytes_it_was_written_as() -> None:

@@ -16,7 +16,8 @@ from hub.domain.lifecycle import ACTIVE
 from hub.edge.feedback import feedback
 from hub.flow.topics import FEEDBACK_TOPIC, LEADS_TOPIC, feedback_topic
 from hub.devtools.samples import FUSHUN, LIQUOR, write_recheck_failure, write_scenario
-from tests.bus import Bus, scenario_bus
+from hub.testing.bus import Bus
+from tests.scenario import scenario_bus
 
 NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
 POLICE_TEAM, COUNTY_TEAM = "hub.team.police-jinzhong-food-crime", "hub.team.samr-taigu"
@@ -146,7 +147,7 @@ def test_a_revoked_partition_is_forgotten_until_assigned_again(bus: Bus) -> None
     cross = _lead(bus, FUSHUN.uscc, "CROSS_AGENCY")
     partition = bus.store.partition_of(cross["business_key"].encode())
     bus.flow.revoke(frozenset({partition}))
-    assert partition not in bus.flow.deadlines
+    assert partition not in bus.flow.deadlines.by_partition
     bus.publish_ticks(NOW + dt.timedelta(hours=49))
     bus.run()
     assert bus.leads[cross["lead_id"]]["escalation"] is None

@@ -259,7 +259,7 @@ class Edge:
                         "untransferred) reach no procuratorate", ", ".join(uncovered))
         # one key for the worker's records and its audit chain
         self.signer = audit.signer if audit else signer(settings, Role.WORKER, settings.worker_name)
-        self.flow = Flow(settings, self.serde, store, teams, verifier(settings))
+        self.flow = Flow(settings.flow, self.serde, store, teams, verifier(settings))
         self.audit = audit or AuditLog(settings, self.signer, metrics)
         self.publisher = Publisher(settings, self.serde, self.signer, self.audit.producer)
         self.keys_seen = key_changes({}, self.flow.reader.verifier.trust.refresh())[1]

@@ -17,7 +17,7 @@ from hub.domain.validation import Invalid, check_record
 from hub.domain.teams import Team
 from hub.flow.codec import DecodeError
 from hub.flow.topics import FEEDBACK_TOPIC, RESOLUTION_TOPIC, events_topic, feedback_topic
-from hub.settings import Settings
+from hub.settings import FlowSettings
 from hub.trust import Role, Untrusted, Verified, Verifier
 from hub.trust.signatures import Headers
 
@@ -123,7 +123,7 @@ class Reader:
     (and only answers in its name); the resolution topic, the workers; the
     clock topic, the workers' ticks and operators' drills."""
 
-    def __init__(self, decoder: Callable[[str], Decoder], settings: Settings, verifier: Verifier,
+    def __init__(self, decoder: Callable[[str], Decoder], settings: FlowSettings, verifier: Verifier,
                  teams: Mapping[str, Team]) -> None:
         self.decode_event = decoder("event")
         self.decode_feedback = decoder("feedback")

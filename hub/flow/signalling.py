@@ -13,24 +13,21 @@ A message sent to a key of the wrong kind is refused (``misrouted_resolution``).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.domain import indexes, signals
 from hub.domain.events import Event, cst_day
 from hub.domain.leads import Accepted, BusinessState
-from hub.flow.effects import Effects, Observation, Seen
+from hub.flow.batch import Batch, Context
+from hub.flow.effects import Observation, Seen
 from hub.flow.messages import Refused, ResolutionKind, ResolutionMessage, resolution_message
 
-if TYPE_CHECKING:
-    from hub.flow.core import Batch, Flow
-
-KINDS = frozenset({ResolutionKind.SIGNAL, ResolutionKind.SERIAL, ResolutionKind.MEMBER, ResolutionKind.LINK})
 _TARGETS = {ResolutionKind.SIGNAL: (signals.COMPLAINANT_PREFIX, signals.AREA_PREFIX),
             ResolutionKind.MEMBER: (signals.PERSON_PREFIX,)}
 
 
-def send_for_event(flow: Flow, effects: Effects, key: bytes, state: BusinessState, event: Event,
-                   accepted: Accepted, encoded: bytes) -> None:
+def send_for_event(batch: Batch, key: bytes, state: BusinessState, event: Event, accepted: Accepted,
+                   encoded: bytes) -> None:
     """What an event newly on a business tells the indexes it counts in."""
     if not accepted.is_evidence:
         return
@@ -39,10 +36,10 @@ def send_for_event(flow: Flow, effects: Effects, key: bytes, state: BusinessStat
         return
     subject = signals.Party(key.decode(), state.business_id, state.name, state.region_code, (),
                             event["occurred_on"]).to_message()
-    _send(flow, effects, ResolutionKind.SIGNAL, targets, event=encoded, party=subject)
+    _send(batch, ResolutionKind.SIGNAL, targets, event=encoded, party=subject)
 
 
-def send_for_state(flow: Flow, effects: Effects, key: bytes, state: BusinessState, now_ms: int) -> None:
+def send_for_state(batch: Batch, key: bytes, state: BusinessState, now_ms: int) -> None:
     """What a changed business tells its legal representatives' indexes:
     itself, whenever its name, identity or reasons to matter changed."""
     if not state.representatives or signals.is_index_key(key.decode()):
@@ -51,41 +48,61 @@ def send_for_state(flow: Flow, effects: Effects, key: bytes, state: BusinessStat
     told = f"{sorted(state.representatives)}|{party.business_id}|{party.name}|{','.join(party.reasons)}"
     if told != state.member_told:
         state.member_told = told
-        _send(flow, effects, ResolutionKind.MEMBER, signals.person_keys(state.representatives),
+        _send(batch, ResolutionKind.MEMBER, signals.person_keys(state.representatives),
               party=party.to_message())
 
 
-def _send(flow: Flow, effects: Effects, kind: ResolutionKind, targets: list[str], **fields: Any) -> None:
-    effects.first += [flow.resolution(target, resolution_message(kind, **fields)) for target in targets]
-    effects.observations += [Observation(Seen.SIGNAL, kind.value)] * len(targets)
+def _send(batch: Batch, kind: ResolutionKind, targets: list[str], **fields: Any) -> None:
+    for target in targets:
+        batch.resolve(target, resolution_message(kind, **fields))
+    batch.effects.observations += [Observation(Seen.SIGNAL, kind.value)] * len(targets)
 
 
-def apply(flow: Flow, message: ResolutionMessage, batch: Batch) -> None:
+def apply(ctx: Context, message: ResolutionMessage, batch: Batch) -> None:
     kind, key = message.kind, message.key.decode()
     prefixes = _TARGETS.get(kind)
     if (prefixes is not None and not key.startswith(prefixes)) or (prefixes is None and signals.is_index_key(key)):
         raise Refused("misrouted_resolution", f"{kind} sent to a key of another kind")
-    state = flow.state(batch, message.key, message.record.partition)
-    body, rules, effects = message.body, flow.rules, batch.effects
-    changed = False
-    if kind is ResolutionKind.SIGNAL:
-        assert message.event is not None  # the reader refuses a SIGNAL without one
-        changed = indexes.count(state, key, message.event, signals.Party.from_message(body["party"]), rules)
-        if changed and key.startswith(signals.COMPLAINANT_PREFIX):
-            _send(flow, effects, ResolutionKind.SERIAL, indexes.serial_to_tell(state, rules), index_key=key)
-    elif kind is ResolutionKind.MEMBER:
-        changed = True
-        for to, other in indexes.member(state, signals.Party.from_message(body["party"]), rules):
-            _send(flow, effects, ResolutionKind.LINK, [to], party=other.to_message())
-    elif kind is ResolutionKind.SERIAL:
-        complainant = str(body["index_key"]).removeprefix(signals.COMPLAINANT_PREFIX)
-        changed = complainant not in state.serial
-        state.serial.add(complainant)
-    else:  # LINK
-        fact = signals.link_fact(signals.Party.from_message(body["party"]))
-        known = state.facts.get(fact.event_id)
-        changed = known is None or known.outcome != fact.outcome  # new, withdrawn, or told again after that
-        if changed:
-            state.facts[fact.event_id] = fact
-    if changed:
+    state = batch.state(message.key, message.record.partition)
+    if _APPLY[kind](ctx, message, batch, state):
         batch.changed[message.key] = state
+
+
+def _signal(ctx: Context, message: ResolutionMessage, batch: Batch, state: BusinessState) -> bool:
+    """A business's record at a complainant's or an area's index."""
+    assert message.event is not None  # the reader refuses a SIGNAL without one
+    key = message.key.decode()
+    changed = indexes.count(state, key, message.event, signals.Party.from_message(message.body["party"]), ctx.rules)
+    if changed and key.startswith(signals.COMPLAINANT_PREFIX):
+        _send(batch, ResolutionKind.SERIAL, indexes.serial_to_tell(state, ctx.rules), index_key=key)
+    return changed
+
+
+def _member(ctx: Context, message: ResolutionMessage, batch: Batch, state: BusinessState) -> bool:
+    """A business at its legal representative's index: the links to tell."""
+    for to, other in indexes.member(state, signals.Party.from_message(message.body["party"]), ctx.rules):
+        _send(batch, ResolutionKind.LINK, [to], party=other.to_message())
+    return True
+
+
+def _serial(ctx: Context, message: ResolutionMessage, batch: Batch, state: BusinessState) -> bool:
+    """A business told that one of its complainants files serially."""
+    complainant = str(message.body["index_key"]).removeprefix(signals.COMPLAINANT_PREFIX)
+    changed = complainant not in state.serial
+    state.serial.add(complainant)
+    return changed
+
+
+def _link(ctx: Context, message: ResolutionMessage, batch: Batch, state: BusinessState) -> bool:
+    """A business told of another of its legal representative's that matters."""
+    fact = signals.link_fact(signals.Party.from_message(message.body["party"]))
+    known = state.facts.get(fact.event_id)
+    changed = known is None or known.outcome != fact.outcome  # new, withdrawn, or told again after that
+    if changed:
+        state.facts[fact.event_id] = fact
+    return changed
+
+
+_APPLY = {ResolutionKind.SIGNAL: _signal, ResolutionKind.MEMBER: _member, ResolutionKind.SERIAL: _serial,
+          ResolutionKind.LINK: _link}
+KINDS = frozenset(_APPLY)
