@@ -4,7 +4,7 @@ the head before it. The first problem is named with where it sits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 
@@ -63,13 +63,7 @@ def verify(trail: Iterable[Positioned | Unreadable], trust: TrustStore, window: 
     periodic check): a chain may begin before it, and a start may name a
     head before it."""
     report = Report()
-    chains: dict[str, list[Positioned]] = {}
-    for item in trail:
-        report.entries += 1
-        if isinstance(item, Unreadable):
-            report.problems.append(f"{item.where}: not an audit entry ({item.why})")
-            continue
-        chains.setdefault(item.entry.chain, []).append(item)
+    chains = _by_chain(trail, report)
     report.chains = len(chains)
     heads = {p.entry.hash for c in chains.values() for p in c if p.entry.action is AuditAction.HEAD}
     for name, items in chains.items():
@@ -79,56 +73,101 @@ def verify(trail: Iterable[Positioned | Unreadable], trust: TrustStore, window: 
     return report
 
 
+def _by_chain(trail: Iterable[Positioned | Unreadable], report: Report) -> dict[str, list[Positioned]]:
+    """The trail's entries per chain, in trail order; each one counted, and
+    each unreadable record a problem."""
+    chains: dict[str, list[Positioned]] = {}
+    for item in trail:
+        report.entries += 1
+        if isinstance(item, Unreadable):
+            report.problems.append(f"{item.where}: not an audit entry ({item.why})")
+            continue
+        chains.setdefault(item.entry.chain, []).append(item)
+    return chains
+
+
+class _Break(NamedTuple):
+    """Where a chain breaks: why, and whether as forged (no signed start:
+    nothing in the chain counts)."""
+
+    problem: str
+    forged: bool = False
+
+
 def _chain(items: list[Positioned], trust: TrustStore, heads: set[str], report: Report, window: bool) -> int | None:
     """Check one chain; the last seq a signed head covers, None when the
     chain has no signed start (forged: nothing in it counts)."""
-    first = items[0].entry
-    expected_seq, prev = (first.seq, first.prev) if window and first.seq > 0 else (0, None)
+    expected_seq, prev = _expected_start(items[0].entry, window)
     last_head = expected_seq - 1
     for item in items:
-        entry, where = item.entry, item.where
-        if digest(entry.body()) != entry.hash:
-            report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} was changed after it was written "
-                                   "(its hash does not match its content)")
-            return last_head
-        if entry.seq < expected_seq:
-            if prev is not None and entry.seq == expected_seq - 1 and entry.hash == prev:
-                report.redelivered += 1
-                continue
-            report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} appears again with other content "
-                                   "(a forked or rewritten chain)")
-            return last_head
-        if entry.seq > expected_seq:
-            report.problems.append(f"{where}: entries {entry.chain}#{expected_seq}..{entry.seq - 1} are missing "
-                                   "(deleted)")
-            return last_head
-        if entry.seq == 0:
-            if entry.action is not AuditAction.CHAIN_START:
-                report.problems.append(f"{where}: chain {entry.chain} does not begin with its start")
-                return None
-            problem = _head(entry, trust)
-            if problem:
-                report.problems.append(f"{where}: chain {entry.chain} has no signed start ({problem}): "
-                                       "none of its entries is the hub's")
-                return None
-            if entry.prev != GENESIS and entry.prev not in heads and not window:
-                report.problems.append(f"{where}: chain {entry.chain} names a predecessor head {entry.prev[:16]}… "
-                                       "that is not on the trail (deleted)")
-                return last_head
-        elif entry.prev != prev:
-            report.problems.append(f"{where}: entry {entry.chain}#{entry.seq} does not follow #{entry.seq - 1} "
-                                   "(an entry before it was changed or replaced)")
-            return last_head
+        entry = item.entry
+        if _redelivered(entry, expected_seq, prev):
+            report.redelivered += 1
+            continue
+        broken = _break_at(entry, expected_seq, prev, trust, heads, window)
+        if broken is not None:
+            report.problems.append(f"{item.where}: {broken.problem}")
+            return None if broken.forged else last_head
         if entry.action is AuditAction.HEAD:
-            problem = _head(entry, trust)
-            if problem:
-                report.problems.append(f"{where}: head {entry.chain}#{entry.seq}: {problem}")
-                return last_head
             report.heads += 1
             last_head = entry.seq
         prev, expected_seq = entry.hash, entry.seq + 1
     report.unsealed += expected_seq - 1 - last_head
     return last_head
+
+
+def _expected_start(first: Entry, window: bool) -> tuple[int, str | None]:
+    """The seq and the link the chain's first entry must have: in a window a
+    chain may begin before it, at its first entry there."""
+    return (first.seq, first.prev) if window and first.seq > 0 else (0, None)
+
+
+def _redelivered(entry: Entry, expected_seq: int, prev: str | None) -> bool:
+    """The entry before, intact, sent again (a retried send): harmless."""
+    return (prev is not None and entry.seq == expected_seq - 1 and entry.hash == prev
+            and digest(entry.body()) == entry.hash)
+
+
+def _break_at(entry: Entry, expected_seq: int, prev: str | None, trust: TrustStore, heads: set[str],
+              window: bool) -> _Break | None:
+    """Why the chain breaks at this entry, if it does."""
+    problem = _misplaced(entry, expected_seq, prev)
+    if problem:
+        return _Break(problem)
+    if entry.seq == 0:
+        return _start_break(entry, trust, heads, window)
+    if entry.action is AuditAction.HEAD and (problem := _head(entry, trust)):
+        return _Break(f"head {entry.chain}#{entry.seq}: {problem}")
+    return None
+
+
+def _misplaced(entry: Entry, expected_seq: int, prev: str | None) -> str | None:
+    """Whether the entry was changed, forked, follows a gap or does not follow
+    the entry before it (not a redelivery: see ``_redelivered``)."""
+    if digest(entry.body()) != entry.hash:
+        return f"entry {entry.chain}#{entry.seq} was changed after it was written (its hash does not match its content)"
+    if entry.seq < expected_seq:
+        return f"entry {entry.chain}#{entry.seq} appears again with other content (a forked or rewritten chain)"
+    if entry.seq > expected_seq:
+        return f"entries {entry.chain}#{expected_seq}..{entry.seq - 1} are missing (deleted)"
+    if entry.seq != 0 and entry.prev != prev:
+        return (f"entry {entry.chain}#{entry.seq} does not follow #{entry.seq - 1} "
+                "(an entry before it was changed or replaced)")
+    return None
+
+
+def _start_break(entry: Entry, trust: TrustStore, heads: set[str], window: bool) -> _Break | None:
+    """A chain's first entry: a start a worker signed, naming a head on the trail."""
+    if entry.action is not AuditAction.CHAIN_START:
+        return _Break(f"chain {entry.chain} does not begin with its start", forged=True)
+    problem = _head(entry, trust)
+    if problem:
+        return _Break(f"chain {entry.chain} has no signed start ({problem}): none of its entries is the hub's",
+                      forged=True)
+    if entry.prev != GENESIS and entry.prev not in heads and not window:
+        return _Break(f"chain {entry.chain} names a predecessor head {entry.prev[:16]}… that is not on the trail "
+                      "(deleted)")
+    return None
 
 
 def _head(entry: Entry, trust: TrustStore) -> str | None:
