@@ -36,7 +36,7 @@ class RuleSettings:
     cross_agency_min_agencies: int = 2
     repeat_offender_window_days: int = 180
     repeat_offender_min_findings: int = 2
-    # 刑法第140条 (DOMAIN.md, criminal thresholds): 销售金额 of this or more;
+    # 刑法第140条 (docs/domain.md, criminal thresholds): 销售金额 of this or more;
     # goods' value (货值金额) of the second or more, or 销售金额 × 3 plus the
     # unsold goods' value reaching it. Never a fine.
     counterfeit_threshold_yuan: int = 50_000

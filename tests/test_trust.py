@@ -309,10 +309,10 @@ def test_a_record_signed_for_one_partition_key_cannot_be_moved_to_another(bus: B
 
 
 def test_the_readmes_example_verifies_a_lead_from_the_hub(bus: Bus, monkeypatch) -> None:
-    """The snippet a team's own consumer can use (README, Security), run as written."""
+    """The snippet a team's own consumer can use (docs/design/trust.md), run as written."""
     from hub.settings import REPO_ROOT
 
-    text = (REPO_ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "docs" / "design" / "trust.md").read_text()
     code = text[text.index("```python\nimport hashlib, json, struct"):].split("```")[1].removeprefix("python\n")
     monkeypatch.chdir(bus.settings.trust_path.parent)
     namespace: dict = {}

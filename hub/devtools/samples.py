@@ -1,6 +1,6 @@
 """Realistic agency exports for the demo, the tests and the benchmark.
 
-Every file follows a layout from DOMAIN.md, in the encodings agencies use.
+Every file follows a layout from docs/domain.md, in the encodings agencies use.
 USCCs carry real check characters and real division codes; people are
 invented, their ID numbers valid in form only.
 """
