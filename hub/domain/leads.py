@@ -78,6 +78,25 @@ class BusinessState:
     def accept(self, event: Event, rules: RuleSettings, restore: bool = False) -> Accepted:
         """``restore``: the event comes from resolution, which may bring back a
         record it had moved off this business before, or explain it anew."""
+        seen = self._seen_before(event, restore)
+        if seen is not None:
+            return seen
+        if event["kind"] == EventKind.CREDIT_LISTING.value:
+            return self._list(event)
+        fact = to_fact(event, rules)
+        if self.facts and fact.occurred_on < self._horizon(rules):
+            return Accepted.EXPIRED
+        twins = self._twins(fact, rules)
+        if twins:
+            return self._merge(fact, twins, restore)
+        reopened = self._add(fact, event)
+        self._name_from(event)
+        self.prune(rules)
+        return Accepted.REOPENED if reopened else Accepted.NEW
+
+    def _seen_before(self, event: Event, restore: bool) -> Accepted | None:
+        """A record this state holds already: explained anew (resolution
+        brought it back with another explanation), or a duplicate."""
         event_id = event["event_id"]
         known = self.facts.get(event_id)
         if known is not None and restore and not known.moved_to and known.resolution != (event["resolution"] or ""):
@@ -87,31 +106,36 @@ class BusinessState:
             return Accepted.DUPLICATE
         if any(event_id == e for f in self.facts.values() for e, *_ in f.also_reported):
             return Accepted.DUPLICATE
-        if event["kind"] == EventKind.CREDIT_LISTING.value:
-            return self._list(event)
-        fact = to_fact(event, rules)
-        if self.facts and fact.occurred_on < self._horizon(rules):
-            return Accepted.EXPIRED
-        twins = [f for f in self.facts.values() if fact.identity and f.identity == fact.identity
-                 and not f.moved_to and f.event_id != event_id
-                 and any(abs((day - fact.occurred_on).days) <= rules.near_duplicate_days for day in f.report_dates())]
-        if twins:
-            # One finding, reported more than once: reports within
-            # near_duplicate_days of any other report of it are one finding (a
-            # chain of them too, so three reports merge alike whatever order
-            # they come in), and the report with the smallest event ID stands for it.
-            primary, *others = sorted((fact, *twins), key=lambda f: f.event_id)
-            reports = {r for f in (fact, *twins) for r in f.also_reported} | \
-                {(f.event_id, f.source_record_id, f.occurred_on.toordinal()) for f in others}
-            for twin in twins:
-                del self.facts[twin.event_id]
-            self.facts[primary.event_id] = dataclasses.replace(primary, also_reported=tuple(sorted(reports)))
-            return Accepted.REMERGED if restore and any(t.resolution for t in twins) else Accepted.NEAR_DUPLICATE
+        return None
+
+    def _twins(self, fact: Fact, rules: RuleSettings) -> list[Fact]:
+        """Other reports of the same finding, within near_duplicate_days of any report of it."""
+        if not fact.identity:
+            return []
+        return [f for f in self.facts.values() if f.identity == fact.identity and not f.moved_to
+                and f.event_id != fact.event_id
+                and any(abs((day - fact.occurred_on).days) <= rules.near_duplicate_days for day in f.report_dates())]
+
+    def _merge(self, fact: Fact, twins: list[Fact], restore: bool) -> Accepted:
+        """One finding, reported more than once: reports within
+        near_duplicate_days of any other report of it are one finding (a
+        chain of them too, so three reports merge alike whatever order they
+        come in), and the report with the smallest event ID stands for it."""
+        primary, *others = sorted((fact, *twins), key=lambda f: f.event_id)
+        reports = {r for f in (fact, *twins) for r in f.also_reported} | \
+            {(f.event_id, f.source_record_id, f.occurred_on.toordinal()) for f in others}
+        for twin in twins:
+            del self.facts[twin.event_id]
+        self.facts[primary.event_id] = dataclasses.replace(primary, also_reported=tuple(sorted(reports)))
+        return Accepted.REMERGED if restore and any(t.resolution for t in twins) else Accepted.NEAR_DUPLICATE
+
+    def _add(self, fact: Fact, event: Event) -> bool:
+        """A new finding in the history: the persons it names, the closed lead
+        it reopens (whether it did), the open leads it corroborates."""
         self.facts[fact.event_id] = fact
         if not self.persons.issuperset(event["person_refs"]):
             self.persons.update(event["person_refs"])
-            for mark in self.leads.values():  # their records carry the persons: republish them
-                mark.dirty = mark.dirty or mark.status in ACTIVE
+            self._republish_active()  # their records carry the persons
         reopened = fact.adverse and self._reopen_latest_closed(fact)
         if _corroborates(fact):
             # A complaint corroborates what is open on the business (and a lead
@@ -120,13 +144,17 @@ class BusinessState:
                 if mark.status in ACTIVE and _corroborated_by(mark, fact):
                     mark.chained += (fact.event_id,)
                     mark.dirty = True
+        return reopened
+
+    def _republish_active(self) -> None:
+        for mark in self.leads.values():
+            mark.dirty = mark.dirty or mark.status in ACTIVE
+
+    def _name_from(self, event: Event) -> None:
         business = event["business"]
         if not self.name or not event.get("resolution"):  # a resolved record's spelling is not the register's
             self.name = business["name"]
-        self.business_id = self.business_id or business["business_id"]
-        self.region_code = self.region_code or business["region_code"]
-        self.prune(rules)
-        return Accepted.REOPENED if reopened else Accepted.NEW
+        self._identify(event)
 
     def _list(self, event: Event) -> Accepted:
         """A listing record (列入 or 移出): the latest decides the standing,
@@ -136,8 +164,7 @@ class BusinessState:
             return Accepted.DUPLICATE
         self.credit = credit
         self._identify(event)
-        for mark in self.leads.values():
-            mark.dirty = mark.dirty or mark.status in ACTIVE
+        self._republish_active()
         return Accepted.NEW
 
     def represented_by(self, event: Event) -> bool:
@@ -196,14 +223,19 @@ class BusinessState:
         horizon = self._horizon(rules)
         # accept() runs this per event: sort only when something has to go
         if len(self.facts) > rules.history_max_events or any(f.occurred_on < horizon for f in self.facts.values()):
-            kept = sorted((f for f in self.facts.values() if f.occurred_on >= horizon),
-                          key=lambda f: (f.occurred_on, f.event_id))[-rules.history_max_events:]
-            kept_ids = {f.event_id for f in kept}
-            dropped = max(f.occurred_on for f in self.facts.values() if f.event_id not in kept_ids)
-            self.pruned_through = max(dropped, self.pruned_through or dropped)
-            self.facts = {f.event_id: f for f in kept}
+            self._forget(horizon, rules.history_max_events)
         self.leads = {k: m for k, m in self.leads.items() if m.window_start >= horizon}
         self.flagged = {f for f in self.flagged if f in self.facts or f.startswith(signals.TOLD)}
+
+    def _forget(self, horizon: dt.date, most: int) -> None:
+        """Keep the ``most`` latest facts from ``horizon`` on; remember up to
+        which date facts were dropped."""
+        kept = sorted((f for f in self.facts.values() if f.occurred_on >= horizon),
+                      key=lambda f: (f.occurred_on, f.event_id))[-most:]
+        kept_ids = {f.event_id for f in kept}
+        dropped = max(f.occurred_on for f in self.facts.values() if f.event_id not in kept_ids)
+        self.pruned_through = max(dropped, self.pruned_through or dropped)
+        self.facts = {f.event_id: f for f in kept}
 
     def _reopen_latest_closed(self, fact: Fact) -> bool:
         """回头看: adverse news after closure reopens the business's most
@@ -291,79 +323,92 @@ class BusinessState:
         """Lead records to publish: new leads, leads with new evidence or a new
         status, and leads a late older event superseded. Marks them published."""
         rectifications = followup.rectifications(self.facts.values())
-        if signals.is_index_key(business_key):  # an index: an area's own leads, none at another
-            drafts = signals.area_drafts(business_key, self.facts.values(), rules) \
-                if business_key.startswith(signals.AREA_PREFIX) else []
-        else:
-            facts = list(self.facts.values())
-            drafts = evaluate(business_key, facts, rules) + signals.drafts(business_key, facts, self.serial, rules) \
-                + followup.overdue_drafts(business_key, rectifications, self.flagged, deadlines.rectification_grace_days)
-        settled: dt.date | None = None
-        if self.pruned_through is not None:
-            # A window that could reach back to forgotten facts would be re-drawn
-            # from part of its evidence: leads there are final as published.
-            settled = self.pruned_through + dt.timedelta(
-                days=max(rules.cross_agency_window_days, rules.repeat_offender_window_days))
-            drafts = [d for d in drafts if d.window_start > settled]
-        by_id = {d.lead_id: d for d in drafts}
+        settled = self._settled(rules)
+        drafts = [d for d in self._drafts(business_key, rules, deadlines, rectifications)
+                  if settled is None or d.window_start > settled]
         holder = self._holders()
         for draft in drafts:
-            mark = self.leads.get(draft.lead_id)
-            fingerprint = draft.fingerprint()
-            evidence = tuple(f.event_id for f in draft.evidence)
-            if mark is None:
-                mark = self.leads[draft.lead_id] = LeadMark(now_ms, fingerprint, draft.rule.value,
-                                                            draft.window_start, evidence, opened_ms=now_ms)
-                mark.note(now_ms, LeadStatus.OPEN)
-                # The complaints that came first: whichever of a complaint and
-                # a lead is processed first, the lead shows it (two workers'
-                # partitions, or a replay, take them in either order).
-                mark.chained = tuple(sorted(f.event_id for f in self.facts.values()
-                                            if _corroborates(f) and _corroborated_by(mark, f)))
-                if draft.rule is RuleFamily.RECTIFICATION_OVERDUE:  # opened by a deadline: escalated from the start
-                    mark.flag(Escalation.RECTIFICATION_OVERDUE, now_ms)
-                elif draft.rule is RuleFamily.CRIMINAL_REFERRAL:  # a finding reported late: overdue on arrival
-                    lifecycle.escalate_if_due(mark, deadlines, now_ms, self.found_ms(mark))
-                elif draft.rule is RuleFamily.REVERSE_REFERRAL:  # 两法衔接 both ways: the procuratorate watches it
-                    mark.oversight = True
-            elif mark.fingerprint != fingerprint or mark.status is LeadStatus.SUPERSEDED:
-                if mark.status is LeadStatus.SUPERSEDED:
-                    mark.status = LeadStatus.OPEN
-                    mark.note(now_ms, LeadStatus.OPEN, None, "its window holds evidence again")
-                mark.fingerprint, mark.evidence, mark.dirty = fingerprint, evidence, True
-        for old_id, mark in self.leads.items():
-            if old_id in by_id or mark.status not in ACTIVE:
-                continue
-            if settled is not None and mark.window_start <= settled:
-                continue
-            # A late, older event re-drew this lead's window: say so on the
-            # topic, pointing at the lead that now holds its evidence.
-            held = {holder[e].event_id for e in mark.evidence if e in holder}
-            successor = next((d for d in drafts if d.rule.value == mark.rule
-                              and held & {f.event_id for f in d.evidence}), None)
-            mark.status = LeadStatus.SUPERSEDED
-            moved = {holder[e].moved_to for e in mark.evidence if e in holder} - {""}
-            mark.note(now_ms, LeadStatus.SUPERSEDED, None, successor.lead_id if successor else
-                      f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else NO_LONGER_NOTE)
+            self._draw(draft, now_ms, deadlines)
+        self._supersede_undrawn(drafts, settled, holder, now_ms)
         followup.link(business_key, self.leads, self.facts.values(), rectifications, now_ms)
         for mark in self.leads.values():
             lifecycle.withdraw_if_answered(mark, deadlines, self.found_ms(mark), now_ms)
+        out = self._records(business_key, {d.lead_id: d for d in drafts}, now_ms, deadlines, holder)
+        self.outbox = {lead["lead_id"] for lead in out}
+        return out
+
+    def _drafts(self, business_key: str, rules: RuleSettings, deadlines: LifecycleSettings,
+                rectifications: list[followup.Rectification]) -> list[LeadDraft]:
+        """What the history makes: a business's leads, or an index's own
+        (an area's; none at another index)."""
+        if signals.is_index_key(business_key):
+            return signals.area_drafts(business_key, self.facts.values(), rules) \
+                if business_key.startswith(signals.AREA_PREFIX) else []
+        facts = list(self.facts.values())
+        return evaluate(business_key, facts, rules) + signals.drafts(business_key, facts, self.serial, rules) \
+            + followup.overdue_drafts(business_key, rectifications, self.flagged, deadlines.rectification_grace_days)
+
+    def _settled(self, rules: RuleSettings) -> dt.date | None:
+        """A window that could reach back to forgotten facts would be re-drawn
+        from part of its evidence: leads up to this date are final as published."""
+        if self.pruned_through is None:
+            return None
+        return self.pruned_through + dt.timedelta(
+            days=max(rules.cross_agency_window_days, rules.repeat_offender_window_days))
+
+    def _draw(self, draft: LeadDraft, now_ms: int, deadlines: LifecycleSettings) -> None:
+        """A draft's lead: opened, or marked to republish when its evidence
+        changed (or it held none a while: superseded, now drawn again)."""
+        mark = self.leads.get(draft.lead_id)
+        fingerprint = draft.fingerprint()
+        evidence = tuple(f.event_id for f in draft.evidence)
+        if mark is None:
+            self._open(draft, fingerprint, evidence, now_ms, deadlines)
+        elif mark.fingerprint != fingerprint or mark.status is LeadStatus.SUPERSEDED:
+            if mark.status is LeadStatus.SUPERSEDED:
+                mark.status = LeadStatus.OPEN
+                mark.note(now_ms, LeadStatus.OPEN, None, "its window holds evidence again")
+            mark.fingerprint, mark.evidence, mark.dirty = fingerprint, evidence, True
+
+    def _open(self, draft: LeadDraft, fingerprint: str, evidence: tuple[str, ...], now_ms: int,
+              deadlines: LifecycleSettings) -> None:
+        mark = self.leads[draft.lead_id] = LeadMark(now_ms, fingerprint, draft.rule.value, draft.window_start,
+                                                    evidence, opened_ms=now_ms)
+        mark.note(now_ms, LeadStatus.OPEN)
+        # The complaints that came first: whichever of a complaint and a lead
+        # is processed first, the lead shows it (two workers' partitions, or
+        # a replay, take them in either order).
+        mark.chained = tuple(sorted(f.event_id for f in self.facts.values()
+                                    if _corroborates(f) and _corroborated_by(mark, f)))
+        if draft.rule is RuleFamily.RECTIFICATION_OVERDUE:  # opened by a deadline: escalated from the start
+            mark.flag(Escalation.RECTIFICATION_OVERDUE, now_ms)
+        elif draft.rule is RuleFamily.CRIMINAL_REFERRAL:  # a finding reported late: overdue on arrival
+            lifecycle.escalate_if_due(mark, deadlines, now_ms, self.found_ms(mark))
+        elif draft.rule is RuleFamily.REVERSE_REFERRAL:  # 两法衔接 both ways: the procuratorate watches it
+            mark.oversight = True
+
+    def _supersede_undrawn(self, drafts: list[LeadDraft], settled: dt.date | None, holder: dict[str, Fact],
+                           now_ms: int) -> None:
+        """A late, older event re-drew an active lead's window: say so on the
+        topic, pointing at the lead that now holds its evidence."""
+        drawn = {d.lead_id for d in drafts}
+        for old_id, mark in self.leads.items():
+            if old_id in drawn or mark.status not in ACTIVE or (settled is not None and mark.window_start <= settled):
+                continue
+            mark.status = LeadStatus.SUPERSEDED
+            mark.note(now_ms, LeadStatus.SUPERSEDED, None, _why_superseded(mark, drafts, holder))
+
+    def _records(self, business_key: str, by_id: dict[str, LeadDraft], now_ms: int, deadlines: LifecycleSettings,
+                 holder: dict[str, Fact]) -> list[dict[str, Any]]:
+        """The records of the leads marked to publish; marks them published."""
         out = []
         for lead_id, mark in self.leads.items():
             if not mark.dirty:
                 continue
-            found = by_id.get(lead_id)
-            if found is not None:
-                draft = found
-            else:  # superseded, or in the settled zone: what is left of its evidence
-                kept = tuple({holder[e].event_id: holder[e] for e in mark.evidence if e in holder}.values())
-                if not kept:
-                    mark.dirty = False
-                    continue
-                draft = LeadDraft(lead_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
-            out.append(self._record(business_key, draft, mark, now_ms, deadlines, holder))
             mark.dirty = False
-        self.outbox = {lead["lead_id"] for lead in out}
+            draft = by_id.get(lead_id) or _remains(lead_id, mark, holder)
+            if draft is not None:
+                out.append(self._record(business_key, draft, mark, now_ms, deadlines, holder))
         return out
 
     def _holders(self) -> dict[str, Fact]:
@@ -374,10 +419,7 @@ class BusinessState:
     def _record(self, business_key: str, draft: LeadDraft, mark: LeadMark, now_ms: int,
                 deadlines: LifecycleSettings, holder: dict[str, Fact]) -> dict[str, Any]:
         code = self.region_code
-        place = region(code) if code else None
-        in_draft = {f.event_id for f in draft.evidence}
-        chained = [self.facts[e] for e in mark.chained if e in self.facts and e not in in_draft]
-        evidence = sorted((*draft.evidence, *chained), key=lambda f: (f.occurred_on, f.event_id))
+        evidence = self._evidence(draft, mark)
         due = lifecycle.deadlines(mark, deadlines, self.found_ms(mark))
         late = max((f.delay_days for f in evidence), default=0)
         return {
@@ -385,17 +427,11 @@ class BusinessState:
             "business_id": self.business_id,
             "business_key": business_key,
             "business_name": self.name,
-            "region": {"code": code, "name": place.name if place else None},
+            "region": _region(code),
             "rules": [draft.rule.value],
             "severity": draft.severity.value,
             "agencies": draft.agencies,
-            "evidence": [{"agency": f.agency, "kind": f.kind, "event_id": f.event_id,
-                          "source_record_id": f.source_record_id, "occurred_on": f.occurred_on,
-                          "finding": _finding(f),
-                          "also_reported_as": [srid for _, srid, _ in f.also_reported],
-                          "resolution": f.resolution or None, "category": f.category or None,
-                          "chained": f.event_id in mark.chained, "reported_after_days": f.delay_days}
-                         for f in evidence],
+            "evidence": [_evidence_entry(f, mark) for f in evidence],
             "recommended_action": _recommended_action(draft),
             "status": mark.status,
             "superseded_by": _successor(mark),
@@ -409,9 +445,7 @@ class BusinessState:
             "escalations": mark.escalations,
             "transfer_by": _maybe_ms(due.get(Escalation.TRANSFER_OVERDUE)),
             "police_filing_by": _maybe_ms(due.get(Escalation.TRANSFER_UNFILED)),
-            "links": [{"kind": kind, "event_id": event_id or None, "lead_id": other or None,
-                       "agency": holder[event_id].agency if event_id in holder else None,
-                       "occurred_on": dt.date.fromordinal(day)} for kind, event_id, day, other in mark.links],
+            "links": _links(mark, holder),
             "oversight": mark.oversight,
             **(self.credit.record() if self.credit else NEVER_LISTED),
             # the rule's own evidence names them, not what corroborates it
@@ -429,6 +463,12 @@ class BusinessState:
             "version": mark.next_version(now_ms),
             "triggered_by_received_at": _from_ms(max(f.received_ms for f in evidence)),
         }
+
+    def _evidence(self, draft: LeadDraft, mark: LeadMark) -> list[Fact]:
+        """The draft's evidence and the complaints chained to the lead, by date."""
+        in_draft = {f.event_id for f in draft.evidence}
+        chained = [self.facts[e] for e in mark.chained if e in self.facts and e not in in_draft]
+        return sorted((*draft.evidence, *chained), key=lambda f: (f.occurred_on, f.event_id))
 
     def snapshot(self) -> "BusinessState":
         """A copy that later changes to this state leave alone: to roll back
@@ -462,6 +502,48 @@ class BusinessState:
                    Candidate.from_json(raw["k"]) if raw["k"] else None, set(raw["q"]), set(raw["o"]), raw["w"],
                    set(raw["x"]), signals.Credit.from_json(raw["c"]) if raw["c"] else None, set(raw["s"]),
                    set(raw["y"]), raw["m"])
+
+
+def _why_superseded(mark: LeadMark, drafts: list[LeadDraft], holder: dict[str, Fact]) -> str:
+    """The lead that now holds a superseded lead's evidence; else where its
+    evidence was resolved to; else that it no longer makes the lead."""
+    held = {holder[e].event_id for e in mark.evidence if e in holder}
+    successor = next((d for d in drafts if d.rule.value == mark.rule and held & {f.event_id for f in d.evidence}),
+                     None)
+    if successor is not None:
+        return successor.lead_id
+    moved = {holder[e].moved_to for e in mark.evidence if e in holder} - {""}
+    return f"{MOVED_NOTE}{', '.join(sorted(moved))}" if moved else NO_LONGER_NOTE
+
+
+def _remains(lead_id: str, mark: LeadMark, holder: dict[str, Fact]) -> LeadDraft | None:
+    """A lead not drawn again (superseded, or in the settled zone): what is
+    left of its evidence, or None when nothing is."""
+    kept = tuple({holder[e].event_id: holder[e] for e in mark.evidence if e in holder}.values())
+    if not kept:
+        return None
+    return LeadDraft(lead_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
+
+
+def _region(code: str | None) -> dict[str, str | None]:
+    place = region(code) if code else None
+    return {"code": code, "name": place.name if place else None}
+
+
+def _evidence_entry(fact: Fact, mark: LeadMark) -> dict[str, Any]:
+    return {"agency": fact.agency, "kind": fact.kind, "event_id": fact.event_id,
+            "source_record_id": fact.source_record_id, "occurred_on": fact.occurred_on,
+            "finding": _finding(fact),
+            "also_reported_as": [srid for _, srid, _ in fact.also_reported],
+            "resolution": fact.resolution or None, "category": fact.category or None,
+            "chained": fact.event_id in mark.chained, "reported_after_days": fact.delay_days}
+
+
+def _links(mark: LeadMark, holder: dict[str, Fact]) -> list[dict[str, Any]]:
+    """The lead's follow-up links (移送, 整改, 回头看 …), with the agency of the record each names."""
+    return [{"kind": kind, "event_id": event_id or None, "lead_id": other or None,
+             "agency": holder[event_id].agency if event_id in holder else None,
+             "occurred_on": dt.date.fromordinal(day)} for kind, event_id, day, other in mark.links]
 
 
 def _registered_licences(event: Event) -> list[str]:
