@@ -148,34 +148,59 @@ def link(business_key: str, leads: Mapping[str, LeadMark], facts: Iterable[Fact]
          found: Iterable[Rectification], now_ms: int) -> None:
     """Link every lead to the records that followed it up; a link added, or
     a 回头看 proven, marks the lead to be published again."""
-    # One pass: most records say nothing of follow-through (outcome "").
-    telling = sorted((f for f in facts if f.outcome and not f.moved_to), key=lambda f: (f.occurred_on, f.event_id))
-    police = [f for f in telling if f.outcome in _POLICE]
-    proofs = [f for f in telling if f.outcome in _PROOF]
+    police, proofs = _telling(facts)
     confirmed = {r.start.occurred_on: r.confirmed_by for r in found if r.confirmed_by is not None}
     live = {k: m for k, m in leads.items() if m.status is not LeadStatus.SUPERSEDED}  # a superseded lead is history
     for mark in live.values():
         if mark.rule == RuleFamily.CRIMINAL_REFERRAL:
-            for fact in police:
-                if fact.occurred_on >= mark.window_start:
-                    kind = _POLICE[fact.outcome]
-                    reverse = lead_id(business_key, RuleFamily.REVERSE_REFERRAL, fact.occurred_on) \
-                        if kind is LinkKind.POLICE_DROPPED else ""
-                    mark.link(kind, fact.event_id, fact.occurred_on, reverse)
+            _link_police(business_key, mark, police)
         elif mark.rule == RuleFamily.REVERSE_REFERRAL:
-            mark.link_exactly(LinkKind.REFERRAL, [
-                (mark.evidence[0] if mark.evidence else "", mark.window_start, referral_id)
-                for referral_id, referral in live.items()
-                if referral.rule == RuleFamily.CRIMINAL_REFERRAL and referral.window_start <= mark.window_start])
+            _link_referrals(mark, live)
         elif mark.rule == RuleFamily.RECTIFICATION_OVERDUE:
-            proof = confirmed.get(mark.window_start)
-            if proof is not None:
-                mark.relink(LinkKind.RECTIFIED, proof.event_id, proof.occurred_on)
+            _link_rectified(mark, confirmed.get(mark.window_start))
         if mark.status in (LeadStatus.CLOSED, LeadStatus.RECHECKED) and mark.closed_ms is not None:
-            closed_on = cst_day(mark.closed_ms)
-            proof = next((f for f in proofs if f.occurred_on > closed_on), None)
-            if proof is not None and mark.relink(LinkKind.RECHECKED, proof.event_id, proof.occurred_on) \
-                    and mark.status is LeadStatus.CLOSED:
-                mark.status = LeadStatus.RECHECKED
-                # The record itself is in the link, where each team's clearance applies.
-                mark.note(now_ms, LeadStatus.RECHECKED, None, f"{proof.agency} {proof.kind} {proof.occurred_on}")
+            _recheck(mark, proofs, mark.closed_ms, now_ms)
+
+
+def _telling(facts: Iterable[Fact]) -> tuple[list[Fact], list[Fact]]:
+    """The records that say what the police did, and those that prove a
+    re-check, by date. One pass: most records say nothing of
+    follow-through (outcome "")."""
+    telling = sorted((f for f in facts if f.outcome and not f.moved_to), key=lambda f: (f.occurred_on, f.event_id))
+    return [f for f in telling if f.outcome in _POLICE], [f for f in telling if f.outcome in _PROOF]
+
+
+def _link_rectified(mark: LeadMark, proof: Fact | None) -> None:
+    """An overdue rectification: the inspection that confirmed it done."""
+    if proof is not None:
+        mark.relink(LinkKind.RECTIFIED, proof.event_id, proof.occurred_on)
+
+
+def _link_police(business_key: str, mark: LeadMark, police: list[Fact]) -> None:
+    """A criminal referral: what the police did with it (立案, 不立案, 撤案 …)
+    since its window began; a dropped case names the reverse referral it raises."""
+    for fact in police:
+        if fact.occurred_on >= mark.window_start:
+            kind = _POLICE[fact.outcome]
+            reverse = lead_id(business_key, RuleFamily.REVERSE_REFERRAL, fact.occurred_on) \
+                if kind is LinkKind.POLICE_DROPPED else ""
+            mark.link(kind, fact.event_id, fact.occurred_on, reverse)
+
+
+def _link_referrals(mark: LeadMark, live: Mapping[str, LeadMark]) -> None:
+    """A reverse referral: the criminal referrals on the business before it."""
+    mark.link_exactly(LinkKind.REFERRAL, [
+        (mark.evidence[0] if mark.evidence else "", mark.window_start, referral_id)
+        for referral_id, referral in live.items()
+        if referral.rule == RuleFamily.CRIMINAL_REFERRAL and referral.window_start <= mark.window_start])
+
+
+def _recheck(mark: LeadMark, proofs: list[Fact], closed_ms: int, now_ms: int) -> None:
+    """回头看: a record after a closed lead's closing proves the re-check."""
+    closed_on = cst_day(closed_ms)
+    proof = next((f for f in proofs if f.occurred_on > closed_on), None)
+    if proof is not None and mark.relink(LinkKind.RECHECKED, proof.event_id, proof.occurred_on) \
+            and mark.status is LeadStatus.CLOSED:
+        mark.status = LeadStatus.RECHECKED
+        # The record itself is in the link, where each team's clearance applies.
+        mark.note(now_ms, LeadStatus.RECHECKED, None, f"{proof.agency} {proof.kind} {proof.occurred_on}")
