@@ -166,27 +166,63 @@ def decide(record: ParkedRecord, candidates: Iterable[Candidate]) -> Decision:
     the record's region, then name plus address. A function of the set of
     candidates only."""
     pool = sorted(candidates, key=lambda c: c.business_id)
+    by_number = _by_numbers(record, pool)
+    if by_number is not None:
+        return by_number
+    named = [c for c in pool if record.name in c.names]
+    if not named:
+        return Decision(reason="no registered business has this name (yet)")
+    return _by_name(record, named)
+
+
+def _by_numbers(record: ParkedRecord, pool: list[Candidate]) -> Decision | None:
+    """The decision by the record's licence number, else its registration
+    number; None when neither is held by any candidate."""
     keys: tuple[tuple[str, str | None, Callable[[Candidate], bool]], ...] = (
         (BY_LICENCE, record.licence, lambda c: record.licence in c.licences),
         (BY_REGISTRATION_NUMBER, record.registration_number,
          lambda c: record.registration_number in c.registration_numbers))
     for method, value, holds in keys:
         if value:
-            hits = [c for c in pool if holds(c)]
-            if len(hits) == 1:
-                return _resolved(hits[0], method, value)
-            if hits:  # one number, several licensees: the registry is wrong, a person must look
-                return Decision(reason=f"{method} {value} is registered to {len(hits)} businesses",
-                                candidates=tuple(c.business_id for c in hits))
-    named = [c for c in pool if record.name in c.names]
-    if not named:
-        return Decision(reason="no registered business has this name (yet)")
-    regional = [c for c in named if record.region_code and _overlap(c.region_code, record.region_code)]
+            decision = _by_number(method, value, [c for c in pool if holds(c)])
+            if decision is not None:
+                return decision
+    return None
+
+
+def _by_number(method: str, value: str, hits: list[Candidate]) -> Decision | None:
+    """One holder of the number resolves the record; several leave it for a person."""
+    if len(hits) == 1:
+        return _resolved(hits[0], method, value)
+    if hits:  # one number, several licensees: the registry is wrong, a person must look
+        return Decision(reason=f"{method} {value} is registered to {len(hits)} businesses",
+                        candidates=tuple(c.business_id for c in hits))
+    return None
+
+
+def _by_name(record: ParkedRecord, named: list[Candidate]) -> Decision:
+    """Among the businesses of the record's name: the one in its region, else
+    the one at its address, else why not."""
+    regional = _in_region(record, named)
     if len(regional) == 1:
         return _resolved(regional[0], BY_NAME_IN_REGION, f"{record.name} in {_region_name(record.region_code or '')}")
-    by_address = [c for c in named if record.address and record.address in c.addresses]
+    by_address = _at_address(record, named)
     if len(by_address) == 1:
         return _resolved(by_address[0], BY_NAME_AND_ADDRESS, f"{record.name} at {record.address}")
+    return _unresolved_by_name(record, regional, named)
+
+
+def _in_region(record: ParkedRecord, named: list[Candidate]) -> list[Candidate]:
+    return [c for c in named if record.region_code and _overlap(c.region_code, record.region_code)]
+
+
+def _at_address(record: ParkedRecord, named: list[Candidate]) -> list[Candidate]:
+    return [c for c in named if record.address and record.address in c.addresses]
+
+
+def _unresolved_by_name(record: ParkedRecord, regional: list[Candidate], named: list[Candidate]) -> Decision:
+    """Why the name tells the business from none: several in the region, no
+    region to look in, or only businesses outside it."""
     ids = tuple(c.business_id for c in (regional or named))
     if len(regional) > 1:
         return Decision(reason=f"{len(regional)} registered businesses share this name in "

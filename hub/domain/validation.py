@@ -16,7 +16,7 @@ import datetime as dt
 import math
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 from hub.settings import ValidationSettings
 
@@ -81,41 +81,70 @@ def check_record(record: Any, limits: ValidationSettings, latest: dt.date) -> No
 
     It runs on every event at both edges: the path to a value is built only
     when a value fails, on the way out."""
-    kind = type(record)
-    if kind is str:
-        check_text(record, "", limits)
-    elif kind is dict:
-        most = limits.max_text_chars
-        for name, value in record.items():
-            # Most values are settled here, without a call: nulls, flags,
-            # counts, and short text with no control character.
-            kind = type(value)
-            if value is None or kind is bool or kind is int or (
-                    kind is str and len(value) <= most and not _CONTROL.search(value)):
-                continue
-            if kind is dt.date and name not in DEADLINE_FIELDS and limits.earliest_date <= value <= latest:
-                continue
-            try:
-                check_record(value, limits, latest if name not in DEADLINE_FIELDS
-                             else latest + dt.timedelta(days=limits.max_deadline_ahead_days))
-            except Invalid as exc:
-                raise exc.inside(name) from None
-    elif kind is list:
-        for i, value in enumerate(record):
-            if not _plainly_fine(value, limits):
-                try:
-                    check_record(value, limits, latest)
-                except Invalid as exc:
-                    raise exc.inside(f"[{i}]") from None
-    elif kind is tuple:  # a union branch read with its record name
-        check_record(record[1], limits, latest)
-    elif kind is float:
-        if not math.isfinite(record) or abs(record) > limits.max_measure:
-            raise Invalid("number_out_of_range", "", f"not a finite number within ±{limits.max_measure:g}")
+    check = _CHECKS.get(type(record))
+    if check is not None:
+        check(record, limits, latest)
     elif isinstance(record, dt.date):  # datetimes included
         check_date(record, "", limits, latest)
     elif isinstance(record, Decimal):
         check_amount(record, "", limits)
+
+
+# Values settled without a call: nulls, flags and counts.
+_SETTLED = frozenset({type(None), bool, int})
+
+
+def _check_fields(record: dict[str, Any], limits: ValidationSettings, latest: dt.date) -> None:
+    most = limits.max_text_chars
+    for name, value in record.items():
+        # Most values are settled here, without a call: nulls, flags,
+        # counts, and short text with no control character.
+        kind = type(value)
+        if kind in _SETTLED or (kind is str and len(value) <= most and not _CONTROL.search(value)):
+            continue
+        _check_field(name, value, limits, latest)
+
+
+def _check_field(name: str, value: Any, limits: ValidationSettings, latest: dt.date) -> None:
+    """A field the loop did not settle: a deadline may lie ahead; a date in
+    range is settled here."""
+    if name in DEADLINE_FIELDS:
+        latest = latest + dt.timedelta(days=limits.max_deadline_ahead_days)
+    elif type(value) is dt.date and limits.earliest_date <= value <= latest:
+        return
+    try:
+        check_record(value, limits, latest)
+    except Invalid as exc:
+        raise exc.inside(name) from None
+
+
+def _check_items(record: list[Any], limits: ValidationSettings, latest: dt.date) -> None:
+    for i, value in enumerate(record):
+        if not _plainly_fine(value, limits):
+            try:
+                check_record(value, limits, latest)
+            except Invalid as exc:
+                raise exc.inside(f"[{i}]") from None
+
+
+def _check_branch(record: tuple[str, Any], limits: ValidationSettings, latest: dt.date) -> None:
+    """A union branch read with its record name."""
+    check_record(record[1], limits, latest)
+
+
+def _check_text(record: str, limits: ValidationSettings, latest: dt.date) -> None:
+    check_text(record, "", limits)
+
+
+def _check_measure(record: float, limits: ValidationSettings, latest: dt.date) -> None:
+    if not math.isfinite(record) or abs(record) > limits.max_measure:
+        raise Invalid("number_out_of_range", "", f"not a finite number within ±{limits.max_measure:g}")
+
+
+# The checks by a value's exact type; dates and amounts (and their
+# subclasses) are told by isinstance.
+_CHECKS: dict[type, Callable[[Any, ValidationSettings, dt.date], None]] = {
+    str: _check_text, dict: _check_fields, list: _check_items, tuple: _check_branch, float: _check_measure}
 
 
 def _plainly_fine(value: Any, limits: ValidationSettings) -> bool:
