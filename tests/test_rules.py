@@ -11,6 +11,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from hub.domain.events import Agency, BusinessRole, EventKind, make_event
 from hub.domain.leads import Accepted, BusinessState
+from hub.domain import storage
 from hub.domain.rules import Fact, RuleFamily, criminal_reason, evaluate, missing_figure_note, to_fact
 from hub.settings import RuleSettings
 
@@ -246,7 +247,7 @@ def test_state_round_trips_through_bytes() -> None:
 
 def test_fact_keeps_what_the_rules_need() -> None:
     fact = to_fact(event("s1", D, kind=EventKind.SAMPLING_FAILURE, items=("苏丹红Ⅳ",)), RULES)
-    assert Fact.from_json(fact.to_json()) == fact and fact.criminal.startswith("非食用物质")
+    assert storage.fact_of(storage.fact_record(fact)) == fact and fact.criminal.startswith("非食用物质")
 
 
 # -- 以罚代刑: the figures the law uses, never the fine (issue 32, item 2) -----

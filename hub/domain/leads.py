@@ -480,28 +480,25 @@ class BusinessState:
 
     # -- storage ----------------------------------------------------------
     def to_bytes(self) -> bytes:
-        return storage.dump({
-            "n": self.name, "b": self.business_id, "r": self.region_code,
-            "p": self.pruned_through.toordinal() if self.pruned_through else None,
-            "f": [f.to_json() for f in self.facts.values()],
-            "l": {k: m.to_json() for k, m in self.leads.items()},
-            "k": self.registered.to_json() if self.registered else None,
-            "q": sorted(self.persons),
-            "o": sorted(self.outbox), "w": self.writer, "x": sorted(self.flagged),
-            "c": self.credit.to_json() if self.credit else None, "s": sorted(self.serial),
-            "y": sorted(self.representatives), "m": self.member_told,
-        }, storage.BUSINESS_STATE_VERSION)
+        return storage.dump_business(storage.BusinessRecord(
+            self.name, self.business_id, self.region_code,
+            self.pruned_through.toordinal() if self.pruned_through else None,
+            [storage.fact_record(f) for f in self.facts.values()],
+            {k: storage.mark_record(m) for k, m in self.leads.items()},
+            self.registered.to_json() if self.registered else None, sorted(self.persons), sorted(self.outbox),
+            self.writer, sorted(self.flagged), self.credit.to_json() if self.credit else None, sorted(self.serial),
+            sorted(self.representatives), self.member_told, storage.BUSINESS_STATE_VERSION))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "BusinessState":
-        raw = storage.load(data, storage.BUSINESS_STATE_VERSION, storage.BUSINESS_MIGRATIONS)
-        facts = [Fact.from_json(f) for f in raw["f"]]
-        return cls(raw["n"], raw["b"], raw["r"], {f.event_id: f for f in facts},
-                   {k: LeadMark.from_json(v) for k, v in raw["l"].items()},
-                   dt.date.fromordinal(raw["p"]) if raw["p"] else None,
-                   Candidate.from_json(raw["k"]) if raw["k"] else None, set(raw["q"]), set(raw["o"]), raw["w"],
-                   set(raw["x"]), signals.Credit.from_json(raw["c"]) if raw["c"] else None, set(raw["s"]),
-                   set(raw["y"]), raw["m"])
+        raw = storage.load_business(data)
+        facts = [storage.fact_of(f) for f in raw.f]
+        return cls(raw.n, raw.b, raw.r, {f.event_id: f for f in facts},
+                   {k: storage.mark_of(v) for k, v in raw.l.items()},
+                   dt.date.fromordinal(raw.p) if raw.p else None,
+                   Candidate.from_json(raw.k) if raw.k else None, set(raw.q), set(raw.o), raw.w,
+                   set(raw.x), signals.Credit.from_json(raw.c) if raw.c else None, set(raw.s),
+                   set(raw.y), raw.m)
 
 
 def _why_superseded(mark: LeadMark, drafts: list[LeadDraft], holder: dict[str, Fact]) -> str:

@@ -134,26 +134,6 @@ class LeadMark:
         self.history.append((at_ms, str(status), team, note))
         self.dirty = True
 
-    def to_json(self) -> list[object]:
-        return [self.first_seen_ms, self.fingerprint, self.rule, self.window_start.toordinal(), list(self.evidence),
-                self.status, self.opened_ms, [list(h) for h in self.history], list(self.escalated),
-                # None: the retired slot of the escalation the last record
-                # carried (every record now carries the latest, ``escalated[-1]``)
-                list(self.chained), self.reopened, self.closed_ms, None, [list(k) for k in self.links],
-                self.oversight, self.version]
-
-    @classmethod
-    def from_json(cls, raw: list[Any]) -> "LeadMark":
-        """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
-        after them, from a newer release, are ignored."""
-        first, fp, rule, ws, evidence, status, opened, history, escalated, chained, reopened, closed, _retired, \
-            links, oversight, version = raw[:16]
-        return cls(int(first), str(fp), str(rule), dt.date.fromordinal(int(ws)), tuple(evidence),
-                   LeadStatus(status), int(opened), [(int(a), str(s), t, n) for a, s, t, n in history],
-                   tuple(escalated), tuple(chained), int(reopened), closed,
-                   tuple((str(k), str(e), int(d), str(lead)) for k, e, d, lead, *_ in links), bool(oversight),
-                   int(version))
-
     @property
     def escalations(self) -> list[str]:
         """Every escalation the lead has had, oldest first, each once: its

@@ -23,7 +23,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 from hub.domain.events import (COMPLAINT_KINDS, POLICE_TAKES_UP, Event, EventKind, Outcome, detail_of, outcome,
                                reporting_delay_s)
@@ -119,24 +119,6 @@ class Fact:
     def report_dates(self) -> list[dt.date]:
         """The dates of every report of this finding: its own and the merged ones'."""
         return [self.occurred_on, *(dt.date.fromordinal(d) for _, _, d in self.also_reported)]
-
-    def to_json(self) -> list[object]:
-        return [self.event_id, self.agency, self.kind, self.occurred_on.toordinal(), self.adverse,
-                self.criminal, self.summary, self.source_record_id, self.received_ms, self.category,
-                self.identity, [list(r) for r in self.also_reported], self.resolution, self.moved_to,
-                self.outcome, self.due, self.delay_days, self.party, self.party_name, self.party_region]
-
-    @classmethod
-    def from_json(cls, raw: Sequence[Any]) -> "Fact":
-        """Fields as written by ``to_json`` (older layouts: ``hub.domain.storage``); any
-        after them, from a newer release, are ignored."""
-        eid, agency, kind, day, adverse, criminal, summary, srid, received, category, identity, also, \
-            resolution, moved_to, outcome, due, delay, party, party_name, party_region = raw[:20]
-        return cls(str(eid), str(agency), str(kind), dt.date.fromordinal(int(day)),
-                   bool(adverse), str(criminal), str(summary), str(srid), int(received), str(category),
-                   str(identity), tuple((str(e), str(s), int(d)) for e, s, d, *_ in also),
-                   str(resolution), str(moved_to), str(outcome), int(due), int(delay), str(party),
-                   str(party_name), str(party_region))
 
 
 def criminal_reason(event: Event, rules: RuleSettings) -> str:
