@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from connectors.sdk import Connector, Row, business, parse_measure
-from hub.domain.events import Agency, Event, EventKind, make_event
+from hub.domain.events import Agency, Event, EventKind, TestResult, make_event
 
 VERDICTS = {"合格": False, "不合格": True}
 
@@ -31,11 +31,8 @@ class AgriSamplingConnector(Connector):
         failed = row.choice("verdict", {k: k for k in VERDICTS}) == "不合格"
         sampled_on = row.date("sampled_on")
         assert sampled_on is not None
-        raw_value = row.text("value")
-        value, unit_in_value = parse_measure(raw_value)
-        unit = row.text("unit") or unit_in_value
-        result = f"{raw_value}{unit or ''}" if raw_value else None
         limit = row.text("limit")
+        finding = _finding(item, row.text("value"), row.text("unit"), limit, failed)
         verdict = "不合格" if failed else "合格"
         return [make_event(
             connector=self.name, agency=self.agency, kind=EventKind.FARM_SAMPLING,
@@ -43,11 +40,23 @@ class AgriSamplingConnector(Connector):
             occurred_on=sampled_on, received_at=received_at,
             business=business(row.business_name("name"), business_id=row.uscc("uscc")),
             adverse=failed,
-            summary=f"农产品抽检{verdict}: {sample_name} {item}" + (f" {result}" if result else "")
-                    + (f" (限量{limit})" if limit else ""),
-            findings=[{"item": item, "result": result, "value": value, "unit": unit,
-                       "limit": f"{limit}{unit or ''}" if limit else None, "failed": failed}],
+            summary=_summary(verdict, sample_name, item, finding["result"], limit),
+            findings=[finding],
             detail=("cn.supervision.hub.FarmSamplingDetail",
                     {"sample_name": sample_name, "place_type": row.text("place_type"),
                      "laboratory": row.text("laboratory")}),
             id_suffix=f":{item}")]
+
+
+def _finding(item: str, raw_value: str | None, unit: str | None, limit: str | None, failed: bool) -> TestResult:
+    """The item's test result; the unit from its column, else from the value's cell."""
+    value, unit_in_value = parse_measure(raw_value)
+    unit = unit or unit_in_value
+    result = f"{raw_value}{unit or ''}" if raw_value else None
+    return {"item": item, "result": result, "value": value, "unit": unit,
+            "limit": f"{limit}{unit or ''}" if limit else None, "failed": failed}
+
+
+def _summary(verdict: str, sample_name: str, item: str, result: str | None, limit: str | None) -> str:
+    return (f"农产品抽检{verdict}: {sample_name} {item}" + (f" {result}" if result else "")
+            + (f" (限量{limit})" if limit else ""))

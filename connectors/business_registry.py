@@ -35,13 +35,7 @@ class BusinessRegistryConnector(Connector):
         uscc = row.uscc("uscc")
         if uscc is None:
             raise RowRejected("missing_value", "a registry entry needs its USCC", "统一社会信用代码")
-        licences = []
-        for raw in _LIST_SEPARATORS.split(row.text("licences") or ""):
-            if raw:
-                try:
-                    licences.append(validate_licence(raw))
-                except InvalidIdentifier as exc:
-                    raise RowRejected("invalid_licence", str(exc), "许可证编号") from None
+        licences = _licences(row)
         name = row.business_name("name")
         return [make_event(
             connector=self.name, agency=self.agency, kind=EventKind.REGISTRATION,
@@ -54,3 +48,15 @@ class BusinessRegistryConnector(Connector):
             detail=("cn.supervision.hub.RegistrationDetail",
                     {"licences": licences, "registry": row.source.file,
                      "legal_representative_ref": row.first_ref("representative_id", required=False)}))]
+
+
+def _licences(row: Row) -> list[str]:
+    """The licence numbers (许可证编号) the entry lists, each validated."""
+    licences = []
+    for raw in _LIST_SEPARATORS.split(row.text("licences") or ""):
+        if raw:
+            try:
+                licences.append(validate_licence(raw))
+            except InvalidIdentifier as exc:
+                raise RowRejected("invalid_licence", str(exc), "许可证编号") from None
+    return licences

@@ -38,8 +38,17 @@ def clue_source(text: str | None, hasher: PersonalDataHasher) -> str | None:
         return hasher.token(text)
     start, kind = min(found, key=lambda f: (f[0], -len(f[1])))
     before, after = text[:start].strip(_EDGES), text[start + len(kind):].strip(_EDGES)
-    keep = before if _AGENCY.fullmatch(before) or is_token(before) else hasher.token(before) if before else ""
-    return keep + kind + (hasher.token(after) if after and not is_token(after) else after)
+    return _before_kind(before, hasher) + kind + _after_kind(after, hasher)
+
+
+def _before_kind(before: str, hasher: PersonalDataHasher) -> str:
+    """What the clerk wrote before the kind: an agency stays, anything else becomes a token."""
+    return before if _AGENCY.fullmatch(before) or is_token(before) else hasher.token(before) if before else ""
+
+
+def _after_kind(after: str, hasher: PersonalDataHasher) -> str:
+    """What the clerk wrote after the kind (an informant's name or number): a token."""
+    return hasher.token(after) if after and not is_token(after) else after
 
 
 class PoliceCaseConnector(Connector):

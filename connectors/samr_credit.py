@@ -32,11 +32,9 @@ class SamrCreditConnector(Connector):
             raise RowRejected("missing_value", "a listing needs its USCC", "统一社会信用代码")
         listed_on = row.date("listed_on")
         assert listed_on is not None
-        removed_on = row.date("removed_on", required=False)
-        if removed_on is not None and removed_on < listed_on:
-            raise RowRejected("bad_date", "removed before it was listed", "移出日期")
+        removed_on = _removed_on(row, listed_on)
         reason, removal = row.text("reason"), row.text("removal_reason")
-        summary = f"移出严重违法失信名单: {removal or '—'}" if removed_on else f"列入严重违法失信名单: {reason or '—'}"
+        summary = _summary(removed_on, reason, removal)
         representative = row.first_ref("representative_id", required=False)
         return [make_event(
             connector=self.name, agency=self.agency, kind=EventKind.CREDIT_LISTING,
@@ -48,3 +46,15 @@ class SamrCreditConnector(Connector):
                      "removed_on": removed_on, "removal_reason": removal,
                      "legal_representative_ref": representative}),
             id_suffix=":removed" if removed_on else ":listed")]
+
+
+def _removed_on(row: Row, listed_on: dt.date) -> dt.date | None:
+    """移出日期, if the listing was removed: not before it was listed."""
+    removed_on = row.date("removed_on", required=False)
+    if removed_on is not None and removed_on < listed_on:
+        raise RowRejected("bad_date", "removed before it was listed", "移出日期")
+    return removed_on
+
+
+def _summary(removed_on: dt.date | None, reason: str | None, removal: str | None) -> str:
+    return f"移出严重违法失信名单: {removal or '—'}" if removed_on else f"列入严重违法失信名单: {reason or '—'}"

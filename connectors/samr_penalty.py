@@ -46,24 +46,17 @@ class SamrPenaltyConnector(Connector):
         people = row.people
         decision_no = row.required("decision_no")
         category = row.text("subject_category")
-        natural_person = _natural_person(row.source)
-        name = f"自然人 {row.ref('subject_name')}" if natural_person else row.business_name("subject_name")
+        name = _party_name(row)
         uscc = row.uscc("uscc")
         registration_no = row.registration_number("registration_no")
         decided_on = row.date("decided_on")
         assert decided_on is not None
-        fine = row.decimal("fine_wan", TEN_THOUSAND)
-        confiscated = row.decimal("confiscated_wan", TEN_THOUSAND)
-        value = None if fine is None and confiscated is None else (fine or Decimal(0)) + (confiscated or Decimal(0))
+        fine, confiscated, value = _amounts(row)
         licence_action = row.text("licence_action")
         licence = _LICENCE_IN_TEXT.search(licence_action or "")
         violation = row.text("violation_type")
         facts = row.text("facts")
-        kinds = [k for k in _SPLIT_KINDS.split(row.text("penalty_kinds") or "") if k]
-        if not kinds:
-            raise RowRejected("missing_value", "required value is empty", "处罚类别")
-        money = f", 罚没{value}元" if value else ""
-        missing = missing_figure_note(violation or facts or "", facts or "")
+        kinds = _penalty_kinds(row)
         detail = {
             "subject_category": category, "violation_facts": facts,
             "legal_basis": row.text("legal_basis"), "penalty_kinds": kinds,
@@ -79,7 +72,7 @@ class SamrPenaltyConnector(Connector):
             business=business(name, business_id=uscc, registration_number=registration_no,
                               licence_number=licence.group() if licence else None),
             adverse=True,
-            summary=f"行政处罚 {decision_no}: {violation or '、'.join(kinds)}{money}{'；' + missing if missing else ''}",
+            summary=_summary(decision_no, violation, facts, kinds, value),
             offence=violation or facts, value_yuan=value,
             person_refs=[self.hasher.ref(p) for p in people],
             detail=("cn.supervision.hub.PenaltyDetail", detail))]
@@ -87,3 +80,32 @@ class SamrPenaltyConnector(Connector):
 
 def _natural_person(row: SourceRow) -> bool:
     return "自然人" in row.cells.get("subject_category", "")
+
+
+def _party_name(row: Row) -> str:
+    """The penalised party: a business by its name, a natural person (自然人) by a keyed reference."""
+    return f"自然人 {row.ref('subject_name')}" if _natural_person(row.source) else row.business_name("subject_name")
+
+
+def _amounts(row: Row) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """The fine, the confiscation and their sum (None when neither is given), in yuan."""
+    fine = row.decimal("fine_wan", TEN_THOUSAND)
+    confiscated = row.decimal("confiscated_wan", TEN_THOUSAND)
+    if fine is None and confiscated is None:
+        return fine, confiscated, None
+    return fine, confiscated, (fine or Decimal(0)) + (confiscated or Decimal(0))
+
+
+def _penalty_kinds(row: Row) -> list[str]:
+    """处罚类别, one or more kinds of penalty; required."""
+    kinds = [k for k in _SPLIT_KINDS.split(row.text("penalty_kinds") or "") if k]
+    if not kinds:
+        raise RowRejected("missing_value", "required value is empty", "处罚类别")
+    return kinds
+
+
+def _summary(decision_no: str, violation: str | None, facts: str | None, kinds: list[str],
+             value: Decimal | None) -> str:
+    money = f", 罚没{value}元" if value else ""
+    missing = missing_figure_note(violation or facts or "", facts or "")
+    return f"行政处罚 {decision_no}: {violation or '、'.join(kinds)}{money}{'；' + missing if missing else ''}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from connectors.sdk import Connector, Row, RowRejected, business, parse_measure
 from hub.domain.events import Agency, BusinessRole, Event, EventKind, TestResult, make_event
@@ -51,32 +52,16 @@ class SamrSamplingConnector(Connector):
         sample_no = row.required("sample_no")
         product = row.required("product")
         seller = row.business_name("seller_name")
-        try:
-            findings = parse_failures(row.required("failures"))
-        except RowRejected as exc:
-            raise RowRejected(exc.reason_code, str(exc), "不合格项目‖检验结果‖标准值") from None
-        if not findings:
-            raise RowRejected("missing_value", "no failure item", "不合格项目‖检验结果‖标准值")
+        findings = _findings(row)
         announced_on = row.date("announced_on")
         assert announced_on is not None
         producer = row.business_name("producer_name", required=False)
         items = "、".join(f["item"] + (f"({f['result']})" if f["result"] else "") for f in findings)
         seller_address, producer_address = row.text("seller_address"), row.text("producer_address")
-        parties = [(BusinessRole.SELLER, seller, seller_address, producer, producer_address)]
-        if producer and producer != seller:
-            parties.append((BusinessRole.PRODUCER, producer, producer_address, seller, seller_address))
         events = []
-        for role, name, address, counterpart, counterpart_address in parties:
-            detail = {
-                "product": product, "specification": row.text("specification"),
-                "brand": row.text("brand"), "batch": row.text("batch"),
-                "category": row.text("category"), "announcement_no": row.text("announcement_no"),
-                "announced_on": announced_on, "laboratory": row.text("laboratory"),
-                "counterpart_name": counterpart, "remarks": row.text("remarks"),
-                # batch trace tells the seller's county of a producer's batch
-                "counterpart_region": counterpart and (region_of_address(counterpart_address or "")
-                                                       or region_of_address(counterpart)),
-            }
+        for role, name, address, counterpart, counterpart_address in _parties(seller, seller_address, producer,
+                                                                              producer_address):
+            detail = _detail(row, product, announced_on, counterpart, counterpart_address)
             events.append(make_event(
                 connector=self.name, agency=self.agency, kind=EventKind.SAMPLING_FAILURE,
                 source_record_id=sample_no, file=row.source.file, row=row.source.number,
@@ -86,3 +71,41 @@ class SamrSamplingConnector(Connector):
                 detail=("cn.supervision.hub.SamplingFailureDetail", detail),
                 id_suffix=f":{role.value.lower()}"))
         return events
+
+
+def _findings(row: Row) -> list[TestResult]:
+    """The failed items (不合格项目‖检验结果‖标准值); at least one."""
+    try:
+        findings = parse_failures(row.required("failures"))
+    except RowRejected as exc:
+        raise RowRejected(exc.reason_code, str(exc), "不合格项目‖检验结果‖标准值") from None
+    if not findings:
+        raise RowRejected("missing_value", "no failure item", "不合格项目‖检验结果‖标准值")
+    return findings
+
+
+_Party = tuple[BusinessRole, str, str | None, str | None, str | None]
+
+
+def _parties(seller: str, seller_address: str | None, producer: str | None,
+             producer_address: str | None) -> list[_Party]:
+    """The row's businesses, each with its counterpart: the seller, and the
+    nominal producer when the row names another business."""
+    parties: list[_Party] = [(BusinessRole.SELLER, seller, seller_address, producer, producer_address)]
+    if producer and producer != seller:
+        parties.append((BusinessRole.PRODUCER, producer, producer_address, seller, seller_address))
+    return parties
+
+
+def _detail(row: Row, product: str, announced_on: dt.date, counterpart: str | None,
+            counterpart_address: str | None) -> dict[str, Any]:
+    return {
+        "product": product, "specification": row.text("specification"),
+        "brand": row.text("brand"), "batch": row.text("batch"),
+        "category": row.text("category"), "announcement_no": row.text("announcement_no"),
+        "announced_on": announced_on, "laboratory": row.text("laboratory"),
+        "counterpart_name": counterpart, "remarks": row.text("remarks"),
+        # batch trace tells the seller's county of a producer's batch
+        "counterpart_region": counterpart and (region_of_address(counterpart_address or "")
+                                               or region_of_address(counterpart)),
+    }

@@ -255,29 +255,43 @@ class Connector(ABC):
         cannot accept comes with ``rejected`` set, and the file goes on."""
         file = self.shown_name(path)
         rows = read_rows(path, self.limits.max_file_bytes, file)
-        header = next(rows, None)
-        if header is None:
-            raise FileFormatError(file, "the file is empty", reason_code="empty_file")
-        if isinstance(header, BadRecord):
-            raise FileFormatError(file, header.message, row=1, reason_code=header.reason_code)
+        header = _header(file, next(rows, None))
+        fields = self._fields(file, header)
+        self._check_required(file, fields)
+        yield from self._source_rows(file, rows, header, fields)
+
+    def _fields(self, file: str, header: list[str]) -> list[str | None]:
+        """The canonical field of each header cell; None for a blank one."""
         fields: list[str | None] = []
         for raw in header:
-            norm = normalise_header(raw)
-            if not norm:
-                fields.append(None)  # Excel's trailing blank columns
-                continue
-            if norm not in self._by_header:
-                raise FileFormatError(file, f"unknown column for {self.name}", row=1,
-                                      column=raw, reason_code="unknown_column")
-            if self._by_header[norm] in fields:  # which of the two holds the value? Neither may win.
-                raise FileFormatError(file, "the column appears twice", row=1, column=raw,
-                                      reason_code="duplicate_column")
-            fields.append(self._by_header[norm])
+            fields.append(self._field(file, raw, fields))
+        return fields
+
+    def _field(self, file: str, raw: str, before: list[str | None]) -> str | None:
+        """A header cell's field; ``before``: the fields of the cells before it."""
+        norm = normalise_header(raw)
+        if not norm:
+            return None  # Excel's trailing blank columns
+        if norm not in self._by_header:
+            raise FileFormatError(file, f"unknown column for {self.name}", row=1,
+                                  column=raw, reason_code="unknown_column")
+        field = self._by_header[norm]
+        if field in before:  # which of the two holds the value? Neither may win.
+            raise FileFormatError(file, "the column appears twice", row=1, column=raw,
+                                  reason_code="duplicate_column")
+        return field
+
+    def _check_required(self, file: str, fields: list[str | None]) -> None:
+        """Every column the layout does not mark optional is in the header."""
         present = {f for f in fields if f}
         for header_name, field in self.columns.items():
             if field not in present and header_name not in self.optional_columns:
                 raise FileFormatError(file, f"required column is missing for {self.name}",
                                       row=1, column=header_name, reason_code="missing_column")
+
+    def _source_rows(self, file: str, rows: Iterator[list[str] | BadRecord], header: list[str],
+                     fields: list[str | None]) -> Iterator[SourceRow]:
+        """The rows after the header, numbered as the file counts them (the header is 1); blank rows left out."""
         normalised = [normalise_header(h) for h in header]
         for number, cells in enumerate(rows, start=2):
             if isinstance(cells, BadRecord):
@@ -285,16 +299,18 @@ class Connector(ABC):
                 continue
             if not any(cells):
                 continue
-            values = {f: (cells[i] if i < len(cells) else "") for i, f in enumerate(fields) if f}
-            original = {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(header) if h}
-            yield SourceRow(file, number, values, original, self._check_cells(cells, header, normalised))
+            yield self._source_row(file, number, cells, header, fields, normalised)
+
+    def _source_row(self, file: str, number: int, cells: list[str], header: list[str], fields: list[str | None],
+                    normalised: list[str]) -> SourceRow:
+        values = {f: _cell_at(cells, i) for i, f in enumerate(fields) if f}
+        original = {h: _cell_at(cells, i) for i, h in enumerate(header) if h}
+        return SourceRow(file, number, values, original, self._check_cells(cells, header, normalised))
 
     def _check_cells(self, cells: list[str], header: list[str], normalised: list[str]) -> RowRejected | None:
-        if any(cells[len(header):]):
-            return RowRejected("extra_cells", f"{len(cells)} cells, the header has {len(header)}")
-        if cells and normalise_header(cells[0]) == normalised[0] and \
-                [normalise_header(c) for c in cells[:len(header)]] == normalised:
-            return RowRejected("repeated_header", "the header again, in mid-file")
+        misshapen = _misshapen(cells, header, normalised)
+        if misshapen is not None:
+            return misshapen
         if max(map(len, cells)) <= self.limits.max_text_chars and not has_control_character("".join(cells)):
             return None  # the common case, in one pass: which cell is to blame is asked only of bad rows
         for column, cell in zip(header, cells):
@@ -333,6 +349,30 @@ class Connector(ABC):
     @abstractmethod
     def to_events(self, row: Row, received_at: dt.datetime) -> list[Event]:
         ...
+
+
+def _header(file: str, header: list[str] | BadRecord | None) -> list[str]:
+    """The file's first row, which must be a readable header."""
+    if header is None:
+        raise FileFormatError(file, "the file is empty", reason_code="empty_file")
+    if isinstance(header, BadRecord):
+        raise FileFormatError(file, header.message, row=1, reason_code=header.reason_code)
+    return header
+
+
+def _cell_at(cells: list[str], i: int) -> str:
+    """A row's ``i``-th cell; a row may end before its header does."""
+    return cells[i] if i < len(cells) else ""
+
+
+def _misshapen(cells: list[str], header: list[str], normalised: list[str]) -> RowRejected | None:
+    """A row with more cells than the header, or the header again."""
+    if any(cells[len(header):]):
+        return RowRejected("extra_cells", f"{len(cells)} cells, the header has {len(header)}")
+    if cells and normalise_header(cells[0]) == normalised[0] and \
+            [normalise_header(c) for c in cells[:len(header)]] == normalised:
+        return RowRejected("repeated_header", "the header again, in mid-file")
+    return None
 
 
 def personal_values(cell: str) -> list[str]:
