@@ -82,6 +82,182 @@ def _row(columns: dict[str, str], values: dict[str, str]) -> list[str]:
     return [values.get(c, "") for c in columns]
 
 
+class _Exports:
+    """The rows of each connector's exports, drawn from one random source
+    over a pool of businesses (see ``write_dataset``)."""
+
+    def __init__(self, rng: random.Random, businesses: int) -> None:
+        self.rng = rng
+        people = [(f"代表人{n}", make_resident_id(rng.choice(_DIVISIONS), dt.date(1960 + n % 30, 1 + n % 12, 1 + n % 28),
+                                                f"{n % 1000:03d}")) for n in range(max(1, businesses // 3))]
+        self.pool = [self._business(i, people) for i in range(businesses)]
+        self.complained = self.pool[:max(1, businesses // 10)]
+        self.complainants = [(f"投诉人{n}", f"1380372{n:04d}",
+                              make_resident_id("410502", dt.date(1980, 1, 1 + n % 28), f"{n % 1000:03d}"))
+                             for n in range(40)]
+        self.serial_filer = ("职业索赔人", "13903720099", make_resident_id("410522", dt.date(1982, 3, 3), "071"))
+        self.sellers = {prefix: [f"{place[3:]}{n}号便民超市" for n in range(8)] for prefix, place in _PLACES.items()}
+        self.start = dt.date(2026, 1, 5)
+        self.kinds: dict[str, tuple[Any, Callable[[int, _Business], Any], str]] = {
+            "registry.business": (BusinessRegistryConnector, self.registered, "utf-8-sig"),
+            "samr.penalty": (SamrPenaltyConnector, self.penalty, "gbk"),
+            "police.case": (PoliceCaseConnector, self.case, "utf-8"),
+            "samr.inspection": (SamrInspectionConnector, self.inspection, "utf-8"),
+            "agri.sampling": (AgriSamplingConnector, self.farm_sample, "utf-8"),
+            "samr.sampling": (SamrSamplingConnector, self.notice, "utf-8"),
+            "samr.complaint": (SamrComplaintConnector, self.complaint, "gbk"),
+            "samr.credit": (SamrCreditConnector, self.listed, "utf-8-sig"),
+        }
+
+    def _business(self, i: int, people: list[tuple[str, str]]) -> _Business:
+        division = self.rng.choice(_DIVISIONS)
+        code = make_uscc(self.rng.choice(["91", "92"]), division, "".join(self.rng.choice(_ALPHABET) for _ in range(9)))
+        place = _PLACES[division[:4]]
+        return _Business(code, f"{place[3:]}第{i}号食品有限公司", f"{place}中心路{i}号", self.rng.choice(people))
+
+    def day(self) -> str:
+        return (self.start + dt.timedelta(days=self.rng.randrange(300))).isoformat()
+
+    def uscc(self, b: _Business) -> str:
+        return b.uscc[:-1] + ("0" if b.uscc[-1] != "0" else "1") if self.rng.random() < 0.02 else b.uscc
+
+    def penalty(self, i: int, b: _Business) -> dict[str, str]:
+        counterfeit = self.rng.random() < 0.1
+        wan = self.rng.randint(50, 90) / 10 if counterfeit else self.rng.randint(1, 30) / 10
+        return {"行政相对人名称": b.name, "行政相对人类别": "法人及非法人组织", "行政相对人代码_1(统一社会信用代码)": self.uscc(b),
+                "法定代表人": "张三", "处罚决定书文号": f"混市监罚〔2026〕{i}号",
+                "违法行为类型": "生产销售伪劣产品" if counterfeit else "经营超过保质期的食品",
+                # the sales the law reads (刑法第140条: 5万 or more), fined as much
+                "违法事实": f"以次充好，销售金额{wan}万元" if counterfeit else "经营超过保质期的食品",
+                "处罚依据": "《中华人民共和国食品安全法》第一百二十四条", "处罚类别": "罚款", "处罚内容": "罚款",
+                "罚款金额(万元)": str(wan), "处罚决定日期": self.day(), "处罚机关": "测试市市场监督管理局"}
+
+    def case(self, i: int, b: _Business) -> list[dict[str, str]]:
+        """A filed case; one in six later dropped (撤案: a reverse referral to market supervision)."""
+        accepted = self.day()
+        filed = {"案件编号": f"A{b.uscc[2:8]}2026{i:06d}", "案件名称": "生产、销售伪劣产品案",
+                 "案由": "生产、销售伪劣产品罪", "受案时间": accepted, "立案时间": accepted, "案件状态": "立案",
+                 "涉案单位名称": b.name, "涉案单位统一社会信用代码": self.uscc(b), "涉案金额(元)": str(self.rng.randint(1000, 90000)),
+                 "办案单位": "测试市公安局食药环侦大队", "线索来源": "群众举报"}
+        if self.rng.random() >= 1 / 6:
+            return [filed]
+        return [filed, dict(filed, 案件状态="撤案")]
+
+    def inspection(self, i: int, b: _Business) -> list[dict[str, str]]:
+        """An inspection; half find the business non-compliant and order a
+        rectification within two weeks (书面限期整改), of which a third are
+        confirmed by a compliant re-inspection in time, a third late, and a
+        third never: rectifications met, missed and left open."""
+        on = dt.date.fromisoformat(self.day())
+        failed = self.rng.random() < 0.5
+        found = {"检查编号": f"JC2026-{i:06d}", "被检查单位名称": b.name, "统一社会信用代码": self.uscc(b),
+                 "检查日期": on.isoformat(), "检查人员": "检查员甲、检查员乙", "检查结果": "不符合" if failed else "符合",
+                 "结果处理": "书面限期整改" if failed else "通过", "发现问题": "冷库温度记录缺失" if failed else "",
+                 "整改期限": (on + dt.timedelta(days=14)).isoformat() if failed else ""}
+        later = self.rng.choice((7, 40, None)) if failed else None
+        if later is None:
+            return [found]
+        return [found, dict(found, 检查编号=f"FC2026-{i:06d}", 检查日期=(on + dt.timedelta(days=later)).isoformat(),
+                            检查结果="符合", 结果处理="通过", 发现问题="", 整改期限="")]
+
+    def farm_sample(self, i: int, b: _Business) -> dict[str, str]:
+        failed = self.rng.random() < 0.3
+        return {"样品编号": f"NY2026-{i:05d}", "样品名称": "韭菜", "受检单位名称": b.name, "统一社会信用代码": self.uscc(b),
+                "抽样地点": "基地", "抽样日期": self.day(), "检测项目": "克百威" if failed else "腐霉利",
+                "检测值": "0.12" if failed else "0.05", "限量值": "0.02" if failed else "0.2", "单位": "mg/kg",
+                "判定结果": "不合格" if failed else "合格", "检测机构": "测试市农产品质量安全检测中心"}
+
+    def notice(self, i: int, b: _Business) -> dict[str, str]:
+        return {"序号": str(i), "抽样编号": f"GC2026{i:06d}", "标称生产企业名称": b.name, "标称生产企业地址": b.address,
+                "被抽样单位名称": self.rng.choice(self.sellers[b.uscc[2:6]]), "被抽样单位地址": b.address[:6], "食品名称": "酱油",
+                "生产日期/批号": f"2026{i:06d}", "不合格项目‖检验结果‖标准值": "菌落总数‖8.2×10^4CFU/mL‖≤3×10^4CFU/mL",
+                "分类": "调味品", "公告号": "2026年第18号", "公告日期": "" if self.rng.random() < 0.02 else self.day(),
+                "检验机构": "测试市食品检验检测中心"}
+
+    def notices(self, subjects: list[_Business], base: int) -> list[dict[str, str]]:
+        """One in ten is reported again by the city system: another sample
+        number, announced three days later (a near-duplicate); one in twenty
+        twice more, 10 and 20 days later (a chain: the first and the last
+        report are further apart than near_duplicate_days). One in ten names
+        a batch another seller failed too (a batch trace)."""
+        out = []
+        for i, b in enumerate(subjects):
+            out.append(self.notice(base + i, b))
+            if out[-1]["公告日期"]:
+                self._batch_trace(out, base + i, b)
+                self._reported_again(out, base + i)
+        return out
+
+    def _batch_trace(self, out: list[dict[str, str]], number: int, b: _Business) -> None:
+        """One in ten: the batch of the last notice failed at another seller too."""
+        if self.rng.random() < 0.1:
+            others = [s for s in self.sellers[b.uscc[2:6]] if s != out[-1]["被抽样单位名称"]]
+            out.append(dict(out[-1], 抽样编号=f"BT-{number:06d}", 被抽样单位名称=self.rng.choice(others)))
+
+    def _reported_again(self, out: list[dict[str, str]], number: int) -> None:
+        """The last notice reported again by the city system: once (one in
+        ten), or twice (one in twenty), each later than the one before."""
+        draw = self.rng.random()
+        for n, later in enumerate((3,) if draw < 0.1 else (10, 20) if draw < 0.15 else ()):
+            again = dict(out[-1], 抽样编号=f"SC{n}-{number:06d}")
+            again["公告日期"] = (dt.date.fromisoformat(out[-1 - n]["公告日期"]) + dt.timedelta(days=later)).isoformat()
+            out.append(again)
+
+    def registered(self, i: int, b: _Business) -> dict[str, str]:
+        return {"统一社会信用代码": b.uscc, "企业名称": b.name, "住所": b.address, "法定代表人": b.representative[0],
+                "法定代表人证件号码": b.representative[1]}
+
+    def complaint(self, i: int, b: _Business) -> dict[str, str]:
+        """Against a business of the complained-about tenth (whatever ``b``),
+        within three months; one in five by the serial filer, against any
+        business (``b``) within one month."""
+        serial = self.rng.random() < 0.2
+        target = b if serial else self.rng.choice(self.complained)
+        name, phone, id_number = self.serial_filer if serial else self.rng.choice(self.complainants)
+        on = self.start + dt.timedelta(days=self.rng.randrange(30 if serial else 90))
+        return {"登记编号": f"12315-2026-{i:06d}", "登记日期": on.isoformat(),
+                "诉求类型": self.rng.choice(("投诉", "举报")), "被投诉举报对象名称": target.name,
+                "被投诉举报对象统一社会信用代码": self.uscc(target), "被投诉举报对象地址": target.address,
+                "所属行政区划": target.uscc[2:8], "涉及商品或服务": "食品", "问题描述": f"{name}反映商品变质，电话{phone}",
+                "诉求人姓名": name, "诉求人联系电话": phone, "诉求人证件号码": id_number,
+                "处理单位": "测试市市场监督管理局", "处理状态": "不予受理" if self.rng.random() < 0.05 else "已受理"}
+
+    def listed(self, i: int, b: _Business) -> dict[str, str]:
+        return {"主体名称": b.name, "统一社会信用代码": b.uscc, "法定代表人": b.representative[0],
+                "法定代表人证件号码": b.representative[1], "列入日期": self.day(),
+                "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证", "作出决定机关": "测试市市场监督管理局"}
+
+
+    def subjects(self, name: str, part: int, parts: int, rows: int) -> list[_Business]:
+        """The businesses a part's export is about: the registry lists the
+        pool, part by part; the credit list a few; the rest draw theirs."""
+        if name == "registry.business":
+            return self.pool[part::parts]
+        if name == "samr.credit":
+            return self.rng.sample(self.pool, max(1, len(self.pool) // 100))
+        return [self.rng.choice(self.pool) for _ in range(rows // parts)]
+
+    def records(self, name: str, subjects: list[_Business], base: int) -> list[dict[str, str]]:
+        if name == "samr.sampling":
+            return self.notices(subjects, base)
+        make = self.kinds[name][1]
+        return [row for i, b in enumerate(subjects) for row in _rows(make(base + i, b))]
+
+    def write_part(self, folder: Path, name: str, part: int, parts: int, rows: int) -> Path:
+        """One part's export of a connector."""
+        connector, _, encoding = self.kinds[name]
+        subjects = self.subjects(name, part, parts, rows)
+        records = self.records(name, subjects, part * len(subjects))
+        return write_csv(folder / f"{name}-{part}.csv", list(connector.columns),
+                         [_row(connector.columns, r) for r in records], encoding)
+
+    def write_big_file(self, folder: Path, big_file_rows: int) -> Path:
+        """The long penalty file a connector is killed in, mid-file."""
+        records = [self.penalty(10**6 + i, self.rng.choice(self.pool)) for i in range(big_file_rows)]
+        return write_csv(folder / BIG_FILE, list(SamrPenaltyConnector.columns),
+                         [_row(SamrPenaltyConnector.columns, r) for r in records], "gbk")
+
+
 def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 600, parts: int = 6,
                   big_file_rows: int = 3000) -> list[tuple[str, Path]]:
     """Exports over a pool of businesses, ``rows`` rows per connector (the
@@ -99,151 +275,12 @@ def write_dataset(folder: Path, seed: int, businesses: int = 300, rows: int = 60
     by part."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    people = [(f"代表人{n}", make_resident_id(rng.choice(_DIVISIONS), dt.date(1960 + n % 30, 1 + n % 12, 1 + n % 28),
-                                            f"{n % 1000:03d}")) for n in range(max(1, businesses // 3))]
-    pool = []
-    for i in range(businesses):
-        division = rng.choice(_DIVISIONS)
-        code = make_uscc(rng.choice(["91", "92"]), division, "".join(rng.choice(_ALPHABET) for _ in range(9)))
-        place = _PLACES[division[:4]]
-        pool.append(_Business(code, f"{place[3:]}第{i}号食品有限公司", f"{place}中心路{i}号", rng.choice(people)))
-    complained = pool[:max(1, businesses // 10)]
-    complainants = [(f"投诉人{n}", f"1380372{n:04d}", make_resident_id("410502", dt.date(1980, 1, 1 + n % 28),
-                                                                       f"{n % 1000:03d}")) for n in range(40)]
-    serial_filer = ("职业索赔人", "13903720099", make_resident_id("410522", dt.date(1982, 3, 3), "071"))
-    sellers = {prefix: [f"{place[3:]}{n}号便民超市" for n in range(8)] for prefix, place in _PLACES.items()}
-    start = dt.date(2026, 1, 5)
-
-    def day() -> str:
-        return (start + dt.timedelta(days=rng.randrange(300))).isoformat()
-
-    def uscc(b: _Business) -> str:
-        return b.uscc[:-1] + ("0" if b.uscc[-1] != "0" else "1") if rng.random() < 0.02 else b.uscc
-
-    def penalty(i: int, b: _Business) -> dict[str, str]:
-        counterfeit = rng.random() < 0.1
-        wan = rng.randint(50, 90) / 10 if counterfeit else rng.randint(1, 30) / 10
-        return {"行政相对人名称": b.name, "行政相对人类别": "法人及非法人组织", "行政相对人代码_1(统一社会信用代码)": uscc(b),
-                "法定代表人": "张三", "处罚决定书文号": f"混市监罚〔2026〕{i}号",
-                "违法行为类型": "生产销售伪劣产品" if counterfeit else "经营超过保质期的食品",
-                # the sales the law reads (刑法第140条: 5万 or more), fined as much
-                "违法事实": f"以次充好，销售金额{wan}万元" if counterfeit else "经营超过保质期的食品",
-                "处罚依据": "《中华人民共和国食品安全法》第一百二十四条", "处罚类别": "罚款", "处罚内容": "罚款",
-                "罚款金额(万元)": str(wan), "处罚决定日期": day(), "处罚机关": "测试市市场监督管理局"}
-
-    def case(i: int, b: _Business) -> list[dict[str, str]]:
-        """A filed case; one in six later dropped (撤案: a reverse referral to market supervision)."""
-        accepted = day()
-        filed = {"案件编号": f"A{b.uscc[2:8]}2026{i:06d}", "案件名称": "生产、销售伪劣产品案",
-                 "案由": "生产、销售伪劣产品罪", "受案时间": accepted, "立案时间": accepted, "案件状态": "立案",
-                 "涉案单位名称": b.name, "涉案单位统一社会信用代码": uscc(b), "涉案金额(元)": str(rng.randint(1000, 90000)),
-                 "办案单位": "测试市公安局食药环侦大队", "线索来源": "群众举报"}
-        if rng.random() >= 1 / 6:
-            return [filed]
-        return [filed, dict(filed, 案件状态="撤案")]
-
-    def inspection(i: int, b: _Business) -> list[dict[str, str]]:
-        """An inspection; half find the business non-compliant and order a
-        rectification within two weeks (书面限期整改), of which a third are
-        confirmed by a compliant re-inspection in time, a third late, and a
-        third never: rectifications met, missed and left open."""
-        on = dt.date.fromisoformat(day())
-        failed = rng.random() < 0.5
-        found = {"检查编号": f"JC2026-{i:06d}", "被检查单位名称": b.name, "统一社会信用代码": uscc(b),
-                 "检查日期": on.isoformat(), "检查人员": "检查员甲、检查员乙", "检查结果": "不符合" if failed else "符合",
-                 "结果处理": "书面限期整改" if failed else "通过", "发现问题": "冷库温度记录缺失" if failed else "",
-                 "整改期限": (on + dt.timedelta(days=14)).isoformat() if failed else ""}
-        later = rng.choice((7, 40, None)) if failed else None
-        if later is None:
-            return [found]
-        return [found, dict(found, 检查编号=f"FC2026-{i:06d}", 检查日期=(on + dt.timedelta(days=later)).isoformat(),
-                            检查结果="符合", 结果处理="通过", 发现问题="", 整改期限="")]
-
-    def farm_sample(i: int, b: _Business) -> dict[str, str]:
-        failed = rng.random() < 0.3
-        return {"样品编号": f"NY2026-{i:05d}", "样品名称": "韭菜", "受检单位名称": b.name, "统一社会信用代码": uscc(b),
-                "抽样地点": "基地", "抽样日期": day(), "检测项目": "克百威" if failed else "腐霉利",
-                "检测值": "0.12" if failed else "0.05", "限量值": "0.02" if failed else "0.2", "单位": "mg/kg",
-                "判定结果": "不合格" if failed else "合格", "检测机构": "测试市农产品质量安全检测中心"}
-
-    def notice(i: int, b: _Business) -> dict[str, str]:
-        return {"序号": str(i), "抽样编号": f"GC2026{i:06d}", "标称生产企业名称": b.name, "标称生产企业地址": b.address,
-                "被抽样单位名称": rng.choice(sellers[b.uscc[2:6]]), "被抽样单位地址": b.address[:6], "食品名称": "酱油",
-                "生产日期/批号": f"2026{i:06d}", "不合格项目‖检验结果‖标准值": "菌落总数‖8.2×10^4CFU/mL‖≤3×10^4CFU/mL",
-                "分类": "调味品", "公告号": "2026年第18号", "公告日期": "" if rng.random() < 0.02 else day(),
-                "检验机构": "测试市食品检验检测中心"}
-
-    def notices(subjects: list[_Business], base: int) -> list[dict[str, str]]:
-        """One in ten is reported again by the city system: another sample
-        number, announced three days later (a near-duplicate); one in twenty
-        twice more, 10 and 20 days later (a chain: the first and the last
-        report are further apart than near_duplicate_days). One in ten names
-        a batch another seller failed too (a batch trace)."""
-        out = []
-        for i, b in enumerate(subjects):
-            out.append(notice(base + i, b))
-            if not out[-1]["公告日期"]:
-                continue
-            if rng.random() < 0.1:
-                others = [s for s in sellers[b.uscc[2:6]] if s != out[-1]["被抽样单位名称"]]
-                out.append(dict(out[-1], 抽样编号=f"BT-{base + i:06d}", 被抽样单位名称=rng.choice(others)))
-            draw = rng.random()
-            for n, later in enumerate((3,) if draw < 0.1 else (10, 20) if draw < 0.15 else ()):
-                again = dict(out[-1], 抽样编号=f"SC{n}-{base + i:06d}")
-                again["公告日期"] = (dt.date.fromisoformat(out[-1 - n]["公告日期"]) + dt.timedelta(days=later)).isoformat()
-                out.append(again)
-        return out
-
-    def registered(i: int, b: _Business) -> dict[str, str]:
-        return {"统一社会信用代码": b.uscc, "企业名称": b.name, "住所": b.address, "法定代表人": b.representative[0],
-                "法定代表人证件号码": b.representative[1]}
-
-    def complaint(i: int, b: _Business) -> dict[str, str]:
-        """Against a business of the complained-about tenth (whatever ``b``),
-        within three months; one in five by the serial filer, against any
-        business (``b``) within one month."""
-        serial = rng.random() < 0.2
-        target = b if serial else rng.choice(complained)
-        name, phone, id_number = serial_filer if serial else rng.choice(complainants)
-        on = start + dt.timedelta(days=rng.randrange(30 if serial else 90))
-        return {"登记编号": f"12315-2026-{i:06d}", "登记日期": on.isoformat(),
-                "诉求类型": rng.choice(("投诉", "举报")), "被投诉举报对象名称": target.name,
-                "被投诉举报对象统一社会信用代码": uscc(target), "被投诉举报对象地址": target.address,
-                "所属行政区划": target.uscc[2:8], "涉及商品或服务": "食品", "问题描述": f"{name}反映商品变质，电话{phone}",
-                "诉求人姓名": name, "诉求人联系电话": phone, "诉求人证件号码": id_number,
-                "处理单位": "测试市市场监督管理局", "处理状态": "不予受理" if rng.random() < 0.05 else "已受理"}
-
-    def listed(i: int, b: _Business) -> dict[str, str]:
-        return {"主体名称": b.name, "统一社会信用代码": b.uscc, "法定代表人": b.representative[0],
-                "法定代表人证件号码": b.representative[1], "列入日期": day(),
-                "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证", "作出决定机关": "测试市市场监督管理局"}
-
-    kinds: dict[str, tuple[Any, Callable[[int, _Business], Any], str]] = {
-        "registry.business": (BusinessRegistryConnector, registered, "utf-8-sig"),
-        "samr.penalty": (SamrPenaltyConnector, penalty, "gbk"),
-        "police.case": (PoliceCaseConnector, case, "utf-8"),
-        "samr.inspection": (SamrInspectionConnector, inspection, "utf-8"),
-        "agri.sampling": (AgriSamplingConnector, farm_sample, "utf-8"),
-        "samr.sampling": (SamrSamplingConnector, notice, "utf-8"),
-        "samr.complaint": (SamrComplaintConnector, complaint, "gbk"),
-        "samr.credit": (SamrCreditConnector, listed, "utf-8-sig"),
-    }
+    exports = _Exports(rng, businesses)
     out = []
     for part in range(parts):
-        for name in ORDER:
-            connector, make, encoding = kinds[name]
-            subjects = pool[part::parts] if name == "registry.business" else \
-                rng.sample(pool, max(1, businesses // 100)) if name == "samr.credit" else \
-                [rng.choice(pool) for _ in range(rows // parts)]
-            base = part * len(subjects)
-            records = notices(subjects, base) if name == "samr.sampling" else \
-                [row for i, b in enumerate(subjects) for row in _rows(make(base + i, b))]
-            out.append((name, write_csv(folder / f"{name}-{part}.csv", list(connector.columns),
-                                        [_row(connector.columns, r) for r in records], encoding)))
+        out += [(name, exports.write_part(folder, name, part, parts, rows)) for name in ORDER]
         if part == parts // 2:
-            records = [penalty(10**6 + i, rng.choice(pool)) for i in range(big_file_rows)]
-            out.append(("samr.penalty", write_csv(folder / BIG_FILE, list(SamrPenaltyConnector.columns),
-                                                  [_row(SamrPenaltyConnector.columns, r) for r in records], "gbk")))
+            out.append(("samr.penalty", exports.write_big_file(folder, big_file_rows)))
     return out
 
 
@@ -319,6 +356,27 @@ def open_leads(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def outcome(settings: Settings) -> Outcome:
     leads = open_leads(settings)
+    applied = _applied(_business_states(settings))
+    serde = Serde(settings)
+    events = _history_events(settings, serde)
+    decode_dead = serde.decoder("deadletter")
+    dead = [decode_dead(m.value() or b"") for m in read_to_end(settings, DEADLETTER_TOPIC)]
+    return Outcome(leads, applied, events,
+                   {(d["source_file"], d["source_row"]) for d in dead if d["stage"] != "worker"},
+                   sum(d["stage"] == "worker" for d in dead))
+
+
+def _history_events(settings: Settings, serde: Serde) -> set[str]:
+    """The IDs of the events on the event topics that become a business's history."""
+    decode_event = serde.decoder("event")
+    # A registry entry teaches entity resolution and a listing sets a business's
+    # standing (shown on its leads, compared with them): neither is history.
+    return {event["event_id"] for a in Agency for m in read_to_end(settings, events_topic(a))
+            if (event := decode_event(m.value() or b""))["kind"] not in NO_HISTORY}
+
+
+def _business_states(settings: Settings) -> list[bytes]:
+    """The latest record of each business's state on the changelog."""
     latest: dict[bytes, bytes | None] = {}
     for message in read_to_end(settings, changelog_topic(settings)):
         key = message.key()
@@ -326,22 +384,18 @@ def outcome(settings: Settings) -> Outcome:
         # complainant's) holds copies of its businesses' records
         if key is not None and not is_index_key(key.decode()):
             latest[key] = message.value()
+    return list(filter(None, latest.values()))
+
+
+def _applied(states: list[bytes]) -> Counter[str]:
+    """Event ID -> how many of these business states hold it."""
     applied: Counter[str] = Counter()
-    for raw in filter(None, latest.values()):
+    for raw in states:
         for fact in BusinessState.from_bytes(raw).facts.values():
             # a link is what a person index told this business of another: no event, and one ID at each it told
             if not fact.moved_to and not fact.event_id.startswith(LINK_PREFIX):
                 applied.update([fact.event_id, *(e for e, *_ in fact.also_reported)])
-    serde = Serde(settings)
-    decode_event, decode_dead = serde.decoder("event"), serde.decoder("deadletter")
-    # A registry entry teaches entity resolution and a listing sets a business's
-    # standing (shown on its leads, compared with them): neither is history.
-    events = {event["event_id"] for a in Agency for m in read_to_end(settings, events_topic(a))
-              if (event := decode_event(m.value() or b""))["kind"] not in NO_HISTORY}
-    dead = [decode_dead(m.value() or b"") for m in read_to_end(settings, DEADLETTER_TOPIC)]
-    return Outcome(leads, applied, events,
-                   {(d["source_file"], d["source_row"]) for d in dead if d["stage"] != "worker"},
-                   sum(d["stage"] == "worker" for d in dead))
+    return applied
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:
