@@ -216,21 +216,31 @@ def apply_feedback(mark: LeadMark, action: str, team: str | None, note: str | No
     replayed after a crash is no second change (and no invalid transition)."""
     if (at_ms, action, team, note) in mark.history:
         return False
+    _check_in_order(mark, team, at_ms)
+    checked = check_feedback(mark.status, action, note)
+    never_transferred = mark.transferred_ms is None and mark.taken_up_ms is None
+    mark.status = LeadStatus(checked.value)
+    if checked is Action.CLOSED:
+        mark.closed_ms = at_ms
+    mark.note(at_ms, checked, team, note)
+    if never_transferred:
+        _flag_if_untransferred(mark, checked, at_ms)
+    return True
+
+
+def _check_in_order(mark: LeadMark, team: str | None, at_ms: int) -> None:
     if any(by == team and earlier > at_ms for earlier, _, by, _ in mark.history):
         # A team answers in order: an answer older than its last on this lead
         # is a copy of an old record (a CLOSED replayed after a reopening).
         raise FeedbackRejected("replayed", "older than this team's last answer on the lead")
-    action = check_feedback(mark.status, action, note)
-    never_transferred = mark.transferred_ms is None and mark.taken_up_ms is None
-    mark.status = LeadStatus(action.value)
-    if action is Action.CLOSED:
-        mark.closed_ms = at_ms
-    mark.note(at_ms, action, team, note)
-    if action in (Action.CLOSED, Action.REJECTED) and mark.rule == RuleFamily.CRIMINAL_REFERRAL and never_transferred:
+
+
+def _flag_if_untransferred(mark: LeadMark, action: Action, at_ms: int) -> None:
+    """A criminal referral, never transferred, closed or rejected: NOT_TRANSFERRED."""
+    if action in (Action.CLOSED, Action.REJECTED) and mark.rule == RuleFamily.CRIMINAL_REFERRAL:
         # 以罚代刑 is the failure oversight exists for: the reason stays on the
         # record (CLOSED and REJECTED need one) and the lead goes to oversight.
         mark.flag(Escalation.NOT_TRANSFERRED, at_ms)
-    return True
 
 
 def check_feedback(status: str, action: str, note: str | None) -> Action:
@@ -270,23 +280,39 @@ def deadlines(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None
     if mark.status in ACTIVE:
         out[CLOSE_OVERDUE] = mark.opened_ms + lifecycle.close_ms(mark.severity)
     if mark.rule == RuleFamily.CRIMINAL_REFERRAL:
-        transferred, taken_up = mark.transferred_ms, mark.taken_up_ms
-        if mark.status is LeadStatus.TRANSFERRED and transferred is not None and (
-                taken_up is None or taken_up > transferred + lifecycle.police_filing_ms):
-            # none yet, or the police's record dated after the limit: late, whatever order they came in
-            out[Escalation.TRANSFER_UNFILED] = transferred + lifecycle.police_filing_ms
-        elif found_ms is not None:
-            # Not transferred: by the records' own dates, overdue if the police have no case on it by the
-            # deadline, or took it up only after (late), whatever order the records came in.
-            due = found_ms + lifecycle.transfer_ms
-            if mark.status in ACTIVE and transferred is None and (taken_up is None or taken_up > due):
-                out[Escalation.TRANSFER_OVERDUE] = due
-        elif mark.status in ACTIVE and transferred is None and taken_up is None:
-            out[Escalation.TRANSFER_OVERDUE] = mark.opened_ms + lifecycle.transfer_ms
+        out.update(_transfer_deadline(mark, lifecycle, found_ms))
     if mark.status is LeadStatus.CLOSED and mark.closed_ms is not None:
         out[RECHECK_DUE] = mark.closed_ms + lifecycle.recheck_ms
         out[Escalation.RECHECK_OVERDUE] = mark.closed_ms + lifecycle.recheck_ms + lifecycle.recheck_grace_ms
     return out
+
+
+def _transfer_deadline(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None) -> dict[str, int]:
+    """A criminal referral's deadline in its transfer (行刑衔接), if one applies:
+    the police's filing once it is transferred, else the transfer itself."""
+    transferred = mark.transferred_ms
+    if mark.status is LeadStatus.TRANSFERRED and transferred is not None:
+        return _filing_deadline(transferred, mark.taken_up_ms, lifecycle)
+    if mark.status not in ACTIVE or transferred is not None:
+        return {}
+    return _transfer_due(mark, lifecycle, found_ms)
+
+
+def _filing_deadline(transferred: int, taken_up: int | None, lifecycle: LifecycleSettings) -> dict[str, int]:
+    due = transferred + lifecycle.police_filing_ms
+    # none yet, or the police's record dated after the limit: late, whatever order they came in
+    return {Escalation.TRANSFER_UNFILED: due} if taken_up is None or taken_up > due else {}
+
+
+def _transfer_due(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None) -> dict[str, int]:
+    """An active referral not transferred: TRANSFER_OVERDUE, from the finding when its date is known."""
+    taken_up = mark.taken_up_ms
+    if found_ms is not None:
+        # Not transferred: by the records' own dates, overdue if the police have no case on it by the
+        # deadline, or took it up only after (late), whatever order the records came in.
+        due = found_ms + lifecycle.transfer_ms
+        return {Escalation.TRANSFER_OVERDUE: due} if taken_up is None or taken_up > due else {}
+    return {Escalation.TRANSFER_OVERDUE: mark.opened_ms + lifecycle.transfer_ms} if taken_up is None else {}
 
 
 def pending_deadline(mark: LeadMark, lifecycle: LifecycleSettings, found_ms: int | None = None) -> int | None:
@@ -300,19 +326,31 @@ def withdraw_if_answered(mark: LeadMark, lifecycle: LifecycleSettings, found_ms:
     record arrived (a tick, or overdue on arrival), when that record shows
     they took the case up by the deadline: withdrawn, so the lead is what
     the records' own dates say, whatever order they came in. Whether one was."""
-    taken_up, transferred = mark.taken_up_ms, mark.transferred_ms
+    taken_up = mark.taken_up_ms
     if taken_up is None:
         return False
-    met = {Escalation.TRANSFER_OVERDUE: found_ms is not None and taken_up <= found_ms + lifecycle.transfer_ms,
-           Escalation.TRANSFER_UNFILED: transferred is not None
-           and taken_up <= transferred + lifecycle.police_filing_ms}
+    met = _met_in_time(mark, taken_up, lifecycle, found_ms)
     withdrawn = [level for level, in_time in met.items() if in_time and level in mark.escalated]
-    for level in withdrawn:
+    if withdrawn:
+        _withdraw(mark, withdrawn, now_ms)
+    return bool(withdrawn)
+
+
+def _met_in_time(mark: LeadMark, taken_up: int, lifecycle: LifecycleSettings,
+                 found_ms: int | None) -> dict[Escalation, bool]:
+    """Whether the police took the case up by each transfer deadline."""
+    transferred = mark.transferred_ms
+    return {Escalation.TRANSFER_OVERDUE: found_ms is not None and taken_up <= found_ms + lifecycle.transfer_ms,
+            Escalation.TRANSFER_UNFILED: transferred is not None
+            and taken_up <= transferred + lifecycle.police_filing_ms}
+
+
+def _withdraw(mark: LeadMark, levels: list[Escalation], now_ms: int) -> None:
+    """Withdraw these escalations on evidence; the lead stays with oversight only for what remains."""
+    for level in levels:
         mark.escalated = tuple(e for e in mark.escalated if e != level)
         mark.note(now_ms, WITHDRAWN + level, None, "公安机关已按期受案或立案")
-    if withdrawn:
-        mark.oversight = mark.rule == RuleFamily.REVERSE_REFERRAL or any(e in OVERSIGHT for e in mark.escalated)
-    return bool(withdrawn)
+    mark.oversight = mark.rule == RuleFamily.REVERSE_REFERRAL or any(e in OVERSIGHT for e in mark.escalated)
 
 
 def escalate_if_due(mark: LeadMark, lifecycle: LifecycleSettings, now_ms: int,
@@ -329,10 +367,27 @@ def is_overdue(lead: dict[str, Any]) -> bool:
     """A published lead record past a deadline it was escalated for, and still active."""
     if lead["status"] not in ACTIVE:
         return False
+    raised = _raised_since_reopening(lead)
+    return any(f"ESCALATED_{level}" in raised for level in _overdue_levels(lead))
+
+
+def _raised_since_reopening(lead: dict[str, Any]) -> set[str]:
+    """The statuses in the lead's history since its last reopening."""
     since = max((i for i, h in enumerate(lead["history"]) if h["status"] == "REOPENED"), default=-1)
-    raised = {h["status"] for h in lead["history"][since + 1:]}
-    police = TAKEN_UP & {k["kind"] for k in lead.get("links") or []}
-    return f"ESCALATED_{CLOSE_OVERDUE}" in raised or (
-        lead["status"] == "OPEN" and f"ESCALATED_{ACKNOWLEDGE_OVERDUE}" in raised) or (
-        lead["status"] != LeadStatus.TRANSFERRED and f"ESCALATED_{Escalation.TRANSFER_OVERDUE}" in raised) or (
-        lead["status"] == LeadStatus.TRANSFERRED and not police and f"ESCALATED_{Escalation.TRANSFER_UNFILED}" in raised)
+    return {h["status"] for h in lead["history"][since + 1:]}
+
+
+def _overdue_levels(lead: dict[str, Any]) -> list[str]:
+    """The escalations that leave an active lead of its status overdue: a
+    missed closure; a missed acknowledgement while it is OPEN; a missed
+    transfer until it is TRANSFERRED, and after it the police's missed
+    filing while no record shows they took the case up."""
+    status = lead["status"]
+    levels: list[str] = [CLOSE_OVERDUE]
+    if status == LeadStatus.OPEN:
+        levels.append(ACKNOWLEDGE_OVERDUE)
+    if status != LeadStatus.TRANSFERRED:
+        levels.append(Escalation.TRANSFER_OVERDUE)
+    elif not TAKEN_UP & {k["kind"] for k in lead.get("links") or []}:
+        levels.append(Escalation.TRANSFER_UNFILED)
+    return levels
