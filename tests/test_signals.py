@@ -5,6 +5,7 @@ related parties. ``test_signals_on_broker`` runs the demo's part end to end."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import datetime as dt
 import random
 from pathlib import Path
@@ -17,6 +18,7 @@ from connectors.samr_credit import SamrCreditConnector
 from connectors.sdk import RowRejected
 from hub.domain import indexes, signals, storage
 from hub.domain.events import EventKind
+from hub.domain.rules import Fact, to_fact
 from hub.domain.leads import BusinessState
 from hub.domain.pii import PersonalDataHasher
 from hub.domain.teams import parse_teams, recipients
@@ -26,7 +28,7 @@ from hub.devtools.samples import _headers, write_csv
 from hub.trust import Role
 from hub.devtools.signal_samples import (COMPLAINANTS, HAM_MAKER, LISTED, NEWCO, REPRESENTATIVE, SERIAL, SWEETS, TEA,
                                 complaint_rows, write_signals)
-from tests.bus import Bus
+from hub.testing.bus import Bus
 from tests.test_rules import NOW, RULES, event
 
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -137,20 +139,20 @@ def test_a_batch_trace_corroborated_by_a_complaint_names_no_complainant_among_it
 
 
 def test_a_complainant_filing_against_20_businesses_in_30_days_is_serial_and_each_is_told_once() -> None:
-    index = BusinessState()
+    index = indexes.ComplainantIndex()
     for i in range(19):
         party = signals.Party(f"B{i}", None, f"店{i}", "410502", (), dt.date(2026, 10, 1))
-        indexes.count(index, "complainant:s", complaint(str(i), dt.date(2026, 10, 1 + i), "s"), party, RULES)
+        indexes.count(index, complaint(str(i), dt.date(2026, 10, 1 + i), "s"), party, RULES)
         assert indexes.serial_to_tell(index, RULES) == []
     party = signals.Party("B19", None, "店19", "410502", (), dt.date(2026, 10, 20))
-    assert indexes.count(index, "complainant:s", complaint("19", dt.date(2026, 10, 20), "s"), party, RULES)
+    assert indexes.count(index, complaint("19", dt.date(2026, 10, 20), "s"), party, RULES)
     assert len(indexes.serial_to_tell(index, RULES)) == 20
     assert indexes.serial_to_tell(index, RULES) == []  # told already
     party = signals.Party("B20", None, "店20", "410502", (), dt.date(2026, 11, 20))
-    indexes.count(index, "complainant:s", complaint("20", dt.date(2026, 11, 20), "s"), party, RULES)
+    indexes.count(index, complaint("20", dt.date(2026, 11, 20), "s"), party, RULES)
     assert indexes.serial_to_tell(index, RULES) == ["B20"]  # a later business, told as it comes
-    told = BusinessState.from_bytes(index.to_bytes())
-    assert indexes.serial_to_tell(told, RULES) == []  # what it told is part of its state
+    told = indexes.from_bytes(signals.IndexKind.COMPLAINANT, indexes.to_bytes(index))
+    assert told == index and indexes.serial_to_tell(told, RULES) == []  # what it told is part of its state
 
 
 # -- batch trace (可追溯) ----------------------------------------------------
@@ -194,12 +196,18 @@ def test_a_batch_trace_reaches_the_sellers_county_teams() -> None:
 
 # -- area risk (风险预警) -----------------------------------------------------
 
+def key_of(key: str) -> signals.IndexKey:
+    parsed = signals.IndexKey.parse(key)
+    assert parsed is not None
+    return parsed
+
+
 def area(businesses: list[tuple[str, dt.date]]) -> BusinessState:
     index = BusinessState()
     for key, day in businesses:
         e = sample(f"{key}-{day}", day, producer=False, region="410526", items=("铅(以Pb计)",), category="蔬菜制品")
         [area_key] = signals.area_keys(e)
-        indexes.count(index, area_key, e, signals.Party(key, None, key, "410526", (), day), RULES)
+        indexes.count_sample(index, key_of(area_key), e, signals.Party(key, None, key, "410526", (), day), RULES)
     return index
 
 
@@ -217,7 +225,7 @@ def test_an_area_names_a_member_by_its_uscc_whether_resolution_came_before_or_af
                    category="蔬菜制品")
         [area_key] = signals.area_keys(e)
         for subject in order:
-            indexes.count(index, area_key, e, subject, RULES)
+            indexes.count_sample(index, key_of(area_key), e, subject, RULES)
         found.append(rules_of(index, area_key)["AREA_RISK"]["parties"])
     assert found[0] == found[1] == found[2] and uscc in {p["business_key"] for p in found[0]}
 
@@ -240,7 +248,7 @@ def test_three_businesses_raise_one_area_lead_a_fourth_joins_it_two_raise_none()
     assert [p["business_key"] for p in first["parties"]] == ["A", "B", "C"]
     assert first["business_id"] is None and first["region"]["code"] == "410526"
     e = sample("D-1", dt.date(2026, 11, 12), producer=False, region="410526", items=("铅",), category="蔬菜制品")
-    indexes.count(index, key, e, signals.Party("D", None, "D", "410526", (), dt.date(2026, 11, 12)), RULES)
+    indexes.count_sample(index, key_of(key), e, signals.Party("D", None, "D", "410526", (), dt.date(2026, 11, 12)), RULES)
     joined = rules_of(index, key)["AREA_RISK"]
     assert joined["lead_id"] == first["lead_id"] and len(joined["parties"]) == 4
 
@@ -279,7 +287,7 @@ def party(key: str, *reasons: str) -> signals.Party:
 
 
 def test_a_listed_members_representative_links_the_others_once_each() -> None:
-    index = BusinessState()
+    index = indexes.PersonIndex()
     assert indexes.member(index, party("A", "LISTED"), RULES) == []
     [(to, other)] = indexes.member(index, party("B"), RULES)
     assert to == "B" and other.key == "A" and other.reasons == ("LISTED",)
@@ -291,7 +299,7 @@ def test_a_listed_members_representative_links_the_others_once_each() -> None:
 
 def test_a_removed_listing_is_told_as_withdrawn_once_and_told_again_if_listed_again() -> None:
     """Issue 32: a RELATED_PARTY lead kept saying 已列入严重违法失信名单 after the removal."""
-    index = BusinessState()
+    index = indexes.PersonIndex()
     indexes.member(index, party("A", "LISTED"), RULES)
     indexes.member(index, party("B"), RULES)
     [(to, withdrawn)] = indexes.member(index, party("A"), RULES)  # A's listing removed
@@ -303,7 +311,7 @@ def test_a_removed_listing_is_told_as_withdrawn_once_and_told_again_if_listed_ag
 
 def test_an_over_common_representative_links_nothing() -> None:
     rules = dataclasses.replace(RULES, related_party_max_businesses=3)
-    index = BusinessState()
+    index = indexes.PersonIndex()
     for key in "ABCD":
         indexes.member(index, party(key), rules)
     assert indexes.member(index, party("E", "LISTED"), rules) == []
@@ -470,3 +478,52 @@ def test_state_v3_reads_as_v4() -> None:
     old["v"], old["f"] = 3, [f[:17] for f in raw["f"]]
     back = BusinessState.from_bytes(orjson.dumps(old))
     assert back.facts["test:i1"] == state.facts["test:i1"] and back.credit is None and back.serial == set()
+
+
+def test_the_indexes_are_stored_as_their_own_types_and_read_back(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 34: a complainant's and a person's index are index states with
+    named members (not business states with facts standing for members);
+    the worker's pass over its partitions reads past them."""
+    bus = signal_bus(tmp_path)
+    kinds = {key: indexes.index_kind(key) for key in bus.businesses}
+    complainants = [k for k, kind in kinds.items() if kind is signals.IndexKind.COMPLAINANT]
+    persons = [k for k, kind in kinds.items() if kind is signals.IndexKind.PERSON]
+    assert complainants and persons
+    serial = [indexes.from_bytes(signals.IndexKind.COMPLAINANT, bus.businesses[k]) for k in complainants]
+    assert any(index.told for index in serial)  # the serial filer's businesses were told
+    [person] = [indexes.from_bytes(signals.IndexKind.PERSON, bus.businesses[k]) for k in persons]
+    assert isinstance(person, indexes.PersonIndex)
+    assert {m.name for m in person.members.values()} >= {LISTED.name, NEWCO.name}
+    assert indexes.Told(NEWCO.uscc, LISTED.uscc, "LISTED") in person.told
+    for key in complainants + persons:
+        assert json.loads(bus.businesses[key])["i"] in ("complainant", "person")
+        assert indexes.to_bytes(indexes.from_bytes(kinds[key], bus.businesses[key])) == bus.businesses[key]
+    with caplog.at_level("ERROR"):
+        bus.flow.assign(frozenset(range(4)))  # no index is read as a business's state
+    assert not [r for r in caplog.records if "cannot be read" in r.getMessage()]
+
+
+def test_an_index_kept_in_a_business_states_layout_is_migrated() -> None:
+    """Before index states had types of their own, a person's members were
+    facts (USCC in ``summary``, reasons in ``identity``) and what an index
+    told was a ``told:`` entry among the flagged: both read as the new types."""
+    person = BusinessState()
+    person.facts["member:A"] = Fact("member:A", "SAMR", "REGISTRATION", dt.date(2026, 11, 1), False, "", "UA", "", 0,
+                                    identity="CRIMINAL_REFERRAL,LISTED", party="A", party_name="A公司",
+                                    party_region="410506")
+    person.facts["member:unresolved:4105:b>c"] = Fact(
+        "member:unresolved:4105:b>c", "SAMR", "REGISTRATION", dt.date(2026, 11, 2), False, "", "", "", 0,
+        party="unresolved:4105:b>c", party_name="B店")
+    person.flagged = {"told:unresolved:4105:b>c>A:LISTED", "told:A>unresolved:4105:b>c:LISTED"}
+    read = indexes.from_bytes(signals.IndexKind.PERSON, person.to_bytes())
+    assert read == indexes.PersonIndex(
+        {"A": indexes.Member("A", "UA", "A公司", "410506", ("CRIMINAL_REFERRAL", "LISTED"), dt.date(2026, 11, 1)),
+         "unresolved:4105:b>c": indexes.Member("unresolved:4105:b>c", None, "B店", None, (), dt.date(2026, 11, 2))},
+        {indexes.Told("unresolved:4105:b>c", "A", "LISTED"), indexes.Told("A", "unresolved:4105:b>c", "LISTED")})
+    complainant = BusinessState()
+    complainant.facts["c1"] = dataclasses.replace(
+        to_fact(complaint("1", dt.date(2026, 10, 1), "s"), RULES), event_id="c1", party="B1", party_name="店1")
+    complainant.flagged = {"told:B1"}
+    assert indexes.from_bytes(signals.IndexKind.COMPLAINANT, complainant.to_bytes()) == indexes.ComplainantIndex(
+        {"c1": indexes.Filing("c1", "B1", "店1", dt.date(2026, 10, 1))}, {"B1"})

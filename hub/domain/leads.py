@@ -225,7 +225,7 @@ class BusinessState:
         if len(self.facts) > rules.history_max_events or any(f.occurred_on < horizon for f in self.facts.values()):
             self._forget(horizon, rules.history_max_events)
         self.leads = {k: m for k, m in self.leads.items() if m.window_start >= horizon}
-        self.flagged = {f for f in self.flagged if f in self.facts or f.startswith(signals.TOLD)}
+        self.flagged = {f for f in self.flagged if f in self.facts}
 
     def _forget(self, horizon: dt.date, most: int) -> None:
         """Keep the ``most`` latest facts from ``horizon`` on; remember up to
@@ -341,9 +341,10 @@ class BusinessState:
                 rectifications: list[followup.Rectification]) -> list[LeadDraft]:
         """What the history makes: a business's leads, or an index's own
         (an area's; none at another index)."""
-        if signals.is_index_key(business_key):
+        index = signals.IndexKey.parse(business_key)
+        if index is not None:
             return signals.area_drafts(business_key, self.facts.values(), rules) \
-                if business_key.startswith(signals.AREA_PREFIX) else []
+                if index.kind is signals.IndexKind.AREA else []
         facts = list(self.facts.values())
         return evaluate(business_key, facts, rules) + signals.drafts(business_key, facts, self.serial, rules) \
             + followup.overdue_drafts(business_key, rectifications, self.flagged, deadlines.rectification_grace_days)

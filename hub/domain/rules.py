@@ -23,7 +23,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol, TypeVar
 
 from hub.domain.events import (COMPLAINT_KINDS, POLICE_TAKES_UP, Event, EventKind, Outcome, detail_of, outcome,
                                reporting_delay_s)
@@ -315,12 +315,24 @@ def lead_id(business_key: str, rule: RuleFamily, window_start: dt.date) -> str:
     return f"{LEAD_ID_PREFIX}{digest[:20]}"
 
 
-def chains(facts: list[Fact], window_days: int,
-            qualifies: Callable[[list[Fact]], bool]) -> list[list[Fact]]:
+class Dated(Protocol):
+    """A record the windows slide over: a fact, or a filing at a complainant's index."""
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def occurred_on(self) -> dt.date: ...
+
+
+D = TypeVar("D", bound=Dated)
+
+
+def chains(facts: list[D], window_days: int, qualifies: Callable[[list[D]], bool]) -> list[list[D]]:
     """Slide a window of ``window_days`` ending at each fact; every window that
     qualifies is a hit; hits that chain (the next starts within the window of
     the previous one's last fact) merge into one group of evidence."""
-    groups: list[list[Fact]] = []
+    groups: list[list[D]] = []
     last_end: dt.date | None = None
     start = 0
     for i, fact in enumerate(facts):

@@ -5,7 +5,7 @@ Two of them live in one business's history like the first rules:
 ``COMPLAINTS`` (distinct complainants against the business) and
 ``BATCH_TRACE`` (a producer's batch failing at distinct sellers). The others
 need what many businesses share, so they meet at **index states**, keyed by
-what is shared and kept in the businesses' table like a business's state:
+what is shared and kept in the businesses' table:
 
 - ``complainant:<ref>``: every business one complainant filed against. At
   ``serial_filer_businesses`` within the window the complainant is a serial
@@ -20,12 +20,13 @@ what is shared and kept in the businesses' table like a business's state:
   more than ``related_party_max_businesses`` (an over-common value links
   nothing, as an agent who registers hundreds would link them all).
 
-An index keeps its members as facts: ``party`` is the member's business
-key, ``party_name`` and ``party_region`` its name and division; at a
-person index ``summary`` holds the member's USCC and ``identity`` its
-reasons (LISTED, CRIMINAL_REFERRAL). What an index told whom is in the
-state's ``flagged`` set, as ``told:`` entries, so a replay tells nobody twice.
-What changes an index state is in ``hub.domain.indexes``; the flow carries the messages.
+An index key is an ``IndexKey`` (its ``IndexKind`` and what is shared).
+The index states and what changes them are in ``hub.domain.indexes``: a
+complainant's and a person's have types of their own, with named members
+and what they told (so a replay tells nobody twice); an area's holds a lead,
+so it is a business state whose facts are its members' failed samples
+(``party``: the member's key, ``party_name``, ``party_region``). The flow
+carries the messages.
 """
 from __future__ import annotations
 
@@ -38,17 +39,46 @@ from typing import Any, Callable, Iterable
 from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of
 from hub.domain.lifecycle import LeadMark
 from hub.domain.names import normalise_name
-from hub.domain.rules import Fact, LeadDraft, RuleFamily, chains, batch_of, category, lead_id
+from hub.domain.rules import D, Fact, LeadDraft, RuleFamily, chains, batch_of, category, lead_id
 from hub.settings import RuleSettings
 
-COMPLAINANT_PREFIX = "complainant:"
-PERSON_PREFIX = "person:"
-AREA_PREFIX = "area:"
-INDEX_PREFIXES = (COMPLAINANT_PREFIX, PERSON_PREFIX, AREA_PREFIX)
-TOLD = "told:"
-MEMBER_PREFIX = "member:"
 LINK_PREFIX = "link:"
 _QUALIFIER = re.compile(r"[（(].*$")
+
+
+class IndexKind(enum.StrEnum):
+    """What an index state gathers businesses by."""
+
+    COMPLAINANT = "complainant"  # one complainant's filings (keyed hash)
+    AREA = "area"  # one county's failures of one item in one category
+    PERSON = "person"  # one legal representative's businesses (keyed hash)
+
+
+@dataclass(frozen=True)
+class IndexKey:
+    """The key of an index state, ``<kind>:<ref>``: a complainant's or a
+    person's keyed hash, or an area's ``<county>|<item>|<category>``."""
+
+    kind: IndexKind
+    ref: str
+
+    @classmethod
+    def parse(cls, key: str) -> "IndexKey | None":
+        """The index a key names, or None for a business's key."""
+        kind, sep, ref = key.partition(":")
+        return cls(IndexKind(kind), ref) if sep and kind in _INDEX_KINDS else None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.ref}"
+
+    @property
+    def area(self) -> tuple[str, str, str]:
+        """An area's county, item and category."""
+        county, item, kind = self.ref.split("|", 2)
+        return county, item, kind
+
+
+_INDEX_KINDS = frozenset(k.value for k in IndexKind)
 
 
 class Reason(enum.StrEnum):
@@ -136,14 +166,14 @@ class Credit:
 
 
 def is_index_key(key: str) -> bool:
-    return key.startswith(INDEX_PREFIXES)
+    return IndexKey.parse(key) is not None
 
 
 def complainant_key(event: Event) -> str | None:
     """The index of the complainant of a complaint or tip-off."""
     if event["kind"] not in COMPLAINT_KINDS:
         return None
-    return COMPLAINANT_PREFIX + str(detail_of(event)["complainant_ref"])
+    return str(IndexKey(IndexKind.COMPLAINANT, str(detail_of(event)["complainant_ref"])))
 
 
 def area_keys(event: Event) -> list[str]:
@@ -158,11 +188,11 @@ def area_keys(event: Event) -> list[str]:
     if not re.fullmatch(r"\d{4}(?!00)\d{2}", county) or not kind:
         return []  # no county (a province or city code says too little), or no category
     items = sorted({normalise_name(_QUALIFIER.sub("", f["item"])) for f in event["findings"] if f["failed"]})
-    return [f"{AREA_PREFIX}{county}|{item}|{normalise_name(kind)}" for item in items if item]
+    return [str(IndexKey(IndexKind.AREA, f"{county}|{item}|{normalise_name(kind)}")) for item in items if item]
 
 
 def person_keys(refs: Iterable[str]) -> list[str]:
-    return [PERSON_PREFIX + ref for ref in sorted(refs)]
+    return [str(IndexKey(IndexKind.PERSON, ref)) for ref in sorted(refs)]
 
 
 def legal_representative(event: Event) -> str | None:
@@ -188,7 +218,7 @@ def _complaints(business_key: str, facts: list[Fact], serial: set[str], rules: R
     counted = sorted((f for f in complaints if f.source_record_id not in refused and f.party not in serial),
                      key=lambda f: (f.occurred_on, f.event_id))
     return [_draft(business_key, RuleFamily.COMPLAINTS, group)
-            for group in windows(counted, rules.complaints_window_days, rules.complaints_min_complainants)]
+            for group in windows(counted, rules.complaints_window_days, rules.complaints_min_complainants, _party)]
 
 
 def _batches(business_key: str, facts: list[Fact], rules: RuleSettings) -> list[LeadDraft]:
@@ -216,8 +246,7 @@ def _related(business_key: str, facts: list[Fact]) -> list[LeadDraft]:
                       tuple(links)) for day, links in sorted(by_day.items())]
 
 
-def windows(facts: list[Fact], window_days: int, least: int,
-             who: Callable[[Fact], str] = lambda f: f.party) -> list[list[Fact]]:
+def windows(facts: list[D], window_days: int, least: int, who: Callable[[D], str]) -> list[list[D]]:
     """Facts (sorted by date) in windows of ``window_days`` holding at least
     ``least`` distinct parties (``who``), chained as the first rules' are."""
     return chains(facts, window_days, lambda window: len({who(f) for f in window}) >= least)
@@ -296,3 +325,7 @@ def member_name(fact: Fact) -> str:
     one record under its USCC and one under its provisional key (no USCC,
     not resolved yet) counts once."""
     return normalise_name(fact.party_name) or fact.party
+
+
+def _party(fact: Fact) -> str:
+    return fact.party

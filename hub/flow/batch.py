@@ -10,9 +10,12 @@ from time import perf_counter
 from typing import Any, Callable
 
 from hub.audit.entries import UNPROVEN
+from hub.domain import indexes
+from hub.domain.indexes import IndexState
 from hub.domain.leads import BusinessState
 from hub.domain.pii import PersonalDataHasher
 from hub.domain.resolution import ResolverState
+from hub.domain.signals import IndexKind
 from hub.domain.teams import Team
 from hub.flow.effects import Effects, Send, Stage
 from hub.flow.messages import Reader, Record
@@ -110,6 +113,10 @@ class Batch:
     # state from before (a snapshot; a resolver's bytes).
     undo: dict[bytes, BusinessState | None] = field(default_factory=dict)
     undo_resolvers: dict[bytes, bytes | None] = field(default_factory=dict)
+    # A complainant's and a person's index states (an area's is a BusinessState).
+    indexes: dict[bytes, IndexState] = field(default_factory=dict)
+    changed_indexes: dict[bytes, IndexState] = field(default_factory=dict)
+    undo_indexes: dict[bytes, IndexState | None] = field(default_factory=dict)
     current: Record | None = None
     sender: str = UNPROVEN  # the identity that signed the record being applied
     fresh: set[str] = field(default_factory=set)  # event IDs first seen in this batch (for late reports)
@@ -143,6 +150,17 @@ class Batch:
         if state is None:
             raw = self.loader.store.resolver.get(key)
             state = self.resolvers[key] = ResolverState.from_bytes(raw) if raw is not None else ResolverState()
+        return state
+
+    def index(self, key: bytes, kind: IndexKind) -> IndexState:
+        """A complainant's or a person's index state, loaded once a batch;
+        remembered for the rollback."""
+        state = self.indexes.get(key)
+        if key not in self.undo_indexes:
+            self.undo_indexes[key] = None if state is None else state.snapshot()
+        if state is None:
+            raw = self.loader.store.businesses.get(key)
+            state = self.indexes[key] = indexes.from_bytes(kind, raw) if raw is not None else indexes.new_index(kind)
         return state
 
     def resolve(self, target: str, message: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from time import perf_counter
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from hub.audit.entries import UNPROVEN
+from hub.domain import indexes
 from hub.domain.leads import BusinessState
 from hub.domain.pii import PersonalDataHasher, describe
 from hub.domain.resolution import ResolverState
@@ -40,7 +41,7 @@ from hub.flow.drawing import draw_leads
 from hub.flow.effects import Effects, Stage, StateWrite, Unresolved
 from hub.flow.messages import EventMessage, FeedbackMessage, Message, Reader, Record, Refused, Tick
 from hub.flow.store import Store
-from hub.flow.topics import RESOLVER_TABLE
+from hub.flow.topics import BUSINESS_TABLE, RESOLVER_TABLE
 from hub.settings import FlowSettings
 from hub.trust import Role, Verifier
 
@@ -91,6 +92,8 @@ class Flow:
         self.decoded.clear()
         for key, data in self.store.businesses.items():
             partition = self.store.partition_of(key)
+            if indexes.index_kind(key) is not None:
+                continue  # an index state: no deadlines, no leads to owe
             if partition in partitions and (state := _readable(BusinessState.from_bytes, data)) is not None:
                 self.deadlines.index(key, state, partition)
                 if state.resume(self.incarnation):
@@ -130,6 +133,8 @@ class Flow:
             self._apply_record(batch, Record(*raw), latest, int(now * 1000))
         draw_leads(self.context, batch)
         started = perf_counter()
+        for key, index in batch.changed_indexes.items():
+            effects.states.append(StateWrite(BUSINESS_TABLE, key, indexes.to_bytes(index)))
         for key, resolver in batch.changed_resolvers.items():
             self._summarise_unresolved(key, resolver)
             effects.states.append(StateWrite(RESOLVER_TABLE, key, resolver.to_bytes()))
@@ -194,6 +199,7 @@ class Flow:
             batch.applied[key].pop()
         _restore(batch.undo, batch.states, batch.changed, lambda state: state)
         _restore(batch.undo_resolvers, batch.resolvers, batch.changed_resolvers, ResolverState.from_bytes)
+        _restore(batch.undo_indexes, batch.indexes, batch.changed_indexes, lambda index: index)
         del batch.effects.first[marks[0]:], batch.effects.observations[marks[1]:], batch.effects.audit[marks[2]:]
         batch.effects.oldest_received_at = marks[3]
 

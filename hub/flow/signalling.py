@@ -17,13 +17,16 @@ from typing import Any
 
 from hub.domain import indexes, signals
 from hub.domain.events import Event, cst_day
+from hub.domain.signals import IndexKey, IndexKind
 from hub.domain.leads import Accepted, BusinessState
 from hub.flow.batch import Batch, Context
 from hub.flow.effects import Observation, Seen
 from hub.flow.messages import Refused, ResolutionKind, ResolutionMessage, resolution_message
 
-_TARGETS = {ResolutionKind.SIGNAL: (signals.COMPLAINANT_PREFIX, signals.AREA_PREFIX),
-            ResolutionKind.MEMBER: (signals.PERSON_PREFIX,)}
+# Where each kind may be sent: to an index of these kinds (None: to a business).
+_TARGETS: dict[ResolutionKind, frozenset[IndexKind] | None] = {
+    ResolutionKind.SIGNAL: frozenset({IndexKind.COMPLAINANT, IndexKind.AREA}),
+    ResolutionKind.MEMBER: frozenset({IndexKind.PERSON}), ResolutionKind.SERIAL: None, ResolutionKind.LINK: None}
 
 
 def send_for_event(batch: Batch, key: bytes, state: BusinessState, event: Event, accepted: Accepted,
@@ -59,48 +62,62 @@ def _send(batch: Batch, kind: ResolutionKind, targets: list[str], **fields: Any)
 
 
 def apply(ctx: Context, message: ResolutionMessage, batch: Batch) -> None:
-    kind, key = message.kind, message.key.decode()
-    prefixes = _TARGETS.get(kind)
-    if (prefixes is not None and not key.startswith(prefixes)) or (prefixes is None and signals.is_index_key(key)):
-        raise Refused("misrouted_resolution", f"{kind} sent to a key of another kind")
+    target = IndexKey.parse(message.key.decode())
+    if _misrouted(target, _TARGETS[message.kind]):
+        raise Refused("misrouted_resolution", f"{message.kind} sent to a key of another kind")
+    _APPLY[message.kind](ctx, message, batch, target)
+
+
+def _misrouted(target: IndexKey | None, allowed: frozenset[IndexKind] | None) -> bool:
+    if allowed is None:  # for a business
+        return target is not None
+    return target is None or target.kind not in allowed
+
+
+def _signal(ctx: Context, message: ResolutionMessage, batch: Batch, target: IndexKey | None) -> None:
+    """A complaint at its complainant's index (which may tell the businesses
+    that the complainant files serially), or a failed sample at an area's."""
+    assert message.event is not None and target is not None  # the reader refuses a SIGNAL without its event
+    subject = signals.Party.from_message(message.body["party"])
+    if target.kind is IndexKind.AREA:
+        state = batch.state(message.key, message.record.partition)
+        if indexes.count_sample(state, target, message.event, subject, ctx.rules):
+            batch.changed[message.key] = state
+        return
+    index = batch.index(message.key, target.kind)
+    assert isinstance(index, indexes.ComplainantIndex)
+    if indexes.count(index, message.event, subject, ctx.rules):
+        batch.changed_indexes[message.key] = index
+        _send(batch, ResolutionKind.SERIAL, indexes.serial_to_tell(index, ctx.rules), index_key=str(target))
+
+
+def _member(ctx: Context, message: ResolutionMessage, batch: Batch, target: IndexKey | None) -> None:
+    """A business at its legal representative's index: the links to tell."""
+    assert target is not None
+    index = batch.index(message.key, target.kind)
+    assert isinstance(index, indexes.PersonIndex)
+    for to, other in indexes.member(index, signals.Party.from_message(message.body["party"]), ctx.rules):
+        _send(batch, ResolutionKind.LINK, [to], party=other.to_message())
+    batch.changed_indexes[message.key] = index
+
+
+def _serial(ctx: Context, message: ResolutionMessage, batch: Batch, target: IndexKey | None) -> None:
+    """A business told that one of its complainants files serially."""
     state = batch.state(message.key, message.record.partition)
-    if _APPLY[kind](ctx, message, batch, state):
+    ref = str(message.body["index_key"]).removeprefix(f"{IndexKind.COMPLAINANT}:")
+    if ref not in state.serial:
+        state.serial.add(ref)
         batch.changed[message.key] = state
 
 
-def _signal(ctx: Context, message: ResolutionMessage, batch: Batch, state: BusinessState) -> bool:
-    """A business's record at a complainant's or an area's index."""
-    assert message.event is not None  # the reader refuses a SIGNAL without one
-    key = message.key.decode()
-    changed = indexes.count(state, key, message.event, signals.Party.from_message(message.body["party"]), ctx.rules)
-    if changed and key.startswith(signals.COMPLAINANT_PREFIX):
-        _send(batch, ResolutionKind.SERIAL, indexes.serial_to_tell(state, ctx.rules), index_key=key)
-    return changed
-
-
-def _member(ctx: Context, message: ResolutionMessage, batch: Batch, state: BusinessState) -> bool:
-    """A business at its legal representative's index: the links to tell."""
-    for to, other in indexes.member(state, signals.Party.from_message(message.body["party"]), ctx.rules):
-        _send(batch, ResolutionKind.LINK, [to], party=other.to_message())
-    return True
-
-
-def _serial(ctx: Context, message: ResolutionMessage, batch: Batch, state: BusinessState) -> bool:
-    """A business told that one of its complainants files serially."""
-    complainant = str(message.body["index_key"]).removeprefix(signals.COMPLAINANT_PREFIX)
-    changed = complainant not in state.serial
-    state.serial.add(complainant)
-    return changed
-
-
-def _link(ctx: Context, message: ResolutionMessage, batch: Batch, state: BusinessState) -> bool:
+def _link(ctx: Context, message: ResolutionMessage, batch: Batch, target: IndexKey | None) -> None:
     """A business told of another of its legal representative's that matters."""
+    state = batch.state(message.key, message.record.partition)
     fact = signals.link_fact(signals.Party.from_message(message.body["party"]))
     known = state.facts.get(fact.event_id)
-    changed = known is None or known.outcome != fact.outcome  # new, withdrawn, or told again after that
-    if changed:
+    if known is None or known.outcome != fact.outcome:  # new, withdrawn, or told again after that
         state.facts[fact.event_id] = fact
-    return changed
+        batch.changed[message.key] = state
 
 
 _APPLY = {ResolutionKind.SIGNAL: _signal, ResolutionKind.MEMBER: _member, ResolutionKind.SERIAL: _serial,
