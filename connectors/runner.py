@@ -18,12 +18,12 @@ from confluent_kafka import KafkaError, Message, Producer
 from connectors.offsets import FileCursor, OffsetStore, fingerprint
 from connectors.sdk import Connector, RowRejected, SourceRow
 from connectors.tabular import TABULAR_SUFFIXES, FileFormatError
-from hub.domain.events import event_key
+from hub.domain.events import Event, event_key
 from hub.domain.pii import describe
 from hub.domain.validation import Invalid, check_record, latest_date
 from hub.edge.metrics import Metrics
 from hub.kafka.serde import Serde
-from hub.settings import Settings
+from hub.settings import Settings, ValidationSettings
 from hub.kafka.topics import DEADLETTER_TOPIC, events_topic, producer_config
 from hub.trust import Role, signer
 
@@ -77,6 +77,87 @@ def dead_letter(stage: str, reason_code: str, reason: str, original: dict[str, s
     return {"stage": stage, "source_file": file, "source_row": row, "column": column,
             "reason_code": reason_code, "reason": reason, "original": original,
             "failed_at": dt.datetime.now(dt.timezone.utc)}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why the runner dead-letters a row, or a whole file: a reason code, a
+    reason that never quotes a cell, and the column to blame when there is one."""
+
+    reason_code: str
+    reason: str
+    column: str | None = None
+    #: What the connector raised, when it failed (reason code ``connector_error``).
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """What the runner makes of one row, short of producing it: the
+    connector's events with their keys and encoded values, or its rejection."""
+
+    row: SourceRow
+    events: list[Event] = field(default_factory=list)
+    encoded: list[tuple[str, bytes]] = field(default_factory=list)  # (key, the value in the wire format)
+    rejection: Rejection | None = None
+
+
+def convert_row(connector: Connector, row: SourceRow, received_at: dt.datetime, limits: ValidationSettings,
+                encode_event: Callable[[Event], bytes]) -> RowOutcome:
+    """One row as ``ConnectorRunner`` publishes it, without a broker: the
+    connector's events, checked as the workers check them and encoded against
+    the event contract, or why the row goes to the dead-letter topic. A
+    connector that fails on the row fails the row alone (``connector_error``)."""
+    try:
+        events = connector.events(row, received_at)
+        latest = latest_date(received_at, limits)
+        for event in events:
+            check_record(event, limits, latest)
+        encoded = [(event_key(e), encode_event(e)) for e in events]
+        for _, value in encoded:
+            if len(value) > limits.max_event_bytes:
+                raise RowRejected("oversized_event", f"the event is {len(value)} bytes, "
+                                                     f"more than {limits.max_event_bytes}")
+    except Invalid as exc:  # the connector's own checks missed it: the event's field is named
+        return RowOutcome(row, rejection=Rejection(exc.reason_code, str(exc), exc.field))
+    except RowRejected as exc:
+        return RowOutcome(row, rejection=Rejection(exc.reason_code, str(exc), exc.column))
+    except Exception as exc:  # a connector bug must not stop the file: dead-letter the row
+        log.error("%s failed on %s row %s: %s", connector.name, row.file, row.number, describe(exc))
+        return RowOutcome(row, rejection=Rejection("connector_error", f"the connector failed: {type(exc).__name__}",
+                                                   None, exc))
+    return RowOutcome(row, events, encoded)
+
+
+def source_rows(connector: Connector, path: Path, shown: str) -> Iterator[SourceRow]:
+    """The connector's rows; a reader that fails unforeseen fails the file
+    from there on (what was read stands), never the process. Publishing
+    errors are not the reader's and are not caught here."""
+    try:
+        yield from connector.read(path)
+    except FileFormatError:
+        raise
+    except Exception as exc:
+        log.error("%s: reading %s failed: %s", connector.name, shown, describe(exc))
+        raise FileFormatError(shown, f"reading stopped ({type(exc).__name__})",
+                              reason_code="unreadable_file") from exc
+
+
+def refusal(path: Path, shown: str, limits: ValidationSettings) -> FileFormatError | None:
+    """Why the file is not read at all, if it is not: a link could point
+    anywhere (its target is not an export of this folder), and a device
+    or a pipe never ends."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return FileFormatError(shown, f"cannot be read ({type(exc).__name__})", reason_code="unreadable_file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        return FileFormatError(shown, f"{kind}: refused", reason_code="not_regular_file")
+    if info.st_size > limits.max_file_bytes:
+        return FileFormatError(shown, f"{info.st_size} bytes, more than {limits.max_file_bytes}",
+                               reason_code="oversized_file")
+    return None
 
 
 class ConnectorRunner:
@@ -213,60 +294,20 @@ class ConnectorRunner:
         self._flush()
 
     def _rows(self, path: Path, shown: str) -> Iterator[SourceRow]:
-        """The connector's rows; a reader that fails unforeseen fails the file
-        from there on (what was read stands), never the process. Publishing
-        errors are not the reader's and are not caught here."""
-        try:
-            yield from self.connector.read(path)
-        except FileFormatError:
-            raise
-        except Exception as exc:
-            log.error("%s: reading %s failed: %s", self.connector.name, shown, describe(exc))
-            raise FileFormatError(shown, f"reading stopped ({type(exc).__name__})",
-                                  reason_code="unreadable_file") from exc
+        return source_rows(self.connector, path, shown)
 
     def _refusal(self, path: Path, shown: str) -> FileFormatError | None:
-        """Why the file is not read at all, if it is not: a link could point
-        anywhere (its target is not an export of this folder), and a device
-        or a pipe never ends."""
-        try:
-            info = os.lstat(path)
-        except OSError as exc:
-            return FileFormatError(shown, f"cannot be read ({type(exc).__name__})", reason_code="unreadable_file")
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
-            return FileFormatError(shown, f"{kind}: refused", reason_code="not_regular_file")
-        limit = self.settings.validation.max_file_bytes
-        if info.st_size > limit:
-            return FileFormatError(shown, f"{info.st_size} bytes, more than {limit}", reason_code="oversized_file")
-        return None
+        return refusal(path, shown, self.settings.validation)
 
     def _publish_row(self, row: SourceRow, summary: RunSummary) -> None:
-        received_at = dt.datetime.now(dt.timezone.utc)
-        limits = self.settings.validation
-        try:
-            events = self.connector.events(row, received_at)
-            latest = latest_date(received_at, limits)
-            for event in events:
-                check_record(event, limits, latest)
-            encoded = [(event_key(e), self._encode_event(e)) for e in events]
-            for _, value in encoded:
-                if len(value) > limits.max_event_bytes:
-                    raise RowRejected("oversized_event", f"the event is {len(value)} bytes, "
-                                                         f"more than {limits.max_event_bytes}")
-        except Invalid as exc:  # the connector's own checks missed it: the event's field is named
-            self._reject(summary, exc.reason_code, str(exc), self.connector.redacted_original(row),
-                         row.file, row.number, exc.field)
+        outcome = convert_row(self.connector, row, dt.datetime.now(dt.timezone.utc), self.settings.validation,
+                              self._encode_event)
+        if outcome.rejection is not None:
+            rejected = outcome.rejection
+            self._reject(summary, rejected.reason_code, rejected.reason, self.connector.redacted_original(row),
+                         row.file, row.number, rejected.column)
             return
-        except RowRejected as exc:
-            self._reject(summary, exc.reason_code, str(exc), self.connector.redacted_original(row),
-                         row.file, row.number, exc.column)
-            return
-        except Exception as exc:  # a connector bug must not stop the file: dead-letter the row
-            log.error("%s failed on %s row %s: %s", self.connector.name, row.file, row.number, describe(exc))
-            self._reject(summary, "connector_error", f"the connector failed: {type(exc).__name__}",
-                         self.connector.redacted_original(row), row.file, row.number, None)
-            return
+        encoded = outcome.encoded
         for key, value in encoded:
             self._produce(self.topic, key, value)
         summary.events_published += len(encoded)

@@ -2,6 +2,7 @@
 once every record is resolved, whatever the order of its files and messages."""
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Iterable
 
@@ -9,7 +10,8 @@ from connectors.samr_sampling import SamrSamplingConnector
 
 from hub.domain.names import normalise_name
 from hub.devtools.samples import (BAKERY, CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, SampleBusiness, _headers, make_uscc,
-                         write_csv, write_registry)
+                         write_csv, write_registry, write_scenario)
+from hub.testing.bus import Bus
 
 SELLER = "unresolved:410502:安阳市文峰区惠民生鲜超市"
 PORK_SAMPLE = "samr.sampling:GC26410500410230101"
@@ -94,3 +96,13 @@ def ambiguity_files(folder: Path) -> dict[str, Path]:
         row("GC-ADDR-2", "河南省安阳市文峰区东风路9号", "2026-08-05"),   # B's address
     ])
     return {"registry.business": registry, "registry.business#b": registry_b, "samr.sampling#ambiguity": sampling}
+
+
+def scenario_bus(folder: Path, now: dt.datetime) -> Bus:
+    """A bus whose clock stands at ``now``, through which the sample
+    scenario's exports have run (``hub.devtools.samples.write_scenario``)."""
+    bus = Bus(clock=lambda: now.timestamp())
+    for connector, path in write_scenario(folder).items():
+        bus.publish_file(connector, path)
+    bus.run()
+    return bus

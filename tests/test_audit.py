@@ -17,7 +17,8 @@ from hub.flow.topics import feedback_topic
 from hub.devtools.samples import LIQUOR
 from hub.trust import Role, TrustStore
 from hub.trust.keys import create_key
-from tests.bus import Bus, scenario_bus
+from hub.testing.bus import Bus
+from tests.scenario import scenario_bus
 
 NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
 POLICE_TEAM = "police-jinzhong-food-crime"

@@ -241,7 +241,7 @@ def test_a_penalty_is_referred_on_the_sales_it_states_never_on_its_fine(tmp_path
     """Issue 32, item 2, through a worker's flow: 6.2万 of sales fined 3万 goes
     to the police; a 12万 fine on 8 000 元 of goods does not; a record that
     states no figure says so on the evidence."""
-    from tests.bus import Bus
+    from hub.testing.bus import Bus
 
     path = write_csv(tmp_path / "行政处罚.csv", _headers(SamrPenaltyConnector), [
         _penalty(LIQUOR, "晋太市监罚〔2026〕401号", "以假充真销售白酒", "当事人以假充真销售白酒，销售金额6.2万元", "3"),

@@ -473,7 +473,7 @@ def test_oversight_teams_are_validated_and_described() -> None:
 
 def test_the_workers_route_a_flagged_referral_to_oversight_and_refuse_its_answers(tmp_path) -> None:
     from hub.devtools.samples import VEG_BASE
-    from tests.bus import scenario_bus
+    from tests.scenario import scenario_bus
 
     bus = scenario_bus(tmp_path / "data", dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc))
     [lead] = [l for l in bus.leads.values() if l["business_id"] == VEG_BASE.uscc]

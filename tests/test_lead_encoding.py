@@ -16,7 +16,7 @@ from hub.flow.codec import EncodeError
 from hub.flow.topics import LEADS_TOPIC
 from hub.kafka.serde import SharedRuns
 from hub.devtools.samples import write_scenario
-from tests.bus import Bus
+from hub.testing.bus import Bus
 
 NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
 

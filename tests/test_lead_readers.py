@@ -19,7 +19,7 @@ from hub.kafka.readers import LeadReader, SignedReader
 from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.trust import Role, signer
-from tests.bus import scenario_bus
+from tests.scenario import scenario_bus
 from tests.test_board import TEAMS
 from tests.test_lead_encoding import NOW
 

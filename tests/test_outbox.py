@@ -10,7 +10,7 @@ from typing import Any
 
 from hub.domain.events import event_key
 from hub.flow import Flow
-from tests.bus import RECEIVED, Bus, Delivered
+from hub.testing.bus import RECEIVED, Bus, Delivered
 from tests.poison import critical_event, encoded, spoiled
 
 TOPIC = "hub.events.samr"

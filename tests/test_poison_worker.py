@@ -18,7 +18,7 @@ from hub.devtools.samples import LIQUOR, _headers, write_csv
 from hub.flow.codec import RegistryUnavailable
 from hub.kafka.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC, feedback_topic
 from hub.trust import Role
-from tests.bus import RECEIVED, Bus, Delivered
+from hub.testing.bus import RECEIVED, Bus, Delivered
 from tests.poison import BAD_EVENT_CODES, SECRET, bad_events, critical_event, encoded, spoiled
 
 TOPIC = "hub.events.samr"

@@ -18,7 +18,7 @@ from hub.devtools.samples import (BAKERY, CONDIMENT, PORK, _headers, write_city_
                          write_registry, write_scenario)
 from connectors.samr_inspection import SamrInspectionConnector
 from hub.flow.messages import ResolutionKind, resolution_message
-from tests.bus import Bus
+from hub.testing.bus import Bus
 from tests.scenario import A, B, CITY, ELSEWHERE, EXPECTED, RESOLUTIONS, ambiguity_files, resolutions
 
 def candidate(uscc: str, name: str, address: str | None = None, licences: tuple[str, ...] = ()) -> Candidate:
@@ -206,7 +206,7 @@ def test_hub_unresolved_reads_past_a_state_it_cannot_read(tmp_path: Path, caplog
     import datetime as dt
 
     from hub.apps.unresolved import unresolved_in
-    from tests.bus import scenario_bus
+    from tests.scenario import scenario_bus
 
     now = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
     bus = scenario_bus(tmp_path, now)

@@ -192,7 +192,7 @@ def genuine_bodies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]
     """One genuine body of each contract the worker reads or writes most: the demo's."""
     from hub.edge.feedback import tick
     from hub.devtools.samples import write_scenario
-    from tests.bus import Bus
+    from hub.testing.bus import Bus
 
     bus = Bus()
     bodies = {"feedback": bus.serde.encoder("hub.feedback", "feedback")(tick(0))}

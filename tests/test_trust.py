@@ -20,7 +20,8 @@ from hub.devtools.samples import LIQUOR
 from hub.trust import Role, TrustError, TrustStore
 from hub.trust.keys import Identity, board_token, create_key, key_file, load_key, provision
 from hub.trust.signatures import HEADER, Signer, TrustStoreFile, Untrusted, Verifier
-from tests.bus import Bus, scenario_bus
+from hub.testing.bus import Bus
+from tests.scenario import scenario_bus
 
 NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
 POLICE_TEAM = "police-jinzhong-food-crime"

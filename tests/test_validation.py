@@ -9,7 +9,7 @@ import pytest
 
 from hub.domain.validation import Invalid, check_record, latest_date
 from hub.settings import ValidationSettings, load_settings
-from tests.bus import RECEIVED
+from hub.testing.bus import RECEIVED
 from tests.poison import BAD_EVENT_CODES, SECRET, bad_events, critical_event
 
 LIMITS = ValidationSettings()

@@ -23,7 +23,7 @@ from hub.kafka.serde import Serde
 from hub.settings import Settings, load_settings
 from hub.kafka.topics import create_topics, read_to_end
 from hub.edge.worker import EXIT_INFRASTRUCTURE
-from tests.bus import RECEIVED
+from hub.testing.bus import RECEIVED
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import committed_total, dead_letters, metric, start_worker
 from tests.poison import critical_event, encoded, spoiled

@@ -21,6 +21,35 @@ def connector_list() -> None:
         click.echo(f"{name:<18} {cls.agency.value:<7} {cls.description}")
 
 
+@connector.command("check")
+@click.argument("name")
+@click.option("--path", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A sample export (.csv in UTF-8/UTF-8-BOM/GBK, or .xlsx) in the connector's layout.")
+@click.pass_context
+def connector_check(ctx: click.Context, name: str, path: Path) -> None:
+    """Check connector NAME on a sample export, without a broker; print the report.
+
+    NAME is an installed connector's name, or module:Class for one not
+    installed yet. The connector runs over the file as `hub connector run`
+    would, and what it would publish is checked: its declaration, every row
+    accounted for (events or a rejection with a reason code), the Avro
+    contracts, deterministic event IDs, no personal data in clear, and the
+    workers' flow taking every event (hub.testing.check_connector). Exit
+    status: 0 every check passed, 1 a check failed."""
+    from connectors.discovery import UnknownConnector
+    from hub.testing import check_connector
+    from hub.testing.conformance import connector_class
+
+    try:
+        found = connector_class(name)
+    except (UnknownConnector, ImportError, AttributeError, TypeError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    report = check_connector(found, path, settings=settings_of(ctx))
+    click.echo(str(report))
+    if not report.ok:
+        ctx.exit(EXIT_NOT_CONFORMANT)
+
+
 @connector.command("run")
 @click.argument("name")
 @click.option("--path", "path", required=True, type=click.Path(exists=True, path_type=Path),
@@ -100,3 +129,5 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
 EXIT_REJECTED = 3
 # `hub connector run`: stopped by SIGTERM or Ctrl-C before the end (128 + SIGINT).
 EXIT_STOPPED = 130
+# `hub connector check`: a check failed.
+EXIT_NOT_CONFORMANT = 1

@@ -2,7 +2,14 @@
 Kafka's ordering guarantees only (per partition, in order; across
 partitions, any interleaving), so tests can try many interleavings fast.
 It carries every message kind: events, teams' feedback, clock ticks, entity
-resolution's traffic, and the lead copies routed to the teams' topics."""
+resolution's traffic, and the lead copies routed to the teams' topics.
+
+```python
+bus = Bus(clock=lambda: now.timestamp())
+bus.publish_file("samr.penalty", Path("行政处罚.csv"))
+bus.run(pick=lambda ready: random.randrange(ready))  # any interleaving of the partitions
+assert not bus.dead_letters and bus.open_leads()
+```"""
 from __future__ import annotations
 
 import datetime as dt
@@ -45,26 +52,42 @@ class Delivered:
         return [s.value for s in self.effects.leads if s.topic == LEADS_TOPIC]
 
     def sent(self, contract: str) -> list[Send]:
+        """What the batch sends first (before its states), of one contract."""
         return [s for s in self.effects.first if s.contract == contract]
 
     @property
     def dead_letters(self) -> list[dict[str, Any]]:
+        """The batch's dead letters."""
         return [s.value for s in self.sent("deadletter")]
 
     @property
     def states(self) -> set[bytes]:
+        """The keys of the businesses whose states the batch writes."""
         return {w.key for w in self.effects.states if w.table == BUSINESS_TABLE}
 
     @property
     def resolvers(self) -> set[bytes]:
+        """The keys of the entity resolver's entries the batch writes."""
         return {w.key for w in self.effects.states if w.table == RESOLVER_TABLE}
 
     @property
     def resolution(self) -> list[Send]:
+        """Entity resolution's traffic the batch sends."""
         return self.sent("resolution")
 
 
 class Bus:
+    """The workers' flow on records kept in memory, over ``PARTITIONS``
+    partitions a topic, with the clock ``clock`` (default: ``RECEIVED``).
+
+    Publish with ``publish_file``, ``publish_event``, ``publish_feedback``,
+    ``publish_ticks`` or ``send`` (each record signed by its rightful sender,
+    with demo keys in a directory of the bus's own unless ``settings`` name
+    one); deliver with ``run``, ``step`` or ``process``. What the flow did
+    stays on the bus: ``leads`` and ``topics`` (each lead's latest record),
+    ``dead_letters``, ``outcomes``, ``audit``, ``delivered``, the stored states
+    (``businesses``, ``resolver``) and ``metrics``."""
+
     def __init__(self, settings: Settings | None = None, clock: Callable[[], float] | None = None) -> None:
         settings = settings or Settings()
         if not settings.keys_dir:  # every identity's demo key, in a directory of the bus's own
@@ -88,10 +111,12 @@ class Bus:
 
     @property
     def businesses(self) -> dict[bytes, bytes]:
+        """Every business's stored state, by key."""
         return self.store.businesses
 
     @property
     def resolver(self) -> dict[bytes, bytes]:
+        """The entity resolver's stored entries."""
         return self.store.resolver
 
     @property
@@ -101,20 +126,24 @@ class Bus:
 
     def restart(self) -> Flow:
         """Another incarnation of the worker on the same stored states."""
-        self.flow = Flow(self.settings, self.serde, self.store, self.teams, verifier(self.settings), clock=self.clock)
+        self.flow = Flow(self.settings.flow, self.serde, self.store, self.teams, verifier(self.settings),
+                         clock=self.clock)
         self.flow.assign(frozenset(range(PARTITIONS)))
         return self.flow
 
     def state(self, key: str) -> BusinessState:
+        """The stored state of the business ``key``."""
         return BusinessState.from_bytes(self.store.businesses[key.encode()])
 
     # -- publishing -------------------------------------------------------
     def signer(self, role: Role, name: str) -> Signer:
+        """The signer of ``role:name``, with its demo key (made on first use)."""
         if (role, name) not in self.signers:
             self.signers[role, name] = signer(self.settings, role, name)
         return self.signers[role, name]
 
     def connector_of(self, agency: str) -> str:
+        """The first installed connector of ``agency`` (``"SAMR"``)."""
         return next(c.name for c in available().values() if c.agency.value == agency)
 
     def sender(self, topic: str) -> Signer:
@@ -155,6 +184,7 @@ class Bus:
 
     def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None,
              by: Signer | None = None, at: float | None = None) -> None:
+        """Append a record to its partition (default: the one its key goes to)."""
         where = self.store.partition_of(key) if partition is None else partition
         offset = self.offsets[topic, where] = self.offsets.get((topic, where), -1) + 1
         self.queues.setdefault((topic, where), deque()).append(self.record(topic, key, value, offset, where, by, at))
@@ -174,6 +204,7 @@ class Bus:
                 self.send(events_topic(Agency(event["agency"])), event_key(event).encode(), encode(event), by=by)
 
     def publish_event(self, event: dict[str, Any]) -> None:
+        """One event, on its agency's topic, signed by that agency's connector."""
         topic = events_topic(Agency(event["agency"]))
         self.send(topic, event_key(event).encode(), self.serde.encoder(topic, "event")(event),
                   by=self.signer(Role.CONNECTOR, self.connector_of(event["agency"])))
@@ -207,6 +238,9 @@ class Bus:
         return Delivered(effects)
 
     def carry_out(self, effects: Effects) -> None:
+        """What a worker does with a batch's effects: resolution's traffic
+        back onto its topic, dead letters and outcomes kept, states stored,
+        lead copies onto their topics, notes for the audit trail."""
         for send in effects.first:
             if send.topic == RESOLUTION_TOPIC:
                 self.send(RESOLUTION_TOPIC, send.key, self.serde.encoder(RESOLUTION_TOPIC, "resolution")(send.value),
@@ -235,23 +269,15 @@ class Bus:
         return True
 
     def run(self, pick: Callable[[int], int] = lambda n: 0, limit: int = 100_000) -> None:
+        """Deliver until every partition is empty (``AssertionError`` after
+        ``limit`` records); ``pick`` chooses which partition goes next."""
         for _ in range(limit):
             if not self.step(pick):
                 return
         raise AssertionError("the bus did not settle")
 
     def open_leads(self) -> dict[tuple[str, str], frozenset[str]]:
+        """The active leads: (business key, rule) -> their evidence's event IDs."""
         return {(l["business_key"], l["rules"][0]): frozenset(e["event_id"] for e in l["evidence"])
                 for l in self.leads.values() if l["status"] in ACTIVE}
 
-
-def scenario_bus(folder: Path, now: dt.datetime) -> Bus:
-    """A bus whose clock stands at ``now``, through which the sample
-    scenario's exports have run (``hub.devtools.samples.write_scenario``)."""
-    from hub.devtools.samples import write_scenario
-
-    bus = Bus(clock=lambda: now.timestamp())
-    for connector, path in write_scenario(folder).items():
-        bus.publish_file(connector, path)
-    bus.run()
-    return bus
