@@ -23,7 +23,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from hub.domain.events import (COMPLAINT_KINDS, POLICE_TAKES_UP, Event, EventKind, Outcome, detail_of, outcome,
                                reporting_delay_s)
@@ -125,15 +125,28 @@ def criminal_reason(event: Event, rules: RuleSettings) -> str:
     """Why this single event calls for transfer to the police, or ""."""
     if not event["adverse"]:
         return ""
+    return _banned_substance(event, rules) or _counterfeit(event, rules)
+
+
+def _banned_substance(event: Event, rules: RuleSettings) -> str:
+    """A failed test item that is a non-food substance or a banned pesticide, or ""."""
     for finding in event["findings"]:
-        if not finding["failed"]:
-            continue
-        for substance in rules.non_food_substances:
-            if substance in finding["item"]:
-                return f"非食用物质 {finding['item']} (刑法第144条)"
-        for pesticide in rules.banned_pesticides:
-            if pesticide in finding["item"]:
-                return f"禁用农药 {finding['item']}"
+        reason = _banned(finding["item"], rules) if finding["failed"] else ""
+        if reason:
+            return reason
+    return ""
+
+
+def _banned(item: str, rules: RuleSettings) -> str:
+    if any(substance in item for substance in rules.non_food_substances):
+        return f"非食用物质 {item} (刑法第144条)"
+    if any(pesticide in item for pesticide in rules.banned_pesticides):
+        return f"禁用农药 {item}"
+    return ""
+
+
+def _counterfeit(event: Event, rules: RuleSettings) -> str:
+    """伪劣产品 (刑法第140条) on the figures the record gives, or ""."""
     offence = event["offence"] or ""
     if not _COUNTERFEIT.search(offence):
         return ""
@@ -206,6 +219,11 @@ def counterfeit_reason(figures: StatedFigures, rules: RuleSettings) -> str:
         return f"伪劣产品 销售金额{_yuan(sales)}元 ≥ {rules.counterfeit_threshold_yuan}元 (刑法第140条)"
     if goods >= rules.counterfeit_goods_value_threshold_yuan:
         return f"伪劣产品 货值金额{_yuan(goods)}元 ≥ {rules.counterfeit_goods_value_threshold_yuan}元 (刑法第140条, 未遂)"
+    return _sold_and_unsold_reason(sales, unsold, rules)
+
+
+def _sold_and_unsold_reason(sales: Decimal | None, unsold: Decimal | None, rules: RuleSettings) -> str:
+    """销售金额 × 3 plus unsold 货值金额 reaching the attempt threshold (立案追诉标准), or ""."""
     if sales is not None and unsold is not None and \
             sales * 3 + unsold >= rules.counterfeit_goods_value_threshold_yuan:
         return (f"伪劣产品 销售金额{_yuan(sales)}元×3 + 未销售货值金额{_yuan(unsold)}元 ≥ "
@@ -240,16 +258,34 @@ def finding_identity(event: Event) -> str:
     if event["kind"] not in (EventKind.SAMPLING_FAILURE.value, EventKind.FARM_SAMPLING.value) or not event["adverse"]:
         return ""
     body = detail_of(event)
-    product = normalise_name(str(body.get("product") or body.get("sample_name") or ""))
-    batch = body.get("batch") if event["kind"] == EventKind.SAMPLING_FAILURE.value else event["occurred_on"].isoformat()
-    items = sorted(f"{normalise_name(f['item'])}={normalise_name(f['result'] or '')}"
-                   for f in event["findings"] if f["failed"])
+    product = _product(body)
+    items = _failed_items(event)
     if not product or not items:  # too little to call two reports the same finding
         return ""
+    return "|".join([event["kind"], product, normalise_name(str(_batch(event, body) or "")), *items,
+                     *_seller(event, body)])
+
+
+def _product(body: dict[str, Any]) -> str:
+    """The product's normalised name; a farm sample's, the sample's."""
+    return normalise_name(str(body.get("product") or body.get("sample_name") or ""))
+
+
+def _batch(event: Event, body: dict[str, Any]) -> Any:
+    """The batch or production date (生产日期/批号); a farm sample's sampling date."""
+    return body.get("batch") if event["kind"] == EventKind.SAMPLING_FAILURE.value else event["occurred_on"].isoformat()
+
+
+def _failed_items(event: Event) -> list[str]:
+    return sorted(f"{normalise_name(f['item'])}={normalise_name(f['result'] or '')}"
+                  for f in event["findings"] if f["failed"])
+
+
+def _seller(event: Event, body: dict[str, Any]) -> list[str]:
     # A producer's samples of one batch at two sellers are two samples, however alike.
-    seller = [f"seller={normalise_name(str(body.get('counterpart_name') or ''))}"] \
-        if event["business"]["role"] == "PRODUCER" else []
-    return "|".join([event["kind"], product, normalise_name(str(batch or "")), *items, *seller])
+    if event["business"]["role"] != "PRODUCER":
+        return []
+    return [f"seller={normalise_name(str(body.get('counterpart_name') or ''))}"]
 
 
 def batch_of(fact: Fact) -> str:
@@ -265,12 +301,7 @@ def to_fact(event: Event, rules: RuleSettings) -> Fact:
     received: dt.datetime = event["received_at"]
     body = detail_of(event)
     due = body.get("rectify_by") if event["kind"] == EventKind.INSPECTION.value else None
-    party = party_name = party_region = ""
-    if event["kind"] in COMPLAINT_KINDS:
-        party = str(body["complainant_ref"])
-    elif event["business"]["role"] == "PRODUCER" and body.get("counterpart_name"):
-        party_name = str(body["counterpart_name"])
-        party, party_region = normalise_name(party_name), str(body.get("counterpart_region") or "")
+    party, party_name, party_region = _party(event, body)
     return Fact(event["event_id"], event["agency"], event["kind"], event["occurred_on"],
                 event["adverse"], criminal_reason(event, rules), event["summary"],
                 event["source_record_id"], int(received.timestamp() * 1000), category(event),
@@ -278,6 +309,17 @@ def to_fact(event: Event, rules: RuleSettings) -> Fact:
                 outcome=outcome(event).value, due=due.toordinal() if isinstance(due, dt.date) else 0,
                 delay_days=int(reporting_delay_s(event) // 86_400), party=party, party_name=party_name,
                 party_region=party_region)
+
+
+def _party(event: Event, body: dict[str, Any]) -> tuple[str, str, str]:
+    """The other party the record names (key, name, region): a complaint's
+    complainant, by keyed hash; a producer's sample's seller."""
+    if event["kind"] in COMPLAINT_KINDS:
+        return str(body["complainant_ref"]), "", ""
+    if event["business"]["role"] == "PRODUCER" and body.get("counterpart_name"):
+        party_name = str(body["counterpart_name"])
+        return normalise_name(party_name), party_name, str(body.get("counterpart_region") or "")
+    return "", "", ""
 
 
 @dataclass(frozen=True)
@@ -379,26 +421,44 @@ def evaluate(business_key: str, facts: Iterable[Fact], rules: RuleSettings) -> l
     whatever order they arrived in. Facts resolution moved elsewhere do not count."""
     facts = list(facts)
     adverse = sorted((f for f in facts if f.adverse and not f.moved_to), key=lambda f: (f.occurred_on, f.event_id))
-    families: list[tuple[RuleFamily, list[Fact], int, Callable[[list[Fact]], bool]]] = [
+    drafts = []
+    for family, candidates, window_days, qualifies in _families(adverse, rules):
+        drafts += _drafts(business_key, family, chains(candidates, window_days, qualifies))
+    return drafts + _reverse_referrals(business_key, facts)
+
+
+def _families(adverse: list[Fact], rules: RuleSettings) -> list[
+        tuple[RuleFamily, list[Fact], int, Callable[[list[Fact]], bool]]]:
+    """The windowed rules: each family's candidate facts, its window, and what makes a window a hit."""
+    return [
         (RuleFamily.CRIMINAL_REFERRAL, [f for f in adverse if f.criminal],
          rules.cross_agency_window_days, lambda w: True),
         (RuleFamily.CROSS_AGENCY, [f for f in adverse if not _takes_up_a_referral(f, adverse)],
-         rules.cross_agency_window_days, lambda w: len({f.agency for f in w}) >= rules.cross_agency_min_agencies),
+         rules.cross_agency_window_days, lambda w: _agency_count(w) >= rules.cross_agency_min_agencies),
         (RuleFamily.REPEAT_OFFENDER, _one_per_batch(f for f in adverse if f.kind in _FINDING_KINDS),
          rules.repeat_offender_window_days, lambda w: len(w) >= rules.repeat_offender_min_findings),
     ]
+
+
+def _agency_count(window: list[Fact]) -> int:
+    return len({f.agency for f in window})
+
+
+def _drafts(business_key: str, family: RuleFamily, groups: list[list[Fact]]) -> list[LeadDraft]:
     drafts = []
-    for family, candidates, window_days, qualifies in families:
-        for group in chains(candidates, window_days, qualifies):
-            group.sort(key=lambda f: (f.occurred_on, f.event_id))
-            start, end = group[0].occurred_on, group[-1].occurred_on
-            drafts.append(LeadDraft(lead_id(business_key, family, start), family, start, end, tuple(group)))
-    # 反向移送: each dropped case comes back on its own (a 撤案 is not adverse: it counts for no other rule).
+    for group in groups:
+        group.sort(key=lambda f: (f.occurred_on, f.event_id))
+        start, end = group[0].occurred_on, group[-1].occurred_on
+        drafts.append(LeadDraft(lead_id(business_key, family, start), family, start, end, tuple(group)))
+    return drafts
+
+
+def _reverse_referrals(business_key: str, facts: list[Fact]) -> list[LeadDraft]:
+    """反向移送: each dropped case comes back on its own (a 撤案 is not adverse: it counts for no other rule)."""
     dropped: dict[dt.date, list[Fact]] = {}
     for fact in sorted(facts, key=lambda f: f.event_id):
         if fact.outcome == Outcome.POLICE_DROPPED.value and not fact.moved_to:
             dropped.setdefault(fact.occurred_on, []).append(fact)
     family = RuleFamily.REVERSE_REFERRAL
-    drafts += [LeadDraft(lead_id(business_key, family, day), family, day, day, tuple(same_day))
-               for day, same_day in sorted(dropped.items())]
-    return drafts
+    return [LeadDraft(lead_id(business_key, family, day), family, day, day, tuple(same_day))
+            for day, same_day in sorted(dropped.items())]
