@@ -383,13 +383,19 @@ def chains(facts: list[D], window_days: int, qualifies: Callable[[list[D]], bool
         window = facts[start:i + 1]
         if not qualifies(window):
             continue
-        if groups and last_end is not None and (window[0].occurred_on - last_end).days < window_days:
-            seen = {f.event_id for f in groups[-1]}
-            groups[-1].extend(f for f in window if f.event_id not in seen)
-        else:
-            groups.append(list(window))
+        _add_hit(groups, window, last_end, window_days)
         last_end = fact.occurred_on
     return groups
+
+
+def _add_hit(groups: list[list[D]], window: list[D], last_end: dt.date | None, window_days: int) -> None:
+    """A qualifying window joins the last group when it starts within the
+    window of that group's last hit (``last_end``); else it starts a group."""
+    if groups and last_end is not None and (window[0].occurred_on - last_end).days < window_days:
+        seen = {f.event_id for f in groups[-1]}
+        groups[-1].extend(f for f in window if f.event_id not in seen)
+    else:
+        groups.append(list(window))
 
 
 def _one_per_batch(facts: Iterable[Fact]) -> list[Fact]:
