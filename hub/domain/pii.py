@@ -178,29 +178,48 @@ def numbers(text: str) -> list[tuple[int, int]]:
     numbers and a number with a year after it look alike."""
     found: list[tuple[int, int]] = []
     for run in _RUN.finditer(text):
-        touching = bool(_LETTER.match(text[run.start() - 1:run.start()]) or _LETTER.match(text[run.end():run.end() + 1]))
-        groups = [_Group(run.start() + g.start(), run.start() + g.end(), _digits(g.group()))
-                  for g in _GROUP.finditer(run.group())]
-        # Numbers in a group by itself first (no code of an agency is longer
-        # than 18 digits: a longer group is numbers run together); then in
-        # groups joined, the longest first. What is left of a group beside a
-        # number (1391234567803542000 000) may still make one with the next.
-        for group in list(groups):
-            pieces = _pieces(group.digits, touching) or ([(0, len(group.digits))] if len(group.digits) > 18 else [])
-            for a, b in pieces:
-                found.append((group.start + a, group.start + b))
-                groups = _taken(groups, group.start + a, group.start + b)
-        i = 0
-        while i < len(groups):
-            join = None if groups[i].taken else _join_from(groups, i)
-            if join is None:
-                i += 1
-                continue
-            at = [p for g in groups[i:join[0] + 1] for p in range(g.start, g.end)]  # where each digit is
-            for a, b in join[1]:
-                found.append((at[a], at[b - 1] + 1))
-                groups = _taken(groups, at[a], at[b - 1] + 1)
+        found += _numbers_in_run(text, run)
     return sorted(_with_prefix(text, a, b) for a, b in found)
+
+
+def _numbers_in_run(text: str, run: re.Match[str]) -> list[tuple[int, int]]:
+    """The numbers in one run of digit groups, as spans in ``text``."""
+    touching = bool(_LETTER.match(text[run.start() - 1:run.start()]) or _LETTER.match(text[run.end():run.end() + 1]))
+    groups = [_Group(run.start() + g.start(), run.start() + g.end(), _digits(g.group()))
+              for g in _GROUP.finditer(run.group())]
+    alone, groups = _numbers_alone(groups, touching)
+    return alone + _numbers_joined(groups)
+
+
+def _numbers_alone(groups: list[_Group], touching: bool) -> tuple[list[tuple[int, int]], list[_Group]]:
+    """The numbers in a group by itself, and the groups with their digits taken."""
+    found = []
+    # Numbers in a group by itself first (no code of an agency is longer
+    # than 18 digits: a longer group is numbers run together); then in
+    # groups joined, the longest first. What is left of a group beside a
+    # number (1391234567803542000 000) may still make one with the next.
+    for group in list(groups):
+        pieces = _pieces(group.digits, touching) or ([(0, len(group.digits))] if len(group.digits) > 18 else [])
+        for a, b in pieces:
+            found.append((group.start + a, group.start + b))
+            groups = _taken(groups, group.start + a, group.start + b)
+    return found, groups
+
+
+def _numbers_joined(groups: list[_Group]) -> list[tuple[int, int]]:
+    """The numbers the free groups make together, the longest first."""
+    found = []
+    i = 0
+    while i < len(groups):
+        join = None if groups[i].taken else _join_from(groups, i)
+        if join is None:
+            i += 1
+            continue
+        at = [p for g in groups[i:join[0] + 1] for p in range(g.start, g.end)]  # where each digit is
+        for a, b in join[1]:
+            found.append((at[a], at[b - 1] + 1))
+            groups = _taken(groups, at[a], at[b - 1] + 1)
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,16 +256,32 @@ def _join_from(groups: list[_Group], i: int, after_date: bool = False) -> tuple[
     none of its own: a date stays beside the number after it, yet a mobile
     typed 1900 1 1 00000 is found."""
     free = list(itertools.takewhile(lambda g: not g.taken, groups[i:i + _MAX_JOINED]))
-    dated = not after_date and len(free) >= 3 and _is_date([g.digits for g in free[:3]])
+    dated = not after_date and _starts_with_date(free)
     for j in range(len(free) - 1, 0, -1):
         parts = [g.digits for g in free[:j + 1]]
-        if not _SIZES[-1] <= sum(map(len, parts)) <= 2 * _SIZES[0] or any("X" in p for p in parts[:-1]) \
-                or not _grouped(parts):
+        if not _joinable(parts):
             continue
         pieces = _pieces("".join(parts), True)  # an ID pieced together: its birth date must be possible
-        if pieces and not (dated and j >= 2 and _join_from(groups, i + 3, True) is not None):
+        if pieces and not _date_beside_a_number(groups, i, j, dated):
             return i + j, pieces
     return None
+
+
+def _date_beside_a_number(groups: list[_Group], i: int, j: int, dated: bool) -> bool:
+    """Whether the groups joined (from the i-th to the j-th after it) begin
+    with a date (``dated``) that stands beside a number the groups after it make."""
+    return dated and j >= 2 and _join_from(groups, i + 3, True) is not None
+
+
+def _starts_with_date(free: list[_Group]) -> bool:
+    return len(free) >= 3 and _is_date([g.digits for g in free[:3]])
+
+
+def _joinable(parts: list[str]) -> bool:
+    """Groups that may make numbers together: as many digits as one to two
+    numbers have, an X only at the end, and grouped as a number is typed."""
+    return _SIZES[-1] <= sum(map(len, parts)) <= 2 * _SIZES[0] and not any("X" in p for p in parts[:-1]) \
+        and _grouped(parts)
 
 
 def _is_date(parts: list[str]) -> bool:
@@ -282,14 +317,23 @@ def named_by_role(text: str) -> list[str]:
 
 def _name_at(text: str, at: int) -> str | None:
     head = text[at:at + 4]
-    if len(head) < 2 or not all(_HAN.match(c) for c in head[:2]) or head[0] in _NOT_A_NAME \
-            or not (head[0] in _SURNAMES or head[:2] in _COMPOUND_SURNAMES):
+    if not _starts_a_name(head):
         return None
     longest = 4 if head[:2] in _COMPOUND_SURNAMES else 3
     size = 2
-    while size < longest and size < len(head) and _HAN.match(head[size]) and head[size] not in _AFTER_NAME:
+    while size < longest and size < len(head) and _continues_a_name(head[size]):
         size += 1
     return head[:size]
+
+
+def _starts_a_name(head: str) -> bool:
+    """Two Chinese characters, the first not one that starts no name, after a surname."""
+    return len(head) >= 2 and all(_HAN.match(c) for c in head[:2]) and head[0] not in _NOT_A_NAME \
+        and (head[0] in _SURNAMES or head[:2] in _COMPOUND_SURNAMES)
+
+
+def _continues_a_name(char: str) -> bool:
+    return bool(_HAN.match(char)) and char not in _AFTER_NAME
 
 
 def _digits(group: str) -> str:
@@ -320,9 +364,11 @@ def _pieces(digits: str, checked: bool) -> list[tuple[int, int]]:
         return [(0, len(digits) - 1)]
     if len(digits) <= 18:
         return []
-    whole = _run_together(digits, 0)
-    if whole:
-        return whole
+    return _run_together(digits, 0) or _number_at_an_end(digits)
+
+
+def _number_at_an_end(digits: str) -> list[tuple[int, int]]:
+    """Digits longer than any code, with a number at their start or end, and what the rest holds."""
     for size in _SIZES:
         if _is_form(digits[:size], True):
             return [(0, size), *((size + a, size + b) for a, b in _pieces(digits[size:], True))]
