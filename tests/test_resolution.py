@@ -17,7 +17,7 @@ from hub.domain.resolution import (BY_LICENCE, BY_NAME_AND_ADDRESS, BY_NAME_IN_R
 from hub.devtools.samples import (BAKERY, CONDIMENT, PORK, _headers, write_city_double_report, write_csv,
                          write_registry, write_scenario)
 from connectors.samr_inspection import SamrInspectionConnector
-from hub.flow.messages import ResolutionKind, resolution_message
+from hub.flow.messages import Moved, Park, Register, ResolutionBody, Watch, resolution_message
 from hub.testing.bus import Bus
 from tests.scenario import A, B, CITY, ELSEWHERE, EXPECTED, RESOLUTIONS, ambiguity_files, resolutions
 
@@ -184,13 +184,13 @@ def test_a_licence_resolves_a_record_that_names_the_business_differently(tmp_pat
 def test_bad_resolution_messages_are_dead_letters_with_the_reason() -> None:
     bus = Bus()
     encode = bus.serde.encoder("hub.resolution", "resolution")
-    register = encode(resolution_message(ResolutionKind.REGISTER, candidate=candidate(A, "好运来饭店").to_json()))
+    register = encode(resolution_message(Register(candidate(A, "好运来饭店"))))
     result = bus.process(
         [bus.record("hub.resolution", b"name:x", b"\x00\x00\x00\x00\x08garbage"),
          bus.record("hub.resolution", None, register),
          bus.record("hub.resolution", A.encode(), register),  # a registration sent to a business, not a lookup key
-         bus.record("hub.resolution", b"name:x", encode(resolution_message(
-             ResolutionKind.PARK, event_topic="hub.events.samr", provisional_key="unresolved::x"))),
+         bus.record("hub.resolution", b"name:x", encode({**resolution_message(
+             Park(b"", "hub.events.samr", "unresolved::x")), "event": None})),  # a PARK without its event
          # a connector (or anyone but a worker) may not speak for resolution
          bus.record("hub.resolution", b"name:x", register, by=bus.sender("hub.events.samr"))])
     assert [d["reason_code"] for d in result.dead_letters] == [
@@ -221,3 +221,19 @@ def test_hub_unresolved_reads_past_a_state_it_cannot_read(tmp_path: Path, caplog
         assert unresolved_in(latest, now.timestamp()) == parked
     assert sorted(r.getMessage().split(" cannot")[0] for r in caplog.records) == [
         f"a resolver state at changelog[1]@{n}" for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("body, emptied", [
+    (Register(candidate(A, "好运来饭店")), "candidate"), (Watch("name:y"), "watcher"),
+    (Moved("test:1", ""), "moved_to"), (Moved("test:1", "x"), "event_id")])
+def test_a_resolution_message_without_what_its_kind_needs_is_incomplete(body: ResolutionBody, emptied: str) -> None:
+    """Each kind is read into its own record (Register, Watch, Moved, …):
+    one missing a field its kind needs is refused as incomplete, never half-applied."""
+    bus = Bus()
+    encode = bus.serde.encoder("hub.resolution", "resolution")
+    message = {**resolution_message(body), emptied: None}
+    key = A.encode() if isinstance(body, Moved) else b"name:x"
+    assert [d["reason_code"] for d in bus.process([bus.record("hub.resolution", key, encode(message))]).dead_letters] \
+        == ["incomplete_resolution"]
+    assert [d["reason_code"] for d in bus.process([bus.record("hub.resolution", key, encode(
+        resolution_message(body)))]).dead_letters] == []

@@ -22,7 +22,7 @@ from hub.domain.rules import Fact, to_fact
 from hub.domain.leads import BusinessState
 from hub.domain.pii import PersonalDataHasher
 from hub.domain.teams import parse_teams, recipients
-from hub.flow.messages import ResolutionKind, resolution_message
+from hub.flow.messages import Link, Membership, Serial, resolution_message
 from hub.flow.topics import RESOLUTION_TOPIC
 from hub.devtools.samples import _headers, write_csv
 from hub.trust import Role
@@ -452,20 +452,19 @@ def test_a_removal_from_the_list_supersedes_the_related_party_lead_and_says_why(
 def test_signals_sent_to_the_wrong_kind_of_key_are_refused(tmp_path: Path) -> None:
     bus = Bus(clock=lambda: TODAY.timestamp())
     encode = bus.serde.encoder(RESOLUTION_TOPIC, "resolution")
-    member = signals.Party("X", None, "x", None, ("LISTED",), dt.date(2026, 11, 1)).to_message()
+    member = signals.Party("X", None, "x", None, ("LISTED",), dt.date(2026, 11, 1))
     records = [
-        bus.record(RESOLUTION_TOPIC, SWEETS.uscc.encode(), encode(resolution_message(ResolutionKind.MEMBER,
-                                                                                     party=member))),
-        bus.record(RESOLUTION_TOPIC, b"area:410526|x|y", encode(resolution_message(ResolutionKind.LINK, party=member))),
-        bus.record(RESOLUTION_TOPIC, b"person:pii:1", encode(resolution_message(ResolutionKind.MEMBER))),
-        bus.record(RESOLUTION_TOPIC, SWEETS.uscc.encode(), encode(resolution_message(ResolutionKind.SERIAL))),
+        bus.record(RESOLUTION_TOPIC, SWEETS.uscc.encode(), encode(resolution_message(Membership(member)))),
+        bus.record(RESOLUTION_TOPIC, b"area:410526|x|y", encode(resolution_message(Link(member)))),
+        bus.record(RESOLUTION_TOPIC, b"person:pii:1", encode({**resolution_message(Membership(member)), "party": None})),
+        bus.record(RESOLUTION_TOPIC, SWEETS.uscc.encode(), encode({**resolution_message(Serial("complainant:x")), "index_key": None})),
     ]
     delivered = bus.process(records)
     assert [d["reason_code"] for d in delivered.dead_letters] == [
         "misrouted_resolution", "misrouted_resolution", "incomplete_resolution", "incomplete_resolution"]
     # a team forging a link to smear a business: only workers write here
     forged = bus.record(RESOLUTION_TOPIC, SWEETS.uscc.encode(),
-                        encode(resolution_message(ResolutionKind.LINK, party=member)),
+                        encode(resolution_message(Link(member))),
                         by=bus.signer(Role.TEAM, "samr-anyang"))
     assert [d["reason_code"] for d in bus.process([forged]).dead_letters] == ["not_authorised"]
 

@@ -18,7 +18,7 @@ from hub.domain.resolution import ResolverState
 from hub.domain.signals import IndexKind
 from hub.domain.teams import Team
 from hub.flow.effects import Effects, Send, Stage
-from hub.flow.messages import Reader, Record
+from hub.flow.messages import Reader, Record, ResolutionBody, resolution_message
 from hub.flow.store import Store
 from hub.flow.topics import RESOLUTION_TOPIC
 from hub.settings import LifecycleSettings, RuleSettings
@@ -163,13 +163,9 @@ class Batch:
             state = self.indexes[key] = indexes.from_bytes(kind, raw) if raw is not None else indexes.new_index(kind)
         return state
 
-    def resolve(self, target: str, message: dict[str, Any]) -> None:
+    def resolve(self, target: str, body: ResolutionBody) -> None:
         """Send a message on the resolution topic, keyed by its target."""
-        self.effects.first.append(resolution(target, message))
-
-
-def resolution(key: str, message: dict[str, Any]) -> Send:
-    return Send(RESOLUTION_TOPIC, key.encode(), "resolution", message)
+        self.effects.first.append(Send(RESOLUTION_TOPIC, target.encode(), "resolution", resolution_message(body)))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from hub.flow import signalling
 from hub.flow.batch import Batch, Context
 from hub.flow.deadletters import position
 from hub.flow.effects import Effects, Observation, Seen
-from hub.flow.messages import EventMessage, ResolutionKind, ResolutionMessage, resolution_message
+from hub.flow.messages import EventMessage, Park, Register, Resolved, ResolutionMessage
 
 # What an outcome is counted as, beyond the event itself.
 _SEEN = {Accepted.DUPLICATE: Seen.DUPLICATE, Accepted.NEAR_DUPLICATE: Seen.NEAR_DUPLICATE}
@@ -36,8 +36,8 @@ def apply(ctx: Context, message: EventMessage | ResolutionMessage, key: bytes, b
     represented = state.represented_by(event)  # a new legal representative is kept, whatever the outcome
     if outcome.changes_state or represented:
         batch.changed[key] = state
-    encoded = message.record.value if isinstance(message, EventMessage) else message.body["event"]
-    assert encoded is not None  # the reader refuses tombstones and resolved records without their event
+    encoded = message.record.value if isinstance(message, EventMessage) else _carried(message)
+    assert encoded is not None  # the reader refuses tombstones
     signalling.send_for_event(batch, key, state, event, outcome, encoded)
     _teach_registry(batch, key, state, event)
     if outcome.is_evidence and not event["business"]["business_id"] and not restore:
@@ -85,7 +85,7 @@ def _teach_registry(batch: Batch, key: bytes, state: BusinessState, event: Event
         return
     batch.changed[key] = state
     for lookup_key in learned.lookup_keys():
-        batch.resolve(lookup_key, resolution_message(ResolutionKind.REGISTER, candidate=learned.to_json()))
+        batch.resolve(lookup_key, Register(learned))
 
 
 def _park(batch: Batch, message: EventMessage | ResolutionMessage, key: bytes, event: Event) -> None:
@@ -93,5 +93,10 @@ def _park(batch: Batch, message: EventMessage | ResolutionMessage, key: bytes, e
     business = event["business"]
     home = record_keys(normalise_name(business["name"]), business["licence_number"],
                        business["registration_number"])[0]
-    batch.resolve(home, resolution_message(ResolutionKind.PARK, event=message.record.value,
-                                           event_topic=message.record.topic, provisional_key=key.decode()))
+    assert message.record.value is not None
+    batch.resolve(home, Park(message.record.value, message.record.topic, key.decode()))
+
+
+def _carried(message: ResolutionMessage) -> bytes:
+    assert isinstance(message.body, Resolved)  # the only resolution message that reaches a business's events
+    return message.body.event

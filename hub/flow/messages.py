@@ -9,10 +9,12 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Union
+from typing import Any, Callable, ClassVar, Iterator, Mapping, NamedTuple, Union
 
 from hub.domain.events import Agency, Event, event_key
 from hub.domain.lifecycle import Action
+from hub.domain.resolution import Candidate
+from hub.domain.signals import Party
 from hub.domain.validation import Invalid, check_record
 from hub.domain.teams import Team
 from hub.flow.codec import DecodeError
@@ -94,23 +96,139 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Register:
+    """What a business's identified records teach a lookup key; ``relayed``:
+    copied on to a key that watches this one."""
+
+    candidate: Candidate
+    relayed: bool = False
+    kind: ClassVar[ResolutionKind] = ResolutionKind.REGISTER
+
+    def fields(self) -> dict[str, Any]:
+        return {"candidate": self.candidate.to_json(), "relayed": self.relayed}
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A record parked at ``watcher`` also needs this lookup key's candidates."""
+
+    watcher: str
+    kind: ClassVar[ResolutionKind] = ResolutionKind.WATCH
+
+    def fields(self) -> dict[str, Any]:
+        return {"watcher": self.watcher}
+
+
+@dataclass(frozen=True)
+class Park:
+    """A record without a USCC (its event, as published on ``event_topic``)
+    waits at its home lookup key; its business's rules see it under
+    ``provisional_key`` meanwhile."""
+
+    event: bytes
+    event_topic: str
+    provisional_key: str
+    kind: ClassVar[ResolutionKind] = ResolutionKind.PARK
+
+    def fields(self) -> dict[str, Any]:
+        return {"event": self.event, "event_topic": self.event_topic, "provisional_key": self.provisional_key}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved record (its event, with the resolution's explanation) on its way to its business."""
+
+    event: bytes
+    kind: ClassVar[ResolutionKind] = ResolutionKind.EVENT
+
+    def fields(self) -> dict[str, Any]:
+        return {"event": self.event}
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A record left this business for ``moved_to``, or came back (``moved_to`` = "")."""
+
+    event_id: str
+    moved_to: str
+    kind: ClassVar[ResolutionKind] = ResolutionKind.MOVED
+
+    def fields(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "moved_to": self.moved_to}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A business's record (its event) counted at an index; ``party``: the business."""
+
+    event: bytes
+    party: Party
+    kind: ClassVar[ResolutionKind] = ResolutionKind.SIGNAL
+
+    def fields(self) -> dict[str, Any]:
+        return {"event": self.event, "party": self.party.to_message()}
+
+
+@dataclass(frozen=True)
+class Serial:
+    """A complainant's index (``index_key``) tells a business the complainant files serially."""
+
+    index_key: str
+    kind: ClassVar[ResolutionKind] = ResolutionKind.SERIAL
+
+    def fields(self) -> dict[str, Any]:
+        return {"index_key": self.index_key}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A business (``party``) tells its legal representative's index it is
+    theirs, and why it matters (``party.reasons``)."""
+
+    party: Party
+    kind: ClassVar[ResolutionKind] = ResolutionKind.MEMBER
+
+    def fields(self) -> dict[str, Any]:
+        return {"party": self.party.to_message()}
+
+
+@dataclass(frozen=True)
+class Link:
+    """A representative's index tells a business of another of theirs (``party``) that matters."""
+
+    party: Party
+    kind: ClassVar[ResolutionKind] = ResolutionKind.LINK
+
+    def fields(self) -> dict[str, Any]:
+        return {"party": self.party.to_message()}
+
+
+ResolutionBody = Union[Register, Watch, Park, Resolved, Moved, Signal, Serial, Membership, Link]
+
+
+@dataclass(frozen=True)
 class ResolutionMessage:
+    """实体识别 and the index signals: the workers' traffic on the resolution topic."""
+
     record: Record
     key: bytes
-    kind: ResolutionKind
-    body: dict[str, Any]
-    event: Event | None  # the record it carries (PARK, EVENT), decoded and checked
+    body: ResolutionBody
+    event: Event | None  # the record it carries (PARK, EVENT, SIGNAL), decoded and checked
+
+    @property
+    def kind(self) -> ResolutionKind:
+        return self.body.kind
 
 
 Message = Union[EventMessage, FeedbackMessage, Tick, ResolutionMessage]
 Decoder = Callable[[bytes | None], dict[str, Any]]
 
 
-def resolution_message(kind: ResolutionKind, **fields: Any) -> dict[str, Any]:
-    """A message for the resolution topic, every optional field empty but those given."""
-    return {"kind": kind.value, "candidate": None, "relayed": False, "watcher": None, "event": None,
+def resolution_message(body: ResolutionBody) -> dict[str, Any]:
+    """A message for the resolution topic: its kind's fields, every other empty."""
+    return {"kind": body.kind.value, "candidate": None, "relayed": False, "watcher": None, "event": None,
             "event_topic": None, "provisional_key": None, "event_id": None, "moved_to": None, "party": None,
-            "index_key": None, **fields}
+            "index_key": None, **body.fields()}
 
 
 class Reader:
@@ -242,18 +360,48 @@ class Reader:
 
     def _resolution(self, record: Record, value: bytes, latest: dt.date) -> ResolutionMessage:
         with _refusing("undecodable_resolution"):
-            body = self.decode_resolution(value)
-        event = None if body["event"] is None else self.event(body["event"], latest, "undecodable_resolution")
+            raw = self.decode_resolution(value)
+        event = None if raw["event"] is None else self.event(raw["event"], latest, "undecodable_resolution")
         if record.key is None:
             raise Refused("unkeyed_resolution", "a resolution message needs its key")
-        kind = ResolutionKind(body["kind"])
-        if kind in (ResolutionKind.EVENT, ResolutionKind.PARK, ResolutionKind.SIGNAL) and event is None:
-            raise Refused("incomplete_resolution", f"a {kind} message needs its event")
-        if kind in (ResolutionKind.SIGNAL, ResolutionKind.MEMBER, ResolutionKind.LINK) and body["party"] is None:
-            raise Refused("incomplete_resolution", f"a {kind} message needs its party")
-        if kind is ResolutionKind.SERIAL and not body["index_key"]:
-            raise Refused("incomplete_resolution", "a SERIAL message needs its index key")
-        return ResolutionMessage(record, record.key, kind, body, event)
+        return ResolutionMessage(record, record.key, resolution_body(raw, event is not None), event)
+
+
+def resolution_body(raw: dict[str, Any], has_event: bool = True) -> ResolutionBody:
+    """A decoded resolution message as its kind's body; ``incomplete_resolution``
+    when a field its kind needs is missing."""
+    kind = ResolutionKind(raw["kind"])
+    needed = _NEEDS[kind]
+    missing = [name for name in needed if raw[name] is None or (name == "index_key" and not raw[name])]
+    if "event" in needed and not has_event:
+        missing.append("event")
+    if missing:
+        raise Refused("incomplete_resolution", f"a {kind} message needs its {' and '.join(sorted(set(missing)))}")
+    return _BODY[kind](raw)
+
+
+# What each kind needs, and how its body is read ((record name, fields): a union).
+_NEEDS: dict[ResolutionKind, tuple[str, ...]] = {
+    ResolutionKind.REGISTER: ("candidate",), ResolutionKind.WATCH: ("watcher",),
+    ResolutionKind.PARK: ("event", "event_topic", "provisional_key"), ResolutionKind.EVENT: ("event",),
+    ResolutionKind.MOVED: ("event_id", "moved_to"), ResolutionKind.SIGNAL: ("event", "party"),
+    ResolutionKind.SERIAL: ("index_key",), ResolutionKind.MEMBER: ("party",), ResolutionKind.LINK: ("party",)}
+_BODY: dict[ResolutionKind, Callable[[dict[str, Any]], ResolutionBody]] = {
+    ResolutionKind.REGISTER: lambda raw: Register(Candidate.from_json(_branch(raw["candidate"])), bool(raw["relayed"])),
+    ResolutionKind.WATCH: lambda raw: Watch(raw["watcher"]),
+    ResolutionKind.PARK: lambda raw: Park(raw["event"], raw["event_topic"], raw["provisional_key"]),
+    ResolutionKind.EVENT: lambda raw: Resolved(raw["event"]),
+    ResolutionKind.MOVED: lambda raw: Moved(raw["event_id"], raw["moved_to"]),
+    ResolutionKind.SIGNAL: lambda raw: Signal(raw["event"], Party.from_message(raw["party"])),
+    ResolutionKind.SERIAL: lambda raw: Serial(raw["index_key"]),
+    ResolutionKind.MEMBER: lambda raw: Membership(Party.from_message(raw["party"])),
+    ResolutionKind.LINK: lambda raw: Link(Party.from_message(raw["party"])),
+}
+
+
+def _branch(value: Any) -> dict[str, Any]:
+    """A record read from a union: its fields, whether or not the codec named its branch."""
+    return dict(value[1] if isinstance(value, tuple) else value)
 
 
 def _require(allowed: bool, signed: Verified, where: str) -> None:

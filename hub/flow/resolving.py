@@ -9,64 +9,61 @@ from __future__ import annotations
 
 from hub.domain.events import Event
 from hub.domain.names import normalise_name
-from hub.domain.resolution import Candidate, Move, ParkedRecord, ResolverState, is_lookup_key
+from hub.domain.resolution import Move, ParkedRecord, ResolverState, is_lookup_key
 from hub.flow import events, signalling
 from hub.flow.batch import Batch, Context
 from hub.flow.effects import Observation, Seen
-from hub.flow.messages import Refused, ResolutionKind, ResolutionMessage, resolution_message
+from hub.flow.messages import (Link, Membership, Moved, Park, Refused, Register, Resolved, ResolutionMessage, Serial,
+                               Signal, Watch)
 
 
 def apply(ctx: Context, message: ResolutionMessage, batch: Batch) -> None:
-    kind, key, body = message.kind, message.key, message.body
-    if kind in signalling.KINDS:
+    body, key = message.body, message.key
+    if isinstance(body, (Signal, Serial, Membership, Link)):
         signalling.apply(ctx, message, batch)
-    elif kind is ResolutionKind.EVENT:  # a resolved record reaches its business
+    elif isinstance(body, Resolved):  # a resolved record reaches its business
         events.apply(ctx, message, key, batch, restore=True)
-    elif kind is ResolutionKind.MOVED:
+    elif isinstance(body, Moved):
         state = batch.state(key, message.record.partition)
-        if state.move(body["event_id"], body["moved_to"]):
+        if state.move(body.event_id, body.moved_to):
             batch.changed[key] = state
     else:
-        _at_lookup_key(ctx, message, batch)
+        _at_lookup_key(ctx, message, body, batch)
 
 
-def _at_lookup_key(ctx: Context, message: ResolutionMessage, batch: Batch) -> None:
+def _at_lookup_key(ctx: Context, message: ResolutionMessage, body: Register | Watch | Park, batch: Batch) -> None:
     """REGISTER, WATCH and PARK: what the registry knows at one lookup key."""
     lookup_key = message.key.decode()
     if not is_lookup_key(lookup_key):
         raise Refused("misrouted_resolution", f"{message.kind} sent to a key that is no lookup key")
     resolver = batch.resolver(message.key)
     moves: list[Move] = []
-    if message.kind is ResolutionKind.REGISTER:
-        moves = _register(resolver, message, batch)
-    elif message.kind is ResolutionKind.WATCH:
-        for candidate in resolver.watch(message.body["watcher"]):
-            batch.resolve(message.body["watcher"], resolution_message(
-                ResolutionKind.REGISTER, candidate=candidate.to_json(), relayed=True))
-    elif message.kind is ResolutionKind.PARK and message.event is not None:
-        body = message.body
-        record = _parked(message.event, body["provisional_key"], body["event_topic"], body["event"],
-                         int(ctx.clock() * 1000))
+    if isinstance(body, Register):
+        moves = _register(resolver, body, batch)
+    elif isinstance(body, Watch):
+        for candidate in resolver.watch(body.watcher):
+            batch.resolve(body.watcher, Register(candidate, relayed=True))
+    else:
+        assert message.event is not None  # the reader refuses a PARK without its event
+        record = _parked(message.event, body.provisional_key, body.event_topic, body.event, int(ctx.clock() * 1000))
         watch, moves = resolver.park(record)
         for watched in watch:
-            batch.resolve(watched, resolution_message(ResolutionKind.WATCH, watcher=lookup_key))
+            batch.resolve(watched, Watch(lookup_key))
     batch.changed_resolvers[message.key] = resolver
     for move in moves:
         _move(ctx, move, batch)
 
 
-def _register(resolver: ResolverState, message: ResolutionMessage, batch: Batch) -> list[Move]:
+def _register(resolver: ResolverState, body: Register, batch: Batch) -> list[Move]:
     """A business's knowledge at a lookup key; relayed (once) to the keys
     that watch it when it grew."""
-    body = message.body
-    candidate = Candidate.from_json(body["candidate"][1])  # (record name, fields): a union
+    candidate = body.candidate
     before = resolver.candidates.get(candidate.business_id)
-    moves = resolver.register(candidate, body["relayed"])
+    moves = resolver.register(candidate, body.relayed)
     merged = resolver.candidates[candidate.business_id]
-    if not body["relayed"] and merged != before:
+    if not body.relayed and merged != before:
         for watcher in resolver.relay_to():
-            batch.resolve(watcher, resolution_message(ResolutionKind.REGISTER, candidate=merged.to_json(),
-                                                      relayed=True))
+            batch.resolve(watcher, Register(merged, relayed=True))
     return moves
 
 
@@ -76,20 +73,17 @@ def _move(ctx: Context, move: Move, batch: Batch) -> None:
     again with the new explanation."""
     record, old, new = move.record, move.old.business_id, move.new.business_id
     if old is not None and old != new:
-        batch.resolve(old, resolution_message(ResolutionKind.MOVED, event_id=record.event_id,
-                                              moved_to=record.provisional_key))
+        batch.resolve(old, Moved(record.event_id, record.provisional_key))
     if new is not None and move.candidate is not None:
         if old != new:
             batch.effects.observations.append(Observation(Seen.RESOLVED, move.new.method))
-            batch.resolve(record.provisional_key, resolution_message(
-                ResolutionKind.MOVED, event_id=record.event_id, moved_to=new))
+            batch.resolve(record.provisional_key, Moved(record.event_id, new))
         event = dict(ctx.reader.decode_event(record.event))
         event["business"] = {**event["business"], "business_id": new, "region_code": move.candidate.region_code}
         event["resolution"] = move.new.explanation
-        batch.resolve(new, resolution_message(ResolutionKind.EVENT, event=ctx.encode_event(record.topic, event)))
+        batch.resolve(new, Resolved(ctx.encode_event(record.topic, event)))
     elif old is not None:
-        batch.resolve(record.provisional_key, resolution_message(
-            ResolutionKind.MOVED, event_id=record.event_id, moved_to=""))
+        batch.resolve(record.provisional_key, Moved(record.event_id, ""))
 
 
 def _parked(event: Event, provisional_key: str, topic: str, value: bytes, now_ms: int) -> ParkedRecord:

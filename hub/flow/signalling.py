@@ -13,15 +13,14 @@ A message sent to a key of the wrong kind is refused (``misrouted_resolution``).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from hub.domain import indexes, signals
 from hub.domain.events import Event, cst_day
 from hub.domain.signals import IndexKey, IndexKind
 from hub.domain.leads import Accepted, BusinessState
 from hub.flow.batch import Batch, Context
 from hub.flow.effects import Observation, Seen
-from hub.flow.messages import Refused, ResolutionKind, ResolutionMessage, resolution_message
+from hub.flow.messages import (Link, Membership, Refused, ResolutionBody, ResolutionKind, ResolutionMessage, Serial,
+                               Signal)
 
 # Where each kind may be sent: to an index of these kinds (None: to a business).
 _TARGETS: dict[ResolutionKind, frozenset[IndexKind] | None] = {
@@ -35,11 +34,8 @@ def send_for_event(batch: Batch, key: bytes, state: BusinessState, event: Event,
     if not accepted.is_evidence:
         return
     targets = [k for k in (signals.complainant_key(event), *signals.area_keys(event)) if k]
-    if not targets:
-        return
-    subject = signals.Party(key.decode(), state.business_id, state.name, state.region_code, (),
-                            event["occurred_on"]).to_message()
-    _send(batch, ResolutionKind.SIGNAL, targets, event=encoded, party=subject)
+    subject = signals.Party(key.decode(), state.business_id, state.name, state.region_code, (), event["occurred_on"])
+    _send(batch, targets, Signal(encoded, subject))
 
 
 def send_for_state(batch: Batch, key: bytes, state: BusinessState, now_ms: int) -> None:
@@ -51,21 +47,30 @@ def send_for_state(batch: Batch, key: bytes, state: BusinessState, now_ms: int) 
     told = f"{sorted(state.representatives)}|{party.business_id}|{party.name}|{','.join(party.reasons)}"
     if told != state.member_told:
         state.member_told = told
-        _send(batch, ResolutionKind.MEMBER, signals.person_keys(state.representatives),
-              party=party.to_message())
+        _send(batch, signals.person_keys(state.representatives), Membership(party))
 
 
-def _send(batch: Batch, kind: ResolutionKind, targets: list[str], **fields: Any) -> None:
+def _send(batch: Batch, targets: list[str], body: ResolutionBody) -> None:
     for target in targets:
-        batch.resolve(target, resolution_message(kind, **fields))
-    batch.effects.observations += [Observation(Seen.SIGNAL, kind.value)] * len(targets)
+        batch.resolve(target, body)
+    batch.effects.observations += [Observation(Seen.SIGNAL, body.kind.value)] * len(targets)
 
 
 def apply(ctx: Context, message: ResolutionMessage, batch: Batch) -> None:
     target = IndexKey.parse(message.key.decode())
     if _misrouted(target, _TARGETS[message.kind]):
         raise Refused("misrouted_resolution", f"{message.kind} sent to a key of another kind")
-    _APPLY[message.kind](ctx, message, batch, target)
+    body = message.body
+    if isinstance(body, Signal):
+        assert message.event is not None and target is not None  # the reader refuses a SIGNAL without its event
+        _signal(ctx, message, body, batch, target)
+    elif isinstance(body, Membership):
+        assert target is not None
+        _member(ctx, message, body, batch, target)
+    elif isinstance(body, Serial):
+        _serial(message, body, batch)
+    elif isinstance(body, Link):
+        _link(message, body, batch)
 
 
 def _misrouted(target: IndexKey | None, allowed: frozenset[IndexKind] | None) -> bool:
@@ -74,52 +79,45 @@ def _misrouted(target: IndexKey | None, allowed: frozenset[IndexKind] | None) ->
     return target is None or target.kind not in allowed
 
 
-def _signal(ctx: Context, message: ResolutionMessage, batch: Batch, target: IndexKey | None) -> None:
+def _signal(ctx: Context, message: ResolutionMessage, body: Signal, batch: Batch, target: IndexKey) -> None:
     """A complaint at its complainant's index (which may tell the businesses
     that the complainant files serially), or a failed sample at an area's."""
-    assert message.event is not None and target is not None  # the reader refuses a SIGNAL without its event
-    subject = signals.Party.from_message(message.body["party"])
+    assert message.event is not None
     if target.kind is IndexKind.AREA:
         state = batch.state(message.key, message.record.partition)
-        if indexes.count_sample(state, target, message.event, subject, ctx.rules):
+        if indexes.count_sample(state, target, message.event, body.party, ctx.rules):
             batch.changed[message.key] = state
         return
     index = batch.index(message.key, target.kind)
     assert isinstance(index, indexes.ComplainantIndex)
-    if indexes.count(index, message.event, subject, ctx.rules):
+    if indexes.count(index, message.event, body.party, ctx.rules):
         batch.changed_indexes[message.key] = index
-        _send(batch, ResolutionKind.SERIAL, indexes.serial_to_tell(index, ctx.rules), index_key=str(target))
+        _send(batch, indexes.serial_to_tell(index, ctx.rules), Serial(str(target)))
 
 
-def _member(ctx: Context, message: ResolutionMessage, batch: Batch, target: IndexKey | None) -> None:
+def _member(ctx: Context, message: ResolutionMessage, body: Membership, batch: Batch, target: IndexKey) -> None:
     """A business at its legal representative's index: the links to tell."""
-    assert target is not None
     index = batch.index(message.key, target.kind)
     assert isinstance(index, indexes.PersonIndex)
-    for to, other in indexes.member(index, signals.Party.from_message(message.body["party"]), ctx.rules):
-        _send(batch, ResolutionKind.LINK, [to], party=other.to_message())
+    for to, other in indexes.member(index, body.party, ctx.rules):
+        _send(batch, [to], Link(other))
     batch.changed_indexes[message.key] = index
 
 
-def _serial(ctx: Context, message: ResolutionMessage, batch: Batch, target: IndexKey | None) -> None:
+def _serial(message: ResolutionMessage, body: Serial, batch: Batch) -> None:
     """A business told that one of its complainants files serially."""
     state = batch.state(message.key, message.record.partition)
-    ref = str(message.body["index_key"]).removeprefix(f"{IndexKind.COMPLAINANT}:")
+    ref = body.index_key.removeprefix(f"{IndexKind.COMPLAINANT}:")
     if ref not in state.serial:
         state.serial.add(ref)
         batch.changed[message.key] = state
 
 
-def _link(ctx: Context, message: ResolutionMessage, batch: Batch, target: IndexKey | None) -> None:
+def _link(message: ResolutionMessage, body: Link, batch: Batch) -> None:
     """A business told of another of its legal representative's that matters."""
     state = batch.state(message.key, message.record.partition)
-    fact = signals.link_fact(signals.Party.from_message(message.body["party"]))
+    fact = signals.link_fact(body.party)
     known = state.facts.get(fact.event_id)
     if known is None or known.outcome != fact.outcome:  # new, withdrawn, or told again after that
         state.facts[fact.event_id] = fact
         batch.changed[message.key] = state
-
-
-_APPLY = {ResolutionKind.SIGNAL: _signal, ResolutionKind.MEMBER: _member, ResolutionKind.SERIAL: _serial,
-          ResolutionKind.LINK: _link}
-KINDS = frozenset(_APPLY)
