@@ -25,7 +25,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 from hub.domain.events import CST, Agency, Event, EventKind, event_key, reporting_delay_s
 from hub.domain.identifiers import region as division
@@ -570,7 +570,8 @@ def _signed_events(settings: Settings, period: Period) -> list[Event]:
             signed = read_event.signed(message)
             if signed is None:
                 continue
-            signer, event = signed
+            signer, record = signed
+            event = cast(Event, record)  # read with the event contract
             if _counts_for(event, signer.name, period):
                 events.setdefault(event["event_id"], event)
     return list(events.values())

@@ -58,8 +58,36 @@ class Business(TypedDict):
     role: str
 
 
-Event = dict[str, Any]
-"""An ``EnforcementEvent`` record (see the schema for its fields)."""
+class SourceRef(TypedDict):
+    """Where a record came from: the connector, its file and row."""
+
+    connector: str
+    file: str
+    row: int
+
+
+class Event(TypedDict):
+    """An ``EnforcementEvent`` record (执法事件), as ``schemas/event.v3.avsc``
+    defines it and the codecs read and write it."""
+
+    event_id: str
+    agency: str  # an Agency value
+    kind: str  # an EventKind value
+    source_record_id: str
+    source: SourceRef
+    occurred_on: dt.date
+    received_at: dt.datetime
+    business: Business
+    adverse: bool
+    summary: str
+    findings: list[TestResult]
+    offence: str | None
+    value_yuan: Decimal | None  # 货值金额 or 销售金额, where the record gives one
+    person_refs: list[str]
+    # The kind's own record: (its record name, its fields) as written and as
+    # read with named branches; its fields alone where a codec reads it so.
+    detail: tuple[str, dict[str, Any]] | dict[str, Any]
+    resolution: str | None
 
 
 class Outcome(str, enum.Enum):
@@ -92,7 +120,7 @@ CST = dt.timezone(dt.timedelta(hours=8))
 
 def detail_of(event: Event) -> dict[str, Any]:
     detail = event["detail"]
-    return detail[1] if isinstance(detail, tuple) else detail  # type: ignore[no-any-return]
+    return detail[1] if isinstance(detail, tuple) else detail
 
 
 def outcome(event: Event) -> Outcome:
@@ -119,7 +147,7 @@ def reported_on(event: Event) -> dt.date:
         accepted = detail_of(event).get("accepted_on")
         if isinstance(accepted, dt.date):
             return accepted
-    return event["occurred_on"]  # type: ignore[no-any-return]
+    return event["occurred_on"]
 
 
 def reporting_delay_s(event: Event) -> float:

@@ -13,6 +13,7 @@ from hub.domain.events import COMPLAINT_KINDS, Agency, Event, EventKind, Outcome
 from hub.domain.identifiers import region, uscc_region
 from hub.domain.lifecycle import ACTIVE, Escalation, FeedbackRejected, LeadMark, LeadStatus
 from hub.domain.names import normalise_name
+from hub.domain.records import CreditFields, Evidence, FollowUp, Lead, Region
 from hub.domain.resolution import Candidate
 from hub.domain.rules import LEAD_ID_PREFIX, RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate, to_fact
 from hub.settings import LifecycleSettings, RuleSettings
@@ -319,7 +320,7 @@ class BusinessState:
 
     # -- leads ------------------------------------------------------------
     def lead_updates(self, business_key: str, rules: RuleSettings, now_ms: int,
-                     deadlines: LifecycleSettings = LifecycleSettings()) -> list[dict[str, Any]]:
+                     deadlines: LifecycleSettings = LifecycleSettings()) -> list[Lead]:
         """Lead records to publish: new leads, leads with new evidence or a new
         status, and leads a late older event superseded. Marks them published."""
         rectifications = followup.rectifications(self.facts.values())
@@ -400,7 +401,7 @@ class BusinessState:
             mark.note(now_ms, LeadStatus.SUPERSEDED, None, _why_superseded(mark, drafts, holder))
 
     def _records(self, business_key: str, by_id: dict[str, LeadDraft], now_ms: int, deadlines: LifecycleSettings,
-                 holder: dict[str, Fact]) -> list[dict[str, Any]]:
+                 holder: dict[str, Fact]) -> list[Lead]:
         """The records of the leads marked to publish; marks them published."""
         out = []
         for lead_id, mark in self.leads.items():
@@ -418,7 +419,7 @@ class BusinessState:
         return {**{e: f for f in self.facts.values() for e, *_ in f.also_reported}, **self.facts}
 
     def _record(self, business_key: str, draft: LeadDraft, mark: LeadMark, now_ms: int,
-                deadlines: LifecycleSettings, holder: dict[str, Fact]) -> dict[str, Any]:
+                deadlines: LifecycleSettings, holder: dict[str, Fact]) -> Lead:
         code = self.region_code
         evidence = self._evidence(draft, mark)
         due = lifecycle.deadlines(mark, deadlines, self.found_ms(mark))
@@ -523,12 +524,12 @@ def _remains(lead_id: str, mark: LeadMark, holder: dict[str, Fact]) -> LeadDraft
     return LeadDraft(lead_id, RuleFamily(mark.rule), mark.window_start, kept[-1].occurred_on, kept)
 
 
-def _region(code: str | None) -> dict[str, str | None]:
+def _region(code: str | None) -> Region:
     place = region(code) if code else None
     return {"code": code, "name": place.name if place else None}
 
 
-def _evidence_entry(fact: Fact, mark: LeadMark) -> dict[str, Any]:
+def _evidence_entry(fact: Fact, mark: LeadMark) -> Evidence:
     return {"agency": fact.agency, "kind": fact.kind, "event_id": fact.event_id,
             "source_record_id": fact.source_record_id, "occurred_on": fact.occurred_on,
             "finding": _finding(fact),
@@ -537,7 +538,7 @@ def _evidence_entry(fact: Fact, mark: LeadMark) -> dict[str, Any]:
             "chained": fact.event_id in mark.chained, "reported_after_days": fact.delay_days}
 
 
-def _links(mark: LeadMark, holder: dict[str, Fact]) -> list[dict[str, Any]]:
+def _links(mark: LeadMark, holder: dict[str, Fact]) -> list[FollowUp]:
     """The lead's follow-up links (移送, 整改, 回头看 …), with the agency of the record each names."""
     return [{"kind": kind, "event_id": event_id or None, "lead_id": other or None,
              "agency": holder[event_id].agency if event_id in holder else None,
@@ -548,7 +549,7 @@ def _registered_licences(event: Event) -> list[str]:
     return list(detail_of(event).get("licences") or []) if event["kind"] == "REGISTRATION" else []
 
 
-NEVER_LISTED = {"credit_status": None, "credit_listed_on": None, "credit_reason": None, "credit_authority": None,
+NEVER_LISTED: CreditFields = {"credit_status": None, "credit_listed_on": None, "credit_reason": None, "credit_authority": None,
                 "credit_removed_on": None}
 MOVED_NOTE = "its evidence was resolved to "
 # Superseded with no successor and nothing moved: the records no longer make

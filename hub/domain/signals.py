@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable
 from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of
 from hub.domain.lifecycle import LeadMark
 from hub.domain.names import normalise_name
+from hub.domain.records import CreditFields, LeadParty
 from hub.domain.rules import D, Fact, LeadDraft, RuleFamily, chains, batch_of, category, lead_id
 from hub.settings import RuleSettings
 
@@ -148,7 +149,7 @@ class Credit:
         return cls(event["event_id"], body["listed_on"], body.get("reason"), body.get("authority"),
                    body.get("removed_on"))
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> CreditFields:
         """The lead record's credit_* fields."""
         return {"credit_status": "LISTED" if self.listed else "REMOVED", "credit_listed_on": self.listed_on,
                 "credit_reason": self.reason, "credit_authority": self.authority,
@@ -258,13 +259,13 @@ def _draft(key: str, rule: RuleFamily, group: list[Fact]) -> LeadDraft:
                      tuple(group))
 
 
-def parties(rule: str, evidence: Iterable[Fact]) -> list[dict[str, object]]:
+def parties(rule: str, evidence: Iterable[Fact]) -> list[LeadParty]:
     """The other businesses a lead names, for its record: never a complainant."""
     role = {RuleFamily.BATCH_TRACE.value: PartyRole.SELLER, RuleFamily.AREA_RISK.value: PartyRole.MEMBER,
             RuleFamily.RELATED_PARTY.value: PartyRole.RELATED}.get(rule)
     if role is None:
         return []
-    out: dict[tuple[str, str], dict[str, object]] = {}
+    out: dict[tuple[str, str], LeadParty] = {}
     for fact in evidence:
         if not fact.party:
             continue

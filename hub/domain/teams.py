@@ -81,12 +81,12 @@ class Team:
     def oversees(self) -> bool:
         return self.role == TeamRole.OVERSIGHT
 
-    def receives(self, lead: dict[str, Any]) -> bool:
+    def receives(self, lead: Mapping[str, Any]) -> bool:
         # Every lead is tested against every team: the cheapest tests go first.
         return (_RANK[lead["severity"]] >= _RANK[self.min_severity] and self._in_role(lead)
                 and self._takes_rules(lead["rules"]) and self._reaches(lead) and self._on_theme(lead))
 
-    def _in_role(self, lead: dict[str, Any]) -> bool:
+    def _in_role(self, lead: Mapping[str, Any]) -> bool:
         """A desk takes any lead; oversight only the flagged ones (and a flag's withdrawal)."""
         return not self.oversees or bool(lead.get("oversight") or _withdrawn(lead))
 
@@ -97,7 +97,7 @@ class Team:
         desks = RULE_AGENCIES.get(rules[0])
         return desks is None or self.oversees or self.agency in desks
 
-    def _reaches(self, lead: dict[str, Any]) -> bool:
+    def _reaches(self, lead: Mapping[str, Any]) -> bool:
         """Whether the lead acts in the team's jurisdiction."""
         if not self.jurisdiction:
             return True
@@ -106,18 +106,18 @@ class Team:
         codes = [lead["region"]["code"], *also] if also else [lead["region"]["code"]]
         return any(code.startswith(p) if code else p == UNLOCATED for p in self.jurisdiction for code in codes)
 
-    def _on_theme(self, lead: dict[str, Any]) -> bool:
+    def _on_theme(self, lead: Mapping[str, Any]) -> bool:
         """Whether the lead is on one of the team's product themes (any, if it names none)."""
         return not self.categories or any(theme in text for theme in self.categories for text in _themed(lead))
 
 
-def _withdrawn(lead: dict[str, Any]) -> bool:
+def _withdrawn(lead: Mapping[str, Any]) -> bool:
     """A flag for oversight withdrawn on evidence: the oversight teams that
     received the lead hear of the withdrawal, and of the lead from then on."""
     return any(h["status"].startswith(WITHDRAWN) for h in lead.get("history") or ())
 
 
-def _themed(lead: dict[str, Any]) -> Iterable[str]:
+def _themed(lead: Mapping[str, Any]) -> Iterable[str]:
     """What a product theme is matched in: the evidence's categories and its
     findings, which name the food (pork sold as 食用农产品 is meat all the
     same). A lead record holds its findings in its evidence; the flow's
@@ -225,14 +225,14 @@ def load_teams(path: Path) -> dict[str, Team]:
             raise TeamConfigError(f"{path}: {exc}") from exc
 
 
-def redact(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
+def redact(lead: Mapping[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
     """The copy of a lead that ``team`` may read."""
     if _reads_all_of(lead, team, teams):  # most copies: nothing to withhold, nothing to copy
         return {**lead, "team": team.name, "withheld": [], "person_refs": list(lead.get("person_refs") or [])}
     return withhold(lead, team, teams)
 
 
-def _reads_all_of(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> bool:
+def _reads_all_of(lead: Mapping[str, Any], team: Team, teams: dict[str, Team]) -> bool:
     """Whether ``team`` is cleared for every detail field of every agency
     whose evidence, follow-up or notes the lead holds."""
     if not set(CLEARABLE) <= set(team.cleared_fields):
@@ -240,7 +240,7 @@ def _reads_all_of(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> b
     return all(team.cleared_for(agency) for agency in _agencies_in(lead, teams))
 
 
-def _agencies_in(lead: dict[str, Any], teams: dict[str, Team]) -> set[str]:
+def _agencies_in(lead: Mapping[str, Any], teams: dict[str, Team]) -> set[str]:
     """The agencies whose evidence, follow-up (a linked event) or notes the lead holds."""
     agencies = {item["agency"] for item in lead["evidence"]}
     agencies.update(_linked_agencies(lead))
@@ -248,12 +248,12 @@ def _agencies_in(lead: dict[str, Any], teams: dict[str, Team]) -> set[str]:
     return agencies
 
 
-def _linked_agencies(lead: dict[str, Any]) -> Iterable[str]:
+def _linked_agencies(lead: Mapping[str, Any]) -> Iterable[str]:
     """The agencies of the events linked to the lead (its follow-up)."""
     return (k["agency"] for k in lead.get("links") or [] if k.get("agency") and k.get("event_id"))
 
 
-def withhold(lead: dict[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
+def withhold(lead: Mapping[str, Any], team: Team, teams: dict[str, Team]) -> dict[str, Any]:
     """``redact`` the long way: every detail walked, whatever the team's clearance."""
     # Only evidence items and history entries are edited: copy those, share the rest.
     out = {**lead, "evidence": [dict(e) for e in lead["evidence"]], "history": [dict(h) for h in lead["history"]],
@@ -303,7 +303,7 @@ def _withhold_notes(history: list[dict[str, Any]], team: Team, teams: dict[str, 
             withheld.add(f"{author.agency} notes")
 
 
-def recipients(lead: dict[str, Any], teams: dict[str, Team]) -> list[Team]:
+def recipients(lead: Mapping[str, Any], teams: dict[str, Team]) -> list[Team]:
     """Every team that receives the lead. An escalation also goes to the
     parent jurisdiction of each such team."""
     targets = [t for t in teams.values() if t.receives(lead)]
@@ -312,7 +312,7 @@ def recipients(lead: dict[str, Any], teams: dict[str, Team]) -> list[Team]:
     return list({t.name: t for t in targets}.values())
 
 
-def route(lead: dict[str, Any], teams: dict[str, Team]) -> list[tuple[Team, dict[str, Any]]]:
+def route(lead: Mapping[str, Any], teams: dict[str, Team]) -> list[tuple[Team, dict[str, Any]]]:
     """Every team that receives the lead, with its redacted copy."""
     return [(t, redact(lead, t, teams)) for t in recipients(lead, teams)]
 

@@ -51,6 +51,7 @@ from hub.edge.faust_patches import (Processed, QuietMonitor, StallHealer, Stoppa
 from hub.edge.feedback import TICK_KEY, tick
 from hub.flow.topics import feedback_topic
 from hub.flow import Effects, Flow, Record, Seen, Send
+from hub.flow.codec import Encode
 from hub.flow.effects import Stage
 from hub.edge.metrics import Metrics
 from hub.edge.retry import Backoff, GaveUp, retried, shown
@@ -144,7 +145,7 @@ class Publisher:
         self.signer = signer
         self.timeout_s = settings.publish_timeout_s
         self.producer = producer
-        self.encoders: dict[tuple[str, str], Callable[[dict[str, Any]], bytes]] = {}
+        self.encoders: dict[tuple[str, str], Encode] = {}
         # A lead goes to the operators and to each team that receives it:
         # what the copies share is written once (most copies read everything).
         self.lead_runs = SharedRuns(serde.local.latest("lead").raw, COPY_FIELDS)

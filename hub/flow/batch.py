@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from hub.audit.entries import UNPROVEN
 from hub.domain import indexes
@@ -179,7 +179,7 @@ class Context:
     teams: dict[str, Team]
     hasher: PersonalDataHasher
     reader: Reader
-    encode_event: Callable[[str, dict[str, Any]], bytes]
+    encode_event: Callable[[str, Mapping[str, Any]], bytes]
     deadlines: Deadlines
     identity: str  # who publishes the leads
     clock: Callable[[], float]

@@ -3,7 +3,10 @@ record's fault (a dead letter) or the registry's (retried). ``hub.kafka.serde``
 implements it with cavro and the schema registry."""
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
+
+# A contract's writer: a record (a dict, or a TypedDict such as an Event) to its wire bytes.
+Encode = Callable[[Mapping[str, Any]], bytes]
 
 
 class DecodeError(ValueError):
@@ -28,4 +31,4 @@ class RegistryUnavailable(RuntimeError):
 class Codec(Protocol):
     def decoder(self, contract: str) -> Callable[[bytes | None], dict[str, Any]]: ...
 
-    def encoder(self, topic: str, contract: str) -> Callable[[dict[str, Any]], bytes]: ...
+    def encoder(self, topic: str, contract: str) -> Encode: ...

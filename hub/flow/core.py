@@ -35,7 +35,7 @@ from hub.domain.teams import Team
 from hub.domain.validation import latest_date
 from hub.flow import events, feedback, resolving, ticks
 from hub.flow.batch import Batch, Context, DecodedStates, Deadlines, StateLoader
-from hub.flow.codec import Codec, RegistryUnavailable
+from hub.flow.codec import Codec, Encode, RegistryUnavailable
 from hub.flow.deadletters import refuse
 from hub.flow.drawing import draw_leads
 from hub.flow.effects import Effects, Stage, StateWrite, Unresolved
@@ -55,7 +55,7 @@ class Flow:
                  verifier: Verifier, clock: Callable[[], float] = time.time) -> None:
         self.limits = settings.validation
         self.reader = Reader(codec.decoder, settings, verifier, teams)
-        self.encoders: dict[str, Callable[[dict[str, Any]], bytes]] = {}
+        self.encoders: dict[str, Encode] = {}
         self.codec = codec
         self.store = store
         self.clock = clock
@@ -203,7 +203,7 @@ class Flow:
         del batch.effects.first[marks[0]:], batch.effects.observations[marks[1]:], batch.effects.audit[marks[2]:]
         batch.effects.oldest_received_at = marks[3]
 
-    def encode_event(self, topic: str, event: dict[str, Any]) -> bytes:
+    def encode_event(self, topic: str, event: Mapping[str, Any]) -> bytes:
         encode = self.encoders.get(topic)
         if encode is None:
             encode = self.encoders[topic] = self.codec.encoder(topic, "event")

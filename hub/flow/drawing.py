@@ -7,6 +7,7 @@ from typing import Any
 
 from hub.audit.entries import AuditAction, Note
 from hub.domain.leads import BusinessState
+from hub.domain.records import Lead
 from hub.domain.rules import Severity
 from hub.domain.teams import route
 from hub.flow import signalling
@@ -44,7 +45,7 @@ def _undraw(ctx: Context, batch: Batch, key: bytes, exc: Exception) -> None:
                sender)
 
 
-def _publish(ctx: Context, batch: Batch, lead: dict[str, Any], now: float) -> None:
+def _publish(ctx: Context, batch: Batch, lead: Lead, now: float) -> None:
     """A lead on the leads topic and, redacted to each one's clearance, on its teams' topics."""
     effects = batch.effects
     effects.leads.append(Send(LEADS_TOPIC, lead["lead_id"].encode(), "lead", lead))
@@ -76,7 +77,9 @@ def _write(ctx: Context, batch: Batch, key: bytes, state: BusinessState, started
     effects.seconds[Stage.STATE_ENCODE] += perf_counter() - encoding
 
 
-def _published(lead: dict[str, Any], teams: list[str]) -> dict[str, str]:
-    return {"teams": ",".join(sorted(teams)), "severity": lead["severity"], "rules": ",".join(lead["rules"]),
-            "evidence": ",".join(e["event_id"] for e in lead["evidence"] if e["event_id"]),
-            **({"escalation": lead["escalation"]} if lead.get("escalation") else {})}
+def _published(lead: Lead, teams: list[str]) -> dict[str, str]:
+    detail = {"teams": ",".join(sorted(teams)), "severity": lead["severity"], "rules": ",".join(lead["rules"]),
+              "evidence": ",".join(e["event_id"] for e in lead["evidence"] if e["event_id"])}
+    if lead["escalation"]:
+        detail["escalation"] = lead["escalation"]
+    return detail

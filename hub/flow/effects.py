@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Mapping
 
 from hub.audit.entries import Note
 
@@ -28,7 +28,7 @@ class Send:
     topic: str
     key: bytes
     contract: str
-    value: dict[str, Any]
+    value: Mapping[str, Any]
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ sent on to the agencies whose evidence raised the lead."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from hub.audit.entries import AuditAction, Note
 from hub.domain.leads import BusinessState
 from hub.domain.lifecycle import Action, FeedbackRejected, LeadMark
+from hub.domain.records import Feedback
 from hub.domain.teams import recipients
 from hub.flow.batch import Batch, Context
 from hub.flow.deadletters import position
@@ -22,15 +22,16 @@ def apply(ctx: Context, message: FeedbackMessage, batch: Batch) -> None:
     state = batch.state(message.business, message.record.partition)
     _authorise(ctx, state, message)
     # Scrubbed before anything is kept or sent on, whoever produced it.
-    feedback = {**message.feedback, "note": ctx.hasher.scrub_feedback(message.feedback["note"], state.persons),
-                "by": ctx.hasher.desk(message.feedback["by"])}
+    feedback: Feedback = {**message.feedback,
+                          "note": ctx.hasher.scrub_feedback(message.feedback["note"], state.persons),
+                          "by": ctx.hasher.desk(message.feedback["by"])}
     try:
         mark = state.apply_feedback(feedback["lead_id"], feedback["action"], feedback["team"],
                                     feedback["note"], message.at_ms)
     except FeedbackRejected as exc:
         raise Refused(exc.code, f"feedback on {feedback['lead_id']}: {exc}") from None
     audit = Note(batch.sender, AuditAction.FEEDBACK_APPLIED, feedback["lead_id"], str(feedback["action"]),
-                 source=position(message.record), detail={"team": feedback["team"]})
+                 source=position(message.record), detail={"team": feedback["team"] or ""})
     if mark is None:  # replayed after a crash: applied, and its outcomes sent, the first time
         batch.effects.audit.append(dataclasses.replace(audit, outcome="unchanged"))
         return
@@ -41,7 +42,7 @@ def apply(ctx: Context, message: FeedbackMessage, batch: Batch) -> None:
 
 
 def _authorise(ctx: Context, state: BusinessState, message: FeedbackMessage) -> None:
-    team = ctx.teams.get(message.feedback["team"])
+    team = ctx.teams.get(message.feedback["team"] or "")  # the reader checked it is the signing team's
     if team is not None and team.oversees:
         raise Refused("oversight_read_only", "an oversight team reads leads and does not change them")
     view = state.routing_view(message.feedback["lead_id"])
@@ -66,7 +67,7 @@ def _observe(batch: Batch, mark: LeadMark, action: str, at_ms: int) -> None:
         observations.append(Observation(Seen.CLOSED_AFTER, mark.severity, waited))
 
 
-def _send_outcomes(batch: Batch, state: BusinessState, mark: LeadMark, feedback: dict[str, Any]) -> None:
+def _send_outcomes(batch: Batch, state: BusinessState, mark: LeadMark, feedback: Feedback) -> None:
     """The answer, to each agency whose evidence (or corroboration) the lead holds."""
     agencies = {state.facts[e].agency for e in (*mark.evidence, *mark.chained) if e in state.facts}
     batch.effects.first += [Send(outcomes_topic(a), feedback["lead_id"].encode(), "feedback", feedback)

@@ -9,10 +9,11 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, ClassVar, Iterator, Mapping, NamedTuple, Union
+from typing import Any, Callable, ClassVar, Iterator, Mapping, NamedTuple, Union, cast
 
 from hub.domain.events import Agency, Event, event_key
 from hub.domain.lifecycle import Action
+from hub.domain.records import Feedback
 from hub.domain.resolution import Candidate
 from hub.domain.signals import Party
 from hub.domain.validation import Invalid, check_record
@@ -82,7 +83,7 @@ class FeedbackMessage:
 
     record: Record
     business: bytes
-    feedback: dict[str, Any]
+    feedback: Feedback
     at_ms: int
 
 
@@ -243,8 +244,9 @@ class Reader:
 
     def __init__(self, decoder: Callable[[str], Decoder], settings: FlowSettings, verifier: Verifier,
                  teams: Mapping[str, Team]) -> None:
-        self.decode_event = decoder("event")
-        self.decode_feedback = decoder("feedback")
+        # The codec reads a record of the event contract: an Event by the schema.
+        self.decode_event = cast(Callable[[bytes | None], Event], decoder("event"))
+        self.decode_feedback = cast(Callable[[bytes | None], Feedback], decoder("feedback"))
         self.decode_resolution = decoder("resolution")
         self.limits = settings.validation
         self.verifier = verifier

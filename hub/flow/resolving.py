@@ -78,9 +78,10 @@ def _move(ctx: Context, move: Move, batch: Batch) -> None:
         if old != new:
             batch.effects.observations.append(Observation(Seen.RESOLVED, move.new.method))
             batch.resolve(record.provisional_key, Moved(record.event_id, new))
-        event = dict(ctx.reader.decode_event(record.event))
-        event["business"] = {**event["business"], "business_id": new, "region_code": move.candidate.region_code}
-        event["resolution"] = move.new.explanation
+        event = ctx.reader.decode_event(record.event)
+        event = {**event, "business": {**event["business"], "business_id": new,
+                                       "region_code": move.candidate.region_code},
+                 "resolution": move.new.explanation}
         batch.resolve(new, Resolved(ctx.encode_event(record.topic, event)))
     elif old is not None:
         batch.resolve(record.provisional_key, Moved(record.event_id, ""))

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Callable, cast
+from typing import Any, Callable, Mapping, cast
 
 import cavro
 
 from hub.kafka.avro import codec, resolved
-from hub.flow.codec import DecodeError, EncodeError, RegistryUnavailable
+from hub.flow.codec import DecodeError, Encode, EncodeError, RegistryUnavailable
 from hub.kafka.schemas import LocalRegistry
 from hub.settings import Settings
 
@@ -63,11 +63,11 @@ class Serde:
         assert found.schema_id is not None
         return int(found.schema_id)
 
-    def encoder(self, topic: str, contract: str) -> Callable[[dict[str, Any]], bytes]:
+    def encoder(self, topic: str, contract: str) -> Encode:
         header = self.header(topic, contract)
         write = self.latest(contract).binary_encode
 
-        def encode(record: dict[str, Any]) -> bytes:
+        def encode(record: Mapping[str, Any]) -> bytes:
             try:
                 return header + write(record)
             except Exception as exc:
@@ -163,7 +163,7 @@ class SharedRuns:
         self.contract = schema["name"]
         named = codec(schema).named_types
         namespace = schema.get("namespace", "")
-        self.runs: list[tuple[bool, Callable[[dict[str, Any]], bytes]]] = []  # (whether it varies, its writer)
+        self.runs: list[tuple[bool, Encode]] = []  # (whether it varies, its writer)
         fields = schema["fields"]
         start = 0
         for end in range(1, len(fields) + 1):
@@ -176,10 +176,10 @@ class SharedRuns:
                     record, {k: v for k, v in named.items() if k not in inside}).binary_encode))
                 start = end
         self.shared = [f["name"] for f in fields if f["name"] not in varying]
-        self._base: dict[str, Any] | None = None
+        self._base: Mapping[str, Any] | None = None
         self._written: dict[int, bytes] = {}
 
-    def body(self, record: dict[str, Any]) -> bytes:
+    def body(self, record: Mapping[str, Any]) -> bytes:
         try:
             base = self._base
             if base is None or any(record[name] is not base[name] for name in self.shared):

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 from connectors.discovery import available, load
 from connectors.sdk import RowRejected
 from hub.audit.entries import Note
-from hub.domain.events import Agency, event_key
+from hub.domain.events import Agency, Event, event_key
 from hub.domain.leads import BusinessState
 from hub.domain.lifecycle import ACTIVE
 from hub.domain.pii import PersonalDataHasher
@@ -49,7 +49,7 @@ class Delivered:
     @property
     def leads(self) -> list[dict[str, Any]]:
         """The operators' copies: every lead record of the batch in full."""
-        return [s.value for s in self.effects.leads if s.topic == LEADS_TOPIC]
+        return [dict(s.value) for s in self.effects.leads if s.topic == LEADS_TOPIC]
 
     def sent(self, contract: str) -> list[Send]:
         """What the batch sends first (before its states), of one contract."""
@@ -58,7 +58,7 @@ class Delivered:
     @property
     def dead_letters(self) -> list[dict[str, Any]]:
         """The batch's dead letters."""
-        return [s.value for s in self.sent("deadletter")]
+        return [dict(s.value) for s in self.sent("deadletter")]
 
     @property
     def states(self) -> set[bytes]:
@@ -203,7 +203,7 @@ class Bus:
             for event in events:
                 self.send(events_topic(Agency(event["agency"])), event_key(event).encode(), encode(event), by=by)
 
-    def publish_event(self, event: dict[str, Any]) -> None:
+    def publish_event(self, event: Event) -> None:
         """One event, on its agency's topic, signed by that agency's connector."""
         topic = events_topic(Agency(event["agency"]))
         self.send(topic, event_key(event).encode(), self.serde.encoder(topic, "event")(event),
@@ -246,14 +246,14 @@ class Bus:
                 self.send(RESOLUTION_TOPIC, send.key, self.serde.encoder(RESOLUTION_TOPIC, "resolution")(send.value),
                           by=self.signer(Role.WORKER, self.settings.worker_name))
             elif send.contract == "deadletter":
-                self.dead_letters.append(send.value)
+                self.dead_letters.append(dict(send.value))
             else:
-                self.outcomes.append((send.topic, send.value))
+                self.outcomes.append((send.topic, dict(send.value)))
         for write in effects.states:
             table = self.store.businesses if write.table == BUSINESS_TABLE else self.store.resolver
             table[write.key] = write.value
         for send in effects.leads:
-            self.topics.setdefault(send.topic, {})[send.value["lead_id"]] = send.value
+            self.topics.setdefault(send.topic, {})[send.value["lead_id"]] = dict(send.value)
         self.audit += effects.audit
         self.metrics.worker.observe(effects, self.clock())
 
