@@ -82,6 +82,13 @@ def bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id
              changelogs: Iterable[str]) -> list[Binding]:
     """Every rule the hub needs, and no other. ``connectors``: each
     installed connector's agency."""
+    out = [*_connector_bindings(connectors), *_team_bindings(teams), *_agency_bindings(),
+           *_worker_bindings(teams, app_id, changelogs), *_operator_bindings(teams, connectors, app_id),
+           *_registry_bindings()]
+    return sorted(set(out))
+
+
+def _connector_bindings(connectors: Mapping[str, Agency]) -> list[Binding]:
     out: list[Binding] = []
     for name, agency in connectors.items():
         p = connector_principal(name)
@@ -90,39 +97,59 @@ def bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id
         out += _writes(p, [events_topic(agency), DEADLETTER_TOPIC, cursor_topic(name)])
         out += _reads(p, [cursor_topic(name)])
         out += [_producer(p), Binding(p, Resource.GROUP, f"connector-{name}", Operation.READ)]
+    return out
+
+
+def _team_bindings(teams: Mapping[str, Team]) -> list[Binding]:
+    out: list[Binding] = []
     for team in teams.values():
         p = team_principal(team.name)
         out += _reads(p, [team.topic]) + [Binding(p, Resource.GROUP, f"team-{team.name}", Operation.READ)]
         if not team.oversees:  # oversight reads, and answers nothing
             out += _writes(p, [feedback_topic(team.name)]) + [_producer(p)]
+    return out
+
+
+def _agency_bindings() -> list[Binding]:
+    out: list[Binding] = []
     for agency in Agency:  # the outcomes of leads its evidence raised
         p = agency_principal(agency)
         out += _reads(p, [outcomes_topic(agency.value)])
         out.append(Binding(p, Resource.GROUP, f"agency-{agency.value.lower()}", Operation.READ))
+    return out
+
+
+def _worker_bindings(teams: Mapping[str, Team], app_id: str, changelogs: Iterable[str]) -> list[Binding]:
     worker_reads = [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC, FEEDBACK_TOPIC, AUDIT_TOPIC,
                     *(feedback_topic(t.name) for t in teams.values() if not t.oversees), *(t.topic for t in teams.values()),
                     *changelogs]
     worker_writes = [LEADS_TOPIC, DEADLETTER_TOPIC, RESOLUTION_TOPIC, FEEDBACK_TOPIC, AUDIT_TOPIC,
                      *(outcomes_topic(a.value) for a in Agency), *(t.topic for t in teams.values()), *changelogs]
-    out += _reads(f"User:{WORKERS}", worker_reads) + _writes(f"User:{WORKERS}", worker_writes)
-    out += [_producer(f"User:{WORKERS}"), Binding(f"User:{WORKERS}", Resource.GROUP, app_id, Operation.READ)]
+    return [*_reads(f"User:{WORKERS}", worker_reads), *_writes(f"User:{WORKERS}", worker_writes),
+            _producer(f"User:{WORKERS}"), Binding(f"User:{WORKERS}", Resource.GROUP, app_id, Operation.READ)]
+
+
+def _operator_bindings(teams: Mapping[str, Team], connectors: Mapping[str, Agency], app_id: str) -> list[Binding]:
     # Operators: every lead in full, the dead letters, the outcomes, the
     # connectors' cursors and the workers' lag (hub status); drills on the clock topic.
     operator = f"User:{OPERATORS}"
     operator_reads = [LEADS_TOPIC, DEADLETTER_TOPIC, AUDIT_TOPIC, *(outcomes_topic(a.value) for a in Agency),
                       *(t.topic for t in teams.values()), *(cursor_topic(name) for name in connectors)]
-    out += _reads(operator, operator_reads) + _writes(operator, [FEEDBACK_TOPIC])
+    out = _reads(operator, operator_reads) + _writes(operator, [FEEDBACK_TOPIC])
     out += [_producer(operator), Binding(operator, Resource.GROUP, "hub-operator", Operation.READ),
             Binding(operator, Resource.GROUP, app_id, Operation.DESCRIBE)]
     # the workers' lag: where their sources end (a description, not a read)
     out += [Binding(operator, Resource.TOPIC, t, Operation.DESCRIBE) for t in (*(events_topic(a) for a in Agency),
                                                                                RESOLUTION_TOPIC)]
+    return out
+
+
+def _registry_bindings() -> list[Binding]:
     # The registry keeps its schemas on its own topic (made at its first start) and reads it in its own group.
     registry = f"User:{SCHEMA_REGISTRY}"
-    out += [Binding(registry, Resource.TOPIC, SCHEMA_REGISTRY_TOPIC, op) for op in Operation
-            if op is not Operation.IDEMPOTENT_WRITE]
-    out += [_producer(registry), Binding(registry, Resource.GROUP, SCHEMA_REGISTRY, Operation.READ)]
-    return sorted(set(out))
+    return [*(Binding(registry, Resource.TOPIC, SCHEMA_REGISTRY_TOPIC, op) for op in Operation
+              if op is not Operation.IDEMPOTENT_WRITE),
+            _producer(registry), Binding(registry, Resource.GROUP, SCHEMA_REGISTRY, Operation.READ)]
 
 
 def principals(rules: Iterable[Binding]) -> list[str]:
