@@ -134,29 +134,53 @@ class StallHealer:
     async def check(self, now: float) -> int:
         """Partitions sought back this time."""
         consumer, healed = self.consumer, 0
+        await self._learn_log_starts()
+        in_flight = {message.tp for message in list(consumer._unacked_messages) if not message.acked}
+        for tp in consumer.assignment():
+            start = self._stalled_at(tp, in_flight)
+            if start is None:
+                self.stalled_since.pop(tp, None)
+                continue
+            if self._stalled_long_enough(tp, start, now):
+                await self._heal(tp, start)
+                healed += 1
+        return healed
+
+    async def _learn_log_starts(self) -> None:
+        """The log start of each assigned partition not yet known."""
+        consumer = self.consumer
         unknown = [tp for tp in consumer.assignment() if tp.topic in self.topics and tp not in self.log_start]
         if unknown:
             self.log_start.update(await consumer.earliest_offsets(*unknown))
-        in_flight = {message.tp for message in list(consumer._unacked_messages) if not message.acked}
-        for tp in consumer.assignment():
-            done, start = self.processed.offsets.get(tp), commit_start(consumer, tp, self.log_start)
-            if tp.topic not in self.topics or start is None or not (
-                    min(done) > start if done else self._tail_dropped(tp, start, in_flight)):
-                self.stalled_since.pop(tp, None)
-                continue
-            first = self.stalled_since.setdefault(tp, (start, now))
-            if first[0] != start:
-                self.stalled_since[tp] = (start, now)
-            elif now - first[1] >= self.heal_after_s:
-                if consumer._committed_offset.get(tp) is None:  # retention may have moved the start since
-                    self.log_start.update(await consumer.earliest_offsets(tp))
-                    start = self.log_start[tp]
-                log.warning("commits on %s wait at %s behind a gap; replaying from there", tp, start)
-                self.processed.forget([tp])
-                await consumer.seek(tp, start)
-                self.stalled_since.pop(tp, None)
-                healed += 1
-        return healed
+
+    def _stalled_at(self, tp: Any, in_flight: set[Any]) -> int | None:
+        """Where a partition's commits wait behind a gap, if they do: a gap
+        before the events processed, or a tail dropped."""
+        done, start = self.processed.offsets.get(tp), commit_start(self.consumer, tp, self.log_start)
+        if tp.topic not in self.topics or start is None or not (
+                min(done) > start if done else self._tail_dropped(tp, start, in_flight)):
+            return None
+        return start
+
+    def _stalled_long_enough(self, tp: Any, start: int, now: float) -> bool:
+        """Whether the partition has waited at ``start`` for ``heal_after_s``
+        (waiting elsewhere before, it starts waiting now)."""
+        first = self.stalled_since.setdefault(tp, (start, now))
+        if first[0] != start:
+            self.stalled_since[tp] = (start, now)
+            return False
+        return now - first[1] >= self.heal_after_s
+
+    async def _heal(self, tp: Any, start: int) -> None:
+        """Seek the partition back to where its commits wait."""
+        consumer = self.consumer
+        if consumer._committed_offset.get(tp) is None:  # retention may have moved the start since
+            self.log_start.update(await consumer.earliest_offsets(tp))
+            start = self.log_start[tp]
+        log.warning("commits on %s wait at %s behind a gap; replaying from there", tp, start)
+        self.processed.forget([tp])
+        await consumer.seek(tp, start)
+        self.stalled_since.pop(tp, None)
 
     def _tail_dropped(self, tp: Any, start: int, in_flight: set[Any]) -> bool:
         """Read past ``start``, yet nothing of it acknowledged or in flight.
