@@ -24,7 +24,8 @@ from hub.domain.validation import Invalid, check_record, latest_date
 from hub.edge.metrics import Metrics
 from hub.kafka.serde import Serde
 from hub.settings import Settings, ValidationSettings
-from hub.kafka.topics import DEADLETTER_TOPIC, events_topic, producer_config
+from hub.kafka.topics import producer_config
+from hub.flow.topics import DEADLETTER_TOPIC, events_topic
 from hub.trust import Role, signer
 
 log = logging.getLogger(__name__)

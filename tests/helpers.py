@@ -18,7 +18,8 @@ from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
 from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.kafka.topics import CATALOGUE, DEADLETTER_TOPIC, RESOLUTION_TOPIC, event_ends, events_topic, read_to_end, worker_lag
+from hub.kafka.topics import CATALOGUE, event_ends, read_to_end, worker_lag
+from hub.flow.topics import DEADLETTER_TOPIC, RESOLUTION_TOPIC, events_topic
 
 
 def events_on_broker(settings: Settings) -> list[dict]:

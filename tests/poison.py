@@ -14,7 +14,7 @@ from hub.domain.pii import PersonalDataHasher
 from hub.devtools.samples import LIQUOR, _headers, write_csv
 from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.kafka.topics import events_topic
+from hub.flow.topics import events_topic
 
 PENALTY_HEADER = _headers(SamrPenaltyConnector)
 # Stands in for personal data in bad records: no dead letter may carry it.

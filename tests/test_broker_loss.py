@@ -18,7 +18,8 @@ from hub.kafka.broker import EmbeddedBroker, free_port
 from hub.devtools.chaos import process_env
 from hub.devtools.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
-from hub.kafka.topics import FEEDBACK_TOPIC, admin, create_topics
+from hub.kafka.topics import admin, create_topics
+from hub.flow.topics import FEEDBACK_TOPIC
 from hub.edge.worker import EXIT_BROKER_LOST
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import Valve, metric, start_worker, wait_for

@@ -14,7 +14,8 @@ from hub.kafka.readers import dead_letters
 from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.apps.status import collect
-from hub.kafka.topics import DEADLETTER_TOPIC, producer_config
+from hub.kafka.topics import producer_config
+from hub.flow.topics import DEADLETTER_TOPIC
 from hub.trust import Role, signer
 
 pytestmark = pytest.mark.broker

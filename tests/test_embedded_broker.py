@@ -20,7 +20,8 @@ from confluent_kafka.admin import ConfigResource
 from hub.kafka.broker import BrokerError, EmbeddedBroker, running_broker
 from hub.devtools.samples import write_scenario
 from hub.settings import load_settings
-from hub.kafka.topics import LEADS_TOPIC, admin, changelog_topic, create_topics, events_topic, list_topics, read_to_end
+from hub.kafka.topics import admin, changelog_topic, create_topics, list_topics, read_to_end
+from hub.flow.topics import LEADS_TOPIC, events_topic
 from hub.domain.events import Agency
 from tests.helpers import hub, start_hub_broker, wait_for
 

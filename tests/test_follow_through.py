@@ -20,7 +20,7 @@ from hub.apps.pipeline import run_connectors, wait_until_processed
 from hub.apps.report import COUNTY_COLUMNS, HEADINGS, SOURCE_COLUMNS, TEAM_COLUMNS
 from hub.devtools.samples import CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, _headers, _inspection_row, write_csv
 from hub.settings import Settings
-from hub.kafka.topics import LEADS_TOPIC
+from hub.flow.topics import LEADS_TOPIC
 from tests.helpers import scenario_on_broker, wait_for, worker_process
 from tests.test_lead_lifecycle import _copies, _copies_once, _hub, _key, _lead_of, _metric, _team_topic
 

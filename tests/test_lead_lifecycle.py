@@ -29,7 +29,8 @@ from hub.kafka.readers import final_leads, find_lead
 from hub.devtools.samples import FUSHUN, LIQUOR
 from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.kafka.topics import LEADS_TOPIC, producer_config, read_to_end
+from hub.kafka.topics import producer_config, read_to_end
+from hub.flow.topics import LEADS_TOPIC
 from hub.trust import Role, trust_env
 from hub.trust.keys import TrustStore, board_token, key_file, load_key
 from tests.conftest import TEST_PII_KEY

@@ -38,7 +38,8 @@ from hub.apps.pipeline import wait_until_processed
 from hub.devtools.samples import (FUSHUN, LIQUOR, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, YUXIANG, _headers,
                          make_resident_id, write_csv, write_scenario, write_xlsx)
 from hub.settings import Settings, load_settings
-from hub.kafka.topics import create_topics, feedback_topic, read_to_end
+from hub.kafka.topics import create_topics, read_to_end
+from hub.flow.topics import feedback_topic
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub, start_worker, wait_for
 

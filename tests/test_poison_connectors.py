@@ -164,7 +164,8 @@ def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, 
     from connectors.offsets import cursor_key, fingerprint
     from hub.kafka.serde import Serde
     from hub.apps.status import collect
-    from hub.kafka.topics import cursor_topic, producer_config
+    from hub.kafka.topics import producer_config
+    from hub.flow.topics import cursor_topic
     from hub.trust import Role, signer
 
     path = write_csv(tmp_path / "forged-cursor.csv", PENALTY_HEADER, [_good(200 + i) for i in range(3)])

@@ -16,7 +16,7 @@ from hub.domain.pii import PersonalDataHasher
 from hub.edge.feedback import TICK_KEY, feedback, tick
 from hub.devtools.samples import LIQUOR, _headers, write_csv
 from hub.flow.codec import RegistryUnavailable
-from hub.kafka.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC, feedback_topic
+from hub.flow.topics import DEADLETTER_TOPIC, FEEDBACK_TOPIC, feedback_topic
 from hub.trust import Role
 from hub.testing.bus import RECEIVED, Bus, Delivered
 from tests.poison import BAD_EVENT_CODES, SECRET, bad_events, critical_event, encoded, spoiled

@@ -1,5 +1,5 @@
 """The type checker, as part of the test command (and so of CI): mypy over
-hub/ and connectors/, strict on the domain and the flow (pyproject's
+hub/ and connectors/, strict on all of it (pyproject's
 [tool.mypy])."""
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from hub.domain.pii import describe
 from hub.domain.resolution import ResolverState
 from hub.settings import Settings
-from hub.kafka.topics import RESOLVER_TABLE, changelog_topic, read_to_end
+from hub.kafka.topics import changelog_topic, read_to_end
+from hub.flow.topics import RESOLVER_TABLE
 
 log = logging.getLogger(__name__)
 

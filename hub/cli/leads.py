@@ -16,7 +16,7 @@ def teams_command(ctx: click.Context) -> None:
     """List the joint-enforcement teams (HUB_TEAMS_FILE) and what each receives
     (`hub acls` prints the Kafka ACLs that give each its topics)."""
     from hub.domain.teams import describe, without_oversight
-    from hub.kafka.topics import LEADS_TOPIC
+    from hub.flow.topics import LEADS_TOPIC
 
     settings = settings_of(ctx)
     teams = team_config(settings)
@@ -53,7 +53,7 @@ def leads_tail(ctx: click.Context, region_prefix: str | None, severity: str | No
 
     from hub.apps.leadview import matches, render
     from hub.apps.leadview import to_json_ready
-    from hub.kafka.topics import LEADS_TOPIC
+    from hub.flow.topics import LEADS_TOPIC
 
     topic = LEADS_TOPIC
     if team is not None:

@@ -119,7 +119,8 @@ def acls_command(ctx: click.Context, apply_: bool, scram_users: Path | None, mak
     from connectors.discovery import available
     from hub.kafka.acls import bindings, describe, principals
     from hub.cli.common import team_config
-    from hub.kafka.topics import BUSINESS_TABLE, RESOLVER_TABLE, changelog_topic
+    from hub.kafka.topics import changelog_topic
+    from hub.flow.topics import BUSINESS_TABLE, RESOLVER_TABLE
 
     settings = settings_of(ctx)
     rules = bindings(team_config(settings), {name: c.agency for name, c in available().items()}, settings.app_id,

@@ -48,8 +48,8 @@ from hub.settings import Settings
 from hub.devtools.chaos import process_env
 from hub.flow import Seen
 from hub.flow.effects import Stage
-from hub.kafka.topics import (LEADS_TOPIC, RESOLUTION_TOPIC, admin, changelog_topic, create_topics, event_ends, read_to_end,
-                        worker_lag)
+from hub.kafka.topics import admin, changelog_topic, create_topics, event_ends, read_to_end, worker_lag
+from hub.flow.topics import LEADS_TOPIC, RESOLUTION_TOPIC
 
 log = logging.getLogger(__name__)
 

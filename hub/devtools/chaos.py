@@ -45,7 +45,8 @@ from hub.apps.pipeline import wait_until_processed
 from hub.devtools.samples import make_resident_id, make_uscc, write_csv
 from hub.kafka.serde import Serde
 from hub.settings import Settings, load_settings
-from hub.kafka.topics import DEADLETTER_TOPIC, changelog_topic, cursor_topic, create_topics, events_topic, read_to_end
+from hub.kafka.topics import changelog_topic, create_topics, read_to_end
+from hub.flow.topics import DEADLETTER_TOPIC, cursor_topic, events_topic
 
 # Fields of a lead that record when something happened rather than what:
 # they differ between any two runs.

@@ -15,7 +15,8 @@ from confluent_kafka import Producer
 from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.flow.topics import feedback_topic
-from hub.kafka.topics import FEEDBACK_TOPIC, admin, producer_config
+from hub.kafka.topics import admin, producer_config
+from hub.flow.topics import FEEDBACK_TOPIC
 from hub.trust import Signer
 
 TICK_KEY = b"\x00hub:tick"

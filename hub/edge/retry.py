@@ -41,7 +41,7 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failure in a row."""
-        return min(self.max_s, self.first_s * 2 ** (failures - 1))
+        return min(self.max_s, self.first_s * 2.0 ** (failures - 1))
 
 
 async def retried(work: Callable[[], Awaitable[T]], backoff: Backoff,

@@ -59,8 +59,8 @@ from hub.kafka.serde import Serde, SharedRuns
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
 from hub.trust.signatures import broker_timestamp_ms, headers_of
-from hub.kafka.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE, admin, changelog_topic, key_partition,
-                        source_topics)
+from hub.kafka.topics import admin, changelog_topic, key_partition, source_topics
+from hub.flow.topics import BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class TableView:
         return None if value is None else bytes(value)
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return self.table.items()
+        items: Iterable[tuple[bytes, bytes]] = self.table.items()  # a Faust table: untyped
+        return items
 
 
 class FaustStore:

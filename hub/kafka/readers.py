@@ -12,7 +12,8 @@ from hub.kafka.connection import client_config
 from hub.flow.codec import DecodeError
 from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.kafka.topics import DEADLETTER_TOPIC, LEADS_TOPIC, partition_of, read_to_end
+from hub.kafka.topics import partition_of, read_to_end
+from hub.flow.topics import DEADLETTER_TOPIC, LEADS_TOPIC
 from hub.trust import Role, Untrusted, verifier
 from hub.trust.keys import TrustedKey
 from hub.trust.signatures import headers_of

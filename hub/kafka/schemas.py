@@ -30,7 +30,8 @@ class SchemaVersion:
 
     @cached_property
     def raw(self) -> dict[str, Any]:
-        return json.loads(self.file.read_text(encoding="utf-8"))
+        raw: dict[str, Any] = json.loads(self.file.read_text(encoding="utf-8"))
+        return raw
 
     @cached_property
     def parsed(self) -> Any:

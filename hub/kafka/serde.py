@@ -69,7 +69,7 @@ class Serde:
 
         def encode(record: Mapping[str, Any]) -> bytes:
             try:
-                return header + write(record)
+                return header + bytes(write(record))
             except Exception as exc:
                 raise _unfit(contract, exc) from None
 

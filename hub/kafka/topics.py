@@ -184,7 +184,7 @@ def partition_of(settings: Settings, topic: str, key: bytes) -> int:
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition a key goes to: murmur2, as the workers' and the
     connectors' producers (and Kafka's Java clients) choose it."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None,
