@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from hub.flow.effects import Effects, Seen, Unresolved
+from hub.flow.effects import Effects, Observation, Seen, Unresolved
 from hub.edge.httpd import serve_metrics
 from hub.settings import HttpSettings
 
@@ -130,10 +130,7 @@ class WorkerMetrics:
 
     def observe(self, effects: Effects, now: float) -> None:
         """What the flow saw in a batch, as metrics."""
-        counters = {Seen.EVENT: self.events_processed, Seen.DUPLICATE: self.duplicates,
-                    Seen.NEAR_DUPLICATE: self.near_duplicates, Seen.DEAD_LETTER: self.dead_letters,
-                    Seen.LEAD_PUBLISHED: self.leads_published, Seen.ESCALATED: self.escalations,
-                    Seen.RESOLVED: self.resolved, Seen.UNTRUSTED: self.untrusted, Seen.SIGNAL: self.signals}
+        counters = self._counters()
         # A batch holds hundreds of observations: a counter is incremented
         # once per label, a histogram's child looked up once per label.
         counted: collections.Counter[tuple[Seen, str]] = collections.Counter()
@@ -142,27 +139,43 @@ class WorkerMetrics:
             if o.seen in counters:
                 counted[o.seen, o.label] += 1
             elif o.seen is Seen.REPORTING_DELAY:
-                child = delays.get((o.label, o.kind))
-                if child is None:
-                    child = delays[o.label, o.kind] = self.reporting_delay.labels(o.label, o.kind)
-                child.observe(o.value)
-            elif o.seen is Seen.REOPENED:
-                self.leads_reopened.inc()
-            elif o.seen is Seen.EVENT_TO_LEAD:
-                self.event_to_lead.observe(o.value)
-            elif o.seen is Seen.ACKNOWLEDGED_AFTER:
-                self.time_to_acknowledge.labels(o.label).observe(o.value)
-            elif o.seen is Seen.CLOSED_AFTER:
-                self.time_to_close.labels(o.label).observe(o.value)
-            elif o.seen is Seen.TICK:
-                self.ticks.inc()
-            elif o.seen is Seen.LATE_CRITICAL:
-                self.late_critical.labels(o.label).inc()
+                self._reporting_delay(delays, o).observe(o.value)
+            else:
+                self._observe_one(o)
         for (seen, label), n in counted.items():
             counters[seen].labels(label).inc(n)
         if effects.oldest_received_at is not None:
             self.lag_seconds.set(max(0.0, now - effects.oldest_received_at))
         self.report_unresolved(effects.unresolved, now)
+
+    def _counters(self) -> dict[Seen, Counter]:
+        """The observations counted by label."""
+        return {Seen.EVENT: self.events_processed, Seen.DUPLICATE: self.duplicates,
+                Seen.NEAR_DUPLICATE: self.near_duplicates, Seen.DEAD_LETTER: self.dead_letters,
+                Seen.LEAD_PUBLISHED: self.leads_published, Seen.ESCALATED: self.escalations,
+                Seen.RESOLVED: self.resolved, Seen.UNTRUSTED: self.untrusted, Seen.SIGNAL: self.signals}
+
+    def _reporting_delay(self, delays: dict[tuple[str, str], Any], o: Observation) -> Any:
+        """The reporting delay's histogram child for the observation's labels, looked up once a batch."""
+        child = delays.get((o.label, o.kind))
+        if child is None:
+            child = delays[o.label, o.kind] = self.reporting_delay.labels(o.label, o.kind)
+        return child
+
+    def _observe_one(self, o: Observation) -> None:
+        """An observation that is neither counted by label nor a reporting delay."""
+        if o.seen is Seen.REOPENED:
+            self.leads_reopened.inc()
+        elif o.seen is Seen.EVENT_TO_LEAD:
+            self.event_to_lead.observe(o.value)
+        elif o.seen is Seen.ACKNOWLEDGED_AFTER:
+            self.time_to_acknowledge.labels(o.label).observe(o.value)
+        elif o.seen is Seen.CLOSED_AFTER:
+            self.time_to_close.labels(o.label).observe(o.value)
+        elif o.seen is Seen.TICK:
+            self.ticks.inc()
+        elif o.seen is Seen.LATE_CRITICAL:
+            self.late_critical.labels(o.label).inc()
 
     def report_unresolved(self, unresolved: Unresolved, now: float) -> None:
         self.unresolved.labels("parked").set(unresolved.parked)
