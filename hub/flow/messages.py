@@ -4,6 +4,7 @@ resolution's traffic), or is refused with a reason code (``Refused``), which
 the flow turns into a dead letter."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from contextlib import contextmanager
@@ -96,8 +97,24 @@ class Tick:
     at_ms: int
 
 
+class _Body:
+    """A resolution message's fields for its kind (the other fields empty):
+    a party or a candidate as its record, everything else as it is."""
+
+    kind: ClassVar[ResolutionKind]
+
+    def fields(self) -> dict[str, Any]:
+        return {f.name: _wire(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, Party):
+        return value.to_message()
+    return value.to_json() if isinstance(value, Candidate) else value
+
+
 @dataclass(frozen=True)
-class Register:
+class Register(_Body):
     """What a business's identified records teach a lookup key; ``relayed``:
     copied on to a key that watches this one."""
 
@@ -105,23 +122,17 @@ class Register:
     relayed: bool = False
     kind: ClassVar[ResolutionKind] = ResolutionKind.REGISTER
 
-    def fields(self) -> dict[str, Any]:
-        return {"candidate": self.candidate.to_json(), "relayed": self.relayed}
-
 
 @dataclass(frozen=True)
-class Watch:
+class Watch(_Body):
     """A record parked at ``watcher`` also needs this lookup key's candidates."""
 
     watcher: str
     kind: ClassVar[ResolutionKind] = ResolutionKind.WATCH
 
-    def fields(self) -> dict[str, Any]:
-        return {"watcher": self.watcher}
-
 
 @dataclass(frozen=True)
-class Park:
+class Park(_Body):
     """A record without a USCC (its event, as published on ``event_topic``)
     waits at its home lookup key; its business's rules see it under
     ``provisional_key`` meanwhile."""
@@ -131,77 +142,56 @@ class Park:
     provisional_key: str
     kind: ClassVar[ResolutionKind] = ResolutionKind.PARK
 
-    def fields(self) -> dict[str, Any]:
-        return {"event": self.event, "event_topic": self.event_topic, "provisional_key": self.provisional_key}
-
 
 @dataclass(frozen=True)
-class Resolved:
+class Resolved(_Body):
     """A resolved record (its event, with the resolution's explanation) on its way to its business."""
 
     event: bytes
     kind: ClassVar[ResolutionKind] = ResolutionKind.EVENT
 
-    def fields(self) -> dict[str, Any]:
-        return {"event": self.event}
-
 
 @dataclass(frozen=True)
-class Moved:
+class Moved(_Body):
     """A record left this business for ``moved_to``, or came back (``moved_to`` = "")."""
 
     event_id: str
     moved_to: str
     kind: ClassVar[ResolutionKind] = ResolutionKind.MOVED
 
-    def fields(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "moved_to": self.moved_to}
-
 
 @dataclass(frozen=True)
-class Signal:
+class Signal(_Body):
     """A business's record (its event) counted at an index; ``party``: the business."""
 
     event: bytes
     party: Party
     kind: ClassVar[ResolutionKind] = ResolutionKind.SIGNAL
 
-    def fields(self) -> dict[str, Any]:
-        return {"event": self.event, "party": self.party.to_message()}
-
 
 @dataclass(frozen=True)
-class Serial:
+class Serial(_Body):
     """A complainant's index (``index_key``) tells a business the complainant files serially."""
 
     index_key: str
     kind: ClassVar[ResolutionKind] = ResolutionKind.SERIAL
 
-    def fields(self) -> dict[str, Any]:
-        return {"index_key": self.index_key}
-
 
 @dataclass(frozen=True)
-class Membership:
+class Membership(_Body):
     """A business (``party``) tells its legal representative's index it is
     theirs, and why it matters (``party.reasons``)."""
 
     party: Party
     kind: ClassVar[ResolutionKind] = ResolutionKind.MEMBER
 
-    def fields(self) -> dict[str, Any]:
-        return {"party": self.party.to_message()}
-
 
 @dataclass(frozen=True)
-class Link:
+class Link(_Body):
     """A representative's index tells a business of another of theirs (``party``) that matters."""
 
     party: Party
     kind: ClassVar[ResolutionKind] = ResolutionKind.LINK
-
-    def fields(self) -> dict[str, Any]:
-        return {"party": self.party.to_message()}
 
 
 ResolutionBody = Union[Register, Watch, Park, Resolved, Moved, Signal, Serial, Membership, Link]
