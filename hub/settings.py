@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -340,21 +340,39 @@ def _coerce(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     for name, raw in values.items():
         if name not in by_name:
             raise ValueError(f"unknown setting {name!r} (known: {', '.join(sorted(by_name))})")
-        default = getattr(cls(), name)
-        if isinstance(default, _SECTIONS):
-            section = type(default)
-            out[name] = raw if isinstance(raw, section) else section(**_coerce(section, raw))
-        elif isinstance(default, bool):
-            out[name] = raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
-        elif isinstance(default, dt.date):
-            out[name] = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
-        elif isinstance(default, Path):
-            out[name] = Path(raw)
-        elif isinstance(default, tuple):
-            out[name] = tuple(raw.split(",")) if isinstance(raw, str) else tuple(raw)
-        else:
-            out[name] = type(default)(raw)
+        out[name] = _coerced(getattr(cls(), name), raw)
     return out
+
+
+def _coerced(default: Any, raw: Any) -> Any:
+    """``raw`` as the type of the field's ``default``."""
+    if isinstance(default, _SECTIONS):
+        return _as_section(type(default), raw)
+    for kind, convert in _CONVERTERS:
+        if isinstance(default, kind):
+            return convert(raw)
+    return type(default)(raw)
+
+
+def _as_section(section: type, raw: Any) -> Any:
+    return raw if isinstance(raw, section) else section(**_coerce(section, raw))
+
+
+def _as_bool(raw: Any) -> bool:
+    return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
+
+
+def _as_date(raw: Any) -> dt.date:
+    return raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw))
+
+
+def _as_tuple(raw: Any) -> tuple[Any, ...]:
+    return tuple(raw.split(",")) if isinstance(raw, str) else tuple(raw)
+
+
+# By the type of a field's default, in this order (a bool is no int here).
+_CONVERTERS: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+    (bool, _as_bool), (dt.date, _as_date), (Path, Path), (tuple, _as_tuple))
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None,
@@ -365,22 +383,35 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
     if path:
         with open(path, "rb") as fh:
             values.update(tomllib.load(fh))
-    for f in fields(Settings):
-        key = "HUB_" + f.name.upper()
-        if key in env and f.name not in _SECTION_NAMES:
-            values[f.name] = env[key]
+    values.update(_from_env(env))
     for section, cls in _SECTION_NAMES.items():
-        prefix = f"HUB_{section.upper()}_"
-        section_env = {f.name: env[prefix + f.name.upper()] for f in fields(cls) if prefix + f.name.upper() in env}
+        section_env = _section_from_env(env, section, cls)
         if section_env:
             values[section] = {**values.get(section, {}), **section_env}
     if values.get("pii_key_file"):
-        if "pii_key" in values:
-            raise ValueError("HUB_PII_KEY and HUB_PII_KEY_FILE are both set: give the key once, as a file")
-        values["pii_key"] = Path(values["pii_key_file"]).read_text(encoding="utf-8").strip()
-        if not values["pii_key"]:
-            raise ValueError(f"HUB_PII_KEY_FILE {values['pii_key_file']} is empty")
+        values["pii_key"] = _pii_key_from_file(values)
     return Settings(**_coerce(Settings, values))
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The top-level settings the environment sets (``HUB_<NAME>``)."""
+    return {f.name: env["HUB_" + f.name.upper()] for f in fields(Settings)
+            if "HUB_" + f.name.upper() in env and f.name not in _SECTION_NAMES}
+
+
+def _section_from_env(env: Mapping[str, str], section: str, cls: type) -> dict[str, str]:
+    """A section's settings the environment sets (``HUB_<SECTION>_<NAME>``)."""
+    prefix = f"HUB_{section.upper()}_"
+    return {f.name: env[prefix + f.name.upper()] for f in fields(cls) if prefix + f.name.upper() in env}
+
+
+def _pii_key_from_file(values: Mapping[str, Any]) -> str:
+    if "pii_key" in values:
+        raise ValueError("HUB_PII_KEY and HUB_PII_KEY_FILE are both set: give the key once, as a file")
+    key = Path(values["pii_key_file"]).read_text(encoding="utf-8").strip()
+    if not key:
+        raise ValueError(f"HUB_PII_KEY_FILE {values['pii_key_file']} is empty")
+    return key
 
 
 # Connectors are plugins: an agency's package declares one under this
