@@ -8,9 +8,18 @@ token``) and sees its own page only; operators see every page.
 Every worker follows every team topic (they are small and compacted), so any
 worker's board shows everything; the gauges are therefore the same on each
 worker: aggregate them with max(), not sum().
+
+The pages are an aiohttp application (``board_app``): routes in two tables
+(those anyone may open, those that need a session) and four middlewares,
+outermost first: the security headers, the Host check, the check on forms
+posted from other sites, the session. ``serve_board`` runs it on a thread
+and event loop of its own, beside the worker's, within ``HttpSettings``
+(``hub.edge.httpd.serve_app``).
 """
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import html
@@ -19,23 +28,26 @@ import logging
 import secrets
 import threading
 import time
-from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Callable, Iterable
-from urllib.parse import parse_qs, unquote
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hub.audit.entries import UNPROVEN, AuditAction, Note
 from hub.domain import labels
 from hub.domain.events import CST
 from hub.domain.lifecycle import ACTIVE, Escalation, LeadStatus, is_overdue
 from hub.domain.teams import SEVERITIES, Team
-from hub.edge.httpd import http_server
-from hub.kafka.readers import LeadReader, follow_topics
+from hub.edge.httpd import AppServer, serve_app
 from hub.edge.retry import shown
+from hub.kafka.readers import LeadReader, follow_topics
 from hub.settings import HttpSettings, Settings
-from hub.audit.entries import UNPROVEN, AuditAction, Note
 from hub.trust import Role
 from hub.trust.keys import TrustedKey
 from hub.trust.signatures import TrustStoreFile
@@ -124,7 +136,7 @@ def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
                 for topic, lead in follow_topics(settings, sorted(board.topics), True, stop.is_set, board.reading):
                     board.apply(topic, lead)
                     wait = retry_s[0]
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (whatever it was, the board follows again)
                 log.warning("lead board: following the team topics failed (%s); again in %.0f s", shown(exc), wait)
                 stop.wait(wait)
                 wait = min(wait * 2, retry_s[1])
@@ -134,7 +146,7 @@ def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
     return thread
 
 
-def _minute(value: Any) -> str | None:
+def _minute(value: dt.datetime | None) -> str | None:
     """An instant as a desk reads it: Beijing time, to the minute."""
     if value is None:
         return None
@@ -143,43 +155,89 @@ def _minute(value: Any) -> str | None:
 
 _DEADLINES = (("acknowledge_by", "签收期限"), ("close_by", "办结期限"), ("transfer_by", "移送公安期限"),
               ("police_filing_by", "公安立案期限"), ("recheck_on", "回头看日期"))
+_NO_USCC = "统一社会信用代码未识别"
+
+
+def _credit(lead: dict[str, Any]) -> str | None:
+    """The business's standing on the list of serious violators (严重违法失信名单), if it has one."""
+    if lead.get("credit_status") == "LISTED":
+        return f"已列入严重违法失信名单（{lead['credit_listed_on']}，{lead.get('credit_reason') or '事由未载明'}）"
+    if lead.get("credit_status") == "REMOVED":
+        return f"曾列入严重违法失信名单，已于{lead['credit_removed_on']}移出"
+    return None
+
+
+def _escalations(lead: dict[str, Any]) -> list[str]:
+    """Why the lead was escalated, each reason in words (older records carry one, as ``escalation``)."""
+    codes = lead.get("escalations") or ([lead["escalation"]] if lead.get("escalation") else [])
+    return [labels.escalation(code) for code in codes]
+
+
+def _status_label(lead: dict[str, Any]) -> str:
+    reopened = f"（重新打开{lead['reopened']}次）" if lead.get("reopened") else ""
+    return labels.status(lead["status"]) + reopened
+
+
+def _deadlines(lead: dict[str, Any]) -> list[str]:
+    """Each deadline the lead has, in Beijing time, and a late report last."""
+    due = [f"{label} {_minute(lead[key])}" for key, label in _DEADLINES if lead.get(key) is not None]
+    if lead.get("reported_late_days"):
+        due.append(f"迟报：记录日期后{lead['reported_late_days']}天才报送")
+    return due
+
+
+def _evidence(lead: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each finding, or that it is withheld from this team (not cleared for it)."""
+    return [{"text": f"{e['occurred_on']} {labels.agency(e['agency'])} "
+                     + (e["finding"] if e["finding"] is not None else "详情不予显示（未获授权）"),
+             "withheld": e["finding"] is None} for e in lead["evidence"]]
+
+
+def _parties(lead: dict[str, Any]) -> list[str]:
+    return [f"{labels.PARTY_ROLES.get(p['role'], p['role'])}：{p['name']}（{p['business_id'] or _NO_USCC}）"
+            for p in lead.get("parties") or []]
+
+
+def _link(link: dict[str, Any]) -> str:
+    """What followed the lead: the event or the lead it led to."""
+    text = f"{link['occurred_on']} {labels.LINKS.get(link['kind'], link['kind'])}"
+    if link.get("event_id"):
+        text += f" {link['event_id']}"
+    if link.get("lead_id"):
+        text += f" 线索 {link['lead_id']}"
+    return text
+
+
+def _step(step: dict[str, Any]) -> str:
+    """One step of the lead's history: when, what, which team, its note."""
+    text = f"{_minute(step['at'])} {labels.history(step['status'])}"
+    if step["team"]:
+        text += f" {step['team']}"
+    if step["note"]:
+        text += f"：{step['note']}"
+    return text
 
 
 def displayed(lead: dict[str, Any]) -> dict[str, Any]:
     """A lead as the board shows it: in Chinese, Beijing time to the minute,
     with the recommended action, the parties and the credit standing; the
     codes (lead_id, status, severity) stay for the page's own use."""
-    credit = None
-    if lead.get("credit_status") == "LISTED":
-        credit = f"已列入严重违法失信名单（{lead['credit_listed_on']}，{lead.get('credit_reason') or '事由未载明'}）"
-    elif lead.get("credit_status") == "REMOVED":
-        credit = f"曾列入严重违法失信名单，已于{lead['credit_removed_on']}移出"
-    escalations = [labels.escalation(e) for e in lead.get("escalations") or
-                   ([lead["escalation"]] if lead.get("escalation") else [])]
     return {
         "lead_id": lead["lead_id"], "status": lead["status"], "severity": lead["severity"],
         "overdue": bool(is_overdue(lead)),
         "severity_label": labels.SEVERITIES[lead["severity"]],
         "rules": " + ".join(labels.rule(r) for r in lead["rules"]),
-        "status_label": labels.status(lead["status"]) + (f"（重新打开{lead['reopened']}次）" if lead.get("reopened")
-                                                         else ""),
-        "escalations": escalations,
-        "business": f"{lead['business_name']}（{lead['business_id'] or '统一社会信用代码未识别'}）",
+        "status_label": _status_label(lead),
+        "escalations": _escalations(lead),
+        "business": f"{lead['business_name']}（{lead['business_id'] or _NO_USCC}）",
         "region": lead["region"]["name"] or "区划不明",
-        "deadlines": [f"{label} {_minute(lead[key])}" for key, label in _DEADLINES if lead.get(key) is not None]
-        + ([f"迟报：记录日期后{lead['reported_late_days']}天才报送"] if lead.get("reported_late_days") else []),
-        "evidence": [{"text": f"{e['occurred_on']} {labels.agency(e['agency'])} "
-                              + (e["finding"] if e["finding"] is not None else "详情不予显示（未获授权）"),
-                      "withheld": e["finding"] is None} for e in lead["evidence"]],
+        "deadlines": _deadlines(lead),
+        "evidence": _evidence(lead),
         "action": lead["recommended_action"],
-        "parties": [f"{labels.PARTY_ROLES.get(p['role'], p['role'])}：{p['name']}"
-                    f"（{p['business_id'] or '统一社会信用代码未识别'}）" for p in lead.get("parties") or []],
-        "credit": credit,
-        "links": [f"{k['occurred_on']} {labels.LINKS.get(k['kind'], k['kind'])}"
-                  + (f" {k['event_id']}" if k.get("event_id") else "") + (f" 线索 {k['lead_id']}" if k.get("lead_id")
-                                                                        else "") for k in lead.get("links") or []],
-        "history": [f"{_minute(h['at'])} {labels.history(h['status'])}" + (f" {h['team']}" if h["team"] else "")
-                    + (f"：{h['note']}" if h["note"] else "") for h in lead["history"]],
+        "parties": _parties(lead),
+        "credit": _credit(lead),
+        "links": [_link(link) for link in lead.get("links") or []],
+        "history": [_step(step) for step in lead["history"]],
     }
 
 
@@ -413,148 +471,284 @@ class BoardAudit:
                           detail={"leads": ",".join(sorted(now))})])
 
 
-def _handler(board: LeadBoard, allowed: frozenset[str], sessions: Sessions,
-             audit: BoardAudit) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if not self._host_ok():
-                return None
-            parts = [unquote(p) for p in self.path.split("?")[0].strip("/").split("/") if p]
-            if parts == ["static", "board.js"]:
-                return self._send(200, "text/javascript", _SCRIPT)
-            if parts == ["static", "board.css"]:
-                return self._send(200, "text/css", _STYLE)
-            if parts == ["login"]:
-                return self._send(200, "text/html", _LOGIN.format(title="执法线索看板：登录", message=""))
-            holder = self._holder()
-            if holder is None:
-                return self._unauthenticated(parts)
-            if not parts:
-                if holder.role is Role.TEAM:
-                    return self._redirect(f"/teams/{holder.name}")
-                links = "".join(f'<li><a href="/teams/{html.escape(t)}">{html.escape(t)}</a> '
-                                f"{html.escape(board.teams[t].description)}</li>" for t in sorted(board.teams))
-                return self._send(200, "text/html", _HEAD.format(title="各队伍") + f"<body><h1>各队伍看板</h1><ul>{links}</ul>"
-                                  "</body></html>")
-            if parts[0] != "teams" or len(parts) not in (2, 3) or parts[1] not in board.teams:
-                return self.send_error(404, "no such page")
-            team = parts[1]
-            if holder.role is not Role.OPERATOR and not (holder.role is Role.TEAM and holder.name == team):
-                # Another team's page: never, whatever it asks. Its name is not echoed.
-                log.warning("board: %s asked for another team's page", holder.identity)
-                audit.denied(holder, team, "not_your_team")
-                return self.send_error(403, "not your team's page")
-            if len(parts) == 2:
-                title = html.escape(f"{board.teams[team].description or team}：执法线索看板")
-                return self._send(200, "text/html", _PAGE.format(title=title, team=html.escape(team)))
-            if parts[2] != "leads.json":
-                return self.send_error(404, "no such page")
-            open_leads, followups = board.open_leads(team), board.followups(team)
-            audit.viewed(holder, team, [lead["lead_id"] for lead in (*open_leads, *followups)])
-            return self._send(200, "application/json", json.dumps(
-                {"version": board.version, "leads": [displayed(lead) for lead in open_leads],
-                 "followup": [displayed(lead) for lead in followups], "chart": chart(open_leads)}, ensure_ascii=False))
+# -- the web application -------------------------------------------------------
 
-        def do_POST(self) -> None:  # noqa: N802
-            if not self._host_ok():
-                return None
-            origin = self.headers.get("Origin")
-            if origin is not None and not same_origin(origin, self.headers.get("Host")):
-                return self.send_error(403, "a form from another site")
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                return self.send_error(400, "bad Content-Length")
-            if not 0 <= length <= 4096:
-                return self.send_error(413, "too large")
-            form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
-            if self.path == "/logout":
-                return self._redirect("/login", f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict")
-            if self.path != "/login":
-                return self.send_error(404, "no such page")
-            holder = sessions.by_token((form.get("token") or [""])[0].strip())
-            audit.login(holder)
-            if holder is None:
-                log.warning("board: a login with a token no live key has")
-                return self._send(401, "text/html", _LOGIN.format(title="执法线索看板：登录",
-                                                                  message="该令牌不能打开任何看板。"))
-            log.info("board: %s logged in", holder.identity)
-            cookie = (f"{SESSION_COOKIE}={sessions.cookie(holder)}; Max-Age={sessions.seconds}; Path=/; HttpOnly; "
-                      "SameSite=Strict")
-            return self._redirect("/" if holder.role is Role.OPERATOR else f"/teams/{holder.name}", cookie)
+# A form (the login's token, the logout) is a few hundred bytes at most; the
+# application's client_max_size refuses more (413), and _form refuses a
+# larger Content-Length before reading any of it.
+_MAX_FORM_BYTES = 4096
+_LOGIN_TITLE = "执法线索看板：登录"
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="lead board"'}
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# aiohttp's own refusals, in the board's words (the router's 404, client_max_size's 413)
+_REASONS: dict[int, str] = {HTTPStatus.NOT_FOUND: "no such page", HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "too large"}
 
-        def _host_ok(self) -> bool:
-            if host_name(self.headers.get("Host")) in allowed:
-                return True
-            # A page asked for under a name the board does not answer to: a
-            # DNS-rebinding page in a browser would read it as its own
-            # origin. The name is not echoed.
-            self.send_error(421, "unknown Host")
-            return False
 
-        def _holder(self) -> TrustedKey | None:
-            auth = self.headers.get("Authorization") or ""
-            if auth.startswith("Bearer "):
-                return sessions.by_token(auth.removeprefix("Bearer ").strip())
-            cookie = SimpleCookie()
-            try:
-                cookie.load(self.headers.get("Cookie") or "")
-            except CookieError:
-                return None
-            morsel = cookie.get(SESSION_COOKIE)
-            return sessions.by_cookie(morsel.value) if morsel is not None else None
+@dataclass(frozen=True)
+class _Context:
+    """What the board's handlers and middlewares share (the application's ``CONTEXT``)."""
 
-        def _unauthenticated(self, parts: list[str]) -> None:
-            # the page's team, if it names one: nothing else of the path is repeated
-            audit.denied(None, parts[1] if len(parts) > 1 and parts[1] in board.teams else "board", "no_credential")
-            if parts[-1:] == ["leads.json"]:
-                return self._send(401, "application/json", '{"error": "log in first"}',
-                                  {"WWW-Authenticate": 'Bearer realm="lead board"'})
-            return self._send(401, "text/html", _LOGIN.format(title="执法线索看板：登录", message=""),
-                              {"WWW-Authenticate": 'Bearer realm="lead board"'})
+    board: LeadBoard
+    sessions: Sessions
+    audit: BoardAudit
+    allowed_hosts: frozenset[str]
+    limits: HttpSettings
+    open_handlers: frozenset[Handler]  # the routes that need no session
 
-        def _redirect(self, where: str, cookie: str | None = None) -> None:
-            self.send_response(303)
-            self.send_header("Location", where)
-            if cookie:
-                self.send_header("Set-Cookie", cookie)
-            self._security_headers()
-            self.send_header("Content-Length", "0")
-            self.end_headers()
 
-        def _send(self, status: int, content_type: str, body: str, extra: dict[str, str] | None = None) -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", f"{content_type}; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (extra or {}).items():
-                self.send_header(name, value)
-            self._security_headers()
-            self.end_headers()
-            self.wfile.write(data)
+CONTEXT = web.AppKey("board_context", _Context)
+HOLDER = web.RequestKey("board_holder", TrustedKey)  # who the session or token is, on the routes that need one
 
-        def _security_headers(self) -> None:
-            for name, value in _SECURITY_HEADERS.items():
-                self.send_header(name, value)
+_OPEN = web.RouteTableDef()  # anyone who reaches the board: its script and style, the login, the logout
+_SIGNED_IN = web.RouteTableDef()  # those who hold a session or a board token
 
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            self._send(code, "text/plain", f"{code} {message or ''}\n")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("board: " + format, *args)
+class _Refusal(Exception):
+    """A request refused: its status and a short reason, never anything the
+    request said (a Host, a team, a path)."""
 
-    return Handler
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = int(status), reason
+
+
+def _context(request: web.Request) -> _Context:
+    return request.app[CONTEXT]
+
+
+def _plain(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=f"{status} {reason}\n", content_type="text/plain", headers=headers)
+
+
+def _html(page: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=page, content_type="text/html", headers=headers)
+
+
+def _login_page(message: str = "") -> str:
+    return _LOGIN.format(title=_LOGIN_TITLE, message=message)
+
+
+def _redirect(where: str) -> web.Response:
+    return web.Response(status=HTTPStatus.SEE_OTHER, headers={"Location": where})
+
+
+def _secured(response: web.StreamResponse) -> web.StreamResponse:
+    response.headers.update(_SECURITY_HEADERS)
+    return response
+
+
+# -- middlewares, outermost first --------------------------------------------
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer of the application carries the security headers: pages,
+    redirects, refusals, and aiohttp's own (no such route 404, a method a
+    route does not take 405, a body over client_max_size 413), those in the
+    board's plain-text form. The answers aiohttp writes outside the
+    application (a malformed request, a handler's failure) get them from
+    ``serve_app`` (``hub.edge.httpd``)."""
+    try:
+        response = await handler(request)
+    except _Refusal as refusal:
+        response = _plain(refusal.status, refusal.reason)
+    except web.HTTPException as exc:
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        response = _plain(exc.status, _REASONS.get(exc.status, exc.reason), allow)
+    return _secured(response)
+
+
+@web.middleware
+async def known_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A page asked for under a name the board does not answer to: a
+    DNS-rebinding page in a browser would read it as its own origin. The name
+    is not echoed."""
+    if host_name(request.headers.get("Host")) not in _context(request).allowed_hosts:
+        raise _Refusal(HTTPStatus.MISDIRECTED_REQUEST, "unknown Host")
+    return await handler(request)
+
+
+@web.middleware
+async def cross_site_forms(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The board's defence against cross-site request forgery: a state-changing
+    request (the login, the logout) that a browser says came from a page of
+    another origin (``Origin``: another site, another port, a sandboxed frame's
+    "null") is refused. With the session cookie's SameSite=Strict, that is the
+    whole scheme: the forms carry no token of their own. A request without
+    ``Origin`` is no browser's cross-site form (a script, curl)."""
+    origin = request.headers.get("Origin")
+    if request.method not in _SAFE_METHODS and origin is not None \
+            and not same_origin(origin, request.headers.get("Host")):
+        raise _Refusal(HTTPStatus.FORBIDDEN, "a form from another site")
+    return await handler(request)
+
+
+@web.middleware
+async def session(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who asks: a board token (``Authorization: Bearer``) or the session
+    cookie ``/login`` set. Every route but the open ones needs one, and so
+    does a path that is no route (a stranger learns nothing of which exist);
+    without it the answer is 401 and the login form."""
+    context = _context(request)
+    if request.match_info.handler in context.open_handlers:
+        return await handler(request)
+    holder = _holder(request, context.sessions)
+    if holder is None:
+        return _unauthenticated(request, context)
+    request[HOLDER] = holder
+    return await handler(request)
+
+
+def _holder(request: web.Request, sessions: Sessions) -> TrustedKey | None:
+    auth = request.headers.get("Authorization") or ""
+    if auth.startswith("Bearer "):
+        return sessions.by_token(auth.removeprefix("Bearer ").strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return sessions.by_cookie(cookie) if cookie is not None else None
+
+
+def _unauthenticated(request: web.Request, context: _Context) -> web.Response:
+    # the page's team, if it names one: nothing else of the path is repeated
+    team = request.match_info.get("team")
+    context.audit.denied(None, team if team in context.board.teams else "board", "no_credential")
+    if request.path.rstrip("/").rpartition("/")[2] == "leads.json":
+        return web.Response(status=HTTPStatus.UNAUTHORIZED, text='{"error": "log in first"}',
+                            content_type="application/json", headers=_CHALLENGE)
+    return _html(_login_page(), HTTPStatus.UNAUTHORIZED, _CHALLENGE)
+
+
+# -- routes anyone may open ----------------------------------------------------
+
+@_OPEN.get("/static/board.js")
+async def script(request: web.Request) -> web.Response:
+    return web.Response(text=_SCRIPT, content_type="text/javascript")
+
+
+@_OPEN.get("/static/board.css")
+async def style(request: web.Request) -> web.Response:
+    return web.Response(text=_STYLE, content_type="text/css")
+
+
+@_OPEN.get("/login")
+async def login_form(request: web.Request) -> web.Response:
+    return _html(_login_page())
+
+
+@_OPEN.post("/login")
+async def login(request: web.Request) -> web.Response:
+    """A team's or an operator's board token, once: a session cookie from
+    then on, for ``Sessions.seconds`` or until the key is revoked."""
+    context = _context(request)
+    holder = context.sessions.by_token((await _form(request)).get("token", [""])[0].strip())
+    context.audit.login(holder)
+    if holder is None:
+        log.warning("board: a login with a token no live key has")
+        return _html(_login_page("该令牌不能打开任何看板。"), HTTPStatus.UNAUTHORIZED)
+    log.info("board: %s logged in", holder.identity)
+    response = _redirect("/" if holder.role is Role.OPERATOR else f"/teams/{holder.name}")
+    _set_session(response, request, context.sessions.cookie(holder), context.sessions.seconds)
+    return response
+
+
+@_OPEN.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    await _form(request)  # nothing in it, but bounded like any form
+    response = _redirect("/login")
+    _set_session(response, request, "", 0)
+    return response
+
+
+async def _form(request: web.Request) -> dict[str, list[str]]:
+    """A posted form, whatever its Content-Type says: at most
+    ``_MAX_FORM_BYTES`` (refused from its Content-Length before any of it is
+    read; aiohttp's client_max_size refuses a chunked one that grows past it),
+    and all of it within the idle timeout (a body that never comes holds no
+    connection until its deadline)."""
+    if (request.content_length or 0) > _MAX_FORM_BYTES:
+        raise _Refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too large")
+    try:
+        async with asyncio.timeout(_context(request).limits.idle_timeout_s):
+            body = await request.read()
+    except TimeoutError:
+        raise _Refusal(HTTPStatus.REQUEST_TIMEOUT, "too slow") from None
+    return parse_qs(body.decode("utf-8", "replace"))
+
+
+def _set_session(response: web.Response, request: web.Request, value: str, seconds: int) -> None:
+    """The session cookie (or its end: empty, Max-Age=0): never for scripts
+    (HttpOnly), never sent with another site's request (SameSite=Strict), and
+    Secure when the request came over TLS (the board itself serves none)."""
+    response.set_cookie(SESSION_COOKIE, value, max_age=seconds, path="/", httponly=True, samesite="Strict",
+                        secure=request.secure)
+
+
+# -- routes that need a session --------------------------------------------------
+
+@_SIGNED_IN.get("/")
+async def index(request: web.Request) -> web.Response:
+    """A team to its own page; an operator to the list of every team's."""
+    holder, board = request[HOLDER], _context(request).board
+    if holder.role is Role.TEAM:
+        return _redirect(f"/teams/{holder.name}")
+    links = "".join(f'<li><a href="/teams/{html.escape(t)}">{html.escape(t)}</a> '
+                    f"{html.escape(board.teams[t].description)}</li>" for t in sorted(board.teams))
+    return _html(_HEAD.format(title="各队伍") + f"<body><h1>各队伍看板</h1><ul>{links}</ul></body></html>")
+
+
+@_SIGNED_IN.get("/teams/{team}")
+async def team_page(request: web.Request) -> web.Response:
+    team = _readable_team(request)
+    title = html.escape(f"{_context(request).board.teams[team].description or team}：执法线索看板")
+    return _html(_PAGE.format(title=title, team=html.escape(team)))
+
+
+@_SIGNED_IN.get("/teams/{team}/leads.json")
+async def team_leads(request: web.Request) -> web.Response:
+    """What the page polls every second: its open leads, the follow-ups, the chart."""
+    team = _readable_team(request)
+    context = _context(request)
+    open_leads, followups = context.board.open_leads(team), context.board.followups(team)
+    context.audit.viewed(request[HOLDER], team, [lead["lead_id"] for lead in (*open_leads, *followups)])
+    return web.Response(text=json.dumps(
+        {"version": context.board.version, "leads": [displayed(lead) for lead in open_leads],
+         "followup": [displayed(lead) for lead in followups], "chart": chart(open_leads)}, ensure_ascii=False),
+        content_type="application/json")
+
+
+def _readable_team(request: web.Request) -> str:
+    """The page's team, if there is one and it is the asker's (or the asker an operator)."""
+    context, holder, team = _context(request), request[HOLDER], request.match_info["team"]
+    if team not in context.board.teams:
+        raise _Refusal(HTTPStatus.NOT_FOUND, "no such page")
+    if holder.role is not Role.OPERATOR and not (holder.role is Role.TEAM and holder.name == team):
+        # Another team's page: never, whatever it asks. Its name is not echoed.
+        log.warning("board: %s asked for another team's page", holder.identity)
+        context.audit.denied(holder, team, "not_your_team")
+        raise _Refusal(HTTPStatus.FORBIDDEN, "not your team's page")
+    return team
+
+
+def board_app(board: LeadBoard, sessions: Sessions, allowed_hosts: frozenset[str], audit: BoardAudit,
+              limits: HttpSettings) -> web.Application:
+    """The board's pages as an aiohttp application (``serve_board`` serves it)."""
+    app = web.Application(middlewares=[security_headers, known_host, cross_site_forms, session],
+                          client_max_size=_MAX_FORM_BYTES)
+    app[CONTEXT] = _Context(board, sessions, audit, allowed_hosts, limits,
+                            frozenset(route.handler for route in _OPEN if isinstance(route, web.RouteDef)))
+    app.add_routes(_OPEN)
+    app.add_routes(_SIGNED_IN)
+    return app
 
 
 def serve_board(board: LeadBoard, host: str, port: int, sessions: Sessions, allowed_hosts: tuple[str, ...] = (),
                 audit: Callable[[list[Note]], object] = lambda notes: None,
-                limits: HttpSettings = HttpSettings()) -> HTTPServer:
+                limits: HttpSettings | None = None) -> AppServer:
     """Serve the board on a daemon thread; returns the server (``server_port``,
     ``shutdown()``). It answers to loopback names, ``host`` (unless a
     wildcard) and ``allowed_hosts``, and to those who log in (``sessions``);
-    ``limits`` bound its connections (``hub.edge.httpd``)."""
+    ``limits`` (by default ``HttpSettings()``) bound its connections
+    (``hub.edge.httpd.serve_app``)."""
     allowed = frozenset({*LOOPBACK, *(h.strip().lower() for h in allowed_hosts if h.strip()),
                          *([host.lower()] if host not in ("0.0.0.0", "::", "") else [])})
-    server = http_server(host, port, _handler(board, allowed, sessions, BoardAudit(audit)), limits)
-    threading.Thread(target=server.serve_forever, name="lead-board-http", daemon=True).start()
-    return server
+    limits = limits or HttpSettings()
+    app = board_app(board, sessions, allowed, BoardAudit(audit), limits)
+    return serve_app(app, host, port, limits, "lead-board", _SECURITY_HEADERS)
