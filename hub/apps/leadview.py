@@ -14,24 +14,33 @@ def render(lead: dict[str, Any]) -> str:
     where = f"{region['name']} ({region['code']})" if region["code"] else "region unknown"
     who = lead["business_id"] or "not identified yet"
     lines = [
-        f"{_MARK[lead['severity']]} {lead['severity']:<8} {' + '.join(lead['rules'])}  {lead['lead_id']}"
-        + {"OPEN": "", "SUPERSEDED": f"  [SUPERSEDED {_why_superseded(lead)}]"}.get(
-            lead["status"], f"  [{lead['status']}]")
-        + (f"  ESCALATED: {' > '.join(lead.get('escalations') or [lead['escalation']])}" if lead.get("escalation")
-           else "")
-        + (f"  reopened x{lead['reopened']}" if lead.get("reopened") else ""),
+        _heading(lead),
         f"    {lead['business_name']}  [{who}]  {where}",
         f"    agencies: {', '.join(lead['agencies'])}   window: {lead['window_start']} .. {lead['window_end']}",
         "    evidence:",
         *(f"      {e['occurred_on']}  {e['agency']:<6} {e['finding'] or e['kind'] + ' (details withheld)'}"
           for e in lead["evidence"]),
-        *(f"    follow-up: {k['kind']} {k['occurred_on']} {k['event_id'] or ''} {k['lead_id'] or ''}".rstrip()
-          for k in lead.get("links") or []),
+        *_follow_ups(lead),
         *([f"    reported late: {lead['reported_late_days']} days after its own date (迟报)"]
           if lead.get("reported_late_days") else []),
         f"    action: {lead['recommended_action']}",
     ]
     return "\n".join(lines)
+
+
+def _heading(lead: dict[str, Any]) -> str:
+    """Severity, rules, ID, and where the lead stands."""
+    return (f"{_MARK[lead['severity']]} {lead['severity']:<8} {' + '.join(lead['rules'])}  {lead['lead_id']}"
+            + {"OPEN": "", "SUPERSEDED": f"  [SUPERSEDED {_why_superseded(lead)}]"}.get(
+                lead["status"], f"  [{lead['status']}]")
+            + (f"  ESCALATED: {' > '.join(lead.get('escalations') or [lead['escalation']])}"
+               if lead.get("escalation") else "")
+            + (f"  reopened x{lead['reopened']}" if lead.get("reopened") else ""))
+
+
+def _follow_ups(lead: dict[str, Any]) -> list[str]:
+    return [f"    follow-up: {k['kind']} {k['occurred_on']} {k['event_id'] or ''} {k['lead_id'] or ''}".rstrip()
+            for k in lead.get("links") or []]
 
 
 def _why_superseded(lead: dict[str, Any]) -> str:

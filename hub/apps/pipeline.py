@@ -2,7 +2,6 @@
 the events are all processed. ``hub backfill`` and ``hub demo`` use it."""
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections import Counter
@@ -38,22 +37,26 @@ class PipelineSummary:
     tally: Tally = field(default_factory=Tally)  # what the worker saw, and where its time went
 
     def lines(self) -> list[str]:
+        return [run.line() for run in self.runs] + [self._records_line(), self._events_line(), self._leads_line()]
+
+    def _records_line(self) -> str:
         rejected: Counter[str] = Counter()
         for run in self.runs:
             rejected.update(run.rejected)
         read = sum(r.rows_read for r in self.runs)
+        return (f"records: {read} read, {read - sum(rejected.values())} accepted, {sum(rejected.values())} rejected"
+                + (f" ({', '.join(f'{k}={v}' for k, v in sorted(rejected.items()))})" if rejected else ""))
+
+    def _events_line(self) -> str:
+        return (f"events: {sum(r.events_published for r in self.runs)} published, {self.events_processed} processed, "
+                f"{self.duplicates} duplicates suppressed, {self.near_duplicates} near-duplicate reports merged")
+
+    def _leads_line(self) -> str:
         open_leads = [lead for lead in self.leads.values() if lead["status"] in ACTIVE]
         superseded = sum(lead["status"] == "SUPERSEDED" for lead in self.leads.values())
         by_rule = Counter(rule for lead in open_leads for rule in lead["rules"])
-        return [run.line() for run in self.runs] + [
-            f"records: {read} read, {read - sum(rejected.values())} accepted, {sum(rejected.values())} rejected"
-            + (f" ({', '.join(f'{k}={v}' for k, v in sorted(rejected.items()))})" if rejected else ""),
-            f"events: {sum(r.events_published for r in self.runs)} published, {self.events_processed} processed, "
-            f"{self.duplicates} duplicates suppressed, {self.near_duplicates} near-duplicate reports merged",
-            f"leads: {len(open_leads)} open ("
-            + ", ".join(f"{k}={n}" for k, n in sorted(by_rule.items()))
-            + f"), {superseded} superseded",
-        ]
+        return (f"leads: {len(open_leads)} open (" + ", ".join(f"{k}={n}" for k, n in sorted(by_rule.items()))
+                + f"), {superseded} superseded")
 
 
 def run_connectors(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
