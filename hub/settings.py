@@ -79,8 +79,10 @@ class RuleSettings:
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """The metrics and lead-board servers' bounds (``hub.edge.httpd``): a
-    connection idle this long is closed, and any connection after its
+    """The metrics and lead-board servers' bounds (``hub.edge.httpd``; the
+    board runs on aiohttp, the metrics on a threaded WSGI server): a
+    connection idle this long is closed (on the board, one whose request
+    head or form has not arrived by then), and any connection after its
     deadline; beyond this many at once, new ones are closed unanswered."""
 
     idle_timeout_s: float = 10.0
