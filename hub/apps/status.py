@@ -28,13 +28,16 @@ class Status:
         out.append("worker lag (events not yet processed)")
         out += [f"  {topic:<40} {lag:>8}" for topic, lag in self.lag.items()]
         out.append("connectors (last file completed)")
-        out += [f"  {name:<18} {when:%Y-%m-%d %H:%M:%S %Z}" for name, when in sorted(self.connectors.items())] \
-            or ["  none yet"]
+        out += self._connector_lines()
         out.append(f"dead letters ({sum(self.dead_letters.values())})")
         out += [f"  {stage:<18} {reason:<28} {n:>6}" for (stage, reason), n in sorted(self.dead_letters.items())]
         out.append(f"open leads ({sum(self.open_leads.values())})")
         out += [f"  {severity:<9} {rule:<18} {n:>6}" for (severity, rule), n in sorted(self.open_leads.items())]
         return out
+
+    def _connector_lines(self) -> list[str]:
+        return [f"  {name:<18} {when:%Y-%m-%d %H:%M:%S %Z}" for name, when in sorted(self.connectors.items())] \
+            or ["  none yet"]
 
 
 def _group_lag(settings: Settings) -> dict[str, int]:
@@ -46,18 +49,30 @@ def _group_lag(settings: Settings) -> dict[str, int]:
 
 def collect(settings: Settings) -> Status:
     metadata = admin(settings).list_topics(timeout=10)
-    status = Status(
+    return Status(
         broker=settings.broker_url, brokers=len(metadata.brokers),
         topics={name: len(t.partitions) for name, t in sorted(metadata.topics.items()) if not name.startswith("__")},
-        lag=_group_lag(settings), connectors={})
+        lag=_group_lag(settings), connectors=_last_files(settings), dead_letters=_dead_letter_counts(settings),
+        open_leads=_open_lead_counts(settings))
+
+
+def _last_files(settings: Settings) -> dict[str, dt.datetime]:
+    """Each connector's last file completed, by its signed cursors."""
+    last: dict[str, dt.datetime] = {}
     for connector in installed_connectors():
         for cursor in signed_cursors(settings, connector):
             if cursor["complete"]:
-                previous = status.connectors.get(connector)
-                status.connectors[connector] = max(cursor["updated_at"], previous or cursor["updated_at"])
-    for letter in dead_letters(settings):
-        status.dead_letters[(letter["stage"], letter["reason_code"])] += 1
-    for lead in final_leads(settings).values():
-        if lead["status"] in ACTIVE:  # open, acknowledged, investigating or transferred
-            status.open_leads[(lead["severity"], lead["rules"][0])] += 1
-    return status
+                previous = last.get(connector)
+                last[connector] = max(cursor["updated_at"], previous or cursor["updated_at"])
+    return last
+
+
+def _dead_letter_counts(settings: Settings) -> Counter[tuple[str, str]]:
+    """(stage, reason) -> dead letters."""
+    return Counter((letter["stage"], letter["reason_code"]) for letter in dead_letters(settings))
+
+
+def _open_lead_counts(settings: Settings) -> Counter[tuple[str, str]]:
+    """(severity, rule) -> open leads."""
+    return Counter((lead["severity"], lead["rules"][0]) for lead in final_leads(settings).values()
+                   if lead["status"] in ACTIVE)  # open, acknowledged, investigating or transferred
