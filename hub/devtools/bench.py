@@ -98,6 +98,10 @@ class BenchResult:
         per_event = {stage: s / self.events * 1e6 for stage, s in self.stages.items()}
         busy = self.events / self.worker_per_s * 1e6 / self.events if self.worker_per_s else 0.0
         faust = 1e6 / self.faust_floor_per_s if self.faust_floor_per_s else 0.0
+        return [*self._rate_lines(faust), *self._footprint_lines(), *self._stage_lines(per_event, busy, faust)]
+
+    def _rate_lines(self, faust: float) -> list[str]:
+        """Throughput per phase, and the paced phases' latencies; ``faust``: a bare agent's µs an event."""
         return [
             f"events per phase:                 {self.events} ({self.businesses} businesses)",
             f"plain consume/json/produce loop:  {self.plain_per_s:10,.0f} events/s",
@@ -119,6 +123,11 @@ class BenchResult:
             f"p99 {self.latency_p99_s * 1000:.0f} ms ({self.paced_events} events, {self.paced_leads} lead records)",
             f"  the same on two worker processes: p50 {self.two_latency_p50_s * 1000:.0f} ms, "
             f"p99 {self.two_latency_p99_s * 1000:.0f} ms ({self.two_paced_leads} lead records)",
+        ]
+
+    def _footprint_lines(self) -> list[str]:
+        """Memory, stored state and the broker's disk."""
+        return [
             f"peak RSS: hub process {self.peak_rss_mib:.0f} MiB (worker phase +{self.worker_rss_growth_mib:.0f} MiB, "
             f"{self.worker_rss_growth_mib * 1024 / self.businesses:.1f} KiB a business), "
             f"broker {self.broker_peak_rss_mib:.0f} MiB",
@@ -128,6 +137,11 @@ class BenchResult:
             f"{self.disk_bytes_after / 2**20:.0f} MiB once compacted (changelogs {self.changelog_bytes_after / 2**20:.0f}"
             f" MiB): {self.disk_bytes_after / 2**20 / self.events_on_broker * 100_000 if self.events_on_broker else 0:.0f}"
             " MiB per 100 000 events",
+        ]
+
+    def _stage_lines(self, per_event: dict[Stage, float], busy: float, faust: float) -> list[str]:
+        """The worker's µs an event by stage (``busy``: in all), and what signatures cost."""
+        return [
             "worker alone, time per event by stage (µs):",
             *(f"  {stage.value:<28} {per_event.get(stage, 0.0):8.1f}" for stage in Stage),
             f"  {'Faust, Kafka and the rest':<28} {busy - sum(per_event.values()):8.1f}",
@@ -150,15 +164,29 @@ def plain_loop_rate(settings: Settings, n: int) -> float:
                                         for name in ("bench.plain.in", "bench.plain.out")]).values():
         future.result()
     producer = Producer({**client_config(settings), "linger.ms": 20})
+    _produce_plain(producer, n)
+    consumer = Consumer({**client_config(settings), "group.id": "bench-plain",
+                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000, "log_level": 3})
+    consumer.subscribe(["bench.plain.in"])
+    seen, started = _relay_plain(consumer, producer, n)
+    producer.flush()
+    consumer.close()
+    return seen / (time.perf_counter() - (started or time.perf_counter()))
+
+
+def _produce_plain(producer: Producer, n: int) -> None:
+    """``n`` JSON records onto the plain loop's input."""
     body = json.dumps({"event_id": "x" * 30, "business_id": "91410502MA3XK1Q2YB", "summary": "行政处罚" * 10})
     for i in range(n):
         producer.produce("bench.plain.in", key=str(i % 5000).encode(), value=body.encode())
         if i % 10000 == 0:
             producer.poll(0)
     producer.flush()
-    consumer = Consumer({**client_config(settings), "group.id": "bench-plain",
-                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000, "log_level": 3})
-    consumer.subscribe(["bench.plain.in"])
+
+
+def _relay_plain(consumer: Consumer, producer: Producer, n: int) -> tuple[int, float | None]:
+    """Each record read, decoded, encoded and produced again, until ``n`` or
+    five minutes: how many, and when the first arrived."""
     seen, started = 0, None
     deadline = time.monotonic() + 300
     while seen < n and time.monotonic() < deadline:
@@ -170,9 +198,7 @@ def plain_loop_rate(settings: Settings, n: int) -> float:
             producer.produce("bench.plain.out", key=msg.key(), value=json.dumps(record).encode())
             seen += 1
         producer.poll(0)
-    producer.flush()
-    consumer.close()
-    return seen / (time.perf_counter() - (started or time.perf_counter()))
+    return seen, started
 
 
 def _in_subprocess(settings: Settings, sources: list[tuple[str, Path]], _: Metrics) -> list[RunSummary]:
@@ -264,19 +290,30 @@ def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
     two = settings.with_overrides(app_id=f"{settings.app_id}-two", commit_interval_s=0.2)
     create_topics(two)  # the new group's changelogs
     ends, share = _event_share(two)
-    total = sum(ends.values())
     with _worker_processes(two, 2):
-        first: tuple[float, int] | None = None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            left = sum(max(0, n) for n in worker_lag(two, ends).values())
-            now = time.perf_counter()
-            if first is None and left < total:
-                first = (now, left)
-            if left == 0 and first is not None:
-                return first[1] * share / (now - first[0]) if now > first[0] else 0.0
-            time.sleep(0.1)
-        raise TimeoutError("the two workers did not process the events in time")
+        return _group_rate(two, ends, share, timeout_s)
+
+
+def _group_rate(settings: Settings, ends: dict[TopicPartition, int], share: float, timeout_s: float) -> float:
+    """Events a second the workers' group processes up to ``ends``, from its
+    first commit to its last; ``share``: the events' share of the records."""
+    total = sum(ends.values())
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        left = sum(max(0, n) for n in worker_lag(settings, ends).values())
+        now = time.perf_counter()
+        if first is None and left < total:
+            first = (now, left)
+        if left == 0 and first is not None:
+            return _rate_since(first, now, share)
+        time.sleep(0.1)
+    raise TimeoutError("the two workers did not process the events in time")
+
+
+def _rate_since(first: tuple[float, int], now: float, share: float) -> float:
+    """``first``: when the group had first committed, and what was left then."""
+    return first[1] * share / (now - first[0]) if now > first[0] else 0.0
 
 
 @contextmanager
@@ -403,6 +440,15 @@ def _compacted(broker: EmbeddedBroker, settle_s: float = 5.0, timeout_s: float =
     return last
 
 
+def _faust_floor_or_failed(settings: Settings) -> float:
+    """A bare Faust agent's rate; 0 when it failed."""
+    try:
+        return _faust_floor(settings)
+    except RuntimeError as exc:  # one phase's failure loses not the others' figures
+        log.error("%s", exc)
+        return 0.0
+
+
 def run_benchmark(settings: Settings, events: int, businesses: int, broker: EmbeddedBroker,
                   paced_rate: float = 1000.0, paced_events: int = 10000) -> BenchResult:
     """Every phase on ``broker``, a fresh one whose topics were made with
@@ -420,11 +466,7 @@ def run_benchmark(settings: Settings, events: int, businesses: int, broker: Embe
     tally = worker_only.tally
     busy = (tally.busy_until or 0.0) - (tally.busy_from or 0.0)
     sizes = _stored_states(settings)
-    try:
-        floor = _faust_floor(settings)
-    except RuntimeError as exc:  # one phase's failure loses not the others' figures
-        log.error("%s", exc)
-        floor = 0.0
+    floor = _faust_floor_or_failed(settings)
     two = _two_workers(settings)
 
     both = synthetic_penalties(folder / "both.csv", rows=events, businesses=businesses, seed=8, first_row=events)
