@@ -125,24 +125,36 @@ def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
     consumer = Consumer({**client_config(settings), "group.id": "hub-leads-tail",
                          "enable.auto.commit": False, "log_level": 3})
     try:
-        shown_from: dict[tuple[str, int], int] = {}  # partition -> the first offset to yield
-        for topic in topics:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            if metadata.error is not None:
-                raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
-            for p in metadata.partitions:
-                shown_from[topic, p] = 0 if from_beginning else \
-                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        shown_from = _shown_from(consumer, topics, from_beginning)
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in shown_from])
         while not should_stop():
-            for message in consumer.consume(500, 0.2):
-                if message.error() or (lead := read(message)) is None:
-                    continue
-                if (message.offset() or 0) >= shown_from[str(message.topic()), message.partition() or 0]:
-                    yield str(message.topic()), lead
+            yield from _new_leads(consumer, read, shown_from)
             time.sleep(0)
     finally:
         consumer.close()
+
+
+def _shown_from(consumer: Consumer, topics: list[str], from_beginning: bool) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the first offset to yield: 0, or the end now."""
+    shown_from: dict[tuple[str, int], int] = {}
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
+        for p in metadata.partitions:
+            shown_from[topic, p] = 0 if from_beginning else \
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+    return shown_from
+
+
+def _new_leads(consumer: Consumer, read: LeadReader,
+               shown_from: dict[tuple[str, int], int]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The leads of one fetch that ``read`` keeps, from where each partition is shown."""
+    for message in consumer.consume(500, 0.2):
+        if message.error() or (lead := read(message)) is None:
+            continue
+        if (message.offset() or 0) >= shown_from[str(message.topic()), message.partition() or 0]:
+            yield str(message.topic()), lead
 
 
 def follow_leads(settings: Settings, from_beginning: bool, should_stop: Callable[[], bool] = lambda: False,

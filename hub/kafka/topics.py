@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable, Collection, TypeVar
+from typing import Callable, Collection, Iterable, TypeVar
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
@@ -117,30 +118,36 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicS
     Returns ``{topic: "created" | "exists"}``. Idempotent; the hub never
     relies on a broker's auto-creation (the embedded one has it off).
     """
-    if specs is None:
-        specs = all_topics(settings)
+    wanted = _wanted(settings, all_topics(settings) if specs is None else specs)
+    client = admin(settings)
+    futures = client.create_topics(
+        [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
+                  config=topic_config(settings, compacted, kept))
+         for name, (n, compacted, kept) in wanted.items()], operation_timeout=10, request_timeout=15)
+    result = {name: _created_or_exists(fut) for name, fut in futures.items()}
+    _wait_for_leaders(client, [name for name, outcome in result.items() if outcome == "created"])
+    return result
+
+
+def _wanted(settings: Settings, specs: Iterable[TopicSpec]) -> dict[str, tuple[int, bool, bool]]:
+    """Topic -> (partitions, compacted, kept): the specs', the state tables' changelogs, Faust's assignor topic."""
     wanted = {s.name: (s.partitions(settings), s.compacted, s.kept) for s in specs}
     for table in (BUSINESS_TABLE, RESOLVER_TABLE):
         wanted[changelog_topic(settings, table)] = (settings.topic_partitions, True, False)
     # Faust's leader assignor subscribes to it (nothing is written there);
     # missing, every metadata refresh of a worker logs an error.
     wanted[f"{settings.app_id}-__assignor-__leader"] = (1, False, False)
-    client = admin(settings)
-    futures = client.create_topics(
-        [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
-                  config=topic_config(settings, compacted, kept))
-         for name, (n, compacted, kept) in wanted.items()], operation_timeout=10, request_timeout=15)
-    result: dict[str, str] = {}
-    for name, fut in futures.items():
-        try:
-            fut.result()
-            result[name] = "created"
-        except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
-                raise
-            result[name] = "exists"
-    _wait_for_leaders(client, [name for name, outcome in result.items() if outcome == "created"])
-    return result
+    return wanted
+
+
+def _created_or_exists(future: Future[None]) -> str:
+    try:
+        future.result()
+        return "created"
+    except KafkaException as exc:
+        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            raise
+        return "exists"
 
 
 def _wait_for_leaders(client: AdminClient, names: list[str], timeout_s: float = 30.0) -> None:
@@ -150,13 +157,18 @@ def _wait_for_leaders(client: AdminClient, names: list[str], timeout_s: float = 
     deadline = time.monotonic() + timeout_s
     waiting = set(names)
     while waiting:
-        topics = client.list_topics(timeout=10).topics
-        waiting = {name for name in waiting if name not in topics or topics[name].error is not None
-                   or any(p.leader < 0 for p in topics[name].partitions.values())}
+        waiting = _leaderless(client, waiting)
         if waiting and time.monotonic() > deadline:
             raise KafkaException(f"topics without a leader {timeout_s:g} s after their creation: {sorted(waiting)}")
         if waiting:
             time.sleep(0.05)
+
+
+def _leaderless(client: AdminClient, names: set[str]) -> set[str]:
+    """Those of the topics the brokers' metadata does not yet give a leader for every partition."""
+    topics = client.list_topics(timeout=10).topics
+    return {name for name in names if name not in topics or topics[name].error is not None
+            or any(p.leader < 0 for p in topics[name].partitions.values())}
 
 
 def list_topics(settings: Settings) -> dict[str, int]:
@@ -243,23 +255,36 @@ def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0,
         ends = end_offsets(settings, topic, consumer, partitions)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING if last is None else max(0, end - last))
                          for p, end in ends.items()])
-        messages: list[Message] = []
-        deadline = time.monotonic() + timeout_s
-        while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.02):
-                partition, offset = msg.partition(), msg.offset()
-                if not msg.error() and partition in ends and offset is not None and offset < ends[partition]:
-                    messages.append(msg)
-            # By position, not by the last message seen: the offsets before a
-            # high watermark may end in a compacted gap or a transaction marker.
-            for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
-                if tp.offset >= ends[tp.partition]:
-                    ends.pop(tp.partition)
+        messages = _read_up_to(consumer, topic, ends, timeout_s)
         if ends:
             raise TimeoutError(f"could not read {topic} to its end within {timeout_s}s")
         return messages
     finally:
         consumer.close()
+
+
+def _read_up_to(consumer: Consumer, topic: str, ends: dict[int, int], timeout_s: float) -> list[Message]:
+    """The messages before ``ends`` (partition -> offset); a partition read
+    to its end leaves ``ends``, so what is left in it timed out."""
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    while ends and time.monotonic() < deadline:
+        messages += [msg for msg in consumer.consume(1000, 0.02) if _before_end(msg, ends)]
+        _drop_read_to_end(consumer, topic, ends)
+    return messages
+
+
+def _drop_read_to_end(consumer: Consumer, topic: str, ends: dict[int, int]) -> None:
+    # By position, not by the last message seen: the offsets before a
+    # high watermark may end in a compacted gap or a transaction marker.
+    for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+        if tp.offset >= ends[tp.partition]:
+            ends.pop(tp.partition)
+
+
+def _before_end(msg: Message, ends: dict[int, int]) -> bool:
+    partition, offset = msg.partition(), msg.offset()
+    return not msg.error() and partition in ends and offset is not None and offset < ends[partition]
 
 
 def source_topics() -> list[str]:
