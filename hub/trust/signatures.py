@@ -118,18 +118,40 @@ class Signer:
         if depth > _MAX_DEPTH:
             half = len(records) // 2
             return self.batch(records[:half]) + self.batch(records[half:])
-        levels = [[_leaf(*r) for r in records] + [_EMPTY] * ((1 << depth) - len(records))]
-        while len(levels[-1]) > 1:
-            below = levels[-1]
-            levels.append([_node(below[i], below[i + 1]) for i in range(0, len(below), 2)])
+        levels = _tree(records, depth)
         at_ms, nonce = int(self.clock() * 1000), os.urandom(16)
         signature = self.key.private.sign(_root_bytes(levels[-1][0], depth, self._id, at_ms, nonce))
-        out: list[list[tuple[str, str | bytes | None]]] = []
-        for index in range(len(records)):
-            path = b"".join(levels[level][(index >> level) ^ 1] for level in range(depth))
-            out.append([(HEADER, _BATCH_LAYOUT.pack(_BATCH_VERSION, self._id, at_ms, nonce, signature, index, depth)
-                         + path)])
-        return out
+        head = _BatchHead(self._id, at_ms, nonce, signature, depth)
+        return [[(HEADER, head.pack(index) + _path(levels, index, depth))] for index in range(len(records))]
+
+
+def _tree(records: list[tuple[str, bytes | None, bytes]], depth: int) -> list[list[bytes]]:
+    """The hash tree over the records' leaves (padded to ``depth``), level by level up to its root."""
+    levels = [[_leaf(*r) for r in records] + [_EMPTY] * ((1 << depth) - len(records))]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([_node(below[i], below[i + 1]) for i in range(0, len(below), 2)])
+    return levels
+
+
+def _path(levels: list[list[bytes]], index: int, depth: int) -> bytes:
+    """The siblings from a leaf up to the root: what proves the leaf is under it."""
+    return b"".join(levels[level][(index >> level) ^ 1] for level in range(depth))
+
+
+@dataclass(frozen=True)
+class _BatchHead:
+    """What every record's header of a signed batch holds besides its index and path."""
+
+    key_id: bytes
+    at_ms: int
+    nonce: bytes
+    signature: bytes
+    depth: int
+
+    def pack(self, index: int) -> bytes:
+        return _BATCH_LAYOUT.pack(_BATCH_VERSION, self.key_id, self.at_ms, self.nonce, self.signature, index,
+                                  self.depth)
 
 
 @dataclass(frozen=True)
@@ -186,14 +208,13 @@ class Verifier:
     def verify(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None,
                timestamp_ms: int | None) -> Verified:
         """``timestamp_ms``: the record's broker timestamp, when known."""
-        found = [v for h, v in headers or () if h == HEADER]
-        if not found:
-            raise Untrusted("unsigned", "no signature header: the sender is not proven")
-        raw = found[-1]
-        if len(found) > 1 or raw is None or not raw:
-            raise Untrusted("malformed_signature", "an empty signature header, or more than one")
+        raw = _signature_header(headers)
         if raw[0] == _BATCH_VERSION:
             return self._verify_batched(topic, key, value, raw, timestamp_ms)
+        return self._verify_single(topic, key, value, raw, timestamp_ms)
+
+    def _verify_single(self, topic: str, key: bytes | None, value: bytes, raw: bytes,
+                       timestamp_ms: int | None) -> Verified:
         if len(raw) != _LAYOUT.size or raw[0] != _VERSION:
             raise Untrusted("malformed_signature", f"a signature header of the wrong size or version {raw[0]}")
         version, kid, at_ms, nonce, signature = _LAYOUT.unpack(raw)
@@ -216,18 +237,22 @@ class Verifier:
         trusted = self._signer(kid)
         path = [raw[size + 32 * i:size + 32 * (i + 1)] for i in range(depth)]
         root = _root_of(_leaf(topic, key, value), index, path)
-        signed = _root_bytes(root, depth, kid, at_ms, nonce)
-        proof = signed + signature
-        if proof not in self._roots:
-            try:
-                self._key(trusted).verify(signature, signed)
-            except InvalidSignature:
-                raise Untrusted("bad_signature", f"the batch signature of {trusted.identity} does not cover the "
-                                                 "record (tampered, or moved to another topic or key)") from None
-            if len(self._roots) >= 4096:
-                self._roots.pop(next(iter(self._roots)))
-            self._roots[proof] = None
+        self._verify_root(trusted, signature, _root_bytes(root, depth, kid, at_ms, nonce))
         return self._timely(trusted, at_ms, timestamp_ms)
+
+    def _verify_root(self, trusted: TrustedKey, signature: bytes, signed: bytes) -> None:
+        """A batch's root signature, verified once: its other records need only their paths."""
+        proof = signed + signature
+        if proof in self._roots:
+            return
+        try:
+            self._key(trusted).verify(signature, signed)
+        except InvalidSignature:
+            raise Untrusted("bad_signature", f"the batch signature of {trusted.identity} does not cover the "
+                                             "record (tampered, or moved to another topic or key)") from None
+        if len(self._roots) >= 4096:
+            self._roots.pop(next(iter(self._roots)))
+        self._roots[proof] = None
 
     def _signer(self, kid: bytes) -> TrustedKey:
         store = self.trust.refresh()
@@ -253,6 +278,21 @@ class Verifier:
                 raise Untrusted("signed_in_future", f"signed {(at_ms - timestamp_ms) // 1000} s after the broker "
                                                     "took it: the signer's clock is wrong")
         return Verified(trusted, at_ms)
+
+
+def _signature_header(headers: Headers | None) -> bytes:
+    """The record's one signature header."""
+    found = [v for h, v in headers or () if h == HEADER]
+    if not found:
+        raise Untrusted("unsigned", "no signature header: the sender is not proven")
+    return _only(found)
+
+
+def _only(found: list[bytes | None]) -> bytes:
+    raw = found[-1]
+    if len(found) > 1 or raw is None or not raw:
+        raise Untrusted("malformed_signature", "an empty signature header, or more than one")
+    return raw
 
 
 def headers_of(raw: Any) -> Headers:
