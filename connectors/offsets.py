@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
 
 from hub.kafka.readers import SignedReader
 from hub.kafka.serde import Serde
@@ -61,24 +61,36 @@ def cursor_key(connector: str, file_fingerprint: str) -> str:
 def signed_cursors(settings: Settings, connector: str) -> Iterator[dict[str, Any]]:
     """The cursor records of ``connector`` that it signed itself, oldest first."""
     read = SignedReader(settings, "connector_offset", frozenset({Role.CONNECTOR}))
+    for topic in _cursor_topics(settings, connector):
+        for message in read_to_end(settings, topic):
+            record = _own_cursor(read, connector, topic, message)
+            if record is not None:
+                yield record
+
+
+def _cursor_topics(settings: Settings, connector: str) -> list[str]:
+    """The connector's cursor topic, after the shared legacy one where it still exists."""
     topics = [cursor_topic(connector)]
     if LEGACY_CURSOR_TOPIC in list_topics(settings):
         topics.insert(0, LEGACY_CURSOR_TOPIC)
-    for topic in topics:
-        for message in read_to_end(settings, topic):
-            key = message.key() or b""
-            if not key.startswith(f"{connector}|".encode()):
-                continue  # on the shared topic, another connector's: not ours to check
-            found = read.signed(message)
-            if found is None:
-                continue
-            signer, record = found
-            if signer.name != connector or record["connector"] != connector or \
-                    key != cursor_key(connector, record["file_fingerprint"]).encode():
-                log.warning("a cursor on %s[%s]@%s is left out: %s signed another connector's cursor",
-                            topic, message.partition(), message.offset(), signer.identity)
-                continue
-            yield record
+    return topics
+
+
+def _own_cursor(read: SignedReader, connector: str, topic: str, message: Message) -> dict[str, Any] | None:
+    """The message's cursor record, if it is the connector's and the connector signed it."""
+    key = message.key() or b""
+    if not key.startswith(f"{connector}|".encode()):
+        return None  # on the shared topic, another connector's: not ours to check
+    found = read.signed(message)
+    if found is None:
+        return None
+    signer, record = found
+    if signer.name != connector or record["connector"] != connector or \
+            key != cursor_key(connector, record["file_fingerprint"]).encode():
+        log.warning("a cursor on %s[%s]@%s is left out: %s signed another connector's cursor",
+                    topic, message.partition(), message.offset(), signer.identity)
+        return None
+    return record
 
 
 class OffsetStore:

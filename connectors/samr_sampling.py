@@ -27,11 +27,20 @@ def parse_failures(cell: str) -> list[TestResult]:
         parts = [p.strip() for p in _FIELD_SEPARATOR.split(chunk)]
         if not parts[0]:
             raise RowRejected("bad_failure_item", "a failure item without its name")
-        result = parts[1] if len(parts) > 1 and parts[1] else None
-        value, unit = parse_measure(result)
-        results.append({"item": parts[0], "result": result, "value": value, "unit": unit,
-                        "limit": parts[2] if len(parts) > 2 and parts[2] else None, "failed": True})
+        results.append(_failure(parts))
     return results
+
+
+def _failure(parts: list[str]) -> TestResult:
+    """One failed item: its name, result (and the measure in it) and the standard's limit."""
+    result = _part(parts, 1)
+    value, unit = parse_measure(result)
+    return {"item": parts[0], "result": result, "value": value, "unit": unit, "limit": _part(parts, 2),
+            "failed": True}
+
+
+def _part(parts: list[str], i: int) -> str | None:
+    return parts[i] if len(parts) > i and parts[i] else None
 
 
 class SamrSamplingConnector(Connector):

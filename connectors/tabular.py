@@ -9,7 +9,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 TABULAR_SUFFIXES = {".csv", ".xlsx"}
 
@@ -68,10 +68,12 @@ def _decode_lines(data: bytes, file: str) -> tuple[Iterable[str], set[int]]:
         return io.StringIO(text, newline=""), set()  # lines end at \n, \r or \r\n, as in CSV
     except FileFormatError:
         pass
+    return _decode_line_by_line(data, file)
+
+
+def _decode_line_by_line(data: bytes, file: str) -> tuple[list[str], set[int]]:
     raw = data.splitlines(keepends=True)  # \n and \r never occur inside a GBK or UTF-8 character
-    wide = [line for line in raw if not line.isascii()]
-    utf8 = sum(_decodes(line, "utf-8") for line in wide)
-    encoding = "utf-8" if utf8 * 2 >= len(wide) else "gb18030"
+    encoding = _most_lines_encoding(raw)
     lines, bad = [], set()
     for number, line in enumerate(raw, start=1):
         if _decodes(line, encoding):
@@ -82,6 +84,13 @@ def _decode_lines(data: bytes, file: str) -> tuple[Iterable[str], set[int]]:
     if len(bad) == len(raw):
         raise FileFormatError(file, "neither UTF-8 nor GBK text", reason_code="bad_encoding")
     return lines, bad
+
+
+def _most_lines_encoding(raw: list[bytes]) -> str:
+    """UTF-8 or GB 18030: the one most lines that need one decode in."""
+    wide = [line for line in raw if not line.isascii()]
+    utf8 = sum(_decodes(line, "utf-8") for line in wide)
+    return "utf-8" if utf8 * 2 >= len(wide) else "gb18030"
 
 
 def _decodes(line: bytes, encoding: str) -> bool:
@@ -107,28 +116,22 @@ def _csv_rows(path: Path, max_bytes: int, shown: str) -> Iterator[list[str] | Ba
         except csv.Error as exc:
             yield BadRecord(reader.line_num, "malformed_row", f"line {reader.line_num}: {exc}")
             continue
-        if bad and any(_BAD_LINE in cell for cell in row):
-            yield BadRecord(reader.line_num, "bad_encoding",
-                            f"line {reader.line_num}: not in the file's encoding (UTF-8 or GBK)")
-            continue
-        yield [c.strip() for c in row]
+        yield _csv_record(row, reader.line_num, bad)
+
+
+def _csv_record(row: list[str], line_num: int, bad: set[int]) -> list[str] | BadRecord:
+    """A row read, its cells stripped; a row with a line not in the file's encoding is bad."""
+    if bad and any(_BAD_LINE in cell for cell in row):
+        return BadRecord(line_num, "bad_encoding", f"line {line_num}: not in the file's encoding (UTF-8 or GBK)")
+    return [c.strip() for c in row]
 
 
 def _xlsx_rows(path: Path, max_bytes: int, shown: str) -> Iterator[list[str] | BadRecord]:
-    from openpyxl import load_workbook
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            inflated = sum(member.file_size for member in archive.infolist())
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise FileFormatError(shown, f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
+    inflated = _inflated_size(path, shown)
     if inflated > max_bytes:  # decided from the zip directory, before anything is inflated
         raise FileFormatError(shown, f"inflates to {inflated} bytes, more than {max_bytes}",
                               reason_code="oversized_file")
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:
-        raise FileFormatError(shown, f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
+    book = _open_workbook(path, shown)
     try:
         for row in book.worksheets[0].iter_rows(values_only=True):
             yield [_cell_text(c) for c in row]
@@ -136,6 +139,24 @@ def _xlsx_rows(path: Path, max_bytes: int, shown: str) -> Iterator[list[str] | B
         raise FileFormatError(shown, f"the workbook breaks off ({type(exc).__name__})") from exc
     finally:
         book.close()
+
+
+def _inflated_size(path: Path, shown: str) -> int:
+    """The workbook's size once inflated, from its zip directory."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileFormatError(shown, f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
+
+
+def _open_workbook(path: Path, shown: str) -> Any:
+    from openpyxl import load_workbook
+
+    try:
+        return load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise FileFormatError(shown, f"not a readable .xlsx workbook ({type(exc).__name__})") from exc
 
 
 def clip(text: str, limit: int = 200) -> str:
