@@ -162,19 +162,26 @@ class AuditLog:
 
     def _send(self, entries: list[Entry], count: bool = True) -> None:
         for entry in entries:
-            value = self.encode(entry.to_record())
-            while True:
-                try:
-                    self.producer.produce(AUDIT_TOPIC, value, self.key, on_delivery=self._delivered)
-                    break
-                except BufferError:
-                    self.producer.poll(0.1)
+            self._produce(self.encode(entry.to_record()))
         if count:  # per action, not per entry: a batch holds hundreds
             for action, n in Counter(entry.action for entry in entries).items():
                 self.metrics.entries.labels(action.value).inc(n)
         if self.mirror is not None:
-            with open(self.mirror, "a", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(e.to_record(), ensure_ascii=False) + "\n" for e in entries)
+            self._mirror(self.mirror, entries)
+
+    def _produce(self, value: bytes) -> None:
+        """Onto the audit topic, waiting while the producer's queue is full."""
+        while True:
+            try:
+                self.producer.produce(AUDIT_TOPIC, value, self.key, on_delivery=self._delivered)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    @staticmethod
+    def _mirror(path: Path, entries: list[Entry]) -> None:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(e.to_record(), ensure_ascii=False) + "\n" for e in entries)
 
     def _delivered(self, error: KafkaError | None, _message: Any) -> None:
         if error is not None:

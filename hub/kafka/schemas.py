@@ -106,16 +106,24 @@ def check(schema_dir: Path) -> list[str]:
             except Exception as exc:
                 problems.append(f"{label}: does not parse: {exc}")
                 continue
-            if v.fingerprint and v.fingerprint != v.current_fingerprint():
-                problems.append(f"{label}: the released schema was edited; released versions are "
-                                f"immutable, add a new version instead")
-            if not v.fingerprint:
-                problems.append(f"{label}: no fingerprint recorded in {REGISTRY_FILE}")
-            if previous is not None:
-                why = _backward_compatible(v, previous)
-                if why:
-                    problems.append(f"{label}: not backward compatible with v{previous.version}: {why}")
+            problems += _release_problems(label, v, previous)
             previous = v
+    return problems
+
+
+def _release_problems(label: str, v: SchemaVersion, previous: SchemaVersion | None) -> list[str]:
+    """A parsed version's problems as a release: edited after its release, no
+    fingerprint, or not backward compatible with the version before it."""
+    problems = []
+    if v.fingerprint and v.fingerprint != v.current_fingerprint():
+        problems.append(f"{label}: the released schema was edited; released versions are "
+                        f"immutable, add a new version instead")
+    if not v.fingerprint:
+        problems.append(f"{label}: no fingerprint recorded in {REGISTRY_FILE}")
+    if previous is not None:
+        why = _backward_compatible(v, previous)
+        if why:
+            problems.append(f"{label}: not backward compatible with v{previous.version}: {why}")
     return problems
 
 

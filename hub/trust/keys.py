@@ -215,7 +215,7 @@ def _provision(keys_dir: Path, store_path: Path, identities: Iterable[Identity],
     made = []
     for who in identities:
         live = store.active(who.role, who.name)
-        if live and (key_file(keys_dir, who.role, who.name).exists() or any(k.key_id not in ours for k in live)):
+        if _held(live, keys_dir, who, ours):
             continue
         for key in live:
             store.revoke(key.key_id, now)
@@ -225,6 +225,12 @@ def _provision(keys_dir: Path, store_path: Path, identities: Iterable[Identity],
         store.save(store_path)
         ours_path.write_text(json.dumps(sorted(ours)))
     return made
+
+
+def _held(live: list[TrustedKey], keys_dir: Path, who: Identity, ours: set[str]) -> bool:
+    """Whether the identity's live key stays: its private half is in the keys
+    folder, or one of its live keys was made elsewhere."""
+    return bool(live) and (key_file(keys_dir, who.role, who.name).exists() or any(k.key_id not in ours for k in live))
 
 
 def describe(store: TrustStore) -> Iterator[str]:
