@@ -163,26 +163,18 @@ class SharedRuns:
         self.contract = schema["name"]
         named = codec(schema).named_types
         namespace = schema.get("namespace", "")
-        self.runs: list[tuple[bool, Encode]] = []  # (whether it varies, its writer)
         fields = schema["fields"]
-        start = 0
-        for end in range(1, len(fields) + 1):
-            if end == len(fields) or (fields[end]["name"] in varying) != (fields[start]["name"] in varying):
-                run = fields[start:end]
-                inside = _defined_in(run, namespace)
-                record = {"type": "record", "name": f"{schema['name']}Run{len(self.runs)}",
-                          "namespace": namespace, "fields": run}
-                self.runs.append((run[0]["name"] in varying, codec(
-                    record, {k: v for k, v in named.items() if k not in inside}).binary_encode))
-                start = end
+        # (whether it varies, its writer)
+        self.runs: list[tuple[bool, Encode]] = [
+            (run[0]["name"] in varying, _run_writer(f"{schema['name']}Run{i}", namespace, run, named))
+            for i, run in enumerate(_runs(fields, varying))]
         self.shared = [f["name"] for f in fields if f["name"] not in varying]
         self._base: Mapping[str, Any] | None = None
         self._written: dict[int, bytes] = {}
 
     def body(self, record: Mapping[str, Any]) -> bytes:
         try:
-            base = self._base
-            if base is None or any(record[name] is not base[name] for name in self.shared):
+            if self._base_differs(record):
                 self._base = None  # until its runs are written
                 self._written = {i: write(record) for i, (varies, write) in enumerate(self.runs) if not varies}
                 self._base = record
@@ -190,6 +182,31 @@ class SharedRuns:
                             for i, (varies, write) in enumerate(self.runs))
         except Exception as exc:
             raise _unfit(self.contract, exc) from None
+
+    def _base_differs(self, record: Mapping[str, Any]) -> bool:
+        """Whether the record holds other objects than the last one outside ``varying``."""
+        base = self._base
+        return base is None or any(record[name] is not base[name] for name in self.shared)
+
+
+def _runs(fields: list[dict[str, Any]], varying: frozenset[str]) -> list[list[dict[str, Any]]]:
+    """The fields in runs, each all varying or all shared, in order."""
+    runs = []
+    start = 0
+    for end in range(1, len(fields) + 1):
+        if end == len(fields) or (fields[end]["name"] in varying) != (fields[start]["name"] in varying):
+            runs.append(fields[start:end])
+            start = end
+    return runs
+
+
+def _run_writer(name: str, namespace: str, run: list[dict[str, Any]], named: Mapping[str, Any]) -> Encode:
+    """A writer of a run of fields, as a record of its own; the named types
+    defined outside it known by name."""
+    inside = _defined_in(run, namespace)
+    record = {"type": "record", "name": name, "namespace": namespace, "fields": run}
+    writer: Encode = codec(record, {k: v for k, v in named.items() if k not in inside}).binary_encode
+    return writer
 
 
 def _unfit(contract: str, exc: Exception) -> EncodeError:
@@ -206,10 +223,16 @@ def _defined_in(node: Any, namespace: str) -> set[str]:
         for item in node:
             found |= _defined_in(item, namespace)
     elif isinstance(node, dict):
-        if node.get("type") in ("record", "enum", "fixed") and "name" in node:
-            name = node["name"]
-            namespace = node.get("namespace", name.rpartition(".")[0] if "." in name else namespace)
-            found.add(name if "." in name else f"{namespace}.{name}")
-        for value in node.values():
-            found |= _defined_in(value, namespace)
+        found = _defined_in_object(node, namespace)
+    return found
+
+
+def _defined_in_object(node: dict[str, Any], namespace: str) -> set[str]:
+    found: set[str] = set()
+    if node.get("type") in ("record", "enum", "fixed") and "name" in node:
+        name = node["name"]
+        namespace = node.get("namespace", name.rpartition(".")[0] if "." in name else namespace)
+        found.add(name if "." in name else f"{namespace}.{name}")
+    for value in node.values():
+        found |= _defined_in(value, namespace)
     return found
