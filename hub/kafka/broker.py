@@ -260,19 +260,26 @@ class EmbeddedBroker:
         previous: dict[str, int] = {}
         with contextlib.suppress(OSError, ValueError):
             previous = json.loads((self.data_dir / "ports.json").read_text())
+        self._choose_client_port(previous)
+        controller = self._controller_port(int(previous.get("controller_port", 0)))
+        (self.data_dir / "ports.json").write_text(json.dumps({"port": self.port, "controller_port": controller}))
+        return controller
+
+    def _choose_client_port(self, previous: dict[str, int]) -> None:
+        """The port asked for, which must be free; else the last one, if still free; else a free one."""
         if self.port:
             if not _port_free(self.port):
                 raise BrokerError(f"port {self.port} on 127.0.0.1 is taken by another program: "
                                   "choose another (--port) or stop that program")
-        else:
-            last = int(previous.get("port", 0))
-            self.port = last if last and _port_free(last) else free_port()
-        last_controller = int(previous.get("controller_port", 0))
-        controller = last_controller if last_controller and last_controller != self.port \
-            and _port_free(last_controller) else free_port()
+            return
+        last = int(previous.get("port", 0))
+        self.port = last if last and _port_free(last) else free_port()
+
+    def _controller_port(self, last: int) -> int:
+        """The controller's last port, if still free and not the client's; else a free one."""
+        controller = last if last and last != self.port and _port_free(last) else free_port()
         while controller == self.port:
             controller = free_port()
-        (self.data_dir / "ports.json").write_text(json.dumps({"port": self.port, "controller_port": controller}))
         return controller
 
     def _format_once(self) -> None:
@@ -282,22 +289,30 @@ class EmbeddedBroker:
         recorded = self.data_dir / "cluster.id"
         meta = self.log_dir / "meta.properties"
         if meta.exists():
-            try:
-                found = read_properties(meta)
-            except (OSError, UnicodeDecodeError) as exc:
-                raise BrokerError(f"{meta} is unreadable ({exc}): the log directory is damaged; "
-                                  "move it away to start afresh") from exc
-            ours = recorded.read_text().strip() if recorded.exists() else None
-            if found.get("cluster.id") != ours or found.get("node.id") != str(NODE_ID):
-                raise BrokerError(
-                    f"{self.log_dir} belongs to another cluster (cluster.id {found.get('cluster.id')!r}, node.id "
-                    f"{found.get('node.id')!r}; this state directory's is {ours!r}, node {NODE_ID}): refused, "
-                    "not reformatted; point HUB_STATE_DIR elsewhere or move that directory away")
+            self._check_ours(meta, recorded)
             return
         if recorded.exists() or (self.log_dir.exists() and any(self.log_dir.iterdir())):
             raise BrokerError(f"{self.log_dir} has no meta.properties but holds data or was formatted before: "
                               "it is damaged or not a Kafka log directory; refused, not reformatted "
                               "(move it away to start afresh)")
+        self._format(recorded)
+
+    def _check_ours(self, meta: Path, recorded: Path) -> None:
+        """A formatted log directory is this broker's: its cluster and node."""
+        try:
+            found = read_properties(meta)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BrokerError(f"{meta} is unreadable ({exc}): the log directory is damaged; "
+                              "move it away to start afresh") from exc
+        ours = recorded.read_text().strip() if recorded.exists() else None
+        if found.get("cluster.id") != ours or found.get("node.id") != str(NODE_ID):
+            raise BrokerError(
+                f"{self.log_dir} belongs to another cluster (cluster.id {found.get('cluster.id')!r}, node.id "
+                f"{found.get('node.id')!r}; this state directory's is {ours!r}, node {NODE_ID}): refused, "
+                "not reformatted; point HUB_STATE_DIR elsewhere or move that directory away")
+
+    def _format(self, recorded: Path) -> None:
+        """Format the log directory as a new cluster's, and record its ID in ``recorded``."""
         cluster = _cluster_id()
         config = self.data_dir / "format.properties"
         config.write_text(self._server_properties(free_port()), encoding="utf-8")
@@ -436,6 +451,14 @@ def format_bytes(n: int) -> str:
     return f"{size:.1f} GiB"
 
 
+def _check_answers(running: Running, data_dir: Path, bound: float) -> None:
+    """The embedded broker running on ``data_dir`` answers within ``bound`` seconds."""
+    if running.bootstrap == "(starting)" or not answers_within(running.bootstrap, bound):
+        raise BrokerError(f"the embedded broker running on {data_dir} (process {running.pid}, "
+                          f"{running.bootstrap}) did not answer within {bound:g} s "
+                          "(HUB_BROKER_WAIT_S); nothing was sent elsewhere")
+
+
 @contextlib.contextmanager
 def broker_for(settings: Settings) -> Iterator[tuple[Settings, bool]]:
     """Yield settings with ``broker_url`` set, and whether this call started
@@ -453,11 +476,7 @@ def broker_for(settings: Settings) -> Iterator[tuple[Settings, bool]]:
     for _ in range(2):  # a second round when another process started one between the look and the start
         running = running_broker(data_dir)
         if running is not None:
-            bound = settings.broker_wait_s
-            if running.bootstrap == "(starting)" or not answers_within(running.bootstrap, bound):
-                raise BrokerError(f"the embedded broker running on {data_dir} (process {running.pid}, "
-                                  f"{running.bootstrap}) did not answer within {bound:g} s "
-                                  "(HUB_BROKER_WAIT_S); nothing was sent elsewhere")
+            _check_answers(running, data_dir, settings.broker_wait_s)
             yield settings.on_embedded(running.bootstrap), False
             return
         broker = EmbeddedBroker(data_dir)
