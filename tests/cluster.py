@@ -23,7 +23,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import compose
 from confluent_kafka.admin import AdminClient
@@ -230,7 +231,7 @@ class SecuredCluster:
     def controllers(self) -> list[str]:
         out = []
         for node in self.nodes.values():
-            listener = [l for l in node.properties["listeners"].split(",") if l.startswith("CONTROLLER://")][0]
+            listener = next(one for one in node.properties["listeners"].split(",") if one.startswith("CONTROLLER://"))
             out.append(listener.split("://", 1)[1])
         return out
 

@@ -11,7 +11,8 @@ import time
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from hub.devtools.chaos import process_env
 from hub.domain.events import Agency

@@ -25,7 +25,7 @@ def penalty_row(decision: str = "晋太市监罚〔2026〕9号", *, date: str = 
                 violation: str = "生产销售伪劣白酒", uscc: str = LIQUOR.uscc, name: str = LIQUOR.name,
                 **cells: str) -> list[str]:
     """One 双公示 penalty row; by default a 伪劣 case with 60 000 yuan of sales (fined 6万): a CRITICAL referral."""
-    values = {c: "" for c in PENALTY_HEADER}
+    values = dict.fromkeys(PENALTY_HEADER, "")
     values.update({
         "行政相对人名称": name, "行政相对人类别": "法人及非法人组织", "行政相对人代码_1(统一社会信用代码)": uscc,
         "处罚决定书文号": decision, "违法行为类型": violation, "违法事实": "当事人销售伪劣白酒，销售金额6万元",

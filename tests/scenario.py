@@ -4,30 +4,48 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from connectors.samr_sampling import SamrSamplingConnector
 
 from hub.domain.names import normalise_name
-from hub.devtools.samples import (BAKERY, CONDIMENT, FUSHUN, LIQUOR, NOODLE, PORK, VEG_BASE, SampleBusiness, _headers, make_uscc,
-                         write_csv, write_registry, write_scenario)
+from hub.devtools.samples import (
+    BAKERY,
+    CONDIMENT,
+    FUSHUN,
+    LIQUOR,
+    NOODLE,
+    PORK,
+    VEG_BASE,
+    SampleBusiness,
+    _headers,
+    make_uscc,
+    write_csv,
+    write_registry,
+    write_scenario,
+)
 from hub.testing.bus import Bus
 
 SELLER = "unresolved:410502:安阳市文峰区惠民生鲜超市"
 PORK_SAMPLE = "samr.sampling:GC26410500410230101"
 
 EXPECTED = {
-    (CONDIMENT.uscc, "REPEAT_OFFENDER"): {"samr.inspection:JC2026-0412-001", "samr.inspection:JC2026-0615-007",
-                                          "samr.penalty:安北市监罚〔2026〕112号",
-                                          "samr.sampling:GC26410500410230155:seller"},
+    (CONDIMENT.uscc, "REPEAT_OFFENDER"): {
+        "samr.inspection:JC2026-0412-001",
+        "samr.inspection:JC2026-0615-007",
+        "samr.penalty:安北市监罚〔2026〕112号",
+        "samr.sampling:GC26410500410230155:seller",
+    },
     (FUSHUN.uscc, "CROSS_AGENCY"): {"samr.penalty:晋榆市监罚〔2026〕58号", "police.case:A1407022026090012:FILED"},
     (VEG_BASE.uscc, "CRIMINAL_REFERRAL"): {"agri.sampling:NY2026-AY-0087:克百威"},
     (LIQUOR.uscc, "CRIMINAL_REFERRAL"): {"police.case:A1407032026080031:FILED"},
     (PORK.uscc, "CRIMINAL_REFERRAL"): {f"{PORK_SAMPLE}:producer"},
     (PORK.uscc, "CROSS_AGENCY"): {f"{PORK_SAMPLE}:producer", "agri.sampling:NY2026-AY-0102:磺胺类(总量)"},
     (PORK.uscc, "REPEAT_OFFENDER"): {f"{PORK_SAMPLE}:producer", "agri.sampling:NY2026-AY-0102:磺胺类(总量)"},
-    (BAKERY.uscc, "REPEAT_OFFENDER"): {"samr.penalty:安殷市监罚〔2026〕27号",
-                                       "samr.sampling:GC26410500410230171:producer"},
+    (BAKERY.uscc, "REPEAT_OFFENDER"): {
+        "samr.penalty:安殷市监罚〔2026〕27号",
+        "samr.sampling:GC26410500410230171:producer",
+    },
     (SELLER, "CRIMINAL_REFERRAL"): {f"{PORK_SAMPLE}:seller"},  # nobody registers the supermarket
 }
 # Once a clock tick has run past their deadlines (a backfill ticks at its
@@ -77,24 +95,47 @@ CITY = make_uscc("91", "410500", "MA4DDDDD4")  # registered by the city: its USC
 def ambiguity_files(folder: Path) -> dict[str, Path]:
     """Two registered 好运来饭店 in 文峰区, a third elsewhere; three sampling failures."""
     folder.mkdir(parents=True, exist_ok=True)
-    registry = write_registry(folder / "registry-a.csv", [(A, "安阳市文峰区好运来饭店", "河南省安阳市文峰区人民大道1号", "")])
-    registry_b = write_registry(folder / "registry-b.csv", [
-        (B, "安阳市文峰区好运来饭店", "河南省安阳市文峰区东风路9号", ""),
-        (ELSEWHERE, "安阳市文峰区好运来饭店", "山西省晋中市榆次区", "")])
+    registry = write_registry(
+        folder / "registry-a.csv", [(A, "安阳市文峰区好运来饭店", "河南省安阳市文峰区人民大道1号", "")]
+    )
+    registry_b = write_registry(
+        folder / "registry-b.csv",
+        [
+            (B, "安阳市文峰区好运来饭店", "河南省安阳市文峰区东风路9号", ""),
+            (ELSEWHERE, "安阳市文峰区好运来饭店", "山西省晋中市榆次区", ""),
+        ],
+    )
     h = _headers(SamrSamplingConnector)
 
     def row(no: str, address: str, day: str) -> list[str]:
-        values = {"序号": "1", "抽样编号": no, "标称生产企业名称": "", "标称生产企业地址": "",
-                  "被抽样单位名称": "安阳市文峰区好运来饭店", "被抽样单位地址": address, "食品名称": "凉皮",
-                  "规格型号": "", "商标": "", "生产日期/批号": day, "不合格项目‖检验结果‖标准值":
-                  "苯甲酸及其钠盐(以苯甲酸计)‖1.2g/kg‖不得使用", "分类": "餐饮食品", "公告号": "2026年第20号",
-                  "公告日期": day, "检验机构": "安阳市食品检验检测中心", "备注": ""}
+        values = {
+            "序号": "1",
+            "抽样编号": no,
+            "标称生产企业名称": "",
+            "标称生产企业地址": "",
+            "被抽样单位名称": "安阳市文峰区好运来饭店",
+            "被抽样单位地址": address,
+            "食品名称": "凉皮",
+            "规格型号": "",
+            "商标": "",
+            "生产日期/批号": day,
+            "不合格项目‖检验结果‖标准值": "苯甲酸及其钠盐(以苯甲酸计)‖1.2g/kg‖不得使用",
+            "分类": "餐饮食品",
+            "公告号": "2026年第20号",
+            "公告日期": day,
+            "检验机构": "安阳市食品检验检测中心",
+            "备注": "",
+        }
         return [values[c] for c in h]
 
-    sampling = write_csv(folder / "sampling.csv", h, [
-        row("GC-AMBIG-1", "河南省安阳市文峰区光明路3号", "2026-08-01"),  # matches neither address
-        row("GC-ADDR-2", "河南省安阳市文峰区东风路9号", "2026-08-05"),   # B's address
-    ])
+    sampling = write_csv(
+        folder / "sampling.csv",
+        h,
+        [
+            row("GC-AMBIG-1", "河南省安阳市文峰区光明路3号", "2026-08-01"),  # matches neither address
+            row("GC-ADDR-2", "河南省安阳市文峰区东风路9号", "2026-08-05"),  # B's address
+        ],
+    )
     return {"registry.business": registry, "registry.business#b": registry_b, "samr.sampling#ambiguity": sampling}
 
 

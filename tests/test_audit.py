@@ -20,7 +20,7 @@ from hub.trust.keys import create_key
 from hub.testing.bus import Bus
 from tests.scenario import scenario_bus
 
-NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC)
 POLICE_TEAM = "police-jinzhong-food-crime"
 
 
@@ -153,7 +153,8 @@ def _chained(bus: Bus) -> list[Entry]:
 
 def test_a_leads_story_has_its_events_its_publications_its_answers_and_its_refusals(tmp_path: Path) -> None:
     bus = scenario_bus(tmp_path / "data", NOW)
-    lead = next(l for l in bus.leads.values() if l["business_id"] == LIQUOR.uscc and l["rules"] == ["CRIMINAL_REFERRAL"])
+    lead = next(entry for entry in bus.leads.values()
+                if entry["business_id"] == LIQUOR.uscc and entry["rules"] == ["CRIMINAL_REFERRAL"])
     key = lead["business_key"].encode()
     topic = feedback_topic(POLICE_TEAM)
     forged = bus.serde.encoder(topic, "feedback")(feedback(lead, "REJECTED", POLICE_TEAM, "假", None, NOW.timestamp()))
@@ -195,8 +196,11 @@ def test_the_board_tells_a_view_only_when_what_it_shows_changes() -> None:
     board.login(None)
     board.denied(holder, "police-jinzhong-food-crime", "not_your_team")
     assert [(n.action, n.outcome) for n in told] == [
-        (AuditAction.BOARD_VIEW, "1 leads shown"), (AuditAction.BOARD_VIEW, "2 leads shown"),
-        (AuditAction.BOARD_LOGIN, "denied"), (AuditAction.BOARD_DENIED, "denied")]
+        (AuditAction.BOARD_VIEW, "1 leads shown"),
+        (AuditAction.BOARD_VIEW, "2 leads shown"),
+        (AuditAction.BOARD_LOGIN, "denied"),
+        (AuditAction.BOARD_DENIED, "denied"),
+    ]
 
 
 @pytest.mark.parametrize("spoil", ["edit", "delete", "forge", "garbage", "missing"])
@@ -225,7 +229,7 @@ def test_hub_audit_verify_names_the_break_in_a_copy(signed_trail, tmp_path: Path
         del records[7]["chain"]
     lines = [json.dumps(r) + "\n" for r in records]
     if spoil == "garbage":  # a line that is not even JSON (a torn copy)
-        lines[7] = "{\"chain\": \"worker:a\", \"se\n"
+        lines[7] = '{"chain": "worker:a", "se\n'
     copy.write_text("".join(lines))
     broken = hub("audit", "verify", "--file", str(copy), cwd=tmp_path, env=env)
     assert broken.returncode == 1 and f"BROKEN: {copy}:" in broken.stdout, broken.stdout + broken.stderr
@@ -239,14 +243,16 @@ def test_keys_created_and_revoked_are_told(tmp_path: Path) -> None:
     store = TrustStore({})
     first = create_key(tmp_path, store, Role.TEAM, "samr-taigu", "SAMR", NOW)
     notes, seen = key_changes({}, store)
-    assert [(n.action, n.object, n.detail["identity"]) for n in notes] == \
-        [(AuditAction.KEY_CREATED, first.key_id, "team:samr-taigu")]
+    assert [(n.action, n.object, n.detail["identity"]) for n in notes] == [
+        (AuditAction.KEY_CREATED, first.key_id, "team:samr-taigu")
+    ]
     assert key_changes(seen, store)[0] == []
     second = create_key(tmp_path, store, Role.WORKER, "worker", None, NOW)
     store.revoke(first.key_id, NOW)
     notes, seen = key_changes(seen, store)
     assert sorted((n.action, n.object) for n in notes) == sorted(
-        [(AuditAction.KEY_CREATED, second.key_id), (AuditAction.KEY_REVOKED, first.key_id)])
+        [(AuditAction.KEY_CREATED, second.key_id), (AuditAction.KEY_REVOKED, first.key_id)]
+    )
 
 
 def test_a_workers_start_tells_its_settings_never_its_secrets(tmp_path: Path) -> None:

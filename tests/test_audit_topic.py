@@ -30,7 +30,7 @@ def test_unreadable_records_on_the_audit_topic_break_the_trail_and_nothing_else(
     partition = partition_of(settings, AUDIT_TOPIC, settings.worker_name.encode())
     other_contract = Serde(settings).encoder(DEADLETTER_TOPIC, "deadletter")({
         "stage": "worker", "source_file": None, "source_row": None, "column": None, "reason_code": "x",
-        "reason": "x", "original": {}, "failed_at": dt.datetime.now(dt.timezone.utc)})
+        "reason": "x", "original": {}, "failed_at": dt.datetime.now(dt.UTC)})
     producer = Producer(producer_config(settings))
     for value in (None, b"\x00\x00\x00\x00\x01\x02", other_contract):
         producer.produce(AUDIT_TOPIC, key=settings.worker_name.encode(), value=value, partition=partition)

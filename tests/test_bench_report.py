@@ -15,16 +15,39 @@ from hub.flow.effects import Stage
 
 
 def _result(**changes: object) -> BenchResult:
-    figures: dict[str, object] = dict(
-        events=20000, businesses=5000, plain_per_s=50000.0, connector_per_s=3000.0, worker_per_s=800.0,
-        worker_wall_per_s=700.0, worker_batches=30, worker_records=24920,
-        stages={Stage.VERIFY: 1.0, Stage.DECODE: 2.0, Stage.RULES: 3.0}, faust_floor_per_s=4000.0,
-        two_workers_per_s=1600.0, pipeline_per_s=600.0, lead_records=15000, paced_rate=1000.0, paced_leads=200,
-        paced_events=10000, latency_p50_s=2.0, latency_p99_s=3.5, two_paced_leads=190, two_latency_p50_s=0.2,
-        two_latency_p99_s=0.4, peak_rss_mib=1200.0,
-        worker_rss_growth_mib=220.0, broker_peak_rss_mib=500.0, state_bytes_mean=2004.0, state_bytes_max=6033,
-        states=4916, events_on_broker=60000, disk_bytes_before=300 * 2**20, disk_bytes_after=120 * 2**20,
-        changelog_bytes_after=40 * 2**20)
+    figures: dict[str, object] = {
+        "events": 20000,
+        "businesses": 5000,
+        "plain_per_s": 50000.0,
+        "connector_per_s": 3000.0,
+        "worker_per_s": 800.0,
+        "worker_wall_per_s": 700.0,
+        "worker_batches": 30,
+        "worker_records": 24920,
+        "stages": {Stage.VERIFY: 1.0, Stage.DECODE: 2.0, Stage.RULES: 3.0},
+        "faust_floor_per_s": 4000.0,
+        "two_workers_per_s": 1600.0,
+        "pipeline_per_s": 600.0,
+        "lead_records": 15000,
+        "paced_rate": 1000.0,
+        "paced_leads": 200,
+        "paced_events": 10000,
+        "latency_p50_s": 2.0,
+        "latency_p99_s": 3.5,
+        "two_paced_leads": 190,
+        "two_latency_p50_s": 0.2,
+        "two_latency_p99_s": 0.4,
+        "peak_rss_mib": 1200.0,
+        "worker_rss_growth_mib": 220.0,
+        "broker_peak_rss_mib": 500.0,
+        "state_bytes_mean": 2004.0,
+        "state_bytes_max": 6033,
+        "states": 4916,
+        "events_on_broker": 60000,
+        "disk_bytes_before": 300 * 2**20,
+        "disk_bytes_after": 120 * 2**20,
+        "changelog_bytes_after": 40 * 2**20,
+    }
     figures.update(changes)
     return BenchResult(**figures)  # type: ignore[arg-type]
 
@@ -58,8 +81,11 @@ def test_the_report_states_the_rate_faust_and_verifying_alone_leave() -> None:
 
 
 def test_rates_over_records_count_events_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    ends = {TopicPartition("events.samr", 0): 12000, TopicPartition("events.samr", 1): 8000,
-            TopicPartition(RESOLUTION_TOPIC, 0): 5000}
+    ends = {
+        TopicPartition("events.samr", 0): 12000,
+        TopicPartition("events.samr", 1): 8000,
+        TopicPartition(RESOLUTION_TOPIC, 0): 5000,
+    }
     monkeypatch.setattr(bench, "event_ends", lambda settings: ends)
     got, share = bench._event_share(Settings())
     assert got == ends and share == 0.8  # 20 000 events of 25 000 records
@@ -74,5 +100,7 @@ def test_the_report_gives_the_paced_latency_of_one_and_of_two_workers() -> None:
 
 def test_the_report_gives_the_brokers_disk_per_100_000_events() -> None:
     lines = _result().lines()
-    assert "broker disk: 300 MiB after 60,000 events, 120 MiB once compacted (changelogs 40 MiB): " \
-           "200 MiB per 100 000 events" in lines
+    assert (
+        "broker disk: 300 MiB after 60,000 events, 120 MiB once compacted (changelogs 40 MiB): "
+        "200 MiB per 100 000 events" in lines
+    )

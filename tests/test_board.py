@@ -106,16 +106,24 @@ def test_a_login_opens_a_session_that_ends_with_the_key(board) -> None:
     foreign = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}",
                        headers={"Origin": "http://attacker.example"})
     assert foreign.status == 403  # a login form posted from another site
-    sandboxed = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}", headers={"Origin": "null"})
+    sandboxed = _request(
+        port, "/login", method="POST", body=f"token={tokens['samr-taigu']}", headers={"Origin": "null"}
+    )
     assert sandboxed.status == 403  # or from a sandboxed frame
     # issue 31: another port on the same host is another origin (another program's page), and so is a
     # scheme that is no web page's
     for other in (f"http://127.0.0.1:{port + 1}", "http://127.0.0.1", f"file://127.0.0.1:{port}"):
-        refused = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}",
-                           headers={"Origin": other})
+        refused = _request(
+            port, "/login", method="POST", body=f"token={tokens['samr-taigu']}", headers={"Origin": other}
+        )
         assert refused.status == 403, other
-    own = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}",
-                   headers={"Origin": f"http://127.0.0.1:{port}"})
+    own = _request(
+        port,
+        "/login",
+        method="POST",
+        body=f"token={tokens['samr-taigu']}",
+        headers={"Origin": f"http://127.0.0.1:{port}"},
+    )
     assert own.status == 303
     login = _request(port, "/login", method="POST", body=f"token={tokens['samr-taigu']}")
     assert login.status == 303 and login.getheader("Location") == "/teams/samr-taigu"
@@ -138,7 +146,7 @@ def test_a_login_opens_a_session_that_ends_with_the_key(board) -> None:
 # no inline script or style, no framing, no sniffing, no referrer, nothing cached: on every answer, as they were
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -169,16 +177,24 @@ def test_every_answer_carries_the_security_headers(board) -> None:
     team, operator, host = tokens["samr-taigu"], tokens["operator"], f"Host: 127.0.0.1:{port}\r\n".encode()
     answers = {
         200: [_request(port, TAIGU, token=team), _request(port, "/static/board.js"), _request(port, "/login")],
-        303: [_request(port, "/", token=team), _request(port, "/login", method="POST", body=f"token={team}"),
-              _request(port, "/logout", method="POST")],
+        303: [
+            _request(port, "/", token=team),
+            _request(port, "/login", method="POST", body=f"token={team}"),
+            _request(port, "/logout", method="POST"),
+        ],
         401: [_request(port, "/teams/samr-taigu"), _request(port, TAIGU), _request(port, "/nowhere")],
-        403: [_request(port, "/teams/police-jinzhong-food-crime", token=team),
-              _request(port, "/logout", method="POST", headers={"Origin": "http://attacker.example"})],
+        403: [
+            _request(port, "/teams/police-jinzhong-food-crime", token=team),
+            _request(port, "/logout", method="POST", headers={"Origin": "http://attacker.example"}),
+        ],
         404: [_request(port, "/nowhere", token=operator), _request(port, "/teams/no-such-team", token=operator)],
         405: [_request(port, "/login", method="PUT", token=operator)],
         413: [_request(port, "/login", method="POST", body="token=" + "x" * 5000)],
         421: [_request(port, TAIGU, host="attacker.example", token=team)],
-        400: [_raw(port, b"NOT HTTP\r\n\r\n"), _raw(port, b"GET /login HTTP/1.1\r\n" + host + b"X: " + b"x" * 9000 + b"\r\n\r\n")],
+        400: [
+            _raw(port, b"NOT HTTP\r\n\r\n"),
+            _raw(port, b"GET /login HTTP/1.1\r\n" + host + b"X: " + b"x" * 9000 + b"\r\n\r\n"),
+        ],
         417: [_raw(port, b"POST /login HTTP/1.1\r\n" + host + b"Expect: nonsense\r\nContent-Length: 1\r\n\r\nx")],
     }
     for status, responses in answers.items():
@@ -190,6 +206,7 @@ def test_every_answer_carries_the_security_headers(board) -> None:
 def test_a_failing_page_is_a_plain_500_with_the_headers(tmp_path: Path, caplog) -> None:
     """A handler's failure reaches aiohttp, outside the application's
     middlewares: still the headers, nothing of the failure in the answer."""
+
     class Broken(LeadBoard):
         def open_leads(self, team: str) -> list[dict[str, Any]]:
             raise RuntimeError("the case file of Zhang San")
@@ -197,7 +214,9 @@ def test_a_failing_page_is_a_plain_500_with_the_headers(tmp_path: Path, caplog) 
     store = TrustStore({})
     token = board_token(create_key(tmp_path, store, Role.OPERATOR, "operator", None, NOW).private)
     store.save(tmp_path / "trust.json")
-    server = serve_board(Broken(TEAMS), "127.0.0.1", 0, Sessions(TrustStoreFile(tmp_path / "trust.json", interval_s=0), 8))
+    server = serve_board(
+        Broken(TEAMS), "127.0.0.1", 0, Sessions(TrustStoreFile(tmp_path / "trust.json", interval_s=0), 8)
+    )
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
         connection.request("GET", TAIGU, headers={"Authorization": f"Bearer {token}"})
@@ -237,8 +256,11 @@ def test_without_a_session_every_page_is_the_login_form(board) -> None:
     response = connection.getresponse()
     assert response.status == 401 and json.loads(response.read()) == {"error": "log in first"}  # the page's poll
     assert response.getheader("Content-Type") == "application/json; charset=utf-8"
-    for path, kind in (("/login", "text/html"), ("/static/board.js", "text/javascript"),
-                       ("/static/board.css", "text/css")):  # nosniff: each must say what it is
+    for path, kind in (
+        ("/login", "text/html"),
+        ("/static/board.js", "text/javascript"),
+        ("/static/board.css", "text/css"),
+    ):  # nosniff: each must say what it is
         opened = _request(port, path)
         assert opened.status == 200 and opened.getheader("Content-Type") == f"{kind}; charset=utf-8"
 
@@ -251,8 +273,12 @@ def test_a_logout_ends_the_session_cookie(board) -> None:
     logout = _request(port, "/logout", method="POST", headers={"Cookie": login.getheader("Set-Cookie").split(";")[0]})
     cookie = logout.getheader("Set-Cookie") or ""
     assert logout.status == 303 and logout.getheader("Location") == "/login"
-    assert cookie.startswith("hub_session=") and "Max-Age=0" in cookie and "HttpOnly" in cookie \
+    assert (
+        cookie.startswith("hub_session=")
+        and "Max-Age=0" in cookie
+        and "HttpOnly" in cookie
         and "SameSite=Strict" in cookie
+    )
 
 
 def test_a_form_over_4_kib_is_refused(board) -> None:
@@ -268,25 +294,45 @@ def test_a_form_over_4_kib_is_refused(board) -> None:
 
 
 def test_host_names_are_read_without_their_port() -> None:
-    assert [host_name(h) for h in ("a.example:9410", "[::1]:9410", "[::1]", "A.Example", None)] == \
-        ["a.example", "[::1]", "[::1]", "a.example", ""]
+    assert [host_name(h) for h in ("a.example:9410", "[::1]:9410", "[::1]", "A.Example", None)] == [
+        "a.example",
+        "[::1]",
+        "[::1]",
+        "a.example",
+        "",
+    ]
 
 
 # -- the page in a browser: its script runs under the CSP, in Chinese ----------------
 
+
 def _lead(lead_id: str, severity: str, **fields: Any) -> dict[str, Any]:
     """A lead record as a team topic carries it (redacted: one finding withheld)."""
     return {
-        "lead_id": lead_id, "status": "OPEN", "severity": severity, "first_seen": NOW, "rules": ["CRIMINAL_REFERRAL"],
-        "business_name": "太谷区某白酒作坊", "business_id": "91140703MA0KXXXX1Q", "region": {"name": "山西省晋中市太谷区"},
-        "acknowledge_by": NOW + dt.timedelta(hours=24), "close_by": NOW + dt.timedelta(days=15),
-        "evidence": [{"occurred_on": "2026-11-20", "agency": "SAMR", "finding": "抽检不合格：甲醇超标"},
-                     {"occurred_on": "2026-11-25", "agency": "POLICE", "finding": None}],
+        "lead_id": lead_id,
+        "status": "OPEN",
+        "severity": severity,
+        "first_seen": NOW,
+        "rules": ["CRIMINAL_REFERRAL"],
+        "business_name": "太谷区某白酒作坊",
+        "business_id": "91140703MA0KXXXX1Q",
+        "region": {"name": "山西省晋中市太谷区"},
+        "acknowledge_by": NOW + dt.timedelta(hours=24),
+        "close_by": NOW + dt.timedelta(days=15),
+        "evidence": [
+            {"occurred_on": "2026-11-20", "agency": "SAMR", "finding": "抽检不合格：甲醇超标"},
+            {"occurred_on": "2026-11-25", "agency": "POLICE", "finding": None},
+        ],
         "recommended_action": "移送公安机关，依法追究刑事责任",
         "parties": [{"role": "SELLER", "name": "某副食商店", "business_id": None}],
-        "credit_status": "LISTED", "credit_listed_on": "2026-06-01", "credit_reason": "生产销售有毒有害食品",
-        "history": [{"at": NOW, "status": "OPEN", "team": None, "note": None}], "escalations": [], "links": [],
-        **fields}
+        "credit_status": "LISTED",
+        "credit_listed_on": "2026-06-01",
+        "credit_reason": "生产销售有毒有害食品",
+        "history": [{"at": NOW, "status": "OPEN", "team": None, "note": None}],
+        "escalations": [],
+        "links": [],
+        **fields,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -298,9 +344,17 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         pytest.skip("no Chromium")
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1400,900",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
@@ -318,8 +372,10 @@ def test_a_desk_logs_in_reads_its_leads_and_logs_out_in_chromium(board, browser,
     port, tokens, *_ = board
     leads: LeadBoard = board[3]
     leads.apply("hub.team.samr-taigu", _lead("L-0001", "CRITICAL"))
-    leads.apply("hub.team.samr-taigu", _lead("L-0002", "HIGH", rules=["REPEAT_OFFENDER"], credit_status=None,
-                                             reopened=1, reported_late_days=5))
+    leads.apply(
+        "hub.team.samr-taigu",
+        _lead("L-0002", "HIGH", rules=["REPEAT_OFFENDER"], credit_status=None, reopened=1, reported_late_days=5),
+    )
     leads.apply("hub.team.police-jinzhong-food-crime", _lead("L-POLICE", "CRITICAL"))
     url = f"http://127.0.0.1:{port}"
     browser.get(f"{url}/teams/samr-taigu")  # no session: the login form
@@ -353,21 +409,49 @@ def test_a_lead_as_the_board_shows_it() -> None:
     """``displayed``, step by step: every part of a lead in the desks' words."""
     from hub.apps.board import displayed
 
-    lead = _lead("L-0003", "CRITICAL", reopened=2, reported_late_days=4, escalations=None, escalation="CLOSE_OVERDUE",
-                 business_id=None, region={"name": None}, credit_status="REMOVED", credit_removed_on="2026-09-01",
-                 links=[{"occurred_on": "2026-12-01", "kind": "POLICE_FILED", "event_id": "police-9", "lead_id": None},
-                        {"occurred_on": "2026-12-02", "kind": "REFERRAL", "event_id": None, "lead_id": "L-0001"}],
-                 history=[{"at": NOW, "status": "OPEN", "team": None, "note": None},
-                          {"at": NOW + dt.timedelta(minutes=90, seconds=59), "status": "ESCALATED_CLOSE_OVERDUE",
-                           "team": "samr-taigu", "note": "催办"}])
+    lead = _lead(
+        "L-0003",
+        "CRITICAL",
+        reopened=2,
+        reported_late_days=4,
+        escalations=None,
+        escalation="CLOSE_OVERDUE",
+        business_id=None,
+        region={"name": None},
+        credit_status="REMOVED",
+        credit_removed_on="2026-09-01",
+        links=[
+            {"occurred_on": "2026-12-01", "kind": "POLICE_FILED", "event_id": "police-9", "lead_id": None},
+            {"occurred_on": "2026-12-02", "kind": "REFERRAL", "event_id": None, "lead_id": "L-0001"},
+        ],
+        history=[
+            {"at": NOW, "status": "OPEN", "team": None, "note": None},
+            {
+                "at": NOW + dt.timedelta(minutes=90, seconds=59),
+                "status": "ESCALATED_CLOSE_OVERDUE",
+                "team": "samr-taigu",
+                "note": "催办",
+            },
+        ],
+    )
     assert displayed(lead) == {
-        "lead_id": "L-0003", "status": "OPEN", "severity": "CRITICAL", "overdue": True, "severity_label": "特急",
-        "rules": "涉嫌犯罪移送", "status_label": "待签收（重新打开2次）", "escalations": ["超期未办结"],
-        "business": "太谷区某白酒作坊（统一社会信用代码未识别）", "region": "区划不明",
+        "lead_id": "L-0003",
+        "status": "OPEN",
+        "severity": "CRITICAL",
+        "overdue": True,
+        "severity_label": "特急",
+        "rules": "涉嫌犯罪移送",
+        "status_label": "待签收（重新打开2次）",
+        "escalations": ["超期未办结"],
+        "business": "太谷区某白酒作坊（统一社会信用代码未识别）",
+        "region": "区划不明",
         "deadlines": ["签收期限 2026-12-01 08:00", "办结期限 2026-12-15 08:00", "迟报：记录日期后4天才报送"],
-        "evidence": [{"text": "2026-11-20 市场监管 抽检不合格：甲醇超标", "withheld": False},
-                     {"text": "2026-11-25 公安 详情不予显示（未获授权）", "withheld": True}],
-        "action": "移送公安机关，依法追究刑事责任", "parties": ["销售方：某副食商店（统一社会信用代码未识别）"],
+        "evidence": [
+            {"text": "2026-11-20 市场监管 抽检不合格：甲醇超标", "withheld": False},
+            {"text": "2026-11-25 公安 详情不予显示（未获授权）", "withheld": True},
+        ],
+        "action": "移送公安机关，依法追究刑事责任",
+        "parties": ["销售方：某副食商店（统一社会信用代码未识别）"],
         "credit": "曾列入严重违法失信名单，已于2026-09-01移出",
         "links": ["2026-12-01 公安立案 police-9", "2026-12-02 原移送线索 线索 L-0001"],
         "history": ["2026-11-30 08:00 待签收", "2026-11-30 09:30 升级：超期未办结 samr-taigu：催办"],

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -80,7 +80,7 @@ def test_sigterm_stops_a_worker_promptly_while_its_broker_is_down(tmp_path: Path
     with EmbeddedBroker(tmp_path / "kafka") as gone:
         settings = load_settings(environ={}).on_embedded(gone.bootstrap, pii_key=TEST_PII_KEY)
         create_topics(settings)
-        worker, log, port = _worker_seeing(settings, tmp_path)
+        worker, _log, port = _worker_seeing(settings, tmp_path)
     try:
         wait_for("the broker missed", lambda: metric(port, "hub_worker_broker_reachable") == 0)
         stopping = time.monotonic()

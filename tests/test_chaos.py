@@ -34,7 +34,7 @@ def _bad_rows(sources: list[tuple[str, Path]]) -> set[tuple[str, int]]:
         connector = load(name)(PersonalDataHasher(CHAOS_PII_KEY))
         for row in connector.read(path):
             try:
-                connector.events(row, dt.datetime.now(dt.timezone.utc))
+                connector.events(row, dt.datetime.now(dt.UTC))
             except RowRejected:
                 bad.add((path.name, row.number))
     assert len(bad) > 50

@@ -77,7 +77,7 @@ def test_leads_tail_filters_by_region_and_severity(tmp_path: Path) -> None:
         settings = load_settings(environ={}).on_embedded(bootstrap, state_dir=tmp_path / ".hub-state")
         worker = signer(settings, Role.WORKER, "worker")  # the CLI shows only what the hub's workers signed
         encode = Serde(settings).encoder("hub.leads", "lead")
-        now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+        now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
         day = dt.date(2026, 10, 1)
 
         def lead(lead_id: str, code: str, severity: str) -> bytes:
@@ -164,6 +164,6 @@ def test_teams_lists_what_each_team_receives_and_prints_acls(tmp_path: Path) -> 
 def test_a_drill_is_refused_on_a_configured_cluster_before_anything_is_sent(tmp_path: Path) -> None:
     """Issue 31: `hub leads tick --at` a week ahead on a configured cluster;
     the workers refuse such a tick, and now the command says so first."""
-    ahead = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)).isoformat()
+    ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
     refused = hub("--broker", "127.0.0.1:1", "leads", "tick", "--at", ahead, cwd=tmp_path)
     assert refused.returncode == 2 and "is a drill" in refused.stderr and "HUB_ALLOW_DRILLS" in refused.stderr

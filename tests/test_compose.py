@@ -3,7 +3,6 @@ here). Its Kafka nodes are read as the apache/kafka image reads them, by the
 code that starts them in tests/test_secured_cluster.py."""
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
@@ -104,8 +103,9 @@ def test_kafka_authenticates_and_authorises_every_client(stack: dict) -> None:
     for node in NODES:
         properties = image_properties(stack["services"][node])
         protocols = dict(pair.split(":") for pair in properties["listener.security.protocol.map"].split(","))
-        listeners = [l.split("://")[0] for l in properties["listeners"].split(",")]
-        assert {protocols[l] for l in listeners} == {"SASL_SSL", "SSL"}  # no PLAINTEXT at all, the controller's too
+        listeners = [one.split("://")[0] for one in properties["listeners"].split(",")]
+        # no PLAINTEXT at all, the controller's too
+        assert {protocols[name] for name in listeners} == {"SASL_SSL", "SSL"}
         assert properties["listener.name.admin.ssl.client.auth"] == "required"
         assert properties["listener.name.controller.ssl.client.auth"] == "required"
         assert properties["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
@@ -147,8 +147,14 @@ def test_each_hub_process_is_its_own_principal_with_its_own_secrets(stack: dict,
     from hub.kafka.acls import bindings, principals
     from hub.domain.teams import load_teams
 
-    known = principals(bindings(load_teams(REPO_ROOT / "ops" / "teams.toml"),
-                                {n: c.agency for n, c in available().items()}, "supervision-hub", []))
+    known = principals(
+        bindings(
+            load_teams(REPO_ROOT / "ops" / "teams.toml"),
+            {n: c.agency for n, c in available().items()},
+            "supervision-hub",
+            [],
+        )
+    )
     users = {}
     for name in HUB_SERVICES - {"setup"}:
         service = stack["services"][name]
@@ -167,13 +173,22 @@ def test_each_hub_process_is_its_own_principal_with_its_own_secrets(stack: dict,
 
 def test_make_secrets_makes_every_file_the_stack_mounts(stack: dict, tmp_path: Path) -> None:
     out = tmp_path / "secrets"
-    made = subprocess.run([str(REPO_ROOT / "ops" / "make-secrets.sh")], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "SECRETS_DIR": str(out), "HUB": f"{sys.executable} -m hub.cli"})
+    made = subprocess.run(
+        [str(REPO_ROOT / "ops" / "make-secrets.sh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SECRETS_DIR": str(out), "HUB": f"{sys.executable} -m hub.cli"},
+    )
     assert made.returncode == 0, made.stderr
     secrets_dir = REPO_ROOT / "secrets"
     wanted = {Path(s["file"]) for s in stack["secrets"].values()}
-    wanted |= {Path(v["source"]) for svc in stack["services"].values() for v in svc.get("volumes", [])
-               if v["type"] == "bind" and Path(v["source"]).is_relative_to(secrets_dir)}
+    wanted |= {
+        Path(v["source"])
+        for svc in stack["services"].values()
+        for v in svc.get("volumes", [])
+        if v["type"] == "bind" and Path(v["source"]).is_relative_to(secrets_dir)
+    }
     missing = [str(p) for p in wanted if not (out / p.relative_to(secrets_dir)).exists()]
     assert not missing, missing
     assert stat.S_IMODE((out / "keys" / "worker-worker.pem").stat().st_mode) == 0o600

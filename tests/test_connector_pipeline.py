@@ -19,15 +19,25 @@ from tests.helpers import dead_letters, events_on_broker, raw_bytes_by_topic
 pytestmark = pytest.mark.broker
 
 EXPECTED_EVENT_IDS = {
-    "samr.sampling:GC26410500410230101:seller", "samr.sampling:GC26410500410230101:producer",
-    "samr.sampling:GC26410500410230155:seller", "samr.sampling:GC26410500410230155:producer",
-    "samr.sampling:GC26410500410230171:seller", "samr.sampling:GC26410500410230171:producer",
-    "samr.penalty:晋榆市监罚〔2026〕58号", "samr.penalty:安北市监罚〔2026〕112号", "samr.penalty:安殷市监罚〔2026〕27号",
-    "samr.inspection:JC2026-0412-001", "samr.inspection:JC2026-0615-007",
-    "samr.inspection:JC2026-0702-013", "samr.inspection:JC2026-0703-002",
-    "police.case:A1407022026090012:FILED", "police.case:A1407032026080031:FILED",
-    "agri.sampling:NY2026-AY-0087:克百威", "agri.sampling:NY2026-AY-0087:腐霉利",
-    "agri.sampling:NY2026-AY-0102:磺胺类(总量)", f"registry.business:{YUXIANG.uscc}",
+    "samr.sampling:GC26410500410230101:seller",
+    "samr.sampling:GC26410500410230101:producer",
+    "samr.sampling:GC26410500410230155:seller",
+    "samr.sampling:GC26410500410230155:producer",
+    "samr.sampling:GC26410500410230171:seller",
+    "samr.sampling:GC26410500410230171:producer",
+    "samr.penalty:晋榆市监罚〔2026〕58号",
+    "samr.penalty:安北市监罚〔2026〕112号",
+    "samr.penalty:安殷市监罚〔2026〕27号",
+    "samr.inspection:JC2026-0412-001",
+    "samr.inspection:JC2026-0615-007",
+    "samr.inspection:JC2026-0702-013",
+    "samr.inspection:JC2026-0703-002",
+    "police.case:A1407022026090012:FILED",
+    "police.case:A1407032026080031:FILED",
+    "agri.sampling:NY2026-AY-0087:克百威",
+    "agri.sampling:NY2026-AY-0087:腐霉利",
+    "agri.sampling:NY2026-AY-0102:磺胺类(总量)",
+    f"registry.business:{YUXIANG.uscc}",
 }
 
 
@@ -47,8 +57,7 @@ def scenario(broker, tmp_path_factory):
     from hub.kafka.topics import create_topics
 
     folder = tmp_path_factory.mktemp("exports")
-    settings = load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY,
-                                                        state_dir=folder / "state")
+    settings = load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY, state_dir=folder / "state")
     create_topics(settings)
     files = write_scenario(folder)
     metrics = Metrics()
@@ -116,8 +125,9 @@ def test_metrics_count_the_run(scenario) -> None:
     _, _, metrics, _ = scenario
     sample = metrics.registry.get_sample_value
     assert sample("hub_connector_records_read_total", {"connector": "samr.inspection"}) == 5
-    assert sample("hub_connector_events_published_total",
-                  {"connector": "samr.sampling", "topic": "hub.events.samr"}) == 6
+    assert (
+        sample("hub_connector_events_published_total", {"connector": "samr.sampling", "topic": "hub.events.samr"}) == 6
+    )
     assert sample("hub_connector_records_rejected_total", {"connector": "agri.sampling", "reason": "bad_date"}) == 1
     assert sample("hub_connector_last_success_timestamp_seconds", {"connector": "police.case"}) > 0
     assert sample("hub_connector_publish_latency_seconds_count", {"connector": "police.case"}) == 2
@@ -129,7 +139,7 @@ class _Crash(BaseException):
 
 def test_a_connector_restarted_mid_file_resumes_after_its_checkpoint(settings, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(runner_module, "CHECKPOINT_ROWS", 2)
-    rows = [r for r in inspection_rows()[:4]]
+    rows = list(inspection_rows()[:4])
     for i, r in enumerate(rows):
         r[0] = f"RESTART-{i}"
     path = write_csv(tmp_path / "inspections.csv", list(SamrInspectionConnector.columns), rows, "utf-8")
@@ -142,13 +152,15 @@ def test_a_connector_restarted_mid_file_resumes_after_its_checkpoint(settings, t
 
     with pytest.raises(_Crash):
         ConnectorRunner(settings, Crashing(PersonalDataHasher(TEST_PII_KEY)), Metrics()).run_file(path)
-    summary = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)),
-                              Metrics()).run_file(path)
+    summary = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)), Metrics()).run_file(
+        path
+    )
     assert summary.already_delivered == 2 and summary.rows_read == 2
     # The crashed run had claimed rows 4 and 5 (the next checkpoint's worth) before it died on row 4.
     assert summary.resent == 2 and "2 rows sent again that an interrupted run may have sent" in summary.line()
-    finished = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)),
-                               Metrics()).run_file(path)
+    finished = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)), Metrics()).run_file(
+        path
+    )
     assert finished.already_delivered == 4 and finished.resent == 0
     ids = [e["event_id"] for e in events_on_broker(settings) if "RESTART" in e["event_id"]]
     assert sorted(ids) == [f"samr.inspection:RESTART-{i}" for i in range(4)]
@@ -157,8 +169,9 @@ def test_a_connector_restarted_mid_file_resumes_after_its_checkpoint(settings, t
 def test_a_file_with_a_missing_column_is_dead_lettered_whole(settings, tmp_path) -> None:
     header = [h for h in SamrInspectionConnector.columns if h != "检查结果"]
     path = write_csv(tmp_path / "broken.csv", header, [["x"] * len(header)], "gbk")
-    summary = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)),
-                              Metrics()).run_file(path)
+    summary = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)), Metrics()).run_file(
+        path
+    )
     assert summary.rejected == {"missing_column": 1}
     [letter] = [d for d in dead_letters(settings) if d["source_file"] == path.name]
     assert letter["column"] == "检查结果" and letter["source_row"] == 1
@@ -188,9 +201,12 @@ def test_a_file_of_bad_rows_logs_the_first_few_and_dead_letters_all(settings, tm
         row[list(SamrInspectionConnector.columns).index("检查日期")] = "not a date"
     path = write_csv(tmp_path / "bad.csv", list(SamrInspectionConnector.columns), rows, "utf-8")
     with caplog.at_level("WARNING", logger="connectors.runner"):
-        summary = ConnectorRunner(settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)),
-                                  Metrics()).run_file(path)
+        summary = ConnectorRunner(
+            settings, SamrInspectionConnector(PersonalDataHasher(TEST_PII_KEY)), Metrics()
+        ).run_file(path)
     assert summary.rejected == {"bad_date": 30}
     # the runner's own lines (cursors of this module's earlier tests, under other keys, are logged apart)
-    assert len([r for r in caplog.records if r.name == "connectors.runner"]) == runner_module.LOGGED_REJECTS_PER_FILE + 1
+    assert (
+        len([r for r in caplog.records if r.name == "connectors.runner"]) == runner_module.LOGGED_REJECTS_PER_FILE + 1
+    )
     assert len([d for d in dead_letters(settings) if d["source_file"] == path.name]) == 30

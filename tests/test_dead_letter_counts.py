@@ -36,7 +36,7 @@ def _send(settings: Settings, letters: list[tuple[str, dict[str, object]]]) -> N
 def test_a_row_sent_again_counts_once_and_only_under_the_connector_that_signed_it(settings: Settings) -> None:
     bad_row = dead_letter("police.case", "invalid_business_id", "not a valid USCC", {"案件编号": "A1"},
                           "刑事案件.csv", 3, "涉案单位统一社会信用代码")
-    rerun = {**bad_row, "failed_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)}
+    rerun = {**bad_row, "failed_at": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)}
     another_row = {**bad_row, "source_row": 4, "original": {"案件编号": "A2"}}
     forged = dead_letter("police.case", "bad_date", "not a date", {}, "刑事案件.csv", 9, "受案时间")
     farm = dead_letter("agri.sampling", "bad_date", "not a date", {}, "农产品抽检.xlsx", 5, "抽样日期")

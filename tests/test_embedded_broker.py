@@ -198,7 +198,7 @@ def test_a_changelogs_superseded_values_are_compacted_away(tmp_path: Path) -> No
             left = wait_for("the log cleaner", compacted, timeout=120)
         except AssertionError:
             raise AssertionError(f"61 values written, still {len(read[-1])} after 120 s: {read[-1]}") from None
-        latest = {key: value for key, value in left}
+        latest = dict(left)
         assert latest == {b"business-1": b"v29", b"business-2": b"w29", b"business-3": b"x"}
 
 

@@ -19,7 +19,7 @@ from hub.devtools.samples import FUSHUN, LIQUOR, write_recheck_failure, write_sc
 from hub.testing.bus import Bus
 from tests.scenario import scenario_bus
 
-NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC)
 POLICE_TEAM, COUNTY_TEAM = "hub.team.police-jinzhong-food-crime", "hub.team.samr-taigu"
 CASE_NO = "A1407032026080031"  # the liquor maker's police case: police details
 
@@ -30,7 +30,7 @@ def bus(tmp_path: Path) -> Bus:
 
 
 def _lead(bus: Bus, uscc: str, rule: str) -> dict:
-    [lead] = [l for l in bus.leads.values() if l["business_id"] == uscc and l["rules"] == [rule]]
+    [lead] = [entry for entry in bus.leads.values() if entry["business_id"] == uscc and entry["rules"] == [rule]]
     return lead
 
 
@@ -96,7 +96,7 @@ def test_overdue_leads_escalate_to_the_parent_and_closed_leads_fall_due_for_rech
     bus.publish_ticks(NOW + dt.timedelta(hours=50))  # escalated once, not at every tick
     bus.run()
     assert bus.metrics.worker.escalations.labels("ACKNOWLEDGE_OVERDUE")._value.get() == \
-        sum(l["escalation"] == "ACKNOWLEDGE_OVERDUE" for l in bus.leads.values())
+        sum(lead["escalation"] == "ACKNOWLEDGE_OVERDUE" for lead in bus.leads.values())
 
     liquor = _lead(bus, LIQUOR.uscc, "CRIMINAL_REFERRAL")
     bus.publish_feedback(liquor, "CLOSED", "police-jinzhong-food-crime", "结案", at=NOW + dt.timedelta(hours=51))
@@ -134,10 +134,9 @@ def test_the_leads_do_not_depend_on_how_the_partitions_interleave(tmp_path: Path
         bus = Bus(clock=lambda: NOW.timestamp())
         for connector, path in write_scenario(tmp_path / f"data{seed}").items():
             bus.publish_file(connector, path)
-        rng = random.Random(seed)
-        bus.run(lambda n: rng.randrange(n))
-        results.append({(l["business_key"], l["rules"][0], l["status"]) for l in bus.leads.values()
-                        if l["status"] in ACTIVE})
+        bus.run(random.Random(seed).randrange)
+        results.append({(lead["business_key"], lead["rules"][0], lead["status"]) for lead in bus.leads.values()
+                        if lead["status"] in ACTIVE})
     assert all(r == results[0] for r in results) and results[0]
 
 

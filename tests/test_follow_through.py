@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from openpyxl import load_workbook
@@ -46,7 +46,7 @@ def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, Path]]:
 def _tick(settings: Settings, tmp: Path, port: int, hours_ahead: float) -> None:
     """A drill ``hours_ahead``, and wait until the worker took it on every partition."""
     before = _metric(port, "hub_worker_clock_ticks_total")
-    at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=hours_ahead)
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours_ahead)
     assert _hub(settings, tmp, "leads", "tick", "--at", at.isoformat()).returncode == 0
     wait_for("the ticks", lambda: _metric(port, "hub_worker_clock_ticks_total") >= before + 4 or None, timeout=60)
 
@@ -153,8 +153,8 @@ def test_an_overdue_rectification_escalates_and_a_compliant_inspection_confirms_
     noodle = _copies_once(settings, noodle["lead_id"], "the late confirmation",
                           lambda c: _has(c[LEADS_TOPIC], "RECTIFIED"))[LEADS_TOPIC]
     assert [k["event_id"] for k in noodle["links"]] == ["samr.inspection:JC-N-2"]
-    assert not [l for l in final_leads(settings).values() if l["business_id"] == FUSHUN.uscc
-                and l["rules"] == ["RECTIFICATION_OVERDUE"]]
+    assert not [lead for lead in final_leads(settings).values() if lead["business_id"] == FUSHUN.uscc
+                and lead["rules"] == ["RECTIFICATION_OVERDUE"]]
 
 
 def test_the_report_opens_with_openpyxl_and_its_figures_match_the_leads(running) -> None:
@@ -166,28 +166,31 @@ def test_the_report_opens_with_openpyxl_and_its_figures_match_the_leads(running)
     book = load_workbook(out / f"report-{start}-{TODAY}.xlsx", read_only=True)
     teams_sheet = list(book["各队伍"].iter_rows(values_only=True))
     assert teams_sheet[1] == tuple(HEADINGS[c] for c in TEAM_COLUMNS)
-    rows = {(r[0], r[2]): dict(zip(TEAM_COLUMNS, r)) for r in teams_sheet[2:] if r[0] and r[2]}
+    rows = {(r[0], r[2]): dict(zip(TEAM_COLUMNS, r, strict=False)) for r in teams_sheet[2:] if r[0] and r[2]}
     desk = final_leads(settings, _team_topic("samr-anyang"))
     for county in ("410502", "410503", "410523"):
-        leads = [l for l in desk.values() if county in (l["region"]["code"], *l["also_regions"])
-                 and l["status"] != "SUPERSEDED"]
+        leads = [lead for lead in desk.values() if county in (lead["region"]["code"], *lead["also_regions"])
+                 and lead["status"] != "SUPERSEDED"]
         row = rows["samr-anyang", county]
         assert row["opened"] == len(leads)
         assert row["transferred_in_time"] + row["transferred_late"] == sum(
-            "TRANSFERRED" in {h["status"] for h in l["history"]} for l in leads)
-        assert row["filed_by_police"] == sum(_has(l, "POLICE_FILED") for l in leads)
-        assert row["closed"] == sum(l["status"] == "CLOSED" for l in leads)
-        assert row["flagged_for_oversight"] == sum(l["oversight"] for l in leads)
+            "TRANSFERRED" in {h["status"] for h in lead["history"]} for lead in leads)
+        assert row["filed_by_police"] == sum(_has(lead, "POLICE_FILED") for lead in leads)
+        assert row["closed"] == sum(lead["status"] == "CLOSED" for lead in leads)
+        assert row["flagged_for_oversight"] == sum(lead["oversight"] for lead in leads)
     assert rows["samr-anyang", "410502"]["transferred_in_time"] + rows["samr-anyang", "410502"]["transferred_late"] == 1
     assert rows["samr-anyang", "410502"]["filed_by_police"] == 1
     assert rows["samr-anyang", "410503"]["rectifications_overdue"] == 1  # the condiment shop's
     oversight = [r for (team, _), r in rows.items() if team == "procuratorate-anyang"]
     assert sum(r["opened"] for r in oversight) == sum(r["flagged_for_oversight"] for r in oversight) >= 2
-    counties = {r[0]: dict(zip(COUNTY_COLUMNS, r)) for r in list(book["各区县"].iter_rows(values_only=True))[2:]}
-    every = [l for l in final_leads(settings).values() if l["status"] != "SUPERSEDED"]
-    assert counties["410502"]["opened"] == sum("410502" in (l["region"]["code"], *l["also_regions"]) for l in every)
+    rows = list(book["各区县"].iter_rows(values_only=True))[2:]
+    counties = {r[0]: dict(zip(COUNTY_COLUMNS, r, strict=False)) for r in rows}
+    every = [lead for lead in final_leads(settings).values() if lead["status"] != "SUPERSEDED"]
+    assert counties["410502"]["opened"] == sum(
+        "410502" in (lead["region"]["code"], *lead["also_regions"]) for lead in every
+    )
     sources = list(book["数据报送"].iter_rows(values_only=True))
     assert sources[1] == tuple(HEADINGS[c] for c in SOURCE_COLUMNS)
-    police = next(dict(zip(SOURCE_COLUMNS, r)) for r in sources[2:] if r[1] == "police.case")
+    police = next(dict(zip(SOURCE_COLUMNS, r, strict=False)) for r in sources[2:] if r[1] == "police.case")
     assert police["export_rows"] == 4 and police["late_reports"] >= 2  # the scenario's 2 cases, the filing, the drop
     assert (out / f"report-{start}-{TODAY}.md").read_text(encoding="utf-8").startswith("# 通报")

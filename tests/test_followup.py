@@ -17,7 +17,7 @@ from hub.domain.lifecycle import FeedbackRejected, is_overdue
 from hub.domain.rules import to_fact
 from hub.domain.teams import parse_teams, recipients, redact
 from hub.settings import LifecycleSettings
-from tests.test_rules import KEY, NOW, RULES, event
+from tests.test_rules import KEY, RULES, event
 
 H = 3_600_000
 LIFE = LifecycleSettings()
@@ -118,11 +118,11 @@ def _final(*records: dict, now: int = T0 + H) -> dict[str, dict]:
     last: dict[str, dict] = {}
     for record in records:
         state.accept(record, RULES)
-        last.update({l["lead_id"]: l for l in state.lead_updates(KEY, RULES, now, LIFE)})
+        last.update({lead["lead_id"]: lead for lead in state.lead_updates(KEY, RULES, now, LIFE)})
         state.escalate_due(LIFE, now)
-        last.update({l["lead_id"]: l for l in state.lead_updates(KEY, RULES, now, LIFE)})
-    return {l["rules"][0]: {k: v for k, v in l.items() if k not in ("history", "version", "updated_at")}
-            for l in last.values() if l["status"] != "SUPERSEDED"}
+        last.update({lead["lead_id"]: lead for lead in state.lead_updates(KEY, RULES, now, LIFE)})
+    return {lead["rules"][0]: {k: v for k, v in lead.items() if k not in ("history", "version", "updated_at")}
+            for lead in last.values() if lead["status"] != "SUPERSEDED"}
 
 
 def test_a_transfer_deadline_is_decided_by_the_police_records_date_in_either_order() -> None:
@@ -143,7 +143,8 @@ def test_a_transfer_deadline_is_decided_by_the_police_records_date_in_either_ord
     [lead] = state.lead_updates(KEY, RULES, T0, LIFE)
     assert lead["escalation"] == "TRANSFER_OVERDUE" and "oversight-henan" in names(recipients(lead, TEAMS))
     state.accept(police("FILED", dt.date(2026, 10, 3)), RULES)
-    [withdrawn] = [l for l in state.lead_updates(KEY, RULES, T0 + H, LIFE) if l["rules"] == ["CRIMINAL_REFERRAL"]]
+    [withdrawn] = [lead for lead in state.lead_updates(KEY, RULES, T0 + H, LIFE)
+                   if lead["rules"] == ["CRIMINAL_REFERRAL"]]
     assert withdrawn["history"][-1]["status"] == "WITHDRAWN_TRANSFER_OVERDUE" and not withdrawn["oversight"]
     assert "oversight-henan" in names(recipients(withdrawn, TEAMS))  # the procuratorate hears it was withdrawn
 
@@ -177,13 +178,16 @@ def test_a_police_filing_links_to_the_referral_and_stops_its_clocks_in_either_or
         if police_first:
             state.accept(filed, RULES)
         state.accept(clenbuterol(), RULES)
-        [lead] = [l for l in state.lead_updates(KEY, RULES, T0, LIFE) if l["rules"] == ["CRIMINAL_REFERRAL"]]
+        [lead] = [
+            entry for entry in state.lead_updates(KEY, RULES, T0, LIFE) if entry["rules"] == ["CRIMINAL_REFERRAL"]
+        ]
         state.apply_feedback(lead["lead_id"], "TRANSFERRED", "samr-anyang", "移送", T0 + H)
         if not police_first:
             assert state.accept(filed, RULES) is Accepted.NEW
         linked = publish(state, T0 + 2 * H)["CRIMINAL_REFERRAL"]
         assert [(k["kind"], k["event_id"], k["agency"]) for k in linked["links"]] == [
-            ("POLICE_FILED", filed["event_id"], "POLICE")]
+            ("POLICE_FILED", filed["event_id"], "POLICE")
+        ]
         assert linked["police_filing_by"] is None and linked["transfer_by"] is None
         raised = [level for _ in range(5) for level in state.escalate_due(LIFE, T0 + 1000 * H)]
         assert "CLOSE_OVERDUE" in raised and not {"TRANSFER_OVERDUE", "TRANSFER_UNFILED"} & set(raised)
@@ -257,7 +261,8 @@ def test_a_dropped_case_opens_a_reverse_referral_for_market_supervision_linked_b
     assert dropped["event_id"] in {k["event_id"] for k in police_copy["links"]}
     desk_copy = redact(reverse, TEAMS["samr-anyang"], TEAMS)  # not cleared for police details
     assert [(k["kind"], k["event_id"], k["lead_id"]) for k in desk_copy["links"]] == [
-        ("REFERRAL", None, lead["lead_id"])]
+        ("REFERRAL", None, lead["lead_id"])
+    ]
     assert "POLICE evidence event_id" in desk_copy["withheld"]
     # what 310 hands back with the case: its number and date, and that its reason must be asked for
     assert "公安机关撤案：案件编号 A1:WITHDRAWN，2026-11-10，撤案原因未随数据报送" in desk_copy["recommended_action"]
@@ -312,6 +317,7 @@ def test_a_dropped_case_without_a_referral_still_comes_back() -> None:
 
 # -- 回头看 on evidence --------------------------------------------------------
 
+
 def closed_repeat_offender(closed_ms: int) -> tuple[BusinessState, str]:
     state = BusinessState(region_code="410502")
     state.accept(inspection("i1", dt.date(2026, 9, 1), "NON_COMPLIANT"), RULES)
@@ -339,19 +345,21 @@ def test_a_later_compliant_record_proves_the_recheck() -> None:
 
 def test_no_recheck_by_its_date_plus_grace_escalates_to_the_parent() -> None:
     closed_ms = T0 + H
-    state, lead_id = closed_repeat_offender(closed_ms)
+    state, _lead_id = closed_repeat_offender(closed_ms)
     due = closed_ms + LIFE.recheck_ms
     assert state.escalate_due(LIFE, due) == ["RECHECK_DUE"]
     assert state.escalate_due(LIFE, due + LIFE.recheck_grace_ms - 1) == []
     assert state.escalate_due(LIFE, due + LIFE.recheck_grace_ms) == ["RECHECK_OVERDUE"]
     late = state.lead_updates(KEY, RULES, due + LIFE.recheck_grace_ms, LIFE)
-    assert [l["escalation"] for l in late] == ["RECHECK_OVERDUE"]
-    teams = parse_teams({"teams": [{"name": "city", "agency": "SAMR"},
-                                   {"name": "county", "agency": "SAMR", "parent": "city"}]})
+    assert [lead["escalation"] for lead in late] == ["RECHECK_OVERDUE"]
+    teams = parse_teams(
+        {"teams": [{"name": "city", "agency": "SAMR"}, {"name": "county", "agency": "SAMR", "parent": "city"}]}
+    )
     assert names(recipients(late[0], teams)) == {"city", "county"}
 
 
 # -- rectification (整改) -------------------------------------------------------
+
 
 def test_a_rectification_past_its_deadline_opens_an_escalated_lead_and_a_later_compliant_one_confirms_it() -> None:
     state = BusinessState(region_code="410502")
@@ -381,9 +389,11 @@ def test_a_rectification_past_its_deadline_opens_an_escalated_lead_and_a_later_c
 def _missed_twice_then_compliant() -> list[dict]:
     """Issue 30's case: 不符合 on 03-15 (deadline 03-29) and on 07-14
     (deadline 07-28), then 符合 on 09-09: both deadlines were missed."""
-    return [inspection("m1", dt.date(2026, 3, 15), "NON_COMPLIANT", rectify_by=dt.date(2026, 3, 29)),
-            inspection("m2", dt.date(2026, 7, 14), "NON_COMPLIANT", rectify_by=dt.date(2026, 7, 28)),
-            inspection("m3", dt.date(2026, 9, 9), "COMPLIANT")]
+    return [
+        inspection("m1", dt.date(2026, 3, 15), "NON_COMPLIANT", rectify_by=dt.date(2026, 3, 29)),
+        inspection("m2", dt.date(2026, 7, 14), "NON_COMPLIANT", rectify_by=dt.date(2026, 7, 28)),
+        inspection("m3", dt.date(2026, 9, 9), "COMPLIANT"),
+    ]
 
 
 def test_a_missed_rectification_deadline_is_decided_by_the_records_dates_not_by_when_a_tick_fell() -> None:
@@ -408,8 +418,9 @@ def test_a_missed_rectification_deadline_is_decided_by_the_records_dates_not_by_
     ticked.accept(compliant, RULES)
     again = publish(ticked, T0 + H)["RECTIFICATION_OVERDUE"]
     assert again["lead_id"] == lead["lead_id"]
-    assert {k: v for k, v in again.items() if k not in ("first_seen", "updated_at", "history", "version")} == \
-        {k: v for k, v in lead.items() if k not in ("first_seen", "updated_at", "history", "version")}
+    assert {k: v for k, v in again.items() if k not in ("first_seen", "updated_at", "history", "version")} == {
+        k: v for k, v in lead.items() if k not in ("first_seen", "updated_at", "history", "version")
+    }
 
 
 def test_a_rectification_confirmed_in_time_raises_nothing() -> None:
@@ -426,19 +437,27 @@ def test_a_rectification_confirmed_in_time_raises_nothing() -> None:
 @hsettings(max_examples=40, deadline=None)
 @given(st.randoms(use_true_random=False))
 def test_rectifications_do_not_depend_on_arrival_order(rng: random.Random) -> None:
-    records = [inspection("a", dt.date(2026, 3, 1), "NON_COMPLIANT", dt.date(2026, 3, 10)),
-               inspection("b", dt.date(2026, 3, 20), "NON_COMPLIANT", dt.date(2026, 4, 1)),
-               inspection("c", dt.date(2026, 4, 20), "COMPLIANT"),
-               inspection("d", dt.date(2026, 6, 1), "NON_COMPLIANT", dt.date(2026, 6, 10)),
-               inspection("e", dt.date(2026, 7, 1), "NON_COMPLIANT")]
+    records = [
+        inspection("a", dt.date(2026, 3, 1), "NON_COMPLIANT", dt.date(2026, 3, 10)),
+        inspection("b", dt.date(2026, 3, 20), "NON_COMPLIANT", dt.date(2026, 4, 1)),
+        inspection("c", dt.date(2026, 4, 20), "COMPLIANT"),
+        inspection("d", dt.date(2026, 6, 1), "NON_COMPLIANT", dt.date(2026, 6, 10)),
+        inspection("e", dt.date(2026, 7, 1), "NON_COMPLIANT"),
+    ]
     rng.shuffle(records)
     found = rectifications([to_fact(r, RULES) for r in records])
-    assert [([o.event_id for o in r.orders], [p.event_id for p in r.repeats],
-             r.confirmed_by.event_id if r.confirmed_by else None) for r in found] == [
-        (["test:a", "test:b"], ["test:b"], "test:c"), (["test:d"], ["test:e"], None)]
+    assert [
+        (
+            [o.event_id for o in r.orders],
+            [p.event_id for p in r.repeats],
+            r.confirmed_by.event_id if r.confirmed_by else None,
+        )
+        for r in found
+    ] == [(["test:a", "test:b"], ["test:b"], "test:c"), (["test:d"], ["test:e"], None)]
 
 
 # -- late reports (迟报) ---------------------------------------------------------
+
 
 def test_evidence_carries_its_reporting_delay_and_a_late_one_marks_the_lead() -> None:
     state = BusinessState(region_code="410502")
@@ -459,6 +478,7 @@ def test_a_police_case_is_late_from_its_acceptance() -> None:
 
 # -- oversight teams -----------------------------------------------------------
 
+
 def test_oversight_teams_are_validated_and_described() -> None:
     for bad in ({"role": "boss"}, {"agency": "COURT"}):
         try:
@@ -471,12 +491,13 @@ def test_oversight_teams_are_validated_and_described() -> None:
 
 # -- through the real flow (the in-memory bus) ----------------------------------
 
+
 def test_the_workers_route_a_flagged_referral_to_oversight_and_refuse_its_answers(tmp_path) -> None:
     from hub.devtools.samples import VEG_BASE
     from tests.scenario import scenario_bus
 
-    bus = scenario_bus(tmp_path / "data", dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc))
-    [lead] = [l for l in bus.leads.values() if l["business_id"] == VEG_BASE.uscc]
+    bus = scenario_bus(tmp_path / "data", dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC))
+    [lead] = [entry for entry in bus.leads.values() if entry["business_id"] == VEG_BASE.uscc]
     oversight = "hub.team.procuratorate-anyang"
     # its finding reached the hub weeks after its date: overdue on arrival (310), oversight has it from the start
     assert bus.topics[oversight][lead["lead_id"]]["escalation"] == "TRANSFER_OVERDUE"
@@ -541,8 +562,10 @@ def test_the_earliest_proof_stands_whatever_order_the_proofs_arrived_in() -> Non
     order = inspection("r1", dt.date(2026, 10, 1), "NON_COMPLIANT", rectify_by=dt.date(2026, 10, 5))
     state.accept(order, RULES)
     state.escalate_due(LIFE, cst_start_ms(dt.date(2026, 10, 20)))
-    for confirm in (inspection("r3", dt.date(2026, 11, 5), "COMPLIANT"), inspection("r2", dt.date(2026, 10, 25),
-                                                                                   "COMPLIANT")):
+    for confirm in (
+        inspection("r3", dt.date(2026, 11, 5), "COMPLIANT"),
+        inspection("r2", dt.date(2026, 10, 25), "COMPLIANT"),
+    ):
         state.accept(confirm, RULES)
         state.lead_updates(KEY, RULES, T0, LIFE)
     [lead] = state.leads.values()
@@ -551,20 +574,23 @@ def test_the_earliest_proof_stands_whatever_order_the_proofs_arrived_in() -> Non
 
 # -- the same records, the same leads ------------------------------------------
 
+
 def _scenario() -> list[dict]:
     """One business through most rule families: a banned pesticide and a
     non-food substance (criminal referrals), a police case filed then
     dropped (撤案: a reverse referral), penalties and inspections (repeat
     offender, cross-agency), a rectification missed twice and confirmed late,
     a compliant re-inspection and a passed farm sample."""
-    return [event("a1", dt.date(2026, 3, 2), Agency.AGRI, EventKind.FARM_SAMPLING, items=("克百威",)),
-            clenbuterol(dt.date(2026, 3, 20)),
-            police("FILED", dt.date(2026, 4, 2)),
-            police("WITHDRAWN", dt.date(2026, 6, 1)),
-            event("p1", dt.date(2026, 4, 10), kind=EventKind.PENALTY),
-            event("p2", dt.date(2026, 8, 10), kind=EventKind.PENALTY),
-            *_missed_twice_then_compliant(),
-            passed_sample("a2", dt.date(2026, 10, 1))]
+    return [
+        event("a1", dt.date(2026, 3, 2), Agency.AGRI, EventKind.FARM_SAMPLING, items=("克百威",)),
+        clenbuterol(dt.date(2026, 3, 20)),
+        police("FILED", dt.date(2026, 4, 2)),
+        police("WITHDRAWN", dt.date(2026, 6, 1)),
+        event("p1", dt.date(2026, 4, 10), kind=EventKind.PENALTY),
+        event("p2", dt.date(2026, 8, 10), kind=EventKind.PENALTY),
+        *_missed_twice_then_compliant(),
+        passed_sample("a2", dt.date(2026, 10, 1)),
+    ]
 
 
 @hsettings(max_examples=60, deadline=None)
@@ -585,8 +611,11 @@ def test_open_leads_do_not_depend_on_arrival_order_or_on_where_ticks_fall(rng: r
             else:
                 state.accept(step, RULES)
             last.update({lead["lead_id"]: lead for lead in state.lead_updates(KEY, RULES, now, LIFE)})
-        return {lead_id: {k: v for k, v in lead.items() if k not in ("history", "version")}
-                for lead_id, lead in last.items() if lead["status"] == "OPEN"}
+        return {
+            lead_id: {k: v for k, v in lead.items() if k not in ("history", "version")}
+            for lead_id, lead in last.items()
+            if lead["status"] == "OPEN"
+        }
 
     in_order: list[dict | None] = sorted(_scenario(), key=lambda e: e["occurred_on"])
     shuffled: list[dict | None] = _scenario()
@@ -595,5 +624,9 @@ def test_open_leads_do_not_depend_on_arrival_order_or_on_where_ticks_fall(rng: r
         shuffled.insert(rng.randrange(len(shuffled) + 1), None)
     expected = final(in_order)
     assert {lead["rules"][0] for lead in expected.values()} >= {
-        "CRIMINAL_REFERRAL", "REVERSE_REFERRAL", "RECTIFICATION_OVERDUE", "REPEAT_OFFENDER"}
+        "CRIMINAL_REFERRAL",
+        "REVERSE_REFERRAL",
+        "RECTIFICATION_OVERDUE",
+        "REPEAT_OFFENDER",
+    }
     assert final(shuffled) == expected

@@ -18,7 +18,7 @@ from hub.kafka.serde import SharedRuns
 from hub.devtools.samples import write_scenario
 from hub.testing.bus import Bus
 
-NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC)
 
 
 def _lead_sends(tmp_path: Path) -> tuple[Bus, list[Send]]:

@@ -13,7 +13,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 from selenium import webdriver
@@ -110,12 +111,23 @@ def _shots(tmp: Path) -> Path:
 
 
 def _token(settings: Settings, team: str) -> str:
-    return board_token(load_key(key_file(settings.keys_path, Role.TEAM, team), TrustStore.load(settings.trust_path)).private)
+    return board_token(
+        load_key(key_file(settings.keys_path, Role.TEAM, team), TrustStore.load(settings.trust_path)).private
+    )
 
 
 def _lead_of(settings: Settings, uscc: str, rule: str) -> dict:
-    return wait_for(f"the {rule} lead on {uscc}", lambda: next(
-        (l for l in final_leads(settings).values() if l["business_id"] == uscc and l["rules"] == [rule]), None))
+    return wait_for(
+        f"the {rule} lead on {uscc}",
+        lambda: next(
+            (
+                lead
+                for lead in final_leads(settings).values()
+                if lead["business_id"] == uscc and lead["rules"] == [rule]
+            ),
+            None,
+        ),
+    )
 
 
 def _metric(port: int, name: str, labels: str = "") -> float:
@@ -126,8 +138,9 @@ def _metric(port: int, name: str, labels: str = "") -> float:
 
 
 def _row(driver: webdriver.Chrome, lead_id: str, status: str) -> Any:
-    return WebDriverWait(driver, 30).until(lambda d: d.find_elements(
-        By.CSS_SELECTOR, f'tr[data-lead-id="{lead_id}"][data-status="{status}"]'))[0]
+    return WebDriverWait(driver, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-lead-id="{lead_id}"][data-status="{status}"]')
+    )[0]
 
 
 def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, browser) -> None:
@@ -157,31 +170,57 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert lead is not None
     forged_topic = f"hub.feedback.{POLICE_TEAM}"
     producer = Producer(producer_config(settings))
-    producer.produce(forged_topic, key=lead["business_key"].encode(), value=Serde(settings).encoder(
-        forged_topic, "feedback")(feedback(lead, "REJECTED", POLICE_TEAM, "假线索", None, time.time())))
+    producer.produce(
+        forged_topic,
+        key=lead["business_key"].encode(),
+        value=Serde(settings).encoder(forged_topic, "feedback")(
+            feedback(lead, "REJECTED", POLICE_TEAM, "假线索", None, time.time())
+        ),
+    )
     assert producer.flush(30) == 0
-    ack = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM), "--by", "太谷分局食药环侦大队")
+    ack = _hub(
+        settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM), "--by", "太谷分局食药环侦大队"
+    )
     assert ack.returncode == 0, ack.stderr
-    wait_for("ACKNOWLEDGED everywhere", lambda: all(
-        c["status"] == "ACKNOWLEDGED" for c in _copies(settings, lead_id).values()))
+    wait_for(
+        "ACKNOWLEDGED everywhere",
+        lambda: all(c["status"] == "ACKNOWLEDGED" for c in _copies(settings, lead_id).values()),
+    )
     _row(browser, lead_id, "ACKNOWLEDGED")  # the open page follows without a reload
 
-    close = _hub(settings, tmp, "leads", "close", lead_id, "--key", _key(settings, POLICE_TEAM), "--outcome", "已立案侦查，移送审查起诉")
+    close = _hub(
+        settings,
+        tmp,
+        "leads",
+        "close",
+        lead_id,
+        "--key",
+        _key(settings, POLICE_TEAM),
+        "--outcome",
+        "已立案侦查，移送审查起诉",
+    )
     assert close.returncode == 0, close.stderr
-    copies = _copies_once(settings, lead_id, "CLOSED everywhere",
-                          lambda c: all(x["status"] == "CLOSED" for x in c.values()))
+    copies = _copies_once(
+        settings, lead_id, "CLOSED everywhere", lambda c: all(x["status"] == "CLOSED" for x in c.values())
+    )
     history = copies[LEADS_TOPIC]["history"]
-    assert [(h["status"], h["team"]) for h in history] == [("OPEN", None), ("ACKNOWLEDGED", POLICE_TEAM),
-                                                           ("CLOSED", POLICE_TEAM)]
+    assert [(h["status"], h["team"]) for h in history] == [
+        ("OPEN", None),
+        ("ACKNOWLEDGED", POLICE_TEAM),
+        ("CLOSED", POLICE_TEAM),
+    ]
     # The county desk sees that the police closed it, not the police's note.
     assert copies[_team_topic(COUNTY_TEAM)]["history"][-1]["note"] is None
     assert copies[_team_topic("samr-jinzhong")]["history"][-1]["status"] == "CLOSED"
-    wait_for("the lead to leave the board's open list", lambda: not browser.find_elements(
-        By.CSS_SELECTOR, f'#leads tr[data-lead-id="{lead_id}"]'))
+    wait_for(
+        "the lead to leave the board's open list",
+        lambda: not browser.find_elements(By.CSS_SELECTOR, f'#leads tr[data-lead-id="{lead_id}"]'),
+    )
     # closed, its 回头看 still due: on the follow-through tab
     browser.find_element(By.ID, "show-followup").click()
-    followed = WebDriverWait(browser, 30).until(lambda d: d.find_elements(
-        By.CSS_SELECTOR, f'#followups tr[data-lead-id="{lead_id}"][data-status="CLOSED"]'))[0]
+    followed = WebDriverWait(browser, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'#followups tr[data-lead-id="{lead_id}"][data-status="CLOSED"]')
+    )[0]
     assert "已办结" in followed.text and "回头看日期" in followed.text
     browser.save_screenshot(str(_shots(tmp) / "board-follow-through.png"))
     browser.find_element(By.ID, "show-open").click()
@@ -198,19 +237,32 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert stranger.returncode == 1 and "does not receive" in stranger.stderr
     impostor = _hub(settings, tmp, "leads", "ack", lead_id, "--team", POLICE_TEAM)  # no such flag any more
     assert impostor.returncode == 2 and "--team" in impostor.stderr
-    wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_acknowledge_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
+    wait_for(
+        "the metric",
+        lambda: _metric(metrics_port, "hub_lead_time_to_acknowledge_seconds_count", 'severity="CRITICAL"') == 1,
+        timeout=20,
+    )
 
     # The audit trail tells the whole story, and verifies.
-    trail = wait_for("the audit trail", lambda: t if "FEEDBACK_APPLIED" in (t := _hub(
-        settings, tmp, "audit", "trail", lead_id).stdout) and "CLOSED" in t else None, timeout=30)
+    trail = wait_for(
+        "the audit trail",
+        lambda: (
+            t
+            if "FEEDBACK_APPLIED" in (t := _hub(settings, tmp, "audit", "trail", lead_id).stdout) and "CLOSED" in t
+            else None
+        ),
+        timeout=30,
+    )
     lines = trail.splitlines()
-    assert any("EVENT_ACCEPTED" in l and "connector:police.case" in l for l in lines)
-    assert any("LEAD_PUBLISHED" in l and POLICE_TEAM in l for l in lines)
-    assert any("RECORD_REFUSED" in l and "unproven" in l and "reason: unsigned" in l for l in lines)
-    assert any("BOARD_VIEW" in l and f"team:{COUNTY_TEAM}" in l for l in lines)
-    assert any("BOARD_DENIED" in l and f"team:{COUNTY_TEAM}" in l and "not_your_team" in l for l in lines)
-    assert any("FEEDBACK_APPLIED" in l and f"team:{POLICE_TEAM}" in l and "ACKNOWLEDGED" in l for l in lines)
-    assert any("FEEDBACK_APPLIED" in l and "CLOSED" in l for l in lines)
+    assert any("EVENT_ACCEPTED" in lead and "connector:police.case" in lead for lead in lines)
+    assert any("LEAD_PUBLISHED" in lead and POLICE_TEAM in lead for lead in lines)
+    assert any("RECORD_REFUSED" in lead and "unproven" in lead and "reason: unsigned" in lead for lead in lines)
+    assert any("BOARD_VIEW" in lead and f"team:{COUNTY_TEAM}" in lead for lead in lines)
+    assert any("BOARD_DENIED" in lead and f"team:{COUNTY_TEAM}" in lead and "not_your_team" in lead for lead in lines)
+    assert any(
+        "FEEDBACK_APPLIED" in lead and f"team:{POLICE_TEAM}" in lead and "ACKNOWLEDGED" in lead for lead in lines
+    )
+    assert any("FEEDBACK_APPLIED" in lead and "CLOSED" in lead for lead in lines)
     assert "假线索" not in trail  # what a refused record says is never repeated
     verified = _hub(settings, tmp, "audit", "verify")
     assert verified.returncode == 0 and "trail intact" in verified.stdout, verified.stdout + verified.stderr
@@ -219,24 +271,34 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert mirrored.returncode == 0 and "in 1 chains" in mirrored.stdout, mirrored.stdout + mirrored.stderr
     from_mirror = _hub(settings, tmp, "audit", "trail", lead_id, "--file", str(tmp / "audit.jsonl")).stdout
     assert "FEEDBACK_APPLIED" in from_mirror and "RECORD_REFUSED" in from_mirror
-    wait_for("the metric", lambda: _metric(metrics_port, "hub_lead_time_to_close_seconds_count", 'severity="CRITICAL"') == 1, timeout=20)
+    wait_for(
+        "the metric",
+        lambda: _metric(metrics_port, "hub_lead_time_to_close_seconds_count", 'severity="CRITICAL"') == 1,
+        timeout=20,
+    )
 
 
 def test_a_tick_from_the_cli_escalates_an_overdue_lead_to_the_parent(running) -> None:
     settings, metrics_port, _, tmp = running
     cross = _lead_of(settings, FUSHUN.uscc, "CROSS_AGENCY")
-    assert "police-shanxi-food-crime" not in {t for t in _copies(settings, cross["lead_id"])}
-    in_49_hours = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=49)  # HIGH: acknowledge within 48 h
+    assert "police-shanxi-food-crime" not in set(_copies(settings, cross["lead_id"]))
+    in_49_hours = dt.datetime.now(dt.UTC) + dt.timedelta(hours=49)  # HIGH: acknowledge within 48 h
     assert _hub(settings, tmp, "leads", "tick", "--at", in_49_hours.isoformat()).returncode == 0
     # The topics are read one after another: wait until every copy is the escalated one
     # (the parent's copy can be read before another topic's arrives).
-    copies = _copies_once(settings, cross["lead_id"], "the escalation",
-                          lambda c: _team_topic("police-shanxi-food-crime") in c
-                          and all(x["escalation"] for x in c.values()))
+    copies = _copies_once(
+        settings,
+        cross["lead_id"],
+        "the escalation",
+        lambda c: _team_topic("police-shanxi-food-crime") in c and all(x["escalation"] for x in c.values()),
+    )
     assert {c["escalation"] for c in copies.values()} == {"ACKNOWLEDGE_OVERDUE"}
     wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_overdue", 'team="samr-yuci"') == 1, timeout=20)
-    wait_for("the metric", lambda: _metric(metrics_port, "hub_leads_open", 'severity="HIGH",team="samr-yuci"') == 1, timeout=20)
-
+    wait_for(
+        "the metric",
+        lambda: _metric(metrics_port, "hub_leads_open", 'severity="HIGH",team="samr-yuci"') == 1,
+        timeout=20,
+    )
 
 
 def _latest_raw(settings: Settings, topic: str, lead_id: str) -> Any:
@@ -258,7 +320,7 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
     back onto the operators' topic and the police team's; later, closed
     again, its genuine OPEN record is copied back. Every reader keeps the
     newer record, and says what it left out."""
-    settings, metrics_port, board_port, tmp = running
+    settings, metrics_port, _board_port, tmp = running
     lead_id = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
     topics = (LEADS_TOPIC, _team_topic(POLICE_TEAM))
     closed = {t: _latest_raw(settings, t, lead_id) for t in topics}
@@ -266,22 +328,37 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
     assert {decode(m.value())["status"] for m in closed.values()} == {"CLOSED"}
 
     from hub.devtools.samples import write_recheck_failure
-    run = _hub(settings, tmp, "connector", "run", "samr.inspection", "--path", str(write_recheck_failure(tmp / "recheck")))
+
+    run = _hub(
+        settings, tmp, "connector", "run", "samr.inspection", "--path", str(write_recheck_failure(tmp / "recheck"))
+    )
     assert run.returncode == 0, run.stderr
     _copies_once(settings, lead_id, "the lead reopened", lambda c: all(c[t]["status"] == "OPEN" for t in topics))
-    wait_for("the board's gauge", lambda: _metric(
-        metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 1, timeout=20)
+    wait_for(
+        "the board's gauge",
+        lambda: _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 1,
+        timeout=20,
+    )
     reopened = {t: _latest_raw(settings, t, lead_id) for t in topics}
 
     tail_err = tmp / "tail.err"
     with tail_err.open("w") as err:
-        tail = subprocess.Popen([*_hub_argv(), "leads", "tail", "--team", POLICE_TEAM], cwd=tmp, stdout=subprocess.PIPE,
-                                stderr=err, text=True, env=_hub_env(settings))
+        tail = subprocess.Popen(
+            [*_hub_argv(), "leads", "tail", "--team", POLICE_TEAM],
+            cwd=tmp,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=_hub_env(settings),
+        )
     try:
         time.sleep(3)  # any time will do: the tail reads what the topic holds before it shows what arrives
         _replay(settings, closed)
-        wait_for("the board to count the replay", lambda: _metric(
-            metrics_port, "hub_board_stale_lead_records") == 1, timeout=30)
+        wait_for(
+            "the board to count the replay",
+            lambda: _metric(metrics_port, "hub_board_stale_lead_records") == 1,
+            timeout=30,
+        )
         wait_for("the tail to leave the replay out", lambda: "stale_version" in tail_err.read_text(), timeout=30)
     finally:
         tail.terminate()
@@ -294,14 +371,20 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
     ack = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM))
     assert ack.returncode == 0, ack.stderr
 
-    close = _hub(settings, tmp, "leads", "close", lead_id, "--key", _key(settings, POLICE_TEAM), "--outcome", "并案侦查")
+    close = _hub(
+        settings, tmp, "leads", "close", lead_id, "--key", _key(settings, POLICE_TEAM), "--outcome", "并案侦查"
+    )
     assert close.returncode == 0, close.stderr
     _copies_once(settings, lead_id, "CLOSED again", lambda c: all(c[t]["status"] == "CLOSED" for t in topics))
-    wait_for("the board's gauge", lambda: _metric(
-        metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 0, timeout=20)
+    wait_for(
+        "the board's gauge",
+        lambda: _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 0,
+        timeout=20,
+    )
     _replay(settings, reopened)  # the other way: a closed lead shown as open
-    wait_for("the board to count the replay", lambda: _metric(metrics_port, "hub_board_stale_lead_records") == 2,
-             timeout=30)
+    wait_for(
+        "the board to count the replay", lambda: _metric(metrics_port, "hub_board_stale_lead_records") == 2, timeout=30
+    )
     for topic in topics:
         assert find_lead(settings, lead_id, topic)["status"] == "CLOSED"  # type: ignore[index]
     assert _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 0

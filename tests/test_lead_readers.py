@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME

@@ -16,11 +16,15 @@ from tests.helpers import hub
 from tests.scenario import EXPECTED_TICKED
 from tests.test_rules import KEY, RULES, days, event
 
-SAMPLING = ("cn.supervision.hub.SamplingFailureDetail", {"product": "酱油", "batch": "2026-04-11", "category": "调味品"})
+SAMPLING = (
+    "cn.supervision.hub.SamplingFailureDetail",
+    {"product": "酱油", "batch": "2026-04-11", "category": "调味品"},
+)
 
 
-def report(source_id: str, day: dt.date, batch: str = "2026-04-11", result: str = "0.35g/100mL",
-           item: str = "氨基酸态氮") -> dict:
+def report(
+    source_id: str, day: dt.date, batch: str = "2026-04-11", result: str = "0.35g/100mL", item: str = "氨基酸态氮"
+) -> dict:
     e = event(source_id, day, kind=EventKind.SAMPLING_FAILURE, items=(item,))
     e["detail"] = (SAMPLING[0], {**SAMPLING[1], "batch": batch})
     e["findings"][0]["result"] = result
@@ -31,8 +35,11 @@ def _leads(*events: dict) -> dict[str, list[tuple[str, list[str]]]]:
     state = BusinessState()
     outcomes = [state.accept(e, RULES) for e in events]
     assert outcomes.count(Accepted.NEW) + outcomes.count(Accepted.NEAR_DUPLICATE) == len(events)
-    return {l["rules"][0]: [(e["source_record_id"], e["also_reported_as"]) for e in l["evidence"]]
-            for l in state.lead_updates(KEY, RULES, 0) if l["status"] == "OPEN"}
+    return {
+        lead["rules"][0]: [(e["source_record_id"], e["also_reported_as"]) for e in lead["evidence"]]
+        for lead in state.lead_updates(KEY, RULES, 0)
+        if lead["status"] == "OPEN"
+    }
 
 
 def test_a_county_and_a_city_report_of_one_sample_are_one_finding() -> None:
@@ -64,12 +71,13 @@ def test_a_lead_whose_report_merges_into_an_earlier_twin_is_superseded_by_the_tw
     state.accept(report("SC-city", days(30), item="克伦特罗"), RULES)
     [first] = state.lead_updates(KEY, RULES, 0)
     assert state.accept(report("GC-county", days(20), item="克伦特罗"), RULES) is Accepted.NEAR_DUPLICATE
-    published = {l["status"]: l for l in state.lead_updates(KEY, RULES, 1)}
+    published = {lead["status"]: lead for lead in state.lead_updates(KEY, RULES, 1)}
     assert set(published) == {"OPEN", "SUPERSEDED"}
     assert published["SUPERSEDED"]["lead_id"] == first["lead_id"]
     assert published["SUPERSEDED"]["superseded_by"] == published["OPEN"]["lead_id"]
     assert [(e["source_record_id"], e["also_reported_as"]) for e in published["OPEN"]["evidence"]] == [
-        ("GC-county", ["SC-city"])]
+        ("GC-county", ["SC-city"])
+    ]
 
 
 def test_a_superseded_lead_with_no_successor_says_why() -> None:
@@ -106,8 +114,9 @@ def test_county_and_city_double_reports_on_the_broker(tmp_path: Path, city_first
     sources = [f"--source={kind}={path}" for kind, path in files.items()]
     county = sources.pop(0)
     assert county.startswith("--source=samr.sampling=")
-    sources = ([f"--source=samr.sampling={city}", county] if city_first else [county, f"--source=samr.sampling={city}"]) \
-        + sources
+    sources = (
+        [f"--source=samr.sampling={city}", county] if city_first else [county, f"--source=samr.sampling={city}"]
+    ) + sources
     out = tmp_path / "leads.jsonl"
     result = hub("backfill", *sources, "--leads-out", str(out), cwd=tmp_path, env={"HUB_PII_KEY": TEST_PII_KEY})
     assert result.returncode == 0, result.stderr
@@ -115,14 +124,19 @@ def test_county_and_city_double_reports_on_the_broker(tmp_path: Path, city_first
     # when the records, merged under their provisional keys, resolve to their businesses).
     assert "4 near-duplicate reports merged" in result.stdout, result.stdout
     leads = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    open_leads = [l for l in leads if l["status"] == "OPEN"]
+    open_leads = [lead for lead in leads if lead["status"] == "OPEN"]
     # The same leads as with the county's report alone: the city's report is no second finding,
     # so it makes no repeat_offender lead, nor any other, on its own.
-    assert {(l["business_key"], l["rules"][0]): {e["event_id"] for e in l["evidence"]} for l in open_leads} \
-        == EXPECTED_TICKED
+    assert {
+        (lead["business_key"], lead["rules"][0]): {e["event_id"] for e in lead["evidence"]} for lead in open_leads
+    } == EXPECTED_TICKED
     city = {"GC26410500410230101": ["SC2026-AY-0031"], "GC26410500410230155": ["SC2026-AY-0032"]}
-    sampled = [e for l in open_leads for e in l["evidence"] if e["kind"] == "SAMPLING_FAILURE"
-               and e["source_record_id"] in city]
+    sampled = [
+        e
+        for lead in open_leads
+        for e in lead["evidence"]
+        if e["kind"] == "SAMPLING_FAILURE" and e["source_record_id"] in city
+    ]
     assert sampled and all(e["also_reported_as"] == city[e["source_record_id"]] for e in sampled)
 
 
@@ -137,5 +151,3 @@ def test_a_chain_of_reports_merges_alike_whatever_the_arrival_order(order: list[
     batches = {"GC-d": "2026-06-30"}
     events = [report(s, dates[s], batch=batches.get(s, "2026-04-11")) for s in order]
     assert _leads(*events) == {"REPEAT_OFFENDER": [("GC-a", ["SC-b", "XZ-c"]), ("GC-d", [])]}
-
-

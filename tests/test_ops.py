@@ -109,11 +109,13 @@ def test_real_prometheus_scrapes_a_worker_and_a_connector(broker, tmp_path: Path
     processes = [
         subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], cwd=tmp_path,
                          env={**env, "HUB_METRICS_PORT": str(worker_port)},
-                         stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w")),
+                         stdout=subprocess.DEVNULL,
+                         stderr=open(tmp_path / "worker.log", "w")),  # noqa: SIM115 (open as long as the process)
         subprocess.Popen([sys.executable, "-m", "hub.cli", "connector", "run", "samr.penalty", "--follow",
                           "--interval", "0.5", "--path", str(exports)], cwd=tmp_path,
                          env={**env, "HUB_METRICS_PORT": str(connector_port)},
-                         stdout=subprocess.DEVNULL, stderr=open(tmp_path / "connector.log", "w")),
+                         stdout=subprocess.DEVNULL,
+                         stderr=open(tmp_path / "connector.log", "w")),  # noqa: SIM115 (open as long as the process)
     ]
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump({

@@ -32,7 +32,7 @@ def _batch(bus: Bus, flow: Flow, events: list[dict[str, Any]], write: bool = Tru
 
 
 def _repeat_offender(delivered: Delivered) -> dict[str, str]:
-    return {l["lead_id"]: l["status"] for l in delivered.leads if l["rules"] == ["REPEAT_OFFENDER"]}
+    return {lead["lead_id"]: lead["status"] for lead in delivered.leads if lead["rules"] == ["REPEAT_OFFENDER"]}
 
 
 def _penalties(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -52,7 +52,7 @@ def test_a_worker_that_died_before_publishing_leaves_its_leads_to_the_next(tmp_p
     [lead_id] = _repeat_offender(died)
     replay = _batch(bus, _worker(bus), [first, second])  # the same events again, all duplicates
     assert _repeat_offender(replay) == {lead_id: "OPEN"}
-    assert {l["lead_id"] for l in replay.leads} == {l["lead_id"] for l in died.leads}
+    assert {lead["lead_id"] for lead in replay.leads} == {lead["lead_id"] for lead in died.leads}
 
 
 def test_a_worker_publishes_what_it_wrote_once(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_leads_owed_by_a_state_no_event_touches_again_are_published_by_the_next_
     assert event_key(other) != event_key(first)
     next_worker = _worker(bus)
     effects = _batch(bus, next_worker, [other])
-    assert {l["lead_id"] for l in died.leads} <= {l["lead_id"] for l in effects.leads}
+    assert {lead["lead_id"] for lead in died.leads} <= {lead["lead_id"] for lead in effects.leads}
     # rewritten by this incarnation: owed once, not again
     assert event_key(first).encode() in effects.states
     next_worker.assign(frozenset(range(4)))  # a rebalance that gives it the same partitions
@@ -102,12 +102,12 @@ def test_a_batch_the_edge_retries_still_republishes_what_the_states_owe(tmp_path
     against the store at each batch, not handed out once)."""
     bus = Bus()
     first, second, _ = _penalties(tmp_path)
-    owed = {l["lead_id"] for l in _batch(bus, bus.flow, [first, second]).leads}
+    owed = {lead["lead_id"] for lead in _batch(bus, bus.flow, [first, second]).leads}
     other = spoiled(critical_event(tmp_path, RECEIVED), "elsewhere", occurred_on=dt.date(2026, 10, 2))
     other["business"] = dict(other["business"], business_id="91410502MA3XK1Q2Y8")
     next_worker = _worker(bus)
     failed = _batch(bus, next_worker, [other], write=False)
     retried = _batch(bus, next_worker, [other])
-    assert owed <= {l["lead_id"] for l in failed.leads}
-    assert owed <= {l["lead_id"] for l in retried.leads}
+    assert owed <= {lead["lead_id"] for lead in failed.leads}
+    assert owed <= {lead["lead_id"] for lead in retried.leads}
     assert _batch(bus, next_worker, []).leads == []  # written now: owed no more

@@ -16,7 +16,7 @@ import time
 import unicodedata
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,6 +42,7 @@ from hub.kafka.topics import create_topics, read_to_end
 from hub.flow.topics import feedback_topic
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import hub, start_worker, wait_for
+import contextlib
 
 pytestmark = pytest.mark.broker
 
@@ -69,11 +70,43 @@ ODD = {f"{ID_ODD[:6]}  {ID_ODD[6:]}": ID_ODD, f"{ID_ODD[:6]}\u00a0{ID_ODD[6:14]}
        "Tel13987654321": "13987654321", "13987654324abc": "13987654324", "0354 - 3019876": "03543019876",
        "1398765432613912345670": "13987654326"}
 REP_NOTED, SUSPECT_NOTED, OPERATOR_NOTED = "猪八戒（法人）", f"{SUSPECT_NAME}（男，45岁）", f"{LEGAL_REP}（经营者）"
-BY_ROLE = {"经办人": "钱多多", "民警": "郑小虎", "检测员": "孙丽娜", "联系人": "周小云", "举报人": "冯大庆", "当事人": "褚小楠"}
-NAMES = [SUSPECT_NAME, SUSPECT2_NAME, LEGAL_REP, NATURAL, NATURAL_BAD, INFORMANT, INSPECTOR, COMPLAINANT, "猪八戒",
-         *BY_ROLE.values()]
-NUMBERS = [SUSPECT_ID, ID_LEGAL, ID_COMPLAINANT, ID_TYPO, ID_15, ID_SPACED, ID_FULLWIDTH, MOBILE, MOBILE_DASHED, LANDLINE,
-           LANDLINE.replace("-", ""), *ODD, *set(ODD.values()), "13912345670", ID_IN_FILE_NAME]
+BY_ROLE = {
+    "经办人": "钱多多",
+    "民警": "郑小虎",
+    "检测员": "孙丽娜",
+    "联系人": "周小云",
+    "举报人": "冯大庆",
+    "当事人": "褚小楠",
+}
+NAMES = [
+    SUSPECT_NAME,
+    SUSPECT2_NAME,
+    LEGAL_REP,
+    NATURAL,
+    NATURAL_BAD,
+    INFORMANT,
+    INSPECTOR,
+    COMPLAINANT,
+    "猪八戒",
+    *BY_ROLE.values(),
+]
+NUMBERS = [
+    SUSPECT_ID,
+    ID_LEGAL,
+    ID_COMPLAINANT,
+    ID_TYPO,
+    ID_15,
+    ID_SPACED,
+    ID_FULLWIDTH,
+    MOBILE,
+    MOBILE_DASHED,
+    LANDLINE,
+    LANDLINE.replace("-", ""),
+    *ODD,
+    *set(ODD.values()),
+    "13912345670",
+    ID_IN_FILE_NAME,
+]
 
 
 def _odd(*written: str) -> str:
@@ -89,10 +122,8 @@ def _needles() -> dict[str, list[bytes]]:
     out: dict[str, list[bytes]] = {}
     for secret in NAMES + NUMBERS:
         forms = {secret.encode("utf-8")}
-        try:
+        with contextlib.suppress(UnicodeEncodeError):
             forms.add(secret.encode("gbk"))
-        except UnicodeEncodeError:
-            pass
         out[secret] = sorted(forms)
     return out
 
@@ -105,82 +136,209 @@ def planted(folder: Path) -> list[tuple[str, Path]]:
     """One file per connector with people in every free-text place, and bad rows to dead-letter."""
     folder.mkdir(parents=True, exist_ok=True)
     police = [
-        _row(PoliceCaseConnector, 案件编号="P-SWEEP-1", 案件名称=f"{SUSPECT_NAME}等销售伪劣白酒案（{ID_SPACED}）",
-             案由=f"{SUSPECT_NAME}生产、销售伪劣产品罪", 受案时间="2026-08-20", 立案时间="2026-08-22",
-             案件状态="立案", 涉案单位名称=LIQUOR.name, 涉案单位统一社会信用代码=LIQUOR.uscc,
-             犯罪嫌疑人姓名=f"{SUSPECT_NOTED}、{SUSPECT2_NAME}", 犯罪嫌疑人身份证号=f"{SUSPECT_ID}、{ID_15}",
-             **{"涉案金额(元)": "90000"},
-             办案单位=f"太谷分局 承办人联系{SUSPECT2_NAME} {LANDLINE}，{_role('民警')}，{_odd(*list(ODD)[:3])}",
-             线索来源=f"群众举报（{INFORMANT} {MOBILE_DASHED}）"),
+        _row(
+            PoliceCaseConnector,
+            案件编号="P-SWEEP-1",
+            案件名称=f"{SUSPECT_NAME}等销售伪劣白酒案（{ID_SPACED}）",
+            案由=f"{SUSPECT_NAME}生产、销售伪劣产品罪",
+            受案时间="2026-08-20",
+            立案时间="2026-08-22",
+            案件状态="立案",
+            涉案单位名称=LIQUOR.name,
+            涉案单位统一社会信用代码=LIQUOR.uscc,
+            犯罪嫌疑人姓名=f"{SUSPECT_NOTED}、{SUSPECT2_NAME}",
+            犯罪嫌疑人身份证号=f"{SUSPECT_ID}、{ID_15}",
+            **{"涉案金额(元)": "90000"},
+            办案单位=f"太谷分局 承办人联系{SUSPECT2_NAME} {LANDLINE}，{_role('民警')}，{_odd(*list(ODD)[:3])}",
+            线索来源=f"群众举报（{INFORMANT} {MOBILE_DASHED}）",
+        ),
         # a clerk typed a suspect's name as the status: a dead letter that must not show it
-        _row(PoliceCaseConnector, 案件编号="P-SWEEP-2", 案件名称="某案", 案由="生产、销售伪劣产品罪",
-             受案时间="2026-08-20", 案件状态=SUSPECT_NAME, 涉案单位名称=LIQUOR.name,
-             涉案单位统一社会信用代码=LIQUOR.uscc, 犯罪嫌疑人姓名=SUSPECT_NAME, 犯罪嫌疑人身份证号=ID_TYPO),
+        _row(
+            PoliceCaseConnector,
+            案件编号="P-SWEEP-2",
+            案件名称="某案",
+            案由="生产、销售伪劣产品罪",
+            受案时间="2026-08-20",
+            案件状态=SUSPECT_NAME,
+            涉案单位名称=LIQUOR.name,
+            涉案单位统一社会信用代码=LIQUOR.uscc,
+            犯罪嫌疑人姓名=SUSPECT_NAME,
+            犯罪嫌疑人身份证号=ID_TYPO,
+        ),
     ]
     penalty = [
-        _row(SamrPenaltyConnector, 行政相对人名称=NATURAL, 行政相对人类别="自然人", 处罚决定书文号="晋太市监罚〔2026〕301号",
-             违法行为类型=f"{NATURAL}销售伪劣白酒",
-             违法事实=f"当事人{NATURAL}（身份证{ID_FULLWIDTH}，电话{MOBILE}）销售伪劣白酒，{_role('经办人')}，{_odd(*list(ODD)[3:6])}",
-             处罚类别="罚款", 处罚内容=f"对{NATURAL}罚款", **{"罚款金额(万元)": "0.5"}, 处罚决定日期="2026-09-10",
-             处罚机关="晋中市太谷区市场监督管理局", 备注=f"联系电话{LANDLINE}"),
-        _row(SamrPenaltyConnector, 行政相对人名称=FUSHUN.name, 行政相对人类别="法人及非法人组织",
-             **{"行政相对人代码_1(统一社会信用代码)": FUSHUN.uscc}, 法定代表人=LEGAL_REP, 法定代表人证件号码=ID_LEGAL,
-             处罚决定书文号="晋榆市监罚〔2026〕302号", 违法行为类型=f"{LEGAL_REP}生产经营不符合食品安全标准的食品",
-             违法事实=f"法定代表人{LEGAL_REP}（{ID_TYPO}）组织生产", 处罚依据=f"食品安全法；经办{LEGAL_REP}",
-             处罚类别="罚款", 处罚内容=f"对{LEGAL_REP}个人罚款", **{"罚款金额(万元)": "1"}, 处罚决定日期="2026-09-11",
-             处罚机关="晋中市榆次区市场监督管理局", 数据来源单位=f"榆次区局 {MOBILE}", 备注=f"{LEGAL_REP} {ID_15}"),
+        _row(
+            SamrPenaltyConnector,
+            行政相对人名称=NATURAL,
+            行政相对人类别="自然人",
+            处罚决定书文号="晋太市监罚〔2026〕301号",
+            违法行为类型=f"{NATURAL}销售伪劣白酒",
+            违法事实=f"当事人{NATURAL}（身份证{ID_FULLWIDTH}，电话{MOBILE}）销售伪劣白酒，{_role('经办人')}，{_odd(*list(ODD)[3:6])}",
+            处罚类别="罚款",
+            处罚内容=f"对{NATURAL}罚款",
+            **{"罚款金额(万元)": "0.5"},
+            处罚决定日期="2026-09-10",
+            处罚机关="晋中市太谷区市场监督管理局",
+            备注=f"联系电话{LANDLINE}",
+        ),
+        _row(
+            SamrPenaltyConnector,
+            行政相对人名称=FUSHUN.name,
+            行政相对人类别="法人及非法人组织",
+            **{"行政相对人代码_1(统一社会信用代码)": FUSHUN.uscc},
+            法定代表人=LEGAL_REP,
+            法定代表人证件号码=ID_LEGAL,
+            处罚决定书文号="晋榆市监罚〔2026〕302号",
+            违法行为类型=f"{LEGAL_REP}生产经营不符合食品安全标准的食品",
+            违法事实=f"法定代表人{LEGAL_REP}（{ID_TYPO}）组织生产",
+            处罚依据=f"食品安全法；经办{LEGAL_REP}",
+            处罚类别="罚款",
+            处罚内容=f"对{LEGAL_REP}个人罚款",
+            **{"罚款金额(万元)": "1"},
+            处罚决定日期="2026-09-11",
+            处罚机关="晋中市榆次区市场监督管理局",
+            数据来源单位=f"榆次区局 {MOBILE}",
+            备注=f"{LEGAL_REP} {ID_15}",
+        ),
         # a natural person's ID typed where the USCC goes: rejected, and her name and ID stay hidden
-        _row(SamrPenaltyConnector, 行政相对人名称=NATURAL_BAD, 行政相对人类别="自然人",
-             **{"行政相对人代码_1(统一社会信用代码)": ID_LEGAL}, 处罚决定书文号="晋太市监罚〔2026〕303号",
-             违法行为类型="销售过期食品", 违法事实=f"当事人{NATURAL_BAD}销售过期食品", 处罚类别="警告",
-             处罚决定日期="2026-09-12", 处罚机关="晋中市太谷区市场监督管理局"),
+        _row(
+            SamrPenaltyConnector,
+            行政相对人名称=NATURAL_BAD,
+            行政相对人类别="自然人",
+            **{"行政相对人代码_1(统一社会信用代码)": ID_LEGAL},
+            处罚决定书文号="晋太市监罚〔2026〕303号",
+            违法行为类型="销售过期食品",
+            违法事实=f"当事人{NATURAL_BAD}销售过期食品",
+            处罚类别="警告",
+            处罚决定日期="2026-09-12",
+            处罚机关="晋中市太谷区市场监督管理局",
+        ),
     ]
-    inspection = [_row(SamrInspectionConnector, 检查编号="JC-SWEEP-1", 被检查单位名称=FUSHUN.name,
-                       统一社会信用代码=FUSHUN.uscc, 许可证编号=FUSHUN.licence, 检查日期="2026-09-01",
-                       检查人员=INSPECTOR, 检查结果="不符合", 结果处理="书面限期整改",
-                       发现问题=f"{INSPECTOR}现场发现后厨脏乱，负责人手机{MOBILE}，身份证{ID_TYPO}，{_odd(*list(ODD)[6:])}")]
-    sampling = [_row(SamrSamplingConnector, 抽样编号="GC-SWEEP-1", 标称生产企业名称=FUSHUN.name,
-                     标称生产企业地址="山西省晋中市榆次区", 被抽样单位名称=f"太谷区小卖部（电话{MOBILE}）",
-                     被抽样单位地址=f"太谷区 {LANDLINE}", 食品名称="月饼",
-                     **{"不合格项目‖检验结果‖标准值": "菌落总数‖5000CFU/g‖≤1000CFU/g", "生产日期/批号": "2026-08-01"},
-                     分类="糕点", 公告号="2026年第40号", 公告日期="2026-09-15", 检验机构=f"某检测站 {MOBILE}",
-                     备注=f"联系人身份证{ID_15}，电话{MOBILE_DASHED}")]
-    agri = [_row(AgriSamplingConnector, 样品编号="NY-SWEEP-1", 样品名称="芹菜", 受检单位名称=VEG_BASE.name,
-                 统一社会信用代码=VEG_BASE.uscc, 抽样地点=f"基地（负责人电话{MOBILE}）", 抽样日期="2026-09-03",
-                 检测项目="毒死蜱", 检测值="0.3", 限量值="0.05", 单位="mg/kg", 判定结果="不合格",
-                 检测机构=f"检测员{LANDLINE}，{_role('检测员')}")]
-    registry = [_row(BusinessRegistryConnector, 统一社会信用代码=YUXIANG.uscc, 企业名称=YUXIANG.name,
-                     住所=f"{YUXIANG.address}（联系电话{MOBILE}，身份证{ID_SPACED}，法人猪八戒）", 登记机关="原阳县市场监督管理局",
-                     法定代表人=REP_NOTED, 法定代表人证件号码=ID_SPACED)]
-    complaint = [_row(SamrComplaintConnector, 登记编号="12315-SWEEP-1", 登记日期="2026-09-05", 诉求类型="举报",
-                      被投诉举报对象名称=FUSHUN.name, 被投诉举报对象统一社会信用代码=FUSHUN.uscc, 所属行政区划="140702",
-                      涉及商品或服务=f"月饼（{COMPLAINANT}购买）",
-                      问题描述=f"{COMPLAINANT}（身份证{ID_COMPLAINANT}）举报：法定代表人{LEGAL_REP}销售过期月饼，电话{MOBILE}，"
-                           f"{_role('联系人', '举报人', '当事人')}",
-                      诉求人姓名=COMPLAINANT, 诉求人联系电话=MOBILE_DASHED, 诉求人证件号码=ID_COMPLAINANT,
-                      处理单位=f"榆次区局 {LANDLINE}", 处理状态="已受理"),
-                 # a clerk typed the complainant's name as the status: a dead letter that must not show it
-                 _row(SamrComplaintConnector, 登记编号="12315-SWEEP-2", 登记日期="2026-09-06", 诉求类型="投诉",
-                      被投诉举报对象名称=FUSHUN.name, 诉求人姓名=COMPLAINANT, 诉求人证件号码=ID_COMPLAINANT,
-                      处理状态=COMPLAINANT)]
-    credit = [_row(SamrCreditConnector, 主体名称=FUSHUN.name, 统一社会信用代码=FUSHUN.uscc, 法定代表人=OPERATOR_NOTED,
-                   法定代表人证件号码=ID_LEGAL, 列入日期="2026-09-20", 列入事由=f"{LEGAL_REP}（{ID_LEGAL}）组织生产不合格食品",
-                   作出决定机关=f"晋中市市场监督管理局 {MOBILE}")]
+    inspection = [
+        _row(
+            SamrInspectionConnector,
+            检查编号="JC-SWEEP-1",
+            被检查单位名称=FUSHUN.name,
+            统一社会信用代码=FUSHUN.uscc,
+            许可证编号=FUSHUN.licence,
+            检查日期="2026-09-01",
+            检查人员=INSPECTOR,
+            检查结果="不符合",
+            结果处理="书面限期整改",
+            发现问题=f"{INSPECTOR}现场发现后厨脏乱，负责人手机{MOBILE}，身份证{ID_TYPO}，{_odd(*list(ODD)[6:])}",
+        )
+    ]
+    sampling = [
+        _row(
+            SamrSamplingConnector,
+            抽样编号="GC-SWEEP-1",
+            标称生产企业名称=FUSHUN.name,
+            标称生产企业地址="山西省晋中市榆次区",
+            被抽样单位名称=f"太谷区小卖部（电话{MOBILE}）",
+            被抽样单位地址=f"太谷区 {LANDLINE}",
+            食品名称="月饼",
+            **{"不合格项目‖检验结果‖标准值": "菌落总数‖5000CFU/g‖≤1000CFU/g", "生产日期/批号": "2026-08-01"},
+            分类="糕点",
+            公告号="2026年第40号",
+            公告日期="2026-09-15",
+            检验机构=f"某检测站 {MOBILE}",
+            备注=f"联系人身份证{ID_15}，电话{MOBILE_DASHED}",
+        )
+    ]
+    agri = [
+        _row(
+            AgriSamplingConnector,
+            样品编号="NY-SWEEP-1",
+            样品名称="芹菜",
+            受检单位名称=VEG_BASE.name,
+            统一社会信用代码=VEG_BASE.uscc,
+            抽样地点=f"基地（负责人电话{MOBILE}）",
+            抽样日期="2026-09-03",
+            检测项目="毒死蜱",
+            检测值="0.3",
+            限量值="0.05",
+            单位="mg/kg",
+            判定结果="不合格",
+            检测机构=f"检测员{LANDLINE}，{_role('检测员')}",
+        )
+    ]
+    registry = [
+        _row(
+            BusinessRegistryConnector,
+            统一社会信用代码=YUXIANG.uscc,
+            企业名称=YUXIANG.name,
+            住所=f"{YUXIANG.address}（联系电话{MOBILE}，身份证{ID_SPACED}，法人猪八戒）",
+            登记机关="原阳县市场监督管理局",
+            法定代表人=REP_NOTED,
+            法定代表人证件号码=ID_SPACED,
+        )
+    ]
+    complaint = [
+        _row(
+            SamrComplaintConnector,
+            登记编号="12315-SWEEP-1",
+            登记日期="2026-09-05",
+            诉求类型="举报",
+            被投诉举报对象名称=FUSHUN.name,
+            被投诉举报对象统一社会信用代码=FUSHUN.uscc,
+            所属行政区划="140702",
+            涉及商品或服务=f"月饼（{COMPLAINANT}购买）",
+            问题描述=f"{COMPLAINANT}（身份证{ID_COMPLAINANT}）举报：法定代表人{LEGAL_REP}销售过期月饼，电话{MOBILE}，"
+            f"{_role('联系人', '举报人', '当事人')}",
+            诉求人姓名=COMPLAINANT,
+            诉求人联系电话=MOBILE_DASHED,
+            诉求人证件号码=ID_COMPLAINANT,
+            处理单位=f"榆次区局 {LANDLINE}",
+            处理状态="已受理",
+        ),
+        # a clerk typed the complainant's name as the status: a dead letter that must not show it
+        _row(
+            SamrComplaintConnector,
+            登记编号="12315-SWEEP-2",
+            登记日期="2026-09-06",
+            诉求类型="投诉",
+            被投诉举报对象名称=FUSHUN.name,
+            诉求人姓名=COMPLAINANT,
+            诉求人证件号码=ID_COMPLAINANT,
+            处理状态=COMPLAINANT,
+        ),
+    ]
+    credit = [
+        _row(
+            SamrCreditConnector,
+            主体名称=FUSHUN.name,
+            统一社会信用代码=FUSHUN.uscc,
+            法定代表人=OPERATOR_NOTED,
+            法定代表人证件号码=ID_LEGAL,
+            列入日期="2026-09-20",
+            列入事由=f"{LEGAL_REP}（{ID_LEGAL}）组织生产不合格食品",
+            作出决定机关=f"晋中市市场监督管理局 {MOBILE}",
+        )
+    ]
     return [
-        ("police.case", write_csv(folder / f"刑事案件_ID{ID_IN_FILE_NAME}.csv", _headers(PoliceCaseConnector), police,
-                                  "utf-8")),
+        (
+            "police.case",
+            write_csv(folder / f"刑事案件_ID{ID_IN_FILE_NAME}.csv", _headers(PoliceCaseConnector), police, "utf-8"),
+        ),
         # clerks name files after people: the hub names a file without its folders, its numbers as tokens
-        ("samr.penalty", write_csv(folder / f"sweep-penalty-{MOBILE}.csv", _headers(SamrPenaltyConnector), penalty,
-                                   "gbk")),
-        ("samr.inspection", write_csv(folder / "sweep-inspection.csv", _headers(SamrInspectionConnector),
-                                      inspection, "utf-8-sig")),
-        ("samr.sampling", write_csv(folder / "sweep-sampling.csv", _headers(SamrSamplingConnector), sampling,
-                                    "gbk")),
+        (
+            "samr.penalty",
+            write_csv(folder / f"sweep-penalty-{MOBILE}.csv", _headers(SamrPenaltyConnector), penalty, "gbk"),
+        ),
+        (
+            "samr.inspection",
+            write_csv(folder / "sweep-inspection.csv", _headers(SamrInspectionConnector), inspection, "utf-8-sig"),
+        ),
+        ("samr.sampling", write_csv(folder / "sweep-sampling.csv", _headers(SamrSamplingConnector), sampling, "gbk")),
         ("agri.sampling", write_xlsx(folder / f"sweep-agri-{SUSPECT_ID}.xlsx", _headers(AgriSamplingConnector), agri)),
-        ("registry.business", write_csv(folder / "sweep-registry.csv", _headers(BusinessRegistryConnector),
-                                        registry, "utf-8")),
-        ("samr.complaint", write_csv(folder / "sweep-complaint.csv", _headers(SamrComplaintConnector), complaint,
-                                     "gbk")),
+        (
+            "registry.business",
+            write_csv(folder / "sweep-registry.csv", _headers(BusinessRegistryConnector), registry, "utf-8"),
+        ),
+        (
+            "samr.complaint",
+            write_csv(folder / "sweep-complaint.csv", _headers(SamrComplaintConnector), complaint, "gbk"),
+        ),
         ("samr.credit", write_csv(folder / "sweep-credit.csv", _headers(SamrCreditConnector), credit, "utf-8")),
     ]
 
@@ -196,11 +354,17 @@ def _hits(where: str, data: bytes, needles: dict[str, list[bytes]]) -> list[str]
 
 
 def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
-    settings = load_settings(environ={}).on_embedded(own_broker, pii_key=TEST_PII_KEY, app_id="hub-sweep",
-                                                     state_dir=tmp_path / "state")
+    settings = load_settings(environ={}).on_embedded(
+        own_broker, pii_key=TEST_PII_KEY, app_id="hub-sweep", state_dir=tmp_path / "state"
+    )
     create_topics(settings)
     ensure_keys(settings)
-    env = {**trust_env(settings), "HUB_BROKER_URL": settings.broker_url, "HUB_PII_KEY": TEST_PII_KEY, "HUB_APP_ID": settings.app_id}
+    env = {
+        **trust_env(settings),
+        "HUB_BROKER_URL": settings.broker_url,
+        "HUB_PII_KEY": TEST_PII_KEY,
+        "HUB_APP_ID": settings.app_id,
+    }
     outputs: dict[str, str] = {}
     log_file = tmp_path / "worker.log"
     worker = start_worker(settings, tmp_path, "-vv", log=log_file, HUB_WEB_PORT="0", HUB_LIFECYCLE_TICK_S="0")
@@ -212,29 +376,54 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
             assert run.returncode in (0, 3), run.stderr
             outputs[f"connector run {path.name}"] = run.stdout + run.stderr
         wait_until_processed(settings, timeout_s=120)
-        lead = next(l for l in final_leads(settings).values()
-                    if l["business_id"] == LIQUOR.uscc and l["rules"] == ["CRIMINAL_REFERRAL"])
+        lead = next(
+            entry
+            for entry in final_leads(settings).values()
+            if entry["business_id"] == LIQUOR.uscc and entry["rules"] == ["CRIMINAL_REFERRAL"]
+        )
         assert lead["person_refs"], "the lead knows its people by their tokens"
         team = "police-jinzhong-food-crime"
         # A foreign client (not the CLI) puts people in clear on the feedback topic: the worker scrubs them.
-        foreign = feedback(lead, "INVESTIGATING", team, f"嫌疑人{SUSPECT_NAME}（{SUSPECT_ID}）已到案，{MOBILE}",
-                           SUSPECT2_NAME, time.time())
+        foreign = feedback(
+            lead,
+            "INVESTIGATING",
+            team,
+            f"嫌疑人{SUSPECT_NAME}（{SUSPECT_ID}）已到案，{MOBILE}",
+            SUSPECT2_NAME,
+            time.time(),
+        )
         publish_feedback(settings, foreign, signer(settings, Role.TEAM, team))
-        wait_for("the foreign feedback",
-                 lambda: final_leads(settings)[lead["lead_id"]]["status"] == "INVESTIGATING", timeout=90)
-        close = hub("leads", "close", lead["lead_id"], "--key", str(key_file(settings.keys_path, Role.TEAM, team)),
-                    "--by", SUSPECT_NAME, "--outcome",
-                    f"已立案，{SUSPECT_NAME} {SUSPECT_ID} 移送审查起诉；{SUSPECT2_NAME}取保候审，电话{MOBILE_DASHED}",
-                    cwd=tmp_path, env=env)
+        wait_for(
+            "the foreign feedback",
+            lambda: final_leads(settings)[lead["lead_id"]]["status"] == "INVESTIGATING",
+            timeout=90,
+        )
+        close = hub(
+            "leads",
+            "close",
+            lead["lead_id"],
+            "--key",
+            str(key_file(settings.keys_path, Role.TEAM, team)),
+            "--by",
+            SUSPECT_NAME,
+            "--outcome",
+            f"已立案，{SUSPECT_NAME} {SUSPECT_ID} 移送审查起诉；{SUSPECT2_NAME}取保候审，电话{MOBILE_DASHED}",
+            cwd=tmp_path,
+            env=env,
+        )
         assert close.returncode == 0, close.stderr
         outputs["leads close"] = close.stdout + close.stderr
         wait_for("the closure", lambda: final_leads(settings)[lead["lead_id"]]["status"] == "CLOSED", timeout=90)
-        operator = board_token(load_key(key_file(settings.keys_path, Role.OPERATOR, "operator"),
-                                        TrustStore.load(settings.trust_path)).private)
+        operator = board_token(
+            load_key(
+                key_file(settings.keys_path, Role.OPERATOR, "operator"), TrustStore.load(settings.trust_path)
+            ).private
+        )
         for name in load_teams(settings.teams_file):
             for page in (f"/teams/{name}", f"/teams/{name}/leads.json"):
-                request = urllib.request.Request(f"http://127.0.0.1:{board_port}{page}",
-                                                 headers={"Authorization": f"Bearer {operator}"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{board_port}{page}", headers={"Authorization": f"Bearer {operator}"}
+                )
                 with urllib.request.urlopen(request, timeout=10) as response:
                     outputs[f"board {page}"] = response.read().decode()
         for args in (["status"], ["unresolved", "--json"]):
@@ -276,9 +465,13 @@ def _tail(cwd: Path, env: dict[str, str]) -> str:
     """What `hub leads tail --from-beginning` prints once it has printed the leads."""
     out = cwd / "tail.out"
     with open(out, "w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "leads", "tail", "--from-beginning"], cwd=cwd,
-                                env={**os.environ, "HUB_METRICS_PORT": "0", **env}, stdout=sink,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "leads", "tail", "--from-beginning"],
+            cwd=cwd,
+            env={**os.environ, "HUB_METRICS_PORT": "0", **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_for("the leads printed", lambda: "CRIMINAL_REFERRAL" in out.read_text(errors="replace"), timeout=90)
         finally:

@@ -64,13 +64,22 @@ def test_names_of_the_row_wherever_they_recur_and_feedback_by_token() -> None:
     scrubbed = HASHER.scrub_feedback(note, known)
     assert scrubbed is not None and not any(p in scrubbed for p in people) and "13912345678" not in scrubbed
     assert HASHER.scrub_feedback("已立案侦查，移送审查起诉", known) == "已立案侦查，移送审查起诉"
-    assert HASHER.desk("王建国") == HASHER.token("王建国") and HASHER.desk(HASHER.desk("王建国")) == HASHER.desk("王建国")
+    assert HASHER.desk("王建国") == HASHER.token("王建国") and HASHER.desk(HASHER.desk("王建国")) == HASHER.desk(
+        "王建国"
+    )
 
 
-@pytest.mark.parametrize("written, kept", [
-    ("群众举报", "群众举报"), ("市场监管部门移送", "市场监管部门移送"), ("晋中市市场监督管理局移送", "晋中市市场监督管理局移送"),
-    ("群众举报（刘红梅 13912345678）", "群众举报"), ("刘红梅举报", "举报"), ("不明来源刘红梅", ""),
-])
+@pytest.mark.parametrize(
+    "written, kept",
+    [
+        ("群众举报", "群众举报"),
+        ("市场监管部门移送", "市场监管部门移送"),
+        ("晋中市市场监督管理局移送", "晋中市市场监督管理局移送"),
+        ("群众举报（刘红梅 13912345678）", "群众举报"),
+        ("刘红梅举报", "举报"),
+        ("不明来源刘红梅", ""),
+    ],
+)
 def test_the_informant_leaves_the_clue_source(written: str, kept: str) -> None:
     result = clue_source(written, HASHER)
     assert result is not None and "刘红梅" not in result and "13912345678" not in result and kept in result
@@ -90,23 +99,30 @@ ODD_ID = make_resident_id("410502", dt.date(1977, 3, 3), "341")
 
 def _clear_digits(scrubbed: str) -> str:
     """What is left of digits once the tokens are out: a number in clear shows here whatever its separators."""
-    return "".join(c for c in unicodedata.normalize("NFKC", re.sub(r"\[pii:[0-9a-f]{24}\]", "|", scrubbed))
-                   if c.isdigit() or c in "X|")
+    return "".join(
+        c
+        for c in unicodedata.normalize("NFKC", re.sub(r"\[pii:[0-9a-f]{24}\]", "|", scrubbed))
+        if c.isdigit() or c in "X|"
+    )
 
 
-@pytest.mark.parametrize("written, number", [
-    (f"{ODD_ID[:6]}  {ODD_ID[6:]}", ODD_ID),                          # two spaces
-    (f"{ODD_ID[:6]}\u00a0{ODD_ID[6:14]}\u00a0{ODD_ID[14:]}", ODD_ID),  # no-break spaces
-    (f"{ODD_ID[:6]}.{ODD_ID[6:14]}.{ODD_ID[14:]}", ODD_ID),            # dots
-    ("139.8765.4322", "13987654322"),
-    (f"ID{ODD_ID[:-1]}X", f"{ODD_ID[:-1]}X"),                         # a letter touching it
-    ("Tel13987654321", "13987654321"), ("13987654324abc", "13987654324"),
-    ("0354 - 3019876", "03543019876"),
-    ("1398765432113912345678", "13987654321"),                       # two run together
-    (f"{ODD_ID}13912345678", ODD_ID),
-    ("4105 0219 8001 0100 38", "410502198001010038"),
-    ("1 3 9 8 7 6 5 4 3 2 1", "13987654321"),                         # a digit at a time
-])
+@pytest.mark.parametrize(
+    "written, number",
+    [
+        (f"{ODD_ID[:6]}  {ODD_ID[6:]}", ODD_ID),  # two spaces
+        (f"{ODD_ID[:6]}\u00a0{ODD_ID[6:14]}\u00a0{ODD_ID[14:]}", ODD_ID),  # no-break spaces
+        (f"{ODD_ID[:6]}.{ODD_ID[6:14]}.{ODD_ID[14:]}", ODD_ID),  # dots
+        ("139.8765.4322", "13987654322"),
+        (f"ID{ODD_ID[:-1]}X", f"{ODD_ID[:-1]}X"),  # a letter touching it
+        ("Tel13987654321", "13987654321"),
+        ("13987654324abc", "13987654324"),
+        ("0354 - 3019876", "03543019876"),
+        ("1398765432113912345678", "13987654321"),  # two run together
+        (f"{ODD_ID}13912345678", ODD_ID),
+        ("4105 0219 8001 0100 38", "410502198001010038"),
+        ("1 3 9 8 7 6 5 4 3 2 1", "13987654321"),  # a digit at a time
+    ],
+)
 def test_numbers_in_odd_forms_are_found(written: str, number: str) -> None:
     for text in (written, f"当事人{written}称", f"电话：{written}。"):
         scrubbed = HASHER.scrub(text)
@@ -123,12 +139,28 @@ def test_an_id_in_a_files_name_after_a_letter() -> None:
     assert scrubbed == f"刑事案件_ID{HASHER.token(ODD_ID)}.csv"
 
 
-@pytest.mark.parametrize("text", [
-    "2026-03-15", "2026.03.15-2026.04.15", "2026 03 15", "检查日期2026-03-15，整改期限2026-03-29", "销售金额6.2万元",
-    "罚款120000元，没收违法所得8000元", "JC2026-0412-001", "SP202603150001234", "A1407032026080031",
-    "所属行政区划410506", "晋榆市监罚〔2026〕302号", "91140100MA0L2K3X4Y", "SC11514070300777", "批号20260801-03",
-    "第3、4、5项", "菌落总数5000CFU/g（≤1000CFU/g）", "2026年第40号",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-15",
+        "2026.03.15-2026.04.15",
+        "2026 03 15",
+        "检查日期2026-03-15，整改期限2026-03-29",
+        "销售金额6.2万元",
+        "罚款120000元，没收违法所得8000元",
+        "JC2026-0412-001",
+        "SP202603150001234",
+        "A1407032026080031",
+        "所属行政区划410506",
+        "晋榆市监罚〔2026〕302号",
+        "91140100MA0L2K3X4Y",
+        "SC11514070300777",
+        "批号20260801-03",
+        "第3、4、5项",
+        "菌落总数5000CFU/g（≤1000CFU/g）",
+        "2026年第40号",
+    ],
+)
 def test_dates_amounts_and_codes_beside_numbers_stay(text: str) -> None:
     assert HASHER.scrub(text) == text
 
@@ -138,31 +170,63 @@ def test_a_date_beside_a_number_stays_and_the_number_goes() -> None:
     assert HASHER.scrub("2026.03.15 139 8765 4321") == f"2026.03.15 {HASHER.token('13987654321')}"
 
 
-@pytest.mark.parametrize("cell, names", [
-    ("猪八戒（法人）", ["猪八戒"]), ("王建国（男，45岁）", ["王建国"]), ("孙悟空(经营者)", ["孙悟空"]),
-    ("法人：猪八戒", ["猪八戒"]), ("王建国（男，45岁）、李秀英（女）", ["王建国", "李秀英"]),
-])
+@pytest.mark.parametrize(
+    "cell, names",
+    [
+        ("猪八戒（法人）", ["猪八戒"]),
+        ("王建国（男，45岁）", ["王建国"]),
+        ("孙悟空(经营者)", ["孙悟空"]),
+        ("法人：猪八戒", ["猪八戒"]),
+        ("王建国（男，45岁）、李秀英（女）", ["王建国", "李秀英"]),
+    ],
+)
 def test_a_name_in_a_personal_column_is_the_person_without_the_clerks_note(cell: str, names: list[str]) -> None:
     assert split_people(cell) == names
 
 
-@pytest.mark.parametrize("text, name", [
-    ("经办人钱多多", "钱多多"), ("民警郑小虎到场", "郑小虎"), ("检测员孙丽娜称", "孙丽娜"), ("负责人郑小虎", "郑小虎"),
-    ("举报人王秀兰反映", "王秀兰"), ("联系人：赵四", "赵四"), ("当事人李强对违法事实无异议", "李强"),
-    ("负责人为郑小虎", "郑小虎"), ("法定代表人欧阳建华", "欧阳建华"), ("执法人员刘洋、陈静现场检查", "陈静"),
-])
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("经办人钱多多", "钱多多"),
+        ("民警郑小虎到场", "郑小虎"),
+        ("检测员孙丽娜称", "孙丽娜"),
+        ("负责人郑小虎", "郑小虎"),
+        ("举报人王秀兰反映", "王秀兰"),
+        ("联系人：赵四", "赵四"),
+        ("当事人李强对违法事实无异议", "李强"),
+        ("负责人为郑小虎", "郑小虎"),
+        ("法定代表人欧阳建华", "欧阳建华"),
+        ("执法人员刘洋、陈静现场检查", "陈静"),
+    ],
+)
 def test_names_introduced_by_a_role_word_are_found_wherever_they_recur(text: str, name: str) -> None:
     scrubbed = HASHER.scrub(f"{text}。后经核实，{name}确有此事")
     assert scrubbed is not None and name not in scrubbed and HASHER.token(name) in scrubbed
 
 
 # Free text where a role word is followed by no name, and business names: all kept word for word.
-KEPT = ["负责人未到场", "当事人对违法事实无异议", "负责人手机号未登记", "经营者应当建立进货查验记录", "联系人不详",
-        "当事人于2026年3月15日", "执法人员现场检查", "民警已出警", "当事人已整改", "举报人要求保密",
-        "法人及非法人组织", "负责人签字确认", "检测员在场",
-        *(b.name for b in (FUSHUN, LIQUOR, VEG_BASE, YUXIANG, CONDIMENT)),
-        "太谷区老王家小卖部", "晋中市榆次区张三烧烤店", "山西杏花村汾酒厂股份有限公司", "平遥县牛肉集团有限公司",
-        "安阳市文峰区惠民生鲜超市", "北京同仁堂（太原）药店有限责任公司"]
+KEPT = [
+    "负责人未到场",
+    "当事人对违法事实无异议",
+    "负责人手机号未登记",
+    "经营者应当建立进货查验记录",
+    "联系人不详",
+    "当事人于2026年3月15日",
+    "执法人员现场检查",
+    "民警已出警",
+    "当事人已整改",
+    "举报人要求保密",
+    "法人及非法人组织",
+    "负责人签字确认",
+    "检测员在场",
+    *(b.name for b in (FUSHUN, LIQUOR, VEG_BASE, YUXIANG, CONDIMENT)),
+    "太谷区老王家小卖部",
+    "晋中市榆次区张三烧烤店",
+    "山西杏花村汾酒厂股份有限公司",
+    "平遥县牛肉集团有限公司",
+    "安阳市文峰区惠民生鲜超市",
+    "北京同仁堂（太原）药店有限责任公司",
+]
 
 
 @pytest.mark.parametrize("text", KEPT)

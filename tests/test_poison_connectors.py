@@ -44,7 +44,7 @@ def _good(i: int) -> list[str]:
 POISON_ROWS: list[tuple[str, str | None, list[str]]] = [
     ("oversized_field", FACTS, penalty_row("P-big", **{FACTS: "伪" * 200_000})),
     ("control_character", "处罚决定书文号", penalty_row("P-nul\x00")),
-    ("extra_cells", None, penalty_row("P-extra") + ["", "多余"]),
+    ("extra_cells", None, [*penalty_row("P-extra"), "", "多余"]),
     ("repeated_header", None, PENALTY_HEADER),
     ("bad_number", AMOUNT, penalty_row("P-nan", fine_wan="NaN")),
     ("bad_number", AMOUNT, penalty_row("P-inf", fine_wan="Infinity")),
@@ -116,7 +116,7 @@ def test_follow_goes_past_every_bad_file(settings, tmp_path: Path) -> None:
     outside.write_text("SECRET-FIRST-LINE,of a file outside the folder\n", encoding="utf-8")
     os.symlink(outside, folder / "a-link.csv")
     os.mkfifo(folder / "b-fifo.csv")
-    write_csv(folder / "c-duplicate-header.csv", [*PENALTY_HEADER, AMOUNT], [_good(0) + ["9"]])
+    write_csv(folder / "c-duplicate-header.csv", [*PENALTY_HEADER, AMOUNT], [[*_good(0), "9"]])
     write_xlsx(folder / "d-big-cell.xlsx", PENALTY_HEADER,  # Excel's own limit: 32 767 characters a cell
                [penalty_row("X-big", **{FACTS: "伪" * 32_767}), _good(1)])
     (folder / "e-empty.csv").write_bytes(b"")
@@ -155,10 +155,11 @@ def test_an_xlsx_that_inflates_past_the_limit_is_refused_unopened(settings, tmp_
 
 def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, caplog) -> None:
     """Attack: a cursor written onto a connector's own topic by another
-    (the embedded broker has no ACLs to stop it). Another connector's signed cursor, an unsigned one, a signed but unreadable one
-    and a tombstone, each marking a penalty export delivered, are left out:
-    the file is published, `hub status` reads on, and the connector's own
-    cursor then counts."""
+    (the embedded broker has no ACLs to stop it). Another connector's signed
+    cursor, an unsigned one, a signed but unreadable one and a tombstone,
+    each marking a penalty export delivered, are left out: the file is
+    published, `hub status` reads on, and the connector's own cursor then
+    counts."""
     from confluent_kafka import Producer
 
     from connectors.offsets import cursor_key, fingerprint
@@ -171,14 +172,26 @@ def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, 
     path = write_csv(tmp_path / "forged-cursor.csv", PENALTY_HEADER, [_good(200 + i) for i in range(3)])
     key = cursor_key("samr.penalty", fingerprint(path)).encode()
     topic = cursor_topic("samr.penalty")
-    forged = Serde(settings).encoder(topic, "connector_offset")({
-        "connector": "samr.penalty", "file_fingerprint": fingerprint(path), "file": path.name,
-        "rows_done": 10**9, "complete": True, "rows_claimed": 10**9, "updated_at": dt.datetime.now(dt.timezone.utc)})
+    forged = Serde(settings).encoder(topic, "connector_offset")(
+        {
+            "connector": "samr.penalty",
+            "file_fingerprint": fingerprint(path),
+            "file": path.name,
+            "rows_done": 10**9,
+            "complete": True,
+            "rows_claimed": 10**9,
+            "updated_at": dt.datetime.now(dt.UTC),
+        }
+    )
     agri, penalty = signer(settings, Role.CONNECTOR, "agri.sampling"), signer(settings, Role.CONNECTOR, "samr.penalty")
     junk = b"\x00\x00\x00\x00\x01\xff\xff\xff"
     producer = Producer(producer_config(settings))
-    for value, headers in [(forged, None), (forged, agri.headers(topic, key, forged)),
-                           (junk, penalty.headers(topic, key, junk)), (None, None)]:
+    for value, headers in [
+        (forged, None),
+        (forged, agri.headers(topic, key, forged)),
+        (junk, penalty.headers(topic, key, junk)),
+        (None, None),
+    ]:
         producer.produce(topic, key=key, value=value, headers=headers)
     producer.flush(30)
 
@@ -211,13 +224,24 @@ def test_cursors_an_older_installation_kept_on_the_shared_topic_still_count(sett
     create_topics(settings, [TopicSpec(LEGACY_CURSOR_TOPIC, "connector_offset", partitioned=False, compacted=True)])
     path = write_csv(tmp_path / "delivered-before.csv", PENALTY_HEADER, [_good(300 + i) for i in range(2)])
     key = cursor_key("samr.penalty", fingerprint(path)).encode()
-    value = Serde(settings).encoder(LEGACY_CURSOR_TOPIC, "connector_offset")({
-        "connector": "samr.penalty", "file_fingerprint": fingerprint(path), "file": path.name,
-        "rows_done": 3, "complete": True, "rows_claimed": 3,  # row numbers: the header is row 1
-        "updated_at": dt.datetime.now(dt.timezone.utc)})
+    value = Serde(settings).encoder(LEGACY_CURSOR_TOPIC, "connector_offset")(
+        {
+            "connector": "samr.penalty",
+            "file_fingerprint": fingerprint(path),
+            "file": path.name,
+            "rows_done": 3,
+            "complete": True,
+            "rows_claimed": 3,  # row numbers: the header is row 1
+            "updated_at": dt.datetime.now(dt.UTC),
+        }
+    )
     producer = Producer(producer_config(settings))
-    producer.produce(LEGACY_CURSOR_TOPIC, key=key, value=value,
-                     headers=signer(settings, Role.CONNECTOR, "samr.penalty").headers(LEGACY_CURSOR_TOPIC, key, value))
+    producer.produce(
+        LEGACY_CURSOR_TOPIC,
+        key=key,
+        value=value,
+        headers=signer(settings, Role.CONNECTOR, "samr.penalty").headers(LEGACY_CURSOR_TOPIC, key, value),
+    )
     producer.flush(30)
 
     runner = _runner(settings)

@@ -36,7 +36,7 @@ def _run(bus: Bus, messages: list[tuple[str, bytes | None, bytes | None]]) -> De
 
 
 def _criticals(result: Delivered) -> list[dict[str, Any]]:
-    return [l for l in result.leads if l["severity"] == "CRITICAL" and l["status"] == "OPEN"]
+    return [lead for lead in result.leads if lead["severity"] == "CRITICAL" and lead["status"] == "OPEN"]
 
 
 def _no_secret_in_dead_letters(bus: Bus, result: Delivered) -> None:
@@ -128,7 +128,7 @@ def test_feedback_and_ticks_from_the_end_of_the_calendar_are_dead_letters(good) 
     bus = Bus()
     key = event_key(good).encode()
     encode = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")
-    far = dt.datetime(9999, 12, 31, tzinfo=dt.timezone.utc).timestamp()
+    far = dt.datetime(9999, 12, 31, tzinfo=dt.UTC).timestamp()
     opened = _run(bus, [(TOPIC, key, encoded(bus.settings, good))])
     [lead] = _criticals(opened)
     result = _run(bus, [
@@ -164,7 +164,7 @@ def test_an_unexpected_exception_fails_its_message_alone_and_rolls_it_back(good,
     assert dead["original"]["offset"] == "1"
     state = BusinessState.from_bytes(bus.businesses[key])
     assert set(state.facts) == {good["event_id"], after["event_id"]}
-    assert {e["event_id"] for l in _criticals(result) for e in l["evidence"]} == set(state.facts)
+    assert {e["event_id"] for lead in _criticals(result) for e in lead["evidence"]} == set(state.facts)
 
 
 def test_a_business_whose_leads_cannot_be_drawn_fails_alone(good, tmp_path: Path, monkeypatch) -> None:
@@ -184,7 +184,7 @@ def test_a_business_whose_leads_cannot_be_drawn_fails_alone(good, tmp_path: Path
     result = bus.process([bus.record(TOPIC, doomed, encoded(bus.settings, good), 0, by=penalty),
                           bus.record(TOPIC, event_key(other).encode(), encoded(bus.settings, other), 1, by=penalty)])
     assert [(d["reason_code"], d["original"]["offset"]) for d in result.dead_letters] == [("processing_error", "0")]
-    assert doomed not in result.states and {l["business_key"] for l in result.leads} == {event_key(other)}
+    assert doomed not in result.states and {lead["business_key"] for lead in result.leads} == {event_key(other)}
     # The audit trail: the doomed record refused, in its own sender's name, and not also accepted
     told = [(n.action, n.actor, n.source) for n in result.effects.audit if n.source == f"{TOPIC}/0/0"]
     assert told == [(AuditAction.RECORD_REFUSED, "connector:samr.penalty", f"{TOPIC}/0/0")]
@@ -228,7 +228,7 @@ def test_a_stored_state_that_cannot_be_read_fails_its_own_records_only(good, sto
     result = _run(bus, [(TOPIC, key, encoded(bus.settings, good)),
                         (TOPIC, event_key(other).encode(), encoded(bus.settings, other))])
     assert [(d["reason_code"], d["original"]["offset"]) for d in result.dead_letters] == [("processing_error", "0")]
-    assert _criticals(result) and all(l["business_key"] == event_key(other) for l in result.leads)
+    assert _criticals(result) and all(lead["business_key"] == event_key(other) for lead in result.leads)
     assert bus.businesses[key] == stored  # left as it was, for an operator to look at
 
 
@@ -236,7 +236,7 @@ def _complaint(tmp_path: Path, no: str, day: str, complainant: str) -> dict[str,
     """A 12315 complaint against the genuine event's business, as its connector publishes it."""
     connector = SamrComplaintConnector(PersonalDataHasher("poison-test-key"))
     h = _headers(SamrComplaintConnector)
-    values = {c: "" for c in h}
+    values = dict.fromkeys(h, "")
     values.update({"登记编号": no, "登记日期": day, "诉求类型": "举报", "被投诉举报对象名称": LIQUOR.name,
                    "被投诉举报对象统一社会信用代码": LIQUOR.uscc, "问题描述": "白酒有异味", "诉求人姓名": complainant,
                    "诉求人联系电话": "13803721001", "处理状态": "已受理"})

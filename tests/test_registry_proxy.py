@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -79,7 +79,7 @@ def test_the_hub_reads_through_the_proxy_and_only_the_schemas_job_writes(proxied
     direct = Serde(load_settings(environ={}).with_overrides(schema_registry_url=registry))
     record = {"stage": "connector", "source_file": "f.csv", "source_row": 2, "column": "x",
               "reason_code": "missing_value", "reason": "required value is empty", "original": {},
-              "failed_at": dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc)}
+              "failed_at": dt.datetime(2026, 12, 6, tzinfo=dt.UTC)}
     written = through.encoder("hub.deadletter", "deadletter")(record)  # the writers' look-up (POST)
     assert written == direct.encoder("hub.deadletter", "deadletter")(record)  # the registry's own ID
     assert through.decoder("deadletter")(written)["reason_code"] == "missing_value"  # the readers' fetch (GET)

@@ -66,7 +66,9 @@ def test_a_failure_is_shown_without_the_data_it_quotes() -> None:
     secret = "张三 110101199003071234"
     assert shown(KeyError(secret)).startswith("KeyError") and "张三" not in shown(KeyError(secret))
     assert "110101199003071234" not in shown(ValueError(f"invalid value {secret!r}"))
-    assert shown(EncodeError("a Lead record does not fit its schema at evidence.0.finding")).endswith("evidence.0.finding")
+    assert shown(EncodeError("a Lead record does not fit its schema at evidence.0.finding")).endswith(
+        "evidence.0.finding"
+    )
     assert "_MSG_TIMED_OUT" in shown(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT)))
 
     async def work() -> None:

@@ -12,12 +12,12 @@ from hypothesis import given, settings as hsettings, strategies as st
 from hub.domain.events import Agency, BusinessRole, EventKind, make_event
 from hub.domain.leads import Accepted, BusinessState
 from hub.domain import storage
-from hub.domain.rules import Fact, RuleFamily, criminal_reason, evaluate, missing_figure_note, to_fact
+from hub.domain.rules import RuleFamily, criminal_reason, evaluate, missing_figure_note, to_fact
 from hub.settings import RuleSettings
 
 RULES = RuleSettings()
 KEY = "91410502MA3XK1Q2YB"
-NOW = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 DETAIL = ("cn.supervision.hub.InspectionDetail", {})
 
 
@@ -269,13 +269,20 @@ def test_a_large_fine_on_little_goods_is_no_referral() -> None:
     assert criminal_reason(fined, RULES) == "" and rules_of(fined) == []
 
 
-@pytest.mark.parametrize("facts, reason", [
-    ("尚未销售的货值金额16万元", "伪劣产品 货值金额160000元 ≥ 150000元 (刑法第140条, 未遂)"),
-    ("销售金额3万元，尚未销售货值金额6万元", "伪劣产品 销售金额30000元×3 + 未销售货值金额60000元 ≥ 150000元 (刑法第140条)"),
-    ("销售金额4.9万元", ""), ("销售金额3万元，尚未销售货值金额5万元", ""),
-    ("销售金额共计50,000元", "伪劣产品 销售金额50000元 ≥ 50000元 (刑法第140条)"),
-    ("销售金额１５万元", "伪劣产品 销售金额150000元 ≥ 50000元 (刑法第140条)"),
-])
+@pytest.mark.parametrize(
+    "facts, reason",
+    [
+        ("尚未销售的货值金额16万元", "伪劣产品 货值金额160000元 ≥ 150000元 (刑法第140条, 未遂)"),
+        (
+            "销售金额3万元，尚未销售货值金额6万元",
+            "伪劣产品 销售金额30000元×3 + 未销售货值金额60000元 ≥ 150000元 (刑法第140条)",
+        ),
+        ("销售金额4.9万元", ""),
+        ("销售金额3万元，尚未销售货值金额5万元", ""),
+        ("销售金额共计50,000元", "伪劣产品 销售金额50000元 ≥ 50000元 (刑法第140条)"),
+        ("销售金额１５万元", "伪劣产品 销售金额150000元 ≥ 50000元 (刑法第140条)"),
+    ],
+)
 def test_article_140_on_the_stated_figures(facts: str, reason: str) -> None:
     assert criminal_reason(penalty("p1", "以次充好", f"当事人{facts}", "1000000"), RULES) == reason
 

@@ -64,7 +64,7 @@ def test_serde_uses_the_registry_ids(registry) -> None:
 
     record = {"stage": "worker", "source_file": None, "source_row": None, "column": None,
               "reason_code": "x", "reason": "y", "original": {},
-              "failed_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}
+              "failed_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}
     data = serde.encoder("hub.deadletter", "deadletter")(record)
     assert state.subjects["hub.deadletter-value"] == [1]
     assert int.from_bytes(data[1:5], "big") == 1

@@ -75,7 +75,9 @@ def test_editing_a_released_version_is_refused(tmp_path: Path) -> None:
 def test_unparseable_schema_is_reported(tmp_path: Path) -> None:
     folder = tmp_path / "schemas"
     shutil.copytree(SCHEMAS, folder)
-    (folder / "lead.v1.avsc").write_text('{"type": "record", "name": "Lead", "fields": [{"name": "x", "type": "nope"}]}')
+    (folder / "lead.v1.avsc").write_text(
+        '{"type": "record", "name": "Lead", "fields": [{"name": "x", "type": "nope"}]}'
+    )
     assert any("does not parse" in p for p in check(folder))
 
 
@@ -84,9 +86,16 @@ def test_confluent_wire_format_round_trip() -> None:
     encode = serde.encoder("hub.deadletter", "deadletter")
     import datetime as dt
 
-    record = {"stage": "samr.penalty", "source_file": "a.csv", "source_row": 3, "column": None,
-              "reason_code": "bad_date", "reason": "x", "original": {"列": "值"},
-              "failed_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}
+    record = {
+        "stage": "samr.penalty",
+        "source_file": "a.csv",
+        "source_row": 3,
+        "column": None,
+        "reason_code": "bad_date",
+        "reason": "x",
+        "original": {"列": "值"},
+        "failed_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    }
     data = encode(record)
     assert data[0] == 0 and int.from_bytes(data[1:5], "big") == LocalRegistry(SCHEMAS).latest("deadletter").schema_id
     assert serde.decoder("deadletter")(data) == record
@@ -107,33 +116,53 @@ def test_a_plain_install_carries_the_contracts(tmp_path: Path) -> None:
     # left in the checkout by an earlier build would lend the wheel files it lacks.
     source = tmp_path / "source"
     source.mkdir()
-    copied = [name for line in (root / "Dockerfile").read_text().splitlines()
-              if line.startswith("COPY ") and "--from" not in line for name in line.split()[1:-1]]
+    copied = [
+        name
+        for line in (root / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+        for name in line.split()[1:-1]
+    ]
     assert {"pyproject.toml", "hub", "connectors", "schemas"} <= set(copied)
     for name in copied:
         if (root / name).is_dir():
             shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(root / name, source / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheel"),
-                            str(source)], capture_output=True, text=True, timeout=600)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheel"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stderr
     [wheel] = (tmp_path / "wheel").glob("*.whl")
     target = tmp_path / "site"
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                                str(wheel)], capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stderr
     # Every module imports from the install alone: the checkout's editable
     # install (a finder on sys.meta_path) must not lend it what it lacks.
-    probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in "
-             "getattr(f, '__module__', '')]; "
-             "import hub, hub.settings as s, importlib, pkgutil; from hub.kafka.serde import Serde; st = s.Settings(); "
-             "[importlib.import_module(m.name) for m in pkgutil.walk_packages(hub.__path__, 'hub.') "
-             "if not m.name.endswith('__main__')]; "
-             "e = Serde(st).encoder('hub.feedback', 'feedback'); "
-             "from hub.edge.feedback import tick; print(hub.__file__, st.schema_dir, len(e(tick(0))))")
-    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
-                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, timeout=120)
+    probe = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in "
+        "getattr(f, '__module__', '')]; "
+        "import hub, hub.settings as s, importlib, pkgutil; from hub.kafka.serde import Serde; st = s.Settings(); "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(hub.__path__, 'hub.') "
+        "if not m.name.endswith('__main__')]; "
+        "e = Serde(st).encoder('hub.feedback', 'feedback'); "
+        "from hub.edge.feedback import tick; print(hub.__file__, st.schema_dir, len(e(tick(0))))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     module, schema_dir, size = run.stdout.split()
     assert module.startswith(str(target)) and schema_dir == str(target / "hub" / "contracts") and int(size) > 5
@@ -160,7 +189,8 @@ def test_the_codec_writes_and_reads_as_fastavro_does(contract: str) -> None:
             # as the hub holds it: dates, times and decimals as objects, a record in a union named
             record = fastavro.schemaless_reader(body, version.parsed, None, return_record_name=True)
             assert written_by.binary_encode(_within_precision(record)) == _fastavro_bytes(
-                version.parsed, _within_precision(record)), (contract, version.version)
+                version.parsed, _within_precision(record)
+            ), (contract, version.version)
             body.seek(0)
             expected = fastavro.schemaless_reader(body, version.parsed, latest.parsed, return_record_name=True)
             framed = struct.pack(">bI", 0, version.schema_id) + body.getvalue()
@@ -179,7 +209,7 @@ def _within_precision(value: Any) -> Any:
     decimal past the schema's precision of 18 when its own digits are
     fewer, cavro refuses it (the worker's amounts stop far below either)."""
     if isinstance(value, Decimal):
-        return Decimal(int(value.scaleb(2)) % 10 ** 12).scaleb(-2)
+        return Decimal(int(value.scaleb(2)) % 10**12).scaleb(-2)
     if isinstance(value, dict):
         return {k: _within_precision(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -226,7 +256,7 @@ def test_hostile_bodies_are_decode_errors_and_nothing_else(contract: str, genuin
             for _ in range(rng.randint(1, 8)):
                 mutated[rng.randrange(5, len(mutated))] = rng.randrange(256)
         elif how < 0.6:
-            mutated = mutated[:rng.randrange(5, len(mutated))]
+            mutated = mutated[: rng.randrange(5, len(mutated))]
         elif how < 0.8:
             mutated = mutated[:5] + bytearray(rng.randrange(256) for _ in range(rng.randrange(60)))
         else:

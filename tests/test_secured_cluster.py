@@ -12,7 +12,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -188,7 +189,7 @@ def test_the_cluster_is_the_compose_files(cluster: SecuredCluster) -> None:
 
 
 def test_every_principal_is_refused_what_it_must_not_do(cluster: SecuredCluster, tmp_path: Path) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     foreign = tmp_path / "foreign-ca"
     make_ca(foreign, now)
     make_cert(foreign, "hub-admin", [], now, client=True)

@@ -32,7 +32,7 @@ from hub.testing.bus import Bus
 from tests.test_rules import NOW, RULES, event
 
 NOW_MS = int(NOW.timestamp() * 1000)
-TODAY = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
+TODAY = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 
 
 def complaint(no: str, day: dt.date, complainant: str, status: str = "ACCEPTED", key_suffix: str = "") -> dict:
@@ -248,7 +248,8 @@ def test_three_businesses_raise_one_area_lead_a_fourth_joins_it_two_raise_none()
     assert [p["business_key"] for p in first["parties"]] == ["A", "B", "C"]
     assert first["business_id"] is None and first["region"]["code"] == "410526"
     e = sample("D-1", dt.date(2026, 11, 12), producer=False, region="410526", items=("铅",), category="蔬菜制品")
-    indexes.count_sample(index, key_of(key), e, signals.Party("D", None, "D", "410526", (), dt.date(2026, 11, 12)), RULES)
+    d = signals.Party("D", None, "D", "410526", (), dt.date(2026, 11, 12))
+    indexes.count_sample(index, key_of(key), e, d, RULES)
     joined = rules_of(index, key)["AREA_RISK"]
     assert joined["lead_id"] == first["lead_id"] and len(joined["parties"]) == 4
 
@@ -261,8 +262,10 @@ def test_area_risk_does_not_depend_on_arrival_order(seed: int) -> None:
 
     def drafts(order: list[tuple[str, dt.date]]) -> set[tuple[str, frozenset[str]]]:
         index = area(order)
-        return {(d.lead_id, frozenset(f.party for f in d.evidence))
-                for d in signals.area_drafts(key, index.facts.values(), RULES)}
+        return {
+            (d.lead_id, frozenset(f.party for f in d.evidence))
+            for d in signals.area_drafts(key, index.facts.values(), RULES)
+        }
 
     shuffled = arrivals[:]
     rng.shuffle(shuffled)
@@ -270,17 +273,23 @@ def test_area_risk_does_not_depend_on_arrival_order(seed: int) -> None:
 
 
 def test_area_teams_are_the_countys_samr_and_agri_desks() -> None:
-    teams = parse_teams({"teams": [
-        {"name": "samr-huaxian", "agency": "SAMR", "jurisdiction": ["410526"]},
-        {"name": "agri-huaxian", "agency": "AGRI", "jurisdiction": ["410526"]},
-        {"name": "police-huaxian", "agency": "POLICE", "jurisdiction": ["410526"]},
-        {"name": "samr-neihuang", "agency": "SAMR", "jurisdiction": ["410527"]}]})
+    teams = parse_teams(
+        {
+            "teams": [
+                {"name": "samr-huaxian", "agency": "SAMR", "jurisdiction": ["410526"]},
+                {"name": "agri-huaxian", "agency": "AGRI", "jurisdiction": ["410526"]},
+                {"name": "police-huaxian", "agency": "POLICE", "jurisdiction": ["410526"]},
+                {"name": "samr-neihuang", "agency": "SAMR", "jurisdiction": ["410527"]},
+            ]
+        }
+    )
     index = area([("A", dt.date(2026, 11, 1)), ("B", dt.date(2026, 11, 5)), ("C", dt.date(2026, 11, 9))])
     lead = rules_of(index, "area:410526|铅|蔬菜制品")["AREA_RISK"]
     assert {t.name for t in recipients(lead, teams)} == {"samr-huaxian", "agri-huaxian"}
 
 
 # -- related parties (关联主体) -----------------------------------------------
+
 
 def party(key: str, *reasons: str) -> signals.Party:
     return signals.Party(key, key, f"{key}公司", "410506", reasons, dt.date(2026, 11, 1))
@@ -294,7 +303,10 @@ def test_a_listed_members_representative_links_the_others_once_each() -> None:
     assert indexes.member(index, party("B"), RULES) == []  # told already
     links = indexes.member(index, party("C", "CRIMINAL_REFERRAL"), RULES)
     assert sorted((to, o.key, o.reasons) for to, o in links) == [
-        ("A", "C", ("CRIMINAL_REFERRAL",)), ("B", "C", ("CRIMINAL_REFERRAL",)), ("C", "A", ("LISTED",))]
+        ("A", "C", ("CRIMINAL_REFERRAL",)),
+        ("B", "C", ("CRIMINAL_REFERRAL",)),
+        ("C", "A", ("LISTED",)),
+    ]
 
 
 def test_a_removed_listing_is_told_as_withdrawn_once_and_told_again_if_listed_again() -> None:
@@ -333,20 +345,35 @@ def test_a_listing_shows_on_every_lead_and_its_removal_too() -> None:
     for i in range(2):
         state.accept(event(f"i{i}", dt.date(2026, 11, 1 + i)), RULES)
     listing = event("credit:1:listed", dt.date(2026, 9, 1), kind=EventKind.CREDIT_LISTING, adverse=False)
-    listing["detail"] = ("cn.supervision.hub.CreditListingDetail",
-                         {"listed_on": dt.date(2026, 9, 1), "reason": "吊销许可证", "authority": "安阳市市场监督管理局",
-                          "removed_on": None, "removal_reason": None, "legal_representative_ref": "pii:r"})
+    listing["detail"] = (
+        "cn.supervision.hub.CreditListingDetail",
+        {
+            "listed_on": dt.date(2026, 9, 1),
+            "reason": "吊销许可证",
+            "authority": "安阳市市场监督管理局",
+            "removed_on": None,
+            "removal_reason": None,
+            "legal_representative_ref": "pii:r",
+        },
+    )
     state.accept(listing, RULES)
     assert rules_of(state)["REPEAT_OFFENDER"]["credit_status"] == "LISTED"
     assert signals.reasons(state.credit, state.leads.values()) == ("LISTED",) and state.represented_by(listing)
-    removal = {**listing, "event_id": "credit:1:removed",
-               "detail": (listing["detail"][0], {**listing["detail"][1], "removed_on": dt.date(2026, 11, 20)})}
+    removal = {
+        **listing,
+        "event_id": "credit:1:removed",
+        "detail": (listing["detail"][0], {**listing["detail"][1], "removed_on": dt.date(2026, 11, 20)}),
+    }
     state.accept(removal, RULES)
     assert state.accept(listing, RULES).value == "duplicate"  # an older record does not undo the removal
-    assert rules_of(state)["REPEAT_OFFENDER"]["credit_status"] == "REMOVED" and signals.reasons(state.credit, state.leads.values()) == ()
+    assert (
+        rules_of(state)["REPEAT_OFFENDER"]["credit_status"] == "REMOVED"
+        and signals.reasons(state.credit, state.leads.values()) == ()
+    )
 
 
 # -- connectors --------------------------------------------------------------
+
 
 def test_the_complaint_connector_keeps_only_a_keyed_hash_of_the_complainant(tmp_path: Path) -> None:
     connector = SamrComplaintConnector(PersonalDataHasher("k" * 32))
@@ -365,9 +392,11 @@ def test_the_complaint_connector_keeps_only_a_keyed_hash_of_the_complainant(tmp_
 def test_the_complaint_connector_refuses_a_bad_division_and_a_row_without_a_complainant(tmp_path: Path) -> None:
     connector = SamrComplaintConnector(PersonalDataHasher("k" * 32))
     h = _headers(SamrComplaintConnector)
-    good = dict(zip(h, complaint_rows()[0]))
-    rows = [[{**good, "所属行政区划": "999999"}[c] for c in h],
-            [{**good, "诉求人姓名": "", "诉求人联系电话": "", "诉求人证件号码": ""}[c] for c in h]]
+    good = dict(zip(h, complaint_rows()[0], strict=False))
+    rows = [
+        [{**good, "所属行政区划": "999999"}[c] for c in h],
+        [{**good, "诉求人姓名": "", "诉求人联系电话": "", "诉求人证件号码": ""}[c] for c in h],
+    ]
     codes = []
     for row in connector.read(write_csv(tmp_path / "bad.csv", h, rows, "utf-8")):
         with pytest.raises(RowRejected) as caught:
@@ -379,11 +408,22 @@ def test_the_complaint_connector_refuses_a_bad_division_and_a_row_without_a_comp
 def test_the_credit_connector_reads_listing_and_removal(tmp_path: Path) -> None:
     connector = SamrCreditConnector(PersonalDataHasher("k" * 32))
     h = _headers(SamrCreditConnector)
-    base = {"主体名称": LISTED.name, "统一社会信用代码": LISTED.uscc, "法定代表人": REPRESENTATIVE[0],
-            "法定代表人证件号码": REPRESENTATIVE[1], "列入日期": "2026-09-01", "列入事由": "吊销许可证",
-            "作出决定机关": "安阳市市场监督管理局", "移出日期": "", "移出事由": ""}
-    rows = [[base[c] for c in h], [{**base, "移出日期": "2026-11-01", "移出事由": "信用修复"}[c] for c in h],
-            [{**base, "移出日期": "2026-08-01"}[c] for c in h]]
+    base = {
+        "主体名称": LISTED.name,
+        "统一社会信用代码": LISTED.uscc,
+        "法定代表人": REPRESENTATIVE[0],
+        "法定代表人证件号码": REPRESENTATIVE[1],
+        "列入日期": "2026-09-01",
+        "列入事由": "吊销许可证",
+        "作出决定机关": "安阳市市场监督管理局",
+        "移出日期": "",
+        "移出事由": "",
+    }
+    rows = [
+        [base[c] for c in h],
+        [{**base, "移出日期": "2026-11-01", "移出事由": "信用修复"}[c] for c in h],
+        [{**base, "移出日期": "2026-08-01"}[c] for c in h],
+    ]
     out = []
     for row in connector.read(write_csv(tmp_path / "credit.csv", h, rows, "utf-8")):
         try:
@@ -397,6 +437,7 @@ def test_the_credit_connector_reads_listing_and_removal(tmp_path: Path) -> None:
 
 
 # -- on the in-memory bus ------------------------------------------------------
+
 
 def signal_bus(folder: Path, pick: int = 0) -> Bus:
     bus = Bus(clock=lambda: TODAY.timestamp())
@@ -436,10 +477,17 @@ def test_a_removal_from_the_list_supersedes_the_related_party_lead_and_says_why(
     lead = final(bus)[(NEWCO.name, "RELATED_PARTY")]
     assert lead["status"] == "OPEN" and "已列入严重违法失信名单" in lead["evidence"][0]["finding"]
     credit = _headers(SamrCreditConnector)
-    removal = {"主体名称": LISTED.name, "统一社会信用代码": LISTED.uscc, "法定代表人": REPRESENTATIVE[0],
-               "法定代表人证件号码": REPRESENTATIVE[1], "列入日期": "2026-09-01",
-               "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证", "作出决定机关": "安阳市市场监督管理局",
-               "移出日期": "2026-11-25", "移出事由": "信用修复"}
+    removal = {
+        "主体名称": LISTED.name,
+        "统一社会信用代码": LISTED.uscc,
+        "法定代表人": REPRESENTATIVE[0],
+        "法定代表人证件号码": REPRESENTATIVE[1],
+        "列入日期": "2026-09-01",
+        "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证",
+        "作出决定机关": "安阳市市场监督管理局",
+        "移出日期": "2026-11-25",
+        "移出事由": "信用修复",
+    }
     bus.publish_file("samr.credit", write_csv(tmp_path / "移出.csv", credit, [[removal[c] for c in credit]], "utf-8"))
     bus.run()
     after = bus.leads[lead["lead_id"]]
@@ -456,16 +504,29 @@ def test_signals_sent_to_the_wrong_kind_of_key_are_refused(tmp_path: Path) -> No
     records = [
         bus.record(RESOLUTION_TOPIC, SWEETS.uscc.encode(), encode(resolution_message(Membership(member)))),
         bus.record(RESOLUTION_TOPIC, b"area:410526|x|y", encode(resolution_message(Link(member)))),
-        bus.record(RESOLUTION_TOPIC, b"person:pii:1", encode({**resolution_message(Membership(member)), "party": None})),
-        bus.record(RESOLUTION_TOPIC, SWEETS.uscc.encode(), encode({**resolution_message(Serial("complainant:x")), "index_key": None})),
+        bus.record(
+            RESOLUTION_TOPIC, b"person:pii:1", encode({**resolution_message(Membership(member)), "party": None})
+        ),
+        bus.record(
+            RESOLUTION_TOPIC,
+            SWEETS.uscc.encode(),
+            encode({**resolution_message(Serial("complainant:x")), "index_key": None}),
+        ),
     ]
     delivered = bus.process(records)
     assert [d["reason_code"] for d in delivered.dead_letters] == [
-        "misrouted_resolution", "misrouted_resolution", "incomplete_resolution", "incomplete_resolution"]
+        "misrouted_resolution",
+        "misrouted_resolution",
+        "incomplete_resolution",
+        "incomplete_resolution",
+    ]
     # a team forging a link to smear a business: only workers write here
-    forged = bus.record(RESOLUTION_TOPIC, SWEETS.uscc.encode(),
-                        encode(resolution_message(Link(member))),
-                        by=bus.signer(Role.TEAM, "samr-anyang"))
+    forged = bus.record(
+        RESOLUTION_TOPIC,
+        SWEETS.uscc.encode(),
+        encode(resolution_message(Link(member))),
+        by=bus.signer(Role.TEAM, "samr-anyang"),
+    )
     assert [d["reason_code"] for d in bus.process([forged]).dead_letters] == ["not_authorised"]
 
 
@@ -479,8 +540,9 @@ def test_state_v3_reads_as_v4() -> None:
     assert back.facts["test:i1"] == state.facts["test:i1"] and back.credit is None and back.serial == set()
 
 
-def test_the_indexes_are_stored_as_their_own_types_and_read_back(tmp_path: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_the_indexes_are_stored_as_their_own_types_and_read_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Issue 34: a complainant's and a person's index are index states with
     named members (not business states with facts standing for members);
     the worker's pass over its partitions reads past them."""
@@ -508,21 +570,48 @@ def test_an_index_kept_in_a_business_states_layout_is_migrated() -> None:
     facts (USCC in ``summary``, reasons in ``identity``) and what an index
     told was a ``told:`` entry among the flagged: both read as the new types."""
     person = BusinessState()
-    person.facts["member:A"] = Fact("member:A", "SAMR", "REGISTRATION", dt.date(2026, 11, 1), False, "", "UA", "", 0,
-                                    identity="CRIMINAL_REFERRAL,LISTED", party="A", party_name="A公司",
-                                    party_region="410506")
+    person.facts["member:A"] = Fact(
+        "member:A",
+        "SAMR",
+        "REGISTRATION",
+        dt.date(2026, 11, 1),
+        False,
+        "",
+        "UA",
+        "",
+        0,
+        identity="CRIMINAL_REFERRAL,LISTED",
+        party="A",
+        party_name="A公司",
+        party_region="410506",
+    )
     person.facts["member:unresolved:4105:b>c"] = Fact(
-        "member:unresolved:4105:b>c", "SAMR", "REGISTRATION", dt.date(2026, 11, 2), False, "", "", "", 0,
-        party="unresolved:4105:b>c", party_name="B店")
+        "member:unresolved:4105:b>c",
+        "SAMR",
+        "REGISTRATION",
+        dt.date(2026, 11, 2),
+        False,
+        "",
+        "",
+        "",
+        0,
+        party="unresolved:4105:b>c",
+        party_name="B店",
+    )
     person.flagged = {"told:unresolved:4105:b>c>A:LISTED", "told:A>unresolved:4105:b>c:LISTED"}
     read = indexes.from_bytes(signals.IndexKind.PERSON, person.to_bytes())
     assert read == indexes.PersonIndex(
-        {"A": indexes.Member("A", "UA", "A公司", "410506", ("CRIMINAL_REFERRAL", "LISTED"), dt.date(2026, 11, 1)),
-         "unresolved:4105:b>c": indexes.Member("unresolved:4105:b>c", None, "B店", None, (), dt.date(2026, 11, 2))},
-        {indexes.Told("unresolved:4105:b>c", "A", "LISTED"), indexes.Told("A", "unresolved:4105:b>c", "LISTED")})
+        {
+            "A": indexes.Member("A", "UA", "A公司", "410506", ("CRIMINAL_REFERRAL", "LISTED"), dt.date(2026, 11, 1)),
+            "unresolved:4105:b>c": indexes.Member("unresolved:4105:b>c", None, "B店", None, (), dt.date(2026, 11, 2)),
+        },
+        {indexes.Told("unresolved:4105:b>c", "A", "LISTED"), indexes.Told("A", "unresolved:4105:b>c", "LISTED")},
+    )
     complainant = BusinessState()
     complainant.facts["c1"] = dataclasses.replace(
-        to_fact(complaint("1", dt.date(2026, 10, 1), "s"), RULES), event_id="c1", party="B1", party_name="店1")
+        to_fact(complaint("1", dt.date(2026, 10, 1), "s"), RULES), event_id="c1", party="B1", party_name="店1"
+    )
     complainant.flagged = {"told:B1"}
     assert indexes.from_bytes(signals.IndexKind.COMPLAINANT, complainant.to_bytes()) == indexes.ComplainantIndex(
-        {"c1": indexes.Filing("c1", "B1", "店1", dt.date(2026, 10, 1))}, {"B1"})
+        {"c1": indexes.Filing("c1", "B1", "店1", dt.date(2026, 10, 1))}, {"B1"}
+    )

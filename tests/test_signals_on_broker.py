@@ -12,7 +12,17 @@ from hub.kafka.readers import final_leads
 from hub.edge.metrics import Metrics
 from hub.apps.pipeline import run_connectors, wait_until_processed
 from hub.settings import load_settings
-from hub.devtools.signal_samples import COMPLAINANTS, HAM_MAKER, LISTED, NEWCO, REPRESENTATIVE, SERIAL, SWEETS, TEA, write_signals
+from hub.devtools.signal_samples import (
+    COMPLAINANTS,
+    HAM_MAKER,
+    LISTED,
+    NEWCO,
+    REPRESENTATIVE,
+    SERIAL,
+    SWEETS,
+    TEA,
+    write_signals,
+)
 from hub.kafka.topics import create_topics
 from hub.trust import ensure_keys
 from tests.conftest import TEST_PII_KEY
@@ -23,8 +33,9 @@ pytestmark = pytest.mark.broker
 
 
 def test_the_new_signals_on_the_embedded_broker(broker, tmp_path: Path) -> None:
-    settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-signals", pii_key=TEST_PII_KEY,
-                                                     lifecycle_tick_s=0, state_dir=tmp_path / "state")
+    settings = load_settings(environ={}).on_embedded(
+        broker.bootstrap, app_id="hub-signals", pii_key=TEST_PII_KEY, lifecycle_tick_s=0, state_dir=tmp_path / "state"
+    )
     create_topics(settings)
     ensure_keys(settings)
     runs = run_connectors(settings, write_signals(tmp_path / "data"), Metrics())

@@ -29,7 +29,7 @@ class Consumer:
         return {TP}
 
     async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
-        return {tp: 0 for tp in tps}
+        return dict.fromkeys(tps, 0)
 
     async def seek(self, tp: Any, offset: int) -> None:
         self.sought.append((tp, offset))

@@ -48,7 +48,7 @@ def test_missing_column_names_file_row_and_column(tmp_path: Path, hasher) -> Non
 
 
 def test_unknown_column_names_it(tmp_path: Path, hasher) -> None:
-    header = list(SamrPenaltyConnector.columns) + ["经办人手机号"]
+    header = [*list(SamrPenaltyConnector.columns), "经办人手机号"]
     path = write_csv(tmp_path / "p.csv", header, [], "utf-8")
     with pytest.raises(FileFormatError, match="经办人手机号") as err:
         list(SamrPenaltyConnector(hasher).read(path))

@@ -52,7 +52,7 @@ def leads_and_teams(draw: st.DrawFn) -> tuple[dict, dict[str, Team]]:
     evidence = [_evidence(a, str(i)) for i, a in enumerate(draw(st.lists(st.sampled_from(AGENCIES), min_size=1,
                                                                          max_size=5)))]
     authors = draw(st.lists(st.sampled_from([None, *teams]), max_size=4))
-    history = [{"at": dt.datetime(2026, 9, 1, tzinfo=dt.timezone.utc), "status": "ACKNOWLEDGED", "team": a,
+    history = [{"at": dt.datetime(2026, 9, 1, tzinfo=dt.UTC), "status": "ACKNOWLEDGED", "team": a,
                 "note": f"note {i}"} for i, a in enumerate(authors)]
     lead = _lead(evidence, history, draw(st.sampled_from(REGIONS)), draw(st.sampled_from(SEVERITIES)),
                  draw(st.lists(st.sampled_from(RULES), min_size=1, max_size=1)),
@@ -72,7 +72,7 @@ def test_no_team_copy_carries_a_field_above_its_clearance(case: tuple[dict, dict
     assert {t.name for t, _ in routed} == receivers | escalated_to
     for team, copy_ in routed:
         assert copy_["team"] == team.name
-        for got, full in zip(copy_["evidence"], lead["evidence"]):
+        for got, full in zip(copy_["evidence"], lead["evidence"], strict=False):
             assert (got["agency"], got["kind"], got["occurred_on"]) == (full["agency"], full["kind"],
                                                                         full["occurred_on"])
             for name in DETAIL_FIELDS:
@@ -80,7 +80,7 @@ def test_no_team_copy_carries_a_field_above_its_clearance(case: tuple[dict, dict
                 assert got[name] == (full[name] if allowed else ([] if name == "also_reported_as" else None))
                 if not allowed:
                     assert f"{full['agency']} evidence {name}" in copy_["withheld"]
-        for got, full in zip(copy_["history"], lead["history"]):
+        for got, full in zip(copy_["history"], lead["history"], strict=False):
             author = teams.get(full["team"] or "")
             visible = author is None or (NOTES in team.cleared_fields and team.cleared_for(author.agency))
             assert got["note"] == (full["note"] if visible else None)

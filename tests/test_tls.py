@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -41,7 +41,7 @@ def tls(tmp_path_factory) -> Iterator[tuple[Settings, Path]]:
     assert STUNNEL, "stunnel not found: apt-get install stunnel4 (setup.sh does)"
     tmp = tmp_path_factory.mktemp("tls")
     certs = tmp / "certs"
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     make_ca(certs, now)
     make_cert(certs, "broker", ["localhost"], now)
     make_cert(certs, "hub-worker", [], now, client=True)
@@ -109,4 +109,4 @@ def test_a_connector_and_a_worker_carry_leads_over_tls(tls) -> None:
         worker.terminate()
         worker.wait(30)
     leads = final_leads(settings)  # the lead reader, verifying the worker's signatures
-    assert leads and all(l["rules"] == ["REPEAT_OFFENDER"] for l in leads.values())
+    assert leads and all(lead["rules"] == ["REPEAT_OFFENDER"] for lead in leads.values())

@@ -23,9 +23,9 @@ from hub.trust.signatures import HEADER, Signer, TrustStoreFile, Untrusted, Veri
 from hub.testing.bus import Bus
 from tests.scenario import scenario_bus
 
-NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC)
 POLICE_TEAM = "police-jinzhong-food-crime"
-UTC_NOW = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+UTC_NOW = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 
 
 # -- keys and the trust store ---------------------------------------------
@@ -148,7 +148,8 @@ def bus(tmp_path: Path) -> Bus:
 
 
 def _liquor(bus: Bus) -> dict:
-    return next(l for l in bus.leads.values() if l["business_id"] == LIQUOR.uscc and l["rules"] == ["CRIMINAL_REFERRAL"])
+    return next(lead for lead in bus.leads.values()
+                if lead["business_id"] == LIQUOR.uscc and lead["rules"] == ["CRIMINAL_REFERRAL"])
 
 
 def _codes(bus: Bus) -> list[str]:
@@ -165,18 +166,24 @@ def test_forged_events_never_make_a_lead(bus: Bus) -> None:
     genuine = next(r for r in bus.delivered if r.topic == events_topic(Agency.POLICE))
     leads_before, states_before = dict(bus.leads), dict(bus.businesses)
     event = bus.flow.reader.decode_event(genuine.value)
-    forged = dict(event, event_id="forged-1", source_record_id="A9999", business=dict(
-        event["business"], business_id="91410502MA3XK1Q2Y8", name="无辜的公司"))
+    forged = dict(
+        event,
+        event_id="forged-1",
+        source_record_id="A9999",
+        business=dict(event["business"], business_id="91410502MA3XK1Q2Y8", name="无辜的公司"),
+    )
     police = events_topic(Agency.POLICE)
     value = bus.serde.encoder(police, "event")(forged)
     key = event_key(forged).encode()
     samr_as_police = bus.serde.encoder(police, "event")(dict(forged, agency="SAMR"))
-    bus.process([
-        bus.record(police, key, value, signed=False),  # anyone's client
-        bus.record(police, key, value, by=bus.sender("hub.events.samr")),  # a SAMR connector's key
-        bus.record(police, key, value, by=bus.sender(feedback_topic(POLICE_TEAM))),  # a team's key
-        bus.record(police, key, samr_as_police),  # a police connector's key, a SAMR event
-    ])
+    bus.process(
+        [
+            bus.record(police, key, value, signed=False),  # anyone's client
+            bus.record(police, key, value, by=bus.sender("hub.events.samr")),  # a SAMR connector's key
+            bus.record(police, key, value, by=bus.sender(feedback_topic(POLICE_TEAM))),  # a team's key
+            bus.record(police, key, samr_as_police),  # a police connector's key, a SAMR event
+        ]
+    )
     assert _codes(bus) == ["unsigned", "wrong_agency", "not_authorised", "wrong_agency"]
     assert bus.leads == leads_before and bus.businesses == states_before
     assert _untrusted(bus, "wrong_agency") == 2
@@ -185,15 +192,31 @@ def test_forged_events_never_make_a_lead(bus: Bus) -> None:
 def test_a_connectors_key_speaks_for_that_connector_alone(bus: Bus) -> None:
     """Issue 31: the 12315 connector's key (a SAMR key) published a
     samr.penalty event that raised a CRITICAL referral."""
-    genuine = next(r for r in bus.delivered if r.topic == events_topic(Agency.SAMR)
-                   and bus.flow.reader.decode_event(r.value)["source"]["connector"] == "samr.penalty")
+    genuine = next(
+        r
+        for r in bus.delivered
+        if r.topic == events_topic(Agency.SAMR)
+        and bus.flow.reader.decode_event(r.value)["source"]["connector"] == "samr.penalty"
+    )
     leads_before, states_before = dict(bus.leads), dict(bus.businesses)
     event = bus.flow.reader.decode_event(genuine.value)
-    forged = dict(event, event_id="samr.penalty:forged-1", source_record_id="forged-1", business=dict(
-        event["business"], business_id="91410502MA3XK1Q2Y8", name="无辜的公司"))
+    forged = dict(
+        event,
+        event_id="samr.penalty:forged-1",
+        source_record_id="forged-1",
+        business=dict(event["business"], business_id="91410502MA3XK1Q2Y8", name="无辜的公司"),
+    )
     samr = events_topic(Agency.SAMR)
-    bus.process([bus.record(samr, event_key(forged).encode(), bus.serde.encoder(samr, "event")(forged),
-                            by=bus.signer(Role.CONNECTOR, "samr.complaint"))])
+    bus.process(
+        [
+            bus.record(
+                samr,
+                event_key(forged).encode(),
+                bus.serde.encoder(samr, "event")(forged),
+                by=bus.signer(Role.CONNECTOR, "samr.complaint"),
+            )
+        ]
+    )
     assert _codes(bus) == ["wrong_connector"]
     assert bus.leads == leads_before and bus.businesses == states_before
     assert _untrusted(bus, "wrong_connector") == 1
@@ -214,9 +237,12 @@ def test_replayed_flipped_or_stripped_records_never_change_a_lead(bus: Bus) -> N
         flipped = bytearray(real.value)
         flipped[(i * 7919) % len(flipped)] ^= 0x20
         other = "hub.events.agri" if real.topic != "hub.events.agri" else "hub.events.samr"
-        for copy in (real._replace(timestamp_ms=(real.timestamp_ms or 0) + late),
-                     real._replace(value=bytes(flipped)), real._replace(headers=()),
-                     real._replace(topic=other)):
+        for copy in (
+            real._replace(timestamp_ms=(real.timestamp_ms or 0) + late),
+            real._replace(value=bytes(flipped)),
+            real._replace(headers=()),
+            real._replace(topic=other),
+        ):
             bus.process([copy])
             attempts += 1
     assert bus.leads == leads_before and bus.businesses == states_before
@@ -238,8 +264,12 @@ def test_a_teams_old_answer_replayed_changes_nothing_or_is_refused(bus: Bus) -> 
     topic, key = feedback_topic(POLICE_TEAM), lead["business_key"].encode()
     # A CLOSED the team signed, held back by someone on the way, delivered
     # after the team's later answers: older than its last answer, refused.
-    held = bus.record(topic, key, bus.serde.encoder(topic, "feedback")(
-        feedback(lead, "CLOSED", POLICE_TEAM, "结案", None, NOW.timestamp())), at=NOW.timestamp())
+    held = bus.record(
+        topic,
+        key,
+        bus.serde.encoder(topic, "feedback")(feedback(lead, "CLOSED", POLICE_TEAM, "结案", None, NOW.timestamp())),
+        at=NOW.timestamp(),
+    )
     bus.publish_feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, at=NOW + dt.timedelta(minutes=1))
     bus.run()
     ack = bus.delivered[-1]
@@ -258,7 +288,8 @@ def test_a_team_cannot_date_its_answer_before_its_deadline(bus: Bus) -> None:
     lead = _liquor(bus)
     topic = feedback_topic(POLICE_TEAM)
     backdated = bus.serde.encoder(topic, "feedback")(
-        feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None, (NOW - dt.timedelta(hours=20)).timestamp()))
+        feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None, (NOW - dt.timedelta(hours=20)).timestamp())
+    )
     bus.process([bus.record(topic, lead["business_key"].encode(), backdated)])  # signed now
     assert _codes(bus) == ["bad_timestamp"] and bus.leads[lead["lead_id"]]["status"] == "OPEN"
 
@@ -282,28 +313,34 @@ def test_only_workers_tick_the_clock_and_only_operators_drill(bus: Bus) -> None:
     no_drills = Bus(dataclasses.replace(bus.settings, allow_drills=False), clock=bus.clock)
     no_drills.store, no_drills.topics = bus.store, bus.topics
     no_drills.restart()
-    no_drills.process([
-        no_drills.record(FEEDBACK_TOPIC, TICK_KEY, value, by=no_drills.signer(Role.WORKER, "worker")),
-        no_drills.record(FEEDBACK_TOPIC, TICK_KEY, value),  # an operator, but drills are off
-        no_drills.record(FEEDBACK_TOPIC, TICK_KEY, value, by=no_drills.sender(feedback_topic(POLICE_TEAM))),
-        no_drills.record(feedback_topic(POLICE_TEAM), TICK_KEY, value),
-        no_drills.record(FEEDBACK_TOPIC, TICK_KEY, value, signed=False),
-    ])
-    assert _codes(no_drills) == ["tick_too_far_ahead", "tick_too_far_ahead", "not_authorised", "wrong_team",
-                                 "unsigned"]
+    no_drills.process(
+        [
+            no_drills.record(FEEDBACK_TOPIC, TICK_KEY, value, by=no_drills.signer(Role.WORKER, "worker")),
+            no_drills.record(FEEDBACK_TOPIC, TICK_KEY, value),  # an operator, but drills are off
+            no_drills.record(FEEDBACK_TOPIC, TICK_KEY, value, by=no_drills.sender(feedback_topic(POLICE_TEAM))),
+            no_drills.record(feedback_topic(POLICE_TEAM), TICK_KEY, value),
+            no_drills.record(FEEDBACK_TOPIC, TICK_KEY, value, signed=False),
+        ]
+    )
+    assert _codes(no_drills) == ["tick_too_far_ahead", "tick_too_far_ahead", "not_authorised", "wrong_team", "unsigned"]
     assert bus.leads[lead["lead_id"]].get("escalation") is None
     # a worker's tick at its own time, and an operator's drill where drills are allowed, do tick
     now_tick = bus.serde.encoder(FEEDBACK_TOPIC, "feedback")(tick(NOW.timestamp()))
-    bus.process([bus.record(FEEDBACK_TOPIC, TICK_KEY, now_tick, by=bus.signer(Role.WORKER, "worker")),
-                 bus.record(FEEDBACK_TOPIC, TICK_KEY, value)])
+    bus.process(
+        [
+            bus.record(FEEDBACK_TOPIC, TICK_KEY, now_tick, by=bus.signer(Role.WORKER, "worker")),
+            bus.record(FEEDBACK_TOPIC, TICK_KEY, value),
+        ]
+    )
     assert _codes(bus) == [] and bus.leads[lead["lead_id"]]["escalation"] == "ACKNOWLEDGE_OVERDUE"
 
 
 def test_a_record_signed_for_one_partition_key_cannot_be_moved_to_another(bus: Bus) -> None:
     lead = _liquor(bus)
     topic = feedback_topic(POLICE_TEAM)
-    value = bus.serde.encoder(topic, "feedback")(feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None,
-                                                          NOW.timestamp()))
+    value = bus.serde.encoder(topic, "feedback")(
+        feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None, NOW.timestamp())
+    )
     record = bus.record(topic, lead["business_key"].encode(), value)
     bus.process([Record(*record[:2], b"another-business", *record[3:])])
     assert _codes(bus) == ["bad_signature"] and bus.leads[lead["lead_id"]]["status"] == "OPEN"
@@ -314,7 +351,7 @@ def test_the_readmes_example_verifies_a_lead_from_the_hub(bus: Bus, monkeypatch)
     from hub.settings import REPO_ROOT
 
     text = (REPO_ROOT / "docs" / "design" / "trust.md").read_text()
-    code = text[text.index("```python\nimport hashlib, json, struct"):].split("```")[1].removeprefix("python\n")
+    code = text[text.index("```python\nimport hashlib, json, struct") :].split("```")[1].removeprefix("python\n")
     monkeypatch.chdir(bus.settings.trust_path.parent)
     namespace: dict = {}
     exec(code, namespace)
@@ -328,7 +365,7 @@ def test_the_readmes_example_verifies_a_lead_from_the_hub(bus: Bus, monkeypatch)
     assert not namespace["from_the_hub"](topic, key, value, connector.headers(topic, key, value))
     batch = [(topic, f"lead-{i:020x}".encode(), value + bytes([i])) for i in range(5)] + [(topic, key, value)]
     signed = worker.batch(batch)  # as the workers send: one signature for a step's records
-    assert all(namespace["from_the_hub"](*record, h) for record, h in zip(batch, signed))
+    assert all(namespace["from_the_hub"](*record, h) for record, h in zip(batch, signed, strict=False))
     assert not namespace["from_the_hub"](topic, key, value, signed[0])
 
 
@@ -340,10 +377,15 @@ def test_a_record_keyed_by_another_business_is_refused(bus: Bus) -> None:
     leads_before, states_before = dict(bus.leads), dict(bus.businesses)
     lead = _liquor(bus)
     topic = feedback_topic(POLICE_TEAM)
-    answer = bus.serde.encoder(topic, "feedback")(feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None,
-                                                           NOW.timestamp()))
-    bus.process([bus.record(genuine.topic, b"91410502MA3XK1Q2Y8", genuine.value),  # re-signed under another key
-                 bus.record(topic, b"91410502MA3XK1Q2Y8", answer)])
+    answer = bus.serde.encoder(topic, "feedback")(
+        feedback(lead, "ACKNOWLEDGED", POLICE_TEAM, None, None, NOW.timestamp())
+    )
+    bus.process(
+        [
+            bus.record(genuine.topic, b"91410502MA3XK1Q2Y8", genuine.value),  # re-signed under another key
+            bus.record(topic, b"91410502MA3XK1Q2Y8", answer),
+        ]
+    )
     assert _codes(bus) == ["misrouted_event", "misrouted_feedback"]
     assert bus.leads == leads_before and bus.businesses == states_before
 
@@ -356,7 +398,7 @@ def test_a_batch_signature_covers_each_record_and_nothing_else(signed) -> None:
     records = [("hub.events.samr", f"k{i}".encode(), f"value {i}".encode() * 20) for i in range(37)]
     headers = signer.batch(records)
     at = int(UTC_NOW.timestamp() * 1000)
-    for (topic, key, value), h in reversed(list(zip(records, headers))):
+    for (topic, key, value), h in reversed(list(zip(records, headers, strict=False))):
         assert verifier.verify(topic, key, value, h, at).signer.name == "samr.penalty"
     topic, key, value = records[5]
     assert _code(verifier, topic, key, value + b"x", headers[5], at) == "bad_signature"

@@ -32,7 +32,7 @@ def test_each_implausible_value_is_named_with_its_reason_and_never_echoed(tmp_pa
 @pytest.mark.parametrize("record, field, code", [
     ({"a": {"b": [1, {"c": "x\x00"}]}}, "a.b[1].c", "control_character"),
     ({"d": ("Name", {"on": dt.date(1948, 12, 31)})}, "d.on", "date_out_of_range"),
-    ({"at": dt.datetime(2026, 11, 4, tzinfo=dt.timezone.utc)}, "at", "date_out_of_range"),
+    ({"at": dt.datetime(2026, 11, 4, tzinfo=dt.UTC)}, "at", "date_out_of_range"),
     # A date directly in a record is settled in place when in range: year 1,
     # year 9999 and a deadline beyond its window still fail, by name.
     ({"on": dt.date(1, 1, 1)}, "on", "date_out_of_range"),

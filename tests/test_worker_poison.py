@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Producer
@@ -123,12 +123,12 @@ def test_nothing_is_acknowledged_while_the_registry_is_down(registry, own_settin
     finally:
         _stop(worker)
     leads = final_leads(settings)
-    assert {e["event_id"] for l in leads.values() for e in l["evidence"]} == {good["event_id"], second["event_id"]}
+    assert {e["event_id"] for lead in leads.values() for e in lead["evidence"]} == \
+        {good["event_id"], second["event_id"]}
     assert not dead_letters(settings)
 
 
-def test_a_worker_that_gives_up_exits_without_acknowledging(registry, own_settings: Settings,
-                                                            tmp_path: Path) -> None:
+def test_a_worker_that_gives_up_exits_without_acknowledging(registry, own_settings: Settings, tmp_path: Path) -> None:
     good = critical_event(tmp_path, RECEIVED.now(RECEIVED.tzinfo))
     settings, worker = _registry_down(registry, own_settings, tmp_path, HUB_RETRY_ATTEMPTS="3")
     try:
@@ -138,8 +138,9 @@ def test_a_worker_that_gives_up_exits_without_acknowledging(registry, own_settin
         _stop(worker)
     assert committed_total(settings) == 0
     registry[0].down = False
-    again = start_worker(settings, tmp_path, HUB_SCHEMA_REGISTRY_URL=settings.schema_registry_url,
-                         HUB_LIFECYCLE_TICK_S="0")
+    again = start_worker(
+        settings, tmp_path, HUB_SCHEMA_REGISTRY_URL=settings.schema_registry_url, HUB_LIFECYCLE_TICK_S="0"
+    )
     try:
         wait_until_processed(settings, timeout_s=120)
     finally:

@@ -68,7 +68,7 @@ def _wait_for_progress(settings: Settings, at_least: int) -> None:
 
 def _open_leads(settings: Settings) -> dict[str, frozenset[str]]:
     leads = final_leads(settings)
-    assert all(len(l["evidence"]) == len({e["event_id"] for e in l["evidence"]}) for l in leads.values())
+    assert all(len(lead["evidence"]) == len({e["event_id"] for e in lead["evidence"]}) for lead in leads.values())
     return {lid: frozenset(e["event_id"] for e in lead["evidence"])
             for lid, lead in leads.items() if lead["status"] == "OPEN"}
 
