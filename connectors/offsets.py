@@ -23,7 +23,8 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from confluent_kafka import Message, Producer
 
@@ -121,6 +122,6 @@ class OffsetStore:
         value = self._encode({
             "connector": connector, "file_fingerprint": file_fingerprint, "file": file,
             "rows_done": cursor.rows_done, "complete": cursor.complete, "rows_claimed": cursor.rows_claimed,
-            "updated_at": dt.datetime.now(dt.timezone.utc)})
+            "updated_at": dt.datetime.now(dt.UTC)})
         self._producer.produce(self._topic, key=key, value=value,
                                headers=self._signer.headers(self._topic, key, value))

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -77,7 +77,7 @@ def dead_letter(stage: str, reason_code: str, reason: str, original: dict[str, s
                 file: str | None = None, row: int | None = None, column: str | None = None) -> dict[str, object]:
     return {"stage": stage, "source_file": file, "source_row": row, "column": column,
             "reason_code": reason_code, "reason": reason, "original": original,
-            "failed_at": dt.datetime.now(dt.timezone.utc)}
+            "failed_at": dt.datetime.now(dt.UTC)}
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class ConnectorRunner:
 
     def _drain(self) -> None:
         pending, self._pending = self._pending, []
-        for (topic, key, value), headers in zip(pending, self.signer.batch(pending)):
+        for (topic, key, value), headers in zip(pending, self.signer.batch(pending), strict=False):
             while True:
                 try:
                     self.producer.produce(topic, key=key, value=value, headers=headers,
@@ -301,7 +301,7 @@ class ConnectorRunner:
         return refusal(path, shown, self.settings.validation)
 
     def _publish_row(self, row: SourceRow, summary: RunSummary) -> None:
-        outcome = convert_row(self.connector, row, dt.datetime.now(dt.timezone.utc), self.settings.validation,
+        outcome = convert_row(self.connector, row, dt.datetime.now(dt.UTC), self.settings.validation,
                               self._encode_event)
         if outcome.rejection is not None:
             rejected = outcome.rejection

@@ -57,7 +57,8 @@ class SamrComplaintConnector(Connector):
             if not found["business_id"]:  # the USCC's own region stands; else the platform's division
                 found["region_code"] = division
         subject_matter = row.text("subject_matter")
-        summary = f"{row.required('kind')}({row.required('status')})" + (f": {subject_matter}" if subject_matter else "")
+        summary = f"{row.required('kind')}({row.required('status')})" + \
+            (f": {subject_matter}" if subject_matter else "")
         return [make_event(
             connector=self.name, agency=self.agency, kind=EventKind(kind),
             source_record_id=number, file=row.source.file, row=row.source.number,

@@ -13,7 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator, Literal, Mapping, overload
+from typing import ClassVar, Literal, overload
+from collections.abc import Callable, Iterator, Mapping
 
 from connectors.tabular import BadRecord, FileFormatError, clip, normalise_header, read_rows
 from hub.domain.events import Agency, Business, BusinessRole, Event
@@ -313,7 +314,7 @@ class Connector(ABC):
             return misshapen
         if max(map(len, cells)) <= self.limits.max_text_chars and not has_control_character("".join(cells)):
             return None  # the common case, in one pass: which cell is to blame is asked only of bad rows
-        for column, cell in zip(header, cells):
+        for column, cell in zip(header, cells, strict=False):
             try:
                 check_text(cell, column, self.limits)
             except Invalid as exc:

@@ -9,7 +9,8 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 TABULAR_SUFFIXES = {".csv", ".xlsx"}
 

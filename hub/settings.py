@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -320,12 +321,12 @@ class Settings:
     def trust_path(self) -> Path:
         return Path(self.trust_file) if self.trust_file else self.keys_path / "trust.json"
 
-    def on_embedded(self, bootstrap: str, **overrides: Any) -> "Settings":
+    def on_embedded(self, bootstrap: str, **overrides: Any) -> Settings:
         """These settings on the embedded broker at ``bootstrap``: a demo or
         test bus, where missing keys are made on first use and drills run."""
         return self.with_overrides(broker_url=bootstrap, provision_keys=True, allow_drills=True, **overrides)
 
-    def with_overrides(self, **overrides: Any) -> "Settings":
+    def with_overrides(self, **overrides: Any) -> Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}
         return dataclasses.replace(self, **_coerce(Settings, clean))
 

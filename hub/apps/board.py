@@ -74,7 +74,7 @@ class LeadBoard:
     def open_leads(self, team: str) -> list[dict[str, Any]]:
         with self._lock:
             leads = [lead for lead in self._leads[team].values() if lead["status"] in ACTIVE]
-        return sorted(leads, key=lambda l: (-SEVERITIES.index(l["severity"]), l["first_seen"]))
+        return sorted(leads, key=lambda lead: (-SEVERITIES.index(lead["severity"]), lead["first_seen"]))
 
     def followups(self, team: str) -> list[dict[str, Any]]:
         """Leads closed or rejected whose follow-through is still due or
@@ -85,12 +85,12 @@ class LeadBoard:
                      and lead["status"] not in (LeadStatus.SUPERSEDED, LeadStatus.RECHECKED)
                      and (lead.get("recheck_on") is not None or set(lead.get("escalations") or ())
                           & {Escalation.NOT_TRANSFERRED, Escalation.RECHECK_OVERDUE})]
-        return sorted(leads, key=lambda l: (-SEVERITIES.index(l["severity"]), l["first_seen"]))
+        return sorted(leads, key=lambda lead: (-SEVERITIES.index(lead["severity"]), lead["first_seen"]))
 
     def counts(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
         """Open leads per (team, severity) and overdue leads per team."""
         open_: dict[tuple[str, str], int] = {(t, s): 0 for t in self.teams for s in SEVERITIES}
-        overdue = {t: 0 for t in self.teams}
+        overdue = dict.fromkeys(self.teams, 0)
         for team in self.teams:
             for lead in self.open_leads(team):
                 open_[team, lead["severity"]] += 1
@@ -136,7 +136,7 @@ def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
                 for topic, lead in follow_topics(settings, sorted(board.topics), True, stop.is_set, board.reading):
                     board.apply(topic, lead)
                     wait = retry_s[0]
-            except Exception as exc:  # noqa: BLE001 (whatever it was, the board follows again)
+            except Exception as exc:
                 log.warning("lead board: following the team topics failed (%s); again in %.0f s", shown(exc), wait)
                 stop.wait(wait)
                 wait = min(wait * 2, retry_s[1])
@@ -243,8 +243,8 @@ def displayed(lead: dict[str, Any]) -> dict[str, Any]:
 
 def chart(open_leads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The open and overdue leads per severity, for the page's chart."""
-    return [{"severity": labels.SEVERITIES[s], "code": s, "open": sum(l["severity"] == s for l in open_leads),
-             "overdue": sum(l["severity"] == s and bool(is_overdue(l)) for l in open_leads)}
+    return [{"severity": labels.SEVERITIES[s], "code": s, "open": sum(lead["severity"] == s for lead in open_leads),
+             "overdue": sum(lead["severity"] == s and bool(is_overdue(lead)) for lead in open_leads)}
             for s in reversed(SEVERITIES)]
 
 
@@ -318,7 +318,8 @@ function drawChart(data) {
     name.setAttribute("x", 40 + i * (width + gap) + 18); name.setAttribute("y", 20 + height + 18);
     name.setAttribute("font-size", "13"); svg.append(name);
   });
-  for (const [text, color, x] of [["待办", "#4a7bb7", 40 + 4 * (width + gap)], ["超期", "#c0392b", 40 + 4 * (width + gap)]]) {
+  for (const [text, color, x] of [["待办", "#4a7bb7", 40 + 4 * (width + gap)], ["超期", "#c0392b",
+                                                                              40 + 4 * (width + gap)]]) {
     const key = document.createElementNS(SVG, "text"); key.textContent = "■ " + text; key.setAttribute("fill", color);
     key.setAttribute("x", x); key.setAttribute("y", text === "待办" ? 40 : 60); key.setAttribute("font-size", "13");
     svg.append(key);
@@ -368,7 +369,8 @@ _PAGE = _HEAD + """
 <div class="tabs"><button id="show-open">待办线索</button><button id="show-followup">办结后跟进
 （<span id="count-followup">0</span>）</button></div>
 <div id="tab-open"><table>""" + _COLUMNS + """<tbody id="leads"></tbody></table></div>
-<div id="tab-followup" hidden><p class="muted">已办结或不予采纳、但后续仍到期或逾期的线索：回头看待核实、应移未移（以罚代刑）。</p>
+<div id="tab-followup" hidden><p class="muted">
+已办结或不予采纳、但后续仍到期或逾期的线索：回头看待核实、应移未移（以罚代刑）。</p>
 <table>""" + _COLUMNS + """<tbody id="followups"></tbody></table></div>
 <script src="/static/board.js"></script></body></html>
 """

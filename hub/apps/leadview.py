@@ -54,9 +54,7 @@ def _why_superseded(lead: dict[str, Any]) -> str:
 def matches(lead: dict[str, Any], region_prefix: str | None, min_severity: str | None) -> bool:
     if region_prefix and not (lead["region"]["code"] or "").startswith(region_prefix):
         return False
-    if min_severity and SEVERITIES.index(lead["severity"]) < SEVERITIES.index(min_severity):
-        return False
-    return True
+    return not (min_severity and SEVERITIES.index(lead["severity"]) < SEVERITIES.index(min_severity))
 
 
 def to_json_ready(value: Any) -> Any:

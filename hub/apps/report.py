@@ -25,7 +25,8 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, cast
+from typing import Any, cast
+from collections.abc import Iterable, Mapping
 
 from hub.domain.events import CST, Agency, Event, EventKind, event_key, reporting_delay_s
 from hub.domain.identifiers import region as division
@@ -113,7 +114,7 @@ def counted(leads: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 def lead_figures(leads: Iterable[Mapping[str, Any]], lifecycle: LifecycleSettings) -> Counter[str]:
     """The lead columns of a row, over these leads (SUPERSEDED ones left out)."""
-    out: Counter[str] = Counter({key: 0 for key in LEAD_FIGURES})
+    out: Counter[str] = Counter(dict.fromkeys(LEAD_FIGURES, 0))
     for lead in counted(leads):
         raised = set(_raised(lead))
         links = {k["kind"] for k in lead.get("links") or []}

@@ -15,7 +15,8 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import orjson
 
@@ -83,7 +84,7 @@ class Entry:
         return {**self.body(), "hash": self.hash, "signature": self.signature}
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Entry":
+    def from_record(cls, record: Mapping[str, Any]) -> Entry:
         return cls(record["chain"], int(record["seq"]), record["prev"], int(record["at_ms"]), record["actor"],
                    AuditAction(record["action"]), record["object"], record["outcome"], record["reason"],
                    record["source"], dict(record["detail"]), record["hash"], record["signature"],

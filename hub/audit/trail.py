@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 from hub.audit.entries import AuditAction, Entry
 from hub.audit.verify import Report
@@ -80,7 +80,7 @@ def story(entries: Iterable[Entry], lead_id: str, report: Report | None = None) 
 
 
 def render(entry: Entry, sealed: bool = True) -> str:
-    at = dt.datetime.fromtimestamp(entry.at_ms / 1000, dt.timezone.utc).isoformat(timespec="seconds")
+    at = dt.datetime.fromtimestamp(entry.at_ms / 1000, dt.UTC).isoformat(timespec="seconds")
     detail = ", ".join(f"{k}={v}" for k, v in sorted(entry.detail.items()) if k != "leads")
     return (f"{at}  {entry.action:<17} {entry.actor:<40} {entry.object:<28} {entry.outcome}"
             + ("" if sealed else "  (unsealed: after its chain's last signed head)")

@@ -4,7 +4,8 @@ the head before it. The first problem is named with where it sits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidSignature
 

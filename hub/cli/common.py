@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Any, Callable, cast
+from typing import Any, cast
+from collections.abc import Callable
 
 import click
 

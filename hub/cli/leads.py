@@ -158,5 +158,5 @@ def leads_tick(ctx: click.Context, at: str | None, key_path: Path | None) -> Non
     default = key_file(settings.keys_path, Role.OPERATOR, "operator")
     operator = _own(settings, Role.OPERATOR, key_path or (None if settings.key_file else default))
     n = publish_ticks(settings, when, operator)
-    click.echo(f"tick at {dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat()} on {n} partitions, "
+    click.echo(f"tick at {dt.datetime.fromtimestamp(when, dt.UTC).isoformat()} on {n} partitions, "
                f"signed by {operator.key.trusted.identity}")

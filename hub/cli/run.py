@@ -81,7 +81,7 @@ def backfill(ctx: click.Context, sources: tuple[str, ...], leads_out: Path, time
         serve_metrics(metrics, settings)
         summary = run_pipeline(settings, parsed, metrics, timeout_s=timeout)
     with open(leads_out, "w", encoding="utf-8") as out:
-        for lead in sorted(summary.leads.values(), key=lambda l: l["lead_id"]):
+        for lead in sorted(summary.leads.values(), key=lambda entry: entry["lead_id"]):
             out.write(json.dumps(to_json_ready(lead), ensure_ascii=False) + "\n")
     for line in summary.lines():
         click.echo(line)
@@ -119,7 +119,7 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
         raise click.UsageError("hub demo runs on its own embedded broker; unset the broker URL")
     folder = data_dir or Path(tempfile.mkdtemp(prefix="hub-demo-"))
     files = write_scenario(folder)
-    sources = list(files.items()) + [("samr.penalty", files["samr.penalty"].with_name("行政处罚-市级重报.csv"))]
+    sources = [*list(files.items()), ("samr.penalty", files["samr.penalty"].with_name("行政处罚-市级重报.csv"))]
     sources[-1][1].write_bytes(files["samr.penalty"].read_bytes() + b"\r\n")  # the city system's resend
     sources += write_signals(folder / "signals")
     with broker_for(settings_of(ctx)) as (settings, _):

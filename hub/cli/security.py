@@ -13,7 +13,7 @@ from hub.trust.keys import Role, TrustError, TrustStore, as_json, board_token, c
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @main.group()
@@ -157,10 +157,10 @@ def _apply(settings: Any, rules: list[Any], scram_users: Path | None) -> None:
         upserts: list[UserScramCredentialAlteration] = [
             UserScramCredentialUpsertion(n, info, (scram_users / n).read_text().strip().encode())
             for n in principals(rules)]
-        for user, future in client.alter_user_scram_credentials(upserts).items():
+        for future in client.alter_user_scram_credentials(upserts).values():
             future.result()
         click.echo(f"{len(upserts)} SCRAM-SHA-512 users created or updated")
-    for binding, future in client.create_acls([to_admin(b) for b in rules]).items():
+    for future in client.create_acls([to_admin(b) for b in rules]).values():
         future.result()
     click.echo(f"{len(rules)} ACLs in place (literal patterns)")
 

@@ -32,7 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
@@ -134,8 +135,9 @@ class BenchResult:
             f"stored state: {self.states} businesses, {self.state_bytes_mean:,.0f} bytes each on average, "
             f"{self.state_bytes_max:,} at most (bounded by history_days and history_max_events)",
             f"broker disk: {self.disk_bytes_before / 2**20:.0f} MiB after {self.events_on_broker:,} events, "
-            f"{self.disk_bytes_after / 2**20:.0f} MiB once compacted (changelogs {self.changelog_bytes_after / 2**20:.0f}"
-            f" MiB): {self.disk_bytes_after / 2**20 / self.events_on_broker * 100_000 if self.events_on_broker else 0:.0f}"
+            f"{self.disk_bytes_after / 2**20:.0f} MiB once compacted "
+            f"(changelogs {self.changelog_bytes_after / 2**20:.0f} MiB): "
+            f"{self.disk_bytes_after / 2**20 / self.events_on_broker * 100_000 if self.events_on_broker else 0:.0f}"
             " MiB per 100 000 events",
         ]
 
@@ -223,7 +225,8 @@ def _paced(rate: float, clock: dict[str, float]) -> Feeder:
         inbox = Path(tempfile.mkdtemp(prefix="hub-bench-inbox-"))
         connector = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "connector", "run", sources[0][0], "--path", str(inbox),
-             "--follow", "--interval", "0.05"], env=process_env(settings, HUB_PII_KEY=BENCH_PII_KEY), stdout=subprocess.PIPE,
+             "--follow", "--interval", "0.05"], env=process_env(settings,
+                                                                HUB_PII_KEY=BENCH_PII_KEY), stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True)
         try:
             _line_from(connector)  # "metrics: …": it is up

@@ -23,7 +23,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from connectors.agri_sampling import AgriSamplingConnector
 from connectors.business_registry import BusinessRegistryConnector
@@ -89,8 +90,9 @@ class _Exports:
 
     def __init__(self, rng: random.Random, businesses: int) -> None:
         self.rng = rng
-        people = [(f"代表人{n}", make_resident_id(rng.choice(_DIVISIONS), dt.date(1960 + n % 30, 1 + n % 12, 1 + n % 28),
-                                                f"{n % 1000:03d}")) for n in range(max(1, businesses // 3))]
+        people = [(f"代表人{n}", make_resident_id(rng.choice(_DIVISIONS),
+                                                dt.date(1960 + n % 30, 1 + n % 12, 1 + n % 28), f"{n % 1000:03d}"))
+                  for n in range(max(1, businesses // 3))]
         self.pool = [self._business(i, people) for i in range(businesses)]
         self.complained = self.pool[:max(1, businesses // 10)]
         self.complainants = [(f"投诉人{n}", f"1380372{n:04d}",
@@ -125,7 +127,8 @@ class _Exports:
     def penalty(self, i: int, b: _Business) -> dict[str, str]:
         counterfeit = self.rng.random() < 0.1
         wan = self.rng.randint(50, 90) / 10 if counterfeit else self.rng.randint(1, 30) / 10
-        return {"行政相对人名称": b.name, "行政相对人类别": "法人及非法人组织", "行政相对人代码_1(统一社会信用代码)": self.uscc(b),
+        return {"行政相对人名称": b.name, "行政相对人类别": "法人及非法人组织",
+                "行政相对人代码_1(统一社会信用代码)": self.uscc(b),
                 "法定代表人": "张三", "处罚决定书文号": f"混市监罚〔2026〕{i}号",
                 "违法行为类型": "生产销售伪劣产品" if counterfeit else "经营超过保质期的食品",
                 # the sales the law reads (刑法第140条: 5万 or more), fined as much
@@ -138,7 +141,8 @@ class _Exports:
         accepted = self.day()
         filed = {"案件编号": f"A{b.uscc[2:8]}2026{i:06d}", "案件名称": "生产、销售伪劣产品案",
                  "案由": "生产、销售伪劣产品罪", "受案时间": accepted, "立案时间": accepted, "案件状态": "立案",
-                 "涉案单位名称": b.name, "涉案单位统一社会信用代码": self.uscc(b), "涉案金额(元)": str(self.rng.randint(1000, 90000)),
+                 "涉案单位名称": b.name, "涉案单位统一社会信用代码": self.uscc(b),
+                 "涉案金额(元)": str(self.rng.randint(1000, 90000)),
                  "办案单位": "测试市公安局食药环侦大队", "线索来源": "群众举报"}
         if self.rng.random() >= 1 / 6:
             return [filed]
@@ -152,7 +156,8 @@ class _Exports:
         on = dt.date.fromisoformat(self.day())
         failed = self.rng.random() < 0.5
         found = {"检查编号": f"JC2026-{i:06d}", "被检查单位名称": b.name, "统一社会信用代码": self.uscc(b),
-                 "检查日期": on.isoformat(), "检查人员": "检查员甲、检查员乙", "检查结果": "不符合" if failed else "符合",
+                 "检查日期": on.isoformat(), "检查人员": "检查员甲、检查员乙",
+                 "检查结果": "不符合" if failed else "符合",
                  "结果处理": "书面限期整改" if failed else "通过", "发现问题": "冷库温度记录缺失" if failed else "",
                  "整改期限": (on + dt.timedelta(days=14)).isoformat() if failed else ""}
         later = self.rng.choice((7, 40, None)) if failed else None
@@ -163,14 +168,16 @@ class _Exports:
 
     def farm_sample(self, i: int, b: _Business) -> dict[str, str]:
         failed = self.rng.random() < 0.3
-        return {"样品编号": f"NY2026-{i:05d}", "样品名称": "韭菜", "受检单位名称": b.name, "统一社会信用代码": self.uscc(b),
+        return {"样品编号": f"NY2026-{i:05d}", "样品名称": "韭菜", "受检单位名称": b.name,
+                "统一社会信用代码": self.uscc(b),
                 "抽样地点": "基地", "抽样日期": self.day(), "检测项目": "克百威" if failed else "腐霉利",
                 "检测值": "0.12" if failed else "0.05", "限量值": "0.02" if failed else "0.2", "单位": "mg/kg",
                 "判定结果": "不合格" if failed else "合格", "检测机构": "测试市农产品质量安全检测中心"}
 
     def notice(self, i: int, b: _Business) -> dict[str, str]:
         return {"序号": str(i), "抽样编号": f"GC2026{i:06d}", "标称生产企业名称": b.name, "标称生产企业地址": b.address,
-                "被抽样单位名称": self.rng.choice(self.sellers[b.uscc[2:6]]), "被抽样单位地址": b.address[:6], "食品名称": "酱油",
+                "被抽样单位名称": self.rng.choice(self.sellers[b.uscc[2:6]]), "被抽样单位地址": b.address[:6],
+                "食品名称": "酱油",
                 "生产日期/批号": f"2026{i:06d}", "不合格项目‖检验结果‖标准值": "菌落总数‖8.2×10^4CFU/mL‖≤3×10^4CFU/mL",
                 "分类": "调味品", "公告号": "2026年第18号", "公告日期": "" if self.rng.random() < 0.02 else self.day(),
                 "检验机构": "测试市食品检验检测中心"}
@@ -219,14 +226,16 @@ class _Exports:
         return {"登记编号": f"12315-2026-{i:06d}", "登记日期": on.isoformat(),
                 "诉求类型": self.rng.choice(("投诉", "举报")), "被投诉举报对象名称": target.name,
                 "被投诉举报对象统一社会信用代码": self.uscc(target), "被投诉举报对象地址": target.address,
-                "所属行政区划": target.uscc[2:8], "涉及商品或服务": "食品", "问题描述": f"{name}反映商品变质，电话{phone}",
+                "所属行政区划": target.uscc[2:8], "涉及商品或服务": "食品",
+                "问题描述": f"{name}反映商品变质，电话{phone}",
                 "诉求人姓名": name, "诉求人联系电话": phone, "诉求人证件号码": id_number,
                 "处理单位": "测试市市场监督管理局", "处理状态": "不予受理" if self.rng.random() < 0.05 else "已受理"}
 
     def listed(self, i: int, b: _Business) -> dict[str, str]:
         return {"主体名称": b.name, "统一社会信用代码": b.uscc, "法定代表人": b.representative[0],
                 "法定代表人证件号码": b.representative[1], "列入日期": self.day(),
-                "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证", "作出决定机关": "测试市市场监督管理局"}
+                "列入事由": "因生产经营不符合食品安全标准的食品被处以吊销许可证",
+                "作出决定机关": "测试市市场监督管理局"}
 
 
     def subjects(self, name: str, part: int, parts: int, rows: int) -> list[_Business]:
@@ -423,7 +432,7 @@ class Fleet:
         self.principal_env = principal_env
         self.workers: list[subprocess.Popen[bytes]] = []
         self.exits: list[int] = []  # statuses of workers that ended by themselves
-        self.log = open(workdir / "processes.log", "ab")
+        self.log = open(workdir / "processes.log", "ab")  # noqa: SIM115 (the processes' log, for the fleet's life)
 
     def _spawn(self, principal: str, *args: str, stdout: Any = None) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], cwd=self.workdir,

@@ -105,21 +105,21 @@ def sampling_rows() -> list[list[str]]:
         dict(zip(h, ["1", "GC26410500410230101", PORK.name, PORK.address, "安阳市文峰区惠民生鲜超市",
                      "河南省安阳市文峰区光华路17号", "猪后腿肉", "/", "/", "2026-06-02",
                      "克伦特罗‖0.52μg/kg‖不得检出", "食用农产品", "2026年第18号", "2026-07-10",
-                     "河南省食品药品检验研究院", ""])),
+                     "河南省食品药品检验研究院", ""], strict=False)),
         # A condiment shop's soy sauce: a minor (non-criminal) failure.
         dict(zip(h, ["2", "GC26410500410230155", "河南省豫香酿造有限公司", "河南省新乡市原阳县",
                      CONDIMENT.name, CONDIMENT.address, "酱油", "500mL/瓶", "豫香", "2026-04-11",
                      "氨基酸态氮(以氮计)‖0.35g/100mL‖≥0.4g/100mL；菌落总数‖8.2×10^4CFU/mL‖≤3×10^4CFU/mL",
-                     "调味品", "2026年第18号", "2026-07-10", "安阳市食品检验检测中心", ""])),
+                     "调味品", "2026年第18号", "2026-07-10", "安阳市食品检验检测中心", ""], strict=False)),
         # A cake from the bakery, named with full-width brackets: resolved to its USCC by name in region.
         dict(zip(h, ["3", "GC26410500410230171", BAKERY_AS_SAMPLED, BAKERY.address, "安阳市殷都区便民超市",
                      "河南省安阳市殷都区铁西路20号", "蛋糕", "400g/盒", "香满园", "2026-06-20",
                      "菌落总数‖5.2×10^5CFU/g‖≤10^5CFU/g", "糕点", "2026年第18号", "2026-07-10",
-                     "安阳市食品检验检测中心", ""])),
+                     "安阳市食品检验检测中心", ""], strict=False)),
         # Bad row: no announcement date.
         dict(zip(h, ["4", "GC26410500410230190", "某某食品厂", "", "某某超市", "", "饼干", "", "",
                      "", "铝的残留量‖210mg/kg‖≤100mg/kg", "糕点", "2026年第18号", "",
-                     "安阳市食品检验检测中心", ""])),
+                     "安阳市食品检验检测中心", ""], strict=False)),
     ]
     return [[r[c] for c in h] for r in rows]
 
@@ -128,8 +128,8 @@ def write_city_double_report(folder: Path) -> Path:
     """The city system's report of the county's two sampling failures: same
     samples, the city's own sampling numbers, announced three days later."""
     h = _headers(SamrSamplingConnector)
-    rows = [dict(zip(h, r)) for r in sampling_rows()[:2]]
-    for row, city_no in zip(rows, ("SC2026-AY-0031", "SC2026-AY-0032")):
+    rows = [dict(zip(h, r, strict=False)) for r in sampling_rows()[:2]]
+    for row, city_no in zip(rows, ("SC2026-AY-0031", "SC2026-AY-0032"), strict=False):
         row.update({"抽样编号": city_no, "公告号": "安阳市市场监管局2026年第7期", "公告日期": "2026-07-13"})
     folder.mkdir(parents=True, exist_ok=True)
     return write_csv(folder / "不合格产品信息-市级.csv", h, [[r[c] for c in h] for r in rows], "utf-8-sig")
@@ -163,7 +163,8 @@ def penalty_rows() -> list[list[str]]:
             "1.2", "0.08", "2026-05-18", "安阳市殷都区市场监督管理局"),
         # Bad row: USCC with a wrong check character.
         row(NOODLE, "安殷市监罚〔2026〕31号", "未按规定公示食品经营许可证", "", "0.1", "",
-            "2026-05-06", "安阳市殷都区市场监督管理局", uscc_value=NOODLE.uscc[:-1] + ("0" if NOODLE.uscc[-1] != "0" else "1")),
+            "2026-05-06", "安阳市殷都区市场监督管理局",
+            uscc_value=NOODLE.uscc[:-1] + ("0" if NOODLE.uscc[-1] != "0" else "1")),
     ]
 
 
@@ -248,7 +249,8 @@ def write_registry(path: Path, entries: list[tuple[str, ...]]) -> Path:
     representative, their ID number]) per business."""
     h = _headers(BusinessRegistryConnector)
     rows = [{"统一社会信用代码": uscc, "企业名称": name, "住所": address, "许可证编号": licences, "注册号": "",
-             "成立日期": "", "登记机关": "", "法定代表人": rep[0] if rep else "", "法定代表人证件号码": rep[1] if rep else ""}
+             "成立日期": "", "登记机关": "", "法定代表人": rep[0] if rep else "",
+             "法定代表人证件号码": rep[1] if rep else ""}
             for uscc, name, address, licences, *rep in entries]
     return write_csv(path, h, [[r[c] for c in h] for r in rows], "utf-8-sig")
 

@@ -104,7 +104,8 @@ def write_signals(folder: Path) -> list[tuple[str, Path]]:
                    _inspection_row("JC-2026-1102", LISTED, "2026-11-17", "不符合", "立即停止食品生产经营活动",
                                    "使用过期原料")]
     return [
-        ("samr.credit", write_csv(folder / "严重违法失信名单.csv", credit, [[listing[c] for c in credit]], "utf-8-sig")),
+        ("samr.credit", write_csv(folder / "严重违法失信名单.csv", credit, [[listing[c] for c in credit]],
+                                  "utf-8-sig")),
         ("samr.inspection", write_csv(folder / "日常监督检查-永兴.csv", _headers(SamrInspectionConnector), inspections,
                                       "utf-8")),
         ("registry.business", write_registry(folder / "企业登记信息-法定代表人.csv", [

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from hub.domain.events import POLICE_TAKES_UP, EventKind, Outcome, cst_day, cst_start_ms
 from hub.domain.lifecycle import LeadMark, LeadStatus, LinkKind
@@ -132,9 +132,9 @@ def overdue_drafts(business_key: str, found: Iterable[Rectification], flagged: s
     family = RuleFamily.RECTIFICATION_OVERDUE
     return [LeadDraft(lead_id(business_key, family, r.start.occurred_on), family, r.start.occurred_on,
                       r.evidence[-1].occurred_on, r.evidence)
-            for r in found if r.confirmed_late(grace_days) or r.start.event_id in flagged and not (
+            for r in found if r.confirmed_late(grace_days) or (r.start.event_id in flagged and not (
                 # a tick flagged it before the compliant re-inspection, dated in time, arrived: not overdue
-                r.confirmed_by is not None and r.overdue_from(grace_days) is None)]
+                r.confirmed_by is not None and r.overdue_from(grace_days) is None))]
 
 
 def is_police_follow_up(fact: Fact, leads: Mapping[str, LeadMark]) -> bool:

@@ -58,7 +58,7 @@ class ComplainantIndex:
     filings: dict[str, Filing] = field(default_factory=dict)  # by event ID
     told: set[str] = field(default_factory=set)  # business keys
 
-    def snapshot(self) -> "ComplainantIndex":
+    def snapshot(self) -> ComplainantIndex:
         return ComplainantIndex(dict(self.filings), set(self.told))
 
 
@@ -147,7 +147,7 @@ class Member:
     on: dt.date
 
     @classmethod
-    def of(cls, party: Party) -> "Member":
+    def of(cls, party: Party) -> Member:
         return cls(party.key, party.business_id, party.name, party.region_code, tuple(sorted(party.reasons)),
                    party.on)
 
@@ -168,7 +168,7 @@ class PersonIndex:
     members: dict[str, Member] = field(default_factory=dict)  # by business key
     told: set[Told] = field(default_factory=set)
 
-    def snapshot(self) -> "PersonIndex":
+    def snapshot(self) -> PersonIndex:
         return PersonIndex(dict(self.members), set(self.told))
 
 

@@ -19,6 +19,9 @@ from hub.domain.rules import LEAD_ID_PREFIX, RECOMMENDED_ACTION, Fact, LeadDraft
 from hub.settings import LifecycleSettings, RuleSettings
 
 
+DEFAULT_DEADLINES = LifecycleSettings()  # frozen: one instance serves every call
+
+
 class Accepted(Enum):
     """What became of an event offered to a business's state."""
 
@@ -186,7 +189,8 @@ class BusinessState:
 
     def party(self, key: str, on: dt.date) -> signals.Party:
         """This business as its legal representatives' indexes hear of it."""
-        return signals.Party(key, self.business_id, self.name, self.region_code, signals.reasons(self.credit, self.leads.values()), on)
+        reasons = signals.reasons(self.credit, self.leads.values())
+        return signals.Party(key, self.business_id, self.name, self.region_code, reasons, on)
 
     def learn(self, event: Event) -> Candidate | None:
         """What a record that carries its USCC teaches the registry: the
@@ -320,7 +324,7 @@ class BusinessState:
 
     # -- leads ------------------------------------------------------------
     def lead_updates(self, business_key: str, rules: RuleSettings, now_ms: int,
-                     deadlines: LifecycleSettings = LifecycleSettings()) -> list[Lead]:
+                     deadlines: LifecycleSettings = DEFAULT_DEADLINES) -> list[Lead]:
         """Lead records to publish: new leads, leads with new evidence or a new
         status, and leads a late older event superseded. Marks them published."""
         rectifications = followup.rectifications(self.facts.values())
@@ -472,7 +476,7 @@ class BusinessState:
         chained = [self.facts[e] for e in mark.chained if e in self.facts and e not in in_draft]
         return sorted((*draft.evidence, *chained), key=lambda f: (f.occurred_on, f.event_id))
 
-    def snapshot(self) -> "BusinessState":
+    def snapshot(self) -> BusinessState:
         """A copy that later changes to this state leave alone: to roll back
         to. Facts and candidates are immutable, so sharing them is safe."""
         return dataclasses.replace(
@@ -492,7 +496,7 @@ class BusinessState:
             sorted(self.representatives), self.member_told, storage.BUSINESS_STATE_VERSION))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "BusinessState":
+    def from_bytes(cls, data: bytes) -> BusinessState:
         raw = storage.load_business(data)
         facts = [storage.fact_of(f) for f in raw.f]
         return cls(raw.n, raw.b, raw.r, {f.event_id: f for f in facts},
@@ -549,7 +553,8 @@ def _registered_licences(event: Event) -> list[str]:
     return list(detail_of(event).get("licences") or []) if event["kind"] == "REGISTRATION" else []
 
 
-NEVER_LISTED: CreditFields = {"credit_status": None, "credit_listed_on": None, "credit_reason": None, "credit_authority": None,
+NEVER_LISTED: CreditFields = {"credit_status": None, "credit_listed_on": None, "credit_reason": None,
+                              "credit_authority": None,
                 "credit_removed_on": None}
 MOVED_NOTE = "its evidence was resolved to "
 # Superseded with no successor and nothing moved: the records no longer make
@@ -585,12 +590,12 @@ def _recommended_action(draft: LeadDraft) -> str:
         return action
     dropped = sorted({(f.occurred_on, f.source_record_id) for f in draft.evidence
                       if f.outcome == Outcome.POLICE_DROPPED.value})
-    return action + "".join(f"；公安机关撤案：案件编号 {case}，{day.isoformat()}，撤案原因未随数据报送，请向办案单位调取撤案决定书"
-                            for day, case in dropped)
+    return action + "".join(f"；公安机关撤案：案件编号 {case}，{day.isoformat()}，"
+                            "撤案原因未随数据报送，请向办案单位调取撤案决定书" for day, case in dropped)
 
 
 def _from_ms(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 def _corroborates(fact: Fact) -> bool:

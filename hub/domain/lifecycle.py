@@ -21,7 +21,8 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from hub.domain.events import cst_start_ms
 from hub.domain.rules import SEVERITY, RuleFamily
@@ -127,7 +128,7 @@ class LeadMark:
     def severity(self) -> str:
         return SEVERITY[RuleFamily(self.rule)].value
 
-    def copy(self) -> "LeadMark":
+    def copy(self) -> LeadMark:
         return dataclasses.replace(self, history=list(self.history))
 
     def note(self, at_ms: int, status: str, team: str | None = None, note: str | None = None) -> None:

@@ -28,7 +28,7 @@ import re
 import traceback
 import unicodedata
 from pathlib import Path
-from typing import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 # Numbers as clerks type them: ASCII or full-width digits, in groups split by
 # up to three spaces (any: no-break, ideographic), dots, hyphens, dashes,
@@ -292,7 +292,7 @@ def _is_date(parts: list[str]) -> bool:
 def _with_prefix(text: str, start: int, end: int) -> tuple[int, int]:
     """A number with the + of its country code, or the bracket its area code opens: ``(0354)6231234``."""
     before = text[start - 1:start]
-    if before in ("+", "＋") or before in ("(", "（") and any(c in text[start:end] for c in ")）"):
+    if before in ("+", "＋") or (before in ("(", "（") and any(c in text[start:end] for c in ")）")):
         return start - 1, end
     return start, end
 
@@ -406,7 +406,7 @@ def _replace_spans(text: str, spans: list[tuple[int, int]], by: Callable[[str], 
 def _outside_tokens(text: str, change: Callable[[str], str]) -> str:
     """``change`` applied to the text between the tokens already in it."""
     parts, tokens = _TOKEN.split(text), _TOKEN.findall(text)
-    return "".join([change(parts[0]), *(t + change(p) for t, p in zip(tokens, parts[1:]))])
+    return "".join([change(parts[0]), *(t + change(p) for t, p in zip(tokens, parts[1:], strict=False))])
 
 
 def is_token(text: str) -> bool:

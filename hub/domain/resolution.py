@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from hub.domain import storage
 from hub.domain.identifiers import region, within
@@ -69,7 +70,7 @@ class Candidate:
     def lookup_keys(self) -> list[str]:
         return _keys(sorted(self.names), sorted(self.licences), sorted(self.registration_numbers))
 
-    def merge(self, other: "Candidate") -> "Candidate":
+    def merge(self, other: Candidate) -> Candidate:
         return replace(self, name=min(self.name, other.name), region_code=min(self.region_code, other.region_code),
                        names=self.names | other.names, addresses=self.addresses | other.addresses,
                        licences=self.licences | other.licences,
@@ -81,7 +82,7 @@ class Candidate:
                 "licences": sorted(self.licences), "registration_numbers": sorted(self.registration_numbers)}
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "Candidate":
+    def from_json(cls, raw: dict[str, Any]) -> Candidate:
         return cls(raw["business_id"], raw["name"], raw["region_code"], frozenset(raw["names"]),
                    frozenset(raw["addresses"]), frozenset(raw["licences"]),
                    frozenset(raw["registration_numbers"]))
@@ -108,7 +109,7 @@ class Decision:
         return [self.business_id, self.method, self.matched, self.reason, list(self.candidates), self.explanation]
 
     @classmethod
-    def from_json(cls, raw: list[Any]) -> "Decision":
+    def from_json(cls, raw: list[Any]) -> Decision:
         return cls(raw[0], raw[1], raw[2], raw[3], tuple(raw[4]), raw[5])
 
 
@@ -145,7 +146,7 @@ class ParkedRecord:
                 "parked_ms": self.parked_ms, "decision": self.decision.to_json()}
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "ParkedRecord":
+    def from_json(cls, raw: dict[str, Any]) -> ParkedRecord:
         return cls(raw["event_id"], raw["provisional_key"], raw["topic"], base64.b64decode(raw["event"]),
                    raw["name"], raw["display_name"], raw["region_code"], raw["address"], raw["licence"],
                    raw["registration_number"], raw["parked_ms"], Decision.from_json(raw["decision"]))
@@ -302,7 +303,7 @@ class ResolverState:
                             storage.RESOLVER_STATE_VERSION)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "ResolverState":
+    def from_bytes(cls, data: bytes) -> ResolverState:
         raw = storage.load(data, storage.RESOLVER_STATE_VERSION, storage.RESOLVER_MIGRATIONS)
         candidates = [Candidate.from_json(c) for c in raw["c"]]
         records = [ParkedRecord.from_json(r) for r in raw["r"]]

@@ -23,7 +23,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable
 
 from hub.domain.events import (COMPLAINT_KINDS, POLICE_TAKES_UP, Event, EventKind, Outcome, detail_of, outcome,
                                reporting_delay_s)
@@ -65,7 +66,8 @@ SEVERITY = {RuleFamily.CRIMINAL_REFERRAL: Severity.CRITICAL, RuleFamily.CROSS_AG
             RuleFamily.RELATED_PARTY: Severity.MEDIUM}
 
 RECOMMENDED_ACTION = {  # in the desks' language: the board and every team's topic show it as it is
-    RuleFamily.CRIMINAL_REFERRAL: "移送公安机关（行刑衔接）：3日内作出移送决定，24小时内移送；涉嫌犯罪的，绝不能以罚代刑",
+    RuleFamily.CRIMINAL_REFERRAL: "移送公安机关（行刑衔接）：3日内作出移送决定，24小时内移送；"
+                                  "涉嫌犯罪的，绝不能以罚代刑",
     RuleFamily.CROSS_AGENCY: "联合执法：相关部门联合检查，互通案卷，避免各自为战",
     RuleFamily.REPEAT_OFFENDER: "重点监管：列为重点监管对象，复查并视情采取许可证措施",
     RuleFamily.REVERSE_REFERRAL: "反向移送：公安机关已撤案，依法考虑给予行政处罚，避免违法行为不了了之",
@@ -218,7 +220,8 @@ def counterfeit_reason(figures: StatedFigures, rules: RuleSettings) -> str:
     if sales is not None and sales >= rules.counterfeit_threshold_yuan:
         return f"伪劣产品 销售金额{_yuan(sales)}元 ≥ {rules.counterfeit_threshold_yuan}元 (刑法第140条)"
     if goods >= rules.counterfeit_goods_value_threshold_yuan:
-        return f"伪劣产品 货值金额{_yuan(goods)}元 ≥ {rules.counterfeit_goods_value_threshold_yuan}元 (刑法第140条, 未遂)"
+        return (f"伪劣产品 货值金额{_yuan(goods)}元 ≥ {rules.counterfeit_goods_value_threshold_yuan}元 "
+                "(刑法第140条, 未遂)")
     return _sold_and_unsold_reason(sales, unsold, rules)
 
 

@@ -34,7 +34,8 @@ import datetime as dt
 import enum
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from hub.domain.events import COMPLAINT_KINDS, Event, EventKind, Outcome, detail_of
 from hub.domain.lifecycle import LeadMark
@@ -64,7 +65,7 @@ class IndexKey:
     ref: str
 
     @classmethod
-    def parse(cls, key: str) -> "IndexKey | None":
+    def parse(cls, key: str) -> IndexKey | None:
         """The index a key names, or None for a business's key."""
         kind, sep, ref = key.partition(":")
         return cls(IndexKind(kind), ref) if sep and kind in _INDEX_KINDS else None
@@ -118,7 +119,7 @@ class Party:
                 "region_code": self.region_code, "reasons": list(self.reasons), "on": self.on}
 
     @classmethod
-    def from_message(cls, message: dict[str, Any] | tuple[str, dict[str, Any]]) -> "Party":
+    def from_message(cls, message: dict[str, Any] | tuple[str, dict[str, Any]]) -> Party:
         """From a resolution message's ``party`` (a union branch read with its record name)."""
         raw = message[1] if isinstance(message, tuple) else message
         return cls(raw["key"], raw["business_id"], raw["name"], raw["region_code"], tuple(raw["reasons"]), raw["on"])
@@ -144,7 +145,7 @@ class Credit:
         return self.removed_on or self.listed_on
 
     @classmethod
-    def of(cls, event: Event) -> "Credit":
+    def of(cls, event: Event) -> Credit:
         body = detail_of(event)
         return cls(event["event_id"], body["listed_on"], body.get("reason"), body.get("authority"),
                    body.get("removed_on"))
@@ -160,7 +161,7 @@ class Credit:
                 self.removed_on.toordinal() if self.removed_on else None]
 
     @classmethod
-    def from_json(cls, raw: list[Any]) -> "Credit":
+    def from_json(cls, raw: list[Any]) -> Credit:
         event_id, listed, reason, authority, removed = raw[:5]
         return cls(event_id, dt.date.fromordinal(listed), reason, authority,
                    dt.date.fromordinal(removed) if removed else None)
@@ -233,8 +234,9 @@ def _batches(business_key: str, facts: list[Fact], rules: RuleSettings) -> list[
         if len({f.party for f in group}) >= rules.batch_trace_min_sellers:
             group.sort(key=lambda f: (f.occurred_on, f.event_id))
             # The batch's first sample dates the lead: a later seller joins it.
-            out.append(LeadDraft(lead_id(f"{business_key}|{batch_of(group[0])}", RuleFamily.BATCH_TRACE,
-                                         group[0].occurred_on), RuleFamily.BATCH_TRACE, group[0].occurred_on, group[-1].occurred_on, tuple(group)))
+            first = group[0].occurred_on
+            out.append(LeadDraft(lead_id(f"{business_key}|{batch_of(group[0])}", RuleFamily.BATCH_TRACE, first),
+                                 RuleFamily.BATCH_TRACE, first, group[-1].occurred_on, tuple(group)))
     return out
 
 

@@ -18,7 +18,8 @@ new contract, not a new version."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import msgspec
 import orjson

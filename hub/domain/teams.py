@@ -21,7 +21,8 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any
+from collections.abc import Collection, Iterable, Mapping
 
 from hub.domain.events import Agency
 from hub.domain.lifecycle import WITHDRAWN
@@ -145,7 +146,7 @@ def _parse_team(entry: dict[str, Any], teams: Mapping[str, Team]) -> Team:
     """One ``[[teams]]`` entry, checked against the teams before it."""
     name = str(entry.get("name", ""))
     _check_name(name, teams)
-    unknown = set(entry) - {f for f in Team.__dataclass_fields__}
+    unknown = set(entry) - set(Team.__dataclass_fields__)
     if unknown:
         raise TeamConfigError(f"team {name!r}: unknown keys {sorted(unknown)}")
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
@@ -277,7 +278,8 @@ def _withhold_follow_ups(links: list[dict[str, Any]], team: Team, withheld: set[
     """A linked event's id, of an agency the team may not read, blanked (in place)."""
     for follow_up in links:
         agency = follow_up.get("agency")
-        if agency and follow_up.get("event_id") and not (team.cleared_for(agency) and "event_id" in team.cleared_fields):
+        cleared = team.cleared_for(agency) and "event_id" in team.cleared_fields if agency else False
+        if agency and follow_up.get("event_id") and not cleared:
             follow_up["event_id"] = None
             withheld.add(f"{agency} evidence event_id")
 

@@ -16,7 +16,8 @@ import datetime as dt
 import math
 import re
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from hub.settings import ValidationSettings
 
@@ -36,7 +37,7 @@ class Invalid(ValueError):
     def __str__(self) -> str:
         return f"{self.field}: {self.detail}"
 
-    def inside(self, name: str) -> "Invalid":
+    def inside(self, name: str) -> Invalid:
         """The same problem, one level up: ``name`` is where the value sat."""
         self.field = f"{name}{'' if not self.field or self.field.startswith('[') else '.'}{self.field}"
         return self
@@ -159,5 +160,5 @@ def _plainly_fine(value: Any, limits: ValidationSettings) -> bool:
 def latest_date(now: dt.datetime | float, limits: ValidationSettings) -> dt.date:
     """The last date a record received at ``now`` may carry."""
     if isinstance(now, (int, float)):
-        now = dt.datetime.fromtimestamp(now, tz=dt.timezone.utc)
+        now = dt.datetime.fromtimestamp(now, tz=dt.UTC)
     return now.date() + dt.timedelta(days=limits.future_tolerance_days)

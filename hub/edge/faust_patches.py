@@ -24,7 +24,8 @@ import os
 import signal
 import threading
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import faust
 import mode

@@ -23,7 +23,7 @@ TICK_KEY = b"\x00hub:tick"
 
 
 def _at(epoch_s: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(epoch_s, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(epoch_s, tz=dt.UTC)
 
 
 def tick(epoch_s: float) -> dict[str, Any]:

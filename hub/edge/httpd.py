@@ -286,7 +286,7 @@ class AppServer:
             await runner.setup()
             site = _BoundedSite(runner, *site_args)
             await site.start()
-        except Exception as exc:  # noqa: BLE001 (the caller's: raised from started)
+        except Exception as exc:
             await runner.cleanup()
             started.set_exception(exc)
             return

@@ -195,6 +195,9 @@ class AuditMetrics:
                                        "deleted or forged entry or head)", registry=registry)
 
 
+DEFAULT_LIMITS = HttpSettings()  # frozen: one instance serves every server
+
+
 class Metrics:
     """All of a process's metrics in one registry."""
 
@@ -204,6 +207,6 @@ class Metrics:
         self.worker = WorkerMetrics(self.registry)
         self.audit = AuditMetrics(self.registry)
 
-    def serve(self, host: str, port: int, limits: HttpSettings = HttpSettings()) -> int:
+    def serve(self, host: str, port: int, limits: HttpSettings = DEFAULT_LIMITS) -> int:
         """Expose /metrics; returns the port (0 picks a free one)."""
         return int(serve_metrics(self.registry, host, port, limits).server_port)

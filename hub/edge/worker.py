@@ -37,7 +37,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import partial, wraps
 from time import perf_counter
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 
 import faust
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
@@ -184,9 +185,9 @@ class Publisher:
         values = [self.encode(send) for send in sends]
         encoded = perf_counter()
         seconds[Stage.ENCODE] += encoded - started
-        headers = self.signer.batch([(send.topic, send.key, value) for send, value in zip(sends, values)])
+        headers = self.signer.batch([(send.topic, send.key, value) for send, value in zip(sends, values, strict=False)])
         seconds[Stage.SIGN] += perf_counter() - encoded
-        for send, value, signed in zip(sends, values, headers):
+        for send, value, signed in zip(sends, values, headers, strict=False):
             self.produce(send.topic, send.key, value, headers=signed)
         if sends:
             await self.flush(seconds)

@@ -3,7 +3,8 @@ record's fault (a dead letter) or the registry's (retried). ``hub.kafka.serde``
 implements it with cavro and the schema registry."""
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable, Mapping
 
 # A contract's writer: a record (a dict, or a TypedDict such as an Event) to its wire bytes.
 Encode = Callable[[Mapping[str, Any]], bytes]

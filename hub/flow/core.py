@@ -24,7 +24,8 @@ import logging
 import time
 import uuid
 from time import perf_counter
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
 
 from hub.audit.entries import UNPROVEN
 from hub.domain import indexes

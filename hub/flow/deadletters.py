@@ -36,7 +36,7 @@ def dead_letter(code: str, reason: str, record: Record) -> dict[str, Any]:
                 "value_sha256": hashlib.sha256(value).hexdigest() if value is not None else "none"}
     return {"stage": "worker", "source_file": None, "source_row": None, "column": None,
             "reason_code": code, "reason": reason, "original": original,
-            "failed_at": dt.datetime.now(dt.timezone.utc)}
+            "failed_at": dt.datetime.now(dt.UTC)}
 
 
 def position(record: Record) -> str:

@@ -3,7 +3,6 @@ routed to the teams, counted and audited; then the states to write."""
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Any
 
 from hub.audit.entries import AuditAction, Note
 from hub.domain.leads import BusinessState

@@ -10,7 +10,8 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, ClassVar, Iterator, Mapping, NamedTuple, Union, cast
+from typing import Any, ClassVar, NamedTuple, cast
+from collections.abc import Callable, Iterator, Mapping
 
 from hub.domain.events import Agency, Event, event_key
 from hub.domain.lifecycle import Action
@@ -44,7 +45,8 @@ class Record(NamedTuple):
 # said: forgeries, tampering, replays, stolen or retired keys.
 UNTRUSTED_CODES = frozenset({
     "unsigned", "malformed_signature", "unknown_key", "revoked_key", "bad_signature", "replayed",
-    "signed_in_future", "not_authorised", "wrong_agency", "wrong_connector", "wrong_team", "team_not_recipient", "bad_timestamp",
+    "signed_in_future", "not_authorised", "wrong_agency", "wrong_connector", "wrong_team", "team_not_recipient",
+    "bad_timestamp",
     "misrouted_event", "misrouted_feedback", "tick_too_far_ahead", "oversight_read_only"})
 
 
@@ -194,7 +196,7 @@ class Link(_Body):
     kind: ClassVar[ResolutionKind] = ResolutionKind.LINK
 
 
-ResolutionBody = Union[Register, Watch, Park, Resolved, Moved, Signal, Serial, Membership, Link]
+ResolutionBody = Register | Watch | Park | Resolved | Moved | Signal | Serial | Membership | Link
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ class ResolutionMessage:
         return self.body.kind
 
 
-Message = Union[EventMessage, FeedbackMessage, Tick, ResolutionMessage]
+Message = EventMessage | FeedbackMessage | Tick | ResolutionMessage
 Decoder = Callable[[bytes | None], dict[str, Any]]
 
 

@@ -8,7 +8,8 @@ owns; ``partition_of`` tells them apart, and ``Flow.assign`` reads only the
 assigned partitions' states, once after every (re)assignment."""
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from typing import Protocol
+from collections.abc import Iterable
 from zlib import crc32
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
 
@@ -104,9 +104,9 @@ def _team_bindings(teams: Mapping[str, Team]) -> list[Binding]:
     out: list[Binding] = []
     for team in teams.values():
         p = team_principal(team.name)
-        out += _reads(p, [team.topic]) + [Binding(p, Resource.GROUP, f"team-{team.name}", Operation.READ)]
+        out += [*_reads(p, [team.topic]), Binding(p, Resource.GROUP, f"team-{team.name}", Operation.READ)]
         if not team.oversees:  # oversight reads, and answers nothing
-            out += _writes(p, [feedback_topic(team.name)]) + [_producer(p)]
+            out += [*_writes(p, [feedback_topic(team.name)]), _producer(p)]
     return out
 
 
@@ -121,7 +121,8 @@ def _agency_bindings() -> list[Binding]:
 
 def _worker_bindings(teams: Mapping[str, Team], app_id: str, changelogs: Iterable[str]) -> list[Binding]:
     worker_reads = [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC, FEEDBACK_TOPIC, AUDIT_TOPIC,
-                    *(feedback_topic(t.name) for t in teams.values() if not t.oversees), *(t.topic for t in teams.values()),
+                    *(feedback_topic(t.name) for t in teams.values() if not t.oversees),
+                    *(t.topic for t in teams.values()),
                     *changelogs]
     worker_writes = [LEADS_TOPIC, DEADLETTER_TOPIC, RESOLUTION_TOPIC, FEEDBACK_TOPIC, AUDIT_TOPIC,
                      *(outcomes_topic(a.value) for a in Agency), *(t.topic for t in teams.values()), *changelogs]

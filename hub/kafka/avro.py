@@ -4,7 +4,8 @@ every reader and writer of the hub shares (``hub.kafka.serde`` frames its bodies
 fastavro does)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import cavro
 

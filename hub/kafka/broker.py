@@ -31,7 +31,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
+from collections.abc import Iterator
 
 from hub.settings import REPO_ROOT, Settings
 
@@ -203,7 +204,7 @@ class EmbeddedBroker:
         return disk_bytes(self.log_dir)
 
     # -- start -----------------------------------------------------------
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         lib = kafka_home() / "lib"
         if not list(lib.glob("kafka_2.13-*.jar")):
             raise BrokerError(f"Apache Kafka is not installed in {lib}: run ./setup.sh")
@@ -238,7 +239,7 @@ class EmbeddedBroker:
     def _take_lock(self) -> None:
         if self._lock is not None:  # restarted by its owner (after a kill): the lock is ours still
             return
-        lock = open(self.data_dir / "broker.lock", "a+")
+        lock = open(self.data_dir / "broker.lock", "a+")  # noqa: SIM115 (held open: the lock lasts as long as the file)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -413,7 +414,7 @@ class EmbeddedBroker:
             (self.data_dir / "broker.json").unlink()
         self._release_lock()
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self if self.process else self.start()
 
     def __exit__(self, *exc: object) -> None:

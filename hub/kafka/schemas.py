@@ -102,7 +102,7 @@ def check(schema_dir: Path) -> list[str]:
                 problems.append(f"{label}: schema id {v.schema_id} already used by {ids[v.schema_id]}")
             ids[v.schema_id] = label
             try:
-                v.parsed
+                _ = v.parsed  # parsing is the check
             except Exception as exc:
                 problems.append(f"{label}: does not parse: {exc}")
                 continue

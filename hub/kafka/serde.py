@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Callable, Mapping, cast
+from typing import Any, cast
+from collections.abc import Callable, Mapping
 
 import cavro
 

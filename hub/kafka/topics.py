@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Collection, Iterable
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
@@ -13,7 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.kafka.connection import client_config
 from hub.domain.events import Agency
-from hub.flow.topics import (AUDIT_TOPIC, BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC,  # noqa: F401
+from hub.flow.topics import (AUDIT_TOPIC, BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC,
                              LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, cursor_topic, events_topic,
                              feedback_topic, outcomes_topic)
 from hub.settings import Settings, installed_connectors

@@ -17,7 +17,8 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from connectors.discovery import available, load
 from connectors.sdk import RowRejected
@@ -29,15 +30,15 @@ from hub.domain.pii import PersonalDataHasher
 from hub.domain.teams import load_teams
 from hub.edge.feedback import TICK_KEY, feedback, tick
 from hub.flow import Effects, Flow, MemoryStore, Record, Send
-from hub.flow.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, events_topic,
-                             feedback_topic)
+from hub.flow.topics import (BUSINESS_TABLE, FEEDBACK_TOPIC, LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE,
+                             events_topic, feedback_topic)
 from hub.edge.metrics import Metrics
 from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
 
 PARTITIONS = 4
-RECEIVED = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+RECEIVED = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -193,7 +194,7 @@ class Bus:
         """What ``hub connector run`` publishes for a file (rejected rows left out)."""
         instance = load(connector)(PersonalDataHasher("bus-test-key-" + "k" * 32))
         encode = self.serde.encoder(events_topic(Agency(instance.agency)), "event")
-        received = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
+        received = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
         by = self.signer(Role.CONNECTOR, instance.name)
         for row in instance.read(path):
             try:
@@ -278,6 +279,6 @@ class Bus:
 
     def open_leads(self) -> dict[tuple[str, str], frozenset[str]]:
         """The active leads: (business key, rule) -> their evidence's event IDs."""
-        return {(l["business_key"], l["rules"][0]): frozenset(e["event_id"] for e in l["evidence"])
-                for l in self.leads.values() if l["status"] in ACTIVE}
+        return {(lead["business_key"], lead["rules"][0]): frozenset(e["event_id"] for e in lead["evidence"])
+                for lead in self.leads.values() if lead["status"] in ACTIVE}
 

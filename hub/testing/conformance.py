@@ -244,7 +244,7 @@ class _Checker:
         self.limits = settings.validation
         self.hasher = PersonalDataHasher(settings.pii_key)
         self.serde = Serde(settings)
-        self.received = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        self.received = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
     # -- the runs -------------------------------------------------------------
     def _run(self, received_at: dt.datetime) -> _Run:
@@ -388,7 +388,7 @@ class _Checker:
         decode = self.serde.decoder("event")
         events = 0
         for o in run.outcomes:
-            for event, (_, value) in zip(o.events, o.encoded):
+            for event, (_, value) in zip(o.events, o.encoded, strict=False):
                 events += 1
                 try:
                     decode(value)
@@ -496,7 +496,8 @@ class _Checker:
                 if isinstance(cells, BadRecord):
                     continue
                 # a row's personal columns first: a value found there is named as theirs
-                for column, cell in sorted(zip(header, cells), key=lambda c: normalise_header(c[0]) not in personal):
+                for column, cell in sorted(zip(header, cells, strict=False),
+                                           key=lambda c: normalise_header(c[0]) not in personal):
                     where = f"row {number}, column {clip(column)}"
                     if normalise_header(column) in personal:
                         for value in personal_values(cell):
@@ -512,7 +513,7 @@ class _Checker:
     def _outputs(self, run: _Run) -> Iterator[_Output]:
         """Every event and dead letter, encoded as they would be published."""
         for o in run.outcomes:
-            for event, (_, value) in zip(o.events, o.encoded):
+            for event, (_, value) in zip(o.events, o.encoded, strict=False):
                 business = event.get("business") or {}
                 detail = event.get("detail")
                 detail_fields = detail[1] if isinstance(detail, tuple) and len(detail) == 2 else {}
@@ -532,7 +533,7 @@ class _Checker:
     # -- the workers' flow ----------------------------------------------------
     def _flow_accepts(self, run: _Run) -> Check:
         events = [(o.row.number, event, key, value) for o in run.outcomes
-                  for event, (key, value) in zip(o.events, o.encoded)]
+                  for event, (key, value) in zip(o.events, o.encoded, strict=False)]
         if not events:
             return Check(FLOW_ACCEPTS, False, "the sample gives no event to deliver: a sample holds rows the "
                                               "connector accepts")

@@ -28,7 +28,7 @@ def ensure_keys(settings: Settings) -> None:
     demo keys are missing; elsewhere keys come from ``hub keys create``."""
     if settings.embedded or settings.provision_keys:
         provision(settings.keys_path, settings.trust_path, demo_identities(settings),
-                  dt.datetime.now(dt.timezone.utc))
+                  dt.datetime.now(dt.UTC))
 
 
 def trust_env(settings: Settings) -> dict[str, str]:

@@ -22,7 +22,8 @@ import tempfile
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -90,7 +91,7 @@ class TrustStore:
     keys: dict[str, TrustedKey]
 
     @classmethod
-    def load(cls, path: Path) -> "TrustStore":
+    def load(cls, path: Path) -> TrustStore:
         if not path.exists():
             return cls({})
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -24,7 +24,8 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -217,7 +218,7 @@ class Verifier:
                        timestamp_ms: int | None) -> Verified:
         if len(raw) != _LAYOUT.size or raw[0] != _VERSION:
             raise Untrusted("malformed_signature", f"a signature header of the wrong size or version {raw[0]}")
-        version, kid, at_ms, nonce, signature = _LAYOUT.unpack(raw)
+        _version, kid, at_ms, nonce, signature = _LAYOUT.unpack(raw)
         trusted = self._signer(kid)
         try:
             self._key(trusted).verify(signature, _signed_bytes(topic, key, value, kid, at_ms, nonce))
