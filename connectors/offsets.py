@@ -28,9 +28,9 @@ from collections.abc import Iterator
 
 from confluent_kafka import Message, Producer
 
+from hub.kafka.clients import KafkaClients
 from hub.kafka.readers import SignedReader
 from hub.kafka.serde import Serde
-from hub.settings import Settings
 from hub.flow.topics import LEGACY_CURSOR_TOPIC, cursor_topic
 from hub.kafka.topics import list_topics, read_to_end
 from hub.trust import Role, Signer
@@ -59,20 +59,20 @@ def cursor_key(connector: str, file_fingerprint: str) -> str:
     return f"{connector}|{file_fingerprint}"
 
 
-def signed_cursors(settings: Settings, connector: str) -> Iterator[dict[str, Any]]:
+def signed_cursors(clients: KafkaClients, connector: str) -> Iterator[dict[str, Any]]:
     """The cursor records of ``connector`` that it signed itself, oldest first."""
-    read = SignedReader(settings, "connector_offset", frozenset({Role.CONNECTOR}))
-    for topic in _cursor_topics(settings, connector):
-        for message in read_to_end(settings, topic):
+    read = SignedReader(clients.settings, "connector_offset", frozenset({Role.CONNECTOR}))
+    for topic in _cursor_topics(clients, connector):
+        for message in read_to_end(clients, topic):
             record = _own_cursor(read, connector, topic, message)
             if record is not None:
                 yield record
 
 
-def _cursor_topics(settings: Settings, connector: str) -> list[str]:
+def _cursor_topics(clients: KafkaClients, connector: str) -> list[str]:
     """The connector's cursor topic, after the shared legacy one where it still exists."""
     topics = [cursor_topic(connector)]
-    if LEGACY_CURSOR_TOPIC in list_topics(settings):
+    if LEGACY_CURSOR_TOPIC in list_topics(clients):
         topics.insert(0, LEGACY_CURSOR_TOPIC)
     return topics
 
@@ -97,8 +97,8 @@ def _own_cursor(read: SignedReader, connector: str, topic: str, message: Message
 class OffsetStore:
     """One connector's cursors (its signer's): read from the topic once, then kept."""
 
-    def __init__(self, settings: Settings, serde: Serde, producer: Producer, signer: Signer) -> None:
-        self._settings = settings
+    def __init__(self, clients: KafkaClients, serde: Serde, producer: Producer, signer: Signer) -> None:
+        self._clients = clients
         self._producer = producer
         self._signer = signer
         self._topic = cursor_topic(signer.name)
@@ -108,7 +108,7 @@ class OffsetStore:
     def _loaded(self) -> dict[str, FileCursor]:
         if self._cursors is None:
             self._cursors = {r["file_fingerprint"]: FileCursor(r["rows_done"], r["complete"], r["rows_claimed"])
-                             for r in signed_cursors(self._settings, self._signer.name)}
+                             for r in signed_cursors(self._clients, self._signer.name)}
         return self._cursors
 
     def get(self, file_fingerprint: str) -> FileCursor:

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from collections.abc import Callable, Iterator
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
 from connectors.offsets import FileCursor, OffsetStore, fingerprint
 from connectors.sdk import Connector, RowRejected, SourceRow
@@ -22,9 +22,9 @@ from hub.domain.events import Event, event_key
 from hub.domain.pii import describe
 from hub.domain.validation import Invalid, check_record, latest_date
 from hub.edge.metrics import Metrics
+from hub.kafka.clients import KafkaClients
 from hub.kafka.serde import Serde
-from hub.settings import Settings, ValidationSettings
-from hub.kafka.topics import producer_config
+from hub.settings import ValidationSettings
 from hub.flow.topics import DEADLETTER_TOPIC, events_topic
 from hub.trust import Role, signer
 
@@ -162,9 +162,12 @@ def refusal(path: Path, shown: str, limits: ValidationSettings) -> FileFormatErr
 
 
 class ConnectorRunner:
-    def __init__(self, settings: Settings, connector: Connector, metrics: Metrics,
+    def __init__(self, clients: KafkaClients, connector: Connector, metrics: Metrics,
                  serde: Serde | None = None) -> None:
-        self.settings = settings
+        """``clients``: the run's Kafka clients (the process's), from which
+        the runner's producer is made and its cursors are read."""
+        settings = clients.settings
+        self.clients, self.settings = clients, settings
         self.connector = connector
         self.metrics = metrics.connector
         self.serde = serde or Serde(settings)
@@ -173,8 +176,8 @@ class ConnectorRunner:
         # Every record it publishes carries its connector's signature: the
         # workers take an agency's events from that agency's connectors alone.
         self.signer = signer(settings, Role.CONNECTOR, connector.name)
-        self.producer = Producer({**producer_config(settings), "on_delivery": self._failed})
-        self.offsets = OffsetStore(settings, self.serde, self.producer, self.signer)
+        self.producer = clients.producer({"on_delivery": self._failed})
+        self.offsets = OffsetStore(clients, self.serde, self.producer, self.signer)
         self._encode_event = self.serde.encoder(self.topic, "event")
         self._encode_dead = self.serde.encoder(DEADLETTER_TOPIC, "deadletter")
         self._errors: list[KafkaError] = []

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from hub.kafka.broker import EmbeddedBroker
 from hub.domain.pii import PersonalDataHasher
+from hub.kafka.clients import KafkaClients
 from hub.settings import Settings, load_settings
 from hub.kafka.topics import create_topics
 from hub.trust import ensure_keys
@@ -33,9 +34,34 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     namespace: each test gets fresh topics by using a fresh app id and files."""
     s = load_settings(environ={}).on_embedded(broker.bootstrap, state_dir=tmp_path / "state",
                                               pii_key=TEST_PII_KEY, metrics_port=0)
-    create_topics(s)
+    with KafkaClients(s) as clients:
+        create_topics(clients)
     ensure_keys(s)  # before any process of the test starts: they share the keys
     return s
+
+
+@pytest.fixture
+def clients(settings: Settings) -> Iterator[KafkaClients]:
+    """The test's Kafka clients on the module's broker, made once from
+    ``settings`` and handed to whatever the test calls; closed after it."""
+    with KafkaClients(settings) as made:
+        yield made
+
+
+@pytest.fixture
+def make_clients() -> Iterator[Callable[[Settings], KafkaClients]]:
+    """Makes the Kafka clients of a test that builds settings of its own (an
+    app ID, a broker of its own): one per settings it is given, closed after
+    the test."""
+    made: list[KafkaClients] = []
+
+    def make(settings: Settings) -> KafkaClients:
+        made.append(KafkaClients(settings))
+        return made[-1]
+
+    yield make
+    for clients in reversed(made):
+        clients.close()
 
 
 @pytest.fixture

@@ -17,37 +17,39 @@ from collections.abc import Callable
 from hub.devtools.chaos import process_env
 from hub.domain.events import Agency
 from hub.domain.leads import BusinessState
+from hub.kafka.clients import KafkaClients
 from hub.kafka.serde import Serde
 from hub.settings import Settings
 from hub.kafka.topics import CATALOGUE, event_ends, read_to_end, worker_lag
 from hub.flow.topics import DEADLETTER_TOPIC, RESOLUTION_TOPIC, events_topic
 
 
-def events_on_broker(settings: Settings) -> list[dict]:
-    decode = Serde(settings).decoder("event")
-    return [decode(m.value()) for a in Agency for m in read_to_end(settings, events_topic(a))]
+def events_on_broker(clients: KafkaClients) -> list[dict]:
+    decode = Serde(clients.settings).decoder("event")
+    return [decode(m.value()) for a in Agency for m in read_to_end(clients, events_topic(a))]
 
 
-def dead_letters(settings: Settings) -> list[dict]:
-    decode = Serde(settings).decoder("deadletter")
-    return [decode(m.value()) for m in read_to_end(settings, DEADLETTER_TOPIC)]
+def dead_letters(clients: KafkaClients) -> list[dict]:
+    decode = Serde(clients.settings).decoder("deadletter")
+    return [decode(m.value()) for m in read_to_end(clients, DEADLETTER_TOPIC)]
 
 
-def raw_bytes_by_topic(settings: Settings, extra_topics: tuple[str, ...] = ()) -> dict[str, bytes]:
+def raw_bytes_by_topic(clients: KafkaClients, extra_topics: tuple[str, ...] = ()) -> dict[str, bytes]:
     """Every key and value on the hub's topics, concatenated per topic."""
     out: dict[str, bytes] = defaultdict(bytes)
     for name in [t.name for t in CATALOGUE] + list(extra_topics):
-        for m in read_to_end(settings, name):
+        for m in read_to_end(clients, name):
             out[name] += (m.key() or b"") + b"\n" + (m.value() or b"") + b"\n"
     return out
 
 
-def expected_leads(settings) -> dict[str, frozenset[str]]:
+def expected_leads(clients: KafkaClients) -> dict[str, frozenset[str]]:
     """What the rules imply for every event on the broker, computed without Faust."""
+    settings = clients.settings
     decode = Serde(settings).decoder("event")
     states: dict[bytes, BusinessState] = {}
     for agency in Agency:
-        for message in read_to_end(settings, events_topic(agency)):
+        for message in read_to_end(clients, events_topic(agency)):
             states.setdefault(message.key(), BusinessState()).accept(decode(message.value()), settings.rules)
     expected = {}
     for key, state in states.items():
@@ -56,11 +58,11 @@ def expected_leads(settings) -> dict[str, frozenset[str]]:
     return expected
 
 
-def committed_total(settings) -> int:
+def committed_total(clients: KafkaClients) -> int:
     """Events the workers' consumer group has committed, over all event partitions
     (not entity resolution's own messages)."""
-    ends = {tp: end for tp, end in event_ends(settings).items() if tp.topic != RESOLUTION_TOPIC}
-    return sum(ends.values()) - sum(worker_lag(settings, ends).values())
+    ends = {tp: end for tp, end in event_ends(clients).items() if tp.topic != RESOLUTION_TOPIC}
+    return sum(ends.values()) - sum(worker_lag(clients, ends).values())
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
@@ -130,9 +132,10 @@ def scenario_on_broker(bootstrap: str, tmp: Path, app_id: str) -> Settings:
 
     settings = load_settings(environ={}).on_embedded(bootstrap, app_id=app_id, pii_key=TEST_PII_KEY,
                                                      lifecycle_tick_s=0, state_dir=tmp / "state")
-    create_topics(settings)
-    ensure_keys(settings)
-    run_connectors(settings, list(write_scenario(tmp / "data").items()), Metrics())
+    with KafkaClients(settings) as clients:  # this step's; the caller makes its own for what follows
+        create_topics(clients)
+        ensure_keys(settings)
+        run_connectors(clients, list(write_scenario(tmp / "data").items()), Metrics())
     return settings
 
 

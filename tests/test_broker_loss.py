@@ -18,7 +18,8 @@ from hub.kafka.broker import EmbeddedBroker, free_port
 from hub.devtools.chaos import process_env
 from hub.devtools.samples import synthetic_penalties
 from hub.settings import Settings, load_settings
-from hub.kafka.topics import admin, create_topics
+from hub.kafka.clients import KafkaClients
+from hub.kafka.topics import create_topics
 from hub.flow.topics import FEEDBACK_TOPIC
 from hub.edge.worker import EXIT_BROKER_LOST
 from tests.conftest import TEST_PII_KEY
@@ -39,7 +40,8 @@ def _worker_seeing(settings: Settings, tmp_path: Path) -> tuple[subprocess.Popen
 def test_a_worker_stops_when_its_broker_comes_back_empty(tmp_path: Path) -> None:
     first = EmbeddedBroker(tmp_path / "first").start()
     settings = load_settings(environ={}).on_embedded(first.bootstrap, pii_key=TEST_PII_KEY)
-    create_topics(settings)
+    with KafkaClients(settings) as clients:
+        create_topics(clients)
     worker, log, port = _worker_seeing(settings, tmp_path)
     second = None
     try:
@@ -59,15 +61,16 @@ def test_a_worker_stops_when_its_broker_comes_back_empty(tmp_path: Path) -> None
             second.stop()
 
 
-def test_a_worker_stops_when_a_topic_it_reads_is_created_anew(broker, tmp_path: Path) -> None:
-    settings = load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY,
-                                                        app_id="hub-topic-loss")
-    create_topics(settings)
+def test_a_worker_stops_when_a_topic_it_reads_is_created_anew(broker, tmp_path: Path, make_clients) -> None:
+    clients = make_clients(load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY,
+                                                                 app_id="hub-topic-loss"))
+    settings = clients.settings
+    create_topics(clients)
     worker, log, _ = _worker_seeing(settings, tmp_path)
     try:
-        client = admin(settings)
+        client = clients.admin()
         client.delete_topics([FEEDBACK_TOPIC])[FEEDBACK_TOPIC].result(10)
-        create_topics(settings)  # the same name, an empty log: the worker's offsets and state describe the old one
+        create_topics(clients)  # the same name, an empty log: the worker's offsets and state describe the old one
         assert worker.wait(60) == EXIT_BROKER_LOST
         assert f"the broker lost the data this worker started from ({FEEDBACK_TOPIC}" in log.read_text()
     finally:
@@ -79,7 +82,8 @@ def test_a_worker_stops_when_a_topic_it_reads_is_created_anew(broker, tmp_path: 
 def test_sigterm_stops_a_worker_promptly_while_its_broker_is_down(tmp_path: Path) -> None:
     with EmbeddedBroker(tmp_path / "kafka") as gone:
         settings = load_settings(environ={}).on_embedded(gone.bootstrap, pii_key=TEST_PII_KEY)
-        create_topics(settings)
+        with KafkaClients(settings) as clients:
+            create_topics(clients)
         worker, _log, port = _worker_seeing(settings, tmp_path)
     try:
         wait_for("the broker missed", lambda: metric(port, "hub_worker_broker_reachable") == 0)
@@ -105,7 +109,8 @@ def _held_connector(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Pat
     try:
         broker.start()
         settings = load_settings(environ={}).on_embedded(broker.bootstrap, pii_key=TEST_PII_KEY)
-        create_topics(settings)
+        with KafkaClients(settings) as clients:
+            create_topics(clients)
         path = synthetic_penalties(tmp_path / "penalties.csv", rows=20_000, businesses=2000)
         env = process_env(settings, HUB_PUBLISH_TIMEOUT_S="3")
         run = subprocess.Popen([sys.executable, "-m", "hub.cli", "connector", "run", "samr.penalty", "--path",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub.devtools import chaos
+from hub.kafka.clients import KafkaClients
 from tests.cluster import NODES, secured_cluster
 
 pytestmark = pytest.mark.broker
@@ -26,13 +27,13 @@ def test_the_cluster_rides_through_broker_kills_and_a_pause(tmp_path: Path) -> N
 
     with secured_cluster(tmp_path / "cluster") as cluster:
         # read and ticked as the administrator; the same PII key as the clean run
-        settings = cluster.settings("hub-admin", pii_key=chaos.CHAOS_PII_KEY)
+        clients = KafkaClients(cluster.settings("hub-admin", pii_key=chaos.CHAOS_PII_KEY))  # the run's
 
         def principal_env(principal: str) -> dict[str, str]:
             return {k: v for k, v in cluster.env(principal).items() if k != "HUB_PII_KEY_FILE"}
 
         (tmp_path / "run").mkdir()
-        fleet = chaos.Fleet(settings, tmp_path / "run", principal_env)
+        fleet = chaos.Fleet(clients, tmp_path / "run", principal_env)
 
         def disrupt() -> None:
             fleet.sleep(5)
@@ -54,7 +55,11 @@ def test_the_cluster_rides_through_broker_kills_and_a_pause(tmp_path: Path) -> N
             fleet.sleep(15)
             cluster.resume(paused)
 
-        result, problems = chaos.drive(fleet, sources, 60 / len(sources), None, disrupt, said.append, timeout_s=600)
+        try:
+            result, problems = chaos.drive(fleet, sources, 60 / len(sources), None, disrupt, said.append,
+                                           timeout_s=600)
+        finally:
+            clients.close()
         assert cluster.controller_leader() in NODES  # the quorum answers after it all
     difference = chaos.compare(clean, result)
     difference.other += problems

@@ -19,8 +19,9 @@ from confluent_kafka.admin import ConfigResource
 
 from hub.kafka.broker import BrokerError, EmbeddedBroker, running_broker
 from hub.devtools.samples import write_scenario
+from hub.kafka.clients import KafkaClients
 from hub.settings import load_settings
-from hub.kafka.topics import admin, changelog_topic, create_topics, list_topics, read_to_end
+from hub.kafka.topics import changelog_topic, create_topics, list_topics, read_to_end
 from hub.flow.topics import LEADS_TOPIC, events_topic
 from hub.domain.events import Agency
 from tests.helpers import hub, start_hub_broker, wait_for
@@ -54,7 +55,8 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 def _police_events(cwd: Path) -> int:
     settings = load_settings(environ={}).on_embedded(
         json.loads((cwd / ".hub-state" / "kafka" / "broker.json").read_text())["bootstrap"])
-    return len(read_to_end(settings, events_topic(Agency.POLICE)))
+    with KafkaClients(settings) as clients:
+        return len(read_to_end(clients, events_topic(Agency.POLICE)))
 
 
 def test_hub_broker_keeps_every_record_across_a_stop_and_a_kill(tmp_path: Path) -> None:
@@ -175,10 +177,10 @@ def test_a_changelogs_superseded_values_are_compacted_away(tmp_path: Path) -> No
     # machine), and the test waits for what it asserts rather than for the first pass
     broker = EmbeddedBroker(tmp_path / "kafka", extra_config={"log.cleaner.backoff.ms": "200",
                                                               "log.cleaner.min.cleanable.ratio": "0.01"})
-    with broker:
-        settings = load_settings(environ={}).on_embedded(broker.bootstrap, compacted_segment_ms=100)
-        create_topics(settings)
-        topic = changelog_topic(settings)
+    with broker, KafkaClients(load_settings(environ={}).on_embedded(broker.bootstrap,
+                                                                     compacted_segment_ms=100)) as clients:
+        create_topics(clients)
+        topic = changelog_topic(clients.settings)
         producer = Producer({"bootstrap.servers": broker.bootstrap})
         for version in range(30):
             producer.produce(topic, f"v{version}".encode(), b"business-1", partition=0)
@@ -191,7 +193,7 @@ def test_a_changelogs_superseded_values_are_compacted_away(tmp_path: Path) -> No
         read: list[list[tuple[bytes, bytes]]] = []
 
         def compacted() -> list[tuple[bytes, bytes]] | None:
-            read.append([(m.key(), m.value()) for m in read_to_end(settings, topic, partitions=[0])])
+            read.append([(m.key(), m.value()) for m in read_to_end(clients, topic, partitions=[0])])
             return read[-1] if len(read[-1]) <= 10 else None  # the superseded values gone, not merely fewer
 
         try:
@@ -205,17 +207,18 @@ def test_a_changelogs_superseded_values_are_compacted_away(tmp_path: Path) -> No
 def test_the_broker_stamps_every_hub_record_with_its_own_clock(broker: EmbeddedBroker) -> None:
     """The replay check reads the broker's time (LogAppendTime): a producer
     cannot set it, whatever time it claims."""
-    settings = load_settings(environ={}).on_embedded(broker.bootstrap)
-    create_topics(settings)
-    client = admin(settings)  # kept: its futures fail once it is gone
+    clients = KafkaClients(load_settings(environ={}).on_embedded(broker.bootstrap))
+    create_topics(clients)
+    client = clients.admin()  # the clients' one admin, kept: its futures fail once it is gone
     described = client.describe_configs(
-        [ConfigResource(ConfigResource.Type.TOPIC, name) for name in list_topics(settings)])
+        [ConfigResource(ConfigResource.Type.TOPIC, name) for name in list_topics(clients)])
     stamps = {resource.name: future.result()["message.timestamp.type"].value for resource, future in described.items()}
     assert set(stamps.values()) == {"LogAppendTime"}, stamps
     producer = Producer({"bootstrap.servers": broker.bootstrap})
     producer.produce(LEADS_TOPIC, b"a lead", b"lead-1", timestamp=1_000)  # a copy claiming a 1970 stamp
     producer.flush()
-    [message] = read_to_end(settings, LEADS_TOPIC, last=1)
+    [message] = read_to_end(clients, LEADS_TOPIC, last=1)
+    clients.close()
     kind, stamp = message.timestamp()
     assert kind == TIMESTAMP_LOG_APPEND_TIME and abs(stamp / 1000 - time.time()) < 120
 
@@ -231,8 +234,8 @@ def test_a_full_disk_stops_the_broker_and_loses_nothing_it_acknowledged(tmp_path
     broker = EmbeddedBroker(disk / "kafka")
     try:
         broker.start()
-        settings = load_settings(environ={}).on_embedded(broker.bootstrap)
-        create_topics(settings)
+        clients = KafkaClients(load_settings(environ={}).on_embedded(broker.bootstrap))
+        create_topics(clients)
         acknowledged: list[bytes] = []
         producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 5,
                              "message.timeout.ms": 10_000, "log_level": 0})
@@ -250,7 +253,8 @@ def test_a_full_disk_stops_the_broker_and_loses_nothing_it_acknowledged(tmp_path
         assert 0 < len(acknowledged) < sent
         subprocess.run(["mount", "-o", "remount,size=200m", str(disk)], check=True)
         broker.start()
-        kept = {m.value() for m in read_to_end(settings, topic)}
+        kept = {m.value() for m in read_to_end(clients, topic)}
+        clients.close()
         assert all(value in kept for value in acknowledged)
     finally:
         broker.stop()

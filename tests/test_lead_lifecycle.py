@@ -22,15 +22,15 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from confluent_kafka import Producer
 
 from hub.domain.teams import load_teams
 from hub.edge.feedback import feedback
 from hub.kafka.readers import final_leads, find_lead
 from hub.devtools.samples import FUSHUN, LIQUOR
 from hub.kafka.serde import Serde
+from hub.kafka.clients import KafkaClients
 from hub.settings import Settings
-from hub.kafka.topics import producer_config, read_to_end
+from hub.kafka.topics import read_to_end
 from hub.flow.topics import LEADS_TOPIC
 from hub.trust import Role, trust_env
 from hub.trust.keys import TrustStore, board_token, key_file, load_key
@@ -47,24 +47,25 @@ def _team_topic(team: str) -> str:
     return f"hub.team.{team}"
 
 
-def _copies(settings: Settings, lead_id: str) -> dict[str, dict]:
+def _copies(clients: KafkaClients, lead_id: str) -> dict[str, dict]:
     """The latest record of a lead on the operators' topic and on every team topic."""
-    topics = [LEADS_TOPIC, *(t.topic for t in load_teams(settings.teams_file).values())]
-    return {topic: leads[lead_id] for topic in topics if lead_id in (leads := final_leads(settings, topic))}
+    topics = [LEADS_TOPIC, *(t.topic for t in load_teams(clients.settings.teams_file).values())]
+    return {topic: leads[lead_id] for topic in topics if lead_id in (leads := final_leads(clients, topic))}
 
 
-def _copies_once(settings: Settings, lead_id: str, what: str, ok: Callable[[dict[str, dict]], bool]) -> dict:
-    return wait_for(what, lambda: copies if ok(copies := _copies(settings, lead_id)) else None)
+def _copies_once(clients: KafkaClients, lead_id: str, what: str, ok: Callable[[dict[str, dict]], bool]) -> dict:
+    return wait_for(what, lambda: copies if ok(copies := _copies(clients, lead_id)) else None)
 
 
 @pytest.fixture(scope="module")
-def running(broker, tmp_path_factory) -> Iterator[tuple[Settings, int, int, Path]]:
+def running(broker, tmp_path_factory) -> Iterator[tuple[KafkaClients, int, int, Path]]:
     """The scenario's events on the broker and a worker with its metrics and board ports."""
     tmp = tmp_path_factory.mktemp("lifecycle")
     settings = scenario_on_broker(broker.bootstrap, tmp, "hub-lifecycle")
     worker, ports = worker_process(settings, tmp, HUB_AUDIT_FILE=str(tmp / "audit.jsonl"))
     try:
-        yield settings, ports["metrics"], ports["lead board"], tmp
+        with KafkaClients(settings) as clients:  # the module's, for every test of the scenario
+            yield clients, ports["metrics"], ports["lead board"], tmp
     finally:
         worker.terminate()
         worker.wait(30)
@@ -116,13 +117,13 @@ def _token(settings: Settings, team: str) -> str:
     )
 
 
-def _lead_of(settings: Settings, uscc: str, rule: str) -> dict:
+def _lead_of(clients: KafkaClients, uscc: str, rule: str) -> dict:
     return wait_for(
         f"the {rule} lead on {uscc}",
         lambda: next(
             (
                 lead
-                for lead in final_leads(settings).values()
+                for lead in final_leads(clients).values()
                 if lead["business_id"] == uscc and lead["rules"] == [rule]
             ),
             None,
@@ -144,8 +145,9 @@ def _row(driver: webdriver.Chrome, lead_id: str, status: str) -> Any:
 
 
 def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, browser) -> None:
-    settings, metrics_port, board_port, tmp = running
-    lead_id = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
+    clients, metrics_port, board_port, tmp = running
+    settings = clients.settings
+    lead_id = _lead_of(clients, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
     board = f"http://127.0.0.1:{board_port}"
     browser.get(f"{board}/teams/{COUNTY_TEAM}")  # no credential: the login form, nothing else
     assert browser.find_elements(By.ID, "token") and "leads" not in browser.find_element(By.TAG_NAME, "body").text
@@ -166,10 +168,10 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     browser.save_screenshot(str(_shots(tmp) / "board-county-desk.png"))
 
     # A forged answer, produced straight onto the police team's topic by a client without its key.
-    lead = find_lead(settings, lead_id)
+    lead = find_lead(clients, lead_id)
     assert lead is not None
     forged_topic = f"hub.feedback.{POLICE_TEAM}"
-    producer = Producer(producer_config(settings))
+    producer = clients.producer()
     producer.produce(
         forged_topic,
         key=lead["business_key"].encode(),
@@ -184,7 +186,7 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     assert ack.returncode == 0, ack.stderr
     wait_for(
         "ACKNOWLEDGED everywhere",
-        lambda: all(c["status"] == "ACKNOWLEDGED" for c in _copies(settings, lead_id).values()),
+        lambda: all(c["status"] == "ACKNOWLEDGED" for c in _copies(clients, lead_id).values()),
     )
     _row(browser, lead_id, "ACKNOWLEDGED")  # the open page follows without a reload
 
@@ -201,7 +203,7 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
     )
     assert close.returncode == 0, close.stderr
     copies = _copies_once(
-        settings, lead_id, "CLOSED everywhere", lambda c: all(x["status"] == "CLOSED" for x in c.values())
+        clients, lead_id, "CLOSED everywhere", lambda c: all(x["status"] == "CLOSED" for x in c.values())
     )
     history = copies[LEADS_TOPIC]["history"]
     assert [(h["status"], h["team"]) for h in history] == [
@@ -227,9 +229,9 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
 
     # The outcome goes back to the agency whose evidence raised the lead.
     decode = Serde(settings).decoder("feedback")
-    outcomes = [decode(m.value()) for m in read_to_end(settings, "hub.outcomes.police")]
+    outcomes = [decode(m.value()) for m in read_to_end(clients, "hub.outcomes.police")]
     assert [(o["lead_id"], o["action"]) for o in outcomes] == [(lead_id, "ACKNOWLEDGED"), (lead_id, "CLOSED")]
-    assert read_to_end(settings, "hub.outcomes.samr") == []
+    assert read_to_end(clients, "hub.outcomes.samr") == []
 
     again = _hub(settings, tmp, "leads", "close", lead_id, "--key", _key(settings, POLICE_TEAM), "--outcome", "x")
     assert again.returncode == 1 and "cannot become CLOSED" in again.stderr
@@ -279,15 +281,16 @@ def test_ack_and_close_from_the_cli_change_the_lead_everywhere_live(running, bro
 
 
 def test_a_tick_from_the_cli_escalates_an_overdue_lead_to_the_parent(running) -> None:
-    settings, metrics_port, _, tmp = running
-    cross = _lead_of(settings, FUSHUN.uscc, "CROSS_AGENCY")
-    assert "police-shanxi-food-crime" not in set(_copies(settings, cross["lead_id"]))
+    clients, metrics_port, _, tmp = running
+    settings = clients.settings
+    cross = _lead_of(clients, FUSHUN.uscc, "CROSS_AGENCY")
+    assert "police-shanxi-food-crime" not in set(_copies(clients, cross["lead_id"]))
     in_49_hours = dt.datetime.now(dt.UTC) + dt.timedelta(hours=49)  # HIGH: acknowledge within 48 h
     assert _hub(settings, tmp, "leads", "tick", "--at", in_49_hours.isoformat()).returncode == 0
     # The topics are read one after another: wait until every copy is the escalated one
     # (the parent's copy can be read before another topic's arrives).
     copies = _copies_once(
-        settings,
+        clients,
         cross["lead_id"],
         "the escalation",
         lambda c: _team_topic("police-shanxi-food-crime") in c and all(x["escalation"] for x in c.values()),
@@ -301,14 +304,14 @@ def test_a_tick_from_the_cli_escalates_an_overdue_lead_to_the_parent(running) ->
     )
 
 
-def _latest_raw(settings: Settings, topic: str, lead_id: str) -> Any:
+def _latest_raw(clients: KafkaClients, topic: str, lead_id: str) -> Any:
     """The last record of a lead on a topic, as bytes and headers: what an attacker copies."""
-    return [m for m in read_to_end(settings, topic) if m.key() == lead_id.encode()][-1]
+    return [m for m in read_to_end(clients, topic) if m.key() == lead_id.encode()][-1]
 
 
-def _replay(settings: Settings, records: dict[str, Any]) -> None:
+def _replay(clients: KafkaClients, records: dict[str, Any]) -> None:
     """Copy genuine, worker-signed records back onto their topics, byte for byte."""
-    producer = Producer(producer_config(settings))
+    producer = clients.producer()
     for topic, message in records.items():
         producer.produce(topic, key=message.key(), value=message.value(), headers=message.headers())
     assert producer.flush(30) == 0
@@ -320,10 +323,11 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
     back onto the operators' topic and the police team's; later, closed
     again, its genuine OPEN record is copied back. Every reader keeps the
     newer record, and says what it left out."""
-    settings, metrics_port, _board_port, tmp = running
-    lead_id = _lead_of(settings, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
+    clients, metrics_port, _board_port, tmp = running
+    settings = clients.settings
+    lead_id = _lead_of(clients, LIQUOR.uscc, "CRIMINAL_REFERRAL")["lead_id"]
     topics = (LEADS_TOPIC, _team_topic(POLICE_TEAM))
-    closed = {t: _latest_raw(settings, t, lead_id) for t in topics}
+    closed = {t: _latest_raw(clients, t, lead_id) for t in topics}
     decode = Serde(settings).decoder("lead")
     assert {decode(m.value())["status"] for m in closed.values()} == {"CLOSED"}
 
@@ -333,13 +337,13 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
         settings, tmp, "connector", "run", "samr.inspection", "--path", str(write_recheck_failure(tmp / "recheck"))
     )
     assert run.returncode == 0, run.stderr
-    _copies_once(settings, lead_id, "the lead reopened", lambda c: all(c[t]["status"] == "OPEN" for t in topics))
+    _copies_once(clients, lead_id, "the lead reopened", lambda c: all(c[t]["status"] == "OPEN" for t in topics))
     wait_for(
         "the board's gauge",
         lambda: _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 1,
         timeout=20,
     )
-    reopened = {t: _latest_raw(settings, t, lead_id) for t in topics}
+    reopened = {t: _latest_raw(clients, t, lead_id) for t in topics}
 
     tail_err = tmp / "tail.err"
     with tail_err.open("w") as err:
@@ -353,7 +357,7 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
         )
     try:
         time.sleep(3)  # any time will do: the tail reads what the topic holds before it shows what arrives
-        _replay(settings, closed)
+        _replay(clients, closed)
         wait_for(
             "the board to count the replay",
             lambda: _metric(metrics_port, "hub_board_stale_lead_records") == 1,
@@ -365,8 +369,8 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
         printed = tail.communicate(timeout=30)[0]
     assert lead_id not in printed  # the replayed CLOSED record is not shown as news
     for topic in topics:
-        assert final_leads(settings, topic)[lead_id]["status"] == "OPEN"
-        assert find_lead(settings, lead_id, topic)["status"] == "OPEN"  # type: ignore[index]
+        assert final_leads(clients, topic)[lead_id]["status"] == "OPEN"
+        assert find_lead(clients, lead_id, topic)["status"] == "OPEN"  # type: ignore[index]
     assert _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 1
     ack = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM))
     assert ack.returncode == 0, ack.stderr
@@ -375,18 +379,18 @@ def test_a_replayed_lead_record_undoes_nothing(running) -> None:
         settings, tmp, "leads", "close", lead_id, "--key", _key(settings, POLICE_TEAM), "--outcome", "并案侦查"
     )
     assert close.returncode == 0, close.stderr
-    _copies_once(settings, lead_id, "CLOSED again", lambda c: all(c[t]["status"] == "CLOSED" for t in topics))
+    _copies_once(clients, lead_id, "CLOSED again", lambda c: all(c[t]["status"] == "CLOSED" for t in topics))
     wait_for(
         "the board's gauge",
         lambda: _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 0,
         timeout=20,
     )
-    _replay(settings, reopened)  # the other way: a closed lead shown as open
+    _replay(clients, reopened)  # the other way: a closed lead shown as open
     wait_for(
         "the board to count the replay", lambda: _metric(metrics_port, "hub_board_stale_lead_records") == 2, timeout=30
     )
     for topic in topics:
-        assert find_lead(settings, lead_id, topic)["status"] == "CLOSED"  # type: ignore[index]
+        assert find_lead(clients, lead_id, topic)["status"] == "CLOSED"  # type: ignore[index]
     assert _metric(metrics_port, "hub_leads_open", f'severity="CRITICAL",team="{POLICE_TEAM}"') == 0
     again = _hub(settings, tmp, "leads", "ack", lead_id, "--key", _key(settings, POLICE_TEAM))
     assert again.returncode == 1 and "cannot become ACKNOWLEDGED" in again.stderr

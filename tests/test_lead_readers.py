@@ -18,6 +18,7 @@ from hub.apps.board import LeadBoard, follow_into
 from hub.flow.topics import LEADS_TOPIC
 from hub.kafka.readers import LeadReader, SignedReader
 from hub.kafka.serde import Serde
+from hub.kafka.clients import KafkaClients
 from hub.settings import Settings
 from hub.trust import Role, signer
 from tests.scenario import scenario_bus
@@ -80,7 +81,7 @@ def test_the_board_follows_again_after_a_failure(monkeypatch: pytest.MonkeyPatch
     team = next(iter(TEAMS.values()))
     calls = []
 
-    def follow(settings: Settings, topics: list[str], from_beginning: bool, stop: Any,
+    def follow(clients: KafkaClients, topics: list[str], from_beginning: bool, stop: Any,
                read: Any) -> Iterator[tuple[str, dict]]:
         calls.append(from_beginning)
         if len(calls) == 1:
@@ -89,7 +90,7 @@ def test_the_board_follows_again_after_a_failure(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(board_module, "follow_topics", follow)
     board, stop = LeadBoard(TEAMS), threading.Event()
-    thread = follow_into(board, Settings(), stop, retry_s=(0.01, 0.01))
+    thread = follow_into(board, KafkaClients(Settings()), stop, retry_s=(0.01, 0.01))
     deadline = time.monotonic() + 10
     while not board.open_leads(team.name) and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -95,7 +95,7 @@ def _query(port: int, promql: str) -> list[dict]:
 
 
 @pytest.mark.broker
-def test_real_prometheus_scrapes_a_worker_and_a_connector(broker, tmp_path: Path) -> None:
+def test_real_prometheus_scrapes_a_worker_and_a_connector(broker, tmp_path: Path, make_clients) -> None:
     assert PROMETHEUS, "prometheus not found: apt-get install prometheus (see .ci/run)"
     exports = tmp_path / "exports"
     exports.mkdir()
@@ -103,7 +103,8 @@ def test_real_prometheus_scrapes_a_worker_and_a_connector(broker, tmp_path: Path
     env = {**os.environ, "HUB_BROKER_URL": broker.bootstrap, "HUB_PII_KEY": "ops-test-key",
            "HUB_APP_ID": "hub-ops-test"}
     settings = load_settings(environ=env).with_overrides(state_dir=tmp_path / ".hub-state", provision_keys=True)
-    create_topics(settings)  # the stack's one-shot topic job
+    clients = make_clients(settings)
+    create_topics(clients)  # the stack's one-shot topic job
     ensure_keys(settings)  # and its keys
     env.update(trust_env(settings))
     processes = [

@@ -28,6 +28,7 @@ from connectors.samr_credit import SamrCreditConnector
 from connectors.samr_inspection import SamrInspectionConnector
 from connectors.samr_penalty import SamrPenaltyConnector
 from connectors.samr_sampling import SamrSamplingConnector
+from hub.kafka.clients import KafkaClients
 from hub.trust import Role, ensure_keys, signer, trust_env
 from hub.trust.keys import TrustStore, board_token, key_file, load_key
 from hub.kafka.broker import EmbeddedBroker
@@ -37,7 +38,7 @@ from hub.kafka.readers import final_leads
 from hub.apps.pipeline import wait_until_processed
 from hub.devtools.samples import (FUSHUN, LIQUOR, SUSPECT2_NAME, SUSPECT_ID, SUSPECT_NAME, VEG_BASE, YUXIANG, _headers,
                          make_resident_id, write_csv, write_scenario, write_xlsx)
-from hub.settings import Settings, load_settings
+from hub.settings import load_settings
 from hub.kafka.topics import create_topics, read_to_end
 from hub.flow.topics import feedback_topic
 from tests.conftest import TEST_PII_KEY
@@ -353,11 +354,12 @@ def _hits(where: str, data: bytes, needles: dict[str, list[bytes]]) -> list[str]
     return [f"{where}: {secret}" for secret, forms in needles.items() if any(f in data for f in forms)]
 
 
-def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
+def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path, make_clients) -> None:
     settings = load_settings(environ={}).on_embedded(
         own_broker, pii_key=TEST_PII_KEY, app_id="hub-sweep", state_dir=tmp_path / "state"
     )
-    create_topics(settings)
+    clients = make_clients(settings)
+    create_topics(clients)
     ensure_keys(settings)
     env = {
         **trust_env(settings),
@@ -375,10 +377,10 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
             run = hub("connector", "run", kind, "--path", str(path), cwd=tmp_path, env=env)
             assert run.returncode in (0, 3), run.stderr
             outputs[f"connector run {path.name}"] = run.stdout + run.stderr
-        wait_until_processed(settings, timeout_s=120)
+        wait_until_processed(clients, timeout_s=120)
         lead = next(
             entry
-            for entry in final_leads(settings).values()
+            for entry in final_leads(clients).values()
             if entry["business_id"] == LIQUOR.uscc and entry["rules"] == ["CRIMINAL_REFERRAL"]
         )
         assert lead["person_refs"], "the lead knows its people by their tokens"
@@ -392,10 +394,10 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
             SUSPECT2_NAME,
             time.time(),
         )
-        publish_feedback(settings, foreign, signer(settings, Role.TEAM, team))
+        publish_feedback(clients, foreign, signer(settings, Role.TEAM, team))
         wait_for(
             "the foreign feedback",
-            lambda: final_leads(settings)[lead["lead_id"]]["status"] == "INVESTIGATING",
+            lambda: final_leads(clients)[lead["lead_id"]]["status"] == "INVESTIGATING",
             timeout=90,
         )
         close = hub(
@@ -413,7 +415,7 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
         )
         assert close.returncode == 0, close.stderr
         outputs["leads close"] = close.stdout + close.stderr
-        wait_for("the closure", lambda: final_leads(settings)[lead["lead_id"]]["status"] == "CLOSED", timeout=90)
+        wait_for("the closure", lambda: final_leads(clients)[lead["lead_id"]]["status"] == "CLOSED", timeout=90)
         operator = board_token(
             load_key(
                 key_file(settings.keys_path, Role.OPERATOR, "operator"), TrustStore.load(settings.trust_path)
@@ -442,8 +444,8 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
     for where, text in outputs.items():
         hits += _hits(where, text.encode(), needles)
     foreign_bytes = None
-    for topic in sorted(_all_topics(settings)):
-        for message in read_to_end(settings, topic):
+    for topic in sorted(_all_topics(clients)):
+        for message in read_to_end(clients, topic):
             data = (message.key() or b"") + b"\n" + (message.value() or b"")
             if topic == feedback_topic(team) and SUSPECT2_NAME.encode() in data and foreign_bytes is None:
                 foreign_bytes = data  # the foreign client's own record: not the hub's doing
@@ -452,7 +454,7 @@ def test_no_person_in_clear_anywhere(own_broker: str, tmp_path: Path) -> None:
     assert foreign_bytes is not None
     assert not hits, "\n".join(sorted(set(hits)))
     # and the scrubbed values are still there as tokens that link the same person
-    closed = final_leads(settings)[lead["lead_id"]]
+    closed = final_leads(clients)[lead["lead_id"]]
     assert any("[pii:" in (h["note"] or "") for h in closed["history"])
 
 
@@ -480,7 +482,5 @@ def _tail(cwd: Path, env: dict[str, str]) -> str:
     return out.read_text(errors="replace")
 
 
-def _all_topics(settings: Settings) -> list[str]:
-    from hub.kafka.topics import admin
-
-    return [t for t in admin(settings).list_topics(timeout=10).topics if not t.startswith("__")]
+def _all_topics(clients: KafkaClients) -> list[str]:
+    return [t for t in clients.admin().list_topics(timeout=10).topics if not t.startswith("__")]

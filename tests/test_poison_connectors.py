@@ -14,11 +14,11 @@ import pytest
 
 from connectors.runner import ConnectorRunner
 from connectors.samr_penalty import SamrPenaltyConnector
+from hub.kafka.clients import KafkaClients
 from hub.trust import trust_env
 from hub.domain.pii import PersonalDataHasher
 from hub.edge.metrics import Metrics
 from hub.devtools.samples import write_csv, write_xlsx
-from hub.settings import Settings
 from tests.conftest import TEST_PII_KEY
 from tests.helpers import dead_letters, events_on_broker, hub
 from tests.poison import PENALTY_HEADER, penalty_row
@@ -72,23 +72,24 @@ def _poison_csv(path: Path, first_good: int = 0) -> Path:
     return path
 
 
-def _runner(settings: Settings) -> ConnectorRunner:
-    return ConnectorRunner(settings, SamrPenaltyConnector(PersonalDataHasher(TEST_PII_KEY), settings.validation),
+def _runner(clients: KafkaClients) -> ConnectorRunner:
+    return ConnectorRunner(clients, SamrPenaltyConnector(PersonalDataHasher(TEST_PII_KEY),
+                                                         clients.settings.validation),
                            Metrics())
 
 
-def test_a_poison_file_is_accounted_for_row_by_row(settings, tmp_path: Path) -> None:
+def test_a_poison_file_is_accounted_for_row_by_row(settings, clients, tmp_path: Path) -> None:
     path = _poison_csv(tmp_path / "poison.csv")
-    runner = _runner(settings)
+    runner = _runner(clients)
     summary = runner.run_file(path)
     runner.close()
     expected = Counter(code for code, _, _ in POISON_ROWS) + Counter(bad_encoding=1)
     assert summary.rejected == expected
     assert summary.rows_read == GOOD_ROWS + len(POISON_ROWS) + 1
     assert summary.rows_read == summary.events_published + summary.rows_rejected
-    published = [e for e in events_on_broker(settings) if e["source"]["file"] == path.name]
+    published = [e for e in events_on_broker(clients) if e["source"]["file"] == path.name]
     assert sorted(e["source_record_id"] for e in published) == sorted(_good(i)[6] for i in range(GOOD_ROWS))
-    letters = [d for d in dead_letters(settings) if d["source_file"] == path.name]
+    letters = [d for d in dead_letters(clients) if d["source_file"] == path.name]
     assert Counter(d["reason_code"] for d in letters) == expected
     columns = Counter((d["reason_code"], d["column"]) for d in letters)
     assert columns == Counter((code, column) for code, column, _ in POISON_ROWS) + Counter({("bad_encoding", None): 1})
@@ -109,7 +110,7 @@ def test_the_cli_says_so_in_its_exit_status(settings, tmp_path: Path) -> None:
     assert f"{GOOD_ROWS} events published, {len(POISON_ROWS) + 1} rejected" in bad.stdout
 
 
-def test_follow_goes_past_every_bad_file(settings, tmp_path: Path) -> None:
+def test_follow_goes_past_every_bad_file(settings, clients, tmp_path: Path) -> None:
     folder = tmp_path / "exports"
     folder.mkdir()
     outside = tmp_path / "secret.csv"
@@ -122,7 +123,7 @@ def test_follow_goes_past_every_bad_file(settings, tmp_path: Path) -> None:
     (folder / "e-empty.csv").write_bytes(b"")
     (folder / "f-not-a-workbook.xlsx").write_bytes(b"PK\x03\x04 not really a zip")
     write_csv(folder / "g-good.csv", PENALTY_HEADER, [_good(2), _good(3)])
-    runner = _runner(settings)
+    runner = _runner(clients)
     summaries = {}
     for summary in runner.follow(folder, interval_s=0):
         summaries[summary.file] = summary  # its name, without its folders
@@ -138,14 +139,14 @@ def test_follow_goes_past_every_bad_file(settings, tmp_path: Path) -> None:
         "f-not-a-workbook.xlsx": (0, {"unreadable_file": 1}),
         "g-good.csv": (2, {}),
     }
-    letters = [d for d in dead_letters(settings) if d["source_file"] in summaries]
+    letters = [d for d in dead_letters(clients) if d["source_file"] in summaries]
     duplicate = next(d for d in letters if d["reason_code"] == "duplicate_column")
     assert duplicate["column"] == AMOUNT
     assert not any("SECRET-FIRST-LINE" in repr(d) for d in letters)
 
 
-def test_an_xlsx_that_inflates_past_the_limit_is_refused_unopened(settings, tmp_path: Path) -> None:
-    small = settings.with_overrides(validation={"max_file_bytes": 1_000_000})
+def test_an_xlsx_that_inflates_past_the_limit_is_refused_unopened(settings, clients, tmp_path: Path) -> None:
+    small = clients.with_settings(settings.with_overrides(validation={"max_file_bytes": 1_000_000}))
     path = write_xlsx(tmp_path / "bomb.xlsx", PENALTY_HEADER,
                       [penalty_row(f"B{i}", **{FACTS: "a" * 32_000 + str(i)}) for i in range(100)])
     assert path.stat().st_size < 200_000
@@ -153,19 +154,17 @@ def test_an_xlsx_that_inflates_past_the_limit_is_refused_unopened(settings, tmp_
     assert summary.rejected == {"oversized_file": 1} and summary.events_published == 0
 
 
-def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, caplog) -> None:
+def test_a_forged_or_broken_cursor_never_stops_a_file(settings, clients, tmp_path: Path, caplog) -> None:
     """Attack: a cursor written onto a connector's own topic by another
     (the embedded broker has no ACLs to stop it). Another connector's signed
     cursor, an unsigned one, a signed but unreadable one and a tombstone,
     each marking a penalty export delivered, are left out: the file is
     published, `hub status` reads on, and the connector's own cursor then
     counts."""
-    from confluent_kafka import Producer
 
     from connectors.offsets import cursor_key, fingerprint
     from hub.kafka.serde import Serde
     from hub.apps.status import collect
-    from hub.kafka.topics import producer_config
     from hub.flow.topics import cursor_topic
     from hub.trust import Role, signer
 
@@ -185,7 +184,7 @@ def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, 
     )
     agri, penalty = signer(settings, Role.CONNECTOR, "agri.sampling"), signer(settings, Role.CONNECTOR, "samr.penalty")
     junk = b"\x00\x00\x00\x00\x01\xff\xff\xff"
-    producer = Producer(producer_config(settings))
+    producer = clients.producer()
     for value, headers in [
         (forged, None),
         (forged, agri.headers(topic, key, forged)),
@@ -195,33 +194,32 @@ def test_a_forged_or_broken_cursor_never_stops_a_file(settings, tmp_path: Path, 
         producer.produce(topic, key=key, value=value, headers=headers)
     producer.flush(30)
 
-    runner = _runner(settings)
+    runner = _runner(clients)
     summary = runner.run_file(path)
     runner.close()
     assert (summary.events_published, summary.already_delivered) == (3, 0)
     left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert any("unsigned" in m for m in left_out) and any("another connector" in m for m in left_out)
     assert any("undecodable" in m or "Avro" in m or "schema" in m for m in left_out)
-    assert "samr.penalty" in collect(settings).connectors  # hub status reads past them all
-    again = _runner(settings)
+    assert "samr.penalty" in collect(clients).connectors  # hub status reads past them all
+    again = _runner(clients)
     second = again.run_file(path)
     again.close()
     assert (second.events_published, second.already_delivered) == (0, 3)
 
 
-def test_cursors_an_older_installation_kept_on_the_shared_topic_still_count(settings, tmp_path: Path) -> None:
+def test_cursors_an_older_installation_kept_on_the_shared_topic_still_count(settings, clients, tmp_path: Path) -> None:
     """Issue 33 gave each connector a cursor topic of its own; an upgraded
     embedded installation's cursors on the shared hub.connector-offsets are
     read still, so its delivered files are not sent again."""
-    from confluent_kafka import Producer
 
     from connectors.offsets import cursor_key, fingerprint
     from hub.flow.topics import LEGACY_CURSOR_TOPIC
     from hub.kafka.serde import Serde
-    from hub.kafka.topics import TopicSpec, create_topics, producer_config
+    from hub.kafka.topics import TopicSpec, create_topics
     from hub.trust import Role, signer
 
-    create_topics(settings, [TopicSpec(LEGACY_CURSOR_TOPIC, "connector_offset", partitioned=False, compacted=True)])
+    create_topics(clients, [TopicSpec(LEGACY_CURSOR_TOPIC, "connector_offset", partitioned=False, compacted=True)])
     path = write_csv(tmp_path / "delivered-before.csv", PENALTY_HEADER, [_good(300 + i) for i in range(2)])
     key = cursor_key("samr.penalty", fingerprint(path)).encode()
     value = Serde(settings).encoder(LEGACY_CURSOR_TOPIC, "connector_offset")(
@@ -235,7 +233,7 @@ def test_cursors_an_older_installation_kept_on_the_shared_topic_still_count(sett
             "updated_at": dt.datetime.now(dt.UTC),
         }
     )
-    producer = Producer(producer_config(settings))
+    producer = clients.producer()
     producer.produce(
         LEGACY_CURSOR_TOPIC,
         key=key,
@@ -244,7 +242,7 @@ def test_cursors_an_older_installation_kept_on_the_shared_topic_still_count(sett
     )
     producer.flush(30)
 
-    runner = _runner(settings)
+    runner = _runner(clients)
     summary = runner.run_file(path)
     runner.close()
     assert (summary.events_published, summary.already_delivered) == (0, 2)

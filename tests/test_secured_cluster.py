@@ -24,6 +24,7 @@ from hub.domain.teams import load_teams
 from hub.flow.topics import AUDIT_TOPIC, FEEDBACK_TOPIC, LEADS_TOPIC, cursor_topic, events_topic, feedback_topic, \
     outcomes_topic
 from hub.domain.events import Agency
+from hub.kafka.clients import KafkaClients
 from hub.kafka.readers import final_leads
 from hub.apps.pipeline import wait_until_processed
 from hub.devtools.samples import write_scenario
@@ -228,13 +229,14 @@ def test_every_hub_process_does_its_job_as_its_own_principal(cluster: SecuredClu
                  str(files["samr.penalty"]))
     assert "already delivered" in again.stdout, again.stdout + again.stderr  # its own cursor topic
 
+    # each principal's own Kafka clients, made once for the test
+    admin, operator, team = (KafkaClients(cluster.settings(p)) for p in ("hub-admin", "hub-operator", f"team-{SHANXI}"))
     worker = _worker(cluster, tmp_path / "worker.log")
     try:
         # every event processed, so every lead published (read as the administrator: the group's offsets)
-        wait_until_processed(cluster.settings("hub-admin"), timeout_s=180)
-        operator = cluster.settings("hub-operator")
+        wait_until_processed(admin, timeout_s=180)
         leads = final_leads(operator)
-        mine = final_leads(cluster.settings(f"team-{SHANXI}"), TEAMS[SHANXI].topic)
+        mine = final_leads(team, TEAMS[SHANXI].topic)
         assert mine and set(mine) <= set(leads), (sorted(mine), sorted(leads))
         assert all(lead["rules"][0] == "CRIMINAL_REFERRAL" for lead in mine.values())
         lead_id = sorted(mine)[0]
@@ -247,6 +249,8 @@ def test_every_hub_process_does_its_job_as_its_own_principal(cluster: SecuredClu
         assert status.returncode == 0, status.stderr
         assert "samr.penalty" in status.stdout
     finally:
+        for clients in (admin, operator, team):
+            clients.close()
         worker.terminate()
         worker.wait(timeout=90)
     assert worker.returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]

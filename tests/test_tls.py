@@ -88,12 +88,13 @@ def test_without_tls_or_without_a_client_certificate_nothing_gets_through(tls) -
     assert not _refused(client_config(settings))
 
 
-def test_a_connector_and_a_worker_carry_leads_over_tls(tls) -> None:
+def test_a_connector_and_a_worker_carry_leads_over_tls(tls, make_clients) -> None:
     settings, tmp = tls
-    create_topics(settings)  # the admin client
+    clients = make_clients(settings)
+    create_topics(clients)  # the admin client
     ensure_keys(settings)
     path = synthetic_penalties(tmp / "penalties.csv", rows=200, businesses=40, seed=3)
-    runner = ConnectorRunner(settings, SamrPenaltyConnector(PersonalDataHasher(TEST_PII_KEY)), Metrics())
+    runner = ConnectorRunner(clients, SamrPenaltyConnector(PersonalDataHasher(TEST_PII_KEY)), Metrics())
     assert runner.run_file(path).events_published == 200  # confluent-kafka's producer
     runner.close()
     worker = start_worker(settings, tmp, HUB_LIFECYCLE_TICK_S="0", HUB_KAFKA_SECURITY_PROTOCOL="SSL",
@@ -101,12 +102,12 @@ def test_a_connector_and_a_worker_carry_leads_over_tls(tls) -> None:
                           HUB_KAFKA_SSL_CERT_FILE=settings.kafka_ssl_cert_file,
                           HUB_KAFKA_SSL_KEY_FILE=settings.kafka_ssl_key_file)
     try:
-        wait_until_processed(settings, timeout_s=180)  # Faust's aiokafka consumer and producer, over TLS
+        wait_until_processed(clients, timeout_s=180)  # Faust's aiokafka consumer and producer, over TLS
     except Exception:
         worker.terminate()
         raise AssertionError(worker.communicate(timeout=30)[1][-3000:]) from None
     finally:
         worker.terminate()
         worker.wait(30)
-    leads = final_leads(settings)  # the lead reader, verifying the worker's signatures
+    leads = final_leads(clients)  # the lead reader, verifying the worker's signatures
     assert leads and all(lead["rules"] == ["REPEAT_OFFENDER"] for lead in leads.values())

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Producer
 
+from hub.kafka.clients import KafkaClients
 from hub.trust import Role, ensure_keys, signer
 from hub.kafka.broker import EmbeddedBroker
 from hub.domain.events import event_key
@@ -39,7 +40,8 @@ def own_settings(tmp_path: Path) -> Iterator[Settings]:
     with EmbeddedBroker(tmp_path / "kafka").start() as running:
         settings = load_settings(environ={}).on_embedded(running.bootstrap, pii_key=TEST_PII_KEY, metrics_port=0,
                                                          state_dir=tmp_path / "state")
-        create_topics(settings)
+        with KafkaClients(settings) as clients:
+            create_topics(clients)
         ensure_keys(settings)
         yield settings
 
@@ -68,7 +70,7 @@ def _port(worker: subprocess.Popen[str]) -> int:
     return int(found.group(1))
 
 
-def test_a_bad_record_and_a_critical_event_in_one_batch(own_settings: Settings, tmp_path: Path) -> None:
+def test_a_bad_record_and_a_critical_event_in_one_batch(own_settings: Settings, tmp_path: Path, make_clients) -> None:
     settings = own_settings
     good = critical_event(tmp_path, RECEIVED.now(RECEIVED.tzinfo))
     key = event_key(good).encode()
@@ -77,13 +79,14 @@ def test_a_bad_record_and_a_critical_event_in_one_batch(own_settings: Settings, 
                         (key, encoded(settings, typo))])
     worker = start_worker(settings, tmp_path, HUB_LIFECYCLE_TICK_S="0")
     try:
-        wait_until_processed(settings, timeout_s=120)
+        clients = make_clients(settings)
+        wait_until_processed(clients, timeout_s=120)
     finally:
         _stop(worker)
-    assert committed_total(settings) == 4
-    [lead] = final_leads(settings).values()
+    assert committed_total(clients) == 4
+    [lead] = final_leads(clients).values()
     assert lead["severity"] == "CRITICAL" and [e["event_id"] for e in lead["evidence"]] == [good["event_id"]]
-    letters = sorted((d["original"]["offset"], d["reason_code"]) for d in dead_letters(settings))
+    letters = sorted((d["original"]["offset"], d["reason_code"]) for d in dead_letters(clients))
     assert letters == [("0", "tombstone"), ("2", "undecodable_event"), ("3", "date_out_of_range")]
 
 
@@ -99,7 +102,7 @@ def _registry_down(registry: tuple[Registry, str], settings: Settings, tmp_path:
 
 
 def test_nothing_is_acknowledged_while_the_registry_is_down(registry, own_settings: Settings,
-                                                            tmp_path: Path) -> None:
+                                                            tmp_path: Path, make_clients) -> None:
     good = critical_event(tmp_path, RECEIVED.now(RECEIVED.tzinfo))
     second = critical_event(tmp_path, RECEIVED.now(RECEIVED.tzinfo), "晋太市监罚〔2026〕77号")
     settings, worker = _registry_down(registry, own_settings, tmp_path, HUB_RETRY_ATTEMPTS="1000",
@@ -113,22 +116,24 @@ def test_nothing_is_acknowledged_while_the_registry_is_down(registry, own_settin
             time.sleep(0.2)
         time.sleep(1.0)  # several commit intervals
         assert metric(port, "hub_worker_infrastructure_failing") == 1
-        assert committed_total(settings) == 0 and not read_to_end(settings, "hub.leads")
+        clients = make_clients(settings)
+        assert committed_total(clients) == 0 and not read_to_end(clients, "hub.leads")
         registry[0].down = False
-        wait_until_processed(settings, timeout_s=120)
+        wait_until_processed(clients, timeout_s=120)
         assert metric(port, "hub_worker_infrastructure_failing") == 0
     except Exception:
         _stop(worker)
         raise AssertionError(worker.stderr.read() if worker.stderr else "") from None
     finally:
         _stop(worker)
-    leads = final_leads(settings)
+    leads = final_leads(clients)
     assert {e["event_id"] for lead in leads.values() for e in lead["evidence"]} == \
         {good["event_id"], second["event_id"]}
-    assert not dead_letters(settings)
+    assert not dead_letters(clients)
 
 
-def test_a_worker_that_gives_up_exits_without_acknowledging(registry, own_settings: Settings, tmp_path: Path) -> None:
+def test_a_worker_that_gives_up_exits_without_acknowledging(registry, own_settings: Settings, tmp_path: Path,
+                                                           make_clients) -> None:
     good = critical_event(tmp_path, RECEIVED.now(RECEIVED.tzinfo))
     settings, worker = _registry_down(registry, own_settings, tmp_path, HUB_RETRY_ATTEMPTS="3")
     try:
@@ -136,14 +141,15 @@ def test_a_worker_that_gives_up_exits_without_acknowledging(registry, own_settin
         assert worker.wait(120) == EXIT_INFRASTRUCTURE
     finally:
         _stop(worker)
-    assert committed_total(settings) == 0
+    clients = make_clients(settings)
+    assert committed_total(clients) == 0
     registry[0].down = False
     again = start_worker(
         settings, tmp_path, HUB_SCHEMA_REGISTRY_URL=settings.schema_registry_url, HUB_LIFECYCLE_TICK_S="0"
     )
     try:
-        wait_until_processed(settings, timeout_s=120)
+        wait_until_processed(clients, timeout_s=120)
     finally:
         _stop(again)
-    [lead] = final_leads(settings).values()
+    [lead] = final_leads(clients).values()
     assert [e["event_id"] for e in lead["evidence"]] == [good["event_id"]]

@@ -46,8 +46,9 @@ from hub.domain.lifecycle import ACTIVE, Escalation, LeadStatus, is_overdue
 from hub.domain.teams import SEVERITIES, Team
 from hub.edge.httpd import AppServer, serve_app
 from hub.edge.retry import shown
+from hub.kafka.clients import KafkaClients
 from hub.kafka.readers import LeadReader, follow_topics
-from hub.settings import HttpSettings, Settings
+from hub.settings import HttpSettings
 from hub.trust import Role
 from hub.trust.keys import TrustedKey
 from hub.trust.signatures import TrustStoreFile
@@ -122,18 +123,19 @@ class BoardCollector(Collector):
         yield stale
 
 
-def follow_into(board: LeadBoard, settings: Settings, stop: threading.Event,
+def follow_into(board: LeadBoard, clients: KafkaClients, stop: threading.Event,
                 retry_s: tuple[float, float] = (1.0, 60.0)) -> threading.Thread:
     """Keep ``board`` up to date on a daemon thread until ``stop``. A failure
     (the broker, the registry) neither takes the worker down (the board is a
     view) nor leaves the board stale: it follows again from the beginning,
-    after a wait that doubles up to ``retry_s[1]``."""
+    after a wait that doubles up to ``retry_s[1]``. Each pass follows with a
+    consumer of its own, made from the process's ``clients``."""
     def run() -> None:
         wait = retry_s[0]
         while not stop.is_set():
             try:
-                board.reading = LeadReader(settings)  # from the beginning again: versions from nothing
-                for topic, lead in follow_topics(settings, sorted(board.topics), True, stop.is_set, board.reading):
+                board.reading = LeadReader(clients.settings)  # from the beginning again: versions from nothing
+                for topic, lead in follow_topics(clients, sorted(board.topics), True, stop.is_set, board.reading):
                     board.apply(topic, lead)
                     wait = retry_s[0]
             except Exception as exc:

@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from connectors.discovery import load
 from connectors.runner import ConnectorRunner, RunSummary
-from hub.kafka.connection import client_config
 from hub.domain.lifecycle import ACTIVE
 from hub.domain.pii import PersonalDataHasher
 from hub.edge.metrics import Metrics
+from hub.kafka.clients import KafkaClients
 from hub.kafka.readers import final_leads
-from hub.settings import Settings
 from hub.edge.feedback import publish_ticks
-from hub.kafka.topics import event_ends, worker_lag
+from hub.kafka.topics import event_ends, lag_consumer, worker_lag
 from hub.trust import Role, signer
 from hub.flow import Seen
 from hub.edge.worker import Tally, WorkerHandle, run_worker
@@ -60,11 +59,12 @@ class PipelineSummary:
                 + f"), {superseded} superseded")
 
 
-def run_connectors(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
+def run_connectors(clients: KafkaClients, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
     runs = []
+    settings = clients.settings
     hasher = PersonalDataHasher(settings.pii_key)
     for name, path in sources:
-        runner = ConnectorRunner(settings, load(name)(hasher, settings.validation), metrics)
+        runner = ConnectorRunner(clients, load(name)(hasher, settings.validation), metrics)
         try:
             runs.append(runner.run_file(path))
         finally:
@@ -72,22 +72,22 @@ def run_connectors(settings: Settings, sources: list[tuple[str, Path]], metrics:
     return runs
 
 
-def wait_until_processed(settings: Settings, timeout_s: float) -> None:
+def wait_until_processed(clients: KafkaClients, timeout_s: float) -> None:
     """Block until the workers' consumer group has committed every event now on
     the event topics, which it does only after publishing their leads, and
     every message entity resolution sent meanwhile (each can send more: the
-    ends are read again until they stay put)."""
-    ends = event_ends(settings)
-    consumer = Consumer({**client_config(settings), "group.id": settings.app_id,
-                         "enable.auto.commit": False, "log_level": 3})
+    ends are read again until they stay put). One consumer of the workers'
+    group and the process's shared reader serve every look of the wait."""
+    ends = event_ends(clients)
+    consumer = lag_consumer(clients)
     try:
         deadline = time.monotonic() + timeout_s
         behind: dict[TopicPartition, int] = {}
         while time.monotonic() < deadline:
             # Negative: the workers committed past ``ends`` (new messages since they were read).
-            behind = {tp: n for tp, n in worker_lag(settings, ends, consumer).items() if n > 0}
+            behind = {tp: n for tp, n in worker_lag(clients, ends, consumer).items() if n > 0}
             if not behind:
-                now = event_ends(settings)
+                now = event_ends(clients)
                 if now == ends:
                     return
                 ends = now
@@ -111,10 +111,10 @@ def wait_for_ticks(handle: WorkerHandle, ticks: int, timeout_s: float) -> None:
     raise TimeoutError(f"the worker did not take the {ticks} clock ticks within {timeout_s}s")
 
 
-Feeder = Callable[[Settings, list[tuple[str, Path]], Metrics], list[RunSummary]]
+Feeder = Callable[[KafkaClients, list[tuple[str, Path]], Metrics], list[RunSummary]]
 
 
-def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics,
+def run_pipeline(clients: KafkaClients, sources: list[tuple[str, Path]], metrics: Metrics,
                  timeout_s: float = 900.0, stop_when_done: bool = True,
                  on_done: Callable[[PipelineSummary], None] | None = None,
                  feeder: Feeder = run_connectors) -> PipelineSummary:
@@ -125,9 +125,11 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
     A run that stops when done drives the lifecycle's clock itself: one tick
     at the end, once every event is in, and none while they arrive, so its
     leads (rectifications overdue by now among them) do not depend on when a
-    periodic tick happened to fall."""
+    periodic tick happened to fall. ``clients``: the process's, for the
+    feeder, the waits and the worker alike."""
     if stop_when_done:
-        settings = settings.with_overrides(lifecycle_tick_s=0)
+        clients = clients.with_settings(clients.settings.with_overrides(lifecycle_tick_s=0))
+    settings = clients.settings
     summary = PipelineSummary()
     failure: list[BaseException] = []
     started = threading.Event()
@@ -137,11 +139,11 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
         try:
             started.wait(120)
             t0 = time.perf_counter()
-            summary.runs = feeder(settings, sources, metrics)
-            wait_until_processed(settings, timeout_s)
+            summary.runs = feeder(clients, sources, metrics)
+            wait_until_processed(clients, timeout_s)
             summary.elapsed_s = time.perf_counter() - t0
             if stop_when_done:
-                ticked = publish_ticks(settings, time.time(), signer(settings, Role.WORKER, settings.worker_name))
+                ticked = publish_ticks(clients, time.time(), signer(settings, Role.WORKER, settings.worker_name))
                 wait_for_ticks(handle, ticked, timeout_s)
             if on_done is not None:
                 on_done(summary)
@@ -152,12 +154,12 @@ def run_pipeline(settings: Settings, sources: list[tuple[str, Path]], metrics: M
                 handle.stop()
 
     threading.Thread(target=feed, name="hub-feeder", daemon=True).start()
-    tally = run_worker(settings, metrics, started, handle=handle)
+    tally = run_worker(clients, metrics, started, handle=handle)
     if failure:
         raise failure[0]
     summary.tally = tally
     summary.events_processed = tally.seen[Seen.EVENT]
     summary.duplicates = tally.seen[Seen.DUPLICATE]
     summary.near_duplicates = tally.seen[Seen.NEAR_DUPLICATE]
-    summary.leads = final_leads(settings)
+    summary.leads = final_leads(clients)
     return summary

@@ -25,7 +25,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from collections.abc import Iterable, Mapping
 
 from hub.domain.events import CST, Agency, Event, EventKind, event_key, reporting_delay_s
@@ -35,7 +35,10 @@ from hub.domain import labels
 from hub.domain.lifecycle import TAKEN_UP, Escalation, LeadStatus, LinkKind
 from hub.domain.rules import RuleFamily, to_fact
 from hub.domain.teams import Team
-from hub.settings import LifecycleSettings, RuleSettings, Settings
+from hub.settings import LifecycleSettings, RuleSettings
+
+if TYPE_CHECKING:
+    from hub.kafka.clients import KafkaClients
 
 # The figures of a row, in the order of the columns, with their headings.
 LEAD_FIGURES = {
@@ -557,7 +560,7 @@ def _counts_for(event: Event, signer: str, period: Period) -> bool:
         event["kind"] == EventKind.INSPECTION.value or period.holds_instant(event["received_at"]))
 
 
-def _signed_events(settings: Settings, period: Period) -> list[Event]:
+def _signed_events(clients: KafkaClients, period: Period) -> list[Event]:
     """The events the period needs, from every agency's topic, as their connectors signed them."""
     from hub.flow.topics import events_topic
     from hub.kafka.readers import SignedReader
@@ -565,9 +568,9 @@ def _signed_events(settings: Settings, period: Period) -> list[Event]:
     from hub.trust import Role
 
     events: dict[str, Event] = {}  # a record sent twice counts once
-    read_event = SignedReader(settings, "event", frozenset({Role.CONNECTOR}))
+    read_event = SignedReader(clients.settings, "event", frozenset({Role.CONNECTOR}))
     for agency in Agency:
-        for message in read_to_end(settings, events_topic(agency)):
+        for message in read_to_end(clients, events_topic(agency)):
             signed = read_event.signed(message)
             if signed is None:
                 continue
@@ -578,7 +581,7 @@ def _signed_events(settings: Settings, period: Period) -> list[Event]:
     return list(events.values())
 
 
-def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tuple[
+def collect(clients: KafkaClients, teams: Mapping[str, Team], period: Period) -> tuple[
         list[dict[str, Any]], dict[str, list[dict[str, Any]]], list[Event], list[dict[str, Any]]]:
     """From the topics: every lead (its latest record on the operators'
     topic), each team's received leads (their latest records), the
@@ -587,6 +590,6 @@ def collect(settings: Settings, teams: Mapping[str, Team], period: Period) -> tu
     identities signed counts, a connector's records only under its own name."""
     from hub.kafka.readers import dead_letters, final_leads
 
-    leads = list(final_leads(settings).values())
-    received = {name: list(final_leads(settings, team.topic).values()) for name, team in teams.items()}
-    return leads, received, _signed_events(settings, period), dead_letters(settings)
+    leads = list(final_leads(clients).values())
+    received = {name: list(final_leads(clients, team.topic).values()) for name, team in teams.items()}
+    return leads, received, _signed_events(clients, period), dead_letters(clients)

@@ -6,10 +6,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from connectors.offsets import signed_cursors
-from hub.settings import Settings, installed_connectors
+from hub.settings import installed_connectors
 from hub.domain.lifecycle import ACTIVE
+from hub.kafka.clients import KafkaClients
 from hub.kafka.readers import dead_letters, final_leads
-from hub.kafka.topics import admin, event_ends, source_topics, worker_lag
+from hub.kafka.topics import event_ends, source_topics, worker_lag
 
 
 @dataclass
@@ -40,39 +41,39 @@ class Status:
             or ["  none yet"]
 
 
-def _group_lag(settings: Settings) -> dict[str, int]:
+def _group_lag(clients: KafkaClients) -> dict[str, int]:
     lag = dict.fromkeys(source_topics(), 0)
-    for tp, behind in worker_lag(settings, event_ends(settings)).items():
+    for tp, behind in worker_lag(clients, event_ends(clients)).items():
         lag[tp.topic] += behind
     return lag
 
 
-def collect(settings: Settings) -> Status:
-    metadata = admin(settings).list_topics(timeout=10)
+def collect(clients: KafkaClients) -> Status:
+    metadata = clients.admin().list_topics(timeout=10)
     return Status(
-        broker=settings.broker_url, brokers=len(metadata.brokers),
+        broker=clients.settings.broker_url, brokers=len(metadata.brokers),
         topics={name: len(t.partitions) for name, t in sorted(metadata.topics.items()) if not name.startswith("__")},
-        lag=_group_lag(settings), connectors=_last_files(settings), dead_letters=_dead_letter_counts(settings),
-        open_leads=_open_lead_counts(settings))
+        lag=_group_lag(clients), connectors=_last_files(clients), dead_letters=_dead_letter_counts(clients),
+        open_leads=_open_lead_counts(clients))
 
 
-def _last_files(settings: Settings) -> dict[str, dt.datetime]:
+def _last_files(clients: KafkaClients) -> dict[str, dt.datetime]:
     """Each connector's last file completed, by its signed cursors."""
     last: dict[str, dt.datetime] = {}
     for connector in installed_connectors():
-        for cursor in signed_cursors(settings, connector):
+        for cursor in signed_cursors(clients, connector):
             if cursor["complete"]:
                 previous = last.get(connector)
                 last[connector] = max(cursor["updated_at"], previous or cursor["updated_at"])
     return last
 
 
-def _dead_letter_counts(settings: Settings) -> Counter[tuple[str, str]]:
+def _dead_letter_counts(clients: KafkaClients) -> Counter[tuple[str, str]]:
     """(stage, reason) -> dead letters."""
-    return Counter((letter["stage"], letter["reason_code"]) for letter in dead_letters(settings))
+    return Counter((letter["stage"], letter["reason_code"]) for letter in dead_letters(clients))
 
 
-def _open_lead_counts(settings: Settings) -> Counter[tuple[str, str]]:
+def _open_lead_counts(clients: KafkaClients) -> Counter[tuple[str, str]]:
     """(severity, rule) -> open leads."""
-    return Counter((lead["severity"], lead["rules"][0]) for lead in final_leads(settings).values()
+    return Counter((lead["severity"], lead["rules"][0]) for lead in final_leads(clients).values()
                    if lead["status"] in ACTIVE)  # open, acknowledged, investigating or transferred

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from hub.domain.pii import describe
 from hub.domain.resolution import ResolverState
-from hub.settings import Settings
+from hub.kafka.clients import KafkaClients
 from hub.kafka.topics import changelog_topic, read_to_end
 from hub.flow.topics import RESOLVER_TABLE
 
@@ -44,12 +44,12 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def collect_unresolved(settings: Settings, now: float | None = None) -> list[Unresolved]:
+def collect_unresolved(clients: KafkaClients, now: float | None = None) -> list[Unresolved]:
     """Every unresolved record, oldest first. The changelog may hold several
     versions of a state (the cleaner compacts only rolled segments): the last
     one per key counts."""
     latest: dict[bytes, tuple[str, bytes | None]] = {}
-    for message in read_to_end(settings, changelog_topic(settings, RESOLVER_TABLE)):
+    for message in read_to_end(clients, changelog_topic(clients.settings, RESOLVER_TABLE)):
         key = message.key()
         if key is not None:
             latest[key] = (f"{message.topic()}[{message.partition()}]@{message.offset()}", message.value())

@@ -4,12 +4,15 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from collections.abc import Callable
 
 import click
 
 from hub.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from hub.kafka.clients import KafkaClients
 
 log = logging.getLogger("hub")
 
@@ -71,6 +74,15 @@ def existing_broker(ctx: click.Context, doing: str) -> Settings:
     return ctx.with_resource(broker_for(settings))[0]
 
 
+def kafka_clients(ctx: click.Context, settings: Settings) -> KafkaClients:
+    """The command's Kafka clients, made once for ``settings`` (the broker it
+    runs on) and handed to whatever it calls; closed as the command ends,
+    before a broker it started for its lifetime (``existing_broker``) stops."""
+    from hub.kafka.clients import KafkaClients
+
+    return ctx.with_resource(KafkaClients(settings))
+
+
 def require_pii_key(settings: Settings) -> None:
     """The development key is public: on a real broker it would make the
     hashes of ID numbers reversible by brute force."""
@@ -108,21 +120,23 @@ def serve_metrics(metrics: Any, settings: Settings) -> int:
         return port
 
 
-def serve_board(metrics: Any, settings: Settings, audit: Any = None) -> Callable[[], None]:
-    """The read-only lead board and the open/overdue gauges, when teams are configured."""
+def serve_board(metrics: Any, clients: KafkaClients, audit: Any = None) -> Callable[[], None]:
+    """The read-only lead board and the open/overdue gauges, when teams are
+    configured; it follows the team topics with the process's ``clients``."""
     import threading
 
     from hub.apps.board import BoardCollector, LeadBoard, Sessions, follow_into, serve_board
     from hub.trust import ensure_keys
     from hub.trust.signatures import TrustStoreFile
 
+    settings = clients.settings
     teams = team_config(settings)
     if settings.web_port < 0 or not teams:
         return lambda: None
     board = LeadBoard(teams)
     metrics.registry.register(BoardCollector(board))
     stop = threading.Event()
-    follow_into(board, settings, stop)
+    follow_into(board, clients, stop)
     ensure_keys(settings)
     sessions = Sessions(TrustStoreFile(settings.trust_path), settings.board_session_hours)
     record = audit.record if audit else lambda notes: None

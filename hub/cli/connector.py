@@ -72,6 +72,7 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
     from hub.kafka.broker import broker_for
     from hub.domain.pii import PersonalDataHasher
     from hub.edge.metrics import Metrics
+    from hub.kafka.clients import KafkaClients
     from hub.kafka.topics import create_topics
 
     try:
@@ -84,13 +85,13 @@ def connector_run(ctx: click.Context, name: str, path: Path, follow: bool, inter
     if not follow and path.is_dir():
         raise click.UsageError("--path is a folder: add --follow, or name a file")
     stop_on_sigterm()
-    with broker_for(settings_of(ctx)) as (settings, _):
+    with broker_for(settings_of(ctx)) as (settings, _), KafkaClients(settings) as clients:  # the run's clients
         if settings_of(ctx).embedded:
-            create_topics(settings)
+            create_topics(clients)
         metrics = Metrics()
         port = serve_metrics(metrics, settings)
         connector = connector_cls(PersonalDataHasher(settings.pii_key), settings.validation)
-        runner = ConnectorRunner(settings, connector, metrics)
+        runner = ConnectorRunner(clients, connector, metrics)
         click.echo(f"metrics: http://{settings.metrics_host}:{port}/metrics")
         try:
             if follow:

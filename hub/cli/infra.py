@@ -17,6 +17,7 @@ def broker(ctx: click.Context, port: int) -> None:
     Its data lives under the state directory and survives a stop; other hub
     commands on the same state directory use it while it runs (Ctrl-C stops it)."""
     from hub.kafka.broker import EmbeddedBroker, embedded_dir, format_bytes, kafka_version
+    from hub.kafka.clients import KafkaClients
     from hub.kafka.topics import create_topics
 
     settings = settings_of(ctx)
@@ -26,7 +27,8 @@ def broker(ctx: click.Context, port: int) -> None:
     embedded = EmbeddedBroker(embedded_dir(settings), port=port).start()
     with embedded:
         try:
-            create_topics(settings.on_embedded(embedded.bootstrap))
+            with KafkaClients(settings.on_embedded(embedded.bootstrap)) as clients:
+                create_topics(clients)
             click.echo(f"embedded Apache Kafka {kafka_version()} at {embedded.bootstrap} (pid {embedded.pid}); "
                        f"data in {embedded.log_dir} ({format_bytes(embedded.disk_bytes())}), kept across "
                        "restarts; Ctrl-C stops it")
@@ -52,13 +54,14 @@ def topics(ctx: click.Context) -> None:
 def topics_list(ctx: click.Context) -> None:
     """List the broker's topics with partition counts."""
     from hub.kafka.broker import broker_for
+    from hub.kafka.clients import KafkaClients
     from hub.kafka.topics import all_topics, create_topics, list_topics
 
-    with broker_for(settings_of(ctx)) as (settings, private):
+    with broker_for(settings_of(ctx)) as (settings, private), KafkaClients(settings) as clients:
         if private:
-            create_topics(settings)
+            create_topics(clients)
         described = {t.name: t.description for t in all_topics(settings)}
-        for name, partitions in list_topics(settings).items():
+        for name, partitions in list_topics(clients).items():
             click.echo(f"{name:<40} {partitions:>3} partitions  {described.get(name, '')}")
 
 
@@ -67,10 +70,11 @@ def topics_list(ctx: click.Context) -> None:
 def topics_create(ctx: click.Context) -> None:
     """Create every topic the hub owns with explicit partition counts (idempotent)."""
     from hub.kafka.broker import broker_for
+    from hub.kafka.clients import KafkaClients
     from hub.kafka.topics import create_topics
 
-    with broker_for(settings_of(ctx)) as (settings, _):
-        for name, outcome in create_topics(settings).items():
+    with broker_for(settings_of(ctx)) as (settings, _), KafkaClients(settings) as clients:
+        for name, outcome in create_topics(clients).items():
             click.echo(f"{name:<40} {outcome}")
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hub.cli.common import existing_broker, main, require_pii_key, settings_of, stop_on_sigterm, team_config
+from hub.cli.common import (existing_broker, kafka_clients, main, require_pii_key, settings_of, stop_on_sigterm,
+                            team_config)
 from hub.settings import Settings
 from hub.trust import Role, Signer
 
@@ -62,10 +63,10 @@ def leads_tail(ctx: click.Context, region_prefix: str | None, severity: str | No
             raise click.BadParameter(f"no team {team!r} (known: {', '.join(sorted(teams)) or 'none'})",
                                      param_hint="--team")
         topic = teams[team].topic
-    settings = existing_broker(ctx, "follow")
+    clients = kafka_clients(ctx, existing_broker(ctx, "follow"))
     stop_on_sigterm()
     try:
-        for lead in follow_leads(settings, from_beginning, topic=topic):
+        for lead in follow_leads(clients, from_beginning, topic=topic):
             if matches(lead, region_prefix, severity.upper() if severity else None):
                 click.echo(json.dumps(to_json_ready(lead), ensure_ascii=False) if as_json else render(lead) + "\n")
     except KeyboardInterrupt:
@@ -90,6 +91,7 @@ def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
 
         require_pii_key(settings_of(ctx))
         settings = existing_broker(ctx, verb)
+        clients = kafka_clients(ctx, settings)
         team = _own(settings, Role.TEAM, key_path)
         teams = team_config(settings)
         if team.name not in teams:
@@ -98,7 +100,7 @@ def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
             raise click.ClickException(f"team {team.name} is an oversight team: it reads leads and does not "
                                        "change them (the workers refuse its answers)")
         # The team's own topic: the lead as the team receives it, signed by a worker.
-        lead = find_lead(settings, lead_id, teams[team.name].topic)
+        lead = find_lead(clients, lead_id, teams[team.name].topic)
         if lead is None:
             raise click.ClickException(f"no lead {lead_id} on {teams[team.name].topic}: "
                                        f"team {team.name} does not receive it")
@@ -110,7 +112,7 @@ def _feedback_command(action: str, verb: str, note_label: str | None) -> None:
         # workers scrub the lead's people's names too before keeping it.
         hasher = PersonalDataHasher(settings.pii_key)
         note = hasher.scrub_feedback(note, frozenset(lead.get("person_refs") or ()))
-        topic = publish_feedback(settings, feedback(lead, action, team.name, note, hasher.desk(by), time.time()),
+        topic = publish_feedback(clients, feedback(lead, action, team.name, note, hasher.desk(by), time.time()),
                                  team)
         click.echo(f"{lead_id}: {action} by {team.name} sent to {topic}; the workers apply it and republish the lead")
 
@@ -157,6 +159,6 @@ def leads_tick(ctx: click.Context, at: str | None, key_path: Path | None) -> Non
                                "refuses unless HUB_ALLOW_DRILLS is set")
     default = key_file(settings.keys_path, Role.OPERATOR, "operator")
     operator = _own(settings, Role.OPERATOR, key_path or (None if settings.key_file else default))
-    n = publish_ticks(settings, when, operator)
+    n = publish_ticks(kafka_clients(ctx, settings), when, operator)
     click.echo(f"tick at {dt.datetime.fromtimestamp(when, dt.UTC).isoformat()} on {n} partitions, "
                f"signed by {operator.key.trusted.identity}")

@@ -6,21 +6,26 @@ from pathlib import Path
 
 import click
 
-from hub.cli.common import existing_broker, main
-from hub.settings import Settings
+from typing import TYPE_CHECKING
+
+from hub.cli.common import existing_broker, kafka_clients, main
+
+if TYPE_CHECKING:
+    from hub.kafka.clients import KafkaClients
 
 
-def write_report(settings: Settings, start: dt.date, end: dt.date, out: Path, team: str | None = None,
+def write_report(clients: KafkaClients, start: dt.date, end: dt.date, out: Path, team: str | None = None,
                  region: str | None = None) -> tuple[Path, Path]:
     from connectors.discovery import available
     from hub.domain.teams import load_teams
     from hub.apps.report import Period, build, collect, write_markdown, write_xlsx
 
+    settings = clients.settings
     teams = load_teams(settings.teams_file)
     if team is not None and team not in teams:
         raise click.UsageError(f"no team {team!r} in {settings.teams_file}")
     period = Period(start, end)
-    leads, received, events, dead = collect(settings, teams, period)
+    leads, received, events, dead = collect(clients, teams, period)
     connectors = {name: c.agency.value for name, c in available().items()}
     report = build(leads, received, events, dead, teams, connectors, period, settings.rules, settings.lifecycle,
                    team, region)
@@ -45,6 +50,6 @@ def report(ctx: click.Context, start: dt.datetime, end: dt.datetime, team: str |
     records, rejects and reporting delays (迟报)."""
     if end < start:
         raise click.UsageError("--to is before --from")
-    settings = existing_broker(ctx, "report on")
-    for path in write_report(settings, start.date(), end.date(), out, team, region):
+    clients = kafka_clients(ctx, existing_broker(ctx, "report on"))
+    for path in write_report(clients, start.date(), end.date(), out, team, region):
         click.echo(f"wrote {path}")

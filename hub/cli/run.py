@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hub.cli.common import existing_broker, main, require_pii_key, serve_board, serve_metrics, settings_of
+from hub.cli.common import (existing_broker, kafka_clients, main, require_pii_key, serve_board, serve_metrics,
+                            settings_of)
 
 @main.command()
 @click.pass_context
@@ -20,19 +21,20 @@ def worker(ctx: click.Context) -> None:
     from hub.kafka.topics import create_topics
     from hub.trust import Role, signer
     from hub.edge.worker import run_worker
+    from hub.kafka.clients import KafkaClients
 
-    with broker_for(settings_of(ctx)) as (settings, _):
+    with broker_for(settings_of(ctx)) as (settings, _), KafkaClients(settings) as clients:
         if settings_of(ctx).embedded:
-            create_topics(settings)
+            create_topics(clients)
         metrics = Metrics()
         port = serve_metrics(metrics, settings)
         click.echo(f"worker on {settings.broker_url}; metrics: http://{settings.metrics_host}:{port}/metrics",
                    err=True)
-        # one audit chain for the worker and its board
-        audit = AuditLog(settings, signer(settings, Role.WORKER, settings.worker_name), metrics)
-        stop_board = serve_board(metrics, settings, audit)
+        # one audit chain for the worker and its board; one set of Kafka clients for the process
+        audit = AuditLog(clients, signer(settings, Role.WORKER, settings.worker_name), metrics)
+        stop_board = serve_board(metrics, clients, audit)
         try:
-            run_worker(settings, metrics, audit=audit)
+            run_worker(clients, metrics, audit=audit)
         finally:
             stop_board()
 
@@ -71,15 +73,16 @@ def backfill(ctx: click.Context, sources: tuple[str, ...], leads_out: Path, time
     from hub.edge.metrics import Metrics
     from hub.apps.pipeline import run_pipeline
     from hub.apps.leadview import to_json_ready
+    from hub.kafka.clients import KafkaClients
     from hub.kafka.topics import create_topics
 
     require_pii_key(settings_of(ctx))
     parsed = _parse_sources(sources)
-    with broker_for(settings_of(ctx)) as (settings, _):
-        create_topics(settings)
+    with broker_for(settings_of(ctx)) as (settings, _), KafkaClients(settings) as clients:
+        create_topics(clients)
         metrics = Metrics()
         serve_metrics(metrics, settings)
-        summary = run_pipeline(settings, parsed, metrics, timeout_s=timeout)
+        summary = run_pipeline(clients, parsed, metrics, timeout_s=timeout)
     with open(leads_out, "w", encoding="utf-8") as out:
         for lead in sorted(summary.leads.values(), key=lambda entry: entry["lead_id"]):
             out.write(json.dumps(to_json_ready(lead), ensure_ascii=False) + "\n")
@@ -112,6 +115,7 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     from hub.apps.pipeline import run_pipeline
     from hub.devtools.samples import write_scenario
     from hub.devtools.signal_samples import write_signals
+    from hub.kafka.clients import KafkaClients
     from hub.kafka.topics import create_topics
     from hub.trust import TrustStore
 
@@ -122,8 +126,8 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
     sources = [*list(files.items()), ("samr.penalty", files["samr.penalty"].with_name("行政处罚-市级重报.csv"))]
     sources[-1][1].write_bytes(files["samr.penalty"].read_bytes() + b"\r\n")  # the city system's resend
     sources += write_signals(folder / "signals")
-    with broker_for(settings_of(ctx)) as (settings, _):
-        create_topics(settings)
+    with broker_for(settings_of(ctx)) as (settings, _), KafkaClients(settings) as clients:
+        create_topics(clients)
         metrics = Metrics()
         port = serve_metrics(metrics, settings)
         click.echo(f"embedded broker {settings.broker_url}; metrics: http://{settings.metrics_host}:{port}/metrics")
@@ -133,18 +137,18 @@ def demo(ctx: click.Context, follow: bool, data_dir: Path | None) -> None:
         printing = threading.Event()
 
         def print_leads() -> None:
-            for lead in follow_leads(settings, from_beginning=True, should_stop=printing.is_set):
+            for lead in follow_leads(clients, from_beginning=True, should_stop=printing.is_set):
                 click.echo("\n" + render(lead))
 
         printer = threading.Thread(target=print_leads, daemon=True)
         printer.start()
-        summary = run_pipeline(settings, sources, metrics, stop_when_done=not follow,
+        summary = run_pipeline(clients, sources, metrics, stop_when_done=not follow,
                                on_done=lambda s: time.sleep(1.0))
         printing.set()
         printer.join(5)
-        trail = verify(read_trail(settings), TrustStore.load(settings.trust_path))  # before the broker goes
+        trail = verify(read_trail(clients), TrustStore.load(settings.trust_path))  # before the broker goes
         today = dt.datetime.now(CST).date()
-        report = write_report(settings, today - dt.timedelta(days=30), today, folder)
+        report = write_report(clients, today - dt.timedelta(days=30), today, folder)
     click.echo("")
     for line in summary.lines():
         click.echo(line)
@@ -160,7 +164,7 @@ def status(ctx: click.Context) -> None:
     success, dead-letter counts and open leads, at a glance."""
     from hub.apps.status import collect
 
-    for line in collect(existing_broker(ctx, "report")).lines():
+    for line in collect(kafka_clients(ctx, existing_broker(ctx, "report"))).lines():
         click.echo(line)
 
 
@@ -176,7 +180,7 @@ def unresolved(ctx: click.Context, as_json: bool) -> None:
 
     from hub.apps.unresolved import collect_unresolved, report
 
-    records = collect_unresolved(existing_broker(ctx, "report"))
+    records = collect_unresolved(kafka_clients(ctx, existing_broker(ctx, "report")))
     for line in ([json.dumps(dataclasses.asdict(r), ensure_ascii=False) for r in records] if as_json
                  else report(records)):
         click.echo(line)
@@ -192,6 +196,7 @@ def bench(ctx: click.Context, events: int, businesses: int) -> None:
     confluent-kafka consume/json/produce loop on the same broker."""
     from hub.devtools.bench import run_benchmark
     from hub.kafka.broker import EmbeddedBroker
+    from hub.kafka.clients import KafkaClients
     from hub.kafka.topics import create_topics
 
     import tempfile
@@ -205,8 +210,9 @@ def bench(ctx: click.Context, events: int, businesses: int) -> None:
             EmbeddedBroker(Path(home) / "kafka", extra_config={"log.cleaner.backoff.ms": "1000"}).start() as embedded:
         # changelog segments roll every 10 s, so the cleaner compacts them within the run
         on_broker = settings.on_embedded(embedded.bootstrap, metrics_port=0, compacted_segment_ms=10_000)
-        create_topics(on_broker)
-        result = run_benchmark(on_broker, events, businesses, embedded)
+        with KafkaClients(on_broker) as clients:  # the run's, handed to every phase
+            create_topics(clients)
+            result = run_benchmark(clients, events, businesses, embedded)
     for line in result.lines():
         click.echo(line)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from hub.cli.common import main, settings_of
+from hub.cli.common import kafka_clients, main, settings_of
 from hub.trust.keys import Role, TrustError, TrustStore, as_json, board_token, create_key, describe
+
+if TYPE_CHECKING:
+    from hub.kafka.clients import KafkaClients
 
 
 def _now() -> dt.datetime:
@@ -137,17 +140,16 @@ def acls_command(ctx: click.Context, apply_: bool, scram_users: Path | None, mak
     if not apply_:
         click.echo("\n".join(describe(b) for b in rules))
         return
-    _apply(settings, rules, scram_users)
+    _apply(kafka_clients(ctx, settings), rules, scram_users)
 
 
-def _apply(settings: Any, rules: list[Any], scram_users: Path | None) -> None:
-    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
-                                       UserScramCredentialAlteration, UserScramCredentialUpsertion)
+def _apply(clients: KafkaClients, rules: list[Any], scram_users: Path | None) -> None:
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism, UserScramCredentialAlteration,
+                                       UserScramCredentialUpsertion)
 
     from hub.kafka.acls import principals, to_admin
-    from hub.kafka.connection import client_config
 
-    client = AdminClient(client_config(settings))
+    client = clients.admin()
     if scram_users is not None:
         missing = [n for n in principals(rules) if not (scram_users / n).exists()]
         if missing:
@@ -196,7 +198,7 @@ def _trail(ctx: click.Context, file: Path | None) -> list[Any]:
     from hub.cli.common import existing_broker
 
     if file is None:
-        return read_trail(existing_broker(ctx, "read the audit trail of"))
+        return read_trail(kafka_clients(ctx, existing_broker(ctx, "read the audit trail of")))
     trail: list[Any] = []
     with open(file, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, 1):

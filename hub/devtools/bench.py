@@ -40,7 +40,7 @@ from confluent_kafka.admin import NewTopic
 
 from connectors.runner import RunSummary
 from hub.kafka.broker import EmbeddedBroker, disk_bytes
-from hub.kafka.connection import client_config
+from hub.kafka.clients import KafkaClients
 from hub.edge.metrics import Metrics
 from hub.apps.pipeline import Feeder, run_connectors, run_pipeline, wait_until_processed
 from hub.devtools.samples import synthetic_penalties
@@ -49,7 +49,7 @@ from hub.settings import Settings
 from hub.devtools.chaos import process_env
 from hub.flow import Seen
 from hub.flow.effects import Stage
-from hub.kafka.topics import admin, changelog_topic, create_topics, event_ends, read_to_end, worker_lag
+from hub.kafka.topics import changelog_topic, create_topics, event_ends, lag_consumer, read_to_end, worker_lag
 from hub.flow.topics import LEADS_TOPIC, RESOLUTION_TOPIC
 
 log = logging.getLogger(__name__)
@@ -159,16 +159,15 @@ class BenchResult:
         ]
 
 
-def plain_loop_rate(settings: Settings, n: int) -> float:
+def plain_loop_rate(clients: KafkaClients, n: int) -> float:
     """Consume JSON, decode, re-encode, produce: the floor any Python pipeline pays."""
-    client = admin(settings)
-    for future in client.create_topics([NewTopic(name, settings.topic_partitions, 1)
-                                        for name in ("bench.plain.in", "bench.plain.out")]).values():
+    for future in clients.admin().create_topics([NewTopic(name, clients.settings.topic_partitions, 1)
+                                                 for name in ("bench.plain.in", "bench.plain.out")]).values():
         future.result()
-    producer = Producer({**client_config(settings), "linger.ms": 20})
+    producer = clients.producer({"linger.ms": 20}, plain=True)
     _produce_plain(producer, n)
-    consumer = Consumer({**client_config(settings), "group.id": "bench-plain",
-                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000, "log_level": 3})
+    consumer = clients.consumer("bench-plain", {"auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                                                "log_level": 3})
     consumer.subscribe(["bench.plain.in"])
     seen, started = _relay_plain(consumer, producer, n)
     producer.flush()
@@ -203,8 +202,9 @@ def _relay_plain(consumer: Consumer, producer: Producer, n: int) -> tuple[int, f
     return seen, started
 
 
-def _in_subprocess(settings: Settings, sources: list[tuple[str, Path]], _: Metrics) -> list[RunSummary]:
+def _in_subprocess(clients: KafkaClients, sources: list[tuple[str, Path]], _: Metrics) -> list[RunSummary]:
     """Connectors as deployed: a process of their own, not sharing the worker's GIL."""
+    settings = clients.settings
     runs = []
     for name, path in sources:
         started = time.perf_counter()
@@ -221,7 +221,8 @@ def _paced(rate: float, clock: dict[str, float]) -> Feeder:
     from the changelogs, its partitions assigned), ``clock["from"]`` is set
     and the paced files follow. Latency is measured from then: a worker's
     start-up is not the latency of its steady state."""
-    def feed(settings: Settings, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
+    def feed(clients: KafkaClients, sources: list[tuple[str, Path]], metrics: Metrics) -> list[RunSummary]:
+        settings = clients.settings
         inbox = Path(tempfile.mkdtemp(prefix="hub-bench-inbox-"))
         connector = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "connector", "run", sources[0][0], "--path", str(inbox),
@@ -233,7 +234,7 @@ def _paced(rate: float, clock: dict[str, float]) -> Feeder:
             (_name, warm_up), *paced = sources
             os.replace(warm_up, inbox / warm_up.name)
             _line_from(connector)  # its summary line: published
-            wait_until_processed(settings, 600)
+            wait_until_processed(clients, 600)
             clock["from"] = time.time()
             for _name, path in paced:
                 started = time.perf_counter()
@@ -276,41 +277,47 @@ def _broker_hwm_mib(pid: int | None) -> float:
     return 0.0
 
 
-def _event_share(settings: Settings) -> tuple[dict[TopicPartition, int], float]:
+def _event_share(clients: KafkaClients) -> tuple[dict[TopicPartition, int], float]:
     """The source topics' ends, and the events' share of the records up to
     them: the rest is entity resolution's traffic, which a worker reads too.
     Rates over records are turned into events a second with it, so that
     every phase counts as the worker-alone phase does."""
-    ends = event_ends(settings)
+    ends = event_ends(clients)
     events = sum(end for tp, end in ends.items() if tp.topic != RESOLUTION_TOPIC)
     return ends, events / sum(ends.values()) if ends else 0.0
 
 
-def _two_workers(settings: Settings, timeout_s: float = 600.0) -> float:
+def _two_workers(clients: KafkaClients, timeout_s: float = 600.0) -> float:
     """Two `hub worker` processes, in a consumer group of their own, over the
     events already on the topics: events per second from the group's first
     commit to its last (start-up and the group join left out)."""
-    two = settings.with_overrides(app_id=f"{settings.app_id}-two", commit_interval_s=0.2)
+    settings = clients.settings
+    two = clients.with_settings(settings.with_overrides(app_id=f"{settings.app_id}-two", commit_interval_s=0.2))
     create_topics(two)  # the new group's changelogs
     ends, share = _event_share(two)
-    with _worker_processes(two, 2):
+    with _worker_processes(two.settings, 2):
         return _group_rate(two, ends, share, timeout_s)
 
 
-def _group_rate(settings: Settings, ends: dict[TopicPartition, int], share: float, timeout_s: float) -> float:
+def _group_rate(clients: KafkaClients, ends: dict[TopicPartition, int], share: float, timeout_s: float) -> float:
     """Events a second the workers' group processes up to ``ends``, from its
-    first commit to its last; ``share``: the events' share of the records."""
+    first commit to its last; ``share``: the events' share of the records.
+    One consumer of the group looks up its commits all along."""
     total = sum(ends.values())
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        left = sum(max(0, n) for n in worker_lag(settings, ends).values())
-        now = time.perf_counter()
-        if first is None and left < total:
-            first = (now, left)
-        if left == 0 and first is not None:
-            return _rate_since(first, now, share)
-        time.sleep(0.1)
+    consumer = lag_consumer(clients)
+    try:
+        while time.monotonic() < deadline:
+            left = sum(max(0, n) for n in worker_lag(clients, ends, consumer).values())
+            now = time.perf_counter()
+            if first is None and left < total:
+                first = (now, left)
+            if left == 0 and first is not None:
+                return _rate_since(first, now, share)
+            time.sleep(0.1)
+    finally:
+        consumer.close()
     raise TimeoutError("the two workers did not process the events in time")
 
 
@@ -335,15 +342,15 @@ def _worker_processes(settings: Settings, n: int) -> Iterator[None]:
             worker.wait(60)
 
 
-def _faust_floor(settings: Settings, timeout_s: float = 600.0) -> float:
+def _faust_floor(clients: KafkaClients, timeout_s: float = 600.0) -> float:
     """Events per second of a bare Faust agent, in a process and a consumer
     group of its own, over the records already on the topics."""
-    floor = settings.with_overrides(app_id=f"{settings.app_id}-floor")
+    floor = clients.with_settings(clients.settings.with_overrides(app_id=f"{clients.settings.app_id}-floor"))
     create_topics(floor, [])  # its group's own (Faust's leader topic: exactly_once cannot start without it)
     ends, share = _event_share(floor)
     count = f"from hub.devtools.bench import faust_floor; faust_floor({sum(ends.values())})"
-    done = subprocess.run([sys.executable, "-c", count], env=process_env(floor), capture_output=True, text=True,
-                          timeout=timeout_s)
+    done = subprocess.run([sys.executable, "-c", count], env=process_env(floor.settings), capture_output=True,
+                          text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"the bare Faust agent exited {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}")
     return float(done.stdout.rsplit("floor ", 1)[-1].split()[0]) * share
@@ -390,37 +397,37 @@ def _paced_files(folder: Path, name: str, businesses: int, events: int, first_ro
             for i in range(events // PACED_CHUNK + 1)]
 
 
-def _latencies(settings: Settings, since: float) -> list[float]:
+def _latencies(clients: KafkaClients, since: float) -> list[float]:
     """Seconds from each event's receipt to the lead record it triggered,
     for the events received since ``since``."""
-    decode = Serde(settings).decoder("lead")
+    decode = Serde(clients.settings).decoder("lead")
     latencies = []
-    for msg in read_to_end(settings, LEADS_TOPIC):
+    for msg in read_to_end(clients, LEADS_TOPIC):
         lead = decode(msg.value())
         if lead["triggered_by_received_at"].timestamp() >= since:
             latencies.append((lead["updated_at"] - lead["triggered_by_received_at"]).total_seconds())
     return latencies
 
 
-def _two_workers_paced(settings: Settings, files: list[tuple[str, Path]], rate: float) -> list[float]:
+def _two_workers_paced(clients: KafkaClients, files: list[tuple[str, Path]], rate: float) -> list[float]:
     """The paced load again, on two `hub worker` processes of the workers'
     own consumer group (they restore its tables during the warm-up file):
     a deployment's latency at that rate, once one worker is not enough."""
     clock: dict[str, float] = {}
-    with _worker_processes(settings, 2):
-        _paced(rate, clock)(settings, files, Metrics())
-        wait_until_processed(settings, 600)
-    return _latencies(settings, clock["from"])
+    with _worker_processes(clients.settings, 2):
+        _paced(rate, clock)(clients, files, Metrics())
+        wait_until_processed(clients, 600)
+    return _latencies(clients, clock["from"])
 
 
 def _vm_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _stored_states(settings: Settings) -> list[int]:
+def _stored_states(clients: KafkaClients) -> list[int]:
     """The size of every business's state as last written to the changelog."""
     latest: dict[bytes, int] = {}
-    for message in read_to_end(settings, changelog_topic(settings)):
+    for message in read_to_end(clients, changelog_topic(clients.settings)):
         key, value = message.key(), message.value()
         if key is not None:
             latest[key] = len(value or b"")
@@ -443,46 +450,47 @@ def _compacted(broker: EmbeddedBroker, settle_s: float = 5.0, timeout_s: float =
     return last
 
 
-def _faust_floor_or_failed(settings: Settings) -> float:
+def _faust_floor_or_failed(clients: KafkaClients) -> float:
     """A bare Faust agent's rate; 0 when it failed."""
     try:
-        return _faust_floor(settings)
+        return _faust_floor(clients)
     except RuntimeError as exc:  # one phase's failure loses not the others' figures
         log.error("%s", exc)
         return 0.0
 
 
-def run_benchmark(settings: Settings, events: int, businesses: int, broker: EmbeddedBroker,
+def run_benchmark(clients: KafkaClients, events: int, businesses: int, broker: EmbeddedBroker,
                   paced_rate: float = 1000.0, paced_events: int = 10000) -> BenchResult:
     """Every phase on ``broker``, a fresh one whose topics were made with
-    ``settings`` (a short compacted segment, so that the cleaner reaches the
-    changelogs within the run)."""
+    ``clients.settings`` (a short compacted segment, so that the cleaner
+    reaches the changelogs within the run). ``clients``: the run's, handed
+    to every phase."""
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    plain = plain_loop_rate(settings, events)
+    plain = plain_loop_rate(clients, events)
 
     alone = synthetic_penalties(folder / "alone.csv", rows=events, businesses=businesses)
-    [connector_run] = run_connectors(settings, [("samr.penalty", alone)], Metrics())
+    [connector_run] = run_connectors(clients, [("samr.penalty", alone)], Metrics())
     # the file is already delivered, so the pipeline's connector skips it: the worker alone
     before = _vm_peak_mib()
-    worker_only = run_pipeline(settings, [("samr.penalty", alone)], Metrics())
+    worker_only = run_pipeline(clients, [("samr.penalty", alone)], Metrics())
     growth = _vm_peak_mib() - before
     tally = worker_only.tally
     busy = (tally.busy_until or 0.0) - (tally.busy_from or 0.0)
-    sizes = _stored_states(settings)
-    floor = _faust_floor_or_failed(settings)
-    two = _two_workers(settings)
+    sizes = _stored_states(clients)
+    floor = _faust_floor_or_failed(clients)
+    two = _two_workers(clients)
 
     both = synthetic_penalties(folder / "both.csv", rows=events, businesses=businesses, seed=8, first_row=events)
-    pipeline = run_pipeline(settings, [("samr.penalty", both)], Metrics(), feeder=_in_subprocess)
+    pipeline = run_pipeline(clients, [("samr.penalty", both)], Metrics(), feeder=_in_subprocess)
 
     paced_files = _paced_files(folder, "paced", businesses, paced_events, first_row=2 * events, seed=100)
     clock: dict[str, float] = {}
-    paced = run_pipeline(settings, paced_files, Metrics(), feeder=_paced(paced_rate, clock))
-    latencies = _latencies(settings, clock["from"])
+    paced = run_pipeline(clients, paced_files, Metrics(), feeder=_paced(paced_rate, clock))
+    latencies = _latencies(clients, clock["from"])
     two_paced = _paced_files(folder, "paced-two", businesses, paced_events,
                              first_row=2 * events + paced_events + PACED_CHUNK, seed=100_000)
-    latencies_two = _two_workers_paced(settings, two_paced, paced_rate)
-    on_broker = sum(end for tp, end in event_ends(settings).items() if tp.topic != RESOLUTION_TOPIC)
+    latencies_two = _two_workers_paced(clients, two_paced, paced_rate)
+    on_broker = sum(end for tp, end in event_ends(clients).items() if tp.topic != RESOLUTION_TOPIC)
     disk_before = broker.disk_bytes()
     disk_after, changelogs_after = _compacted(broker)
     return BenchResult(

@@ -44,6 +44,7 @@ from hub.domain.signals import LINK_PREFIX, is_index_key
 from hub.kafka.readers import final_leads
 from hub.apps.pipeline import wait_until_processed
 from hub.devtools.samples import make_resident_id, make_uscc, write_csv
+from hub.kafka.clients import KafkaClients
 from hub.kafka.serde import Serde
 from hub.settings import Settings, load_settings
 from hub.kafka.topics import changelog_topic, create_topics, read_to_end
@@ -359,36 +360,36 @@ def compared(lead: dict[str, Any]) -> dict[str, Any]:
             "evidence": [{k: v for k, v in e.items() if k not in EVIDENCE_TIMES} for e in lead["evidence"]]}
 
 
-def open_leads(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The open leads on the settings' broker, as two runs compare them."""
-    return {lead_id: compared(lead) for lead_id, lead in final_leads(settings).items() if lead["status"] == "OPEN"}
+def open_leads(clients: KafkaClients) -> dict[str, dict[str, Any]]:
+    """The open leads on the clients' broker, as two runs compare them."""
+    return {lead_id: compared(lead) for lead_id, lead in final_leads(clients).items() if lead["status"] == "OPEN"}
 
 
-def outcome(settings: Settings) -> Outcome:
-    leads = open_leads(settings)
-    applied = _applied(_business_states(settings))
-    serde = Serde(settings)
-    events = _history_events(settings, serde)
+def outcome(clients: KafkaClients) -> Outcome:
+    leads = open_leads(clients)
+    applied = _applied(_business_states(clients))
+    serde = Serde(clients.settings)
+    events = _history_events(clients, serde)
     decode_dead = serde.decoder("deadletter")
-    dead = [decode_dead(m.value() or b"") for m in read_to_end(settings, DEADLETTER_TOPIC)]
+    dead = [decode_dead(m.value() or b"") for m in read_to_end(clients, DEADLETTER_TOPIC)]
     return Outcome(leads, applied, events,
                    {(d["source_file"], d["source_row"]) for d in dead if d["stage"] != "worker"},
                    sum(d["stage"] == "worker" for d in dead))
 
 
-def _history_events(settings: Settings, serde: Serde) -> set[str]:
+def _history_events(clients: KafkaClients, serde: Serde) -> set[str]:
     """The IDs of the events on the event topics that become a business's history."""
     decode_event = serde.decoder("event")
     # A registry entry teaches entity resolution and a listing sets a business's
     # standing (shown on its leads, compared with them): neither is history.
-    return {event["event_id"] for a in Agency for m in read_to_end(settings, events_topic(a))
+    return {event["event_id"] for a in Agency for m in read_to_end(clients, events_topic(a))
             if (event := decode_event(m.value() or b""))["kind"] not in NO_HISTORY}
 
 
-def _business_states(settings: Settings) -> list[bytes]:
+def _business_states(clients: KafkaClients) -> list[bytes]:
     """The latest record of each business's state on the changelog."""
     latest: dict[bytes, bytes | None] = {}
-    for message in read_to_end(settings, changelog_topic(settings)):
+    for message in read_to_end(clients, changelog_topic(clients.settings)):
         key = message.key()
         # a business's state: an index (an area's, a
         # complainant's) holds copies of its businesses' records
@@ -420,11 +421,13 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
 class Fleet:
     """Workers and connectors as the processes a supervisor would run;
     ``principal_env`` gives each its own credentials on a secured cluster
-    (workers are ``hub-worker``, a connector ``connector-<name>``)."""
+    (workers are ``hub-worker``, a connector ``connector-<name>``).
+    ``clients``: the run's Kafka clients, for what the run reads and sends itself."""
 
-    def __init__(self, settings: Settings, workdir: Path,
+    def __init__(self, clients: KafkaClients, workdir: Path,
                  principal_env: Callable[[str], dict[str, str]] = lambda principal: {}) -> None:
-        self.settings, self.workdir = settings, workdir
+        settings = clients.settings
+        self.clients, self.settings, self.workdir = clients, settings, workdir
         # Kafka's shortest session (group.min.session.timeout.ms): a killed
         # worker's partitions move after 6 s, and a pause of 8 s outlasts it.
         self.env = process_env(settings, HUB_STATE_DIR=str(workdir / "state"), HUB_SESSION_TIMEOUT_S="6",
@@ -496,11 +499,11 @@ class Storm:
 
 
 
-def wait_for_checkpoint(settings: Settings, run: subprocess.Popen[Any], connector: str, file_name: str) -> None:
+def wait_for_checkpoint(clients: KafkaClients, run: subprocess.Popen[Any], connector: str, file_name: str) -> None:
     """Until ``run`` of ``connector`` has recorded delivered rows of ``file_name`` (or ended)."""
-    decode = Serde(settings).decoder("connector_offset")
+    decode = Serde(clients.settings).decoder("connector_offset")
     while run.poll() is None:
-        cursors = [decode(m.value() or b"") for m in read_to_end(settings, cursor_topic(connector))]
+        cursors = [decode(m.value() or b"") for m in read_to_end(clients, cursor_topic(connector))]
         if any(Path(c["file"]).name == file_name and c["rows_done"] > 0 for c in cursors):
             return
         time.sleep(0.02)
@@ -514,7 +517,7 @@ def _feed(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_afte
     for name, path in sources:
         if kill_after_s is not None and path.name == BIG_FILE:
             run = fleet.connector(name, path, stdout=subprocess.PIPE)
-            wait_for_checkpoint(fleet.settings, run, name, BIG_FILE)  # so the kill lands mid-file, not before it
+            wait_for_checkpoint(fleet.clients, run, name, BIG_FILE)  # so the kill lands mid-file, not before it
             time.sleep(kill_after_s)
             run.kill()
             run.wait()
@@ -537,14 +540,14 @@ def run(sources: list[tuple[str, Path]], workdir: Path, storm: Storm | None,
         say: Callable[[str], None] = lambda line: None, timeout_s: float = 600) -> tuple[Outcome, list[str]]:
     """The exports through two workers on a fresh embedded broker, under
     ``storm`` (None: a clean run). The outcome, and what went wrong on the
-    way (connectors that failed)."""
+    way (connectors that failed). One ``KafkaClients`` serves the run."""
     workdir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(storm.seed if storm else 0)
-    with EmbeddedBroker(workdir / "kafka").start() as broker:
-        settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
-                                                            pii_key=CHAOS_PII_KEY)
-        create_topics(settings)
-        fleet = Fleet(settings, workdir)
+    with EmbeddedBroker(workdir / "kafka").start() as broker, \
+            KafkaClients(load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
+                                                               pii_key=CHAOS_PII_KEY)) as clients:
+        create_topics(clients)
+        fleet = Fleet(clients, workdir)
         actions = _actions(storm, rng)
         span = sum(a[1] + a[2] for a in actions)
         kill_after_s = rng.uniform(0, storm.connector_kill_s) if storm and storm.connector_kill_s else None
@@ -582,7 +585,7 @@ def drive(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_afte
     final tick. The outcome, read with the fleet's settings, and what went
     wrong on the way (connectors that failed)."""
     problems: list[str] = []
-    settings = fleet.settings
+    clients, settings = fleet.clients, fleet.settings
     try:
         fleet.start_worker()
         fleet.start_worker()
@@ -592,18 +595,18 @@ def drive(fleet: Fleet, sources: list[tuple[str, Path]], gap_s: float, kill_afte
         disrupt()
         while feeder.is_alive():
             fleet.sleep(0.5)
-        _wait_supervising(fleet, settings, timeout_s)
+        _wait_supervising(fleet, timeout_s)
         # The workers tick every 10 s, wherever that falls among the events; one tick once every event
         # is in decides the deadlines no evidence answered (as `hub backfill` does), so that a run's
         # leads do not depend on whether a periodic tick came after its last event.
-        publish_ticks(settings, time.time(), signer(settings, Role.WORKER, settings.worker_name))
-        _wait_supervising(fleet, settings, timeout_s)
+        publish_ticks(clients, time.time(), signer(settings, Role.WORKER, settings.worker_name))
+        _wait_supervising(fleet, timeout_s)
     finally:
         fleet.stop()
     if fleet.exits:  # a worker's own non-zero exit is its supervisor's to restart: reported, not a fault
         say(f"  workers that exited by themselves and were restarted: {len(fleet.exits)} "
             f"(statuses {sorted(fleet.exits)})")
-    return outcome(settings), problems
+    return outcome(clients), problems
 
 
 def _actions(storm: Storm | None, rng: random.Random) -> list[tuple[str, float, float]]:
@@ -619,12 +622,12 @@ def _actions(storm: Storm | None, rng: random.Random) -> list[tuple[str, float, 
     return actions
 
 
-def _wait_supervising(fleet: Fleet, settings: Settings, timeout_s: float) -> None:
+def _wait_supervising(fleet: Fleet, timeout_s: float) -> None:
     done: list[BaseException | None] = []
 
     def wait() -> None:
         try:
-            wait_until_processed(settings, timeout_s)
+            wait_until_processed(fleet.clients, timeout_s)
             done.append(None)
         except BaseException as exc:
             done.append(exc)
@@ -650,10 +653,11 @@ def backfilled(sources: list[tuple[str, Path]], workdir: Path, timeout_s: float)
                                                                       for a in ("--source", f"{name}={path}")),
                         "--leads-out", str(out), "--timeout", str(timeout_s)], cwd=workdir, env=env, stdout=log,
                        stderr=log, check=True, timeout=timeout_s * 2)
-    with EmbeddedBroker(workdir / "state" / "kafka").start() as broker:  # read back as a run's leads are
-        settings = load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
-                                                            pii_key=CHAOS_PII_KEY, state_dir=workdir / "state")
-        return open_leads(settings)
+    with EmbeddedBroker(workdir / "state" / "kafka").start() as broker, \
+            KafkaClients(load_settings(environ={}).on_embedded(broker.bootstrap, app_id="hub-chaos",
+                                                               pii_key=CHAOS_PII_KEY,
+                                                               state_dir=workdir / "state")) as clients:
+        return open_leads(clients)  # read back as a run's leads are
 
 
 def storms(workdir: Path, count: int, storm: Storm, rows: int, seed: int,

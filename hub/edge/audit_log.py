@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
 from hub.audit.entries import GENESIS, AuditAction, Chain, Entry, Note
 from hub.audit.verify import Positioned, Report, Unreadable, verify
 from hub.flow.codec import DecodeError
 from hub.flow.topics import AUDIT_TOPIC
 from hub.edge.metrics import Metrics
+from hub.kafka.clients import KafkaClients
 from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.kafka.topics import partition_of, producer_config, read_to_end
+from hub.kafka.topics import partition_of, read_to_end
 from hub.trust import Signer, TrustStore
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,13 @@ def settings_detail(settings: Settings) -> dict[str, str]:
             "teams_sha256": digest_of_teams, **shown}
 
 
-def last_head(settings: Settings, worker_name: str, look_back: int = 5000) -> str:
+def last_head(clients: KafkaClients, worker_name: str, look_back: int = 5000) -> str:
     """The hash of the last head a worker of this name signed, among the last
     ``look_back`` entries of its partition (GENESIS if none)."""
-    decode = Serde(settings).decoder("audit")
+    decode = Serde(clients.settings).decoder("audit")
     found = GENESIS
-    for message in read_to_end(settings, AUDIT_TOPIC, partitions=[partition_of(settings, AUDIT_TOPIC,
-                                                                               worker_name.encode())],
+    for message in read_to_end(clients, AUDIT_TOPIC, partitions=[partition_of(clients, AUDIT_TOPIC,
+                                                                              worker_name.encode())],
                                last=look_back):
         read = _entry(decode, message)
         if isinstance(read, Unreadable):  # `hub audit verify` names it; it must not keep a worker from starting
@@ -81,15 +82,15 @@ def _entry(decode: Callable[[bytes | None], dict[str, Any]], message: Message) -
         return Unreadable(where, exc.reason_code or "undecodable")
 
 
-def read_trail(settings: Settings, last: int | None = None) -> list[Positioned | Unreadable]:
+def read_trail(clients: KafkaClients, last: int | None = None) -> list[Positioned | Unreadable]:
     """The audit topic's entries (or the ``last`` of each partition), with where each sits."""
-    decode = Serde(settings).decoder("audit")
-    return [_entry(decode, m) for m in read_to_end(settings, AUDIT_TOPIC, last=last, timeout_s=120)]
+    decode = Serde(clients.settings).decoder("audit")
+    return [_entry(decode, m) for m in read_to_end(clients, AUDIT_TOPIC, last=last, timeout_s=120)]
 
 
-def recent_report(settings: Settings, trust: TrustStore, last: int = 5000) -> Report:
+def recent_report(clients: KafkaClients, trust: TrustStore, last: int = 5000) -> Report:
     """The recent trail, checked (a worker's periodic look)."""
-    return verify(read_trail(settings, last), trust, window=True)
+    return verify(read_trail(clients, last), trust, window=True)
 
 
 class AuditLog:
@@ -97,14 +98,15 @@ class AuditLog:
     its predecessor), ``record`` chains notes and sends them, ``head`` signs
     it, ``flush`` waits until the broker has them all."""
 
-    def __init__(self, settings: Settings, signer: Signer, metrics: Metrics) -> None:
-        self.settings, self.signer, self.metrics = settings, signer, metrics.audit
+    def __init__(self, clients: KafkaClients, signer: Signer, metrics: Metrics) -> None:
+        settings = clients.settings
+        self.clients, self.settings, self.signer, self.metrics = clients, settings, signer, metrics.audit
         self.key = settings.worker_name.encode()
         self.chain = Chain(f"{settings.worker_name}:{uuid.uuid4().hex[:12]}")
         # The worker's one producer: librdkafka batches in C, and the worker's
         # wait for its leads covers these entries too (see hub.edge.worker.Publisher).
-        self.producer = Producer({**producer_config(settings), "linger.ms": 5, "log_level": 3,
-                                  "queue.buffering.max.messages": 1_000_000})
+        self.producer = clients.producer({"linger.ms": 5, "log_level": 3,
+                                          "queue.buffering.max.messages": 1_000_000})
         self.encode = Serde(settings).encoder(AUDIT_TOPIC, "audit")
         self.mirror = Path(settings.audit_file) if settings.audit_file else None
         self.lock = threading.Lock()
@@ -115,7 +117,7 @@ class AuditLog:
         """Begin the chain, once (the first record or head begins it otherwise)."""
         if self.started:
             return
-        predecessor = last_head(self.settings, self.settings.worker_name)
+        predecessor = last_head(self.clients, self.settings.worker_name)
         with self.lock:
             if self.started:
                 return

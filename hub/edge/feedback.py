@@ -12,10 +12,9 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from hub.kafka.clients import KafkaClients
 from hub.kafka.serde import Serde
-from hub.settings import Settings
 from hub.flow.topics import feedback_topic
-from hub.kafka.topics import admin, producer_config
 from hub.flow.topics import FEEDBACK_TOPIC
 from hub.trust import Signer
 
@@ -37,8 +36,8 @@ def feedback(lead: dict[str, Any], action: str, team: str, note: str | None, by:
             "note": note, "by": by, "at": _at(epoch_s)}
 
 
-def _producer(settings: Settings) -> Producer:
-    return Producer({**producer_config(settings), "linger.ms": 0, "log_level": 3})
+def _producer(clients: KafkaClients) -> Producer:
+    return clients.producer({"linger.ms": 0, "log_level": 3})
 
 
 def _deliver(producer: Producer) -> None:
@@ -46,14 +45,14 @@ def _deliver(producer: Producer) -> None:
         raise RuntimeError("the broker did not acknowledge the feedback within 30 s")
 
 
-def publish_feedback(settings: Settings, record: dict[str, Any], signer: Signer) -> str:
+def publish_feedback(clients: KafkaClients, record: dict[str, Any], signer: Signer) -> str:
     """A team's answer, signed by the team, onto the team's own feedback
     topic. Returns the topic."""
     topic = feedback_topic(signer.name)
     if record["team"] != signer.name:
         raise ValueError(f"an answer in the name of {record['team']!r} signed by {signer.name!r}")
-    producer = _producer(settings)
-    value = Serde(settings).encoder(topic, "feedback")(record)
+    producer = _producer(clients)
+    value = Serde(clients.settings).encoder(topic, "feedback")(record)
     key = record["business_key"].encode()
     errors: list[str] = []
     producer.produce(topic, key=key, value=value, headers=signer.headers(topic, key, value),
@@ -64,14 +63,13 @@ def publish_feedback(settings: Settings, record: dict[str, Any], signer: Signer)
     return topic
 
 
-def publish_ticks(settings: Settings, epoch_s: float, signer: Signer) -> int:
+def publish_ticks(clients: KafkaClients, epoch_s: float, signer: Signer) -> int:
     """A tick at ``epoch_s`` on every partition of the clock topic, signed
     (by an operator, for a drill): the workers check deadlines as of that
     time. Returns the number of partitions ticked."""
-    client = admin(settings)
-    partitions = client.list_topics(FEEDBACK_TOPIC, timeout=10).topics[FEEDBACK_TOPIC].partitions
-    producer = _producer(settings)
-    value = Serde(settings).encoder(FEEDBACK_TOPIC, "feedback")(tick(epoch_s))
+    partitions = clients.admin().list_topics(FEEDBACK_TOPIC, timeout=10).topics[FEEDBACK_TOPIC].partitions
+    producer = _producer(clients)
+    value = Serde(clients.settings).encoder(FEEDBACK_TOPIC, "feedback")(tick(epoch_s))
     headers = signer.headers(FEEDBACK_TOPIC, TICK_KEY, value)
     for partition in partitions:
         producer.produce(FEEDBACK_TOPIC, key=TICK_KEY, value=value, partition=partition, headers=headers)

@@ -60,7 +60,8 @@ from hub.kafka.serde import Serde, SharedRuns
 from hub.settings import Settings
 from hub.trust import Role, Signer, signer, verifier
 from hub.trust.signatures import broker_timestamp_ms, headers_of
-from hub.kafka.topics import admin, changelog_topic, key_partition, source_topics
+from hub.kafka.clients import KafkaClients
+from hub.kafka.topics import changelog_topic, key_partition, source_topics
 from hub.flow.topics import BUSINESS_TABLE, FEEDBACK_TOPIC, RESOLVER_TABLE
 
 log = logging.getLogger(__name__)
@@ -238,9 +239,10 @@ class Edge:
     timers heal stalled commits, report lag, tick the lifecycle's clock and
     watch the broker. Built from settings; nothing connects until Faust runs it."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, started: threading.Event | None = None,
+    def __init__(self, clients: KafkaClients, metrics: Metrics, started: threading.Event | None = None,
                  audit: AuditLog | None = None) -> None:
-        self.settings, self.metrics = settings, metrics
+        settings = clients.settings
+        self.clients, self.settings, self.metrics = clients, settings, metrics
         self.app = app = _faust_app(settings)
         self.serde = Serde(settings)
         # Resolution's traffic is keyed like the events (by business, or by
@@ -263,7 +265,7 @@ class Edge:
         # one key for the worker's records and its audit chain
         self.signer = audit.signer if audit else signer(settings, Role.WORKER, settings.worker_name)
         self.flow = Flow(settings.flow, self.serde, store, teams, verifier(settings))
-        self.audit = audit or AuditLog(settings, self.signer, metrics)
+        self.audit = audit or AuditLog(clients, self.signer, metrics)
         self.publisher = Publisher(settings, self.serde, self.signer, self.audit.producer)
         self.keys_seen = key_changes({}, self.flow.reader.verifier.trust.refresh())[1]
         self.feedback_topics = [feedback_topic(name) for name, team in teams.items() if not team.oversees]
@@ -325,7 +327,7 @@ class Edge:
             async def announce_start() -> None:
                 started.set()
 
-        _watch_broker(app, settings, self.metrics, sorted({*consumed, *self.changelogs.values()}))
+        _watch_broker(app, self.clients, self.metrics, sorted({*consumed, *self.changelogs.values()}))
 
     # -- partitions ------------------------------------------------------
     def owned_partitions(self) -> frozenset[int]:
@@ -453,7 +455,7 @@ class Edge:
 
     def check_trail(self) -> None:
         """The recent audit trail, checked: a break counts in a metric and is logged."""
-        report = recent_report(self.settings, self.flow.reader.verifier.trust.refresh())
+        report = recent_report(self.clients, self.flow.reader.verifier.trust.refresh())
         if not report.ok:
             self.metrics.audit.verify_failures.inc()
             log.critical("the audit trail is broken: %s", "; ".join(report.problems))
@@ -514,8 +516,9 @@ def _periodic(app: faust.App, metrics: Metrics, interval_s: float) -> Callable[[
     return register
 
 
-def _watch_broker(app: faust.App, settings: Settings, metrics: Metrics, watched: list[str]) -> None:
-    broker_admin: Any = admin(settings)  # confluent-kafka's stubs lack list_topics' result
+def _watch_broker(app: faust.App, clients: KafkaClients, metrics: Metrics, watched: list[str]) -> None:
+    settings = clients.settings
+    broker_admin: Any = clients.admin()  # confluent-kafka's stubs lack list_topics' result
     started_on: dict[str, str] = {}  # the cluster's ID and its topics' IDs as the worker first saw them
 
     def identities() -> dict[str, str]:
@@ -589,13 +592,16 @@ class WorkerHandle:
             self._worker = None
 
 
-def run_worker(settings: Settings, metrics: Metrics, started: threading.Event | None = None,
+def run_worker(clients: KafkaClients, metrics: Metrics, started: threading.Event | None = None,
                loglevel: str = "WARN", handle: WorkerHandle | None = None, audit: AuditLog | None = None) -> Tally:
     """Run one worker in this thread until SIGINT/SIGTERM (or ``handle.stop()``);
-    the consumer group shares the partitions among however many workers run."""
+    the consumer group shares the partitions among however many workers run.
+    ``clients``: the process's Kafka clients, made once at its top (the
+    worker's admin client and reader are theirs; Faust keeps its own)."""
+    settings = clients.settings
     # Faust closes its loop on shutdown: a fresh one lets a process run a worker again.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    edge = Edge(settings, metrics, started, audit)
+    edge = Edge(clients, metrics, started, audit)
     thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()  # what start-up built lives as long as the worker: no pass scans it again

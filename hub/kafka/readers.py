@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, TopicPartition
 
-from hub.kafka.connection import client_config
+from hub.kafka.clients import KafkaClients
 from hub.flow.codec import DecodeError
 from hub.kafka.serde import Serde
 from hub.settings import Settings
@@ -90,15 +90,15 @@ class LeadReader:
         return lead
 
 
-def dead_letters(settings: Settings) -> list[dict[str, Any]]:
+def dead_letters(clients: KafkaClients) -> list[dict[str, Any]]:
     """The dead letters on the topic, each once, as counts of a connector's
     work read them: a letter counts only when the connector it names signed
     it (or a worker, for a worker's own), so one connector's key cannot fill
     another's figures; a row sent again (a connector run again after it was
     killed mid-file) is the same letter, counted once."""
-    reader = SignedReader(settings, "deadletter", frozenset({Role.CONNECTOR, Role.WORKER}))
+    reader = SignedReader(clients.settings, "deadletter", frozenset({Role.CONNECTOR, Role.WORKER}))
     kept: dict[str, dict[str, Any]] = {}
-    for message in read_to_end(settings, DEADLETTER_TOPIC):
+    for message in read_to_end(clients, DEADLETTER_TOPIC):
         read = reader.signed(message)
         if read is None:
             continue
@@ -113,7 +113,7 @@ def dead_letters(settings: Settings) -> list[dict[str, Any]]:
     return list(kept.values())
 
 
-def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
+def follow_topics(clients: KafkaClients, topics: list[str], from_beginning: bool,
                   should_stop: Callable[[], bool] = lambda: False,
                   read: LeadReader | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every lead record arriving on these lead topics, with its topic, as
@@ -121,10 +121,10 @@ def follow_topics(settings: Settings, topics: list[str], from_beginning: bool,
     consumer group, so any number of subscribers see every lead. Not
     ``from_beginning``, what the topics already hold is read but not
     yielded: the reader must know each lead's latest version to refuse a
-    replay of an older one arriving later."""
-    read = read or LeadReader(settings)
-    consumer = Consumer({**client_config(settings), "group.id": "hub-leads-tail",
-                         "enable.auto.commit": False, "log_level": 3})
+    replay of an older one arriving later. The follower's consumer is its
+    own (the shared reader is lent for one read at a time), closed when it stops."""
+    read = read or LeadReader(clients.settings)
+    consumer = clients.consumer("hub-leads-tail", {"enable.auto.commit": False, "log_level": 3})
     try:
         shown_from = _shown_from(consumer, topics, from_beginning)
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in shown_from])
@@ -158,29 +158,29 @@ def _new_leads(consumer: Consumer, read: LeadReader,
             yield str(message.topic()), lead
 
 
-def follow_leads(settings: Settings, from_beginning: bool, should_stop: Callable[[], bool] = lambda: False,
+def follow_leads(clients: KafkaClients, from_beginning: bool, should_stop: Callable[[], bool] = lambda: False,
                  topic: str = LEADS_TOPIC) -> Iterator[dict[str, Any]]:
-    for _, lead in follow_topics(settings, [topic], from_beginning, should_stop):
+    for _, lead in follow_topics(clients, [topic], from_beginning, should_stop):
         yield lead
 
 
-def final_leads(settings: Settings, topic: str = LEADS_TOPIC) -> dict[str, dict[str, Any]]:
+def final_leads(clients: KafkaClients, topic: str = LEADS_TOPIC) -> dict[str, dict[str, Any]]:
     """The latest record of every lead on the lead topic (or a team's)."""
-    read = LeadReader(settings)
+    read = LeadReader(clients.settings)
     leads: dict[str, dict[str, Any]] = {}
-    for message in read_to_end(settings, topic):
+    for message in read_to_end(clients, topic):
         if (lead := read(message)) is not None:
             leads[lead["lead_id"]] = lead
     return leads
 
 
-def find_lead(settings: Settings, lead_id: str, topic: str = LEADS_TOPIC) -> dict[str, Any] | None:
+def find_lead(clients: KafkaClients, lead_id: str, topic: str = LEADS_TOPIC) -> dict[str, Any] | None:
     """The latest record of one lead, read from the one partition its key
     puts it in: the lead topics are keyed by lead ID."""
     key = lead_id.encode()
-    read = LeadReader(settings)
+    read = LeadReader(clients.settings)
     found = None
-    for message in read_to_end(settings, topic, partitions=[partition_of(settings, topic, key)]):
+    for message in read_to_end(clients, topic, partitions=[partition_of(clients, topic, key)]):
         if message.key() == key and (lead := read(message)) is not None:
             found = lead
     return found

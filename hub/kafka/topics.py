@@ -12,7 +12,7 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hub.kafka.connection import client_config
+from hub.kafka.clients import KafkaClients
 from hub.domain.events import Agency
 from hub.flow.topics import (AUDIT_TOPIC, BUSINESS_TABLE, DEADLETTER_TOPIC, FEEDBACK_TOPIC,
                              LEADS_TOPIC, RESOLUTION_TOPIC, RESOLVER_TABLE, cursor_topic, events_topic,
@@ -57,20 +57,6 @@ def changelog_topic(settings: Settings, table: str = BUSINESS_TABLE) -> str:
     return f"{settings.app_id}-{table}-changelog"
 
 
-def producer_config(settings: Settings) -> dict[str, object]:
-    """What every confluent-kafka producer of the hub shares."""
-    # murmur2: the Java client's partitioner, which the workers' Faust (aiokafka)
-    # producer uses too; the workers rely on a key mapping to one partition everywhere.
-    return {**client_config(settings), "linger.ms": 20, "acks": "all", "compression.type": "lz4",
-            "partitioner": "murmur2_random",
-            "enable.idempotence": True,
-            "message.timeout.ms": int(settings.publish_timeout_s * 1000)}
-
-
-def admin(settings: Settings) -> AdminClient:
-    return AdminClient(client_config(settings))
-
-
 def cursor_topics() -> list[TopicSpec]:
     """One compacted topic per installed connector: its cursors."""
     return [TopicSpec(cursor_topic(name), "connector_offset", partitioned=False, compacted=True,
@@ -113,14 +99,16 @@ def topic_config(settings: Settings, compacted: bool, kept: bool) -> dict[str, s
     return config
 
 
-def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] | list[TopicSpec] | None = None) -> dict[str, str]:
+def create_topics(clients: KafkaClients,
+                  specs: tuple[TopicSpec, ...] | list[TopicSpec] | None = None) -> dict[str, str]:
     """Create topics with explicit partition counts and policies; existing ones are left as they are.
 
     Returns ``{topic: "created" | "exists"}``. Idempotent; the hub never
     relies on a broker's auto-creation (the embedded one has it off).
     """
+    settings = clients.settings
     wanted = _wanted(settings, all_topics(settings) if specs is None else specs)
-    client = admin(settings)
+    client = clients.admin()
     futures = client.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=settings.replication_factor,
                   config=topic_config(settings, compacted, kept))
@@ -172,23 +160,16 @@ def _leaderless(client: AdminClient, names: set[str]) -> set[str]:
             or any(p.leader < 0 for p in topics[name].partitions.values())}
 
 
-def list_topics(settings: Settings) -> dict[str, int]:
+def list_topics(clients: KafkaClients) -> dict[str, int]:
     """Every topic on the broker with its partition count."""
-    md = admin(settings).list_topics(timeout=10)
+    md = clients.admin().list_topics(timeout=10)
     return {name: len(t.partitions) for name, t in sorted(md.topics.items())
             if not name.startswith("__")}
 
 
-def _reader(settings: Settings) -> Consumer:
-    return Consumer({**client_config(settings), "group.id": "hub-reader",
-                     "enable.auto.commit": False, "log_level": 3, "fetch.wait.max.ms": 20,
-                     "auto.offset.reset": "earliest",
-                     "fetch.error.backoff.ms": 20})
-
-
-def partition_of(settings: Settings, topic: str, key: bytes) -> int:
+def partition_of(clients: KafkaClients, topic: str, key: bytes) -> int:
     """The partition of ``topic`` a key goes to (its partition count asked of the broker)."""
-    metadata = admin(settings).list_topics(topic, timeout=10).topics[topic]
+    metadata = clients.admin().list_topics(topic, timeout=10).topics[topic]
     if metadata.error is not None:
         raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
     return key_partition(key, len(metadata.partitions))
@@ -200,24 +181,26 @@ def key_partition(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def end_offsets(settings: Settings, topic: str, consumer: Consumer | None = None,
+def end_offsets(clients: KafkaClients, topic: str, consumer: Consumer | None = None,
                 partitions: Collection[int] | None = None) -> dict[int, int]:
-    """The high watermark of each non-empty partition (of ``partitions``, or all)."""
-    own = consumer is None
-    consumer = consumer or _reader(settings)
-    try:
-        md = _retried(lambda: consumer.list_topics(topic, timeout=10)).topics[topic]
-        if md.error is not None:
-            raise KafkaException(md.error)
-        ends: dict[int, int] = {}
-        for p in md.partitions if partitions is None else sorted(set(partitions) & set(md.partitions)):
-            low, high = _watermarks(consumer, TopicPartition(topic, p))
-            if high > low:
-                ends[p] = high
-        return ends
-    finally:
-        if own:
-            consumer.close()
+    """The high watermark of each non-empty partition (of ``partitions``, or
+    all), asked through ``consumer`` (the shared reader by default)."""
+    if consumer is None:
+        with clients.reader() as reader:
+            return _end_offsets(reader, topic, partitions)
+    return _end_offsets(consumer, topic, partitions)
+
+
+def _end_offsets(consumer: Consumer, topic: str, partitions: Collection[int] | None) -> dict[int, int]:
+    md = _retried(lambda: consumer.list_topics(topic, timeout=10)).topics[topic]
+    if md.error is not None:
+        raise KafkaException(md.error)
+    ends: dict[int, int] = {}
+    for p in md.partitions if partitions is None else sorted(set(partitions) & set(md.partitions)):
+        low, high = _watermarks(consumer, TopicPartition(topic, p))
+        if high > low:
+            ends[p] = high
+    return ends
 
 
 _PASSING_FAULTS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
@@ -246,22 +229,19 @@ def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def read_to_end(settings: Settings, topic: str, timeout_s: float = 30.0,
+def read_to_end(clients: KafkaClients, topic: str, timeout_s: float = 30.0,
                 partitions: Collection[int] | None = None, last: int | None = None) -> list[Message]:
     """Every message now on ``topic`` (its ``partitions``, or all, from the
     beginning, or only about the ``last`` of each), read without joining a
-    consumer group."""
-    consumer = _reader(settings)
-    try:
-        ends = end_offsets(settings, topic, consumer, partitions)
+    consumer group, by the process's shared reader."""
+    with clients.reader() as consumer:
+        ends = _end_offsets(consumer, topic, partitions)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING if last is None else max(0, end - last))
                          for p, end in ends.items()])
         messages = _read_up_to(consumer, topic, ends, timeout_s)
         if ends:
             raise TimeoutError(f"could not read {topic} to its end within {timeout_s}s")
         return messages
-    finally:
-        consumer.close()
 
 
 def _read_up_to(consumer: Consumer, topic: str, ends: dict[int, int], timeout_s: float) -> list[Message]:
@@ -270,7 +250,7 @@ def _read_up_to(consumer: Consumer, topic: str, ends: dict[int, int], timeout_s:
     messages: list[Message] = []
     deadline = time.monotonic() + timeout_s
     while ends and time.monotonic() < deadline:
-        messages += [msg for msg in consumer.consume(1000, 0.02) if _before_end(msg, ends)]
+        messages += [msg for msg in consumer.consume(1000, 0.02) if _before_end(msg, topic, ends)]
         _drop_read_to_end(consumer, topic, ends)
     return messages
 
@@ -283,9 +263,11 @@ def _drop_read_to_end(consumer: Consumer, topic: str, ends: dict[int, int]) -> N
             ends.pop(tp.partition)
 
 
-def _before_end(msg: Message, ends: dict[int, int]) -> bool:
+def _before_end(msg: Message, topic: str, ends: dict[int, int]) -> bool:
+    # the topic too: the shared reader read another topic before this one
     partition, offset = msg.partition(), msg.offset()
-    return not msg.error() and partition in ends and offset is not None and offset < ends[partition]
+    return not msg.error() and msg.topic() == topic and partition in ends and offset is not None \
+        and offset < ends[partition]
 
 
 def source_topics() -> list[str]:
@@ -294,21 +276,30 @@ def source_topics() -> list[str]:
     return [*(events_topic(a) for a in Agency), RESOLUTION_TOPIC]
 
 
-def event_ends(settings: Settings) -> dict[TopicPartition, int]:
+def event_ends(clients: KafkaClients) -> dict[TopicPartition, int]:
     """The end offset of every non-empty partition of the source topics."""
-    return {TopicPartition(topic, p): end for topic in source_topics()
-            for p, end in end_offsets(settings, topic).items()}
+    with clients.reader() as reader:
+        return {TopicPartition(topic, p): end for topic in source_topics()
+                for p, end in _end_offsets(reader, topic, None).items()}
 
 
-def worker_lag(settings: Settings, ends: dict[TopicPartition, int],
+def worker_lag(clients: KafkaClients, ends: dict[TopicPartition, int],
                consumer: Consumer | None = None) -> dict[TopicPartition, int]:
-    """Events up to ``ends`` that the workers' consumer group has not committed."""
+    """Events up to ``ends`` that the workers' consumer group has not
+    committed, asked through ``consumer`` (of that group: ``lag_consumer``;
+    one made for this call by default). A caller that asks again and again
+    makes one and hands it in."""
     own = consumer is None
-    consumer = consumer or Consumer({**client_config(settings), "group.id": settings.app_id,
-                                     "enable.auto.commit": False, "log_level": 3})
+    consumer = consumer or lag_consumer(clients)
     try:
         committed = consumer.committed(list(ends), timeout=10)
         return {tp: ends[TopicPartition(tp.topic, tp.partition)] - max(tp.offset, 0) for tp in committed}
     finally:
         if own:
             consumer.close()
+
+
+def lag_consumer(clients: KafkaClients) -> Consumer:
+    """A consumer of the workers' group that only looks up its committed
+    offsets (it never subscribes): the caller closes it."""
+    return clients.consumer(clients.settings.app_id, {"enable.auto.commit": False, "log_level": 3})
