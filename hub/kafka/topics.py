@@ -204,7 +204,10 @@ def _end_offsets(consumer: Consumer, topic: str, partitions: Collection[int] | N
 
 
 _PASSING_FAULTS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                            KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT, KafkaError._TRANSPORT})
+                            KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+                            # a group's coordinator moving or still loading its offsets (a fresh broker)
+                            KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                            KafkaError.COORDINATOR_NOT_AVAILABLE})
 
 
 T = TypeVar("T")
@@ -292,7 +295,10 @@ def worker_lag(clients: KafkaClients, ends: dict[TopicPartition, int],
     own = consumer is None
     consumer = consumer or lag_consumer(clients)
     try:
-        committed = consumer.committed(list(ends), timeout=10)
+        # asked again while the group's coordinator is briefly away: the shared
+        # reader finds the ends at once, so the first look can come before a
+        # fresh broker has loaded its offsets topic
+        committed = _retried(lambda: consumer.committed(list(ends), timeout=10))
         return {tp: ends[TopicPartition(tp.topic, tp.partition)] - max(tp.offset, 0) for tp in committed}
     finally:
         if own:
