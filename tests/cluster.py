@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from collections.abc import Iterator
 import compose
 from confluent_kafka.admin import AdminClient
 
-from hub.kafka.broker import die_with_parent, free_port, kafka_home, read_properties
+from hub.kafka.broker import die_with_parent, kafka_home, read_properties
 from hub.settings import REPO_ROOT, Settings, load_settings
 from tests.helpers import hub
 
@@ -39,6 +40,15 @@ NODES = ("kafka-1", "kafka-2", "kafka-3")
 SERVER_PROPERTIES = "/mnt/shared/config/server.properties"  # the image's file input
 SECRETS = REPO_ROOT / "secrets"
 HEAP_MB = 320
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each socket stays bound until all are
+    chosen, so the system cannot hand out one port twice (one port asked at
+    a time once gave a node's client and controller listeners the same)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.create_server(("127.0.0.1", 0))) for _ in range(count)]
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
@@ -137,10 +147,9 @@ class SecuredCluster:
         return value
 
     def configure(self) -> None:
-        ports: dict[tuple[str, int], int] = {}
-        for name in NODES:
-            found = re.findall(r"://:(\d+)", image_properties(self.stack["services"][name])["listeners"])
-            ports.update({(name, int(port)): free_port() for port in found})
+        wanted = [(name, int(port)) for name in NODES
+                  for port in re.findall(r"://:(\d+)", image_properties(self.stack["services"][name])["listeners"])]
+        ports = dict(zip(wanted, free_ports(len(wanted)), strict=True))
         for name in NODES:
             node = Node(name, self._local(name, ports), self.root / name)
             node.home.mkdir(parents=True, exist_ok=True)

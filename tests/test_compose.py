@@ -192,3 +192,13 @@ def test_make_secrets_makes_every_file_the_stack_mounts(stack: dict, tmp_path: P
     missing = [str(p) for p in wanted if not (out / p.relative_to(secrets_dir)).exists()]
     assert not missing, missing
     assert stat.S_IMODE((out / "keys" / "worker-worker.pem").stat().st_mode) == 0o600
+
+
+def test_the_clusters_ports_are_chosen_distinct() -> None:
+    """A failed run: a node's client and controller listeners were given the
+    same free port (asked one at a time), and its storage would not format."""
+    from tests.cluster import free_ports
+
+    for _ in range(20):
+        ports = free_ports(9)
+        assert len(set(ports)) == 9
