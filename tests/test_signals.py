@@ -615,3 +615,15 @@ def test_an_index_kept_in_a_business_states_layout_is_migrated() -> None:
     assert indexes.from_bytes(signals.IndexKind.COMPLAINANT, complainant.to_bytes()) == indexes.ComplainantIndex(
         {"c1": indexes.Filing("c1", "B1", "店1", dt.date(2026, 10, 1))}, {"B1"}
     )
+
+
+def test_a_complainants_index_keeps_the_history_a_business_keeps() -> None:
+    """The same bound as a business's history (rules.kept_history): the
+    latest ``history_max_events`` filings, ``history_days`` back from the latest."""
+    rules = dataclasses.replace(RULES, history_max_events=3, history_days=30)
+    index = indexes.ComplainantIndex()
+    for i, day in enumerate([dt.date(2026, 8, 1), dt.date(2026, 10, 1), dt.date(2026, 10, 2), dt.date(2026, 10, 3),
+                             dt.date(2026, 10, 4)]):
+        party = signals.Party(f"B{i}", None, f"店{i}", "410502", (), day)
+        indexes.count(index, complaint(str(i), day, "s"), party, rules)
+    assert sorted(f.business for f in index.filings.values()) == ["B2", "B3", "B4"]

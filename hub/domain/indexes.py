@@ -27,7 +27,7 @@ from hub.domain.events import UNRESOLVED_PREFIX, Event
 from hub.domain.identifiers import region
 from hub.domain.leads import BusinessState
 from hub.domain.names import normalise_name
-from hub.domain.rules import to_fact
+from hub.domain.rules import history_horizon, kept_history, to_fact
 from hub.domain.signals import WITHDRAWN, IndexKey, IndexKind, Party, windows
 from hub.settings import RuleSettings
 
@@ -86,9 +86,8 @@ def _renamed(known: str, subject: str) -> bool:
 def _prune_filings(index: ComplainantIndex, rules: RuleSettings) -> None:
     """The history a business's state keeps: ``history_days`` back from the
     latest filing, at most ``history_max_events``."""
-    horizon = max(f.occurred_on for f in index.filings.values()) - dt.timedelta(days=rules.history_days)
-    kept = sorted((f for f in index.filings.values() if f.occurred_on >= horizon),
-                  key=lambda f: (f.occurred_on, f.event_id))[-rules.history_max_events:]
+    kept = kept_history(index.filings.values(), history_horizon(index.filings.values(), rules),
+                        rules.history_max_events)
     if len(kept) < len(index.filings):
         index.filings = {f.event_id: f for f in kept}
 

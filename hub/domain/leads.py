@@ -15,7 +15,8 @@ from hub.domain.lifecycle import ACTIVE, Escalation, FeedbackRejected, LeadMark,
 from hub.domain.names import normalise_name
 from hub.domain.records import CreditFields, Evidence, FollowUp, Lead, Region
 from hub.domain.resolution import Candidate
-from hub.domain.rules import LEAD_ID_PREFIX, RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate, to_fact
+from hub.domain.rules import (LEAD_ID_PREFIX, RECOMMENDED_ACTION, Fact, LeadDraft, RuleFamily, evaluate,
+                              history_horizon, kept_history, to_fact)
 from hub.settings import LifecycleSettings, RuleSettings
 
 
@@ -221,8 +222,7 @@ class BusinessState:
         return True
 
     def _horizon(self, rules: RuleSettings) -> dt.date:
-        newest = max(f.occurred_on for f in self.facts.values())
-        return newest - dt.timedelta(days=rules.history_days)
+        return history_horizon(self.facts.values(), rules)
 
     def prune(self, rules: RuleSettings) -> None:
         horizon = self._horizon(rules)
@@ -235,8 +235,7 @@ class BusinessState:
     def _forget(self, horizon: dt.date, most: int) -> None:
         """Keep the ``most`` latest facts from ``horizon`` on; remember up to
         which date facts were dropped."""
-        kept = sorted((f for f in self.facts.values() if f.occurred_on >= horizon),
-                      key=lambda f: (f.occurred_on, f.event_id))[-most:]
+        kept = kept_history(self.facts.values(), horizon, most)
         kept_ids = {f.event_id for f in kept}
         dropped = max(f.occurred_on for f in self.facts.values() if f.event_id not in kept_ids)
         self.pruned_through = max(dropped, self.pruned_through or dropped)

@@ -373,6 +373,17 @@ class Dated(Protocol):
 D = TypeVar("D", bound=Dated)
 
 
+def history_horizon(records: Iterable[Dated], rules: RuleSettings) -> dt.date:
+    """The oldest date a history keeps: ``history_days`` before its latest record."""
+    return max(r.occurred_on for r in records) - dt.timedelta(days=rules.history_days)
+
+
+def kept_history(records: Iterable[D], horizon: dt.date, most: int) -> list[D]:
+    """The ``most`` latest records from ``horizon`` on, oldest first: what a
+    business's history (or a complainant's index) keeps."""
+    return sorted((r for r in records if r.occurred_on >= horizon), key=lambda r: (r.occurred_on, r.event_id))[-most:]
+
+
 def chains(facts: list[D], window_days: int, qualifies: Callable[[list[D]], bool]) -> list[list[D]]:
     """Slide a window of ``window_days`` ending at each fact; every window that
     qualifies is a hit; hits that chain (the next starts within the window of
