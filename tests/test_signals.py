@@ -627,3 +627,21 @@ def test_a_complainants_index_keeps_the_history_a_business_keeps() -> None:
         party = signals.Party(f"B{i}", None, f"店{i}", "410502", (), day)
         indexes.count(index, complaint(str(i), day, "s"), party, rules)
     assert sorted(f.business for f in index.filings.values()) == ["B2", "B3", "B4"]
+
+
+def test_an_unreadable_stored_index_fails_its_record_alone() -> None:
+    """Attack on the store: a person's index whose stored bytes are neither
+    an index record nor a business state of before. The record sent to it is
+    a dead letter; its batch-mate, to another index, is applied, and the
+    damaged index is left as it was, not overwritten."""
+    bus = Bus(clock=lambda: TODAY.timestamp())
+    encode = bus.serde.encoder(RESOLUTION_TOPIC, "resolution")
+    bus.businesses[b"person:pii:bad"] = b'{"i": "person", "members": "nonsense"}'
+    member = signals.Party("X", "X", "x公司", None, ("LISTED",), dt.date(2026, 11, 1))
+    delivered = bus.process([
+        bus.record(RESOLUTION_TOPIC, b"person:pii:bad", encode(resolution_message(Membership(member))), offset=0),
+        bus.record(RESOLUTION_TOPIC, b"person:pii:good", encode(resolution_message(Membership(member))), offset=1)])
+    assert [d["reason_code"] for d in delivered.dead_letters] == ["processing_error"]
+    assert bus.businesses[b"person:pii:bad"] == b'{"i": "person", "members": "nonsense"}'
+    good = indexes.from_bytes(signals.IndexKind.PERSON, bus.businesses[b"person:pii:good"])
+    assert isinstance(good, indexes.PersonIndex) and set(good.members) == {"X"}
