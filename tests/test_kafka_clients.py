@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from hub.kafka import clients as clients_module
 from hub.kafka.clients import KafkaClients
 from hub.kafka.topics import (CATALOGUE, create_topics, end_offsets, event_ends, list_topics, partition_of,
-                              read_to_end, source_topics, worker_lag)
+                              read_to_end, source_topics, watermarks, worker_lag)
 from hub.settings import Settings
 
 
@@ -192,3 +192,33 @@ def test_close_closes_the_reader_and_ends_the_clients(made: _Made) -> None:
     clients.close()  # again: nothing more
     with pytest.raises(RuntimeError):
         clients.admin()
+
+
+class _LaggingConsumer:
+    """A consumer whose metadata has not yet caught up with a partition the
+    broker has just listed (a broker resumed after a pause): the first
+    ``lags`` asks fail with the local UNKNOWN_PARTITION."""
+
+    def __init__(self, lags: int, fault: int = KafkaError._UNKNOWN_PARTITION) -> None:
+        self.lags, self.fault, self.asked = lags, fault, 0
+
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float = -1) -> tuple[int, int]:
+        self.asked += 1
+        if self.asked <= self.lags:
+            raise KafkaException(KafkaError(self.fault))
+        return 3, 7
+
+
+def test_a_partition_the_clients_metadata_has_not_caught_up_with_is_asked_again() -> None:
+    """CI stop 37: a read just after the broker resumed failed on
+    ``Local: Unknown partition`` for a partition the broker had listed."""
+    consumer = _LaggingConsumer(lags=2)
+    assert watermarks(consumer, TopicPartition("t", 0)) == (3, 7)  # type: ignore[arg-type]
+    assert consumer.asked == 3
+
+
+def test_a_fault_that_does_not_pass_is_not_asked_again() -> None:
+    consumer = _LaggingConsumer(lags=1, fault=KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    with pytest.raises(KafkaException):
+        watermarks(consumer, TopicPartition("t", 0))  # type: ignore[arg-type]
+    assert consumer.asked == 1

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterable
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, TopicMetadata
 
 from hub.kafka.clients import KafkaClients
 from hub.domain.events import Agency
@@ -191,13 +191,20 @@ def end_offsets(clients: KafkaClients, topic: str, consumer: Consumer | None = N
     return _end_offsets(consumer, topic, partitions)
 
 
+def topic_metadata(consumer: Consumer, topic: str) -> TopicMetadata:
+    """What the broker says of ``topic`` (its error, if it has none, is the
+    caller's to judge), asked again while the broker is catching up."""
+    metadata: TopicMetadata = _retried(lambda: consumer.list_topics(topic, timeout=10)).topics[topic]
+    return metadata
+
+
 def _end_offsets(consumer: Consumer, topic: str, partitions: Collection[int] | None) -> dict[int, int]:
-    md = _retried(lambda: consumer.list_topics(topic, timeout=10)).topics[topic]
+    md = topic_metadata(consumer, topic)
     if md.error is not None:
         raise KafkaException(md.error)
     ends: dict[int, int] = {}
     for p in md.partitions if partitions is None else sorted(set(partitions) & set(md.partitions)):
-        low, high = _watermarks(consumer, TopicPartition(topic, p))
+        low, high = watermarks(consumer, TopicPartition(topic, p))
         if high > low:
             ends[p] = high
     return ends
@@ -207,7 +214,10 @@ _PASSING_FAULTS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEA
                             KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
                             # a group's coordinator moving or still loading its offsets (a fresh broker)
                             KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                            KafkaError.COORDINATOR_NOT_AVAILABLE})
+                            KafkaError.COORDINATOR_NOT_AVAILABLE,
+                            # the client's own metadata not yet holding a partition the broker has just listed
+                            # (seen on a broker resumed after a pause)
+                            KafkaError._UNKNOWN_PARTITION})
 
 
 T = TypeVar("T")
@@ -227,7 +237,9 @@ def _retried(ask: Callable[[], T], timeout_s: float = 30.0) -> T:
             time.sleep(0.1)
 
 
-def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+def watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    """The low and high watermarks of ``tp``, asked again while the broker
+    or the client's metadata is catching up."""
     low, high = _retried(lambda: consumer.get_watermark_offsets(tp, timeout=10))
     return int(low), int(high)
 
