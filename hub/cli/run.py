@@ -37,6 +37,7 @@ def worker(ctx: click.Context) -> None:
             run_worker(clients, metrics, audit=audit)
         finally:
             stop_board()
+        audit.close(settings.publish_timeout_s)  # the board's last records with the worker's
 
 
 def _parse_sources(values: tuple[str, ...]) -> list[tuple[str, Path]]:

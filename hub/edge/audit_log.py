@@ -163,6 +163,16 @@ class AuditLog:
         if left or failures:
             raise RuntimeError(f"audit entries not acknowledged: {left} waiting, {len(failures)} refused")
 
+    def close(self, timeout_s: float) -> None:
+        """Flush what is left and close the producer (the leads' too), while
+        the broker is still there: left to the collector, it would outlive a
+        broker stopped after an in-process worker, logging refused
+        reconnections. Once closed, the log sends nothing more."""
+        try:
+            self.flush(timeout_s)
+        finally:
+            self.producer.close()
+
     def _send(self, entries: list[Entry], count: bool = True) -> None:
         for entry in entries:
             self._produce(self.encode(entry.to_record()))

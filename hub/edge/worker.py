@@ -518,11 +518,13 @@ def _periodic(app: faust.App, metrics: Metrics, interval_s: float) -> Callable[[
 
 def _watch_broker(app: faust.App, clients: KafkaClients, metrics: Metrics, watched: list[str]) -> None:
     settings = clients.settings
-    broker_admin: Any = clients.admin()  # confluent-kafka's stubs lack list_topics' result
     started_on: dict[str, str] = {}  # the cluster's ID and its topics' IDs as the worker first saw them
 
     def identities() -> dict[str, str]:
         """The cluster's ID and each watched topic's; a topic that is gone has none."""
+        # asked for at each look, not kept by the timer: Faust's app outlives the worker, and a kept admin
+        # client would outlive the process's clients and the broker of an in-process run
+        broker_admin: Any = clients.admin()  # confluent-kafka's stubs lack list_topics' result
         found = {"": broker_admin.list_topics(timeout=settings.broker_check_s).cluster_id}
         described = broker_admin.describe_topics(TopicCollection(watched), request_timeout=settings.broker_check_s)
         for name, future in described.items():
@@ -623,9 +625,12 @@ def run_worker(clients: KafkaClients, metrics: Metrics, started: threading.Event
         gc.set_threshold(*thresholds)
         gc.unfreeze()
     edge.audit.head()  # a graceful stop seals the chain
-    edge.audit.flush(settings.publish_timeout_s)
+    if audit is None:  # the worker's own log; a log handed in is its giver's to close (the board records on it)
+        edge.audit.close(settings.publish_timeout_s)
+    else:
+        edge.audit.flush(settings.publish_timeout_s)
     tally = edge.tally
-    # The edge's Kafka clients sit in reference cycles (Faust's app): freed
+    # The edge's other clients sit in reference cycles (Faust's app): freed
     # now, not at some later collection, they close while the broker is
     # still there, instead of logging refused reconnections after a command
     # that ran the worker in-process has stopped its broker.
