@@ -49,7 +49,7 @@ from hub.settings import Settings
 from hub.devtools.chaos import process_env
 from hub.flow import Seen
 from hub.flow.effects import Stage
-from hub.kafka.topics import changelog_topic, create_topics, event_ends, read_to_end, worker_lag
+from hub.kafka.topics import changelog_topic, create_topics, event_ends, lag_consumer, read_to_end, worker_lag
 from hub.flow.topics import LEADS_TOPIC, RESOLUTION_TOPIC
 
 log = logging.getLogger(__name__)
@@ -302,20 +302,23 @@ def _two_workers(clients: KafkaClients, timeout_s: float = 600.0) -> float:
 def _group_rate(clients: KafkaClients, ends: dict[TopicPartition, int], share: float, timeout_s: float) -> float:
     """Events a second the workers' group processes up to ``ends``, from its
     first commit to its last; ``share``: the events' share of the records.
-    Each look asks with a consumer of the group made for it, as before the
-    clients were handed down: one kept across the two workers' joining timed
-    out on the group's coordinator in a bench run (``committed``: 10 s)."""
+    One consumer of the group asks at every look (``worker_lag`` asks again
+    while the group's coordinator moves as the two workers join)."""
     total = sum(ends.values())
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        left = sum(max(0, n) for n in worker_lag(clients, ends).values())
-        now = time.perf_counter()
-        if first is None and left < total:
-            first = (now, left)
-        if left == 0 and first is not None:
-            return _rate_since(first, now, share)
-        time.sleep(0.1)
+    consumer = lag_consumer(clients)
+    try:
+        while time.monotonic() < deadline:
+            left = sum(max(0, n) for n in worker_lag(clients, ends, consumer).values())
+            now = time.perf_counter()
+            if first is None and left < total:
+                first = (now, left)
+            if left == 0 and first is not None:
+                return _rate_since(first, now, share)
+            time.sleep(0.1)
+    finally:
+        consumer.close()
     raise TimeoutError("the two workers did not process the events in time")
 
 
