@@ -192,8 +192,8 @@ def end_offsets(clients: KafkaClients, topic: str, consumer: Consumer | None = N
 
 
 def topic_metadata(consumer: Consumer, topic: str) -> TopicMetadata:
-    """What the broker says of ``topic`` (its error, if it has none, is the
-    caller's to judge), asked again while the broker is catching up."""
+    """What the broker says of ``topic``, asked again while the broker is
+    catching up; an error of the topic's own is the caller's to judge."""
     metadata: TopicMetadata = _retried(lambda: consumer.list_topics(topic, timeout=10)).topics[topic]
     return metadata
 
