@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from hub.kafka import clients as clients_module
 from hub.kafka.clients import KafkaClients
-from hub.kafka.topics import (CATALOGUE, create_topics, end_offsets, event_ends, list_topics, partition_of,
+from hub.kafka.topics import (CATALOGUE, create_topics, event_ends, existing_topic, list_topics, partition_of,
                               read_to_end, source_topics, watermarks, worker_lag)
 from hub.settings import Settings
 
@@ -131,7 +131,6 @@ def test_a_run_of_topic_and_reader_functions_makes_one_admin_and_one_reader(made
     partition_of(clients, "hub.leads", b"lead-1")
     for topic in ("hub.leads", "hub.deadletter", "hub.audit"):
         assert read_to_end(clients, topic) == []
-        assert end_offsets(clients, topic) == {}
     for _ in range(3):  # a wait loop's looks
         assert event_ends(clients) == {}
     assert len(made.admins) == 1
@@ -222,3 +221,30 @@ def test_a_fault_that_does_not_pass_is_not_asked_again() -> None:
     with pytest.raises(KafkaException):
         watermarks(consumer, TopicPartition("t", 0))  # type: ignore[arg-type]
     assert consumer.asked == 1
+
+
+class _Listing:
+    """A client whose topic listing fails ``fails`` times with a passing fault, then answers."""
+
+    def __init__(self, topic: _Topic, fails: int = 0) -> None:
+        self.topic, self.fails, self.asked = topic, fails, 0
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> _Metadata:
+        self.asked += 1
+        if self.asked <= self.fails:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        return _Metadata({str(topic): self.topic})
+
+
+def test_a_topic_that_must_exist_is_asked_again_then_named_with_the_command_that_makes_it() -> None:
+    client = _Listing(_Topic({0: _Partition(), 1: _Partition()}), fails=1)
+    assert sorted(existing_topic(client, "hub.leads").partitions) == [0, 1]  # type: ignore[arg-type]
+    assert client.asked == 2
+
+    class _Missing:
+        def str(self) -> str:
+            return "Broker: Unknown topic or partition"
+
+    with pytest.raises(RuntimeError, match=r"topic hub\.team\.x: Broker: Unknown topic or partition "
+                                           r"\(run `hub topics create`\)"):
+        existing_topic(_Listing(_Topic({}, error=_Missing())), "hub.team.x")  # type: ignore[arg-type]

@@ -55,12 +55,12 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def producer_config(settings: Settings, connection: dict[str, Any] | None = None) -> dict[str, object]:
+def producer_config(settings: Settings, connection: dict[str, Any]) -> dict[str, object]:
     """What every confluent-kafka producer of the hub shares, on ``connection``
-    (``client_config(settings)`` unless given)."""
+    (the process's ``client_config``, checked once by ``KafkaClients``)."""
     # murmur2: the Java client's partitioner, which the workers' Faust (aiokafka)
     # producer uses too; the workers rely on a key mapping to one partition everywhere.
-    return {**(client_config(settings) if connection is None else connection), "linger.ms": 20, "acks": "all",
+    return {**connection, "linger.ms": 20, "acks": "all",
             "compression.type": "lz4", "partitioner": "murmur2_random", "enable.idempotence": True,
             "message.timeout.ms": int(settings.publish_timeout_s * 1000)}
 

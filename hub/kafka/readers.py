@@ -13,7 +13,7 @@ from hub.kafka.clients import KafkaClients
 from hub.flow.codec import DecodeError
 from hub.kafka.serde import Serde
 from hub.settings import Settings
-from hub.kafka.topics import partition_of, read_to_end, topic_metadata, watermarks
+from hub.kafka.topics import existing_topic, partition_of, read_to_end, watermarks
 from hub.flow.topics import DEADLETTER_TOPIC, LEADS_TOPIC
 from hub.trust import Role, Untrusted, verifier
 from hub.trust.keys import TrustedKey
@@ -139,10 +139,7 @@ def _shown_from(consumer: Consumer, topics: list[str], from_beginning: bool) -> 
     """(topic, partition) -> the first offset to yield: 0, or the end now."""
     shown_from: dict[tuple[str, int], int] = {}
     for topic in topics:
-        metadata = topic_metadata(consumer, topic)
-        if metadata.error is not None:
-            raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
-        for p in metadata.partitions:
+        for p in existing_topic(consumer, topic).partitions:
             shown_from[topic, p] = 0 if from_beginning else watermarks(consumer, TopicPartition(topic, p))[1]
     return shown_from
 

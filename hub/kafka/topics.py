@@ -169,10 +169,7 @@ def list_topics(clients: KafkaClients) -> dict[str, int]:
 
 def partition_of(clients: KafkaClients, topic: str, key: bytes) -> int:
     """The partition of ``topic`` a key goes to (its partition count asked of the broker)."""
-    metadata = clients.admin().list_topics(topic, timeout=10).topics[topic]
-    if metadata.error is not None:
-        raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
-    return key_partition(key, len(metadata.partitions))
+    return key_partition(key, len(existing_topic(clients.admin(), topic).partitions))
 
 
 def key_partition(key: bytes, partitions: int) -> int:
@@ -181,25 +178,24 @@ def key_partition(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def end_offsets(clients: KafkaClients, topic: str, consumer: Consumer | None = None,
-                partitions: Collection[int] | None = None) -> dict[int, int]:
-    """The high watermark of each non-empty partition (of ``partitions``, or
-    all), asked through ``consumer`` (the shared reader by default)."""
-    if consumer is None:
-        with clients.reader() as reader:
-            return _end_offsets(reader, topic, partitions)
-    return _end_offsets(consumer, topic, partitions)
-
-
-def topic_metadata(consumer: Consumer, topic: str) -> TopicMetadata:
+def _topic_metadata(client: AdminClient | Consumer, topic: str) -> TopicMetadata:
     """What the broker says of ``topic``, asked again while the broker is
     catching up; an error of the topic's own is the caller's to judge."""
-    metadata: TopicMetadata = _retried(lambda: consumer.list_topics(topic, timeout=10)).topics[topic]
+    metadata: TopicMetadata = _retried(lambda: client.list_topics(topic, timeout=10)).topics[topic]
+    return metadata
+
+
+def existing_topic(client: AdminClient | Consumer, topic: str) -> TopicMetadata:
+    """What the broker says of ``topic``, which must exist: a topic missing
+    (or in error) is a RuntimeError that says how to make it."""
+    metadata = _topic_metadata(client, topic)
+    if metadata.error is not None:
+        raise RuntimeError(f"topic {topic}: {metadata.error.str()} (run `hub topics create`)")
     return metadata
 
 
 def _end_offsets(consumer: Consumer, topic: str, partitions: Collection[int] | None) -> dict[int, int]:
-    md = topic_metadata(consumer, topic)
+    md = _topic_metadata(consumer, topic)
     if md.error is not None:
         raise KafkaException(md.error)
     ends: dict[int, int] = {}
