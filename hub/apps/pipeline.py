@@ -79,8 +79,7 @@ def wait_until_processed(clients: KafkaClients, timeout_s: float) -> None:
     ends are read again until they stay put). One consumer of the workers'
     group and the process's shared reader serve every look of the wait."""
     ends = event_ends(clients)
-    consumer = lag_consumer(clients)
-    try:
+    with lag_consumer(clients) as consumer:
         deadline = time.monotonic() + timeout_s
         behind: dict[TopicPartition, int] = {}
         while time.monotonic() < deadline:
@@ -96,8 +95,6 @@ def wait_until_processed(clients: KafkaClients, timeout_s: float) -> None:
         waiting = ", ".join(f"{tp.topic}[{tp.partition}] {n}"
                             for tp, n in sorted(behind.items(), key=lambda i: (i[0].topic, i[0].partition)))
         raise TimeoutError(f"the workers did not process every event within {timeout_s}s; uncommitted: {waiting}")
-    finally:
-        consumer.close()
 
 
 def wait_for_ticks(handle: WorkerHandle, ticks: int, timeout_s: float) -> None:

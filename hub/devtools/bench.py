@@ -307,8 +307,7 @@ def _group_rate(clients: KafkaClients, ends: dict[TopicPartition, int], share: f
     total = sum(ends.values())
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + timeout_s
-    consumer = lag_consumer(clients)
-    try:
+    with lag_consumer(clients) as consumer:
         while time.monotonic() < deadline:
             left = sum(max(0, n) for n in worker_lag(clients, ends, consumer).values())
             now = time.perf_counter()
@@ -317,8 +316,6 @@ def _group_rate(clients: KafkaClients, ends: dict[TopicPartition, int], share: f
             if left == 0 and first is not None:
                 return _rate_since(first, now, share)
             time.sleep(0.1)
-    finally:
-        consumer.close()
     raise TimeoutError("the two workers did not process the events in time")
 
 

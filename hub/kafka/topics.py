@@ -5,7 +5,8 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
@@ -300,20 +301,22 @@ def worker_lag(clients: KafkaClients, ends: dict[TopicPartition, int],
     committed, asked through ``consumer`` (of that group: ``lag_consumer``;
     one made for this call by default). A caller that asks again and again
     makes one and hands it in."""
-    own = consumer is None
-    consumer = consumer or lag_consumer(clients)
-    try:
-        # asked again while the group's coordinator is briefly away: the shared
-        # reader finds the ends at once, so the first look can come before a
-        # fresh broker has loaded its offsets topic
-        committed = _retried(lambda: consumer.committed(list(ends), timeout=10))
-        return {tp: ends[TopicPartition(tp.topic, tp.partition)] - max(tp.offset, 0) for tp in committed}
-    finally:
-        if own:
-            consumer.close()
+    if consumer is None:
+        with lag_consumer(clients) as own:
+            return worker_lag(clients, ends, own)
+    # asked again while the group's coordinator is briefly away: the shared
+    # reader finds the ends at once, so the first look can come before a
+    # fresh broker has loaded its offsets topic
+    committed = _retried(lambda: consumer.committed(list(ends), timeout=10))
+    return {tp: ends[TopicPartition(tp.topic, tp.partition)] - max(tp.offset, 0) for tp in committed}
 
 
-def lag_consumer(clients: KafkaClients) -> Consumer:
+@contextmanager
+def lag_consumer(clients: KafkaClients) -> Iterator[Consumer]:
     """A consumer of the workers' group that only looks up its committed
-    offsets (it never subscribes): the caller closes it."""
-    return clients.consumer(clients.settings.app_id, {"enable.auto.commit": False, "log_level": 3})
+    offsets (it never subscribes), closed on the way out."""
+    consumer = clients.consumer(clients.settings.app_id, {"enable.auto.commit": False, "log_level": 3})
+    try:
+        yield consumer
+    finally:
+        consumer.close()
