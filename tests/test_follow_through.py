@@ -166,10 +166,13 @@ def test_the_report_opens_with_openpyxl_and_its_figures_match_the_leads(running)
     clients, _, tmp = running
     settings = clients.settings
     out = tmp / "report"
-    start = TODAY - dt.timedelta(days=30)
-    result = _hub(settings, tmp, "report", "--from", start.isoformat(), "--to", TODAY.isoformat(), "--out", str(out))
+    # Today as the report is asked for, not as the module was loaded: a run that crosses midnight in China
+    # (16:00 UTC) opens leads on the next day, which a window ending on the module's TODAY would leave out.
+    end = dt.datetime.now(CST).date()
+    start = end - dt.timedelta(days=30)
+    result = _hub(settings, tmp, "report", "--from", start.isoformat(), "--to", end.isoformat(), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    book = load_workbook(out / f"report-{start}-{TODAY}.xlsx", read_only=True)
+    book = load_workbook(out / f"report-{start}-{end}.xlsx", read_only=True)
     teams_sheet = list(book["各队伍"].iter_rows(values_only=True))
     assert teams_sheet[1] == tuple(HEADINGS[c] for c in TEAM_COLUMNS)
     rows = {(r[0], r[2]): dict(zip(TEAM_COLUMNS, r, strict=False)) for r in teams_sheet[2:] if r[0] and r[2]}
@@ -199,4 +202,4 @@ def test_the_report_opens_with_openpyxl_and_its_figures_match_the_leads(running)
     assert sources[1] == tuple(HEADINGS[c] for c in SOURCE_COLUMNS)
     police = next(dict(zip(SOURCE_COLUMNS, r, strict=False)) for r in sources[2:] if r[1] == "police.case")
     assert police["export_rows"] == 4 and police["late_reports"] >= 2  # the scenario's 2 cases, the filing, the drop
-    assert (out / f"report-{start}-{TODAY}.md").read_text(encoding="utf-8").startswith("# 通报")
+    assert (out / f"report-{start}-{end}.md").read_text(encoding="utf-8").startswith("# 通报")
