@@ -4,7 +4,9 @@ renames or removes any of it fails here, loudly, instead of silently
 turning off strict commits, stall healing, fencing or the stop watchdog."""
 from __future__ import annotations
 
+import asyncio
 import inspect
+import re
 
 import faust
 import mode
@@ -13,7 +15,7 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.sensors.monitor import Monitor
 from faust.streams import Stream
 from faust.transport import consumer as faust_consumer
-from faust.types import Message
+from faust.types import TP, Message
 
 from hub.edge.faust_patches import Processed, QuietMonitor, StoppableWorker, strict_commits
 
@@ -45,6 +47,37 @@ def test_the_fence_reaches_the_group_coordinator(app: faust.App) -> None:
     assert "generation_id" in inspect.signature(Message.__init__).parameters
     assert "acked" in Message.__slots__
     assert "tp" in Message.__slots__  # the stall healer tells in-flight partitions by it
+
+
+def test_the_healer_finds_aiokafkas_fetch_position(app: faust.App) -> None:
+    """``fetched_to`` reads the aiokafka consumer in Faust's consumer thread:
+    its subscription state, by the path aiokafka's own fetcher shares."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.consumer.fetcher import Fetcher
+
+    from hub.edge.faust_patches import fetched_to
+
+    tp = TopicPartition("hub.events.samr", 0)
+    assert fetched_to(app.consumer, tp) is None  # not started: no aiokafka consumer yet
+    assert "self._subscription" in inspect.getsource(AIOKafkaConsumer.__init__)
+    # the fetcher is handed the same state, and moves its positions
+    assert re.search(r"Fetcher\(\s*self\._client,\s*self\._subscription,", inspect.getsource(AIOKafkaConsumer.start))
+    assert "self._subscriptions.subscription.assignment" in inspect.getsource(Fetcher)
+
+    async def assigned_and_sought() -> int | None:
+        consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")  # never started, never connected
+        try:
+            consumer.assign([tp])
+            app.consumer._thread._consumer = consumer
+            before = fetched_to(app.consumer, tp)  # awaiting its reset
+            consumer._subscription.subscription.assignment.state_value(tp).seek(264)  # as the fetcher does
+            assert before is None
+            return fetched_to(app.consumer, TP(tp.topic, tp.partition))  # Faust's TP finds aiokafka's
+        finally:
+            app.consumer._thread._consumer = None
+            await consumer.stop()
+
+    assert asyncio.run(assigned_and_sought()) == 264
 
 
 def test_the_monitor_hooks_silenced_exist() -> None:

@@ -14,6 +14,7 @@ reshapes what these rely on.
 - ``set_without_changelog``: a table entry whose changelog record the hub
   writes itself.
 - ``read_offset``, ``has_unacked``: the consumer's position, for lag.
+- ``fetched_to``: where aiokafka fetches a partition next, for the healer.
 - ``StoppableWorker``: a signal stop that cannot hang, and a stop from
   another thread.
 """
@@ -121,10 +122,13 @@ class StallHealer:
     past its committed offset, nothing acknowledged, nothing in flight, and
     no later event to show the gap (a hole that fits the one CI run that left
     619 events of a partition uncommitted after a kill and restart; not
-    reproduced). A partition stalled either way for ``heal_after_s``
-    is sought back to its committed offset; the replayed events that were
-    processed are duplicates the state suppresses, the dropped ones get
-    processed."""
+    reproduced). Or the tail never reached Faust's stream at all: aiokafka
+    handed it over, and Faust's fetch loop broke off the batch because the
+    group's generation changed under it (faust-streaming #629, seen in the
+    bench's two-worker phase as the second worker joins). A partition
+    stalled any of these ways for ``heal_after_s`` is sought back to its
+    committed offset; the replayed events that were processed are duplicates
+    the state suppresses, the dropped ones get processed."""
 
     def __init__(self, consumer: Any, topics: set[str], heal_after_s: float, log_start: dict[Any, int],
                  processed: Processed) -> None:
@@ -142,7 +146,8 @@ class StallHealer:
             if start is None:
                 self.stalled_since.pop(tp, None)
                 continue
-            if self._stalled_long_enough(tp, start, now):
+            waited = self._stalled_for(tp, start, now)
+            if waited >= self.heal_after_s and (self._read_all_fetched(tp) or waited >= 2 * self.heal_after_s):
                 await self._heal(tp, start)
                 healed += 1
         return healed
@@ -163,14 +168,24 @@ class StallHealer:
             return None
         return start
 
-    def _stalled_long_enough(self, tp: Any, start: int, now: float) -> bool:
-        """Whether the partition has waited at ``start`` for ``heal_after_s``
-        (waiting elsewhere before, it starts waiting now)."""
+    def _stalled_for(self, tp: Any, start: int, now: float) -> float:
+        """How long the partition has waited at ``start`` (waiting elsewhere
+        before, it starts waiting now)."""
         first = self.stalled_since.setdefault(tp, (start, now))
         if first[0] != start:
             self.stalled_since[tp] = (start, now)
-            return False
-        return now - first[1] >= self.heal_after_s
+            return 0.0
+        return now - first[1]
+
+    def _read_all_fetched(self, tp: Any) -> bool:
+        """Whether Faust has read all that aiokafka handed it of the partition.
+        A seek waits for it (up to ``heal_after_s`` more): Faust drops an event
+        that comes back below its read offset, and events fetched past the
+        gap but not yet read would raise that offset after the seek and
+        drop the replay (the bench's pipeline phase replayed the same gap
+        every 6 s until it seeked at such a moment)."""
+        read, fetched = read_offset(self.consumer, tp), fetched_to(self.consumer, tp)
+        return read is None or fetched is None or read + 1 >= fetched
 
     async def _heal(self, tp: Any, start: int) -> None:
         """Seek the partition back to where its commits wait."""
@@ -188,9 +203,18 @@ class StallHealer:
         Past, not up to: a seek (Faust's after a rebalance, or this healer's)
         leaves the read offset *at* the offset to read next, so a tail of one
         dropped event is not told from a partition sought and idle; the next
-        event on the partition shows that gap as the first kind."""
-        read = read_offset(self.consumer, tp)
-        return read is not None and read > start and tp not in in_flight
+        event on the partition shows that gap as the first kind.
+
+        Or fetched past ``start`` and never read, while nothing at all is in
+        flight: a batch Faust fetched and has not read yet waits behind a full
+        stream queue, and meanwhile the agent works through a batch of its
+        own, whose events are in flight (Faust tracks an event as the stream
+        takes it, not as it is queued); with nothing in flight, the batch was
+        dropped."""
+        if tp in in_flight:
+            return False
+        read, fetched = read_offset(self.consumer, tp), fetched_to(self.consumer, tp)
+        return (read is not None and read > start) or (not in_flight and fetched is not None and fetched > start)
 
 
 async def still_member(app: faust.App, generation: int) -> bool:
@@ -217,6 +241,19 @@ def read_offset(consumer: Any, tp: Any) -> int | None:
     """The last offset read from a partition, if any."""
     offset = consumer._read_offset.get(tp)
     return None if offset is None else int(offset)
+
+
+def fetched_to(consumer: Any, tp: Any) -> int | None:
+    """The offset aiokafka fetches a partition from next: it handed every
+    offset before it to Faust. None while unknown (no aiokafka consumer yet,
+    a rebalance under way, or the partition awaiting its reset). Read from
+    the event loop's thread while aiokafka's runs: a position is one
+    attribute, and a stale one only delays the healer's judgement."""
+    aiokafka_consumer = consumer._thread._consumer
+    subscription = aiokafka_consumer._subscription.subscription if aiokafka_consumer is not None else None
+    assignment = subscription.assignment if subscription is not None else None
+    state = assignment.state_value(tp) if assignment is not None else None
+    return state.position if state is not None and state.has_valid_position else None
 
 
 def has_unacked(consumer: Any) -> bool:
