@@ -54,6 +54,7 @@ def test_the_healer_finds_aiokafkas_fetch_position(app: faust.App) -> None:
     its subscription state, by the path aiokafka's own fetcher shares."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.consumer.fetcher import Fetcher
+    from aiokafka.consumer.subscription_state import TopicPartitionState
 
     from hub.edge.faust_patches import fetched_to
 
@@ -63,6 +64,7 @@ def test_the_healer_finds_aiokafkas_fetch_position(app: faust.App) -> None:
     # the fetcher is handed the same state, and moves its positions
     assert re.search(r"Fetcher\(\s*self\._client,\s*self\._subscription,", inspect.getsource(AIOKafkaConsumer.start))
     assert "self._subscriptions.subscription.assignment" in inspect.getsource(Fetcher)
+    assert "self._position = None" in inspect.getsource(TopicPartitionState.__init__)
 
     async def assigned_and_sought() -> int | None:
         consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")  # never started, never connected

@@ -18,11 +18,7 @@ class PartitionState:
     """aiokafka's fetch position of a partition (``TopicPartitionState``)."""
 
     def __init__(self, position: int | None) -> None:
-        self.position = position
-
-    @property
-    def has_valid_position(self) -> bool:
-        return self.position is not None
+        self._position = position
 
 
 class Consumer:
@@ -38,6 +34,7 @@ class Consumer:
         self._unacked_messages: list[Any] = []  # a WeakSet in Faust
         self.sought: list[tuple[Any, int]] = []
         self.fetch = PartitionState(fetched)
+        self.app = SimpleNamespace(consumer_generation_id=7)
         assignment = SimpleNamespace(state_value={TP: self.fetch}.get)
         self._thread = SimpleNamespace(_consumer=SimpleNamespace(
             _subscription=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))))
@@ -50,7 +47,7 @@ class Consumer:
 
     async def seek(self, tp: Any, offset: int) -> None:
         self.sought.append((tp, offset))
-        self._read_offset[tp] = self.fetch.position = offset
+        self._read_offset[tp] = self.fetch._position = offset
 
 
 def _checks(consumer: Consumer, *times: float) -> list[int]:
@@ -103,7 +100,37 @@ def test_a_tail_fetched_but_never_read_is_replayed_once_the_worker_is_idle() -> 
     group's generation changed, and never read any of it (read offset None)."""
     consumer = Consumer(committed=109, processed=[], read=None, fetched=264)
     assert _checks(consumer, 0.0, HEAL_AFTER_S, 2 * HEAL_AFTER_S) == [0, 1, 0]
-    assert consumer.sought == [(TP, 109)] and consumer.fetch.position == 109
+    assert consumer.sought == [(TP, 109)] and consumer.fetch._position == 109
+
+
+def test_a_tail_fetched_and_dropped_after_faust_sought_is_replayed_as_soon() -> None:
+    """The same after Faust's seek once recovered: its read offset at the
+    committed offset, not unknown; nothing is in transit, so no longer wait."""
+    consumer = Consumer(committed=109, processed=[], read=109, fetched=264)
+    assert _checks(consumer, 0.0, HEAL_AFTER_S) == [0, 1]
+
+
+def test_a_recovering_worker_is_left_to_faust() -> None:
+    """Between a revocation and Faust's seek once recovered, Faust knows no
+    committed offset (the log start stands in) while aiokafka already
+    fetches from the broker's: no replay from the log's start."""
+    consumer = Consumer(committed=None, processed=[], read=None, fetched=5000)
+    assert _checks(consumer, 0.0, HEAL_AFTER_S, 3 * HEAL_AFTER_S) == [0, 0, 0]
+    assert consumer.sought == []
+
+
+def test_a_tail_that_replays_nothing_readable_is_replayed_once_a_generation() -> None:
+    """Data to 99, then a transaction marker that aiokafka steps over: every
+    replay from 100 ends at 101 again with nothing read."""
+    consumer = Consumer(committed=100, processed=[], read=99, fetched=101)
+    healer = StallHealer(consumer, {TP.topic}, HEAL_AFTER_S, {}, consumer.processed)
+    healed = []
+    for now in (0.0, 2 * HEAL_AFTER_S, 3 * HEAL_AFTER_S, 5 * HEAL_AFTER_S):
+        healed.append(asyncio.run(healer.check(now)))
+        consumer.fetch._position = 101
+    assert healed == [0, 1, 0, 0] and consumer.sought == [(TP, 100)]
+    consumer.app.consumer_generation_id = 8  # a rebalance since: once more
+    assert [asyncio.run(healer.check(t)) for t in (6 * HEAL_AFTER_S, 8 * HEAL_AFTER_S)] == [0, 1]
 
 
 def test_a_tail_fetched_but_not_yet_read_waits_while_the_worker_is_busy() -> None:

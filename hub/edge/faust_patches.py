@@ -135,6 +135,8 @@ class StallHealer:
         self.consumer, self.topics, self.heal_after_s, self.log_start = consumer, topics, heal_after_s, log_start
         self.processed = processed
         self.stalled_since: dict[Any, tuple[int, float]] = {}
+        # Where each partition was last replayed, and in which group generation.
+        self.replayed: dict[Any, tuple[int, int]] = {}
 
     async def check(self, now: float) -> int:
         """Partitions sought back this time."""
@@ -147,7 +149,7 @@ class StallHealer:
                 self.stalled_since.pop(tp, None)
                 continue
             waited = self._stalled_for(tp, start, now)
-            if waited >= self.heal_after_s and (self._read_all_fetched(tp) or waited >= 2 * self.heal_after_s):
+            if waited >= self.heal_after_s and (self._read_all_fetched(tp, start) or waited >= 2 * self.heal_after_s):
                 await self._heal(tp, start)
                 healed += 1
         return healed
@@ -177,15 +179,16 @@ class StallHealer:
             return 0.0
         return now - first[1]
 
-    def _read_all_fetched(self, tp: Any) -> bool:
-        """Whether Faust has read all that aiokafka handed it of the partition.
-        A seek waits for it (up to ``heal_after_s`` more): Faust drops an event
-        that comes back below its read offset, and events fetched past the
-        gap but not yet read would raise that offset after the seek and
-        drop the replay (the bench's pipeline phase replayed the same gap
-        every 6 s until it seeked at such a moment)."""
+    def _read_all_fetched(self, tp: Any, start: int) -> bool:
+        """Whether Faust has read all that aiokafka handed it of the partition,
+        or read nothing past ``start`` (a dropped batch, judged idle). A seek
+        waits for it (up to ``heal_after_s`` more): Faust drops an event that
+        comes back below its read offset, and events fetched past the gap but
+        not yet read would raise that offset after the seek and drop the
+        replay (the bench's pipeline phase replayed the same gap every 6 s
+        until it sought at such a moment)."""
         read, fetched = read_offset(self.consumer, tp), fetched_to(self.consumer, tp)
-        return read is None or fetched is None or read + 1 >= fetched
+        return read is None or read <= start or fetched is None or read + 1 >= fetched
 
     async def _heal(self, tp: Any, start: int) -> None:
         """Seek the partition back to where its commits wait."""
@@ -194,6 +197,7 @@ class StallHealer:
             self.log_start.update(await consumer.earliest_offsets(tp))
             start = self.log_start[tp]
         log.warning("commits on %s wait at %s behind a gap; replaying from there", tp, start)
+        self.replayed[tp] = (start, consumer.app.consumer_generation_id)
         self.processed.forget([tp])
         await consumer.seek(tp, start)
         self.stalled_since.pop(tp, None)
@@ -213,8 +217,21 @@ class StallHealer:
         dropped."""
         if tp in in_flight:
             return False
-        read, fetched = read_offset(self.consumer, tp), fetched_to(self.consumer, tp)
-        return (read is not None and read > start) or (not in_flight and fetched is not None and fetched > start)
+        read = read_offset(self.consumer, tp)
+        return (read is not None and read > start) or (not in_flight and self._fetched_unread(tp, start))
+
+    def _fetched_unread(self, tp: Any, start: int) -> bool:
+        """aiokafka handed Faust offsets from ``start`` on (faust-streaming
+        #629). Judged only where Faust knows the committed offset: from a
+        revocation until its seek once recovered it does not, while aiokafka
+        already fetches from the broker's committed offset. And once per
+        committed offset and group generation: a replay that brings nothing
+        to read (a transaction marker at the tail, which aiokafka steps
+        over) is not repeated."""
+        consumer = self.consumer
+        fetched = fetched_to(consumer, tp)
+        return (consumer._committed_offset.get(tp) is not None and fetched is not None and fetched > start
+                and self.replayed.get(tp) != (start, consumer.app.consumer_generation_id))
 
 
 async def still_member(app: faust.App, generation: int) -> bool:
@@ -246,14 +263,15 @@ def read_offset(consumer: Any, tp: Any) -> int | None:
 def fetched_to(consumer: Any, tp: Any) -> int | None:
     """The offset aiokafka fetches a partition from next: it handed every
     offset before it to Faust. None while unknown (no aiokafka consumer yet,
-    a rebalance under way, or the partition awaiting its reset). Read from
-    the event loop's thread while aiokafka's runs: a position is one
-    attribute, and a stale one only delays the healer's judgement."""
+    the partition not in aiokafka's assignment, or awaiting its reset).
+    Read from the event loop's thread while aiokafka's runs: a position is
+    one attribute, and a stale one only delays the healer's judgement."""
     aiokafka_consumer = consumer._thread._consumer
     subscription = aiokafka_consumer._subscription.subscription if aiokafka_consumer is not None else None
     assignment = subscription.assignment if subscription is not None else None
     state = assignment.state_value(tp) if assignment is not None else None
-    return state.position if state is not None and state.has_valid_position else None
+    # ``_position``, read once: the ``position`` property asserts, and aiokafka's thread may reset it meanwhile
+    return None if state is None else state._position
 
 
 def has_unacked(consumer: Any) -> bool:
