@@ -70,3 +70,22 @@ def test_a_storm_of_kills_and_a_pause_leaves_the_clean_runs_leads(tmp_path: Path
     assert "rows already delivered" in rerun or "sent again" in rerun, rerun  # killed mid-file, not before or after
     difference = compare(clean, storm)
     assert not difference and not problems, (difference.line(), problems)
+
+
+def test_a_relative_workdir_reaches_the_runs_as_an_absolute_one(tmp_path, monkeypatch) -> None:
+    """`hub chaos` defaults to `.hub-state/chaos`, relative; its connectors and
+    backfill run with that folder's subfolders as their working directory, so
+    a relative export path there names nothing (every connector exited 2)."""
+    import hub.devtools.chaos as chaos
+
+    class Written(Exception):
+        pass
+
+    def write_dataset(folder: Path, seed: int, rows: int) -> None:
+        raise Written(folder)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(chaos, "write_dataset", write_dataset)
+    with pytest.raises(Written) as written:
+        chaos.storms(Path(".hub-state/chaos"), 0, Storm(), 10, 1, print)
+    assert written.value.args[0] == tmp_path / ".hub-state" / "chaos" / "exports"

@@ -663,6 +663,8 @@ def backfilled(sources: list[tuple[str, Path]], workdir: Path, timeout_s: float)
 def storms(workdir: Path, count: int, storm: Storm, rows: int, seed: int,
            say: Callable[[str], None]) -> int:
     """A clean run, then ``count`` storms against it: how many came out identical."""
+    # absolute: the runs' processes work in folders of their own, and take the exports' paths
+    workdir = workdir.resolve()
     sources = write_dataset(workdir / "exports", seed, rows=rows)
     t0 = time.monotonic()
     clean, problems = run(sources, workdir / "clean", None)
